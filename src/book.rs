@@ -1,0 +1,227 @@
+//! Leveraged positions: generated from a venue's distributions, or read from a CSV snapshot.
+//!
+//! A book is drawn once per scenario from the scenario's seed, on a random stream of its own
+//! (disjoint from every path's stream), so adding paths never changes the book and every
+//! policy starts from the same positions.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Pareto, StandardNormal};
+use serde::Deserialize;
+
+use crate::scenario::file::{Book, LeverageMix};
+
+/// Which side of the market a position is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// Profits when the price rises; liquidated on the way down.
+    Long,
+    /// Profits when the price falls; liquidated on the way up.
+    Short,
+}
+
+impl Side {
+    /// +1 for longs, -1 for shorts: the sign of a position's profit per unit price rise.
+    pub fn sign(self) -> f64 {
+        match self {
+            Side::Long => 1.0,
+            Side::Short => -1.0,
+        }
+    }
+}
+
+/// One isolated-margin linear perpetual position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    /// Long or short.
+    pub side: Side,
+    /// Quantity of the underlying (notional / entry price).
+    pub quantity: f64,
+    /// Entry price.
+    pub entry: f64,
+    /// Leverage at entry (notional / posted margin), at least 1.
+    pub leverage: f64,
+}
+
+impl Position {
+    /// Price at which equity falls to `mm` times notional.
+    pub fn liquidation_price(&self, mm: f64) -> f64 {
+        let s = self.side.sign();
+        self.entry * (1.0 - s / self.leverage) / (1.0 - s * mm)
+    }
+}
+
+/// Where the random stream of venue `v`'s book starts: far above every path's stream.
+const BOOK_STREAM_BASE: u64 = 1 << 63;
+
+/// Parameters of a generated book, with the scenario's defaults filled in.
+#[derive(Debug, Clone, Copy)]
+pub struct BookSpec {
+    /// Positions per side.
+    pub positions: u32,
+    /// Long leverage distribution.
+    pub long_leverage: LeverageMix,
+    /// Short leverage distribution.
+    pub short_leverage: LeverageMix,
+    /// Standard deviation of log(entry / start).
+    pub entry_dispersion: f64,
+    /// Pareto tail index of sizes.
+    pub size_tail: f64,
+}
+
+impl BookSpec {
+    /// The generated-book parameters of `book`, defaults filled in.
+    pub fn from_book(book: &Book) -> BookSpec {
+        BookSpec {
+            positions: book.positions.unwrap_or(10_000),
+            long_leverage: book.long_leverage.unwrap_or(LeverageMix {
+                median: 10.0,
+                dispersion: 0.8,
+            }),
+            short_leverage: book.short_leverage.unwrap_or(LeverageMix {
+                median: 3.0,
+                dispersion: 0.6,
+            }),
+            entry_dispersion: book.entry_dispersion.unwrap_or(0.05),
+            size_tail: book.size_tail.unwrap_or(1.5),
+        }
+    }
+}
+
+/// Draws a venue's book: `spec.positions` longs and as many shorts, each side holding
+/// `open_interest / start` units, with leverage in `[1, 1 / initial_margin]` and no position
+/// past its liquidation price at the start.
+pub fn generate(
+    spec: &BookSpec,
+    start: f64,
+    open_interest: f64,
+    initial_margin: f64,
+    maintenance_margin: f64,
+    seed: u64,
+    venue_index: usize,
+) -> Vec<Position> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(BOOK_STREAM_BASE + venue_index as u64);
+    let max_leverage = 1.0 / initial_margin;
+    let sizes = Pareto::new(1.0, spec.size_tail).expect("validated: size_tail > 1");
+    let entries = Normal::new(0.0, spec.entry_dispersion).expect("validated: dispersion >= 0");
+    let mut book = Vec::with_capacity(2 * spec.positions as usize);
+    for (side, mix) in [
+        (Side::Long, spec.long_leverage),
+        (Side::Short, spec.short_leverage),
+    ] {
+        let first = book.len();
+        let mut total = 0.0;
+        for _ in 0..spec.positions {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let leverage = (mix.median.ln() + mix.dispersion * z)
+                .exp()
+                .clamp(1.0, max_leverage);
+            // Redraw entries that would start past the trigger; the start price itself is
+            // always safe because leverage <= 1 / IM < 1 / MM.
+            let mut entry = start;
+            for _ in 0..16 {
+                let candidate = start * entries.sample(&mut rng).exp();
+                let p = Position {
+                    side,
+                    quantity: 1.0,
+                    entry: candidate,
+                    leverage,
+                };
+                let trigger = p.liquidation_price(maintenance_margin);
+                let safe = match side {
+                    Side::Long => trigger < start,
+                    Side::Short => trigger > start,
+                };
+                if safe {
+                    entry = candidate;
+                    break;
+                }
+            }
+            let size: f64 = sizes.sample(&mut rng);
+            total += size;
+            book.push(Position {
+                side,
+                quantity: size,
+                entry,
+                leverage,
+            });
+        }
+        // Scale sizes so the side holds open_interest / start units.
+        let units = open_interest / start;
+        for p in &mut book[first..] {
+            p.quantity *= units / total;
+        }
+    }
+    book
+}
+
+/// One row of a positions CSV.
+#[derive(Debug, Deserialize)]
+struct Row {
+    side: String,
+    notional: f64,
+    entry_price: f64,
+    leverage: f64,
+}
+
+/// Reads a positions snapshot with columns `side,notional,entry_price,leverage`.
+///
+/// Errors name the line and the column, so the message can be shown as is.
+pub fn read_csv(path: &Path) -> Result<Vec<Position>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .clone();
+    for column in ["side", "notional", "entry_price", "leverage"] {
+        if !headers.iter().any(|h| h == column) {
+            return Err(format!(
+                "{}: missing column `{column}` (expected side,notional,entry_price,leverage)",
+                path.display()
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, row) in reader.deserialize::<Row>().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| format!("{} line {line}: {e}", path.display()))?;
+        let side = match row.side.to_ascii_lowercase().as_str() {
+            "long" => Side::Long,
+            "short" => Side::Short,
+            other => {
+                return Err(format!(
+                    "{} line {line}: side `{other}` must be `long` or `short`",
+                    path.display()
+                ));
+            }
+        };
+        let bad =
+            |what: &str, v: f64| format!("{} line {line}: {what} ({v}) must be", path.display());
+        if !(row.notional.is_finite() && row.notional > 0.0) {
+            return Err(format!("{} positive", bad("notional", row.notional)));
+        }
+        if !(row.entry_price.is_finite() && row.entry_price > 0.0) {
+            return Err(format!("{} positive", bad("entry_price", row.entry_price)));
+        }
+        if !(row.leverage.is_finite() && row.leverage >= 1.0) {
+            return Err(format!("{} at least 1", bad("leverage", row.leverage)));
+        }
+        out.push(Position {
+            side,
+            quantity: row.notional / row.entry_price,
+            entry: row.entry_price,
+            leverage: row.leverage,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("{}: no positions", path.display()));
+    }
+    Ok(out)
+}

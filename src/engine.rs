@@ -1,0 +1,408 @@
+//! One path of one policy: the step loop and the cascade rounds within a step.
+//!
+//! The state of a path is small: the fundamental, one impact [`Pool`] for the shared
+//! liquidity and one per venue, a pointer into each ladder, the fund balances and running
+//! totals. A step with nothing near a trigger costs a few additions and two comparisons
+//! (the "quiet band" test); only steps that cross a trigger run cascade rounds, and a round
+//! costs binary searches and prefix-sum differences, never a loop over positions.
+
+use crate::ladder::Sweep;
+use crate::liquidity::Pool;
+use crate::market::Market;
+use crate::metrics::{Metric, RowLayout, VenueMetric};
+use crate::scenario::file::MarkPrice;
+
+/// Local dislocations smaller than this (in log price) are set to zero, so that a market that
+/// has calmed down returns to the fast path where every venue trades at the shared price.
+const NEGLIGIBLE_DISLOCATION: f64 = 1e-13;
+
+/// Drawdowns below one basis point count as one basis point in the amplification ratio.
+const DRAWDOWN_FLOOR: f64 = 1e-4;
+
+/// Where every dollar moved by liquidations went on one path (USD, summed over venues).
+///
+/// The accounts balance: `counterparty = stake - returned - fees + bad_debt` (what the other
+/// side is owed is what the liquidated traders lost plus the shortfall), and
+/// `bad_debt = fund_drawn + adl + unabsorbed` (every shortfall has a payer or is left unpaid).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Ledger {
+    /// Margin the liquidated traders had at stake.
+    pub stake: f64,
+    /// Equity returned to liquidated traders.
+    pub returned: f64,
+    /// Liquidation fees paid into the funds.
+    pub fees: f64,
+    /// Shortfall beyond bankruptcy prices.
+    pub bad_debt: f64,
+    /// Paid by insurance funds.
+    pub fund_drawn: f64,
+    /// Covered by auto-deleveraging.
+    pub adl: f64,
+    /// Left unpaid.
+    pub unabsorbed: f64,
+    /// Owed to the other side of the liquidated positions.
+    pub counterparty: f64,
+    /// Insurance fund balances at the start, summed.
+    pub funds_start: f64,
+    /// Insurance fund balances at the end, summed.
+    pub funds_end: f64,
+}
+
+impl Ledger {
+    fn add_sweep(&mut self, s: &Sweep) {
+        self.stake += s.stake;
+        self.returned += s.returned;
+        self.fees += s.fees;
+        self.bad_debt += s.bad_debt;
+        self.counterparty += s.counterparty;
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct VenueState {
+    long_ptr: usize,
+    short_ptr: usize,
+    local: Pool,
+    /// Log price at the start of the current round, and after it.
+    log_price: f64,
+    /// ADL already taken from profitable longs / shorts on this path.
+    adl_from_longs: f64,
+    adl_from_shorts: f64,
+    /// Crossed ranges of the current round.
+    long_to: usize,
+    short_to: usize,
+    unabsorbed: f64,
+}
+
+/// Reusable per-thread buffers; one path at a time.
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    venues: Vec<VenueState>,
+    funds: Vec<f64>,
+    /// Per step: log of traded price over start price, at the step's end.
+    pub log_price_path: Vec<f64>,
+    /// Per step: cumulative liquidated notional at the step's end (USD).
+    pub liquidated_path: Vec<f64>,
+}
+
+/// Runs one path of `market` on the exogenous log returns `returns`, writing the path's row
+/// into `row` (laid out by [`RowLayout`]) and the per-step figures into `scratch`.
+pub fn simulate(
+    market: &Market,
+    returns: &[f64],
+    scratch: &mut Scratch,
+    row: &mut [f64],
+) -> Ledger {
+    let mut path = PathRun::new(market, scratch, row, returns.len());
+    path.run(returns);
+    path.finish()
+}
+
+struct PathRun<'a> {
+    m: &'a Market,
+    s: &'a mut Scratch,
+    row: &'a mut [f64],
+    layout: RowLayout,
+    ledger: Ledger,
+    log_start: f64,
+    x: f64,
+    shared: Pool,
+    locals_active: bool,
+    /// Quiet band: with every venue at the shared price, nothing triggers strictly inside.
+    band_low: f64,
+    band_high: f64,
+    recent_move: f64,
+    liquidated: f64,
+}
+
+impl<'a> PathRun<'a> {
+    fn new(m: &'a Market, s: &'a mut Scratch, row: &'a mut [f64], steps: usize) -> Self {
+        let layout = RowLayout {
+            venues: m.venues.len(),
+        };
+        debug_assert_eq!(row.len(), layout.len());
+        row.fill(0.0);
+        let log_start = m.start.ln();
+        s.venues.clear();
+        s.venues.resize(
+            m.venues.len(),
+            VenueState {
+                log_price: log_start,
+                ..VenueState::default()
+            },
+        );
+        s.funds.clear();
+        s.funds.extend_from_slice(&m.funds);
+        s.log_price_path.clear();
+        s.log_price_path.reserve(steps);
+        s.liquidated_path.clear();
+        s.liquidated_path.reserve(steps);
+        let funds_start = m.funds.iter().sum();
+        let mut run = PathRun {
+            m,
+            s,
+            row,
+            layout,
+            ledger: Ledger {
+                funds_start,
+                ..Ledger::default()
+            },
+            log_start,
+            x: log_start,
+            shared: Pool::default(),
+            locals_active: false,
+            band_low: 0.0,
+            band_high: 0.0,
+            recent_move: 0.0,
+            liquidated: 0.0,
+        };
+        run.update_band();
+        run
+    }
+
+    fn update_band(&mut self) {
+        let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
+        for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
+            low = low.max(v.longs.next_log_trigger(st.long_ptr));
+            high = high.min(v.shorts.next_log_trigger(st.short_ptr));
+        }
+        self.band_low = low;
+        self.band_high = high;
+    }
+
+    fn run(&mut self, returns: &[f64]) {
+        let lm = self.m.liquidity;
+        let mut min_log_index = self.log_start;
+        let mut min_x = self.log_start;
+        let mut max_gap = 0.0f64;
+        let mut prev_log_index = self.log_start;
+        for &r in returns {
+            self.x += r;
+            min_x = min_x.min(self.x);
+            self.shared.transient *= lm.resilience_decay;
+            if self.locals_active {
+                self.decay_locals();
+            }
+            let z = self.x + self.shared.level();
+            let quiet = !self.locals_active && z > self.band_low && z < self.band_high;
+            if !quiet {
+                let depth_factor = lm.depth_factor(self.recent_move);
+                self.cascade(depth_factor);
+            }
+            let log_index = if self.locals_active {
+                let mut index = 0.0;
+                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+                for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
+                    index += v.weight * st.log_price.exp();
+                    lo = lo.min(st.log_price);
+                    hi = hi.max(st.log_price);
+                }
+                max_gap = max_gap.max(hi - lo);
+                index.ln()
+            } else {
+                self.x + self.shared.level()
+            };
+            min_log_index = min_log_index.min(log_index);
+            if lm.withdrawal > 0.0 {
+                let d = lm.resilience_decay;
+                self.recent_move =
+                    d * self.recent_move + (1.0 - d) * (log_index - prev_log_index).abs();
+            }
+            prev_log_index = log_index;
+            self.s.log_price_path.push(log_index - self.log_start);
+            self.s.liquidated_path.push(self.liquidated);
+        }
+        let dd = 1.0 - (min_log_index - self.log_start).exp();
+        let exo = 1.0 - (min_x - self.log_start).exp();
+        self.set(Metric::MaxDrawdown, dd);
+        self.set(Metric::ExogenousDrawdown, exo);
+        self.set(
+            Metric::Amplification,
+            dd.max(DRAWDOWN_FLOOR) / exo.max(DRAWDOWN_FLOOR),
+        );
+        self.set(Metric::MaxVenueGap, max_gap.exp() - 1.0);
+    }
+
+    fn decay_locals(&mut self) {
+        let lm = self.m.liquidity;
+        let mut any = false;
+        for st in &mut self.s.venues {
+            st.local.permanent *= lm.arbitrage_decay;
+            st.local.transient *= lm.arbitrage_decay * lm.resilience_decay;
+            any |= st.local.level().abs() >= NEGLIGIBLE_DISLOCATION;
+        }
+        if !any {
+            for st in &mut self.s.venues {
+                st.local = Pool::default();
+            }
+            self.locals_active = false;
+        }
+    }
+
+    /// Sets every venue's current log price and returns the log index (for index marks).
+    fn price_venues(&mut self) -> f64 {
+        let base = self.x + self.shared.level();
+        let mut index = 0.0;
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
+            st.log_price = base + st.local.level();
+            if self.m.any_index_mark {
+                index += v.weight * st.log_price.exp();
+            }
+        }
+        if self.m.any_index_mark {
+            index.ln()
+        } else {
+            base
+        }
+    }
+
+    /// Finds the tranches each venue's mark has crossed; returns whether any has.
+    fn find_crossings(&mut self) -> bool {
+        let log_index = self.price_venues();
+        let mut any = false;
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
+            let mark = match v.mark {
+                MarkPrice::Own => st.log_price,
+                MarkPrice::Index => log_index,
+            };
+            st.long_to = v.longs.crossed_until(st.long_ptr, mark);
+            st.short_to = v.shorts.crossed_until(st.short_ptr, mark);
+            any |= st.long_to > st.long_ptr || st.short_to > st.short_ptr;
+        }
+        any
+    }
+
+    /// Cascade rounds within one step, to the fixed point or the round cap.
+    fn cascade(&mut self, depth_factor: f64) {
+        let m = self.m;
+        let lm = m.liquidity;
+        self.shared.step_flow = 0.0;
+        for st in &mut self.s.venues {
+            st.local.step_flow = 0.0;
+        }
+        let mut rounds = 0u32;
+        while self.find_crossings() {
+            if rounds == m.max_rounds {
+                self.add(Metric::RoundCapHits, 1.0);
+                break;
+            }
+            rounds += 1;
+            // Net forced sells per venue, in notional at the start price.
+            let mut shared_flow = 0.0;
+            for (v, st) in m.venues.iter().zip(&mut self.s.venues) {
+                let q_long = v.longs.quantity_between(st.long_ptr, st.long_to);
+                let q_short = v.shorts.quantity_between(st.short_ptr, st.short_to);
+                let flow = (q_long - q_short) * m.start;
+                shared_flow += v.routing * flow;
+                st.local
+                    .absorb(&lm, (1.0 - v.routing) * flow, v.depth * depth_factor);
+            }
+            self.shared
+                .absorb(&lm, shared_flow, lm.shared_depth * depth_factor);
+            let base = self.x + self.shared.level();
+            for i in 0..m.venues.len() {
+                self.settle(i, base);
+            }
+            self.locals_active = true;
+        }
+        if rounds > 0 {
+            self.add(Metric::CascadeRounds, f64::from(rounds));
+            self.add(Metric::CascadeSteps, 1.0);
+        }
+        // Re-price venues so the step's record sees the post-cascade prices.
+        self.price_venues();
+        self.update_band();
+    }
+
+    /// Fills venue `i`'s crossed tranches at the average of its pre- and post-round price,
+    /// and runs the loss waterfall: fees in, bad debt paid by the fund, then ADL, then unpaid.
+    fn settle(&mut self, i: usize, base: f64) {
+        let v = &self.m.venues[i];
+        let st = &mut self.s.venues[i];
+        let post = base + st.local.level();
+        let crossed = st.long_to > st.long_ptr || st.short_to > st.short_ptr;
+        if !crossed {
+            st.log_price = post;
+            return;
+        }
+        let fill = (0.5 * (st.log_price + post)).exp();
+        let longs = v.longs.sweep(st.long_ptr, st.long_to, fill, v.fee);
+        let shorts = v.shorts.sweep(st.short_ptr, st.short_to, fill, v.fee);
+        st.long_ptr = st.long_to;
+        st.short_ptr = st.short_to;
+        st.log_price = post;
+        let price = post.exp();
+
+        let fund = &mut self.s.funds[v.fund];
+        *fund += longs.fees + shorts.fees;
+        let mut drawn = 0.0;
+        let mut adl_total = 0.0;
+        let mut adl_notional = 0.0;
+        let mut unabsorbed = 0.0;
+        // Longs' shortfall is owed to shorts, so ADL draws on profitable shorts, and vice versa.
+        for (bad, opposite, taken) in [
+            (longs.bad_debt, &v.short_entries, &mut st.adl_from_shorts),
+            (shorts.bad_debt, &v.long_entries, &mut st.adl_from_longs),
+        ] {
+            if bad <= 0.0 {
+                continue;
+            }
+            let paid = bad.min(*fund);
+            *fund -= paid;
+            drawn += paid;
+            let mut rest = bad - paid;
+            if rest > 0.0 && v.adl {
+                let (profit, notional) = opposite.profits(price);
+                let available = (profit - *taken).max(0.0);
+                let adl = rest.min(available);
+                if adl > 0.0 {
+                    *taken += adl;
+                    adl_total += adl;
+                    adl_notional += adl / profit * notional;
+                    rest -= adl;
+                }
+            }
+            unabsorbed += rest;
+        }
+        st.unabsorbed += unabsorbed;
+
+        self.liquidated += longs.notional + shorts.notional;
+        self.ledger.add_sweep(&longs);
+        self.ledger.add_sweep(&shorts);
+        self.ledger.fund_drawn += drawn;
+        self.ledger.adl += adl_total;
+        self.ledger.unabsorbed += unabsorbed;
+
+        let l = self.layout;
+        let row = &mut *self.row;
+        row[Metric::LiquidatedNotional.index()] += longs.notional + shorts.notional;
+        row[Metric::LiquidatedLongNotional.index()] += longs.notional;
+        row[Metric::LiquidatedShortNotional.index()] += shorts.notional;
+        row[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
+        row[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
+        row[Metric::InsuranceFundDrawn.index()] += drawn;
+        row[Metric::AdlNotional.index()] += adl_notional;
+        row[Metric::UnabsorbedLoss.index()] += unabsorbed;
+        row[l.venue(i, VenueMetric::LiquidatedLongNotional)] += longs.notional;
+        row[l.venue(i, VenueMetric::LiquidatedShortNotional)] += shorts.notional;
+        row[l.venue(i, VenueMetric::BadDebt)] += longs.bad_debt + shorts.bad_debt;
+        row[l.venue(i, VenueMetric::InsuranceFundDrawn)] += drawn;
+        row[l.venue(i, VenueMetric::AdlNotional)] += adl_notional;
+        row[l.venue(i, VenueMetric::UnabsorbedLoss)] += unabsorbed;
+    }
+
+    fn set(&mut self, metric: Metric, value: f64) {
+        self.row[metric.index()] = value;
+    }
+
+    fn add(&mut self, metric: Metric, value: f64) {
+        self.row[metric.index()] += value;
+    }
+
+    fn finish(mut self) -> Ledger {
+        let insolvent = self.s.venues.iter().filter(|v| v.unabsorbed > 0.0).count();
+        self.set(Metric::InsolventVenues, insolvent as f64);
+        self.ledger.funds_end = self.s.funds.iter().sum();
+        self.ledger
+    }
+}

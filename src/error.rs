@@ -1,0 +1,72 @@
+//! The library's error type, and which errors are the user's to fix (exit code 2).
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// One problem found in a scenario: where it is and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, e.g. `venues[1].maintenance_margin`.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Everything that can go wrong in `cascade`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The scenario file (or its overrides) is invalid; every problem found is listed.
+    #[error("{} is invalid:{}", file.display(), list(problems))]
+    InvalidScenario {
+        /// The scenario file.
+        file: PathBuf,
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+    /// Some other input the user gave is unusable (a flag, an output path, a result directory).
+    #[error("{0}")]
+    BadInput(String),
+    /// Reading or writing a file failed for a reason outside the user's input.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("\n  - {p}")).collect()
+}
+
+impl Error {
+    /// The process exit code this error maps to: 2 for bad input, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::InvalidScenario { .. } | Error::BadInput(_) => 2,
+            Error::Io { .. } => 1,
+        }
+    }
+
+    /// An I/O error with the context that names the file.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! `cascade`: a Monte Carlo simulator of liquidation cascades across derivatives venues, and
+//! of how cross-border cooperation (harmonized margins, shared supervision, pooled default
+//! funds) changes them.
+//!
+//! The pipeline, one module per concept:
+//! [`scenario`] (file, overrides, validation) -> [`book`] (positions) -> [`policy`] (overlays)
+//! -> [`market`] (ladders and constants, per policy) -> [`runner`] (parallel paths, with
+//! [`shocks`] for the exogenous price and [`engine`] for one path, using [`ladder`] and
+//! [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and [`timeline`]) ->
+//! [`results`] (the result directory).
+
+pub mod book;
+pub mod engine;
+pub mod error;
+pub mod ladder;
+pub mod liquidity;
+pub mod market;
+pub mod metrics;
+pub mod policy;
+pub mod progress;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod shocks;
+pub mod stats;
+pub mod summary;
+pub mod timeline;
+
+pub use error::{Error, Result};
+pub use scenario::Scenario;
+
+/// The version recorded in every result.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

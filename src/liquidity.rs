@@ -1,0 +1,93 @@
+//! Price impact: how forced flow moves prices, and how impact fades.
+//!
+//! Prices are kept in logs, so every price is `exp(...)` of a finite number and stays
+//! strictly positive whatever the flow. Impact within a step is a function of the step's
+//! cumulative net flow into a pool (the step's "metaorder"), so splitting a cascade into more
+//! rounds does not change where it ends, for the square-root law as for the linear one.
+//! Flow is measured in notional at the scenario's start price (quantity x start price), which
+//! makes impact a function of quantity alone and the cascade's fixed point exact.
+
+use crate::scenario::file::{ImpactLaw, Liquidity};
+
+/// Log-price move (positive = down) caused by net sell notional `flow` into depth `depth`.
+///
+/// `depth` is the notional that moves the price by 1% (0.01 in log): the two laws agree there.
+#[inline]
+pub fn impact(law: ImpactLaw, flow: f64, depth: f64) -> f64 {
+    let x = flow / depth;
+    match law {
+        ImpactLaw::Linear => 0.01 * x,
+        ImpactLaw::Sqrt => 0.01 * x.signum() * x.abs().sqrt(),
+    }
+}
+
+/// Per-step decay factors and impact parameters derived once from the scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct LiquidityModel {
+    /// Impact law.
+    pub law: ImpactLaw,
+    /// Depth of the shared pool (USD per 1%).
+    pub shared_depth: f64,
+    /// Share of impact that is permanent.
+    pub permanent: f64,
+    /// Per-step factor of the transient part (book resilience).
+    pub resilience_decay: f64,
+    /// Per-step factor of local dislocations (arbitrage toward the shared price).
+    pub arbitrage_decay: f64,
+    /// Depth withdrawal per % of recent average absolute move per step.
+    pub withdrawal: f64,
+}
+
+impl LiquidityModel {
+    /// Derives the model from a validated `liquidity` section.
+    pub fn new(l: &Liquidity) -> LiquidityModel {
+        let decay = |half_life: f64| (-std::f64::consts::LN_2 / half_life).exp();
+        LiquidityModel {
+            law: l.impact,
+            shared_depth: l.shared_depth_1pct,
+            permanent: l.permanent_fraction,
+            resilience_decay: decay(l.resilience_half_life_steps),
+            arbitrage_decay: decay(l.arbitrage_half_life_steps),
+            withdrawal: l.depth_withdrawal,
+        }
+    }
+
+    /// The factor depths are multiplied by, given the recent average absolute move
+    /// (log units per step).
+    #[inline]
+    pub fn depth_factor(&self, recent_move: f64) -> f64 {
+        1.0 / (1.0 + self.withdrawal * 100.0 * recent_move)
+    }
+}
+
+/// Impact state of one pool (the shared pool or a venue's local book) on one path.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pool {
+    /// Permanent part of the log-price displacement.
+    pub permanent: f64,
+    /// Transient part, decaying with resilience.
+    pub transient: f64,
+    /// Cumulative net sell notional this step.
+    pub step_flow: f64,
+}
+
+impl Pool {
+    /// Total log-price displacement.
+    #[inline]
+    pub fn level(&self) -> f64 {
+        self.permanent + self.transient
+    }
+
+    /// Adds `flow` to this step's metaorder and moves the price by the change in impact.
+    #[inline]
+    pub fn absorb(&mut self, m: &LiquidityModel, flow: f64, depth: f64) {
+        if flow == 0.0 {
+            return;
+        }
+        let before = impact(m.law, self.step_flow, depth);
+        self.step_flow += flow;
+        let delta = impact(m.law, self.step_flow, depth) - before;
+        self.permanent -= m.permanent * delta;
+        self.transient -= (1.0 - m.permanent) * delta;
+    }
+}

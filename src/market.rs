@@ -1,0 +1,169 @@
+//! The built model the engine runs: one [`Market`] per policy, shared read-only by all paths.
+//!
+//! Building sorts every venue's book into liquidation ladders and derives every constant a
+//! step needs, so that the per-path work is only arithmetic on a small state.
+
+use crate::book::{Position, Side};
+use crate::ladder::{EntryIndex, Ladder};
+use crate::liquidity::LiquidityModel;
+use crate::scenario::Scenario;
+use crate::scenario::file::{LiquidationMode, MarkPrice, Venue};
+
+/// One venue, ready to run.
+#[derive(Debug, Clone)]
+pub struct VenueModel {
+    /// Venue name.
+    pub name: String,
+    /// Jurisdiction.
+    pub jurisdiction: String,
+    /// Long liquidation ladder (crossed as the price falls).
+    pub longs: Ladder,
+    /// Short liquidation ladder (crossed as the price rises).
+    pub shorts: Ladder,
+    /// Longs by entry price, for auto-deleveraging against profitable longs.
+    pub long_entries: EntryIndex,
+    /// Shorts by entry price, for auto-deleveraging against profitable shorts.
+    pub short_entries: EntryIndex,
+    /// Liquidation fee rate.
+    pub fee: f64,
+    /// Index into [`Market::funds`] of the fund that absorbs this venue's losses.
+    pub fund: usize,
+    /// Whether auto-deleveraging covers what the fund cannot.
+    pub adl: bool,
+    /// Local depth (USD per 1%).
+    pub depth: f64,
+    /// Share of net forced flow routed to the shared pool.
+    pub routing: f64,
+    /// How the mark price is formed.
+    pub mark: MarkPrice,
+    /// Weight in the traded-price index (share of total open interest).
+    pub weight: f64,
+    /// Long open interest at the start price (USD).
+    pub open_interest: f64,
+}
+
+/// Everything one policy's paths run on.
+#[derive(Debug, Clone)]
+pub struct Market {
+    /// Start price.
+    pub start: f64,
+    /// Venues in scenario order.
+    pub venues: Vec<VenueModel>,
+    /// Starting balances of the insurance funds.
+    pub funds: Vec<f64>,
+    /// Impact and decay parameters.
+    pub liquidity: LiquidityModel,
+    /// Cap on cascade rounds within a step.
+    pub max_rounds: u32,
+    /// Sum of the venues' long open interest (USD at the start price).
+    pub total_open_interest: f64,
+    /// Whether any venue marks to the index (then marks need every venue's price).
+    pub any_index_mark: bool,
+}
+
+/// The per-venue settings a policy may change before the ladders are built.
+#[derive(Debug, Clone)]
+pub struct VenueTerms {
+    /// Maintenance margin rate.
+    pub maintenance_margin: f64,
+    /// Routing share (alpha).
+    pub routing: f64,
+    /// Mark price.
+    pub mark: MarkPrice,
+    /// Fund index.
+    pub fund: usize,
+    /// The venue's positions.
+    pub positions: Vec<Position>,
+}
+
+impl VenueTerms {
+    /// A venue's own terms, as the scenario states them.
+    pub fn baseline(v: &Venue, routing: f64, fund: usize, positions: Vec<Position>) -> Self {
+        VenueTerms {
+            maintenance_margin: v.maintenance_margin,
+            routing,
+            mark: v.mark_price,
+            fund,
+            positions,
+        }
+    }
+}
+
+impl Market {
+    /// Builds the market of a scenario under given venue terms and fund balances.
+    pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Market {
+        let f = scenario.file();
+        let start = f.price.start;
+        let open_interest: Vec<f64> = terms
+            .iter()
+            .map(|t| {
+                t.positions
+                    .iter()
+                    .filter(|p| p.side == Side::Long)
+                    .map(|p| p.quantity * start)
+                    .sum()
+            })
+            .collect();
+        let total: f64 = open_interest.iter().sum();
+        let venues: Vec<VenueModel> = f
+            .venues
+            .iter()
+            .zip(terms)
+            .zip(&open_interest)
+            .map(|((v, t), &oi)| {
+                let partial = match v.liquidation {
+                    LiquidationMode::Full => None,
+                    LiquidationMode::Partial => v.partial_fraction,
+                };
+                let ladder = |side| {
+                    Ladder::build(
+                        &t.positions,
+                        side,
+                        t.maintenance_margin,
+                        v.liquidation_fee,
+                        partial,
+                    )
+                };
+                VenueModel {
+                    name: v.name.clone(),
+                    jurisdiction: v.jurisdiction.clone(),
+                    longs: ladder(Side::Long),
+                    shorts: ladder(Side::Short),
+                    long_entries: EntryIndex::build(&t.positions, Side::Long),
+                    short_entries: EntryIndex::build(&t.positions, Side::Short),
+                    fee: v.liquidation_fee,
+                    fund: t.fund,
+                    adl: v.adl,
+                    depth: v.depth_1pct,
+                    routing: t.routing,
+                    mark: t.mark,
+                    weight: if total > 0.0 { oi / total } else { 0.0 },
+                    open_interest: oi,
+                }
+            })
+            .collect();
+        Market {
+            start,
+            any_index_mark: venues.iter().any(|v| v.mark == MarkPrice::Index),
+            venues,
+            funds,
+            liquidity: LiquidityModel::new(&f.liquidity),
+            max_rounds: f.simulation.max_rounds,
+            total_open_interest: total,
+        }
+    }
+
+    /// The scenario's own market: every venue on its own terms, each with its own fund.
+    pub fn baseline(scenario: &Scenario, books: &[Vec<Position>]) -> Market {
+        let f = scenario.file();
+        let terms = f
+            .venues
+            .iter()
+            .zip(books)
+            .enumerate()
+            .map(|(i, (v, b))| VenueTerms::baseline(v, f.liquidity.routing, i, b.clone()))
+            .collect();
+        let funds = f.venues.iter().map(|v| v.insurance_fund).collect();
+        Market::build(scenario, terms, funds)
+    }
+}

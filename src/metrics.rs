@@ -1,0 +1,170 @@
+//! The per-path figures: their names (a contract with users' scripts) and their row layout.
+//!
+//! One path under one policy produces one row of `f64`: the [`Metric`]s in declaration order,
+//! then for every venue the [`VenueMetric`]s. Rows are plain slices so a batch of paths writes
+//! into one preallocated buffer without allocating per path.
+
+/// A per-path metric; its [`Metric::name`] is the `paths.csv` column and `summary.json` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Notional closed by forced liquidation, at fill prices (USD).
+    LiquidatedNotional,
+    /// Positions liquidated, wholly or in part.
+    LiquidatedPositions,
+    /// Largest fall of the traded price (open-interest-weighted index) below the start, as a
+    /// fraction, measured at the end of each step.
+    MaxDrawdown,
+    /// Largest fall of the fundamental below the start, as a fraction.
+    ExogenousDrawdown,
+    /// `max_drawdown / exogenous_drawdown`, each floored at one basis point (1 where neither fell).
+    Amplification,
+    /// Shortfall of liquidations filled beyond bankruptcy prices (USD).
+    BadDebt,
+    /// What the insurance funds paid towards bad debt (USD).
+    InsuranceFundDrawn,
+    /// Notional of profitable positions closed by auto-deleveraging (USD).
+    AdlNotional,
+    /// Bad debt neither the funds nor ADL absorbed (USD).
+    UnabsorbedLoss,
+    /// Venues left with unabsorbed loss.
+    InsolventVenues,
+    /// Largest relative gap between the highest and lowest venue price at a step's end.
+    MaxVenueGap,
+    /// Cascade rounds that liquidated something, summed over steps.
+    CascadeRounds,
+    /// Steps in which anything was liquidated (the cascade's duration, in steps).
+    CascadeSteps,
+    /// Liquidated notional of longs (USD).
+    LiquidatedLongNotional,
+    /// Liquidated notional of shorts (USD).
+    LiquidatedShortNotional,
+    /// Steps in which the round cap stopped the cascade before its fixed point.
+    RoundCapHits,
+}
+
+impl Metric {
+    /// Every metric, in row order.
+    pub const ALL: [Metric; 16] = [
+        Metric::LiquidatedNotional,
+        Metric::LiquidatedPositions,
+        Metric::MaxDrawdown,
+        Metric::ExogenousDrawdown,
+        Metric::Amplification,
+        Metric::BadDebt,
+        Metric::InsuranceFundDrawn,
+        Metric::AdlNotional,
+        Metric::UnabsorbedLoss,
+        Metric::InsolventVenues,
+        Metric::MaxVenueGap,
+        Metric::CascadeRounds,
+        Metric::CascadeSteps,
+        Metric::LiquidatedLongNotional,
+        Metric::LiquidatedShortNotional,
+        Metric::RoundCapHits,
+    ];
+
+    /// Column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::LiquidatedNotional => "liquidated_notional",
+            Metric::LiquidatedPositions => "liquidated_positions",
+            Metric::MaxDrawdown => "max_drawdown",
+            Metric::ExogenousDrawdown => "exogenous_drawdown",
+            Metric::Amplification => "amplification",
+            Metric::BadDebt => "bad_debt",
+            Metric::InsuranceFundDrawn => "insurance_fund_drawn",
+            Metric::AdlNotional => "adl_notional",
+            Metric::UnabsorbedLoss => "unabsorbed_loss",
+            Metric::InsolventVenues => "insolvent_venues",
+            Metric::MaxVenueGap => "max_venue_gap",
+            Metric::CascadeRounds => "cascade_rounds",
+            Metric::CascadeSteps => "cascade_steps",
+            Metric::LiquidatedLongNotional => "liquidated_long_notional",
+            Metric::LiquidatedShortNotional => "liquidated_short_notional",
+            Metric::RoundCapHits => "round_cap_hits",
+        }
+    }
+
+    /// Position in a row.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A per-venue, per-path figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VenueMetric {
+    /// Liquidated notional of longs (USD).
+    LiquidatedLongNotional,
+    /// Liquidated notional of shorts (USD).
+    LiquidatedShortNotional,
+    /// Bad debt (USD).
+    BadDebt,
+    /// Insurance fund paid towards this venue's bad debt (USD).
+    InsuranceFundDrawn,
+    /// ADL notional (USD).
+    AdlNotional,
+    /// Unabsorbed loss (USD); positive means the venue is insolvent on the path.
+    UnabsorbedLoss,
+}
+
+impl VenueMetric {
+    /// Every venue metric, in row order.
+    pub const ALL: [VenueMetric; 6] = [
+        VenueMetric::LiquidatedLongNotional,
+        VenueMetric::LiquidatedShortNotional,
+        VenueMetric::BadDebt,
+        VenueMetric::InsuranceFundDrawn,
+        VenueMetric::AdlNotional,
+        VenueMetric::UnabsorbedLoss,
+    ];
+
+    /// Column suffix (`<venue>.<name>` in `paths.csv`).
+    pub fn name(self) -> &'static str {
+        match self {
+            VenueMetric::LiquidatedLongNotional => "liquidated_long_notional",
+            VenueMetric::LiquidatedShortNotional => "liquidated_short_notional",
+            VenueMetric::BadDebt => "bad_debt",
+            VenueMetric::InsuranceFundDrawn => "insurance_fund_drawn",
+            VenueMetric::AdlNotional => "adl_notional",
+            VenueMetric::UnabsorbedLoss => "unabsorbed_loss",
+        }
+    }
+}
+
+/// Where each figure sits in a row, for a given number of venues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowLayout {
+    /// Number of venues.
+    pub venues: usize,
+}
+
+impl RowLayout {
+    /// Length of one row.
+    pub fn len(&self) -> usize {
+        Metric::ALL.len() + self.venues * VenueMetric::ALL.len()
+    }
+
+    /// Never empty: there is always at least the path metrics.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Position of a venue metric.
+    #[inline]
+    pub fn venue(&self, venue: usize, m: VenueMetric) -> usize {
+        Metric::ALL.len() + venue * VenueMetric::ALL.len() + m as usize
+    }
+
+    /// Column names of a row, venue columns as `<venue>.<metric>`.
+    pub fn columns(&self, venue_names: &[String]) -> Vec<String> {
+        let mut cols: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_string()).collect();
+        for v in venue_names {
+            for m in VenueMetric::ALL {
+                cols.push(format!("{v}.{}", m.name()));
+            }
+        }
+        cols
+    }
+}

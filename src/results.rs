@@ -1,0 +1,257 @@
+//! The result directory: where it goes, what it holds, and that it appears whole or not at all.
+//!
+//! Files are written into a hidden temporary directory beside the target and renamed into
+//! place when everything succeeded, so a failed run leaves nothing behind and a reader never
+//! sees a half-written result. The target is checked before the simulation starts, so a bad
+//! `--out` fails in the first second, not after an hour.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::runner::RunOutput;
+use crate::scenario::Scenario;
+use crate::summary::Summary;
+use crate::timeline::QUANTILES;
+
+/// Where a run's results will go.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    target: PathBuf,
+    /// `output/<name>/latest`, updated after a default-location run.
+    latest: Option<PathBuf>,
+    force: bool,
+}
+
+impl Destination {
+    /// Plans the destination: `out` if given (refused if it exists, unless `force`), else a
+    /// new `root/<scenario>/<UTC timestamp>/` that never collides with an earlier run.
+    pub fn plan(
+        out: Option<&Path>,
+        root: &Path,
+        scenario: &str,
+        force: bool,
+    ) -> Result<Destination> {
+        if let Some(out) = out {
+            if out.exists() && !force {
+                return Err(Error::BadInput(format!(
+                    "{} already exists; pass --force to replace it, or choose another --out",
+                    out.display()
+                )));
+            }
+            if out.exists() && !out.join("manifest.json").exists() {
+                return Err(Error::BadInput(format!(
+                    "{} exists and is not a cascade result directory (no manifest.json); refusing to replace it",
+                    out.display()
+                )));
+            }
+            return Ok(Destination {
+                target: out.to_path_buf(),
+                latest: None,
+                force,
+            });
+        }
+        let dir = root.join(scenario);
+        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+        let mut target = dir.join(&stamp);
+        let mut n = 2;
+        while target.exists() {
+            target = dir.join(format!("{stamp}-{n}"));
+            n += 1;
+        }
+        Ok(Destination {
+            target,
+            latest: Some(dir.join("latest")),
+            force: false,
+        })
+    }
+
+    /// The final directory.
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+
+    /// Writes the directory's files with `fill` into a temporary directory, then moves it into
+    /// place (replacing an old result only with `force`) and updates `latest`.
+    pub fn commit(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+        let parent = match self.target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent)
+            .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".cascade-partial-")
+            .tempdir_in(&parent)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot create a directory in {}", parent.display()),
+                    e,
+                )
+            })?;
+        fill(tmp.path())?;
+        if self.force && self.target.exists() {
+            fs::remove_dir_all(&self.target)
+                .map_err(|e| Error::io(format!("cannot replace {}", self.target.display()), e))?;
+        }
+        let kept = tmp.keep();
+        fs::rename(&kept, &self.target).map_err(|e| {
+            let _ = fs::remove_dir_all(&kept);
+            Error::io(
+                format!("cannot move results to {}", self.target.display()),
+                e,
+            )
+        })?;
+        if let Some(latest) = &self.latest {
+            point_latest(latest, &self.target)?;
+        }
+        Ok(self.target.clone())
+    }
+}
+
+/// Points `latest` at `target` (a sibling), replacing the old link atomically.
+fn point_latest(latest: &Path, target: &Path) -> Result<()> {
+    let name = target.file_name().expect("timestamped targets have a name");
+    let tmp = latest.with_file_name(".latest-new");
+    let _ = fs::remove_file(&tmp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(name, &tmp)
+        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    #[cfg(not(unix))]
+    fs::write(&tmp, name.to_string_lossy().as_bytes())
+        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    fs::rename(&tmp, latest)
+        .map_err(|e| Error::io(format!("cannot update {}", latest.display()), e))
+}
+
+/// What `manifest.json` records: what was run, by which version, where and how long.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Always `cascade`.
+    pub tool: &'static str,
+    /// Version of `cascade`.
+    pub version: &'static str,
+    /// Scenario file as given.
+    pub scenario_path: String,
+    /// SHA-256 of the scenario file as read.
+    pub scenario_file_sha256: String,
+    /// SHA-256 of the resolved `scenario.toml` (overrides and seed included).
+    pub scenario_sha256: String,
+    /// Seed.
+    pub seed: u64,
+    /// Paths in this result.
+    pub paths: u64,
+    /// First and one-past-last path index.
+    pub path_range: [u64; 2],
+    /// Worker threads.
+    pub threads: usize,
+    /// `--set` overrides applied, as given.
+    pub overrides: Vec<String>,
+    /// UTC start time (RFC 3339).
+    pub started_at: String,
+    /// UTC end time (RFC 3339).
+    pub finished_at: String,
+    /// Wall-clock seconds of the whole run.
+    pub wall_seconds: f64,
+    /// Wall-clock seconds of the simulation alone.
+    pub simulation_seconds: f64,
+}
+
+fn create(dir: &Path, name: &str) -> Result<BufWriter<fs::File>> {
+    let path = dir.join(name);
+    fs::File::create(&path)
+        .map(BufWriter::new)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+}
+
+fn io_at(dir: &Path, name: &str) -> impl Fn(std::io::Error) -> Error {
+    let path = dir.join(name);
+    move |e| Error::io(format!("cannot write {}", path.display()), e)
+}
+
+/// Writes a value as pretty JSON with a trailing newline.
+pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> {
+    let mut w = create(dir, name)?;
+    serde_json::to_writer_pretty(&mut w, value).map_err(|e| {
+        Error::io(
+            format!("cannot write {}", dir.join(name).display()),
+            e.into(),
+        )
+    })?;
+    writeln!(w)
+        .and_then(|_| w.flush())
+        .map_err(io_at(dir, name))
+}
+
+/// Writes the resolved scenario.
+pub fn write_scenario(dir: &Path, scenario: &Scenario) -> Result<()> {
+    fs::write(dir.join("scenario.toml"), scenario.to_toml()).map_err(io_at(dir, "scenario.toml"))
+}
+
+/// Writes `paths.csv`: one row per policy and path.
+pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<()> {
+    let f = scenario.file();
+    let names: Vec<String> = f.venues.iter().map(|v| v.name.clone()).collect();
+    let mut w = create(dir, "paths.csv")?;
+    let err = io_at(dir, "paths.csv");
+    write!(w, "policy,path").map_err(&err)?;
+    for c in out.layout.columns(&names) {
+        write!(w, ",{c}").map_err(&err)?;
+    }
+    writeln!(w).map_err(&err)?;
+    for (p, policy) in f.policies.iter().enumerate() {
+        for path in out.range.start..out.range.end {
+            write!(w, "{},{path}", policy.name).map_err(&err)?;
+            for v in out.row(path, p) {
+                write!(w, ",{v}").map_err(&err)?;
+            }
+            writeln!(w).map_err(&err)?;
+        }
+    }
+    w.flush().map_err(&err)
+}
+
+/// Writes `timeline.csv`: per policy and step, quantile bands of price and of cumulative
+/// liquidated notional.
+pub fn write_timeline(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<()> {
+    let f = scenario.file();
+    let mut w = create(dir, "timeline.csv")?;
+    let err = io_at(dir, "timeline.csv");
+    let pct = |q: f64| format!("p{}", (q * 100.0).round());
+    write!(w, "policy,step").map_err(&err)?;
+    for prefix in ["price", "liquidated"] {
+        for q in QUANTILES {
+            write!(w, ",{prefix}_{}", pct(q)).map_err(&err)?;
+        }
+    }
+    writeln!(w).map_err(&err)?;
+    for (p, policy) in f.policies.iter().enumerate() {
+        let (price, liq) = out.timeline.bands(p, f.price.start);
+        for t in 0..price.nrows() {
+            write!(w, "{},{}", policy.name, t + 1).map_err(&err)?;
+            for v in price.row(t).iter().chain(liq.row(t).iter()) {
+                write!(w, ",{v}").map_err(&err)?;
+            }
+            writeln!(w).map_err(&err)?;
+        }
+    }
+    w.flush().map_err(&err)
+}
+
+/// Writes every result file of a finished run into `dir`.
+pub fn write_all(
+    dir: &Path,
+    scenario: &Scenario,
+    out: &RunOutput,
+    summary: &Summary,
+    manifest: &Manifest,
+) -> Result<()> {
+    write_json(dir, "manifest.json", manifest)?;
+    write_scenario(dir, scenario)?;
+    write_json(dir, "summary.json", summary)?;
+    write_paths(dir, scenario, out)?;
+    write_timeline(dir, scenario, out)
+}

@@ -1,0 +1,173 @@
+//! The parallel Monte Carlo: paths in fixed-size batches on rayon, results in path order.
+//!
+//! Path `i` draws its exogenous returns from ChaCha8 seeded with the scenario seed on stream
+//! `i`, and every policy runs on those same returns (common random numbers). Batches are
+//! defined by path index, not by worker, and each writes its own slice of the result buffer,
+//! so the buffer is the same for any thread count; timeline histograms are integer counts
+//! that add up the same in any order.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::engine::{self, Scratch};
+use crate::error::{Error, Result};
+use crate::market::Market;
+use crate::metrics::RowLayout;
+use crate::progress::Progress;
+use crate::scenario::Scenario;
+use crate::shocks::ShockModel;
+use crate::timeline::Timeline;
+
+/// Paths per batch: the unit of parallel work and of progress.
+pub const BATCH: usize = 64;
+
+/// A contiguous block of paths `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathRange {
+    /// First path index.
+    pub start: u64,
+    /// One past the last path index.
+    pub end: u64,
+}
+
+impl PathRange {
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// How to run: threads and progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Worker threads; `None` uses one per core.
+    pub threads: Option<usize>,
+    /// Whether to show a progress bar (it hides itself when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// Everything a run computed, before it is summarised and written.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// Paths simulated.
+    pub range: PathRange,
+    /// Row layout of one path under one policy.
+    pub layout: RowLayout,
+    /// `rows[(path - range.start) * policies + policy]` is a row of `layout.len()` values.
+    pub rows: Vec<f64>,
+    /// Number of policies.
+    pub policies: usize,
+    /// Per-step histograms.
+    pub timeline: Timeline,
+    /// Wall-clock seconds of the simulation.
+    pub seconds: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+impl RunOutput {
+    /// The row of `path` (absolute index) under `policy`.
+    pub fn row(&self, path: u64, policy: usize) -> &[f64] {
+        let n = self.layout.len();
+        let at = ((path - self.range.start) as usize * self.policies + policy) * n;
+        &self.rows[at..at + n]
+    }
+
+    /// Column `index` of `policy`'s rows, in path order.
+    pub fn column(&self, policy: usize, index: usize) -> Vec<f64> {
+        (self.range.start..self.range.end)
+            .map(|p| self.row(p, policy)[index])
+            .collect()
+    }
+}
+
+/// Simulates paths `range` of `scenario` under each of `markets` (one per policy).
+pub fn run(
+    scenario: &Scenario,
+    markets: &[Market],
+    range: PathRange,
+    options: RunOptions,
+) -> Result<RunOutput> {
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(t) = options.threads {
+            b = b.num_threads(t);
+        }
+        b.build().map_err(|e| {
+            Error::BadInput(format!("cannot start {:?} threads: {e}", options.threads))
+        })?
+    };
+    let threads = pool.current_num_threads();
+    let f = scenario.file();
+    let steps = f.simulation.steps as usize;
+    let shocks = ShockModel::new(&f.price, f.simulation.step_seconds);
+    let layout = RowLayout {
+        venues: f.venues.len(),
+    };
+    let policies = markets.len();
+    let row_len = layout.len();
+    let scale = markets
+        .first()
+        .map_or(1.0, |m| m.total_open_interest)
+        .max(1.0);
+    let mut rows = vec![0.0; range.len() * policies * row_len];
+    let timelines: Vec<Mutex<Option<Timeline>>> = (0..threads).map(|_| Mutex::new(None)).collect();
+    let progress = Progress::paths(range.len() as u64, options.progress);
+    let seed = scenario.seed();
+    let started = Instant::now();
+
+    pool.install(|| {
+        rows.par_chunks_mut(BATCH * policies * row_len)
+            .enumerate()
+            .for_each_init(
+                || (Scratch::default(), vec![0.0; steps]),
+                |(scratch, returns), (batch, chunk)| {
+                    let worker = rayon::current_thread_index().unwrap_or(0);
+                    let mut slot = timelines[worker].lock().expect("no panics while held");
+                    let timeline =
+                        slot.get_or_insert_with(|| Timeline::new(policies, steps, scale));
+                    let first = range.start + (batch * BATCH) as u64;
+                    for (k, path_rows) in chunk.chunks_mut(policies * row_len).enumerate() {
+                        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                        rng.set_stream(first + k as u64);
+                        shocks.fill(&mut rng, returns);
+                        for (p, (market, row)) in markets
+                            .iter()
+                            .zip(path_rows.chunks_mut(row_len))
+                            .enumerate()
+                        {
+                            engine::simulate(market, returns, scratch, row);
+                            timeline.record(p, &scratch.log_price_path, &scratch.liquidated_path);
+                        }
+                    }
+                    progress.advance(chunk.len() / (policies * row_len));
+                },
+            );
+    });
+    progress.finish();
+    let mut timeline = Timeline::new(policies, steps, scale);
+    for t in timelines
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+    {
+        timeline.merge(&t);
+    }
+    Ok(RunOutput {
+        range,
+        layout,
+        rows,
+        policies,
+        timeline,
+        seconds: started.elapsed().as_secs_f64(),
+        threads,
+    })
+}

@@ -1,0 +1,305 @@
+//! The scenario file as users write it: serde structs that mirror the TOML one to one.
+//!
+//! These types are barely checked (serde only enforces types and required keys); the checks
+//! that need more than one field live in [`super::validate`], which turns a [`ScenarioFile`]
+//! into a [`super::Scenario`]. Every field carries a doc comment because the JSON Schema that
+//! `cascade schema` prints (and editors show as hover help) is generated from them.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario: the market, the shock, and the policies to compare.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioFile {
+    /// Short name, used for the default output directory (`output/<name>/...`).
+    pub name: String,
+    /// One or two sentences saying what the scenario asks.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Monte Carlo size, horizon and seed.
+    #[serde(default)]
+    pub simulation: Simulation,
+    /// The exogenous (fundamental) price process.
+    pub price: Price,
+    /// Shared and local liquidity, and how forced flow moves prices.
+    #[serde(default)]
+    pub liquidity: Liquidity,
+    /// The derivatives venues, in the order results report them.
+    pub venues: Vec<Venue>,
+    /// The policies to compare; the first is the baseline.
+    #[serde(default = "default_policies")]
+    pub policies: Vec<Policy>,
+}
+
+fn default_policies() -> Vec<Policy> {
+    vec![Policy {
+        name: "baseline".to_string(),
+        ..Policy::default()
+    }]
+}
+
+/// Monte Carlo size and horizon.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Simulation {
+    /// Number of Monte Carlo paths.
+    pub paths: u64,
+    /// Horizon in steps.
+    pub steps: u32,
+    /// Length of one step in seconds (60 = one-minute steps).
+    pub step_seconds: f64,
+    /// Seed of every random number; drawn and recorded in the results when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Cap on cascade rounds within one step; how often it binds is reported.
+    pub max_rounds: u32,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation {
+            paths: 10_000,
+            steps: 1_440,
+            step_seconds: 60.0,
+            seed: None,
+            max_rounds: 64,
+        }
+    }
+}
+
+/// Which stochastic model drives the fundamental price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceModel {
+    /// Geometric Brownian motion.
+    #[default]
+    Gbm,
+    /// Student-t innovations scaled to the same volatility (fat tails).
+    StudentT,
+    /// Merton jump-diffusion: GBM plus compound Poisson log-normal jumps.
+    Merton,
+}
+
+/// The fundamental price process.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Price {
+    /// Price at step 0 (USD).
+    pub start: f64,
+    /// Shock process.
+    #[serde(default)]
+    pub model: PriceModel,
+    /// Annualised volatility of log returns (0.55 = 55%); 0 gives a deterministic path.
+    #[serde(default)]
+    pub annual_volatility: f64,
+    /// Degrees of freedom of the Student-t innovations (model `student_t`, must exceed 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degrees_of_freedom: Option<f64>,
+    /// Expected number of jumps per day (model `merton`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_intensity_per_day: Option<f64>,
+    /// Mean of the log jump size (model `merton`; -0.03 is a typical 3% drop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_mean: Option<f64>,
+    /// Standard deviation of the log jump size (model `merton`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jump_stdev: Option<f64>,
+    /// Optional deterministic stress drop layered on the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<Stress>,
+}
+
+/// A deterministic drop of the fundamental, the way supervisors write stress scenarios.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Stress {
+    /// Total drop as a fraction of the price (0.15 = 15%).
+    pub drop: f64,
+    /// Step at which the drop starts.
+    #[serde(default)]
+    pub start_step: u32,
+    /// Number of steps the drop is spread over (evenly in log price).
+    #[serde(default = "one")]
+    pub duration_steps: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Shape of the price impact of forced flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpactLaw {
+    /// Linear (Kyle): the move is proportional to flow over depth.
+    #[default]
+    Linear,
+    /// Square-root law: the move grows with the square root of flow over depth.
+    Sqrt,
+}
+
+/// Liquidity and price formation.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct Liquidity {
+    /// Impact law.
+    pub impact: ImpactLaw,
+    /// USD of net flow that moves the shared (cross-venue) price by 1%.
+    pub shared_depth_1pct: f64,
+    /// Share of each venue's net forced flow that reaches shared liquidity (alpha).
+    pub routing: f64,
+    /// Share of impact that is permanent; the rest decays with the resilience half-life.
+    pub permanent_fraction: f64,
+    /// Half-life, in steps, of the transient part of impact (book resilience).
+    pub resilience_half_life_steps: f64,
+    /// Half-life, in steps, of a venue's local dislocation from the shared price (arbitrage).
+    pub arbitrage_half_life_steps: f64,
+    /// Depth thinning with realised moves: depth is divided by `1 + depth_withdrawal * m`,
+    /// where `m` is the recent average absolute move of the traded price, in % per step.
+    pub depth_withdrawal: f64,
+}
+
+impl Default for Liquidity {
+    fn default() -> Self {
+        Liquidity {
+            impact: ImpactLaw::Linear,
+            shared_depth_1pct: 300_000_000.0,
+            routing: 0.7,
+            permanent_fraction: 0.5,
+            resilience_half_life_steps: 15.0,
+            arbitrage_half_life_steps: 5.0,
+            depth_withdrawal: 0.0,
+        }
+    }
+}
+
+/// Liquidation mode of a venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LiquidationMode {
+    /// The whole position is closed at its trigger.
+    #[default]
+    Full,
+    /// A fixed fraction of the original position is closed per trigger.
+    Partial,
+}
+
+/// How a venue forms the mark price that triggers liquidations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkPrice {
+    /// The venue's own last traded price.
+    #[default]
+    Own,
+    /// An index: the open-interest-weighted average of all venues' prices.
+    Index,
+}
+
+/// One derivatives venue and its margin regime.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Venue {
+    /// Venue name, unique within the scenario.
+    pub name: String,
+    /// Jurisdiction the venue is regulated in (policies name these).
+    pub jurisdiction: String,
+    /// Initial margin rate; maximum leverage is its inverse.
+    pub initial_margin: f64,
+    /// Maintenance margin rate; must be below the initial margin.
+    pub maintenance_margin: f64,
+    /// Liquidation fee as a share of liquidated notional, paid to the insurance fund.
+    #[serde(default)]
+    pub liquidation_fee: f64,
+    /// `full` or `partial` liquidation.
+    #[serde(default)]
+    pub liquidation: LiquidationMode,
+    /// Share of the original position closed per partial liquidation (with `partial`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_fraction: Option<f64>,
+    /// Insurance fund at the start (USD).
+    #[serde(default)]
+    pub insurance_fund: f64,
+    /// Whether auto-deleveraging covers losses once the fund is exhausted.
+    #[serde(default = "yes")]
+    pub adl: bool,
+    /// USD of net flow that moves this venue's local price by 1%.
+    pub depth_1pct: f64,
+    /// Mark price used for liquidation triggers.
+    #[serde(default)]
+    pub mark_price: MarkPrice,
+    /// Open interest, USD per side at the start price (generated books only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest: Option<f64>,
+    /// The book of leveraged positions: generated, or read from a CSV snapshot.
+    pub book: Book,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A venue's book of leveraged positions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Book {
+    /// Number of generated positions per side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<u32>,
+    /// Leverage distribution of longs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_leverage: Option<LeverageMix>,
+    /// Leverage distribution of shorts (hedgers and basis traders lever less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_leverage: Option<LeverageMix>,
+    /// Standard deviation of log(entry / start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_dispersion: Option<f64>,
+    /// Pareto tail index of position sizes (smaller = more concentrated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_tail: Option<f64>,
+    /// CSV snapshot of positions instead of a generated book, relative to the scenario file.
+    /// Columns: `side,notional,entry_price,leverage` (notional = quantity x entry price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions_csv: Option<PathBuf>,
+}
+
+/// A lognormal leverage distribution, capped at `1 / initial_margin` and floored at 1.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct LeverageMix {
+    /// Median leverage.
+    pub median: f64,
+    /// Standard deviation of log leverage.
+    pub dispersion: f64,
+}
+
+/// A common floor on margin rates.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct MarginFloor {
+    /// Floor on the initial margin rate.
+    pub initial: f64,
+    /// Floor on the maintenance margin rate.
+    pub maintenance: f64,
+}
+
+/// One policy: an overlay on the venues of the cooperating jurisdictions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Policy {
+    /// Policy name, unique within the scenario.
+    pub name: String,
+    /// Jurisdictions that adopt the policy; empty means the baseline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cooperating: Vec<String>,
+    /// Common floor on initial and maintenance margin in the cooperating jurisdictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin_floor: Option<MarginFloor>,
+    /// Cap on leverage in the cooperating jurisdictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leverage_cap: Option<f64>,
+    /// Share of displaced leverage that moves to venues outside the cooperating set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<f64>,
+    /// Mark price override for the cooperating venues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_price: Option<MarkPrice>,
+    /// Routing (alpha) override for the cooperating venues (liquidity interoperability).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<f64>,
+}

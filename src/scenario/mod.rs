@@ -1,0 +1,150 @@
+//! Scenarios: the file format ([`file`]), loading with overrides ([`load`]), checks
+//! ([`validate`]), and the validated [`Scenario`] the rest of the program runs on.
+//!
+//! A [`Scenario`] cannot hold an invalid value: the only way to get one is through
+//! [`Scenario::load`] or [`Scenario::from_toml`], which run every check and return all problems.
+
+pub mod file;
+pub mod load;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::book::{self, BookSpec, Position};
+use crate::error::{Error, Problem, Result};
+use file::ScenarioFile;
+pub use load::Override;
+
+/// A validated scenario with its seed fixed and its position snapshots loaded.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    file: ScenarioFile,
+    source: PathBuf,
+    source_sha256: String,
+    snapshots: Vec<Option<Vec<Position>>>,
+}
+
+impl Scenario {
+    /// Reads, overrides and validates a scenario file.
+    pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidScenario {
+            file: path.to_path_buf(),
+            problems: vec![Problem {
+                path: String::new(),
+                message: format!("cannot be read: {e}"),
+            }],
+        })?;
+        Scenario::from_toml(&text, path, overrides)
+    }
+
+    /// Validates scenario text; `source` names it in errors and resolves relative CSV paths.
+    pub fn from_toml(text: &str, source: &Path, overrides: &[Override]) -> Result<Scenario> {
+        let invalid = |problems| Error::InvalidScenario {
+            file: source.to_path_buf(),
+            problems,
+        };
+        let mut file = load::parse_scenario(text, overrides).map_err(invalid)?;
+        let mut problems = validate::check(&file);
+        let base = source.parent().unwrap_or(Path::new("."));
+        let mut snapshots = Vec::with_capacity(file.venues.len());
+        for (i, venue) in file.venues.iter().enumerate() {
+            snapshots.push(match &venue.book.positions_csv {
+                Some(rel) => match book::read_csv(&base.join(rel)) {
+                    Ok(positions) => Some(positions),
+                    Err(message) => {
+                        problems.push(Problem {
+                            path: format!("venues[{i}].book.positions_csv"),
+                            message,
+                        });
+                        None
+                    }
+                },
+                None => None,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        if file.simulation.seed.is_none() {
+            file.simulation.seed = Some(rand::random());
+        }
+        for venue in &mut file.venues {
+            if venue.book.positions_csv.is_none() {
+                let spec = BookSpec::from_book(&venue.book);
+                venue.book.positions = Some(spec.positions);
+                venue.book.long_leverage = Some(spec.long_leverage);
+                venue.book.short_leverage = Some(spec.short_leverage);
+                venue.book.entry_dispersion = Some(spec.entry_dispersion);
+                venue.book.size_tail = Some(spec.size_tail);
+            }
+        }
+        Ok(Scenario {
+            file,
+            source: source.to_path_buf(),
+            source_sha256: hex_sha256(text.as_bytes()),
+            snapshots,
+        })
+    }
+
+    /// The resolved scenario: defaults, overrides and the seed filled in.
+    pub fn file(&self) -> &ScenarioFile {
+        &self.file
+    }
+
+    /// The seed every random number derives from.
+    pub fn seed(&self) -> u64 {
+        self.file.simulation.seed.expect("filled in by from_toml")
+    }
+
+    /// Where the scenario was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// SHA-256 of the scenario file as read (before overrides).
+    pub fn source_sha256(&self) -> &str {
+        &self.source_sha256
+    }
+
+    /// The resolved scenario as TOML; running this text again gives the same results.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.file).expect("a scenario always serializes")
+    }
+
+    /// SHA-256 of [`Scenario::to_toml`]: identifies what was run, overrides included.
+    pub fn sha256(&self) -> String {
+        hex_sha256(self.to_toml().as_bytes())
+    }
+
+    /// The positions of every venue, in venue order: the snapshot, or a book drawn from the seed.
+    pub fn books(&self) -> Vec<Vec<Position>> {
+        let f = &self.file;
+        f.venues
+            .iter()
+            .zip(&self.snapshots)
+            .enumerate()
+            .map(|(i, (v, snapshot))| match snapshot {
+                Some(positions) => positions.clone(),
+                None => book::generate(
+                    &BookSpec::from_book(&v.book),
+                    f.price.start,
+                    v.open_interest
+                        .expect("validated: generated books have open interest"),
+                    v.initial_margin,
+                    v.maintenance_margin,
+                    self.seed(),
+                    i,
+                ),
+            })
+            .collect()
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,373 @@
+//! Checks that need more than one field, collected all at once with their key paths.
+//!
+//! After [`check`] returns no problem, the engine may rely on every invariant stated here:
+//! positive prices and depths, margins ordered, shares within [0, 1], known jurisdictions.
+
+use std::collections::BTreeSet;
+
+use super::file::{LiquidationMode, PriceModel, ScenarioFile};
+use crate::error::Problem;
+
+/// Collects problems with their key paths.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// `value` must be finite and satisfy `ok`; otherwise report `expected`.
+    fn number(&mut self, path: &str, value: f64, ok: bool, expected: &str) {
+        if !value.is_finite() || !ok {
+            self.fail(path, format!("{value} must be {expected}"));
+        }
+    }
+
+    fn share(&mut self, path: &str, value: f64) {
+        self.number(path, value, (0.0..=1.0).contains(&value), "between 0 and 1");
+    }
+
+    fn positive(&mut self, path: &str, value: f64) {
+        self.number(path, value, value > 0.0, "positive");
+    }
+
+    fn non_negative(&mut self, path: &str, value: f64) {
+        self.number(path, value, value >= 0.0, "zero or more");
+    }
+}
+
+/// Returns every problem of a deserialized scenario (empty when it is valid).
+pub fn check(s: &ScenarioFile) -> Vec<Problem> {
+    let mut c = Checker::default();
+
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        || s.name.starts_with('.')
+    {
+        c.fail(
+            "name",
+            format!(
+                "`{}` must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the output directory)",
+                s.name
+            ),
+        );
+    }
+
+    let sim = &s.simulation;
+    if sim.paths == 0 {
+        c.fail("simulation.paths", "must be at least 1");
+    }
+    if sim.steps == 0 {
+        c.fail("simulation.steps", "must be at least 1");
+    }
+    c.positive("simulation.step_seconds", sim.step_seconds);
+    if sim.max_rounds == 0 {
+        c.fail("simulation.max_rounds", "must be at least 1");
+    }
+
+    check_price(&mut c, s);
+
+    let l = &s.liquidity;
+    c.positive("liquidity.shared_depth_1pct", l.shared_depth_1pct);
+    c.share("liquidity.routing", l.routing);
+    c.share("liquidity.permanent_fraction", l.permanent_fraction);
+    c.positive(
+        "liquidity.resilience_half_life_steps",
+        l.resilience_half_life_steps,
+    );
+    c.positive(
+        "liquidity.arbitrage_half_life_steps",
+        l.arbitrage_half_life_steps,
+    );
+    c.non_negative("liquidity.depth_withdrawal", l.depth_withdrawal);
+
+    check_venues(&mut c, s);
+    check_policies(&mut c, s);
+    c.problems
+}
+
+fn check_price(c: &mut Checker, s: &ScenarioFile) {
+    let p = &s.price;
+    c.positive("price.start", p.start);
+    c.non_negative("price.annual_volatility", p.annual_volatility);
+    let only = |c: &mut Checker, key: &str, present: bool, model: &str| {
+        if present {
+            c.fail(
+                format!("price.{key}"),
+                format!("is only used with model = \"{model}\"; remove it or change the model"),
+            );
+        }
+    };
+    match p.model {
+        PriceModel::StudentT => match p.degrees_of_freedom {
+            Some(v) => c.number(
+                "price.degrees_of_freedom",
+                v,
+                v > 2.0,
+                "above 2 (the variance must exist)",
+            ),
+            None => c.fail(
+                "price.degrees_of_freedom",
+                "is required with model = \"student_t\" (a number above 2, e.g. 3.5)",
+            ),
+        },
+        _ => only(
+            c,
+            "degrees_of_freedom",
+            p.degrees_of_freedom.is_some(),
+            "student_t",
+        ),
+    }
+    let jumps = [
+        ("jump_intensity_per_day", p.jump_intensity_per_day),
+        ("jump_mean", p.jump_mean),
+        ("jump_stdev", p.jump_stdev),
+    ];
+    for (key, value) in jumps {
+        if p.model == PriceModel::Merton {
+            let path = format!("price.{key}");
+            match value {
+                None => c.fail(path, "is required with model = \"merton\""),
+                Some(v) if key == "jump_mean" => c.number(&path, v, true, "finite"),
+                Some(v) => c.non_negative(&path, v),
+            }
+        } else {
+            only(c, key, value.is_some(), "merton");
+        }
+    }
+    if let Some(st) = &p.stress {
+        c.number(
+            "price.stress.drop",
+            st.drop,
+            (0.0..1.0).contains(&st.drop),
+            "at least 0 and below 1 (a fraction of the price)",
+        );
+        if st.duration_steps == 0 {
+            c.fail("price.stress.duration_steps", "must be at least 1");
+        }
+        if st.start_step >= s.simulation.steps {
+            c.fail(
+                "price.stress.start_step",
+                format!(
+                    "{} must be below simulation.steps ({}), or the stress never happens",
+                    st.start_step, s.simulation.steps
+                ),
+            );
+        }
+    }
+}
+
+fn check_venues(c: &mut Checker, s: &ScenarioFile) {
+    if s.venues.is_empty() {
+        c.fail("venues", "at least one [[venues]] entry is required");
+    }
+    let mut names = BTreeSet::new();
+    for (i, v) in s.venues.iter().enumerate() {
+        let at = |key: &str| format!("venues[{i}].{key}");
+        if v.name.is_empty() {
+            c.fail(at("name"), "must not be empty");
+        } else if !names.insert(v.name.as_str()) {
+            c.fail(
+                at("name"),
+                format!(
+                    "`{}` is used by an earlier venue; names must be unique",
+                    v.name
+                ),
+            );
+        }
+        if v.jurisdiction.is_empty() {
+            c.fail(at("jurisdiction"), "must not be empty");
+        }
+        c.number(
+            &at("initial_margin"),
+            v.initial_margin,
+            v.initial_margin > 0.0 && v.initial_margin <= 1.0,
+            "above 0 and at most 1 (a rate: 0.01 = 100x leverage)",
+        );
+        c.number(
+            &at("maintenance_margin"),
+            v.maintenance_margin,
+            v.maintenance_margin > 0.0,
+            "positive",
+        );
+        if v.maintenance_margin.is_finite() && v.maintenance_margin >= v.initial_margin {
+            c.fail(
+                at("maintenance_margin"),
+                format!(
+                    "({}) must be below initial_margin ({})",
+                    v.maintenance_margin, v.initial_margin
+                ),
+            );
+        }
+        c.number(
+            &at("liquidation_fee"),
+            v.liquidation_fee,
+            (0.0..0.5).contains(&v.liquidation_fee),
+            "at least 0 and below 0.5 (a share of notional)",
+        );
+        match (v.liquidation, v.partial_fraction) {
+            (LiquidationMode::Partial, None) => c.fail(
+                at("partial_fraction"),
+                "is required with liquidation = \"partial\" (e.g. 0.2)",
+            ),
+            (LiquidationMode::Partial, Some(f)) => c.number(
+                &at("partial_fraction"),
+                f,
+                f > 0.0 && f <= 1.0,
+                "above 0 and at most 1",
+            ),
+            (LiquidationMode::Full, Some(_)) => c.fail(
+                at("partial_fraction"),
+                "is only used with liquidation = \"partial\"",
+            ),
+            (LiquidationMode::Full, None) => {}
+        }
+        c.non_negative(&at("insurance_fund"), v.insurance_fund);
+        c.positive(&at("depth_1pct"), v.depth_1pct);
+        check_book(c, i, v);
+    }
+}
+
+fn check_book(c: &mut Checker, i: usize, v: &super::file::Venue) {
+    let at = |key: &str| format!("venues[{i}].{key}");
+    let b = &v.book;
+    if b.positions_csv.is_some() {
+        let generated = [
+            ("positions", b.positions.is_some()),
+            ("long_leverage", b.long_leverage.is_some()),
+            ("short_leverage", b.short_leverage.is_some()),
+            ("entry_dispersion", b.entry_dispersion.is_some()),
+            ("size_tail", b.size_tail.is_some()),
+        ];
+        for (key, present) in generated {
+            if present {
+                c.fail(
+                    at(&format!("book.{key}")),
+                    "describes a generated book, but book.positions_csv is given: use one or the other",
+                );
+            }
+        }
+        if v.open_interest.is_some() {
+            c.fail(
+                at("open_interest"),
+                "comes from book.positions_csv; remove it",
+            );
+        }
+        return;
+    }
+    match v.open_interest {
+        Some(oi) => c.positive(&at("open_interest"), oi),
+        None => c.fail(
+            at("open_interest"),
+            "is required for a generated book (USD per side at the start price)",
+        ),
+    }
+    if b.positions == Some(0) {
+        c.fail(at("book.positions"), "must be at least 1");
+    }
+    for (key, mix) in [
+        ("long_leverage", b.long_leverage),
+        ("short_leverage", b.short_leverage),
+    ] {
+        if let Some(m) = mix {
+            c.number(
+                &at(&format!("book.{key}.median")),
+                m.median,
+                m.median >= 1.0,
+                "at least 1",
+            );
+            c.non_negative(&at(&format!("book.{key}.dispersion")), m.dispersion);
+        }
+    }
+    if let Some(d) = b.entry_dispersion {
+        c.non_negative(&at("book.entry_dispersion"), d);
+    }
+    if let Some(t) = b.size_tail {
+        c.number(
+            &at("book.size_tail"),
+            t,
+            t > 1.0,
+            "above 1 (the Pareto mean must exist)",
+        );
+    }
+}
+
+fn check_policies(c: &mut Checker, s: &ScenarioFile) {
+    if s.policies.is_empty() {
+        c.fail(
+            "policies",
+            "at least one [[policies]] entry (the baseline) is required",
+        );
+        return;
+    }
+    if !s.policies[0].cooperating.is_empty() {
+        c.fail(
+            "policies[0].cooperating",
+            "the first policy is the baseline and must not name cooperating jurisdictions",
+        );
+    }
+    let jurisdictions: BTreeSet<&str> = s.venues.iter().map(|v| v.jurisdiction.as_str()).collect();
+    let mut names = BTreeSet::new();
+    for (i, p) in s.policies.iter().enumerate() {
+        let at = |key: &str| format!("policies[{i}].{key}");
+        if p.name.is_empty() {
+            c.fail(at("name"), "must not be empty");
+        } else if !names.insert(p.name.as_str()) {
+            c.fail(
+                at("name"),
+                format!(
+                    "`{}` is used by an earlier policy; names must be unique",
+                    p.name
+                ),
+            );
+        }
+        for (j, name) in p.cooperating.iter().enumerate() {
+            if !jurisdictions.contains(name.as_str()) {
+                let known: Vec<&str> = jurisdictions.iter().copied().collect();
+                c.fail(
+                    format!("policies[{i}].cooperating[{j}]"),
+                    format!(
+                        "no venue is in jurisdiction `{name}`; known jurisdictions: {}",
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        if let Some(f) = p.margin_floor {
+            c.number(
+                &at("margin_floor.initial"),
+                f.initial,
+                f.initial > 0.0 && f.initial <= 1.0,
+                "above 0 and at most 1",
+            );
+            c.positive(&at("margin_floor.maintenance"), f.maintenance);
+            if f.maintenance >= f.initial {
+                c.fail(
+                    at("margin_floor.maintenance"),
+                    format!(
+                        "({}) must be below margin_floor.initial ({})",
+                        f.maintenance, f.initial
+                    ),
+                );
+            }
+        }
+        if let Some(cap) = p.leverage_cap {
+            c.number(&at("leverage_cap"), cap, cap >= 1.0, "at least 1");
+        }
+        if let Some(m) = p.migration {
+            c.share(&at("migration"), m);
+        }
+        if let Some(r) = p.routing {
+            c.share(&at("routing"), r);
+        }
+    }
+}

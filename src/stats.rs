@@ -1,0 +1,90 @@
+//! Statistics across paths: moments, quantiles, expected shortfall, paired comparisons.
+//!
+//! Every statistic is computed from the full column of per-path values in path order, with
+//! sequential sums, so it depends only on the values, never on threads or shard splits.
+//! Quantiles are nearest-rank order statistics (VaR at level p is the smallest value with at
+//! least a share p of paths at or below it); expected shortfall at p is the mean of the
+//! `n - ceil(p n) + 1` largest values (the VaR value and everything beyond it).
+
+use serde::Serialize;
+
+/// Summary of one metric over paths.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Distribution {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation (n - 1 denominator; 0 for one path).
+    pub std: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90% quantile.
+    pub p90: f64,
+    /// 95% quantile (VaR 95).
+    pub p95: f64,
+    /// 99% quantile (VaR 99).
+    pub p99: f64,
+    /// 99.9% quantile (VaR 99.9).
+    pub p999: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Expected shortfall at 95%: mean of the worst 5% of paths.
+    pub es95: f64,
+    /// Expected shortfall at 99%.
+    pub es99: f64,
+}
+
+/// Mean of values, summed in order.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Sample standard deviation (two-pass).
+pub fn std_dev(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let m = mean(values);
+    (values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64).sqrt()
+}
+
+fn rank(n: usize, p: f64) -> usize {
+    ((p * n as f64).ceil() as usize).clamp(1, n) - 1
+}
+
+impl Distribution {
+    /// Summarises a column of per-path values (an empty column gives zeros).
+    pub fn of(values: &[f64]) -> Distribution {
+        let n = values.len();
+        if n == 0 {
+            return Distribution::of(&[0.0]);
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let q = |p: f64| sorted[rank(n, p)];
+        let es = |p: f64| mean(&sorted[rank(n, p)..]);
+        Distribution {
+            mean: mean(values),
+            std: std_dev(values),
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: sorted[n - 1],
+            es95: es(0.95),
+            es99: es(0.99),
+        }
+    }
+}
+
+/// Share of values above zero.
+pub fn share_positive(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().filter(|&&v| v > 0.0).count() as f64 / values.len() as f64
+}

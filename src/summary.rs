@@ -1,0 +1,268 @@
+//! `summary.json`: statistics per policy, per venue and per jurisdiction, and paired
+//! comparisons of every policy against the baseline.
+//!
+//! One serializable type per object of the file, every field documented: this is the
+//! contract researchers' notebooks read. Maps keep the order of [`Metric::ALL`].
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::market::Market;
+use crate::metrics::{Metric, VenueMetric};
+use crate::runner::RunOutput;
+use crate::scenario::Scenario;
+use crate::stats::{self, Distribution};
+
+/// The whole `summary.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Version of this file's layout.
+    pub schema_version: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed of every random number.
+    pub seed: u64,
+    /// Number of paths summarised.
+    pub paths: u64,
+    /// One entry per policy, the baseline first.
+    pub policies: Vec<PolicySummary>,
+    /// Every policy after the baseline, against the baseline, path by path.
+    pub comparisons: Vec<Comparison>,
+}
+
+/// A list of named values that serializes as a JSON object in list order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Results of one policy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicySummary {
+    /// Policy name.
+    pub name: String,
+    /// Distribution over paths of every metric.
+    pub metrics: Ordered<Distribution>,
+    /// Probabilities of events over paths.
+    pub probabilities: Probabilities,
+    /// Per-venue figures, in scenario order.
+    pub venues: Vec<GroupSummary>,
+    /// Per-jurisdiction figures (venues summed per path), in order of first appearance.
+    pub jurisdictions: Vec<GroupSummary>,
+}
+
+/// Probabilities of events over paths.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probabilities {
+    /// Share of paths on which at least one venue is left with unabsorbed loss.
+    pub any_insolvency: f64,
+    /// Share of paths on which auto-deleveraging closed any position.
+    pub adl: f64,
+    /// Share of paths on which the round cap stopped a cascade before its fixed point.
+    pub round_cap_hit: f64,
+}
+
+/// Means over paths of a venue's (or a jurisdiction's venues') figures.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GroupSummary {
+    /// Venue or jurisdiction name.
+    pub name: String,
+    /// Long open interest at the start price under this policy (USD).
+    pub open_interest: f64,
+    /// Mean liquidated notional (USD).
+    pub liquidated_notional_mean: f64,
+    /// Mean liquidated notional of longs (USD).
+    pub liquidated_long_notional_mean: f64,
+    /// Mean liquidated notional of shorts (USD).
+    pub liquidated_short_notional_mean: f64,
+    /// 99% quantile of liquidated notional (USD).
+    pub liquidated_notional_p99: f64,
+    /// Mean bad debt (USD).
+    pub bad_debt_mean: f64,
+    /// Mean insurance fund drawn (USD).
+    pub insurance_fund_drawn_mean: f64,
+    /// Mean ADL notional (USD).
+    pub adl_notional_mean: f64,
+    /// Mean unabsorbed loss (USD).
+    pub unabsorbed_loss_mean: f64,
+    /// Share of paths with unabsorbed loss.
+    pub insolvency_probability: f64,
+}
+
+/// A policy against the baseline on common random numbers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Comparison {
+    /// The policy.
+    pub policy: String,
+    /// The baseline it is compared with.
+    pub baseline: String,
+    /// Paired statistics of every metric.
+    pub metrics: Ordered<Paired>,
+}
+
+/// Paired difference (policy minus baseline) of one metric over paths.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Paired {
+    /// Mean of the per-path differences.
+    pub mean_difference: f64,
+    /// 95% confidence interval of the mean difference (normal approximation).
+    pub ci95: [f64; 2],
+    /// Mean difference over the baseline mean; null where the baseline mean is zero.
+    pub relative: Option<f64>,
+    /// Share of paths where the policy's value is lower (better) than the baseline's.
+    pub share_better: f64,
+    /// Share of paths where it is higher (worse).
+    pub share_worse: f64,
+}
+
+impl Paired {
+    /// Paired statistics of `policy` against `baseline` (same length, same path order).
+    pub fn of(policy: &[f64], baseline: &[f64]) -> Paired {
+        let diff: Vec<f64> = policy.iter().zip(baseline).map(|(p, b)| p - b).collect();
+        let n = diff.len().max(1) as f64;
+        let mean = stats::mean(&diff);
+        let half = 1.959_963_984_540_054 * stats::std_dev(&diff) / n.sqrt();
+        let base = stats::mean(baseline);
+        Paired {
+            mean_difference: mean,
+            ci95: [mean - half, mean + half],
+            relative: (base != 0.0).then(|| mean / base),
+            share_better: diff.iter().filter(|&&d| d < 0.0).count() as f64 / n,
+            share_worse: diff.iter().filter(|&&d| d > 0.0).count() as f64 / n,
+        }
+    }
+}
+
+fn group(
+    name: String,
+    open_interest: f64,
+    out: &RunOutput,
+    policy: usize,
+    venues: &[usize],
+) -> GroupSummary {
+    let l = out.layout;
+    let col = |m: VenueMetric| -> Vec<f64> {
+        let mut sum = vec![0.0; out.range.len()];
+        for &v in venues {
+            for (s, x) in sum.iter_mut().zip(out.column(policy, l.venue(v, m))) {
+                *s += x;
+            }
+        }
+        sum
+    };
+    let long = col(VenueMetric::LiquidatedLongNotional);
+    let short = col(VenueMetric::LiquidatedShortNotional);
+    let total: Vec<f64> = long.iter().zip(&short).map(|(a, b)| a + b).collect();
+    GroupSummary {
+        name,
+        open_interest,
+        liquidated_notional_mean: stats::mean(&total),
+        liquidated_long_notional_mean: stats::mean(&long),
+        liquidated_short_notional_mean: stats::mean(&short),
+        liquidated_notional_p99: Distribution::of(&total).p99,
+        bad_debt_mean: stats::mean(&col(VenueMetric::BadDebt)),
+        insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
+        adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),
+        unabsorbed_loss_mean: stats::mean(&col(VenueMetric::UnabsorbedLoss)),
+        insolvency_probability: stats::share_positive(&col(VenueMetric::UnabsorbedLoss)),
+    }
+}
+
+impl Summary {
+    /// Summarises a run of all `markets` (one per policy) over the paths in `out`.
+    pub fn build(scenario: &Scenario, markets: &[Market], out: &RunOutput) -> Summary {
+        let f = scenario.file();
+        let mut jurisdictions: Vec<&str> = Vec::new();
+        for v in &f.venues {
+            if !jurisdictions.contains(&v.jurisdiction.as_str()) {
+                jurisdictions.push(&v.jurisdiction);
+            }
+        }
+        let policies: Vec<PolicySummary> = f
+            .policies
+            .iter()
+            .zip(markets)
+            .enumerate()
+            .map(|(p, (policy, market))| {
+                let metrics = Ordered(
+                    Metric::ALL
+                        .iter()
+                        .map(|m| {
+                            (
+                                m.name().to_string(),
+                                Distribution::of(&out.column(p, m.index())),
+                            )
+                        })
+                        .collect(),
+                );
+                let venues = market
+                    .venues
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| group(v.name.clone(), v.open_interest, out, p, &[i]))
+                    .collect();
+                let jurisdictions = jurisdictions
+                    .iter()
+                    .map(|j| {
+                        let members: Vec<usize> = (0..market.venues.len())
+                            .filter(|&i| market.venues[i].jurisdiction == *j)
+                            .collect();
+                        let oi = members
+                            .iter()
+                            .map(|&i| market.venues[i].open_interest)
+                            .sum();
+                        group(j.to_string(), oi, out, p, &members)
+                    })
+                    .collect();
+                PolicySummary {
+                    name: policy.name.clone(),
+                    metrics,
+                    probabilities: Probabilities {
+                        any_insolvency: stats::share_positive(
+                            &out.column(p, Metric::InsolventVenues.index()),
+                        ),
+                        adl: stats::share_positive(&out.column(p, Metric::AdlNotional.index())),
+                        round_cap_hit: stats::share_positive(
+                            &out.column(p, Metric::RoundCapHits.index()),
+                        ),
+                    },
+                    venues,
+                    jurisdictions,
+                }
+            })
+            .collect();
+        let comparisons = (1..f.policies.len())
+            .map(|p| Comparison {
+                policy: f.policies[p].name.clone(),
+                baseline: f.policies[0].name.clone(),
+                metrics: Ordered(
+                    Metric::ALL
+                        .iter()
+                        .map(|m| {
+                            let i = m.index();
+                            (
+                                m.name().to_string(),
+                                Paired::of(&out.column(p, i), &out.column(0, i)),
+                            )
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        Summary {
+            schema_version: 1,
+            scenario: f.name.clone(),
+            seed: scenario.seed(),
+            paths: out.range.len() as u64,
+            policies,
+            comparisons,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Per-step quantile bands from fixed-bin histograms.
+//!
+//! Bin edges depend only on the scenario, and counts are integers, so histograms from any
+//! number of threads or shards add up to exactly the same counts in any order: the bands in
+//! `timeline.csv` do not depend on how the paths were split.
+
+use ndarray::{Array2, Array3, Axis};
+
+/// Price bins: log of price over start price, from `PRICE_LOW` to `PRICE_HIGH`.
+const PRICE_LOW: f64 = -1.6; // about -80%
+const PRICE_HIGH: f64 = 0.7; // about +100%
+const PRICE_BINS: usize = 460; // 0.5% of log price per bin
+
+/// Liquidation bins: a zero bin, then log10 of the share of open interest from -7 to +1.
+const LIQ_LOG_LOW: f64 = -7.0;
+const LIQ_LOG_HIGH: f64 = 1.0;
+const LIQ_BINS: usize = 1 + 8 * 40; // 40 bins per decade
+
+/// The quantiles reported per step.
+pub const QUANTILES: [f64; 5] = [0.05, 0.25, 0.50, 0.75, 0.95];
+
+/// Histograms of price and cumulative liquidations, per policy, bin and step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// `[policy, bin, step]` counts of the traded price.
+    pub price: Array3<u32>,
+    /// `[policy, bin, step]` counts of cumulative liquidated notional.
+    pub liquidated: Array3<u32>,
+    /// Open interest the liquidation bins are relative to (USD).
+    pub scale: f64,
+}
+
+impl Timeline {
+    /// Empty histograms for `policies` policies over `steps` steps.
+    pub fn new(policies: usize, steps: usize, scale: f64) -> Timeline {
+        Timeline {
+            price: Array3::zeros((policies, PRICE_BINS, steps)),
+            liquidated: Array3::zeros((policies, LIQ_BINS, steps)),
+            scale,
+        }
+    }
+
+    /// Adds one path of one policy.
+    pub fn record(&mut self, policy: usize, log_price: &[f64], liquidated: &[f64]) {
+        let mut price = self.price.index_axis_mut(Axis(0), policy);
+        for (t, &lp) in log_price.iter().enumerate() {
+            price[[price_bin(lp), t]] += 1;
+        }
+        let mut liq = self.liquidated.index_axis_mut(Axis(0), policy);
+        for (t, &l) in liquidated.iter().enumerate() {
+            liq[[liq_bin(l / self.scale), t]] += 1;
+        }
+    }
+
+    /// Adds another timeline's counts (exact, in any order).
+    pub fn merge(&mut self, other: &Timeline) {
+        self.price += &other.price;
+        self.liquidated += &other.liquidated;
+    }
+
+    /// Quantile bands of policy `policy`: `[step, quantile]` of price (USD, from `start`) and
+    /// of cumulative liquidated notional (USD).
+    pub fn bands(&self, policy: usize, start: f64) -> (Array2<f64>, Array2<f64>) {
+        let steps = self.price.len_of(Axis(2));
+        let mut price = Array2::zeros((steps, QUANTILES.len()));
+        let mut liq = Array2::zeros((steps, QUANTILES.len()));
+        let ph = self.price.index_axis(Axis(0), policy);
+        let lh = self.liquidated.index_axis(Axis(0), policy);
+        for t in 0..steps {
+            let pc = ph.index_axis(Axis(1), t);
+            let lc = lh.index_axis(Axis(1), t);
+            for (j, &q) in QUANTILES.iter().enumerate() {
+                price[[t, j]] = start * price_value(quantile(pc.iter().copied(), q)).exp();
+                liq[[t, j]] = self.scale * liq_value(quantile(lc.iter().copied(), q));
+            }
+        }
+        (price, liq)
+    }
+}
+
+fn price_bin(lp: f64) -> usize {
+    let x = (lp - PRICE_LOW) / (PRICE_HIGH - PRICE_LOW) * PRICE_BINS as f64;
+    (x.max(0.0) as usize).min(PRICE_BINS - 1)
+}
+
+fn liq_bin(share: f64) -> usize {
+    if share <= 0.0 {
+        return 0;
+    }
+    let x = (share.log10() - LIQ_LOG_LOW) / (LIQ_LOG_HIGH - LIQ_LOG_LOW) * (LIQ_BINS - 1) as f64;
+    1 + (x.max(0.0) as usize).min(LIQ_BINS - 2)
+}
+
+/// Log price of a fractional position in the price bins.
+fn price_value((bin, within): (usize, f64)) -> f64 {
+    PRICE_LOW + (bin as f64 + within) / PRICE_BINS as f64 * (PRICE_HIGH - PRICE_LOW)
+}
+
+/// Share of open interest of a fractional position in the liquidation bins (bin 0 is zero).
+fn liq_value((bin, within): (usize, f64)) -> f64 {
+    if bin == 0 {
+        return 0.0;
+    }
+    let x = (bin as f64 - 1.0 + within) / (LIQ_BINS - 1) as f64;
+    10f64.powf(LIQ_LOG_LOW + x * (LIQ_LOG_HIGH - LIQ_LOG_LOW))
+}
+
+/// The bin holding the `q` quantile of a histogram, and the position within it (0 to 1),
+/// interpolated as if the bin's values were spread evenly.
+fn quantile(counts: impl Iterator<Item = u32> + Clone, q: f64) -> (usize, f64) {
+    let total: u64 = counts.clone().map(u64::from).sum();
+    let target = q * total as f64;
+    let mut below = 0.0;
+    for (bin, c) in counts.enumerate() {
+        let c = f64::from(c);
+        if c > 0.0 && below + c >= target {
+            return (bin, ((target - below) / c).clamp(0.0, 1.0));
+        }
+        below += c;
+    }
+    (0, 0.0)
+}

@@ -120,26 +120,26 @@ pub fn generate(
             let leverage = (mix.median.ln() + mix.dispersion * z)
                 .exp()
                 .clamp(1.0, max_leverage);
-            // Redraw entries that would start past the trigger; the start price itself is
-            // always safe because leverage <= 1 / IM < 1 / MM.
-            let mut entry = start;
-            for _ in 0..16 {
-                let candidate = start * entries.sample(&mut rng).exp();
-                let p = Position {
-                    side,
-                    quantity: 1.0,
-                    entry: candidate,
-                    leverage,
-                };
-                let trigger = p.liquidation_price(maintenance_margin);
-                let safe = match side {
-                    Side::Long => trigger < start,
-                    Side::Short => trigger > start,
-                };
-                if safe {
-                    entry = candidate;
-                    break;
-                }
+            // An entry that would start past its trigger is mirrored to the other side of the
+            // start price (a long bought above the price where it would now be liquidated is
+            // taken as bought as far below it), where it is always safe. Mirroring instead of
+            // redrawing keeps the number of draws per position fixed, so changing a margin
+            // rate changes only the positions it touches.
+            let offset = entries.sample(&mut rng);
+            let mut entry = start * offset.exp();
+            let trigger = Position {
+                side,
+                quantity: 1.0,
+                entry,
+                leverage,
+            }
+            .liquidation_price(maintenance_margin);
+            let past = match side {
+                Side::Long => trigger >= start,
+                Side::Short => trigger <= start,
+            };
+            if past {
+                entry = start * (-offset).exp();
             }
             let size: f64 = sizes.sample(&mut rng);
             total += size;

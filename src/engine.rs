@@ -366,7 +366,11 @@ impl<'a> PathRun<'a> {
         }
         st.unabsorbed += unabsorbed;
 
-        self.liquidated += longs.notional + shorts.notional;
+        // Liquidated notional is valued at the start price, like open interest: a deeper crash
+        // then never makes the same liquidations look smaller.
+        let long_notional = longs.quantity * self.m.start;
+        let short_notional = shorts.quantity * self.m.start;
+        self.liquidated += long_notional + short_notional;
         self.ledger.add_sweep(&longs);
         self.ledger.add_sweep(&shorts);
         self.ledger.fund_drawn += drawn;
@@ -375,16 +379,16 @@ impl<'a> PathRun<'a> {
 
         let l = self.layout;
         let row = &mut *self.row;
-        row[Metric::LiquidatedNotional.index()] += longs.notional + shorts.notional;
-        row[Metric::LiquidatedLongNotional.index()] += longs.notional;
-        row[Metric::LiquidatedShortNotional.index()] += shorts.notional;
+        row[Metric::LiquidatedNotional.index()] += long_notional + short_notional;
+        row[Metric::LiquidatedLongNotional.index()] += long_notional;
+        row[Metric::LiquidatedShortNotional.index()] += short_notional;
         row[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
         row[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
         row[Metric::InsuranceFundDrawn.index()] += drawn;
         row[Metric::AdlNotional.index()] += adl_notional;
         row[Metric::UnabsorbedLoss.index()] += unabsorbed;
-        row[l.venue(i, VenueMetric::LiquidatedLongNotional)] += longs.notional;
-        row[l.venue(i, VenueMetric::LiquidatedShortNotional)] += shorts.notional;
+        row[l.venue(i, VenueMetric::LiquidatedLongNotional)] += long_notional;
+        row[l.venue(i, VenueMetric::LiquidatedShortNotional)] += short_notional;
         row[l.venue(i, VenueMetric::BadDebt)] += longs.bad_debt + shorts.bad_debt;
         row[l.venue(i, VenueMetric::InsuranceFundDrawn)] += drawn;
         row[l.venue(i, VenueMetric::AdlNotional)] += adl_notional;

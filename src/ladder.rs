@@ -46,8 +46,6 @@ struct Tranche {
 pub struct Sweep {
     /// Quantity closed.
     pub quantity: f64,
-    /// Notional closed at the fill price.
-    pub notional: f64,
     /// Positions liquidated for the first time.
     pub positions: u32,
     /// Margin the liquidated traders had at stake: quantity x |entry - bankruptcy price|.
@@ -228,7 +226,6 @@ impl Ladder {
         let full_fees = fee * fill * q_full;
         Sweep {
             quantity: q,
-            notional: fill * q,
             positions: self.cum_first[b] - self.cum_first[a],
             stake: s * (e - r * t),
             returned: (s * (fill * q_full - r * t_full) - full_fees).max(0.0),

@@ -7,7 +7,8 @@
 /// A per-path metric; its [`Metric::name`] is the `paths.csv` column and `summary.json` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
-    /// Notional closed by forced liquidation, at fill prices (USD).
+    /// Notional closed by forced liquidation (USD), valued at the start price like open
+    /// interest, so that a deeper crash never makes the same liquidations look smaller.
     LiquidatedNotional,
     /// Positions liquidated, wholly or in part.
     LiquidatedPositions,
@@ -34,9 +35,9 @@ pub enum Metric {
     CascadeRounds,
     /// Steps in which anything was liquidated (the cascade's duration, in steps).
     CascadeSteps,
-    /// Liquidated notional of longs (USD).
+    /// Liquidated notional of longs (USD, at the start price).
     LiquidatedLongNotional,
-    /// Liquidated notional of shorts (USD).
+    /// Liquidated notional of shorts (USD, at the start price).
     LiquidatedShortNotional,
     /// Steps in which the round cap stopped the cascade before its fixed point.
     RoundCapHits,

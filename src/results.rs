@@ -48,6 +48,7 @@ impl Destination {
                     out.display()
                 )));
             }
+            ensure_parent(out)?;
             return Ok(Destination {
                 target: out.to_path_buf(),
                 latest: None,
@@ -55,6 +56,7 @@ impl Destination {
             });
         }
         let dir = root.join(scenario);
+        ensure_parent(&dir.join("x"))?;
         let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
         let mut target = dir.join(&stamp);
         let mut n = 2;
@@ -110,6 +112,21 @@ impl Destination {
         }
         Ok(self.target.clone())
     }
+}
+
+/// Creates the directory a result will be moved into, so an unusable path fails before the
+/// simulation rather than after it.
+fn ensure_parent(target: &Path) -> Result<()> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => return Ok(()),
+    };
+    fs::create_dir_all(parent).map_err(|e| {
+        Error::BadInput(format!(
+            "cannot create {} for the results: {e}",
+            parent.display()
+        ))
+    })
 }
 
 /// Points `latest` at `target` (a sibling), replacing the old link atomically.
@@ -186,9 +203,23 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> 
         .map_err(io_at(dir, name))
 }
 
-/// Writes the resolved scenario.
+/// Writes the resolved scenario, with copies of its position snapshots in `books/` so the
+/// result directory runs again on its own, wherever it is moved.
 pub fn write_scenario(dir: &Path, scenario: &Scenario) -> Result<()> {
-    fs::write(dir.join("scenario.toml"), scenario.to_toml()).map_err(io_at(dir, "scenario.toml"))
+    let copies = scenario.snapshot_copies();
+    if !copies.is_empty() {
+        fs::create_dir_all(dir.join("books")).map_err(io_at(dir, "books"))?;
+    }
+    for (from, to) in &copies {
+        fs::copy(from, dir.join(to)).map_err(|e| {
+            Error::io(
+                format!("cannot copy {} into the results", from.display()),
+                e,
+            )
+        })?;
+    }
+    fs::write(dir.join("scenario.toml"), scenario.to_toml_for_results())
+        .map_err(io_at(dir, "scenario.toml"))
 }
 
 /// Writes `paths.csv`: one row per policy and path.

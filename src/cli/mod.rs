@@ -55,8 +55,8 @@ struct RunArgs {
     /// Number of paths (overrides simulation.paths).
     #[arg(long)]
     paths: Option<u64>,
-    /// Seed (overrides simulation.seed).
-    #[arg(long)]
+    /// Seed (overrides simulation.seed); TOML integers are signed, so at most 2^63 - 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     seed: Option<u64>,
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]

@@ -230,6 +230,7 @@ pub struct Venue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_interest: Option<f64>,
     /// The book of leveraged positions: generated, or read from a CSV snapshot.
+    #[serde(default)]
     pub book: Book,
 }
 

@@ -1,6 +1,6 @@
 //! From text to a [`ScenarioFile`]: TOML parsing, `--set` overrides, and strict keys.
 //!
-//! Unknown keys are collected in one pass (with `serde_ignored`) rather than failing on the
+//! Unknown keys are all collected in one walk of the document rather than failing on the
 //! first, and each gets a suggestion: the nearest key valid at that place, looked up in the
 //! scenario's own JSON Schema so the list of valid keys can never drift from the types.
 
@@ -110,49 +110,64 @@ pub fn display_path(parts: &[&str]) -> String {
     out
 }
 
-/// Parses scenario text, applies overrides and deserializes strictly.
-///
-/// Returns every problem found: a syntax error alone, or all unknown keys plus the first type
-/// error (serde stops at the first type error; unknown keys are collected before it).
-pub fn parse_scenario(text: &str, overrides: &[Override]) -> Result<ScenarioFile, Vec<Problem>> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        vec![Problem {
-            path: String::new(),
-            message: format!("not valid TOML: {}", e.to_string().trim_end()),
-        }]
-    })?;
-    let mut doc = toml::Value::Table(table);
-    let mut problems = Vec::new();
-    for ov in overrides {
-        if let Err(p) = apply_override(&mut doc, ov) {
-            problems.push(p);
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
+/// What parsing found: the deserialized file when types allowed it, and every problem.
+pub struct Parsed {
+    /// The scenario, when it deserialized (it may still have unknown keys).
+    pub file: Option<ScenarioFile>,
+    /// Unknown keys, override errors and the first type error.
+    pub problems: Vec<Problem>,
+}
 
-    let mut unknown: Vec<Vec<String>> = Vec::new();
-    let result = {
-        let mut collect = |path: serde_ignored::Path| unknown.push(path_parts(&path));
-        let ignoring = serde_ignored::Deserializer::new(doc, &mut collect);
-        serde_path_to_error::deserialize::<_, ScenarioFile>(ignoring)
+/// Parses scenario text, applies overrides, checks every key against the schema and
+/// deserializes.
+///
+/// Unknown keys are found by walking the parsed document against the scenario's JSON Schema,
+/// independently of deserialization, so all of them are reported even when a type error
+/// stops serde (which reports only its first).
+pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
+    let fail = |problems| Parsed {
+        file: None,
+        problems,
     };
-    let schema = schema_json();
-    for parts in &unknown {
-        problems.push(unknown_key_problem(&schema, parts));
+    let table: toml::Table = match toml::from_str(text) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(vec![Problem {
+                path: String::new(),
+                message: format!("not valid TOML: {}", e.to_string().trim_end()),
+            }]);
+        }
+    };
+    let mut doc = toml::Value::Table(table);
+    let mut problems: Vec<Problem> = overrides
+        .iter()
+        .filter_map(|ov| apply_override(&mut doc, ov).err())
+        .collect();
+    if !problems.is_empty() {
+        return fail(problems);
     }
-    match result {
-        Ok(file) if problems.is_empty() => Ok(file),
-        Ok(_) => Err(problems),
+    let schema = schema_json();
+    unknown_keys(&schema, &schema, &doc, &mut Vec::new(), &mut problems);
+    match serde_path_to_error::deserialize::<_, ScenarioFile>(doc) {
+        Ok(file) => Parsed {
+            file: Some(file),
+            problems,
+        },
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
             problems.push(Problem {
                 path,
-                message: e.into_inner().to_string(),
+                // toml appends "in `table`" context lines; the key path already says where.
+                message: e
+                    .into_inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             });
-            Err(problems)
+            fail(problems)
         }
     }
 }
@@ -162,23 +177,39 @@ pub fn schema_json() -> Json {
     schemars::schema_for!(ScenarioFile).to_value()
 }
 
-fn path_parts(path: &serde_ignored::Path) -> Vec<String> {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => Vec::new(),
-        P::Seq { parent, index } => {
-            let mut v = path_parts(parent);
-            v.push(index.to_string());
-            v
+/// Reports every key of `value` (at `path`) that `node` of the schema does not allow.
+fn unknown_keys(
+    root: &Json,
+    node: &Json,
+    value: &toml::Value,
+    path: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) {
+    let node = resolve(root, node);
+    match value {
+        toml::Value::Table(t) => {
+            let Some(props) = node.get("properties").and_then(Json::as_object) else {
+                return;
+            };
+            for (key, v) in t {
+                path.push(key.clone());
+                match props.get(key) {
+                    Some(child) => unknown_keys(root, child, v, path, problems),
+                    None => problems.push(unknown_key_problem(root, path)),
+                }
+                path.pop();
+            }
         }
-        P::Map { parent, key } => {
-            let mut v = path_parts(parent);
-            v.push(key.clone());
-            v
+        toml::Value::Array(items) => {
+            if let Some(child) = node.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    unknown_keys(root, child, v, path, problems);
+                    path.pop();
+                }
+            }
         }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            path_parts(parent)
-        }
+        _ => {}
     }
 }
 

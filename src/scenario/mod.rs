@@ -24,6 +24,8 @@ pub struct Scenario {
     source: PathBuf,
     source_sha256: String,
     snapshots: Vec<Option<Vec<Position>>>,
+    /// Where each venue's snapshot was read from (resolved against the scenario's folder).
+    snapshot_paths: Vec<Option<PathBuf>>,
 }
 
 impl Scenario {
@@ -45,13 +47,22 @@ impl Scenario {
             file: source.to_path_buf(),
             problems,
         };
-        let mut file = load::parse_scenario(text, overrides).map_err(invalid)?;
-        let mut problems = validate::check(&file);
+        let parsed = load::parse_scenario(text, overrides);
+        let mut problems = parsed.problems;
+        let Some(mut file) = parsed.file else {
+            return Err(invalid(problems));
+        };
+        problems.extend(validate::check(&file));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());
-        for (i, venue) in file.venues.iter().enumerate() {
-            snapshots.push(match &venue.book.positions_csv {
-                Some(rel) => match book::read_csv(&base.join(rel)) {
+        let snapshot_paths: Vec<Option<PathBuf>> = file
+            .venues
+            .iter()
+            .map(|v| v.book.positions_csv.as_ref().map(|rel| base.join(rel)))
+            .collect();
+        for (i, path) in snapshot_paths.iter().enumerate() {
+            snapshots.push(match path {
+                Some(path) => match book::read_csv(path) {
                     Ok(positions) => Some(positions),
                     Err(message) => {
                         problems.push(Problem {
@@ -68,7 +79,8 @@ impl Scenario {
             return Err(invalid(problems));
         }
         if file.simulation.seed.is_none() {
-            file.simulation.seed = Some(rand::random());
+            // TOML integers are signed: draw a seed that the resolved file can hold.
+            file.simulation.seed = Some(rand::random::<u64>() >> 1);
         }
         for venue in &mut file.venues {
             if venue.book.positions_csv.is_none() {
@@ -85,6 +97,7 @@ impl Scenario {
             source: source.to_path_buf(),
             source_sha256: hex_sha256(text.as_bytes()),
             snapshots,
+            snapshot_paths,
         })
     }
 
@@ -113,9 +126,37 @@ impl Scenario {
         toml::to_string_pretty(&self.file).expect("a scenario always serializes")
     }
 
-    /// SHA-256 of [`Scenario::to_toml`]: identifies what was run, overrides included.
+    /// The snapshot files to copy into a result directory: (source, path within the result).
+    pub fn snapshot_copies(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.snapshot_paths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.as_ref()
+                    .map(|p| (p.clone(), PathBuf::from(format!("books/venue-{i}.csv"))))
+            })
+            .collect()
+    }
+
+    /// The resolved scenario as written into a result directory: snapshot paths point at the
+    /// copies [`Scenario::snapshot_copies`] names, so the result runs again wherever it is.
+    pub fn to_toml_for_results(&self) -> String {
+        let mut file = self.file.clone();
+        for (venue, (_, copy)) in file
+            .venues
+            .iter_mut()
+            .filter(|v| v.book.positions_csv.is_some())
+            .zip(self.snapshot_copies())
+        {
+            venue.book.positions_csv = Some(copy);
+        }
+        toml::to_string_pretty(&file).expect("a scenario always serializes")
+    }
+
+    /// SHA-256 of the resolved scenario as written into results: identifies what was run,
+    /// overrides and seed included, independently of where the files lie.
     pub fn sha256(&self) -> String {
-        hex_sha256(self.to_toml().as_bytes())
+        hex_sha256(self.to_toml_for_results().as_bytes())
     }
 
     /// The positions of every venue, in venue order: the snapshot, or a book drawn from the seed.

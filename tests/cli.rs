@@ -1,0 +1,1095 @@
+//! Tests of the `cascade` binary as users call it.
+//!
+//! Every command runs in a fresh temporary directory (its current directory), so nothing is
+//! written into the repository and "no result directory was created" can be checked by
+//! listing that directory. Scenarios are tiny (tens of paths, a few hundred steps and
+//! positions) so the whole module runs in seconds in a debug build.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// The per-path metrics INTERFACE.md names: `summary.json` keys and `paths.csv` columns.
+const METRICS: [&str; 12] = [
+    "liquidated_notional",
+    "liquidated_positions",
+    "max_drawdown",
+    "exogenous_drawdown",
+    "amplification",
+    "bad_debt",
+    "insurance_fund_drawn",
+    "adl_notional",
+    "unabsorbed_loss",
+    "insolvent_venues",
+    "max_venue_gap",
+    "cascade_rounds",
+];
+
+/// The statistics every metric carries in `summary.json`.
+const STATS: [&str; 10] = [
+    "mean", "std", "p50", "p90", "p95", "p99", "p999", "max", "es95", "es99",
+];
+
+/// The files every result directory holds.
+const RESULT_FILES: [&str; 5] = [
+    "manifest.json",
+    "scenario.toml",
+    "summary.json",
+    "paths.csv",
+    "timeline.csv",
+];
+
+/// The files that must not depend on the thread count.
+const DETERMINISTIC_FILES: [&str; 3] = ["summary.json", "paths.csv", "timeline.csv"];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// What one call of the binary did.
+#[derive(Debug)]
+struct Outcome {
+    /// Exit code; `None` if killed by a signal.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    /// Panics with the whole output unless the command exited with `code`.
+    #[track_caller]
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit code {code}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "the binary panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless stderr contains every one of `needles`.
+    #[track_caller]
+    fn expect_stderr(&self, needles: &[&str]) -> &Self {
+        for needle in needles {
+            assert!(
+                self.stderr.contains(needle),
+                "stderr does not contain {needle:?}:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+/// Runs `cascade ARGS` with `cwd` as the current directory.
+fn cascade(cwd: &Path, args: &[&str]) -> Outcome {
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the cascade binary runs");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture's absolute path as a string argument.
+fn fixture(name: &str) -> String {
+    let path = fixtures().join(name);
+    assert!(path.exists(), "missing fixture {}", path.display());
+    path.to_str().expect("fixture paths are UTF-8").to_string()
+}
+
+/// A fresh scratch directory holding a copy of the fixture `name` (run it as `name`).
+fn scratch_with(name: &str) -> TempDir {
+    let tmp = TempDir::new().expect("a temporary directory");
+    fs::copy(fixtures().join(name), tmp.path().join(name)).expect("copy the fixture");
+    tmp
+}
+
+/// Names of the entries of `dir`, sorted.
+fn entries(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .expect("readable directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+fn read_json(path: &Path) -> Json {
+    serde_json::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file of a result directory, by name, as bytes.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    entries(dir)
+        .into_iter()
+        .filter(|name| dir.join(name).is_file())
+        .map(|name| {
+            let bytes = fs::read(dir.join(&name)).expect("readable result file");
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// The directory a successful run reports on its `results:` line.
+fn results_dir(cwd: &Path, outcome: &Outcome) -> PathBuf {
+    let line = outcome
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("results: "))
+        .unwrap_or_else(|| panic!("no `results:` line in stdout:\n{}", outcome.stdout));
+    cwd.join(line.trim())
+}
+
+/// Runs `cascade run SCENARIO --quiet ARGS...` in `cwd` and expects success.
+fn run_ok(cwd: &Path, scenario: &str, args: &[&str]) -> Outcome {
+    let mut all = vec!["run", scenario, "--quiet"];
+    all.extend_from_slice(args);
+    let outcome = cascade(cwd, &all);
+    outcome.expect_code(0);
+    outcome
+}
+
+/// A metric statistic of one policy in `summary.json`.
+fn stat(summary: &Json, policy: usize, metric: &str, stat: &str) -> f64 {
+    summary["policies"][policy]["metrics"][metric][stat]
+        .as_f64()
+        .unwrap_or_else(|| panic!("policies[{policy}].metrics.{metric}.{stat} is not a number"))
+}
+
+/// Parses a CSV file into its header and rows (no quoting is used in result files).
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = read(path);
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_else(|| panic!("{} is empty", path.display()))
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row.len(),
+            header.len(),
+            "{} row {} has {} cells, the header {}",
+            path.display(),
+            i + 2,
+            row.len(),
+            header.len()
+        );
+    }
+    (header, rows)
+}
+
+/// Parses a numeric CSV cell and checks it is finite.
+#[track_caller]
+fn finite_cell(file: &str, column: &str, cell: &str) -> f64 {
+    let v: f64 = cell
+        .parse()
+        .unwrap_or_else(|e| panic!("{file} column {column}: `{cell}` is not a number: {e}"));
+    assert!(
+        v.is_finite(),
+        "{file} column {column}: `{cell}` is not finite"
+    );
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Invalid scenarios
+// ---------------------------------------------------------------------------------------------
+
+/// Every file in `tests/fixtures/invalid/` is rejected by `validate` and by `run` (with and
+/// without `--out`) with exit code 2, an error naming the file and every `# expect:` substring,
+/// no panic, and nothing written to disk.
+#[test]
+fn invalid_scenarios_are_rejected_with_their_key_paths() {
+    let dir = fixtures().join("invalid");
+    let files: Vec<PathBuf> = entries(&dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".toml"))
+        .map(|n| dir.join(n))
+        .collect();
+    assert!(
+        files.len() >= 15,
+        "expected at least 15 invalid fixtures, found {}",
+        files.len()
+    );
+
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = read(file);
+        let expects: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect:"))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        if expects.is_empty() {
+            failures.push(format!("{name}: no `# expect: <substring>` line"));
+            continue;
+        }
+        let path = file.to_str().expect("UTF-8 fixture path");
+        let commands: [(&str, Vec<&str>); 3] = [
+            ("validate", vec!["validate", path]),
+            ("run", vec!["run", path, "--quiet"]),
+            ("run --out", vec!["run", path, "--quiet", "--out", "result"]),
+        ];
+        for (label, args) in commands {
+            let tmp = TempDir::new().expect("a temporary directory");
+            let out = cascade(tmp.path(), &args);
+            let mut wrong = Vec::new();
+            if out.code != Some(2) {
+                wrong.push(format!("exit code {:?}, expected 2", out.code));
+            }
+            if out.stderr.contains("panicked") {
+                wrong.push("the binary panicked".to_string());
+            }
+            if !out.stderr.contains(&name) {
+                wrong.push("the error does not name the file".to_string());
+            }
+            for e in &expects {
+                if !out.stderr.contains(e) {
+                    wrong.push(format!("stderr lacks {e:?}"));
+                }
+            }
+            if label == "validate" && !out.stdout.is_empty() {
+                wrong.push("validate printed a scenario for an invalid file".to_string());
+            }
+            let left = entries(tmp.path());
+            if !left.is_empty() {
+                wrong.push(format!("files were written: {left:?}"));
+            }
+            if !wrong.is_empty() {
+                failures.push(format!(
+                    "{name} ({label}): {}\n    stderr: {}",
+                    wrong.join("; "),
+                    out.stderr.trim_end().replace('\n', "\n    ")
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} invalid fixtures were not rejected as expected:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn a_missing_scenario_file_is_bad_input() {
+    let tmp = TempDir::new().unwrap();
+    cascade(tmp.path(), &["run", "no-such-scenario.toml", "--quiet"])
+        .expect_code(2)
+        .expect_stderr(&["no-such-scenario.toml"]);
+    cascade(tmp.path(), &["validate", "no-such-scenario.toml"])
+        .expect_code(2)
+        .expect_stderr(&["no-such-scenario.toml"]);
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn bad_flags_are_bad_input() {
+    let tmp = scratch_with("tiny.toml");
+    for args in [
+        &["run", "tiny.toml", "--threads", "0"][..],
+        &["run", "tiny.toml", "--paths", "0"],
+        &["run", "tiny.toml", "--paths", "many"],
+        &["run", "tiny.toml", "--seed", "-1"],
+        &["run", "tiny.toml", "--no-such-flag"],
+        &["run"],
+        &["no-such-command"],
+    ] {
+        let out = cascade(tmp.path(), args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
+    }
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["tiny.toml".to_string()])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. --set
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn set_with_an_unknown_key_suggests_the_nearest_valid_key() {
+    let tmp = scratch_with("tiny.toml");
+    for command in ["validate", "run"] {
+        let out = cascade(
+            tmp.path(),
+            &[command, "tiny.toml", "--set", "venues.0.intial_margin=0.05"],
+        );
+        out.expect_code(2)
+            .expect_stderr(&["venues[0].intial_margin", "`initial_margin`"]);
+        assert!(out.stdout.is_empty(), "{command} printed: {}", out.stdout);
+    }
+    let out = cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "liquidity.routng=0.3"],
+    );
+    out.expect_code(2)
+        .expect_stderr(&["liquidity.routng", "`routing`"]);
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["tiny.toml".to_string()])
+    );
+}
+
+#[test]
+fn set_with_an_index_out_of_range_is_bad_input() {
+    let tmp = scratch_with("tiny.toml");
+    // tiny.toml has two venues and two policies.
+    for (set, path) in [
+        ("venues.2.initial_margin=0.05", "venues[2]"),
+        ("policies.7.routing=0.5", "policies[7]"),
+        ("venues.x.initial_margin=0.05", "venues"),
+    ] {
+        for command in ["validate", "run"] {
+            let out = cascade(tmp.path(), &[command, "tiny.toml", "--set", set]);
+            out.expect_code(2).expect_stderr(&[path]);
+        }
+    }
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["tiny.toml".to_string()])
+    );
+}
+
+#[test]
+fn set_that_is_not_key_equals_value_is_bad_input() {
+    let tmp = scratch_with("tiny.toml");
+    for set in ["liquidity.routing", "=0.3", "liquidity..routing=0.3"] {
+        let out = cascade(tmp.path(), &["run", "tiny.toml", "--set", set]);
+        out.expect_code(2).expect_stderr(&["--set"]);
+    }
+    // A value where a table is needed.
+    cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--set", "simulation.paths.x=3"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["simulation.paths"]);
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["tiny.toml".to_string()])
+    );
+}
+
+#[test]
+fn set_values_are_validated_like_file_values() {
+    let tmp = scratch_with("tiny.toml");
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.1.maintenance_margin=0.5",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["venues[1].maintenance_margin", "initial_margin"]);
+    cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "simulation.paths=many"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["simulation.paths"]);
+}
+
+#[test]
+fn set_overrides_reach_the_resolved_scenario_and_the_results() {
+    let tmp = scratch_with("tiny.toml");
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "liquidity.routing=0.3",
+            "--set",
+            "venues.1.initial_margin=0.2",
+            "--set",
+            "price.stress.drop=0.05",
+        ],
+    );
+    out.expect_code(0);
+    let resolved: toml::Table = toml::from_str(&out.stdout).expect("validate prints TOML");
+    assert_eq!(resolved["liquidity"]["routing"].as_float(), Some(0.3));
+    assert_eq!(
+        resolved["venues"][1]["initial_margin"].as_float(),
+        Some(0.2)
+    );
+    assert_eq!(
+        resolved["venues"][0]["initial_margin"].as_float(),
+        Some(0.01)
+    );
+    assert_eq!(resolved["price"]["stress"]["drop"].as_float(), Some(0.05));
+
+    let run = run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &[
+            "--out",
+            "res",
+            "--paths",
+            "25",
+            "--seed",
+            "99",
+            "--set",
+            "liquidity.routing=0.3",
+        ],
+    );
+    let dir = results_dir(tmp.path(), &run);
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["seed"], 99);
+    assert_eq!(summary["paths"], 25);
+    let manifest = read_json(&dir.join("manifest.json"));
+    assert_eq!(manifest["seed"], 99);
+    assert_eq!(manifest["paths"], 25);
+    let scenario: toml::Table = toml::from_str(&read(&dir.join("scenario.toml"))).unwrap();
+    assert_eq!(scenario["simulation"]["seed"].as_integer(), Some(99));
+    assert_eq!(scenario["simulation"]["paths"].as_integer(), Some(25));
+    assert_eq!(scenario["liquidity"]["routing"].as_float(), Some(0.3));
+    let (_, rows) = read_csv(&dir.join("paths.csv"));
+    assert_eq!(rows.len(), 2 * 25, "two policies x 25 paths");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. validate, schema, init
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn validate_prints_a_resolved_scenario_that_validates_to_itself() {
+    let tmp = TempDir::new().unwrap();
+    // tiny.toml without its seed and without max_rounds: both must be filled in.
+    let text = read(&fixtures().join("tiny.toml"));
+    assert!(text.contains("\nseed = 11\n") && !text.contains("max_rounds"));
+    fs::write(
+        tmp.path().join("noseed.toml"),
+        text.replace("\nseed = 11\n", "\n"),
+    )
+    .unwrap();
+
+    // The seed is drawn anew each time; eight draws make a seed the format cannot hold (TOML
+    // integers are signed 64-bit) all but certain to turn up if the draw allows one.
+    for _ in 0..8 {
+        let first = cascade(tmp.path(), &["validate", "noseed.toml"]);
+        first.expect_code(0);
+        let resolved: toml::Table = toml::from_str(&first.stdout)
+            .unwrap_or_else(|e| panic!("validate did not print TOML: {e}\n{}", first.stdout));
+        let sim = &resolved["simulation"];
+        assert_eq!(
+            sim["max_rounds"].as_integer(),
+            Some(64),
+            "default max_rounds"
+        );
+        assert!(
+            sim["seed"].as_integer().is_some(),
+            "the drawn seed is printed"
+        );
+        assert_eq!(
+            resolved["liquidity"]["permanent_fraction"].as_float(),
+            Some(0.5)
+        );
+        let book = &resolved["venues"][1]["book"];
+        assert_eq!(book["size_tail"].as_float(), Some(1.5), "book defaults");
+        assert!(book["long_leverage"]["median"].as_float().is_some());
+
+        // The printed scenario is a valid scenario, and a fixed point: same seed, same text.
+        fs::write(tmp.path().join("resolved.toml"), &first.stdout).unwrap();
+        let second = cascade(tmp.path(), &["validate", "resolved.toml"]);
+        second.expect_code(0);
+        assert_eq!(second.stdout, first.stdout);
+    }
+
+    // With the seed given, it is the one printed.
+    let tiny = fixture("tiny.toml");
+    let with_seed = cascade(tmp.path(), &["validate", &tiny]);
+    with_seed.expect_code(0);
+    let resolved: toml::Table = toml::from_str(&with_seed.stdout).unwrap();
+    assert_eq!(resolved["simulation"]["seed"].as_integer(), Some(11));
+
+    // validate writes nothing.
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["noseed.toml".to_string(), "resolved.toml".to_string()])
+    );
+}
+
+/// A seed given on the command line is recorded so that the result's scenario.toml reruns it.
+/// TOML integers are signed 64-bit, so seeds above `i64::MAX` must either work the same way or
+/// be refused up front as bad input with a message about the seed (not a confusing type error).
+#[test]
+fn large_seeds_run_and_are_recorded_reproducibly() {
+    let tmp = scratch_with("tiny.toml");
+    let largest_toml = i64::MAX.to_string();
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &["--seed", &largest_toml, "--paths", "20", "--out", "res"],
+    );
+    let manifest = read_json(&tmp.path().join("res/manifest.json"));
+    assert_eq!(manifest["seed"].as_u64(), Some(i64::MAX as u64));
+    cascade(tmp.path(), &["validate", "res/scenario.toml"]).expect_code(0);
+    run_ok(tmp.path(), "res/scenario.toml", &["--out", "again"]);
+    assert_eq!(
+        fs::read(tmp.path().join("res/paths.csv")).unwrap(),
+        fs::read(tmp.path().join("again/paths.csv")).unwrap()
+    );
+
+    let largest = u64::MAX.to_string();
+    let out = cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--quiet",
+            "--seed",
+            &largest,
+            "--paths",
+            "20",
+            "--out",
+            "big",
+        ],
+    );
+    if out.code == Some(0) {
+        cascade(tmp.path(), &["validate", "big/scenario.toml"]).expect_code(0);
+    } else {
+        out.expect_code(2).expect_stderr(&["seed"]);
+        assert!(
+            !out.stderr.contains("invalid type: string"),
+            "a numeric --seed is reported as a string:\n{}",
+            out.stderr
+        );
+        assert!(!tmp.path().join("big").exists());
+    }
+}
+
+#[test]
+fn schema_is_json_with_the_scenario_properties() {
+    let tmp = TempDir::new().unwrap();
+    let out = cascade(tmp.path(), &["schema"]);
+    out.expect_code(0);
+    let schema: Json = serde_json::from_str(&out.stdout).expect("schema prints JSON");
+    let props = schema["properties"]
+        .as_object()
+        .expect("a `properties` object");
+    for key in [
+        "name",
+        "simulation",
+        "price",
+        "liquidity",
+        "venues",
+        "policies",
+    ] {
+        assert!(props.contains_key(key), "schema lacks property {key}");
+    }
+    for key in ["initial_margin", "maintenance_margin", "positions_csv"] {
+        assert!(out.stdout.contains(key), "schema never mentions {key}");
+    }
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
+    let tmp = TempDir::new().unwrap();
+    cascade(tmp.path(), &["init", "mine.toml"]).expect_code(0);
+    let starter = read(&tmp.path().join("mine.toml"));
+    cascade(tmp.path(), &["validate", "mine.toml"]).expect_code(0);
+
+    fs::write(tmp.path().join("mine.toml"), "# my own work\n").unwrap();
+    cascade(tmp.path(), &["init", "mine.toml"])
+        .expect_code(2)
+        .expect_stderr(&["mine.toml", "--force"]);
+    assert_eq!(read(&tmp.path().join("mine.toml")), "# my own work\n");
+
+    cascade(tmp.path(), &["init", "mine.toml", "--force"]).expect_code(0);
+    assert_eq!(read(&tmp.path().join("mine.toml")), starter);
+
+    // Without a path it writes scenario.toml in the current directory.
+    cascade(tmp.path(), &["init"]).expect_code(0);
+    assert_eq!(read(&tmp.path().join("scenario.toml")), starter);
+    cascade(tmp.path(), &["init"]).expect_code(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Result directories
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn run_with_out_writes_every_file_and_refuses_to_overwrite_without_force() {
+    let tmp = scratch_with("tiny.toml");
+    let first = run_ok(tmp.path(), "tiny.toml", &["--out", "res"]);
+    let dir = tmp.path().join("res");
+    assert_eq!(results_dir(tmp.path(), &first), dir);
+    for f in RESULT_FILES {
+        assert!(dir.join(f).is_file(), "{f} missing from the result");
+    }
+    let before = snapshot(&dir);
+
+    let again = cascade(tmp.path(), &["run", "tiny.toml", "--quiet", "--out", "res"]);
+    again.expect_code(2).expect_stderr(&["res", "--force"]);
+    assert_eq!(snapshot(&dir), before, "a refused run changed the result");
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["res".to_string(), "tiny.toml".to_string()]),
+        "a refused run left files behind"
+    );
+
+    run_ok(tmp.path(), "tiny.toml", &["--out", "res", "--force"]);
+    for f in RESULT_FILES {
+        assert!(dir.join(f).is_file(), "{f} missing after --force");
+    }
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["res".to_string(), "tiny.toml".to_string()]),
+        "--force left temporary files behind"
+    );
+    // Same scenario and seed: the replaced result has the same deterministic files.
+    let after = snapshot(&dir);
+    for (name, bytes) in &before {
+        if DETERMINISTIC_FILES.contains(&name.as_str()) {
+            let new = &after.iter().find(|(n, _)| n == name).unwrap().1;
+            assert_eq!(new, bytes, "{name} differs after --force");
+        }
+    }
+}
+
+#[test]
+fn force_never_replaces_a_directory_that_is_not_a_result() {
+    let tmp = scratch_with("tiny.toml");
+    fs::create_dir(tmp.path().join("precious")).unwrap();
+    fs::write(tmp.path().join("precious/thesis.tex"), "years of work").unwrap();
+    cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--quiet",
+            "--out",
+            "precious",
+            "--force",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["precious"]);
+    assert_eq!(
+        entries(&tmp.path().join("precious")),
+        BTreeSet::from(["thesis.tex".to_string()])
+    );
+    assert_eq!(
+        read(&tmp.path().join("precious/thesis.tex")),
+        "years of work"
+    );
+}
+
+/// An `--out` that cannot be a directory (its parent is a regular file) is a bad path: exit 2.
+#[test]
+fn run_with_an_unusable_out_path_is_bad_input() {
+    let tmp = scratch_with("tiny.toml");
+    fs::write(tmp.path().join("a-file"), "not a directory").unwrap();
+    let out = cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--quiet", "--out", "a-file/res"],
+    );
+    out.expect_code(2).expect_stderr(&["a-file"]);
+    assert_eq!(read(&tmp.path().join("a-file")), "not a directory");
+}
+
+#[test]
+fn default_output_directories_never_collide_and_latest_is_the_newest() {
+    let tmp = scratch_with("tiny.toml");
+    let first = run_ok(tmp.path(), "tiny.toml", &[]);
+    let second = run_ok(tmp.path(), "tiny.toml", &[]);
+    let a = results_dir(tmp.path(), &first);
+    let b = results_dir(tmp.path(), &second);
+    assert_ne!(a, b, "two runs wrote to the same directory");
+
+    let root = tmp.path().join("output/tiny");
+    for dir in [&a, &b] {
+        assert_eq!(
+            dir.parent().map(fs::canonicalize).and_then(Result::ok),
+            Some(fs::canonicalize(&root).unwrap()),
+            "{} is not under output/tiny/",
+            dir.display()
+        );
+        for f in RESULT_FILES {
+            assert!(dir.join(f).is_file(), "{f} missing from {}", dir.display());
+        }
+    }
+    let names = entries(&root);
+    assert_eq!(names.len(), 3, "two results and `latest`: {names:?}");
+    assert!(names.contains("latest"));
+
+    let latest = root.join("latest");
+    let target = if fs::symlink_metadata(&latest)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+    {
+        fs::canonicalize(&latest).unwrap()
+    } else {
+        fs::canonicalize(root.join(read(&latest).trim())).unwrap()
+    };
+    assert_eq!(
+        target,
+        fs::canonicalize(&b).unwrap(),
+        "latest is not the newest"
+    );
+    assert!(latest.join("summary.json").is_file());
+    // Nothing else (no temporary directories) is left in the scratch directory.
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["output".to_string(), "tiny.toml".to_string()])
+    );
+}
+
+#[test]
+fn quiet_run_prints_nothing_on_stderr() {
+    let tmp = scratch_with("tiny.toml");
+    let out = run_ok(tmp.path(), "tiny.toml", &["--out", "res", "--paths", "20"]);
+    assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Determinism and the result contract
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let tmp = scratch_with("tiny.toml");
+    // 300 paths: several batches, so four threads really split the work.
+    let common = ["--paths", "300", "--seed", "21"];
+    let one = tmp.path().join("one");
+    let four = tmp.path().join("four");
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &[&common[..], &["--threads", "1", "--out", "one"]].concat(),
+    );
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &[&common[..], &["--threads", "4", "--out", "four"]].concat(),
+    );
+    for f in DETERMINISTIC_FILES {
+        let (a, b) = (
+            fs::read(one.join(f)).unwrap(),
+            fs::read(four.join(f)).unwrap(),
+        );
+        assert!(a == b, "{f} differs between --threads 1 and --threads 4");
+    }
+    assert_eq!(
+        read(&one.join("scenario.toml")),
+        read(&four.join("scenario.toml"))
+    );
+
+    let m1 = read_json(&one.join("manifest.json"));
+    let m4 = read_json(&four.join("manifest.json"));
+    assert_eq!(m1["seed"], 21);
+    assert_eq!(m1["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m1["paths"], 300);
+    assert_eq!(m1["threads"], 1);
+    assert_eq!(m4["threads"], 4);
+    let sha = m1["scenario_sha256"].as_str().expect("scenario_sha256");
+    assert_eq!(
+        sha,
+        sha256_hex(&fs::read(one.join("scenario.toml")).unwrap()),
+        "scenario_sha256 is the SHA-256 of the resolved scenario.toml"
+    );
+    assert_eq!(m4["scenario_sha256"], m1["scenario_sha256"]);
+    assert_eq!(
+        m1["scenario_file_sha256"].as_str(),
+        Some(sha256_hex(&fs::read(tmp.path().join("tiny.toml")).unwrap()).as_str())
+    );
+
+    // Not vacuous: another seed gives other paths.
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &["--paths", "300", "--seed", "22", "--out", "other"],
+    );
+    assert!(
+        fs::read(one.join("paths.csv")).unwrap()
+            != fs::read(tmp.path().join("other/paths.csv")).unwrap(),
+        "paths.csv does not depend on the seed"
+    );
+}
+
+/// Walks a JSON value; returns the paths of non-finite numbers and of nulls outside `relative`.
+fn bad_json_values(value: &Json, at: &str, out: &mut Vec<String>) {
+    match value {
+        Json::Null if !at.ends_with(".relative") => out.push(format!("{at} is null")),
+        Json::Number(n) if !n.as_f64().is_some_and(f64::is_finite) => {
+            out.push(format!("{at} = {n} is not finite"))
+        }
+        Json::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                bad_json_values(v, &format!("{at}[{i}]"), out);
+            }
+        }
+        Json::Object(map) => {
+            for (k, v) in map {
+                bad_json_values(v, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn result_files_follow_the_interface() {
+    let tmp = scratch_with("tiny.toml");
+    run_ok(tmp.path(), "tiny.toml", &["--out", "res"]);
+    let dir = tmp.path().join("res");
+    let (paths, steps) = (40, 240);
+    let policies = ["fragmented", "harmonized"];
+    let venues = ["offshore", "onshore"];
+
+    // summary.json
+    let text = read(&dir.join("summary.json"));
+    for bad in ["NaN", "Infinity"] {
+        assert!(!text.contains(bad), "summary.json contains {bad}");
+    }
+    let s: Json = serde_json::from_str(&text).unwrap();
+    // serde_json writes NaN and infinities as null: every figure must be a finite number
+    // (`relative` is documented as null where the baseline mean is zero).
+    let mut bad = Vec::new();
+    bad_json_values(&s["policies"], "policies", &mut bad);
+    bad_json_values(&s["comparisons"], "comparisons", &mut bad);
+    assert!(bad.is_empty(), "summary.json: {bad:#?}");
+    assert_eq!(s["schema_version"], 1);
+    assert_eq!(s["scenario"], "tiny");
+    assert_eq!(s["seed"], 11);
+    assert_eq!(s["paths"], paths);
+    let ps = s["policies"].as_array().expect("policies");
+    let names: Vec<&str> = ps.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, policies);
+    for (i, p) in ps.iter().enumerate() {
+        for metric in METRICS {
+            for st in STATS {
+                stat(&s, i, metric, st);
+            }
+            let v = |st| stat(&s, i, metric, st);
+            let tol = 1e-9 * v("max").abs().max(1.0);
+            let ordered = [v("p50"), v("p90"), v("p95"), v("p99"), v("p999"), v("max")];
+            assert!(
+                ordered.windows(2).all(|w| w[0] <= w[1] + tol),
+                "{metric}: quantiles out of order {ordered:?}"
+            );
+            assert!(v("std") >= 0.0, "{metric}: negative std");
+            assert!(v("mean") <= v("max") + tol, "{metric}: mean above max");
+            assert!(
+                v("p95") <= v("es95") + tol
+                    && v("es95") <= v("es99") + tol
+                    && v("es99") <= v("max") + tol,
+                "{metric}: expected shortfalls out of order"
+            );
+        }
+        for prob in ["any_insolvency", "adl", "round_cap_hit"] {
+            let x = p["probabilities"][prob]
+                .as_f64()
+                .unwrap_or_else(|| panic!("probabilities.{prob}"));
+            assert!((0.0..=1.0).contains(&x), "probabilities.{prob} = {x}");
+        }
+        let vs = p["venues"].as_array().expect("venues");
+        let vnames: Vec<&str> = vs.iter().filter_map(|v| v["name"].as_str()).collect();
+        assert_eq!(vnames, venues);
+        for v in vs {
+            assert!(v["liquidated_notional_mean"].as_f64().is_some());
+            let ip = v["insolvency_probability"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&ip));
+        }
+    }
+    // The stress liquidates something, so the statistics are not trivially zero.
+    assert!(stat(&s, 0, "liquidated_notional", "max") > 0.0);
+    let cs = s["comparisons"].as_array().expect("comparisons");
+    assert_eq!(cs.len(), 1, "one comparison per policy after the baseline");
+    assert_eq!(cs[0]["policy"], "harmonized");
+    assert_eq!(cs[0]["baseline"], "fragmented");
+    for metric in METRICS {
+        let m = &cs[0]["metrics"][metric];
+        assert!(m["mean_difference"].as_f64().is_some(), "{metric}");
+        assert_eq!(m["ci95"].as_array().map(Vec::len), Some(2), "{metric}");
+        assert!(
+            m["relative"].is_f64() || m["relative"].is_null(),
+            "{metric}"
+        );
+    }
+
+    // paths.csv: `policy,path,` then the metrics; one row per policy and path.
+    let (header, rows) = read_csv(&dir.join("paths.csv"));
+    assert_eq!(&header[..2], ["policy", "path"]);
+    for metric in METRICS {
+        assert!(
+            header.iter().any(|h| h == metric),
+            "paths.csv lacks {metric}"
+        );
+    }
+    assert_eq!(rows.len(), policies.len() * paths);
+    for (r, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], policies[r / paths]);
+        assert_eq!(row[1], (r % paths).to_string());
+        for (h, cell) in header.iter().zip(row).skip(2) {
+            finite_cell("paths.csv", h, cell);
+        }
+    }
+    // The CSV agrees with the summary.
+    let col = header
+        .iter()
+        .position(|h| h == "liquidated_notional")
+        .unwrap();
+    let max = rows[..paths]
+        .iter()
+        .map(|r| finite_cell("paths.csv", "liquidated_notional", &r[col]))
+        .fold(f64::MIN, f64::max);
+    let summary_max = stat(&s, 0, "liquidated_notional", "max");
+    // serde_json's default float parser may be one ulp off; the values are the same number.
+    assert!(
+        (max - summary_max).abs() <= 1e-12 * summary_max.abs(),
+        "paths.csv max {max} != summary.json max {summary_max}"
+    );
+
+    // timeline.csv: per policy and step, five quantiles of price and of liquidations.
+    let (header, rows) = read_csv(&dir.join("timeline.csv"));
+    assert_eq!(&header[..2], ["policy", "step"]);
+    assert_eq!(header.len(), 2 + 2 * 5, "five quantiles of two series");
+    assert_eq!(rows.len(), policies.len() * steps);
+    for row in &rows {
+        let values: Vec<f64> = header
+            .iter()
+            .zip(row)
+            .skip(2)
+            .map(|(h, c)| finite_cell("timeline.csv", h, c))
+            .collect();
+        for band in values.chunks(5) {
+            assert!(
+                band.windows(2).all(|w| w[0] <= w[1]),
+                "timeline quantiles out of order: {row:?}"
+            );
+        }
+    }
+
+    // manifest.json
+    let m = read_json(&dir.join("manifest.json"));
+    assert_eq!(m["seed"], 11);
+    assert_eq!(m["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(m["paths"], paths);
+    assert!(
+        m["scenario_sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())),
+        "scenario_sha256: {}",
+        m["scenario_sha256"]
+    );
+    for key in ["started_at", "finished_at", "wall_seconds", "threads"] {
+        assert!(!m[key].is_null(), "manifest lacks {key}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A market that never moves
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_market_without_volatility_or_stress_liquidates_nothing() {
+    let tmp = scratch_with("calm.toml");
+    run_ok(tmp.path(), "calm.toml", &["--out", "res"]);
+    let dir = tmp.path().join("res");
+    let s = read_json(&dir.join("summary.json"));
+    for i in 0..2 {
+        for metric in [
+            "liquidated_notional",
+            "liquidated_positions",
+            "bad_debt",
+            "unabsorbed_loss",
+            "max_drawdown",
+            "exogenous_drawdown",
+            "cascade_rounds",
+        ] {
+            assert_eq!(
+                stat(&s, i, metric, "max"),
+                0.0,
+                "policies[{i}].metrics.{metric}.max"
+            );
+        }
+    }
+    let (header, rows) = read_csv(&dir.join("timeline.csv"));
+    for row in &rows {
+        for (h, cell) in header.iter().zip(row).skip(2) {
+            let v = finite_cell("timeline.csv", h, cell);
+            if h.starts_with("liquidated") {
+                assert_eq!(v, 0.0, "{h} in {row:?}");
+            } else {
+                // The price never leaves 50,000; the bands may be off by their bin width (0.5%).
+                assert!((v / 50_000.0 - 1.0).abs() <= 0.005, "{h} = {v} in {row:?}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Position snapshots
+// ---------------------------------------------------------------------------------------------
+
+/// A scenario whose book is a CSV snapshot runs, and the `scenario.toml` it leaves in the result
+/// directory (documented as "the resolved scenario that was run") can be validated and run again
+/// from there: the snapshot path must not be left relative to the original scenario file.
+#[test]
+fn a_snapshot_scenario_runs_and_its_resolved_copy_runs_again() {
+    let tmp = TempDir::new().unwrap();
+    let scenario = fixture("snapshot.toml");
+    run_ok(tmp.path(), &scenario, &["--out", "res"]);
+    let s = read_json(&tmp.path().join("res/summary.json"));
+    assert_eq!(s["policies"][0]["venues"][0]["name"], "snap");
+    // The 20% stress takes the 5x and 8x longs of the snapshot past their triggers.
+    assert!(stat(&s, 0, "liquidated_notional", "max") > 0.0);
+
+    cascade(tmp.path(), &["validate", "res/scenario.toml"]).expect_code(0);
+    run_ok(tmp.path(), "res/scenario.toml", &["--out", "again"]);
+    assert_eq!(
+        fs::read(tmp.path().join("res/paths.csv")).unwrap(),
+        fs::read(tmp.path().join("again/paths.csv")).unwrap(),
+        "re-running the resolved scenario gives other results"
+    );
+}

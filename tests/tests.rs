@@ -1,0 +1,4 @@
+//! Integration tests, one binary: each module is a chapter.
+
+mod cli;
+mod engine;

@@ -52,6 +52,35 @@ impl Position {
         let s = self.side.sign();
         self.entry * (1.0 - s / self.leverage) / (1.0 - s * mm)
     }
+
+    /// Equity per unit of quantity at `price`.
+    fn equity_per_unit(&self, price: f64) -> f64 {
+        self.entry / self.leverage + self.side.sign() * (price - self.entry)
+    }
+
+    /// Leverage at `price`: notional over equity (infinite at or past bankruptcy).
+    pub fn leverage_at(&self, price: f64) -> f64 {
+        let equity = self.equity_per_unit(price);
+        if equity > 0.0 {
+            price / equity
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// The position after its trader posts the margin that brings its leverage at `price`
+    /// down to `cap` (unchanged if it is already at or below it). Entry and size are kept.
+    pub fn capped_at(&self, price: f64, cap: f64) -> Position {
+        if self.leverage_at(price) <= cap {
+            return *self;
+        }
+        // Margin per unit such that equity at `price` is price / cap.
+        let margin = price / cap - self.side.sign() * (price - self.entry);
+        Position {
+            leverage: self.entry / margin,
+            ..*self
+        }
+    }
 }
 
 /// Where the random stream of venue `v`'s book starts: far above every path's stream.

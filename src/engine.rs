@@ -10,7 +10,7 @@ use crate::ladder::Sweep;
 use crate::liquidity::Pool;
 use crate::market::Market;
 use crate::metrics::{Metric, RowLayout, VenueMetric};
-use crate::scenario::file::MarkPrice;
+use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
 
 /// Local dislocations smaller than this (in log price) are set to zero, so that a market that
 /// has calmed down returns to the fast path where every venue trades at the shared price.
@@ -72,6 +72,22 @@ struct VenueState {
     long_to: usize,
     short_to: usize,
     unabsorbed: f64,
+    /// Liquidations are paused (circuit breaker) while the step index is below this.
+    halted_until: usize,
+    /// Log shift of every trigger after margin add-ons (<= 0 for longs, >= 0 for shorts).
+    long_shift: f64,
+    short_shift: f64,
+}
+
+/// A supervisor's state on one path.
+#[derive(Debug, Clone, Default)]
+struct SupervisorState {
+    /// The supervisor does not act again before this step (its circuit breaker is running).
+    busy_until: usize,
+    /// Its margin add-on has been imposed (once per path).
+    added: bool,
+    /// Recent log prices of the watched venues, oldest first (drawdown metric).
+    history: Vec<f64>,
 }
 
 /// Reusable per-thread buffers; one path at a time.
@@ -79,6 +95,9 @@ struct VenueState {
 pub struct Scratch {
     venues: Vec<VenueState>,
     funds: Vec<f64>,
+    supervisors: Vec<SupervisorState>,
+    /// The step at which a supervisor first acted on the last path, if any.
+    pub first_intervention: Option<usize>,
     /// Per step: log of traded price over start price, at the step's end.
     pub log_price_path: Vec<f64>,
     /// Per step: cumulative liquidated notional at the step's end (USD).
@@ -113,6 +132,8 @@ struct PathRun<'a> {
     band_high: f64,
     recent_move: f64,
     liquidated: f64,
+    /// Index of the current step.
+    step: usize,
 }
 
 impl<'a> PathRun<'a> {
@@ -133,6 +154,10 @@ impl<'a> PathRun<'a> {
         );
         s.funds.clear();
         s.funds.extend_from_slice(&m.funds);
+        s.supervisors.clear();
+        s.supervisors
+            .resize(m.supervisors.len(), SupervisorState::default());
+        s.first_intervention = None;
         s.log_price_path.clear();
         s.log_price_path.reserve(steps);
         s.liquidated_path.clear();
@@ -155,6 +180,7 @@ impl<'a> PathRun<'a> {
             band_high: 0.0,
             recent_move: 0.0,
             liquidated: 0.0,
+            step: 0,
         };
         run.update_band();
         run
@@ -163,8 +189,8 @@ impl<'a> PathRun<'a> {
     fn update_band(&mut self) {
         let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
         for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
-            low = low.max(v.longs.next_log_trigger(st.long_ptr));
-            high = high.min(v.shorts.next_log_trigger(st.short_ptr));
+            low = low.max(v.longs.next_log_trigger(st.long_ptr) + st.long_shift);
+            high = high.min(v.shorts.next_log_trigger(st.short_ptr) + st.short_shift);
         }
         self.band_low = low;
         self.band_high = high;
@@ -176,12 +202,16 @@ impl<'a> PathRun<'a> {
         let mut min_x = self.log_start;
         let mut max_gap = 0.0f64;
         let mut prev_log_index = self.log_start;
-        for &r in returns {
+        for (t, &r) in returns.iter().enumerate() {
+            self.step = t;
             self.x += r;
             min_x = min_x.min(self.x);
             self.shared.transient *= lm.resilience_decay;
             if self.locals_active {
                 self.decay_locals();
+            }
+            if !self.m.supervisors.is_empty() {
+                self.supervise();
             }
             let z = self.x + self.shared.level();
             let quiet = !self.locals_active && z > self.band_low && z < self.band_high;
@@ -261,15 +291,85 @@ impl<'a> PathRun<'a> {
         let log_index = self.price_venues();
         let mut any = false;
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
-            let mark = match v.mark {
-                MarkPrice::Own => st.log_price,
-                MarkPrice::Index => log_index,
-            };
-            st.long_to = v.longs.crossed_until(st.long_ptr, mark);
-            st.short_to = v.shorts.crossed_until(st.short_ptr, mark);
+            if self.step < st.halted_until {
+                st.long_to = st.long_ptr;
+                st.short_to = st.short_ptr;
+                continue;
+            }
+            let mark = mark(v.mark, st.log_price, log_index);
+            st.long_to = v.longs.crossed_until(st.long_ptr, mark - st.long_shift);
+            st.short_to = v.shorts.crossed_until(st.short_ptr, mark - st.short_shift);
             any |= st.long_to > st.long_ptr || st.short_to > st.short_ptr;
         }
         any
+    }
+
+    /// Lets every supervisor look at its venues and act if its metric crossed the threshold.
+    fn supervise(&mut self) {
+        let log_index = self.price_venues();
+        let t = self.step;
+        let mut acted = false;
+        for (sup, state) in self.m.supervisors.iter().zip(&mut self.s.supervisors) {
+            let value = match sup.metric {
+                SupervisionMetric::NearLiquidation => {
+                    let mut quantity = 0.0;
+                    for &i in &sup.venues {
+                        let (v, st) = (&self.m.venues[i], &self.s.venues[i]);
+                        let m = mark(v.mark, st.log_price, log_index);
+                        let near_long = v
+                            .longs
+                            .crossed_until(st.long_ptr, m - st.long_shift - sup.log_distance);
+                        let near_short = v
+                            .shorts
+                            .crossed_until(st.short_ptr, m - st.short_shift + sup.log_distance);
+                        quantity += v.longs.quantity_between(st.long_ptr, near_long)
+                            + v.shorts.quantity_between(st.short_ptr, near_short);
+                    }
+                    quantity * self.m.start
+                }
+                SupervisionMetric::Drawdown => {
+                    let (mut sum, mut weight) = (0.0, 0.0);
+                    for &i in &sup.venues {
+                        sum += self.m.venues[i].weight * self.s.venues[i].log_price;
+                        weight += self.m.venues[i].weight;
+                    }
+                    let now = if weight > 0.0 { sum / weight } else { self.x };
+                    if state.history.len() > sup.window {
+                        state.history.remove(0);
+                    }
+                    state.history.push(now);
+                    let peak = state.history.iter().copied().fold(f64::MIN, f64::max);
+                    1.0 - (now - peak).exp()
+                }
+            };
+            let ready = t >= state.busy_until && !state.added;
+            if !(ready && value >= sup.threshold) {
+                continue;
+            }
+            match sup.action {
+                SupervisoryAction::CircuitBreaker => {
+                    state.busy_until = t + sup.halt_steps;
+                    for &i in &sup.venues {
+                        let st = &mut self.s.venues[i];
+                        st.halted_until = st.halted_until.max(t + sup.halt_steps);
+                    }
+                }
+                SupervisoryAction::MarginAddOn => {
+                    state.added = true;
+                    for &i in &sup.venues {
+                        let st = &mut self.s.venues[i];
+                        st.long_shift += (1.0 - sup.add_on).ln();
+                        st.short_shift += (1.0 + sup.add_on).ln();
+                    }
+                }
+            }
+            self.row[Metric::Interventions.index()] += 1.0;
+            self.s.first_intervention.get_or_insert(t);
+            acted = true;
+        }
+        if acted {
+            self.update_band();
+        }
     }
 
     /// Cascade rounds within one step, to the fixed point or the round cap.
@@ -326,8 +426,12 @@ impl<'a> PathRun<'a> {
             return;
         }
         let fill = (0.5 * (st.log_price + post)).exp();
-        let longs = v.longs.sweep(st.long_ptr, st.long_to, fill, v.fee);
-        let shorts = v.shorts.sweep(st.short_ptr, st.short_to, fill, v.fee);
+        let longs = v
+            .longs
+            .sweep(st.long_ptr, st.long_to, fill, v.fee, st.long_shift.exp());
+        let shorts = v
+            .shorts
+            .sweep(st.short_ptr, st.short_to, fill, v.fee, st.short_shift.exp());
         st.long_ptr = st.long_to;
         st.short_ptr = st.short_to;
         st.log_price = post;
@@ -408,5 +512,14 @@ impl<'a> PathRun<'a> {
         self.set(Metric::InsolventVenues, insolvent as f64);
         self.ledger.funds_end = self.s.funds.iter().sum();
         self.ledger
+    }
+}
+
+/// The log mark price of a venue: its own log price, or the index's.
+#[inline]
+fn mark(kind: MarkPrice, own: f64, index: f64) -> f64 {
+    match kind {
+        MarkPrice::Own => own,
+        MarkPrice::Index => index,
     }
 }

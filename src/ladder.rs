@@ -207,12 +207,17 @@ impl Ladder {
     }
 
     /// Liquidates tranches `a..b` at fill price `fill` with fee rate `fee`.
-    pub fn sweep(&self, a: usize, b: usize, fill: f64, fee: f64) -> Sweep {
+    ///
+    /// `scale` multiplies every trigger (and so every bankruptcy price) of the stretch: 1 as
+    /// built, below 1 for longs (above for shorts) after traders posted a margin add-on.
+    pub fn sweep(&self, a: usize, b: usize, fill: f64, fee: f64, scale: f64) -> Sweep {
         if a >= b {
             return Sweep::default();
         }
         let s = self.side.sign();
-        let r = self.bk_ratio;
+        // Bankruptcy price over the *unscaled* trigger, so the keys and prefix sums (built
+        // from unscaled triggers) serve as they are.
+        let r = self.bk_ratio * scale;
         // Bankruptcy beyond the fill (bad debt) sorts first, then equity below the fee, then
         // equity that pays the whole fee.
         let bad_key = -s * (fill / r).ln();

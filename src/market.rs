@@ -7,7 +7,9 @@ use crate::book::{Position, Side};
 use crate::ladder::{EntryIndex, Ladder};
 use crate::liquidity::LiquidityModel;
 use crate::scenario::Scenario;
-use crate::scenario::file::{LiquidationMode, MarkPrice, Venue};
+use crate::scenario::file::{
+    LiquidationMode, MarkPrice, Supervision, SupervisionMetric, SupervisoryAction, Venue,
+};
 
 /// One venue, ready to run.
 #[derive(Debug, Clone)]
@@ -59,6 +61,45 @@ pub struct Market {
     pub total_open_interest: f64,
     /// Whether any venue marks to the index (then marks need every venue's price).
     pub any_index_mark: bool,
+    /// Supervisors watching groups of venues (none in the baseline).
+    pub supervisors: Vec<Supervisor>,
+}
+
+/// A supervisor, resolved to the venues it watches.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    /// Indices of the watched venues (also those its action covers).
+    pub venues: Vec<usize>,
+    /// The metric watched.
+    pub metric: SupervisionMetric,
+    /// Level at which it acts.
+    pub threshold: f64,
+    /// `ln(1 + distance)` for the near-liquidation metric.
+    pub log_distance: f64,
+    /// Look-back window in steps for the drawdown metric.
+    pub window: usize,
+    /// The action.
+    pub action: SupervisoryAction,
+    /// Steps a circuit breaker pauses liquidations.
+    pub halt_steps: usize,
+    /// Margin add-on as a share of entry notional.
+    pub add_on: f64,
+}
+
+impl Supervisor {
+    /// A supervisor of `venues` with a validated `supervision` section.
+    pub fn new(s: &Supervision, venues: Vec<usize>) -> Supervisor {
+        Supervisor {
+            venues,
+            metric: s.metric,
+            threshold: s.threshold,
+            log_distance: s.distance.map_or(0.0, f64::ln_1p),
+            window: s.window_steps.unwrap_or(1) as usize,
+            action: s.action,
+            halt_steps: s.halt_steps.unwrap_or(0) as usize,
+            add_on: s.add_on.unwrap_or(0.0),
+        }
+    }
 }
 
 /// The per-venue settings a policy may change before the ladders are built.
@@ -150,6 +191,7 @@ impl Market {
             liquidity: LiquidityModel::new(&f.liquidity),
             max_rounds: f.simulation.max_rounds,
             total_open_interest: total,
+            supervisors: Vec::new(),
         }
     }
 

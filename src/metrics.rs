@@ -41,11 +41,13 @@ pub enum Metric {
     LiquidatedShortNotional,
     /// Steps in which the round cap stopped the cascade before its fixed point.
     RoundCapHits,
+    /// Times a supervisor acted (circuit breaker or margin add-on).
+    Interventions,
 }
 
 impl Metric {
     /// Every metric, in row order.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 17] = [
         Metric::LiquidatedNotional,
         Metric::LiquidatedPositions,
         Metric::MaxDrawdown,
@@ -62,6 +64,7 @@ impl Metric {
         Metric::LiquidatedLongNotional,
         Metric::LiquidatedShortNotional,
         Metric::RoundCapHits,
+        Metric::Interventions,
     ];
 
     /// Column name.
@@ -83,6 +86,7 @@ impl Metric {
             Metric::LiquidatedLongNotional => "liquidated_long_notional",
             Metric::LiquidatedShortNotional => "liquidated_short_notional",
             Metric::RoundCapHits => "round_cap_hits",
+            Metric::Interventions => "interventions",
         }
     }
 

@@ -1,11 +1,15 @@
 //! Policies: overlays on the venues of the cooperating jurisdictions, each giving a [`Market`].
 //!
 //! The first policy is the baseline. A policy whose `cooperating` list is empty changes
-//! nothing, so its market, and therefore its results, equal the baseline's exactly.
+//! nothing, so its market, and therefore its results, equal the baseline's exactly. Overlays
+//! never create or destroy open interest: positions above a new leverage cap are topped up,
+//! or (the migration share) moved whole to venues outside the cooperating set.
 
-use crate::book::Position;
-use crate::market::Market;
+use crate::book::{Position, Side};
+use crate::ladder::Ladder;
+use crate::market::{Market, Supervisor, VenueTerms};
 use crate::scenario::Scenario;
+use crate::scenario::file::{FundSizing, Policy, View};
 
 /// One market per policy, in scenario order, all from the same books.
 pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<Market> {
@@ -13,6 +17,196 @@ pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<Market> {
         .file()
         .policies
         .iter()
-        .map(|_| Market::baseline(scenario, books))
+        .map(|p| market(scenario, books, p))
         .collect()
+}
+
+/// The market of one policy.
+pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> Market {
+    let f = scenario.file();
+    let cooperating: Vec<bool> = f
+        .venues
+        .iter()
+        .map(|v| policy.cooperating.contains(&v.jurisdiction))
+        .collect();
+    if !cooperating.contains(&true) {
+        return Market::baseline(scenario, books);
+    }
+    let mut terms: Vec<VenueTerms> = f
+        .venues
+        .iter()
+        .zip(books)
+        .enumerate()
+        .map(|(i, (v, b))| VenueTerms::baseline(v, f.liquidity.routing, i, b.clone()))
+        .collect();
+    let own_initial: Vec<f64> = f.venues.iter().map(|v| v.initial_margin).collect();
+    let mut initial = own_initial.clone();
+    for (i, t) in terms.iter_mut().enumerate() {
+        if !cooperating[i] {
+            continue;
+        }
+        if let Some(floor) = policy.margin_floor {
+            initial[i] = initial[i].max(floor.initial);
+            t.maintenance_margin = t.maintenance_margin.max(floor.maintenance);
+        }
+        if let Some(mark) = policy.mark_price {
+            t.mark = mark;
+        }
+        if let Some(routing) = policy.routing {
+            t.routing = routing;
+        }
+    }
+    // Only venues whose rules the policy tightens re-check their positions' leverage.
+    let tightened: Vec<bool> = (0..terms.len())
+        .map(|i| {
+            cooperating[i]
+                && (initial[i] > own_initial[i]
+                    || policy
+                        .leverage_cap
+                        .is_some_and(|c| c < 1.0 / own_initial[i]))
+        })
+        .collect();
+    cap_leverage(
+        &mut terms,
+        &tightened,
+        &cooperating,
+        &initial,
+        policy,
+        f.price.start,
+    );
+
+    let mut funds: Vec<f64> = f.venues.iter().map(|v| v.insurance_fund).collect();
+    if let Some(pool) = policy.pooled_default_fund {
+        let members: Vec<usize> = (0..terms.len()).filter(|&i| cooperating[i]).collect();
+        let size = match pool.sizing {
+            FundSizing::Sum => members.iter().map(|&i| funds[i]).sum(),
+            FundSizing::Cover2 => {
+                let stress = pool.stress_move.expect("validated for cover2");
+                let mut exposures: Vec<f64> = members
+                    .iter()
+                    .map(|&i| stressed_loss(&terms[i], &f.venues[i], f.price.start, stress))
+                    .collect();
+                exposures.sort_by(|a, b| b.total_cmp(a));
+                exposures.iter().take(2).sum()
+            }
+        };
+        // The pool takes the first member's slot; the other members' own funds are merged in.
+        let pool_index = members[0];
+        for &i in &members {
+            funds[i] = 0.0;
+            terms[i].fund = pool_index;
+        }
+        funds[pool_index] = size;
+    }
+
+    let mut market = Market::build(scenario, terms, funds);
+    if let Some(s) = &policy.supervision {
+        let watched = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
+            (0..f.venues.len())
+                .filter(|&i| cooperating[i] && keep(i))
+                .collect()
+        };
+        market.supervisors = match s.view {
+            View::Global => vec![Supervisor::new(s, watched(&|_| true))],
+            View::Local => policy
+                .cooperating
+                .iter()
+                .map(|j| Supervisor::new(s, watched(&|i| f.venues[i].jurisdiction == *j)))
+                .filter(|sup| !sup.venues.is_empty())
+                .collect(),
+        };
+    }
+    market
+}
+
+/// Applies the policy's leverage cap (and the cap implied by a higher initial margin) to the
+/// cooperating venues: above-cap positions are topped up to the cap, except the migration
+/// share, which moves to the venues outside the cooperating set in proportion to their open
+/// interest, at its own leverage up to each destination's cap.
+///
+/// Leverage is measured at the start price (notional over equity now), as a venue checks
+/// margin when new rules take effect: a position bought above today's price carries more
+/// leverage than it was opened with. Topped-up positions therefore start with equity of at
+/// least `1 / cap` of their notional, above any maintenance rate below the initial one.
+fn cap_leverage(
+    terms: &mut [VenueTerms],
+    tightened: &[bool],
+    cooperating: &[bool],
+    initial: &[f64],
+    policy: &Policy,
+    start: f64,
+) {
+    let outside: Vec<usize> = (0..terms.len()).filter(|&i| !cooperating[i]).collect();
+    let long_oi = |t: &VenueTerms| -> f64 {
+        t.positions
+            .iter()
+            .filter(|p| p.side == Side::Long)
+            .map(|p| p.quantity * start)
+            .sum()
+    };
+    let outside_oi: Vec<f64> = outside.iter().map(|&i| long_oi(&terms[i])).collect();
+    let outside_total: f64 = outside_oi.iter().sum();
+    // With nowhere to go (full coverage, or empty outside books) nothing migrates.
+    let migration = if outside_total > 0.0 {
+        policy.migration.unwrap_or(0.0)
+    } else {
+        0.0
+    };
+    let mut arrivals: Vec<Vec<Position>> = vec![Vec::new(); terms.len()];
+    for i in 0..terms.len() {
+        if !tightened[i] {
+            continue;
+        }
+        let cap = (1.0 / initial[i]).min(policy.leverage_cap.unwrap_or(f64::INFINITY));
+        for p in &mut terms[i].positions {
+            if p.leverage_at(start) <= cap {
+                continue;
+            }
+            let moving = p.quantity * migration;
+            for (k, &dest) in outside.iter().enumerate() {
+                let migrant = Position {
+                    quantity: moving * outside_oi[k] / outside_total,
+                    ..*p
+                };
+                arrivals[dest].push(migrant.capped_at(start, 1.0 / initial[dest]));
+            }
+            *p = Position {
+                quantity: p.quantity - moving,
+                ..p.capped_at(start, cap)
+            };
+        }
+    }
+    for (t, mut new) in terms.iter_mut().zip(arrivals) {
+        t.positions.append(&mut new);
+    }
+}
+
+/// A venue's loss beyond bankruptcy prices if the price jumped by `stress` against each
+/// side and every crossed position were closed at the jumped price (no cascade): the
+/// stressed exposure of cover-2 sizing. The larger of the two sides.
+fn stressed_loss(
+    terms: &VenueTerms,
+    venue: &crate::scenario::file::Venue,
+    start: f64,
+    stress: f64,
+) -> f64 {
+    [
+        (Side::Long, start * (1.0 - stress)),
+        (Side::Short, start * (1.0 + stress)),
+    ]
+    .into_iter()
+    .map(|(side, price)| {
+        let ladder = Ladder::build(
+            &terms.positions,
+            side,
+            terms.maintenance_margin,
+            venue.liquidation_fee,
+            None,
+        );
+        let crossed = ladder.crossed_until(0, price.ln());
+        ladder
+            .sweep(0, crossed, price, venue.liquidation_fee, 1.0)
+            .bad_debt
+    })
+    .fold(0.0, f64::max)
 }

@@ -194,7 +194,7 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
                     perm_share.min(1.0),
                     venue("a", "x", 1.0),
                     venue("b", "y", 0.5),
-                );
+                ) + "[[policies]]\nname = \"base\"\n[[policies]]\nname = \"coop\"\ncooperating = [\"x\", \"y\"]\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 5, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }\n";
                 (text, Vec::new())
             },
         )
@@ -203,11 +203,12 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Money is conserved on every path of random valid scenarios, and no figure is NaN.
+    /// Money is conserved on every path of random valid scenarios, under the baseline and
+    /// under a policy with a pooled fund and a margin add-on, and no figure is NaN.
     #[test]
     fn money_is_conserved_on_every_path((text, _) in valid_scenario()) {
         let s = load(&text, &[]);
-        let market = Market::baseline(&s, &s.books());
+        for market in cascade::policy::markets(&s, &s.books()) {
         let scale = 2.0 * market.total_open_interest + market.funds.iter().sum::<f64>();
         for path in 0..4 {
             let (row, ledger, scratch) = one_path(&market, &returns(&s, path));
@@ -218,6 +219,7 @@ proptest! {
             let liq = row[Metric::LiquidatedNotional.index()];
             let split = row[Metric::LiquidatedLongNotional.index()] + row[Metric::LiquidatedShortNotional.index()];
             prop_assert!((liq - split).abs() <= 1e-9 * scale);
+        }
         }
     }
 }

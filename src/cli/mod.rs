@@ -178,6 +178,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     let dir =
         destination.commit(|dir| results::write_all(dir, &scenario, &out, &summary, &manifest))?;
     print!("{}", table::headline(&summary));
+    print!("{}", table::comparisons(&summary));
     let venue_steps = range.len() as f64
         * f64::from(f.simulation.steps)
         * f.venues.len() as f64

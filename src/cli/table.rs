@@ -15,7 +15,8 @@ pub fn usd(v: f64) -> String {
     } else {
         (v, "")
     };
-    format!("${x:.3}{unit}")
+    let sign = if x < 0.0 { "-" } else { "" };
+    format!("{sign}${:.3}{unit}", x.abs())
 }
 
 fn pct(v: f64) -> String {
@@ -80,6 +81,56 @@ pub fn headline(s: &Summary) -> String {
         if i == 0 {
             out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// Formats a difference for display.
+type Format = fn(f64) -> String;
+
+/// The metrics the comparison summary shows, with how to print their differences.
+const COMPARED: [(Metric, &str, Format); 5] = [
+    (Metric::LiquidatedNotional, "liquidated", usd),
+    (Metric::BadDebt, "bad debt", usd),
+    (Metric::UnabsorbedLoss, "unabsorbed", usd),
+    (Metric::MaxDrawdown, "max drawdown", pct_points),
+    (Metric::InsolventVenues, "insolvent venues", plain),
+];
+
+fn pct_points(v: f64) -> String {
+    format!("{:+.2} pp", 100.0 * v)
+}
+
+fn plain(v: f64) -> String {
+    format!("{v:+.3}")
+}
+
+/// For each policy against the baseline: the paired mean difference of the headline metrics
+/// with its 95% interval, the relative change, and how often the policy did better.
+pub fn comparisons(s: &Summary) -> String {
+    let mut out = String::new();
+    for c in &s.comparisons {
+        out.push_str(&format!(
+            "\n{} vs {} (paired over {} paths):\n",
+            c.policy, c.baseline, s.paths
+        ));
+        for (metric, label, fmt) in COMPARED {
+            let Some((_, d)) = c.metrics.0.iter().find(|(k, _)| k == metric.name()) else {
+                continue;
+            };
+            let relative = d.relative.map_or_else(
+                || "      n/a".to_string(),
+                |r| format!("{:+8.1}%", 100.0 * r),
+            );
+            out.push_str(&format!(
+                "  {label:<17}{relative}  mean {:>11}  95% CI [{}, {}]  better on {:.0}% of paths, worse on {:.0}%\n",
+                fmt(d.mean_difference),
+                fmt(d.ci95[0]),
+                fmt(d.ci95[1]),
+                100.0 * d.share_better,
+                100.0 * d.share_worse,
+            ));
         }
     }
     out

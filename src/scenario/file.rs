@@ -303,4 +303,91 @@ pub struct Policy {
     /// Routing (alpha) override for the cooperating venues (liquidity interoperability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<f64>,
+    /// Pool the cooperating venues' insurance funds into one default fund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pooled_default_fund: Option<PooledFund>,
+    /// A supervisor that watches a risk metric and acts when it crosses a threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervision: Option<Supervision>,
+}
+
+/// How a pooled default fund is sized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FundSizing {
+    /// The sum of the members' own insurance funds.
+    #[default]
+    Sum,
+    /// Cover-2 (PFMI principle 4): the two largest members' losses under a stress move.
+    Cover2,
+}
+
+/// A default fund shared by the cooperating venues.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct PooledFund {
+    /// `sum` of the members' funds, or `cover2`.
+    #[serde(default)]
+    pub sizing: FundSizing,
+    /// With `cover2`: the instantaneous price move (fraction, down for longs, up for shorts)
+    /// under which each member's loss beyond bankruptcy prices is measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress_move: Option<f64>,
+}
+
+/// Whose venues a supervisor sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// Each cooperating jurisdiction's supervisor sees only its own venues.
+    Local,
+    /// One supervisor sees every cooperating venue (cross-border reporting).
+    Global,
+}
+
+/// The risk metric a supervisor watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisionMetric {
+    /// Notional (USD, at the start price) of positions within `distance` of their
+    /// liquidation price; `threshold` is in USD.
+    NearLiquidation,
+    /// Fall of the watched venues' price over the last `window_steps` steps; `threshold`
+    /// is a fraction.
+    Drawdown,
+}
+
+/// What a supervisor does when its metric crosses the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SupervisoryAction {
+    /// Pause liquidations on the watched venues for `halt_steps` steps while books refill.
+    CircuitBreaker,
+    /// Require `add_on` more margin (a share of entry notional) from every open position on
+    /// the watched venues; traders are assumed to meet the call.
+    MarginAddOn,
+}
+
+/// Algorithmic supervision of the cooperating venues.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct Supervision {
+    /// `local` or `global`.
+    pub view: View,
+    /// `near_liquidation` or `drawdown`.
+    pub metric: SupervisionMetric,
+    /// Level at which the supervisor acts (USD or fraction, by metric).
+    pub threshold: f64,
+    /// With `near_liquidation`: how close to its trigger a position counts (0.02 = 2%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f64>,
+    /// With `drawdown`: the look-back window in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_steps: Option<u32>,
+    /// `circuit_breaker` or `margin_add_on`.
+    pub action: SupervisoryAction,
+    /// With `circuit_breaker`: steps liquidations stay paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halt_steps: Option<u32>,
+    /// With `margin_add_on`: the extra margin as a share of entry notional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_on: Option<f64>,
 }

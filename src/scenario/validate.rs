@@ -5,7 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::file::{LiquidationMode, PriceModel, ScenarioFile};
+use super::file::{
+    FundSizing, LiquidationMode, PriceModel, ScenarioFile, Supervision, SupervisionMetric,
+    SupervisoryAction,
+};
 use crate::error::Problem;
 
 /// Collects problems with their key paths.
@@ -369,5 +372,100 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
         if let Some(r) = p.routing {
             c.share(&at("routing"), r);
         }
+        if let Some(pool) = p.pooled_default_fund {
+            match (pool.sizing, pool.stress_move) {
+                (FundSizing::Cover2, None) => c.fail(
+                    at("pooled_default_fund.stress_move"),
+                    "is required with sizing = \"cover2\" (e.g. 0.2)",
+                ),
+                (FundSizing::Cover2, Some(m)) => c.number(
+                    &at("pooled_default_fund.stress_move"),
+                    m,
+                    m > 0.0 && m < 1.0,
+                    "above 0 and below 1",
+                ),
+                (FundSizing::Sum, Some(_)) => c.fail(
+                    at("pooled_default_fund.stress_move"),
+                    "is only used with sizing = \"cover2\"",
+                ),
+                (FundSizing::Sum, None) => {}
+            }
+        }
+        if let Some(sup) = &p.supervision {
+            check_supervision(c, i, sup);
+        }
+    }
+}
+
+fn check_supervision(c: &mut Checker, i: usize, s: &Supervision) {
+    let at = |key: &str| format!("policies[{i}].supervision.{key}");
+    let needs = |c: &mut Checker, key: &str, present: bool, wanted: bool, when: &str| match (
+        present, wanted,
+    ) {
+        (false, true) => c.fail(at(key), format!("is required with {when}")),
+        (true, false) => c.fail(at(key), format!("is only used with {when}")),
+        _ => {}
+    };
+    let near = s.metric == SupervisionMetric::NearLiquidation;
+    needs(
+        c,
+        "distance",
+        s.distance.is_some(),
+        near,
+        "metric = \"near_liquidation\"",
+    );
+    needs(
+        c,
+        "window_steps",
+        s.window_steps.is_some(),
+        !near,
+        "metric = \"drawdown\"",
+    );
+    let breaker = s.action == SupervisoryAction::CircuitBreaker;
+    needs(
+        c,
+        "halt_steps",
+        s.halt_steps.is_some(),
+        breaker,
+        "action = \"circuit_breaker\"",
+    );
+    needs(
+        c,
+        "add_on",
+        s.add_on.is_some(),
+        !breaker,
+        "action = \"margin_add_on\"",
+    );
+    if near {
+        c.non_negative(&at("threshold"), s.threshold);
+    } else {
+        c.number(
+            &at("threshold"),
+            s.threshold,
+            s.threshold > 0.0 && s.threshold < 1.0,
+            "above 0 and below 1 (a fraction)",
+        );
+    }
+    if let Some(d) = s.distance {
+        c.number(
+            &at("distance"),
+            d,
+            d > 0.0 && d < 1.0,
+            "above 0 and below 1",
+        );
+    }
+    if s.window_steps == Some(0) {
+        c.fail(at("window_steps"), "must be at least 1");
+    }
+    if s.halt_steps == Some(0) {
+        c.fail(at("halt_steps"), "must be at least 1");
+    }
+    if let Some(a) = s.add_on {
+        c.number(
+            &at("add_on"),
+            a,
+            a > 0.0 && a < 0.5,
+            "above 0 and below 0.5",
+        );
     }
 }

@@ -1,0 +1,317 @@
+//! Policies and the paired comparison (MODEL.md sections 7 and 8): what each lever must and
+//! must not do, checked on common random numbers.
+
+use std::path::Path;
+
+use cascade::book::Side;
+use cascade::engine::{self, Scratch};
+use cascade::market::Market;
+use cascade::metrics::{Metric, RowLayout};
+use cascade::policy;
+use cascade::runner::{self, PathRange, RunOptions, RunOutput};
+use cascade::scenario::{Override, Scenario};
+use cascade::shocks::ShockModel;
+use cascade::summary::Summary;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Two jurisdictions with two venues each, plus `policies` (TOML `[[policies]]` entries after
+/// the baseline) and `liquidity` (the `[liquidity]` body).
+fn scenario(liquidity: &str, venue_extra: &str, short_leverage: &str, policies: &str) -> Scenario {
+    let venue = |name: &str, jur: &str, im: f64, mm: f64, oi: f64| {
+        format!(
+            "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jur}\"\ninitial_margin = {im}\nmaintenance_margin = {mm}\nliquidation_fee = 0.003\ninsurance_fund = 2.0e6\ndepth_1pct = 4.0e6\nopen_interest = {oi}\n{venue_extra}\n[venues.book]\npositions = 400\nlong_leverage = {{ median = 12.0, dispersion = 0.8 }}\nshort_leverage = {short_leverage}\n"
+        )
+    };
+    let text = format!(
+        "name = \"policies\"\n[simulation]\npaths = 200\nsteps = 180\nseed = 5\n[price]\nstart = 60000.0\nannual_volatility = 0.6\n[price.stress]\ndrop = 0.12\nstart_step = 30\nduration_steps = 30\n[liquidity]\n{liquidity}\n{}{}{}{}[[policies]]\nname = \"fragmented\"\n{policies}",
+        venue("on-1", "onshore", 0.02, 0.01, 3.0e8),
+        venue("on-2", "onshore", 0.05, 0.025, 2.0e8),
+        venue("off-1", "offshore", 0.008, 0.004, 6.0e8),
+        venue("off-2", "offshore", 0.01, 0.005, 4.0e8),
+    );
+    Scenario::from_toml(&text, Path::new("policies.toml"), &[]).unwrap()
+}
+
+const DEFAULT_LIQUIDITY: &str =
+    "impact = \"sqrt\"\nshared_depth_1pct = 5.0e7\nrouting = 0.6\ndepth_withdrawal = 0.5";
+const SHORTS: &str = "{ median = 3.0, dispersion = 0.6 }";
+
+fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
+    let markets = policy::markets(s, &s.books());
+    let range = PathRange {
+        start: 0,
+        end: s.file().simulation.paths,
+    };
+    let out = runner::run(
+        s,
+        &markets,
+        range,
+        RunOptions {
+            threads: Some(2),
+            progress: false,
+        },
+    )
+    .unwrap();
+    (markets, out)
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"nobody\"\ncooperating = []\nmargin_floor = { initial = 0.5, maintenance = 0.25 }\nmigration = 0.5\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"near_liquidation\", distance = 0.02, threshold = 1.0, action = \"circuit_breaker\", halt_steps = 10 }\n[[policies]]\nname = \"everybody\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.5, maintenance = 0.25 }\n",
+    );
+    let (_, out) = run(&s);
+    let n = s.file().simulation.paths;
+    let rows = |p: usize| -> Vec<u64> { (0..n).flat_map(|i| bits(out.row(i, p))).collect() };
+    assert_eq!(rows(0), rows(1));
+    assert_ne!(
+        rows(0),
+        rows(2),
+        "a policy that does something changes results"
+    );
+    let summary =
+        serde_json::to_value(Summary::build(&s, &policy::markets(&s, &s.books()), &out)).unwrap();
+    let c = &summary["comparisons"][0]["metrics"]["liquidated_notional"];
+    assert_eq!(c["mean_difference"], 0.0);
+    assert_eq!(c["share_better"], 0.0);
+}
+
+#[test]
+fn a_full_coverage_leverage_cap_never_increases_liquidations() {
+    // Higher initial margin everywhere, maintenance unchanged, no migration: on every path the
+    // cap liquidates no more than the baseline. Shorts at 1x are inert in a crash, so the
+    // books are long-only in effect; impact is linear, permanent and integrated, the domain in
+    // which this is a theorem (see tests/engine.rs for why it can fail outside it).
+    let s = scenario(
+        "impact = \"linear\"\nshared_depth_1pct = 5.0e7\nrouting = 1.0\npermanent_fraction = 1.0",
+        "",
+        "{ median = 1.0, dispersion = 0.0 }",
+        "[[policies]]\nname = \"capped\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.1, maintenance = 0.001 }\n",
+    );
+    let (_, out) = run(&s);
+    let liq = Metric::LiquidatedNotional.index();
+    let mut fewer = 0;
+    for path in 0..s.file().simulation.paths {
+        let (base, capped) = (out.row(path, 0)[liq], out.row(path, 1)[liq]);
+        assert!(
+            capped <= base * (1.0 + 1e-12),
+            "path {path}: {capped} > {base}"
+        );
+        fewer += usize::from(capped < base);
+    }
+    assert!(fewer > 0, "the cap mattered on some path");
+}
+
+#[test]
+fn migration_conserves_open_interest_and_moves_it_offshore() {
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"partial\"\ncooperating = [\"onshore\"]\nleverage_cap = 5.0\nmigration = 0.4\n",
+    );
+    let markets = policy::markets(&s, &s.books());
+    let (base, partial) = (&markets[0], &markets[1]);
+    let units = |m: &Market, side: Side| -> f64 {
+        m.venues
+            .iter()
+            .map(|v| match side {
+                Side::Long => v.longs.total_quantity(),
+                Side::Short => v.shorts.total_quantity(),
+            })
+            .sum()
+    };
+    for side in [Side::Long, Side::Short] {
+        let (a, b) = (units(base, side), units(partial, side));
+        assert!(
+            (a - b).abs() <= 1e-9 * a,
+            "{side:?}: {a} units before, {b} after"
+        );
+    }
+    let oi = |m: &Market, i: usize| m.venues[i].open_interest;
+    for i in [2, 3] {
+        assert!(
+            oi(partial, i) > oi(base, i),
+            "offshore venue {i} gains open interest"
+        );
+    }
+    for i in [0, 1] {
+        assert!(
+            oi(partial, i) < oi(base, i),
+            "onshore venue {i} loses open interest"
+        );
+    }
+}
+
+/// Runs one path of a market: cumulative liquidations per step, and the step the first
+/// supervisor acted at.
+fn trace(market: &Market, s: &Scenario, path: u64) -> (Vec<f64>, Option<usize>) {
+    let f = s.file();
+    let model = ShockModel::new(&f.price, f.simulation.step_seconds);
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed());
+    rng.set_stream(path);
+    let mut returns = vec![0.0; f.simulation.steps as usize];
+    model.fill(&mut rng, &mut returns);
+    let mut scratch = Scratch::default();
+    let mut row = vec![
+        0.0;
+        RowLayout {
+            venues: market.venues.len()
+        }
+        .len()
+    ];
+    engine::simulate(market, &returns, &mut scratch, &mut row);
+    (scratch.liquidated_path.clone(), scratch.first_intervention)
+}
+
+#[test]
+fn a_global_supervisor_acts_no_later_than_local_ones() {
+    // Notional near liquidation is additive over venues, so with the same threshold the sum
+    // over all cooperating venues crosses it no later than any one jurisdiction's part.
+    let supervision = |view: &str| {
+        format!(
+            "[[policies]]\nname = \"{view}\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = {{ view = \"{view}\", metric = \"near_liquidation\", distance = 0.03, threshold = 1.5e8, action = \"circuit_breaker\", halt_steps = 5 }}\n"
+        )
+    };
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        &format!("{}{}", supervision("local"), supervision("global")),
+    );
+    let markets = policy::markets(&s, &s.books());
+    assert_eq!(markets[1].supervisors.len(), 2);
+    assert_eq!(markets[2].supervisors.len(), 1);
+    let (mut both, mut global_only) = (0, 0);
+    for path in 0..s.file().simulation.paths {
+        let local = trace(&markets[1], &s, path).1;
+        let global = trace(&markets[2], &s, path).1;
+        match (local, global) {
+            (Some(l), Some(g)) => {
+                assert!(g <= l, "path {path}: global acted at {g}, local at {l}");
+                both += 1;
+                global_only += usize::from(g < l);
+            }
+            (Some(l), None) => panic!("path {path}: local acted at {l}, global never"),
+            (None, Some(_)) => global_only += 1,
+            (None, None) => {}
+        }
+    }
+    assert!(
+        both > 0 && global_only > 0,
+        "both acted on {both} paths, global earlier on {global_only}"
+    );
+}
+
+#[test]
+fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
+    // Before the supervisor acts the policy's market is the baseline's, so the two paths agree
+    // step by step up to that point; the pause then changes where the cascade goes.
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"breaker\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 20 }\n",
+    );
+    let markets = policy::markets(&s, &s.books());
+    let (mut tripped, mut changed) = (0, 0);
+    for path in 0..s.file().simulation.paths {
+        let (base, _) = trace(&markets[0], &s, path);
+        let (breaker, first) = trace(&markets[1], &s, path);
+        if let Some(t) = first {
+            tripped += 1;
+            assert_eq!(
+                bits(&base[..t]),
+                bits(&breaker[..t]),
+                "path {path} differs before step {t}"
+            );
+            changed += usize::from(base != breaker);
+        } else {
+            assert_eq!(
+                bits(&base),
+                bits(&breaker),
+                "path {path}: no trip, yet different"
+            );
+        }
+    }
+    assert!(
+        tripped > 0 && changed > 0,
+        "tripped on {tripped} paths, changed {changed}"
+    );
+}
+
+#[test]
+fn pooling_the_default_fund_never_increases_unabsorbed_loss() {
+    // Without ADL, a pooled fund meets every shortfall a member's own fund would have met.
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "adl = false",
+        SHORTS,
+        "[[policies]]\nname = \"pooled\"\ncooperating = [\"onshore\", \"offshore\"]\npooled_default_fund = { sizing = \"sum\" }\n",
+    );
+    let (_, out) = run(&s);
+    let u = Metric::UnabsorbedLoss.index();
+    let mut helped = 0;
+    for path in 0..s.file().simulation.paths {
+        let (base, pooled) = (out.row(path, 0)[u], out.row(path, 1)[u]);
+        assert!(
+            pooled <= base + 1e-6,
+            "path {path}: pooled {pooled} > separate {base}"
+        );
+        helped += usize::from(pooled < base);
+    }
+    assert!(helped > 0, "pooling helped on some path");
+}
+
+#[test]
+fn common_random_numbers_narrow_the_confidence_interval() {
+    let policies = "[[policies]]\nname = \"harmonized\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.05, maintenance = 0.01 }\n";
+    let s = scenario(DEFAULT_LIQUIDITY, "", SHORTS, policies);
+    let (markets, out) = run(&s);
+    let paired = Summary::build(&s, &markets, &out);
+    let paired = serde_json::to_value(&paired.comparisons[0].metrics).unwrap();
+    let ci = &paired["liquidated_notional"]["ci95"];
+    let paired_width = ci[1].as_f64().unwrap() - ci[0].as_f64().unwrap();
+    // Two independent runs of the same size: the policy on another seed.
+    let other = {
+        let text = s.to_toml().replace("seed = 5", "seed = 6");
+        Scenario::from_toml(&text, Path::new("other.toml"), &[]).unwrap()
+    };
+    let (_, out2) = run(&other);
+    let liq = Metric::LiquidatedNotional.index();
+    let n = s.file().simulation.paths as f64;
+    let var = |v: &[f64]| cascade::stats::std_dev(v).powi(2);
+    let independent_width = 2.0
+        * 1.959_963_984_540_054
+        * (var(&out.column(0, liq)) / n + var(&out2.column(1, liq)) / n).sqrt();
+    assert!(
+        paired_width < 0.5 * independent_width,
+        "paired CI {paired_width} is not much narrower than independent {independent_width}"
+    );
+}
+
+#[test]
+fn overrides_reach_policies() {
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"p\"\ncooperating = [\"onshore\"]\nmigration = 0.1\n",
+    );
+    let text = s.to_toml();
+    let o = Scenario::from_toml(
+        &text,
+        Path::new("o.toml"),
+        &[Override::parse("policies.1.migration=0.7").unwrap()],
+    )
+    .unwrap();
+    assert_eq!(o.file().policies[1].migration, Some(0.7));
+}

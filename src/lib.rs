@@ -7,7 +7,8 @@
 //! -> [`market`] (ladders and constants, per policy) -> [`runner`] (parallel paths, with
 //! [`shocks`] for the exogenous price and [`engine`] for one path, using [`ladder`] and
 //! [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and [`timeline`]) ->
-//! [`results`] (the result directory).
+//! [`results`] (the result directory). [`study`] strings these together for the commands, and
+//! [`shard`] splits a study across machines and merges it back exactly.
 
 pub mod book;
 pub mod engine;
@@ -21,9 +22,12 @@ pub mod progress;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod shocks;
 pub mod stats;
+pub mod study;
 pub mod summary;
+pub mod sweep;
 pub mod timeline;
 
 pub use error::{Error, Result};

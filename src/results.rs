@@ -163,6 +163,8 @@ pub struct Manifest {
     pub paths: u64,
     /// First and one-past-last path index.
     pub path_range: [u64; 2],
+    /// The shard this result is (`{ index, count }`), or null for a whole study.
+    pub shard: Option<crate::shard::Shard>,
     /// Worker threads.
     pub threads: usize,
     /// `--set` overrides applied, as given.

@@ -1,19 +1,19 @@
 //! Command-line flags and the commands behind them.
 
+mod sweep;
 mod table;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
 use cascade::error::{Error, Result};
-use cascade::results::{self, Destination, Manifest};
-use cascade::runner::{self, PathRange, RunOptions};
+use cascade::results::{Destination, Manifest};
+use cascade::runner::RunOptions;
 use cascade::scenario::{Override, Scenario};
-use cascade::summary::Summary;
-use cascade::{VERSION, policy};
+use cascade::shard::{self, Shard};
+use cascade::study::{self, Provenance, Study};
 
 /// Liquidation cascades across derivatives venues, and what cross-border cooperation changes.
 #[derive(Debug, Parser)]
@@ -35,6 +35,31 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
+    Sweep {
+        /// Scenario file.
+        scenario: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Sweep directory (default: a new output/<scenario>/sweep-<UTC timestamp>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue an interrupted sweep in --out: finished cells are kept, the rest rerun.
+        #[arg(long, requires = "out")]
+        resume: bool,
+    },
+    /// Combine shard results into the result an unsharded run would have written.
+    Merge {
+        /// Shard result directories (from `run --shard K/N`), in any order.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Where to write the merged result.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing --out directory.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
     /// Write a commented starter scenario.
@@ -48,10 +73,9 @@ enum Command {
     },
 }
 
+/// Flags shared by `run` and `sweep`.
 #[derive(Debug, Args)]
-struct RunArgs {
-    /// Scenario file.
-    scenario: PathBuf,
+struct Common {
     /// Number of paths (overrides simulation.paths).
     #[arg(long)]
     paths: Option<u64>,
@@ -61,9 +85,6 @@ struct RunArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
-    /// Result directory (default: a new output/<scenario>/<UTC timestamp>/).
-    #[arg(long)]
-    out: Option<PathBuf>,
     /// Replace an existing --out directory.
     #[arg(long)]
     force: bool,
@@ -73,6 +94,48 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+impl Common {
+    /// Every override: `--set`, then `--paths` and `--seed`.
+    fn overrides(&self) -> Result<Vec<Override>> {
+        let mut ovs = overrides(&self.set)?;
+        ovs.append(&mut self.overrides_without_set()?);
+        Ok(ovs)
+    }
+
+    /// The overrides `--paths` and `--seed` stand for.
+    fn overrides_without_set(&self) -> Result<Vec<Override>> {
+        let mut ovs = Vec::new();
+        if let Some(p) = self.paths {
+            ovs.push(Override::parse(&format!("simulation.paths={p}")).map_err(Error::BadInput)?);
+        }
+        if let Some(s) = self.seed {
+            ovs.push(Override::parse(&format!("simulation.seed={s}")).map_err(Error::BadInput)?);
+        }
+        Ok(ovs)
+    }
+
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            threads: self.threads.map(usize::from),
+            progress: !self.quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Scenario file.
+    scenario: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// Result directory (default: a new output/<scenario>/<UTC timestamp>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Simulate only shard K of N (contiguous blocks of paths), for `cascade merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
 }
 
 /// Parses flags and runs the command.
@@ -94,6 +157,13 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Command::Init { path, force } => init(&path, force),
+        Command::Merge { shards, out, force } => merge(&shards, &out, force),
+        Command::Sweep {
+            scenario,
+            common,
+            out,
+            resume,
+        } => sweep::run(&scenario, &common, out.as_deref(), resume),
     }
 }
 
@@ -124,74 +194,46 @@ fn init(path: &Path, force: bool) -> Result<()> {
 }
 
 fn run_scenario(args: RunArgs) -> Result<()> {
-    let started = Instant::now();
-    let started_at = chrono::Utc::now();
-    let mut ovs = overrides(&args.set)?;
-    if let Some(p) = args.paths {
-        ovs.push(Override::parse(&format!("simulation.paths={p}")).map_err(Error::BadInput)?);
-    }
-    if let Some(s) = args.seed {
-        ovs.push(Override::parse(&format!("simulation.seed={s}")).map_err(Error::BadInput)?);
-    }
-    let scenario = Scenario::load(&args.scenario, &ovs)?;
-    let f = scenario.file();
+    let provenance = Provenance::now(&args.scenario, &args.common.set);
+    let scenario = Scenario::load(&args.scenario, &args.common.overrides()?)?;
     let destination = Destination::plan(
         args.out.as_deref(),
         Path::new("output"),
-        &f.name,
-        args.force,
+        &scenario.file().name,
+        args.common.force,
     )?;
-
-    let books = scenario.books();
-    let markets = policy::markets(&scenario, &books);
-    let range = PathRange {
-        start: 0,
-        end: f.simulation.paths,
-    };
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let out = runner::run(
-        &scenario,
-        &markets,
-        range,
-        RunOptions {
-            threads: args.threads.map(usize::from),
-            progress: show_progress,
-        },
-    )?;
-    let summary = Summary::build(&scenario, &markets, &out);
-    let manifest = Manifest {
-        tool: "cascade",
-        version: VERSION,
-        scenario_path: args.scenario.display().to_string(),
-        scenario_file_sha256: scenario.source_sha256().to_string(),
-        scenario_sha256: scenario.sha256(),
-        seed: scenario.seed(),
-        paths: range.len() as u64,
-        path_range: [range.start, range.end],
-        threads: out.threads,
-        overrides: args.set.clone(),
-        started_at: started_at.to_rfc3339(),
-        finished_at: chrono::Utc::now().to_rfc3339(),
-        wall_seconds: started.elapsed().as_secs_f64(),
-        simulation_seconds: out.seconds,
-    };
-    let dir =
-        destination.commit(|dir| results::write_all(dir, &scenario, &out, &summary, &manifest))?;
-    print!("{}", table::headline(&summary));
-    print!("{}", table::comparisons(&summary));
-    let venue_steps = range.len() as f64
-        * f64::from(f.simulation.steps)
-        * f.venues.len() as f64
-        * markets.len() as f64;
+    let study = study::simulate(scenario, args.shard, args.common.options())?;
+    let manifest = study.manifest(&provenance);
+    let dir = destination.commit(|dir| finish(dir, &study, &manifest))?;
+    print!("{}", table::headline(&study.summary));
+    print!("{}", table::comparisons(&study.summary));
     println!(
         "\n{} paths x {} policies in {:.2} s ({:.0} M venue-steps/s on {} threads), seed {}",
-        range.len(),
-        markets.len(),
-        out.seconds,
-        venue_steps / out.seconds.max(1e-9) / 1e6,
-        out.threads,
-        scenario.seed()
+        study.out.range.len(),
+        study.markets.len(),
+        study.out.seconds,
+        study.venue_steps_per_second() / 1e6,
+        study.out.threads,
+        study.scenario.seed()
     );
     println!("results: {}", dir.display());
+    Ok(())
+}
+
+/// Writes a finished study into the (temporary) result directory `dir`.
+fn finish(dir: &Path, study: &Study, manifest: &Manifest) -> Result<()> {
+    study.write(dir, manifest)
+}
+
+fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<()> {
+    let provenance = Provenance::now(Path::new("merge"), &[]);
+    let destination = Destination::plan(Some(out), Path::new("output"), "merge", force)?;
+    let merged = shard::merge(dirs)?;
+    let study = study::from_rows(merged.scenario, merged.out);
+    let mut manifest = study.manifest(&provenance);
+    manifest.scenario_path = format!("merged from {} shards", merged.shards.len());
+    let dir = destination.commit(|dir| finish(dir, &study, &manifest))?;
+    print!("{}", table::headline(&study.summary));
+    println!("merged {} shards into {}", merged.shards.len(), dir.display());
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Scenarios: the file format ([`file`]), loading with overrides ([`load`]), checks
+//! Scenarios: the file format ([`file`](mod@file)), loading with overrides ([`load`]), checks
 //! ([`validate`]), and the validated [`Scenario`] the rest of the program runs on.
 //!
 //! A [`Scenario`] cannot hold an invalid value: the only way to get one is through

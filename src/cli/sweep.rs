@@ -1,0 +1,107 @@
+//! `cascade sweep`: run a grid of overrides, one result directory per cell, and a grid summary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use cascade::error::{Error, Result};
+use cascade::results::Destination;
+use cascade::scenario::Scenario;
+use cascade::study::{self, Provenance};
+use cascade::sweep::{self, Axis, GridRow};
+
+use super::{Common, finish};
+
+/// Runs every cell of the grid given by `common.set` (axes) under `out`.
+pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bool) -> Result<()> {
+    let axes: Vec<Axis> = common
+        .set
+        .iter()
+        .map(|s| Axis::parse(s).map_err(Error::BadInput))
+        .collect::<Result<_>>()?;
+    let cells = sweep::cells(&axes);
+    // Validate every cell before running any, so a bad value fails in the first second.
+    let base = common.overrides_without_set()?;
+    let mut scenarios = Vec::with_capacity(cells.len());
+    for cell in &cells {
+        let mut ovs = cell.overrides();
+        ovs.extend(base.iter().cloned());
+        scenarios.push(Scenario::load(scenario_path, &ovs)?);
+    }
+    let name = scenarios[0].file().name.clone();
+    let root = match out {
+        Some(o) => o.to_path_buf(),
+        None => PathBuf::from("output")
+            .join(&name)
+            .join(format!("sweep-{}", chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ"))),
+    };
+    if root.exists() && !resume && !common.force {
+        return Err(Error::BadInput(format!(
+            "{} already exists; pass --resume to finish it, or --force to start again",
+            root.display()
+        )));
+    }
+    if root.exists() && common.force && !resume {
+        if !root.join("grid.json").exists() && !root.join("sweep.json").exists() {
+            return Err(Error::BadInput(format!(
+                "{} exists and is not a sweep directory; refusing to replace it",
+                root.display()
+            )));
+        }
+        fs::remove_dir_all(&root).map_err(|e| Error::io(format!("cannot replace {}", root.display()), e))?;
+    }
+    fs::create_dir_all(&root)
+        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
+    // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
+    fs::write(root.join("sweep.json"), serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &[])).unwrap_or_default())
+        .map_err(|e| Error::io(format!("cannot write {}", root.join("sweep.json").display()), e))?;
+    remove_partials(&root)?;
+
+    let mut rows: Vec<GridRow> = Vec::new();
+    let total = cells.len();
+    for (i, (cell, scenario)) in cells.iter().zip(scenarios).enumerate() {
+        let cell_name = cell.name(&axes);
+        let dir = root.join(&cell_name);
+        let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
+        if dir.join("manifest.json").exists() {
+            eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
+        } else {
+            if !common.quiet {
+                eprintln!("cell {}/{total} {cell_name}: {} paths", i + 1, scenario.file().simulation.paths);
+            }
+            let provenance = Provenance::now(scenario_path, &common.set);
+            let destination = Destination::plan(Some(&dir), &root, &name, true)?;
+            let study = study::simulate(scenario, None, common.options())?;
+            let manifest = study.manifest(&provenance);
+            destination.commit(|d| finish(d, &study, &manifest))?;
+        }
+        let summary_path = dir.join("summary.json");
+        let text = fs::read_to_string(&summary_path)
+            .map_err(|e| Error::io(format!("cannot read {}", summary_path.display()), e))?;
+        let summary: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
+        rows.extend(sweep::rows_of(&cell_name, &values, &summary));
+    }
+    write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;
+    let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
+    write_atomic(&root, "grid.json", format!("{json}\n").as_bytes())?;
+    println!("{} cells x {} policies: {}", total, rows.len() / total.max(1), root.join("grid.csv").display());
+    Ok(())
+}
+
+/// Removes directories a run interrupted before it could move its result into place.
+fn remove_partials(root: &Path) -> Result<()> {
+    let entries = fs::read_dir(root).map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".cascade-partial-") {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let err = |e| Error::io(format!("cannot write {}", dir.join(name).display()), e);
+    fs::write(&tmp, bytes).map_err(err)?;
+    fs::rename(&tmp, dir.join(name)).map_err(err)
+}

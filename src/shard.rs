@@ -1,0 +1,293 @@
+//! Shards: one contiguous block of paths of a study split across machines, and the exact
+//! merge of shard results into the result an unsharded run would have written.
+//!
+//! Exactness rests on two facts: every path's numbers depend only on (seed, path index), and
+//! everything a result holds is either a per-path row (concatenated in path order) or an
+//! integer histogram count (added). A shard therefore writes its rows to `paths.csv` as usual
+//! and its raw histogram counts to `histograms.bin`; merging reads both back and summarises
+//! the whole, with the same code an unsharded run uses.
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ndarray::Array3;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::metrics::RowLayout;
+use crate::runner::{PathRange, RunOutput};
+use crate::scenario::Scenario;
+use crate::timeline::Timeline;
+
+/// Shard `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// Which shard, from 1 to `count`.
+    pub index: u64,
+    /// How many shards the study is split into.
+    pub count: u64,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Shard, String> {
+        let parse = || -> Option<Shard> {
+            let (k, n) = s.split_once('/')?;
+            Some(Shard {
+                index: k.trim().parse().ok()?,
+                count: n.trim().parse().ok()?,
+            })
+        };
+        match parse() {
+            Some(sh) if sh.count >= 1 && (1..=sh.count).contains(&sh.index) => Ok(sh),
+            _ => Err(format!(
+                "`{s}` is not a shard: expected K/N with 1 <= K <= N, e.g. 2/8"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// The paths of this shard among `paths`: the K-th of N contiguous blocks, whose sizes
+    /// differ by at most one (blocks are empty when N exceeds the number of paths).
+    pub fn range(&self, paths: u64) -> PathRange {
+        let at = |k: u64| (u128::from(paths) * u128::from(k) / u128::from(self.count)) as u64;
+        PathRange {
+            start: at(self.index - 1),
+            end: at(self.index),
+        }
+    }
+}
+
+/// Name of the raw histogram file a shard result carries.
+pub const HISTOGRAMS: &str = "histograms.bin";
+const MAGIC: &[u8; 8] = b"CASCHST1";
+
+/// Writes a timeline's raw counts (little-endian, with a header of its shape).
+pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
+    let path = dir.join(HISTOGRAMS);
+    let err = |e| Error::io(format!("cannot write {}", path.display()), e);
+    let mut w = std::io::BufWriter::new(fs::File::create(&path).map_err(err)?);
+    let (p, pb, steps) = t.price.dim();
+    let lb = t.liquidated.dim().1;
+    w.write_all(MAGIC).map_err(err)?;
+    for n in [p, pb, lb, steps] {
+        w.write_all(&(n as u64).to_le_bytes()).map_err(err)?;
+    }
+    w.write_all(&t.scale.to_le_bytes()).map_err(err)?;
+    for c in t.price.iter().chain(t.liquidated.iter()) {
+        w.write_all(&c.to_le_bytes()).map_err(err)?;
+    }
+    w.flush().map_err(err)
+}
+
+/// Reads counts written by [`write_histograms`].
+pub fn read_histograms(dir: &Path) -> Result<Timeline> {
+    let path = dir.join(HISTOGRAMS);
+    let bad = |what: &str| Error::BadInput(format!("{}: {what}", path.display()));
+    let mut bytes = Vec::new();
+    fs::File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| bad(&format!("cannot read ({e}); is this a shard result?")))?;
+    if bytes.len() < 48 || &bytes[..8] != MAGIC {
+        return Err(bad("not a cascade histogram file"));
+    }
+    let word = |i: usize| u64::from_le_bytes(bytes[8 + 8 * i..16 + 8 * i].try_into().unwrap());
+    let (p, pb, lb, steps) = (word(0) as usize, word(1) as usize, word(2) as usize, word(3) as usize);
+    let scale = f64::from_le_bytes(bytes[40..48].try_into().unwrap());
+    let n_price = p * pb * steps;
+    let n_liq = p * lb * steps;
+    if bytes.len() != 48 + 4 * (n_price + n_liq) {
+        return Err(bad("truncated"));
+    }
+    let counts: Vec<u32> = bytes[48..]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let (price, liq) = counts.split_at(n_price);
+    Ok(Timeline {
+        price: Array3::from_shape_vec((p, pb, steps), price.to_vec()).map_err(|_| bad("bad shape"))?,
+        liquidated: Array3::from_shape_vec((p, lb, steps), liq.to_vec())
+            .map_err(|_| bad("bad shape"))?,
+        scale,
+    })
+}
+
+/// What merge needs to know of each shard, read from its `manifest.json`.
+#[derive(Debug, Clone, Deserialize)]
+struct ShardManifest {
+    version: String,
+    scenario_sha256: String,
+    seed: u64,
+    path_range: [u64; 2],
+    shard: Option<Shard>,
+}
+
+/// Shard results checked to form one whole study, in path order.
+#[derive(Debug)]
+pub struct Merged {
+    /// The scenario (from the first shard's `scenario.toml`).
+    pub scenario: Scenario,
+    /// Rows and histograms of all paths, as one run would have produced them.
+    pub out: RunOutput,
+    /// The shard directories, in path order.
+    pub shards: Vec<PathBuf>,
+}
+
+/// Reads and checks shard results: same version, scenario and seed; every shard of one split
+/// present exactly once; together covering every path.
+pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
+    if dirs.is_empty() {
+        return Err(Error::BadInput("merge needs at least one shard directory".into()));
+    }
+    let mut shards = Vec::new();
+    for dir in dirs {
+        let path = dir.join("manifest.json");
+        let text = fs::read_to_string(&path).map_err(|e| {
+            Error::BadInput(format!("{}: cannot read ({e}); is {} a result directory?", path.display(), dir.display()))
+        })?;
+        let m: ShardManifest = serde_json::from_str(&text)
+            .map_err(|e| Error::BadInput(format!("{}: not a cascade manifest: {e}", path.display())))?;
+        let shard = m.shard.ok_or_else(|| {
+            Error::BadInput(format!("{} is not a shard result (it was run without --shard)", dir.display()))
+        })?;
+        shards.push((dir.clone(), m, shard));
+    }
+    let (first_dir, first, first_shard) = shards[0].clone();
+    for (dir, m, sh) in &shards[1..] {
+        let differs = |what: &str, a: &dyn fmt::Display, b: &dyn fmt::Display| {
+            Error::BadInput(format!(
+                "{} and {} have different {what} ({a} vs {b}); they are not shards of one study",
+                first_dir.display(),
+                dir.display()
+            ))
+        };
+        if m.version != first.version {
+            return Err(differs("cascade versions", &first.version, &m.version));
+        }
+        if m.scenario_sha256 != first.scenario_sha256 {
+            return Err(differs("scenarios", &first.scenario_sha256, &m.scenario_sha256));
+        }
+        if m.seed != first.seed {
+            return Err(differs("seeds", &first.seed, &m.seed));
+        }
+        if sh.count != first_shard.count {
+            return Err(differs("shard counts", &first_shard.count, &sh.count));
+        }
+    }
+    shards.sort_by_key(|(_, _, sh)| sh.index);
+    for pair in shards.windows(2) {
+        if pair[0].2.index == pair[1].2.index {
+            return Err(Error::BadInput(format!(
+                "{} and {} are both shard {}: overlapping shards",
+                pair[0].0.display(),
+                pair[1].0.display(),
+                pair[0].2
+            )));
+        }
+    }
+    let present: Vec<u64> = shards.iter().map(|s| s.2.index).collect();
+    let missing: Vec<String> = (1..=first_shard.count)
+        .filter(|k| !present.contains(k))
+        .map(|k| format!("{k}/{}", first_shard.count))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::BadInput(format!("missing shards: {}", missing.join(", "))));
+    }
+
+    let scenario = Scenario::load(&first_dir.join("scenario.toml"), &[])?;
+    let paths = scenario.file().simulation.paths;
+    for (dir, m, sh) in &shards {
+        let want = sh.range(paths);
+        if m.path_range != [want.start, want.end] {
+            return Err(Error::BadInput(format!(
+                "{}: shard {sh} holds paths {:?}, expected {}..{}",
+                dir.display(),
+                m.path_range,
+                want.start,
+                want.end
+            )));
+        }
+    }
+    let layout = RowLayout {
+        venues: scenario.file().venues.len(),
+    };
+    let policies = scenario.file().policies.len();
+    let mut rows = Vec::with_capacity(paths as usize * policies * layout.len());
+    let mut timeline: Option<Timeline> = None;
+    for (dir, m, _) in &shards {
+        read_rows(dir, &scenario, layout, [m.path_range[0], m.path_range[1]], &mut rows)?;
+        let t = read_histograms(dir)?;
+        match &mut timeline {
+            None => timeline = Some(t),
+            Some(acc) => {
+                if acc.price.dim() != t.price.dim() || acc.liquidated.dim() != t.liquidated.dim() {
+                    return Err(Error::BadInput(format!("{}: histograms of another shape", dir.display())));
+                }
+                acc.merge(&t);
+            }
+        }
+    }
+    let out = RunOutput {
+        range: PathRange { start: 0, end: paths },
+        layout,
+        rows,
+        policies,
+        timeline: timeline.expect("at least one shard"),
+        seconds: 0.0,
+        threads: 0,
+    };
+    Ok(Merged {
+        scenario,
+        out,
+        shards: shards.into_iter().map(|s| s.0).collect(),
+    })
+}
+
+/// Appends a shard's `paths.csv` rows to `rows` in the run's order (path, then policy).
+fn read_rows(dir: &Path, scenario: &Scenario, layout: RowLayout, range: [u64; 2], rows: &mut Vec<f64>) -> Result<()> {
+    let path = dir.join("paths.csv");
+    let bad = |what: String| Error::BadInput(format!("{}: {what}", path.display()));
+    let policies = &scenario.file().policies;
+    let n = (range[1] - range[0]) as usize;
+    let width = layout.len();
+    let base = rows.len();
+    rows.resize(base + n * policies.len() * width, 0.0);
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut seen = 0usize;
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(format!("line {}: {e}", line + 2)))?;
+        if record.len() != width + 2 {
+            return Err(bad(format!("line {}: {} columns, expected {}", line + 2, record.len(), width + 2)));
+        }
+        let p = policies
+            .iter()
+            .position(|pol| pol.name == record[0])
+            .ok_or_else(|| bad(format!("line {}: unknown policy `{}`", line + 2, &record[0])))?;
+        let path_index: u64 = record[1].parse().map_err(|_| bad(format!("line {}: bad path index", line + 2)))?;
+        if !(range[0]..range[1]).contains(&path_index) {
+            return Err(bad(format!("line {}: path {path_index} outside the shard", line + 2)));
+        }
+        let at = base + ((path_index - range[0]) as usize * policies.len() + p) * width;
+        for (k, cell) in record.iter().skip(2).enumerate() {
+            rows[at + k] = cell
+                .parse()
+                .map_err(|_| bad(format!("line {}: `{cell}` is not a number", line + 2)))?;
+        }
+        seen += 1;
+    }
+    if seen != n * policies.len() {
+        return Err(bad(format!("{seen} rows, expected {}", n * policies.len())));
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! A study from validated scenario to written result: the steps `run`, `sweep` and `merge`
+//! share, so that a merged or swept result is written by exactly the code a plain run uses.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::market::Market;
+use crate::policy;
+use crate::results::{self, Manifest};
+use crate::runner::{self, PathRange, RunOptions, RunOutput};
+use crate::scenario::Scenario;
+use crate::shard::{self, Shard};
+use crate::summary::Summary;
+
+/// A finished simulation of all policies over some paths, summarised.
+#[derive(Debug)]
+pub struct Study {
+    /// The scenario that was run.
+    pub scenario: Scenario,
+    /// One market per policy.
+    pub markets: Vec<Market>,
+    /// Rows and histograms.
+    pub out: RunOutput,
+    /// Statistics of the rows.
+    pub summary: Summary,
+    /// The shard this is, if the study was split.
+    pub shard: Option<Shard>,
+}
+
+/// How the study came about, for the manifest.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// The scenario file as the user named it.
+    pub scenario_path: String,
+    /// `--set` overrides as given.
+    pub overrides: Vec<String>,
+    /// When the command started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Monotonic start, for wall time.
+    pub started: Instant,
+}
+
+impl Provenance {
+    /// Provenance starting now.
+    pub fn now(scenario_path: &Path, overrides: &[String]) -> Provenance {
+        Provenance {
+            scenario_path: scenario_path.display().to_string(),
+            overrides: overrides.to_vec(),
+            started_at: chrono::Utc::now(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Builds the books and markets and simulates the scenario's paths (or one shard of them).
+pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
+    let books = scenario.books();
+    let markets = policy::markets(&scenario, &books);
+    let paths = scenario.file().simulation.paths;
+    let range = shard.map_or(PathRange { start: 0, end: paths }, |s| s.range(paths));
+    let out = runner::run(&scenario, &markets, range, options)?;
+    let summary = Summary::build(&scenario, &markets, &out);
+    Ok(Study {
+        scenario,
+        markets,
+        out,
+        summary,
+        shard,
+    })
+}
+
+/// Summarises rows that were simulated elsewhere (the shards of a merge).
+pub fn from_rows(scenario: Scenario, out: RunOutput) -> Study {
+    let markets = policy::markets(&scenario, &scenario.books());
+    let summary = Summary::build(&scenario, &markets, &out);
+    Study {
+        scenario,
+        markets,
+        out,
+        summary,
+        shard: None,
+    }
+}
+
+impl Study {
+    /// The manifest of this study.
+    pub fn manifest(&self, p: &Provenance) -> Manifest {
+        Manifest {
+            tool: "cascade",
+            version: crate::VERSION,
+            scenario_path: p.scenario_path.clone(),
+            scenario_file_sha256: self.scenario.source_sha256().to_string(),
+            scenario_sha256: self.scenario.sha256(),
+            seed: self.scenario.seed(),
+            paths: self.out.range.len() as u64,
+            path_range: [self.out.range.start, self.out.range.end],
+            shard: self.shard,
+            threads: self.out.threads,
+            overrides: p.overrides.clone(),
+            started_at: p.started_at.to_rfc3339(),
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            wall_seconds: p.started.elapsed().as_secs_f64(),
+            simulation_seconds: self.out.seconds,
+        }
+    }
+
+    /// Writes every result file into `dir` (shards also keep their raw histograms).
+    pub fn write(&self, dir: &Path, manifest: &Manifest) -> Result<()> {
+        results::write_all(dir, &self.scenario, &self.out, &self.summary, manifest)?;
+        if self.shard.is_some() {
+            shard::write_histograms(dir, &self.out.timeline)?;
+        }
+        Ok(())
+    }
+
+    /// Venue-steps simulated per second (paths x steps x venues x policies / seconds).
+    pub fn venue_steps_per_second(&self) -> f64 {
+        let f = self.scenario.file();
+        self.out.range.len() as f64
+            * f64::from(f.simulation.steps)
+            * f.venues.len() as f64
+            * self.markets.len() as f64
+            / self.out.seconds.max(1e-9)
+    }
+}

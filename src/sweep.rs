@@ -1,0 +1,250 @@
+//! Sweeps: a grid of overrides, one full study per cell, and a grid summary.
+//!
+//! An axis is `KEY=V1,V2,...` or `KEY=FROM..TO:N` (N evenly spaced values, both ends
+//! included). Cells are the cartesian product, first axis slowest, named after their
+//! overrides so that a cell's directory says what it holds and a resumed sweep finds it.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::metrics::Metric;
+use crate::scenario::Override;
+
+/// One swept key and its values, as TOML text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    /// Dotted key path.
+    pub key: String,
+    /// Values in order, each a TOML value's text.
+    pub values: Vec<String>,
+}
+
+/// Splits on commas that are not inside brackets, braces or quotes.
+fn split_top_level(text: &str) -> Vec<String> {
+    let (mut parts, mut current, mut depth, mut quote) = (Vec::new(), String::new(), 0i32, None);
+    for ch in text.chars() {
+        match (ch, quote) {
+            ('"' | '\'', None) => quote = Some(ch),
+            (c, Some(q)) if c == q => quote = None,
+            ('[' | '{', None) => depth += 1,
+            (']' | '}', None) => depth -= 1,
+            (',', None) if depth == 0 => {
+                parts.push(std::mem::take(&mut current).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        current.push(ch);
+    }
+    parts.push(current.trim().to_string());
+    parts
+}
+
+impl Axis {
+    /// Parses `KEY=V1,V2,...` or `KEY=FROM..TO:N`.
+    pub fn parse(text: &str) -> Result<Axis, String> {
+        let (key, raw) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--set {text}: expected KEY=V1,V2,... or KEY=FROM..TO:N"))?;
+        let key = key.trim().to_string();
+        if key.is_empty() || key.split('.').any(str::is_empty) {
+            return Err(format!("--set {text}: the key must be a dotted path like liquidity.routing"));
+        }
+        let raw = raw.trim();
+        if let Some((range, n)) = raw.split_once(':')
+            && let Some((from, to)) = range.split_once("..")
+        {
+            let bad = || format!("--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5");
+            let from: f64 = from.trim().parse().map_err(|_| bad())?;
+            let to: f64 = to.trim().parse().map_err(|_| bad())?;
+            let n: usize = n.trim().parse().map_err(|_| bad())?;
+            if n < 2 || !from.is_finite() || !to.is_finite() {
+                return Err(bad());
+            }
+            let values = (0..n)
+                .map(|i| {
+                    let v = from + (to - from) * i as f64 / (n - 1) as f64;
+                    // Round away binary noise (0.30000000000000004) so names stay readable.
+                    let v = (v * 1e12).round() / 1e12;
+                    format!("{v}")
+                })
+                .collect();
+            return Ok(Axis { key, values });
+        }
+        let values = split_top_level(raw);
+        if values.iter().any(String::is_empty) {
+            return Err(format!("--set {text}: an empty value in the list"));
+        }
+        Ok(Axis { key, values })
+    }
+}
+
+/// One cell of the grid: a value for every axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// `(key, value)` per axis, in axis order.
+    pub values: Vec<(String, String)>,
+}
+
+impl Cell {
+    /// The cell's overrides.
+    pub fn overrides(&self) -> Vec<Override> {
+        self.values
+            .iter()
+            .map(|(k, v)| Override {
+                key: k.clone(),
+                value: crate::scenario::load::parse_value(v),
+            })
+            .collect()
+    }
+
+    /// Directory name: `key=value` for every axis with more than one value, joined by `__`,
+    /// with characters that do not belong in file names replaced.
+    pub fn name(&self, axes: &[Axis]) -> String {
+        let parts: Vec<String> = self
+            .values
+            .iter()
+            .zip(axes)
+            .filter(|(_, a)| a.values.len() > 1)
+            .map(|((k, v), _)| {
+                let v: String = v
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' })
+                    .collect();
+                format!("{k}={v}")
+            })
+            .collect();
+        if parts.is_empty() { "single".to_string() } else { parts.join("__") }
+    }
+}
+
+/// Every cell of the grid, first axis slowest.
+pub fn cells(axes: &[Axis]) -> Vec<Cell> {
+    let mut out = vec![Cell { values: Vec::new() }];
+    for axis in axes {
+        out = out
+            .into_iter()
+            .flat_map(|cell| {
+                axis.values.iter().map(move |v| {
+                    let mut values = cell.values.clone();
+                    values.push((axis.key.clone(), v.clone()));
+                    Cell { values }
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The metrics a grid summary reports, with mean, p50 and p99.
+pub const GRID_METRICS: [Metric; 6] = [
+    Metric::LiquidatedNotional,
+    Metric::BadDebt,
+    Metric::UnabsorbedLoss,
+    Metric::MaxDrawdown,
+    Metric::Amplification,
+    Metric::InsolventVenues,
+];
+
+/// One row of `grid.csv`: a cell under a policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct GridRow {
+    /// Cell directory name.
+    pub cell: String,
+    /// The swept values, in axis order.
+    pub values: Vec<String>,
+    /// Policy name.
+    pub policy: String,
+    /// `(column, value)`: mean, p50 and p99 of [`GRID_METRICS`], then probabilities.
+    pub figures: Vec<(String, f64)>,
+}
+
+/// The grid rows of one cell, read from its `summary.json`.
+pub fn rows_of(cell: &str, values: &[String], summary: &Json) -> Vec<GridRow> {
+    let mut rows = Vec::new();
+    for p in summary["policies"].as_array().into_iter().flatten() {
+        let mut figures = Vec::new();
+        for m in GRID_METRICS {
+            for stat in ["mean", "p50", "p99"] {
+                let v = p["metrics"][m.name()][stat].as_f64().unwrap_or(0.0);
+                figures.push((format!("{}_{stat}", m.name()), v));
+            }
+        }
+        for prob in ["any_insolvency", "adl", "round_cap_hit"] {
+            let v = p["probabilities"][prob].as_f64().unwrap_or(0.0);
+            figures.push((format!("p_{prob}"), v));
+        }
+        rows.push(GridRow {
+            cell: cell.to_string(),
+            values: values.to_vec(),
+            policy: p["name"].as_str().unwrap_or_default().to_string(),
+            figures,
+        });
+    }
+    rows
+}
+
+/// `grid.csv`: a header, then one line per cell and policy.
+pub fn grid_csv(axes: &[Axis], rows: &[GridRow]) -> String {
+    let mut out = String::from("cell");
+    for a in axes {
+        out.push(',');
+        out.push_str(&a.key);
+    }
+    out.push_str(",policy");
+    if let Some(first) = rows.first() {
+        for (name, _) in &first.figures {
+            out.push(',');
+            out.push_str(name);
+        }
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&csv_field(&r.cell));
+        for v in &r.values {
+            out.push(',');
+            out.push_str(&csv_field(v));
+        }
+        out.push(',');
+        out.push_str(&csv_field(&r.policy));
+        for (_, v) in &r.figures {
+            out.push_str(&format!(",{v}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `grid.json`: the axes and, per cell, its values and rows.
+pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
+    let cells: Vec<Json> = rows
+        .iter()
+        .map(|r| {
+            let values: serde_json::Map<String, Json> = axes
+                .iter()
+                .zip(&r.values)
+                .map(|(a, v)| (a.key.clone(), Json::String(v.clone())))
+                .collect();
+            let figures: serde_json::Map<String, Json> = r
+                .figures
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                .collect();
+            serde_json::json!({ "cell": r.cell, "values": values, "policy": r.policy, "figures": figures })
+        })
+        .collect();
+    serde_json::json!({
+        "schema_version": 1,
+        "scenario": scenario,
+        "axes": axes.iter().map(|a| serde_json::json!({ "key": a.key, "values": a.values })).collect::<Vec<_>>(),
+        "rows": cells,
+    })
+}

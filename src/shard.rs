@@ -88,6 +88,9 @@ pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
     for c in t.price.iter().chain(t.liquidated.iter()) {
         w.write_all(&c.to_le_bytes()).map_err(err)?;
     }
+    for v in t.price_range.iter().chain(t.liquidated_range.iter()) {
+        w.write_all(&v.to_le_bytes()).map_err(err)?;
+    }
     w.flush().map_err(err)
 }
 
@@ -103,22 +106,37 @@ pub fn read_histograms(dir: &Path) -> Result<Timeline> {
         return Err(bad("not a cascade histogram file"));
     }
     let word = |i: usize| u64::from_le_bytes(bytes[8 + 8 * i..16 + 8 * i].try_into().unwrap());
-    let (p, pb, lb, steps) = (word(0) as usize, word(1) as usize, word(2) as usize, word(3) as usize);
+    let (p, pb, lb, steps) = (
+        word(0) as usize,
+        word(1) as usize,
+        word(2) as usize,
+        word(3) as usize,
+    );
     let scale = f64::from_le_bytes(bytes[40..48].try_into().unwrap());
     let n_price = p * pb * steps;
     let n_liq = p * lb * steps;
-    if bytes.len() != 48 + 4 * (n_price + n_liq) {
+    let n_range = p * steps * 2;
+    let counts_end = 48 + 4 * (n_price + n_liq);
+    if bytes.len() != counts_end + 8 * 2 * n_range {
         return Err(bad("truncated"));
     }
-    let counts: Vec<u32> = bytes[48..]
+    let counts: Vec<u32> = bytes[48..counts_end]
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
         .collect();
+    let ranges: Vec<f64> = bytes[counts_end..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let (price, liq) = counts.split_at(n_price);
+    let (price_range, liq_range) = ranges.split_at(n_range);
+    let shape = |e| bad(&format!("bad shape: {e}"));
     Ok(Timeline {
-        price: Array3::from_shape_vec((p, pb, steps), price.to_vec()).map_err(|_| bad("bad shape"))?,
-        liquidated: Array3::from_shape_vec((p, lb, steps), liq.to_vec())
-            .map_err(|_| bad("bad shape"))?,
+        price: Array3::from_shape_vec((p, pb, steps), price.to_vec()).map_err(shape)?,
+        liquidated: Array3::from_shape_vec((p, lb, steps), liq.to_vec()).map_err(shape)?,
+        price_range: Array3::from_shape_vec((p, steps, 2), price_range.to_vec()).map_err(shape)?,
+        liquidated_range: Array3::from_shape_vec((p, steps, 2), liq_range.to_vec())
+            .map_err(shape)?,
         scale,
     })
 }
@@ -148,18 +166,28 @@ pub struct Merged {
 /// present exactly once; together covering every path.
 pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
     if dirs.is_empty() {
-        return Err(Error::BadInput("merge needs at least one shard directory".into()));
+        return Err(Error::BadInput(
+            "merge needs at least one shard directory".into(),
+        ));
     }
     let mut shards = Vec::new();
     for dir in dirs {
         let path = dir.join("manifest.json");
         let text = fs::read_to_string(&path).map_err(|e| {
-            Error::BadInput(format!("{}: cannot read ({e}); is {} a result directory?", path.display(), dir.display()))
+            Error::BadInput(format!(
+                "{}: cannot read ({e}); is {} a result directory?",
+                path.display(),
+                dir.display()
+            ))
         })?;
-        let m: ShardManifest = serde_json::from_str(&text)
-            .map_err(|e| Error::BadInput(format!("{}: not a cascade manifest: {e}", path.display())))?;
+        let m: ShardManifest = serde_json::from_str(&text).map_err(|e| {
+            Error::BadInput(format!("{}: not a cascade manifest: {e}", path.display()))
+        })?;
         let shard = m.shard.ok_or_else(|| {
-            Error::BadInput(format!("{} is not a shard result (it was run without --shard)", dir.display()))
+            Error::BadInput(format!(
+                "{} is not a shard result (it was run without --shard)",
+                dir.display()
+            ))
         })?;
         shards.push((dir.clone(), m, shard));
     }
@@ -175,11 +203,16 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         if m.version != first.version {
             return Err(differs("cascade versions", &first.version, &m.version));
         }
-        if m.scenario_sha256 != first.scenario_sha256 {
-            return Err(differs("scenarios", &first.scenario_sha256, &m.scenario_sha256));
-        }
+        // The seed is part of the resolved scenario: check it first for the clearer message.
         if m.seed != first.seed {
             return Err(differs("seeds", &first.seed, &m.seed));
+        }
+        if m.scenario_sha256 != first.scenario_sha256 {
+            return Err(differs(
+                "scenarios",
+                &first.scenario_sha256,
+                &m.scenario_sha256,
+            ));
         }
         if sh.count != first_shard.count {
             return Err(differs("shard counts", &first_shard.count, &sh.count));
@@ -202,7 +235,10 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         .map(|k| format!("{k}/{}", first_shard.count))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::BadInput(format!("missing shards: {}", missing.join(", "))));
+        return Err(Error::BadInput(format!(
+            "missing shards: {}",
+            missing.join(", ")
+        )));
     }
 
     let scenario = Scenario::load(&first_dir.join("scenario.toml"), &[])?;
@@ -226,20 +262,32 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
     let mut rows = Vec::with_capacity(paths as usize * policies * layout.len());
     let mut timeline: Option<Timeline> = None;
     for (dir, m, _) in &shards {
-        read_rows(dir, &scenario, layout, [m.path_range[0], m.path_range[1]], &mut rows)?;
+        read_rows(
+            dir,
+            &scenario,
+            layout,
+            [m.path_range[0], m.path_range[1]],
+            &mut rows,
+        )?;
         let t = read_histograms(dir)?;
         match &mut timeline {
             None => timeline = Some(t),
             Some(acc) => {
                 if acc.price.dim() != t.price.dim() || acc.liquidated.dim() != t.liquidated.dim() {
-                    return Err(Error::BadInput(format!("{}: histograms of another shape", dir.display())));
+                    return Err(Error::BadInput(format!(
+                        "{}: histograms of another shape",
+                        dir.display()
+                    )));
                 }
                 acc.merge(&t);
             }
         }
     }
     let out = RunOutput {
-        range: PathRange { start: 0, end: paths },
+        range: PathRange {
+            start: 0,
+            end: paths,
+        },
         layout,
         rows,
         policies,
@@ -255,7 +303,13 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
 }
 
 /// Appends a shard's `paths.csv` rows to `rows` in the run's order (path, then policy).
-fn read_rows(dir: &Path, scenario: &Scenario, layout: RowLayout, range: [u64; 2], rows: &mut Vec<f64>) -> Result<()> {
+fn read_rows(
+    dir: &Path,
+    scenario: &Scenario,
+    layout: RowLayout,
+    range: [u64; 2],
+    rows: &mut Vec<f64>,
+) -> Result<()> {
     let path = dir.join("paths.csv");
     let bad = |what: String| Error::BadInput(format!("{}: {what}", path.display()));
     let policies = &scenario.file().policies;
@@ -268,15 +322,31 @@ fn read_rows(dir: &Path, scenario: &Scenario, layout: RowLayout, range: [u64; 2]
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(format!("line {}: {e}", line + 2)))?;
         if record.len() != width + 2 {
-            return Err(bad(format!("line {}: {} columns, expected {}", line + 2, record.len(), width + 2)));
+            return Err(bad(format!(
+                "line {}: {} columns, expected {}",
+                line + 2,
+                record.len(),
+                width + 2
+            )));
         }
         let p = policies
             .iter()
             .position(|pol| pol.name == record[0])
-            .ok_or_else(|| bad(format!("line {}: unknown policy `{}`", line + 2, &record[0])))?;
-        let path_index: u64 = record[1].parse().map_err(|_| bad(format!("line {}: bad path index", line + 2)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "line {}: unknown policy `{}`",
+                    line + 2,
+                    &record[0]
+                ))
+            })?;
+        let path_index: u64 = record[1]
+            .parse()
+            .map_err(|_| bad(format!("line {}: bad path index", line + 2)))?;
         if !(range[0]..range[1]).contains(&path_index) {
-            return Err(bad(format!("line {}: path {path_index} outside the shard", line + 2)));
+            return Err(bad(format!(
+                "line {}: path {path_index} outside the shard",
+                line + 2
+            )));
         }
         let at = base + ((path_index - range[0]) as usize * policies.len() + p) * width;
         for (k, cell) in record.iter().skip(2).enumerate() {

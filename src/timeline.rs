@@ -26,6 +26,12 @@ pub struct Timeline {
     pub price: Array3<u32>,
     /// `[policy, bin, step]` counts of cumulative liquidated notional.
     pub liquidated: Array3<u32>,
+    /// `[policy, step, {min, max}]` of the log price over start price. Quantiles are clamped
+    /// into this range, so a price every path shares (a calm market, a deterministic stress)
+    /// is reported exactly rather than spread over its bin.
+    pub price_range: Array3<f64>,
+    /// `[policy, step, {min, max}]` of cumulative liquidated notional (USD).
+    pub liquidated_range: Array3<f64>,
     /// Open interest the liquidation bins are relative to (USD).
     pub scale: f64,
 }
@@ -36,6 +42,8 @@ impl Timeline {
         Timeline {
             price: Array3::zeros((policies, PRICE_BINS, steps)),
             liquidated: Array3::zeros((policies, LIQ_BINS, steps)),
+            price_range: empty_ranges(policies, steps),
+            liquidated_range: empty_ranges(policies, steps),
             scale,
         }
     }
@@ -50,12 +58,25 @@ impl Timeline {
         for (t, &l) in liquidated.iter().enumerate() {
             liq[[liq_bin(l / self.scale), t]] += 1;
         }
+        widen(&mut self.price_range, policy, log_price);
+        widen(&mut self.liquidated_range, policy, liquidated);
     }
 
     /// Adds another timeline's counts (exact, in any order).
     pub fn merge(&mut self, other: &Timeline) {
         self.price += &other.price;
         self.liquidated += &other.liquidated;
+        for (mine, theirs) in [
+            (&mut self.price_range, &other.price_range),
+            (&mut self.liquidated_range, &other.liquidated_range),
+        ] {
+            for (mut a, b) in mine.outer_iter_mut().zip(theirs.outer_iter()) {
+                for (mut a, b) in a.outer_iter_mut().zip(b.outer_iter()) {
+                    a[0] = a[0].min(b[0]);
+                    a[1] = a[1].max(b[1]);
+                }
+            }
+        }
     }
 
     /// Quantile bands of policy `policy`: `[step, quantile]` of price (USD, from `start`) and
@@ -70,12 +91,44 @@ impl Timeline {
             let pc = ph.index_axis(Axis(1), t);
             let lc = lh.index_axis(Axis(1), t);
             for (j, &q) in QUANTILES.iter().enumerate() {
-                price[[t, j]] = start * price_value(quantile(pc.iter().copied(), q)).exp();
-                liq[[t, j]] = self.scale * liq_value(quantile(lc.iter().copied(), q));
+                let p = price_value(quantile(pc.iter().copied(), q));
+                let p = clamp(
+                    p,
+                    self.price_range[[policy, t, 0]],
+                    self.price_range[[policy, t, 1]],
+                );
+                price[[t, j]] = start * p.exp();
+                let l = self.scale * liq_value(quantile(lc.iter().copied(), q));
+                liq[[t, j]] = clamp(
+                    l,
+                    self.liquidated_range[[policy, t, 0]],
+                    self.liquidated_range[[policy, t, 1]],
+                );
             }
         }
         (price, liq)
     }
+}
+
+/// Ranges that any value widens: min = +inf, max = -inf.
+fn empty_ranges(policies: usize, steps: usize) -> Array3<f64> {
+    let mut r = Array3::zeros((policies, steps, 2));
+    r.index_axis_mut(Axis(2), 0).fill(f64::INFINITY);
+    r.index_axis_mut(Axis(2), 1).fill(f64::NEG_INFINITY);
+    r
+}
+
+fn widen(ranges: &mut Array3<f64>, policy: usize, values: &[f64]) {
+    let mut r = ranges.index_axis_mut(Axis(0), policy);
+    for (t, &v) in values.iter().enumerate() {
+        r[[t, 0]] = r[[t, 0]].min(v);
+        r[[t, 1]] = r[[t, 1]].max(v);
+    }
+}
+
+/// Clamps into `[low, high]`, leaving the value alone where no path was recorded.
+fn clamp(v: f64, low: f64, high: f64) -> f64 {
+    if low <= high { v.clamp(low, high) } else { v }
 }
 
 fn price_bin(lp: f64) -> usize {

@@ -1,0 +1,260 @@
+//! Studies larger than one run: shards merge into exactly the unsharded result, merge refuses
+//! what does not belong together, and sweeps name, count and resume their cells.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Runs the binary in `dir`; returns (exit code, stderr).
+fn cascade(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn ok(dir: &Path, args: &[&str]) {
+    let (code, stderr) = cascade(dir, args);
+    assert_eq!(code, 0, "cascade {args:?} failed: {stderr}");
+}
+
+const COMPARED: [&str; 4] = ["summary.json", "paths.csv", "timeline.csv", "scenario.toml"];
+
+fn same_files(a: &Path, b: &Path) {
+    for f in COMPARED {
+        let (x, y) = (fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap());
+        assert!(
+            x == y,
+            "{f} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn shards_merge_into_exactly_the_unsharded_result() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let scenario = fixture("tiny.toml");
+    let s = scenario.to_str().unwrap();
+    // 150 paths are three batches of 64: N = 2 splits inside a batch, N = 7 exceeds the number
+    // of batches, and N = 200 exceeds the number of paths (some shards are empty).
+    ok(
+        d,
+        &["run", s, "--paths", "150", "--out", "whole", "--quiet"],
+    );
+    for n in [1u32, 2, 7, 200] {
+        let mut dirs = Vec::new();
+        for k in 1..=n {
+            let name = format!("n{n}-s{k}");
+            ok(
+                d,
+                &[
+                    "run",
+                    s,
+                    "--paths",
+                    "150",
+                    "--shard",
+                    &format!("{k}/{n}"),
+                    "--out",
+                    &name,
+                    "--quiet",
+                ],
+            );
+            dirs.push(name);
+        }
+        // Shards in reverse order: merge sorts them.
+        dirs.reverse();
+        let merged = format!("merged-{n}");
+        let mut args = vec!["merge"];
+        args.extend(dirs.iter().map(String::as_str));
+        args.extend(["--out", &merged]);
+        ok(d, &args);
+        same_files(&d.join("whole"), &d.join(&merged));
+        assert!(
+            !d.join(&merged).join("histograms.bin").exists(),
+            "a merged result is a whole result"
+        );
+    }
+}
+
+#[test]
+fn merge_refuses_shards_that_do_not_form_one_study() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    let s = s.to_str().unwrap();
+    let shard = |k: u32, n: u32, out: &str, extra: &[&str]| {
+        let spec = format!("{k}/{n}");
+        let mut args = vec![
+            "run", s, "--paths", "60", "--shard", &spec, "--out", out, "--quiet",
+        ];
+        args.extend(extra);
+        ok(d, &args);
+    };
+    shard(1, 3, "a1", &[]);
+    shard(2, 3, "a2", &[]);
+    shard(3, 3, "a3", &[]);
+    shard(3, 3, "seed3", &["--seed", "99"]);
+    shard(3, 3, "other3", &["--set", "liquidity.routing=0.2"]);
+    shard(2, 4, "four2", &[]);
+    ok(d, &["run", s, "--paths", "60", "--out", "whole", "--quiet"]);
+    let refused = |args: &[&str], expect: &str| {
+        let mut all = vec!["merge"];
+        all.extend(args);
+        all.extend(["--out", "m"]);
+        let (code, stderr) = cascade(d, &all);
+        assert_eq!(code, 2, "merge {args:?} should be refused: {stderr}");
+        assert!(
+            stderr.contains(expect),
+            "merge {args:?}: expected `{expect}` in: {stderr}"
+        );
+        assert!(!d.join("m").exists(), "a refused merge writes nothing");
+    };
+    refused(&["a1", "a2"], "missing shards: 3/3");
+    refused(&["a1", "a2", "a3", "a3"], "overlapping");
+    refused(&["a1", "a2", "seed3"], "different seeds");
+    refused(&["a1", "a2", "other3"], "different scenarios");
+    refused(&["a1", "a2", "four2"], "different shard counts");
+    refused(&["a1", "a2", "whole"], "not a shard result");
+    refused(&["a1", "a2", "nowhere"], "nowhere");
+    ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
+    same_files(&d.join("whole"), &d.join("m"));
+}
+
+#[test]
+fn bad_shard_flags_are_bad_input() {
+    let tmp = TempDir::new().unwrap();
+    let s = fixture("tiny.toml");
+    for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+        let (code, stderr) = cascade(
+            tmp.path(),
+            &["run", s.to_str().unwrap(), "--shard", bad, "--out", "x"],
+        );
+        assert_eq!(code, 2, "--shard {bad}: {stderr}");
+        assert!(!tmp.path().join("x").exists());
+    }
+}
+
+#[test]
+fn a_sweep_runs_every_cell_names_it_and_resumes() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    let s = s.to_str().unwrap();
+    let args = [
+        "sweep",
+        s,
+        "--paths",
+        "20",
+        "--quiet",
+        "--out",
+        "grid",
+        "--set",
+        "liquidity.routing=0.2..0.8:3",
+        "--set",
+        "venues.0.initial_margin=0.01,0.05",
+        "--set",
+        "simulation.steps=120",
+    ];
+    ok(d, &args);
+    let grid = d.join("grid");
+    let cells: Vec<String> = fs::read_dir(&grid)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(cells.len(), 6, "3 x 2 cells: {cells:?}");
+    assert!(
+        grid.join("liquidity.routing=0.5__venues.0.initial_margin=0.05")
+            .join("summary.json")
+            .exists()
+    );
+    let csv = fs::read_to_string(grid.join("grid.csv")).unwrap();
+    let policies = 2;
+    assert_eq!(csv.lines().count(), 1 + 6 * policies, "{csv}");
+    assert!(
+        csv.starts_with("cell,liquidity.routing,venues.0.initial_margin,simulation.steps,policy,")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(grid.join("grid.json")).unwrap()).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 6 * policies);
+
+    // The same grid again without --resume is refused.
+    let (code, _) = cascade(d, &args);
+    assert_eq!(code, 2);
+
+    // Interrupted: one cell lost, one run left a partial directory behind.
+    let kept = grid.join("liquidity.routing=0.2__venues.0.initial_margin=0.01");
+    let kept_manifest = fs::read(kept.join("manifest.json")).unwrap();
+    let lost = grid.join("liquidity.routing=0.8__venues.0.initial_margin=0.05");
+    let lost_summary = fs::read(lost.join("summary.json")).unwrap();
+    fs::remove_dir_all(&lost).unwrap();
+    fs::create_dir(grid.join(".cascade-partial-abc")).unwrap();
+    fs::write(grid.join(".cascade-partial-abc").join("paths.csv"), "half").unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let (code, stderr) = cascade(d, &resume);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        fs::read(kept.join("manifest.json")).unwrap(),
+        kept_manifest,
+        "finished cells are skipped"
+    );
+    assert_eq!(
+        fs::read(lost.join("summary.json")).unwrap(),
+        lost_summary,
+        "the lost cell is recomputed identically"
+    );
+    assert!(
+        !grid.join(".cascade-partial-abc").exists(),
+        "partial directories are cleared"
+    );
+    assert_eq!(stderr.matches("skipped").count(), 5, "{stderr}");
+}
+
+#[test]
+fn sweep_values_are_validated_before_anything_runs() {
+    let tmp = TempDir::new().unwrap();
+    let s = fixture("tiny.toml");
+    let (code, stderr) = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--out",
+            "g",
+            "--set",
+            "liquidity.routing=0.5,1.5",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("liquidity.routing"), "{stderr}");
+    assert!(!tmp.path().join("g").exists());
+    let (code, stderr) = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--out",
+            "g",
+            "--set",
+            "liquidity.routing=0.1..0.9",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+}

@@ -316,14 +316,19 @@ impl<'a> PathRun<'a> {
                     for &i in &sup.venues {
                         let (v, st) = (&self.m.venues[i], &self.s.venues[i]);
                         let m = mark(v.mark, st.log_price, log_index);
+                        // Positions not yet at their trigger but within the distance of it;
+                        // those already past it (held by a pause) are pending, not near.
+                        let crossed_long = v.longs.crossed_until(st.long_ptr, m - st.long_shift);
                         let near_long = v
                             .longs
-                            .crossed_until(st.long_ptr, m - st.long_shift - sup.log_distance);
+                            .crossed_until(crossed_long, m - st.long_shift - sup.log_distance);
+                        let crossed_short =
+                            v.shorts.crossed_until(st.short_ptr, m - st.short_shift);
                         let near_short = v
                             .shorts
-                            .crossed_until(st.short_ptr, m - st.short_shift + sup.log_distance);
-                        quantity += v.longs.quantity_between(st.long_ptr, near_long)
-                            + v.shorts.quantity_between(st.short_ptr, near_short);
+                            .crossed_until(crossed_short, m - st.short_shift + sup.log_distance);
+                        quantity += v.longs.quantity_between(crossed_long, near_long)
+                            + v.shorts.quantity_between(crossed_short, near_short);
                     }
                     quantity * self.m.start
                 }
@@ -348,7 +353,9 @@ impl<'a> PathRun<'a> {
             }
             match sup.action {
                 SupervisoryAction::CircuitBreaker => {
-                    state.busy_until = t + sup.halt_steps;
+                    // After a pause the supervisor waits as long again before it may pause
+                    // again, so the liquidations the pause held can run.
+                    state.busy_until = t + 2 * sup.halt_steps;
                     for &i in &sup.venues {
                         let st = &mut self.s.venues[i];
                         st.halted_until = st.halted_until.max(t + sup.halt_steps);

@@ -9,8 +9,12 @@
 //! [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and [`timeline`]) ->
 //! [`results`] (the result directory). [`study`] strings these together for the commands, and
 //! [`shard`] splits a study across machines and merges it back exactly.
+//! [`report`] draws the [`charts`] and writes `report.html` from a result directory's files
+//! ([`result_dir`]), with [`units`] for how figures are shown.
 
 pub mod book;
+pub mod charts;
+pub mod columnar;
 pub mod engine;
 pub mod error;
 pub mod ladder;
@@ -19,6 +23,8 @@ pub mod market;
 pub mod metrics;
 pub mod policy;
 pub mod progress;
+pub mod report;
+pub mod result_dir;
 pub mod results;
 pub mod runner;
 pub mod scenario;
@@ -29,6 +35,7 @@ pub mod study;
 pub mod summary;
 pub mod sweep;
 pub mod timeline;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use scenario::Scenario;

@@ -87,7 +87,9 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
                     .map(|&i| stressed_loss(&terms[i], &f.venues[i], f.price.start, stress))
                     .collect();
                 exposures.sort_by(|a, b| b.total_cmp(a));
-                exposures.iter().take(2).sum()
+                let cover2: f64 = exposures.iter().take(2).sum();
+                let own: f64 = members.iter().map(|&i| funds[i]).sum();
+                own.max(cover2)
             }
         };
         // The pool takes the first member's slot; the other members' own funds are merged in.

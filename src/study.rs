@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::columnar;
 use crate::error::Result;
 use crate::market::Market;
 use crate::policy;
@@ -58,7 +59,13 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     let books = scenario.books();
     let markets = policy::markets(&scenario, &books);
     let paths = scenario.file().simulation.paths;
-    let range = shard.map_or(PathRange { start: 0, end: paths }, |s| s.range(paths));
+    let range = shard.map_or(
+        PathRange {
+            start: 0,
+            end: paths,
+        },
+        |s| s.range(paths),
+    );
     let out = runner::run(&scenario, &markets, range, options)?;
     let summary = Summary::build(&scenario, &markets, &out);
     Ok(Study {
@@ -105,9 +112,13 @@ impl Study {
         }
     }
 
-    /// Writes every result file into `dir` (shards also keep their raw histograms).
-    pub fn write(&self, dir: &Path, manifest: &Manifest) -> Result<()> {
+    /// Writes every result file into `dir` (shards also keep their raw histograms), and
+    /// `paths.parquet` beside `paths.csv` when `parquet` is set.
+    pub fn write(&self, dir: &Path, manifest: &Manifest, parquet: bool) -> Result<()> {
         results::write_all(dir, &self.scenario, &self.out, &self.summary, manifest)?;
+        if parquet {
+            columnar::write_paths(dir, &self.scenario, &self.out)?;
+        }
         if self.shard.is_some() {
             shard::write_histograms(dir, &self.out.timeline)?;
         }

@@ -56,6 +56,21 @@ pub struct PolicySummary {
     pub venues: Vec<GroupSummary>,
     /// Per-jurisdiction figures (venues summed per path), in order of first appearance.
     pub jurisdictions: Vec<GroupSummary>,
+    /// The insurance funds under this policy: one per venue, or a pool shared by members.
+    pub funds: Vec<FundSummary>,
+}
+
+/// One insurance (or pooled default) fund.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FundSummary {
+    /// Venues whose losses the fund absorbs.
+    pub members: Vec<String>,
+    /// Balance at the start (USD).
+    pub start: f64,
+    /// Mean paid out towards bad debt (USD).
+    pub drawn_mean: f64,
+    /// 99% quantile of what was paid out (USD).
+    pub drawn_p99: f64,
 }
 
 /// Probabilities of events over paths.
@@ -221,7 +236,35 @@ impl Summary {
                         group(j.to_string(), oi, out, p, &members)
                     })
                     .collect();
+                let funds = (0..market.funds.len())
+                    .filter_map(|k| {
+                        let members: Vec<usize> = (0..market.venues.len())
+                            .filter(|&i| market.venues[i].fund == k)
+                            .collect();
+                        if members.is_empty() {
+                            return None;
+                        }
+                        let mut drawn = vec![0.0; out.range.len()];
+                        for &i in &members {
+                            let col =
+                                out.column(p, out.layout.venue(i, VenueMetric::InsuranceFundDrawn));
+                            for (d, x) in drawn.iter_mut().zip(col) {
+                                *d += x;
+                            }
+                        }
+                        Some(FundSummary {
+                            members: members
+                                .iter()
+                                .map(|&i| market.venues[i].name.clone())
+                                .collect(),
+                            start: market.funds[k],
+                            drawn_mean: stats::mean(&drawn),
+                            drawn_p99: Distribution::of(&drawn).p99,
+                        })
+                    })
+                    .collect();
                 PolicySummary {
+                    funds,
                     name: policy.name.clone(),
                     metrics,
                     probabilities: Probabilities {

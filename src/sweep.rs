@@ -48,13 +48,19 @@ impl Axis {
             .ok_or_else(|| format!("--set {text}: expected KEY=V1,V2,... or KEY=FROM..TO:N"))?;
         let key = key.trim().to_string();
         if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!("--set {text}: the key must be a dotted path like liquidity.routing"));
+            return Err(format!(
+                "--set {text}: the key must be a dotted path like liquidity.routing"
+            ));
         }
         let raw = raw.trim();
         if let Some((range, n)) = raw.split_once(':')
             && let Some((from, to)) = range.split_once("..")
         {
-            let bad = || format!("--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5");
+            let bad = || {
+                format!(
+                    "--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5"
+                )
+            };
             let from: f64 = from.trim().parse().map_err(|_| bad())?;
             let to: f64 = to.trim().parse().map_err(|_| bad())?;
             let n: usize = n.trim().parse().map_err(|_| bad())?;
@@ -109,12 +115,22 @@ impl Cell {
             .map(|((k, v), _)| {
                 let v: String = v
                     .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' })
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "._-+".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
                     .collect();
                 format!("{k}={v}")
             })
             .collect();
-        if parts.is_empty() { "single".to_string() } else { parts.join("__") }
+        if parts.is_empty() {
+            "single".to_string()
+        } else {
+            parts.join("__")
+        }
     }
 }
 

@@ -55,8 +55,14 @@ impl Timeline {
             price[[price_bin(lp), t]] += 1;
         }
         let mut liq = self.liquidated.index_axis_mut(Axis(0), policy);
+        // Cumulative liquidations change on few steps: reuse the bin (a log10) while they don't.
+        let (mut last, mut bin) = (f64::NAN, 0);
         for (t, &l) in liquidated.iter().enumerate() {
-            liq[[liq_bin(l / self.scale), t]] += 1;
+            if l != last {
+                last = l;
+                bin = liq_bin(l / self.scale);
+            }
+            liq[[bin, t]] += 1;
         }
         widen(&mut self.price_range, policy, log_price);
         widen(&mut self.liquidated_range, policy, liquidated);

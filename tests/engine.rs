@@ -509,13 +509,13 @@ fn a_fixed_seed_gives_pinned_values() {
         ]
     );
     let books = s.books();
-    assert_eq!(books[0][0].leverage, 5.304101339733023);
+    assert_eq!(books[0][0].leverage, 3.151297672284629);
     assert_eq!(books[0][0].entry, 98621.40213523683);
     let out = run_with_threads(&s, 1);
     let row = out.row(1, 0);
-    assert_eq!(row[Metric::LiquidatedNotional.index()], 3114040726.9233413);
-    assert_eq!(row[Metric::LiquidatedPositions.index()], 10830.0);
-    assert_eq!(row[Metric::MaxDrawdown.index()], 0.19004207763748315);
-    assert_eq!(row[Metric::BadDebt.index()], 17297138.765103642);
-    assert_eq!(row[Metric::CascadeRounds.index()], 77.0);
+    assert_eq!(row[Metric::LiquidatedNotional.index()], 1102224883.3063862);
+    assert_eq!(row[Metric::LiquidatedPositions.index()], 3737.0);
+    assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155023);
+    assert_eq!(row[Metric::BadDebt.index()], 2350965.59097215);
+    assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
 }

@@ -258,3 +258,58 @@ fn sweep_values_are_validated_before_anything_runs() {
     );
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn parquet_holds_the_same_table_as_paths_csv() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    ok(
+        d,
+        &[
+            "run",
+            s.to_str().unwrap(),
+            "--paths",
+            "30",
+            "--out",
+            "r",
+            "--parquet",
+            "--quiet",
+            "--no-report",
+        ],
+    );
+    let csv = fs::read_to_string(d.join("r/paths.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let reader =
+        SerializedFileReader::new(fs::File::open(d.join("r/paths.parquet")).unwrap()).unwrap();
+    let fields: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(fields, header, "same columns in the same order");
+    let mut rows = 0;
+    for (row, line) in reader.get_row_iter(None).unwrap().zip(lines) {
+        let row = row.unwrap();
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(row.get_string(0).unwrap(), cells[0]);
+        assert_eq!(row.get_long(1).unwrap().to_string(), cells[1]);
+        for (k, cell) in cells.iter().enumerate().skip(2) {
+            assert_eq!(
+                row.get_double(k).unwrap(),
+                cell.parse::<f64>().unwrap(),
+                "column {}",
+                header[k]
+            );
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, 2 * 30, "every policy and path");
+}

@@ -3,4 +3,6 @@
 mod cli;
 mod engine;
 mod policies;
+mod report;
 mod shards;
+mod slurm;

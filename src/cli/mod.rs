@@ -48,6 +48,11 @@ enum Command {
         #[arg(long, requires = "out")]
         resume: bool,
     },
+    /// (Re)build the charts and report.html of a result directory, without rerunning it.
+    Report {
+        /// Result directory (as `cascade run` printed it).
+        dir: PathBuf,
+    },
     /// Combine shard results into the result an unsharded run would have written.
     Merge {
         /// Shard result directories (from `run --shard K/N`), in any order.
@@ -59,6 +64,9 @@ enum Command {
         /// Replace an existing --out directory.
         #[arg(long)]
         force: bool,
+        /// Also write paths.parquet.
+        #[arg(long)]
+        parquet: bool,
     },
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
@@ -94,6 +102,9 @@ struct Common {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write paths.parquet (the paths table as Parquet, for pandas and polars).
+    #[arg(long)]
+    parquet: bool,
 }
 
 impl Common {
@@ -136,6 +147,9 @@ struct RunArgs {
     /// Simulate only shard K of N (contiguous blocks of paths), for `cascade merge`.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
+    /// Skip the charts and report.html (`cascade report DIR` builds them later).
+    #[arg(long)]
+    no_report: bool,
 }
 
 /// Parses flags and runs the command.
@@ -157,7 +171,22 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Command::Init { path, force } => init(&path, force),
-        Command::Merge { shards, out, force } => merge(&shards, &out, force),
+        Command::Merge {
+            shards,
+            out,
+            force,
+            parquet,
+        } => merge(&shards, &out, force, parquet),
+        Command::Report { dir } => {
+            let built = cascade::report::rebuild(&dir)?;
+            println!(
+                "{} charts in {}\nreport: {}",
+                built.charts.len(),
+                dir.join("charts").display(),
+                built.html.display()
+            );
+            Ok(())
+        }
         Command::Sweep {
             scenario,
             common,
@@ -204,7 +233,13 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     )?;
     let study = study::simulate(scenario, args.shard, args.common.options())?;
     let manifest = study.manifest(&provenance);
-    let dir = destination.commit(|dir| finish(dir, &study, &manifest))?;
+    let dir = destination.commit(|dir| {
+        finish(dir, &study, &manifest, args.common.parquet)?;
+        if !args.no_report {
+            cascade::report::build(dir)?;
+        }
+        Ok(())
+    })?;
     print!("{}", table::headline(&study.summary));
     print!("{}", table::comparisons(&study.summary));
     println!(
@@ -217,23 +252,30 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         study.scenario.seed()
     );
     println!("results: {}", dir.display());
+    if !args.no_report {
+        println!("report: {}", dir.join("report.html").display());
+    }
     Ok(())
 }
 
 /// Writes a finished study into the (temporary) result directory `dir`.
-fn finish(dir: &Path, study: &Study, manifest: &Manifest) -> Result<()> {
-    study.write(dir, manifest)
+fn finish(dir: &Path, study: &Study, manifest: &Manifest, parquet: bool) -> Result<()> {
+    study.write(dir, manifest, parquet)
 }
 
-fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<()> {
+fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool) -> Result<()> {
     let provenance = Provenance::now(Path::new("merge"), &[]);
     let destination = Destination::plan(Some(out), Path::new("output"), "merge", force)?;
     let merged = shard::merge(dirs)?;
     let study = study::from_rows(merged.scenario, merged.out);
     let mut manifest = study.manifest(&provenance);
     manifest.scenario_path = format!("merged from {} shards", merged.shards.len());
-    let dir = destination.commit(|dir| finish(dir, &study, &manifest))?;
+    let dir = destination.commit(|dir| finish(dir, &study, &manifest, parquet))?;
     print!("{}", table::headline(&study.summary));
-    println!("merged {} shards into {}", merged.shards.len(), dir.display());
+    println!(
+        "merged {} shards into {}",
+        merged.shards.len(),
+        dir.display()
+    );
     Ok(())
 }

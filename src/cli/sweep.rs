@@ -30,9 +30,10 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
     let name = scenarios[0].file().name.clone();
     let root = match out {
         Some(o) => o.to_path_buf(),
-        None => PathBuf::from("output")
-            .join(&name)
-            .join(format!("sweep-{}", chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ"))),
+        None => PathBuf::from("output").join(&name).join(format!(
+            "sweep-{}",
+            chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ")
+        )),
     };
     if root.exists() && !resume && !common.force {
         return Err(Error::BadInput(format!(
@@ -47,13 +48,22 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
                 root.display()
             )));
         }
-        fs::remove_dir_all(&root).map_err(|e| Error::io(format!("cannot replace {}", root.display()), e))?;
+        fs::remove_dir_all(&root)
+            .map_err(|e| Error::io(format!("cannot replace {}", root.display()), e))?;
     }
     fs::create_dir_all(&root)
         .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
     // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
-    fs::write(root.join("sweep.json"), serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &[])).unwrap_or_default())
-        .map_err(|e| Error::io(format!("cannot write {}", root.join("sweep.json").display()), e))?;
+    fs::write(
+        root.join("sweep.json"),
+        serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &[])).unwrap_or_default(),
+    )
+    .map_err(|e| {
+        Error::io(
+            format!("cannot write {}", root.join("sweep.json").display()),
+            e,
+        )
+    })?;
     remove_partials(&root)?;
 
     let mut rows: Vec<GridRow> = Vec::new();
@@ -66,13 +76,17 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
         } else {
             if !common.quiet {
-                eprintln!("cell {}/{total} {cell_name}: {} paths", i + 1, scenario.file().simulation.paths);
+                eprintln!(
+                    "cell {}/{total} {cell_name}: {} paths",
+                    i + 1,
+                    scenario.file().simulation.paths
+                );
             }
             let provenance = Provenance::now(scenario_path, &common.set);
             let destination = Destination::plan(Some(&dir), &root, &name, true)?;
             let study = study::simulate(scenario, None, common.options())?;
             let manifest = study.manifest(&provenance);
-            destination.commit(|d| finish(d, &study, &manifest))?;
+            destination.commit(|d| finish(d, &study, &manifest, common.parquet))?;
         }
         let summary_path = dir.join("summary.json");
         let text = fs::read_to_string(&summary_path)
@@ -84,15 +98,25 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
     write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;
     let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
     write_atomic(&root, "grid.json", format!("{json}\n").as_bytes())?;
-    println!("{} cells x {} policies: {}", total, rows.len() / total.max(1), root.join("grid.csv").display());
+    println!(
+        "{} cells x {} policies: {}",
+        total,
+        rows.len() / total.max(1),
+        root.join("grid.csv").display()
+    );
     Ok(())
 }
 
 /// Removes directories a run interrupted before it could move its result into place.
 fn remove_partials(root: &Path) -> Result<()> {
-    let entries = fs::read_dir(root).map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
+    let entries =
+        fs::read_dir(root).map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".cascade-partial-") {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".cascade-partial-")
+        {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

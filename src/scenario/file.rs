@@ -318,7 +318,8 @@ pub enum FundSizing {
     /// The sum of the members' own insurance funds.
     #[default]
     Sum,
-    /// Cover-2 (PFMI principle 4): the two largest members' losses under a stress move.
+    /// The members' funds, topped up where needed to cover-2 (PFMI principle 4): the two
+    /// largest members' losses under a stress move.
     Cover2,
 }
 
@@ -348,8 +349,8 @@ pub enum View {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisionMetric {
-    /// Notional (USD, at the start price) of positions within `distance` of their
-    /// liquidation price; `threshold` is in USD.
+    /// Notional (USD, at the start price) of positions within `distance` above (longs) or
+    /// below (shorts) their liquidation price, not yet past it; `threshold` is in USD.
     NearLiquidation,
     /// Fall of the watched venues' price over the last `window_steps` steps; `threshold`
     /// is a fraction.
@@ -360,7 +361,8 @@ pub enum SupervisionMetric {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisoryAction {
-    /// Pause liquidations on the watched venues for `halt_steps` steps while books refill.
+    /// Pause liquidations on the watched venues for `halt_steps` steps while books refill;
+    /// the supervisor then waits `halt_steps` more before it may pause again.
     CircuitBreaker,
     /// Require `add_on` more margin (a share of entry notional) from every open position on
     /// the watched venues; traders are assumed to meet the call.

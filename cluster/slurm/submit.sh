@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Submit a sharded cascade study to SLURM: a job array with one task per shard, then a merge job
+# that runs only if every shard succeeded. Prints the job ids (array_job_id=, merge_job_id=) and
+# where the result will be. See README.md next to this file.
+#
+#   cluster/slurm/submit.sh [options] SCENARIO
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: submit.sh [options] SCENARIO
+
+Submits a SLURM job array (one task per shard: cascade run --shard K/N) and a merge job
+(cascade merge) that depends on it. Every option has an environment-variable default.
+
+  --shards N        number of shards = array tasks                  CASCADE_SHARDS    (8)
+  --paths N         paths of the whole study (default: scenario)    CASCADE_PATHS
+  --seed S          seed (default: scenario)                         CASCADE_SEED
+  --set KEY=VALUE   scenario override, repeatable                    CASCADE_SET (space-separated)
+  --time T          time limit per shard task (sbatch --time)        CASCADE_TIME      (01:00:00)
+  --mem M           memory per shard task (sbatch --mem)             CASCADE_MEM       (4G)
+  --cpus C          CPUs (= cascade threads) per shard task          CASCADE_CPUS      (4)
+  --merge-time T    time limit of the merge job                      CASCADE_MERGE_TIME (00:30:00)
+  --merge-mem M     memory of the merge job                          CASCADE_MERGE_MEM (= --mem)
+  --max-running K   at most K shard tasks at once (--array=...%K)    CASCADE_MAX_RUNNING
+  --out DIR         output directory: DIR/shards/<i>, DIR/result, DIR/logs
+                    (default: ./cascade-runs/<scenario>-<UTC time>)  CASCADE_OUT
+  --bin PATH        cascade binary, visible from the compute nodes   CASCADE_BIN (cascade on PATH)
+  --sbatch ARG      extra sbatch option for both jobs, repeatable,   CASCADE_SBATCH_ARGS
+                    e.g. --sbatch --partition=short --sbatch --account=proj42
+  --remove-shards   delete DIR/shards after a successful merge
+  --force           reuse an --out directory that already has shards or a result
+  --dry-run         print the sbatch commands instead of submitting them
+  -h, --help        this help
+USAGE
+}
+
+die() {
+    echo "submit.sh: $*" >&2
+    exit 2
+}
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+shards=${CASCADE_SHARDS:-8}
+paths=${CASCADE_PATHS:-}
+seed=${CASCADE_SEED:-}
+read -r -a sets <<<"${CASCADE_SET:-}"
+time_limit=${CASCADE_TIME:-01:00:00}
+mem=${CASCADE_MEM:-4G}
+cpus=${CASCADE_CPUS:-4}
+merge_time=${CASCADE_MERGE_TIME:-00:30:00}
+merge_mem=${CASCADE_MERGE_MEM:-}
+max_running=${CASCADE_MAX_RUNNING:-}
+out=${CASCADE_OUT:-}
+bin=${CASCADE_BIN:-}
+read -r -a sbatch_extra <<<"${CASCADE_SBATCH_ARGS:-}"
+remove_shards=()
+force=0
+dry_run=0
+scenario=${CASCADE_SCENARIO:-}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        -h | --help) usage; exit 0 ;;
+        --shards) shards=${2?--shards needs a value}; shift 2 ;;
+        --paths) paths=${2?--paths needs a value}; shift 2 ;;
+        --seed) seed=${2?--seed needs a value}; shift 2 ;;
+        --set) sets+=("${2?--set needs KEY=VALUE}"); shift 2 ;;
+        --time) time_limit=${2?--time needs a value}; shift 2 ;;
+        --mem) mem=${2?--mem needs a value}; shift 2 ;;
+        --cpus) cpus=${2?--cpus needs a value}; shift 2 ;;
+        --merge-time) merge_time=${2?--merge-time needs a value}; shift 2 ;;
+        --merge-mem) merge_mem=${2?--merge-mem needs a value}; shift 2 ;;
+        --max-running) max_running=${2?--max-running needs a value}; shift 2 ;;
+        --out) out=${2?--out needs a value}; shift 2 ;;
+        --bin) bin=${2?--bin needs a value}; shift 2 ;;
+        --sbatch) sbatch_extra+=("${2?--sbatch needs a value}"); shift 2 ;;
+        --remove-shards) remove_shards=(--remove-shards); shift ;;
+        --force) force=1; shift ;;
+        --dry-run) dry_run=1; shift ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *)
+            [[ -z $scenario ]] || die "more than one SCENARIO: '$scenario' and '$1'"
+            scenario=$1
+            shift
+            ;;
+    esac
+done
+
+[[ -n $scenario ]] || { usage >&2; die "missing SCENARIO"; }
+[[ -f $scenario ]] || die "scenario file '$scenario' not found"
+[[ $shards =~ ^[1-9][0-9]*$ ]] || die "--shards must be a positive integer, got '$shards'"
+[[ -z $paths || $paths =~ ^[1-9][0-9]*$ ]] || die "--paths must be a positive integer, got '$paths'"
+[[ -z $seed || $seed =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, got '$seed'"
+[[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus must be a positive integer, got '$cpus'"
+[[ -z $max_running || $max_running =~ ^[1-9][0-9]*$ ]] ||
+    die "--max-running must be a positive integer, got '$max_running'"
+merge_mem=${merge_mem:-$mem}
+
+if [[ -z $bin ]]; then
+    bin=$(command -v cascade) || die "no cascade on PATH; pass --bin /path/to/cascade (or set CASCADE_BIN)"
+fi
+[[ -x $bin ]] || die "cascade binary '$bin' is not executable"
+command -v sbatch >/dev/null || ((dry_run)) || die "sbatch not found: run this on a SLURM login node"
+
+# Jobs may start in another directory: make every path absolute.
+abs() { [[ $1 == /* ]] && printf '%s\n' "$1" || printf '%s\n' "$PWD/$1"; }
+scenario=$(abs "$scenario")
+bin=$(abs "$bin")
+name=$(basename "$scenario" .toml)
+out=$(abs "${out:-cascade-runs/$name-$(date -u +%Y%m%dT%H%M%SZ)}")
+
+# The run flags every shard gets (the shard scripts add --shard, --out, --threads).
+run_args=("$scenario")
+[[ -z $paths ]] || run_args+=(--paths "$paths")
+[[ -z $seed ]] || run_args+=(--seed "$seed")
+for s in "${sets[@]}"; do
+    run_args+=(--set "$s")
+done
+
+# Catch a bad scenario or override now rather than after waiting in the queue.
+validate=("$bin" validate "$scenario")
+for s in "${sets[@]}"; do
+    validate+=(--set "$s")
+done
+if ! errors=$("${validate[@]}" 2>&1 >/dev/null); then
+    die "the scenario does not validate:"$'\n'"$errors"
+fi
+
+if ((!force)) && [[ -e $out/shards || -e $out/result ]]; then
+    die "$out already holds shards or a result; choose another --out or pass --force"
+fi
+((dry_run)) || mkdir -p "$out/logs"
+
+common=("${sbatch_extra[@]}")
+array_cmd=(sbatch --parsable --job-name="cascade-$name" "${common[@]}"
+    --array="0-$((shards - 1))${max_running:+%$max_running}"
+    --time="$time_limit" --mem="$mem" --cpus-per-task="$cpus" --ntasks=1
+    --output="$out/logs/shard-%a.out"
+    "$here/cascade-array.sh" --shards "$shards" --out "$out" --bin "$bin" -- "${run_args[@]}")
+# The merge command, given the array it waits for.
+merge_cmd() {
+    merge=(sbatch --parsable --job-name="cascade-$name-merge" "${common[@]}"
+        --dependency="afterok:$1" --kill-on-invalid-dep=yes
+        --time="$merge_time" --mem="$merge_mem" --cpus-per-task=1 --ntasks=1
+        --output="$out/logs/merge.out"
+        "$here/cascade-merge.sh" --shards "$shards" --out "$out" --bin "$bin" "${remove_shards[@]}")
+}
+
+if ((dry_run)); then
+    merge_cmd ARRAY_JOB_ID
+    printf '%q ' "${array_cmd[@]}"
+    echo
+    printf '%q ' "${merge[@]}"
+    echo
+    exit 0
+fi
+
+array_id=$("${array_cmd[@]}") || die "sbatch refused the shard array"
+array_id=${array_id%%;*}
+merge_cmd "$array_id"
+merge_id=$("${merge[@]}") || {
+    echo "submit.sh: sbatch refused the merge job; cancelling array $array_id" >&2
+    scancel "$array_id" || true
+    exit 1
+}
+merge_id=${merge_id%%;*}
+
+echo "array_job_id=$array_id"
+echo "merge_job_id=$merge_id"
+echo "result=$out/result"
+cat >&2 <<MSG
+submitted $shards shard tasks as job array $array_id and the merge as job $merge_id
+(the merge runs once every shard has succeeded; if one fails, SLURM cancels it).
+  watch:  squeue -j $array_id,$merge_id
+  logs:   $out/logs/
+  result: $out/result
+MSG

@@ -1,0 +1,1287 @@
+//! Charts: one function per chart, plain data in, a PNG and an SVG file out.
+//!
+//! Researchers look at the shape of a distribution before they read its numbers, so every
+//! result directory carries these charts (and `report.html` inlines the SVGs). Each public
+//! function takes plain data (no simulator types) and a file stem, writes `stem.png` and
+//! `stem.svg`, checks every drawing call and calls `present()` explicitly, so a failure is an
+//! error, never a silently truncated file (the habit of plotters' own examples).
+//!
+//! PNG text is drawn with DejaVu Sans, bundled in the binary (`assets/fonts/`) and
+//! registered with plotters on first use, so charts render identically on a fresh machine
+//! with no font libraries installed. SVG text names the generic `sans-serif` family and is
+//! drawn by whatever shows the file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::coord::combinators::LogCoord;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{Error, Result};
+use crate::units::{self, Unit};
+
+/// The font family every chart uses.
+const FONT: &str = "sans-serif";
+
+static FONTS: Once = Once::new();
+
+/// Registers the bundled font with plotters (idempotent; every chart function calls it).
+pub fn register_fonts() {
+    FONTS.call_once(|| {
+        // The bytes are a valid TrueType font checked in with the source; a failure here
+        // would be a broken build, caught by every chart test.
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Normal,
+            include_bytes!("../assets/fonts/DejaVuSans.ttf"),
+        );
+        let _ = plotters::style::register_font(
+            FONT,
+            FontStyle::Bold,
+            include_bytes!("../assets/fonts/DejaVuSans-Bold.ttf"),
+        );
+    });
+}
+
+/// Colour-blind-safe colours (Okabe and Ito, 2008), one per policy in scenario order.
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(80, 80, 80),    // dark grey
+];
+
+/// The colour of the `i`-th policy.
+pub fn policy_color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+const INK: RGBColor = RGBColor(40, 40, 40);
+const MUTED: RGBColor = RGBColor(110, 110, 110);
+const GRID: RGBColor = RGBColor(225, 225, 225);
+const SHADE: RGBColor = RGBColor(120, 120, 120);
+
+fn title_font<'a>() -> TextStyle<'a> {
+    (FONT, 28, FontStyle::Bold).into_font().color(&INK)
+}
+
+fn panel_font<'a>() -> TextStyle<'a> {
+    (FONT, 21, FontStyle::Bold).into_font().color(&INK)
+}
+
+fn label_font<'a>() -> TextStyle<'a> {
+    (FONT, 19).into_font().color(&INK)
+}
+
+fn tick_font<'a>() -> TextStyle<'a> {
+    (FONT, 16).into_font().color(&INK)
+}
+
+fn note_font<'a>() -> TextStyle<'a> {
+    (FONT, 16).into_font().color(&MUTED)
+}
+
+/// The two files a chart function writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// `stem.png`.
+    pub png: PathBuf,
+    /// `stem.svg`.
+    pub svg: PathBuf,
+}
+
+fn targets(stem: &Path) -> Written {
+    Written {
+        png: stem.with_extension("png"),
+        svg: stem.with_extension("svg"),
+    }
+}
+
+type DrawResult<DB> =
+    std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+fn failed<E: std::error::Error + Send + Sync>(
+    path: &Path,
+) -> impl FnOnce(DrawingAreaErrorKind<E>) -> Error + '_ {
+    move |e| {
+        Error::io(
+            format!("cannot draw {}", path.display()),
+            std::io::Error::other(e.to_string()),
+        )
+    }
+}
+
+/// Draws `$draw(root, ...)` into the PNG and the SVG of `$stem` at `$size`.
+macro_rules! render {
+    ($stem:expr, $size:expr, $draw:ident($($arg:expr),* $(,)?)) => {{
+        register_fonts();
+        let files = targets($stem);
+        $draw(BitMapBackend::new(&files.png, $size).into_drawing_area(), $($arg),*)
+            .map_err(failed(&files.png))?;
+        $draw(SVGBackend::new(&files.svg, $size).into_drawing_area(), $($arg),*)
+            .map_err(failed(&files.svg))?;
+        Ok(files)
+    }};
+}
+
+/// A linear axis with ticks only at the given points (category centres), labelled by the
+/// chart's own formatter. (plotters' `WithKeyPoints` cannot be labelled on an `f64` axis.)
+struct Keyed {
+    range: RangedCoordf64,
+    keys: Vec<f64>,
+}
+
+impl Keyed {
+    fn new(range: std::ops::Range<f64>, keys: Vec<f64>) -> Keyed {
+        Keyed {
+            range: range.into(),
+            keys,
+        }
+    }
+}
+
+impl Ranged for Keyed {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.range.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.keys.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.range.range()
+    }
+}
+
+impl ValueFormatter<f64> for Keyed {
+    fn format(value: &f64) -> String {
+        format!("{value}")
+    }
+}
+
+/// A log axis with ticks at 1, 2 and 5 times powers of ten where a range spans too few
+/// decades for plotters' own (powers of ten only) to show any.
+struct LogAxis {
+    inner: LogCoord<f64>,
+    lo: f64,
+    hi: f64,
+}
+
+impl LogAxis {
+    fn new(lo: f64, hi: f64) -> LogAxis {
+        LogAxis {
+            inner: LogCoord::from((lo..hi).log_scale()),
+            lo,
+            hi,
+        }
+    }
+}
+
+/// Ticks on a log axis between `lo` and `hi` (both positive): the sparsest of powers of
+/// ten, then 1-2-5, then 1 to 9 times powers of ten that gives at least three, and never
+/// more than `max` (every n-th power of ten over very wide ranges).
+fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
+    let max = max.max(2);
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    let within = |m: &[f64], every: i32| -> Vec<f64> {
+        (first..=last)
+            .filter(|e| e.rem_euclid(every) == 0)
+            .flat_map(|e| m.iter().map(move |k| k * 10f64.powi(e)))
+            .filter(|v| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
+            .collect()
+    };
+    let sets: [&[f64]; 3] = [
+        &[1.0],
+        &[1.0, 2.0, 5.0],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+    ];
+    let mut every = 1;
+    loop {
+        let decades = within(sets[0], every);
+        if decades.len() <= max {
+            break;
+        }
+        every += 1;
+    }
+    let mut best = within(sets[0], every);
+    for m in &sets[1..] {
+        if best.len() >= 3 {
+            break;
+        }
+        let t = within(m, 1);
+        if t.len() <= max {
+            best = t;
+        }
+    }
+    best
+}
+
+impl Ranged for LogAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let max = hint.max_num_points();
+        if hint.weight().allow_light_points() {
+            let bold = log_ticks(self.lo, self.hi, max);
+            let all = log_ticks(self.lo, self.hi, usize::MAX);
+            if all.len() > bold.len() && all.len() <= max.max(bold.len()) * 10 {
+                return all.into_iter().filter(|v| !bold.contains(v)).collect();
+            }
+            return Vec::new();
+        }
+        log_ticks(self.lo, self.hi, max)
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for LogAxis {
+    fn format(value: &f64) -> String {
+        format!("{value}")
+    }
+}
+
+/// Room for category labels of tick-font text on a y axis: about 9.5 pixels a character.
+fn label_area(labels: &[&str]) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(4) as u32;
+    (longest * 19 / 2 + 24).clamp(70, 320)
+}
+
+/// Writes a centred note where a chart would be, for data with nothing to plot.
+fn empty_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, note: &str) -> DrawResult<DB> {
+    let (w, h) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        note.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        note_font().pos(Pos::new(HPos::Center, VPos::Center)),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loss exceedance curves
+// ---------------------------------------------------------------------------------------------
+
+/// One policy's values of a metric, one per path.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// Policy name.
+    pub policy: &'a str,
+    /// The metric's value on every path.
+    pub values: &'a [f64],
+}
+
+/// Most points drawn per curve; the tail's last 200 paths are always drawn one by one.
+const MAX_CURVE_POINTS: usize = 1_000;
+
+/// The empirical exceedance curve of `values`: `(x, P(X >= x))` at each distinct value above
+/// zero (or every value, for `positive_only = false`), ascending in x, with the body of the
+/// distribution thinned to a few hundred points and the tail kept whole.
+pub fn exceedance_points(values: &[f64], positive_only: bool) -> Vec<(f64, f64)> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for (i, &x) in v.iter().enumerate() {
+        if (positive_only && x <= 0.0) || (i > 0 && v[i - 1] == x) {
+            continue;
+        }
+        points.push((x, (n - i as f64) / n));
+    }
+    if points.len() <= MAX_CURVE_POINTS {
+        return points;
+    }
+    // Keep points spaced evenly in log probability, and the last 200 whole.
+    let mut kept = Vec::with_capacity(MAX_CURVE_POINTS);
+    let tail_start = points.len() - 200;
+    let ratio = (points[0].1 / points[tail_start].1).max(1.0);
+    let step = ratio.powf(1.0 / (MAX_CURVE_POINTS - 200) as f64);
+    let mut next = f64::INFINITY;
+    for (i, &(x, p)) in points.iter().enumerate() {
+        if i == 0 || i >= tail_start || p <= next {
+            kept.push((x, p));
+            next = p / step;
+        }
+    }
+    kept
+}
+
+/// A loss exceedance chart: for each policy, the probability that a path's `metric`
+/// exceeds x, overlaid, on a log probability axis; x is on a log axis for dollar metrics
+/// and linear (in %) for fractions. Paths at zero cannot sit on a log axis: the legend
+/// gives each policy's share of paths above zero instead.
+pub fn exceedance(
+    stem: &Path,
+    title: &str,
+    metric: &str,
+    unit: Unit,
+    samples: &[Sample<'_>],
+) -> Result<Written> {
+    render!(
+        stem,
+        (1200, 720),
+        draw_exceedance(title, metric, unit, samples)
+    )
+}
+
+/// One policy's exceedance curve, ready to draw.
+struct Curve<'a> {
+    /// Position of the policy (its colour).
+    index: usize,
+    policy: &'a str,
+    /// `(x, P(X >= x))`, ascending in x.
+    points: Vec<(f64, f64)>,
+    /// Share of paths above zero.
+    above: f64,
+}
+
+fn draw_exceedance<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    metric: &str,
+    unit: Unit,
+    samples: &[Sample<'_>],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let finite = || {
+        samples
+            .iter()
+            .flat_map(|s| s.values.iter().copied())
+            .filter(|v| v.is_finite())
+    };
+    let x_max = finite().fold(f64::NEG_INFINITY, f64::max);
+    let positive_min = finite().filter(|&x| x > 0.0).fold(f64::INFINITY, f64::min);
+    // A log axis for dollar amounts spanning more than about a decade and a half; paths
+    // at zero cannot sit on it, so the legend gives each policy's share above zero.
+    let log_x = unit != Unit::Fraction && x_max / positive_min > 30.0;
+    let curves: Vec<Curve> = samples
+        .iter()
+        .enumerate()
+        .map(|(index, s)| {
+            let n = s.values.len().max(1) as f64;
+            Curve {
+                index,
+                policy: s.policy,
+                points: exceedance_points(s.values, log_x),
+                above: s.values.iter().filter(|&&v| v > 0.0).count() as f64 / n,
+            }
+        })
+        .collect();
+    let n_max = samples
+        .iter()
+        .map(|s| s.values.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let y_low = 0.5 / n_max as f64;
+    let x_min = finite().fold(f64::INFINITY, f64::min);
+    let (label, _) = units::metric(metric);
+    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    if !(x_max.is_finite() && x_max > 0.0) {
+        empty_note(
+            &area,
+            &format!("No path had any {label} under any policy: nothing to plot."),
+        )?;
+        return root.present();
+    }
+    let y = LogAxis::new(y_low, 1.0);
+    if log_x {
+        let x_label = format!("{label} on a path ({}, log scale)", unit.axis());
+        exceedance_body(
+            &area,
+            LogAxis::new(positive_min / 1.5, x_max * 1.5),
+            y,
+            &x_label,
+            unit,
+            &curves,
+        )?;
+    } else {
+        let span = (x_max - x_min).max(x_max.abs() * 0.05).max(1e-12);
+        let lo = if x_min >= 0.0 && x_min - span * 0.05 < 0.0 {
+            0.0
+        } else {
+            x_min - span * 0.05
+        };
+        let hi = x_max + span * 0.05;
+        let x_label = format!("{label} on a path ({})", unit.axis());
+        exceedance_body(
+            &area,
+            RangedCoordf64::from(lo..hi),
+            y,
+            &x_label,
+            unit,
+            &curves,
+        )?;
+    }
+    root.present()
+}
+
+fn exceedance_body<DB, X>(
+    area: &DrawingArea<DB, Shift>,
+    x: X,
+    y: LogAxis,
+    x_label: &str,
+    unit: Unit,
+    curves: &[Curve<'_>],
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
+        .margin(20)
+        .margin_right(40)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .light_line_style(GRID.mix(0.6))
+        .max_light_lines(2)
+        .bold_line_style(GRID)
+        .axis_desc_style(label_font())
+        .label_style(tick_font())
+        .x_desc(x_label)
+        .y_desc("probability of exceeding x (log scale)")
+        .x_label_formatter(&|v| unit.tick(*v))
+        .y_label_formatter(&|v| Unit::Fraction.tick(*v))
+        .x_labels(10)
+        .y_labels(8)
+        .draw()?;
+    for c in curves {
+        let (policy, pts, above) = (c.policy, &c.points, c.above);
+        let color = policy_color(c.index);
+        let mut stairs = Vec::with_capacity(pts.len() * 2);
+        for (k, &(x, p)) in pts.iter().enumerate() {
+            stairs.push((x, p));
+            if let Some(&(next, _)) = pts.get(k + 1) {
+                stairs.push((next, p));
+            }
+        }
+        let label = if above == 0.0 {
+            format!("{policy}  (no path above zero)")
+        } else if above < 1.0 {
+            format!("{policy}  (paths above zero: {})", units::percent(above))
+        } else {
+            policy.to_string()
+        };
+        // The baseline is drawn wider, underneath, so a policy that matches it stays visible.
+        let width = if c.index == 0 && curves.len() > 1 {
+            6
+        } else {
+            3
+        };
+        chart
+            .draw_series(LineSeries::new(stairs, color.stroke_width(width)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 28, y)], color.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GRID)
+        .label_font(tick_font())
+        .margin(12)
+        .draw()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bands over time: price fan chart and cumulative liquidations
+// ---------------------------------------------------------------------------------------------
+
+/// One policy's per-step quantile bands.
+#[derive(Debug, Clone, Copy)]
+pub struct Bands<'a> {
+    /// Policy name.
+    pub policy: &'a str,
+    /// Time of every step, in the unit [`TimeAxis::label`] names.
+    pub time: &'a [f64],
+    /// The 5, 25, 50, 75 and 95% quantiles at every step.
+    pub quantiles: [&'a [f64]; 5],
+}
+
+/// The time axis shared by every panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeAxis {
+    /// Axis label with its unit, e.g. `time since start (hours)`.
+    pub label: String,
+    /// Start and end of the stress window, shaded, in the same unit.
+    pub stress: Option<(f64, f64)>,
+}
+
+/// A fan chart of the traded price: one panel per policy with the 5-95% and 25-75% bands
+/// and the median, the stress window shaded, and the baseline's median dashed for
+/// reference in every other panel. Panels share their scales.
+pub fn price_fan(
+    stem: &Path,
+    title: &str,
+    time: &TimeAxis,
+    bands: &[Bands<'_>],
+) -> Result<Written> {
+    let size = panels_size(bands.len());
+    render!(
+        stem,
+        size,
+        draw_bands(title, time, "traded price (USD)", false, bands)
+    )
+}
+
+/// Cumulative liquidated notional over time: one panel per policy with the 5-95% and
+/// 25-75% bands and the median, drawn like [`price_fan`].
+pub fn liquidations(
+    stem: &Path,
+    title: &str,
+    time: &TimeAxis,
+    bands: &[Bands<'_>],
+) -> Result<Written> {
+    let size = panels_size(bands.len());
+    render!(
+        stem,
+        size,
+        draw_bands(
+            title,
+            time,
+            "cumulative liquidated notional (USD)",
+            true,
+            bands
+        )
+    )
+}
+
+fn panel_grid(n: usize) -> (usize, usize) {
+    let cols = match n {
+        0 | 1 => 1,
+        2..=4 => 2,
+        _ => 3,
+    };
+    (n.max(1).div_ceil(cols), cols)
+}
+
+fn panels_size(n: usize) -> (u32, u32) {
+    let (rows, cols) = panel_grid(n);
+    let width = if cols == 3 { 1500 } else { 1200 };
+    let panel_h = if cols == 1 { 600 } else { 420 };
+    (width, 70 + 50 + rows as u32 * panel_h)
+}
+
+fn draw_bands<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    time: &TimeAxis,
+    y_label: &str,
+    from_zero: bool,
+    bands: &[Bands<'_>],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    let finite = |v: &&f64| v.is_finite();
+    let lows = bands
+        .iter()
+        .flat_map(|b| b.quantiles[0].iter())
+        .filter(finite);
+    let highs = bands
+        .iter()
+        .flat_map(|b| b.quantiles[4].iter())
+        .filter(finite);
+    let (mut y_lo, mut y_hi) = (
+        lows.fold(f64::INFINITY, |a, &b| a.min(b)),
+        highs.fold(f64::NEG_INFINITY, |a, &b| a.max(b)),
+    );
+    let t_max = bands
+        .iter()
+        .flat_map(|b| b.time.iter())
+        .fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    if !(y_lo.is_finite() && y_hi.is_finite() && t_max.is_finite()) {
+        empty_note(&area, "No steps were recorded: nothing to plot.")?;
+        return root.present();
+    }
+    if from_zero {
+        y_lo = 0.0;
+    }
+    let pad = ((y_hi - y_lo) * 0.05).max(if y_hi > 0.0 { y_hi * 1e-3 } else { 1.0 });
+    y_hi += pad;
+    if !from_zero {
+        y_lo -= pad;
+    }
+    let (legend_area, panels_area) = {
+        let (w, h) = area.dim_in_pixel();
+        let (top, bottom) = area.split_vertically(h.saturating_sub(50));
+        let _ = w;
+        (bottom, top)
+    };
+    let (rows, cols) = panel_grid(bands.len());
+    let panels = panels_area.split_evenly((rows, cols));
+    let baseline = bands.first();
+    for (i, (b, panel)) in bands.iter().zip(&panels).enumerate() {
+        let color = policy_color(i);
+        let mut chart = ChartBuilder::on(panel)
+            .caption(b.policy, panel_font())
+            .margin(12)
+            .margin_right(28)
+            .x_label_area_size(50)
+            .y_label_area_size(95)
+            .build_cartesian_2d(0.0..t_max, y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .light_line_style(GRID.mix(0.5))
+            .max_light_lines(2)
+            .bold_line_style(GRID)
+            .axis_desc_style(label_font())
+            .label_style(tick_font())
+            .x_desc(time.label.as_str())
+            .x_label_formatter(&|v| units::trim_zeros(&format!("{v:.2}")))
+            .y_desc(y_label)
+            .y_label_formatter(&|v| Unit::Usd.tick(*v))
+            .x_labels(8)
+            .y_labels(7)
+            .draw()?;
+        if let Some((s0, s1)) = time.stress {
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(s0, y_lo), (s1, y_hi)],
+                SHADE.mix(0.12).filled(),
+            )))?;
+        }
+        let band = |lo: &[f64], hi: &[f64]| -> Vec<(f64, f64)> {
+            let upper = b.time.iter().copied().zip(hi.iter().copied());
+            let lower = b.time.iter().copied().zip(lo.iter().copied()).rev();
+            upper.chain(lower).collect()
+        };
+        chart.draw_series(std::iter::once(Polygon::new(
+            band(b.quantiles[0], b.quantiles[4]),
+            color.mix(0.18).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(Polygon::new(
+            band(b.quantiles[1], b.quantiles[3]),
+            color.mix(0.38).filled(),
+        )))?;
+        if let Some(base) = baseline.filter(|_| i > 0) {
+            chart.draw_series(DashedLineSeries::new(
+                base.time
+                    .iter()
+                    .copied()
+                    .zip(base.quantiles[2].iter().copied()),
+                10,
+                6,
+                INK.stroke_width(2),
+            ))?;
+        }
+        chart.draw_series(LineSeries::new(
+            b.time.iter().copied().zip(b.quantiles[2].iter().copied()),
+            color.stroke_width(3),
+        ))?;
+    }
+    draw_band_legend(&legend_area, bands.len() > 1, time.stress.is_some())?;
+    root.present()
+}
+
+/// The key under banded panels: what the shades, lines and dashes mean.
+fn draw_band_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    with_baseline: bool,
+    with_stress: bool,
+) -> DrawResult<DB> {
+    let blue = policy_color(0);
+    let (w, h) = area.dim_in_pixel();
+    let y = h as i32 / 2;
+    let mut items: Vec<(&str, u8)> =
+        vec![("median", 0), ("25-75% of paths", 1), ("5-95% of paths", 2)];
+    if with_baseline {
+        items.push(("baseline median", 3));
+    }
+    if with_stress {
+        items.push(("stress window", 4));
+    }
+    let item_w = 230;
+    let mut x = (w as i32 - item_w * items.len() as i32) / 2;
+    for (text, kind) in items {
+        let (x0, x1) = (x, x + 36);
+        match kind {
+            0 => area.draw(&PathElement::new([(x0, y), (x1, y)], blue.stroke_width(3)))?,
+            1 => area.draw(&Rectangle::new(
+                [(x0, y - 9), (x1, y + 9)],
+                blue.mix(0.38).filled(),
+            ))?,
+            2 => area.draw(&Rectangle::new(
+                [(x0, y - 9), (x1, y + 9)],
+                blue.mix(0.18).filled(),
+            ))?,
+            3 => {
+                area.draw(&PathElement::new(
+                    [(x0, y), (x0 + 14, y)],
+                    INK.stroke_width(2),
+                ))?;
+                area.draw(&PathElement::new(
+                    [(x0 + 20, y), (x1, y)],
+                    INK.stroke_width(2),
+                ))?;
+            }
+            _ => area.draw(&Rectangle::new(
+                [(x0, y - 9), (x1, y + 9)],
+                SHADE.mix(0.12).filled(),
+            ))?,
+        }
+        area.draw(&Text::new(
+            text.to_string(),
+            (x1 + 10, y),
+            tick_font().pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        x += item_w;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-venue bars
+// ---------------------------------------------------------------------------------------------
+
+/// One policy's per-venue figures, in venue order.
+#[derive(Debug, Clone, Copy)]
+pub struct VenueFigures<'a> {
+    /// Policy name.
+    pub policy: &'a str,
+    /// Mean liquidated notional per venue (USD).
+    pub liquidated_notional: &'a [f64],
+    /// Insolvency probability per venue (share of paths).
+    pub insolvency_probability: &'a [f64],
+}
+
+/// Per-venue liquidated notional (mean over paths) and insolvency probability, as
+/// horizontal bars grouped by venue, one bar per policy, side by side.
+pub fn venues(
+    stem: &Path,
+    title: &str,
+    venues: &[&str],
+    policies: &[VenueFigures<'_>],
+) -> Result<Written> {
+    let per_venue = (policies.len() as u32 * 16 + 14).max(52);
+    let size = (1400, 150 + venues.len() as u32 * per_venue);
+    render!(stem, size, draw_venues(title, venues, policies))
+}
+
+fn draw_venues<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    venues: &[&str],
+    policies: &[VenueFigures<'_>],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    if venues.is_empty() || policies.is_empty() {
+        empty_note(&area, "No venues: nothing to plot.")?;
+        return root.present();
+    }
+    let (w, _) = area.dim_in_pixel();
+    let (left, right) = area.split_horizontally(w / 2);
+    let notional: Vec<&[f64]> = policies.iter().map(|p| p.liquidated_notional).collect();
+    let insolvency: Vec<&[f64]> = policies.iter().map(|p| p.insolvency_probability).collect();
+    venue_panel(
+        &left,
+        "Mean liquidated notional per path",
+        "USD",
+        Unit::Usd,
+        venues,
+        policies,
+        &notional,
+        true,
+        None,
+    )?;
+    let none_insolvent = insolvency.iter().all(|v| v.iter().all(|&p| p <= 0.0));
+    venue_panel(
+        &right,
+        "Probability the venue is left insolvent",
+        "% of paths",
+        Unit::Fraction,
+        venues,
+        policies,
+        &insolvency,
+        false,
+        none_insolvent.then_some("no venue was left insolvent on any path"),
+    )?;
+    root.present()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn venue_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+    x_label: &str,
+    unit: Unit,
+    venues: &[&str],
+    policies: &[VenueFigures<'_>],
+    values: &[&[f64]],
+    legend: bool,
+    note: Option<&str>,
+) -> DrawResult<DB> {
+    let n = venues.len();
+    let max = values
+        .iter()
+        .flat_map(|v| v.iter())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let x_hi = if max > 0.0 {
+        max * 1.18
+    } else if unit == Unit::Fraction {
+        0.01
+    } else {
+        1.0
+    };
+    let centres: Vec<f64> = (0..n).map(|i| (n - 1 - i) as f64 + 0.5).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, panel_font())
+        .margin(14)
+        .margin_right(30)
+        .x_label_area_size(55)
+        .y_label_area_size(label_area(venues))
+        .build_cartesian_2d(0.0..x_hi, Keyed::new(0.0..n as f64, centres))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(GRID.mix(0.5))
+        .max_light_lines(2)
+        .bold_line_style(GRID)
+        .axis_desc_style(label_font())
+        .label_style(tick_font())
+        .x_desc(x_label)
+        .x_label_formatter(&|v| unit.tick(*v))
+        .y_label_formatter(&|y| {
+            let i = n as f64 - 0.5 - *y;
+            venues
+                .get(i.round().max(0.0) as usize)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        })
+        .x_labels(6)
+        .draw()?;
+    let p = policies.len() as f64;
+    let group = 0.8;
+    let bar = group / p;
+    for (k, (policy, vals)) in policies.iter().zip(values).enumerate() {
+        let color = policy_color(k);
+        let rects = vals.iter().enumerate().map(move |(i, &v)| {
+            let top = (n - 1 - i) as f64 + 0.5 + group / 2.0 - k as f64 * bar;
+            Rectangle::new([(0.0, top - bar * 0.92), (v.max(0.0), top)], color.filled())
+        });
+        let series = chart.draw_series(rects)?;
+        if legend {
+            series.label(policy.policy).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 7), (x + 18, y + 7)], color.filled())
+            });
+        }
+        // Values at the bar ends, where there is room.
+        if policies.len() * n <= 40 {
+            chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
+                let top = (n - 1 - i) as f64 + 0.5 + group / 2.0 - k as f64 * bar;
+                Text::new(
+                    unit.format(v),
+                    (v.max(0.0), top - bar * 0.46),
+                    (FONT, 13)
+                        .into_font()
+                        .color(&MUTED)
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                )
+            }))?;
+        }
+    }
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(GRID)
+            .label_font(tick_font())
+            .margin(12)
+            .draw()?;
+    }
+    if let Some(note) = note {
+        let (x, y) = chart.backend_coord(&(x_hi / 2.0, n as f64 / 2.0));
+        let (ox, oy) = area.get_base_pixel();
+        area.draw(&Text::new(
+            note.to_string(),
+            (x - ox, y - oy),
+            note_font().pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forest plot of paired differences
+// ---------------------------------------------------------------------------------------------
+
+/// One policy's paired effect on one metric, relative to the baseline mean.
+#[derive(Debug, Clone, Copy)]
+pub struct Effect<'a> {
+    /// Metric display name.
+    pub metric: &'a str,
+    /// Policy name.
+    pub policy: &'a str,
+    /// Mean paired difference over the baseline mean (-0.1 = 10% lower).
+    pub estimate: f64,
+    /// 95% confidence interval of `estimate`.
+    pub ci95: [f64; 2],
+}
+
+/// Effects beyond this relative change (+500%) are clipped, with an arrow.
+const FOREST_CLIP: f64 = 5.0;
+
+/// A forest plot: for every metric (one row group) and policy (one colour), the mean paired
+/// difference against the baseline as a share of the baseline mean, with its 95% confidence
+/// interval. A filled dot marks an interval that excludes zero.
+pub fn forest(stem: &Path, title: &str, baseline: &str, effects: &[Effect<'_>]) -> Result<Written> {
+    let (metrics, policies) = forest_keys(effects);
+    let rows = metrics.len() * (policies.len() + 1);
+    let size = (1200, 190 + rows.max(3) as u32 * 22);
+    render!(stem, size, draw_forest(title, baseline, effects))
+}
+
+fn forest_keys<'a>(effects: &[Effect<'a>]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let mut metrics: Vec<&str> = Vec::new();
+    let mut policies: Vec<&str> = Vec::new();
+    for e in effects {
+        if !metrics.contains(&e.metric) {
+            metrics.push(e.metric);
+        }
+        if !policies.contains(&e.policy) {
+            policies.push(e.policy);
+        }
+    }
+    (metrics, policies)
+}
+
+fn draw_forest<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    baseline: &str,
+    effects: &[Effect<'_>],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    let (metrics, policies) = forest_keys(effects);
+    if effects.is_empty() {
+        empty_note(&area, "Only one policy: no comparisons to plot.")?;
+        return root.present();
+    }
+    let slot = policies.len() + 1;
+    let rows = (metrics.len() * slot) as f64;
+    let row_y = |m: usize, p: usize| rows - (m * slot + p) as f64 - 1.0;
+    let centres: Vec<f64> = (0..metrics.len())
+        .map(|m| row_y(m, 0) - (policies.len() as f64 - 1.0) / 2.0)
+        .collect();
+    let clip = |v: f64| v.clamp(-FOREST_CLIP, FOREST_CLIP);
+    let finite = effects
+        .iter()
+        .flat_map(|e| [e.ci95[0], e.ci95[1], e.estimate]);
+    let lo = finite.clone().filter(|v| v.is_finite()).fold(0.0, f64::min);
+    let hi = finite.filter(|v| v.is_finite()).fold(0.0, f64::max);
+    let (lo, hi) = (clip(lo), clip(hi));
+    let pad = ((hi - lo) * 0.08).max(0.01);
+    let (x_lo, x_hi) = (lo - pad, hi + pad);
+    let mut chart = ChartBuilder::on(&area)
+        .margin(16)
+        .margin_right(40)
+        .x_label_area_size(60)
+        .y_label_area_size(label_area(&metrics))
+        .build_cartesian_2d(x_lo..x_hi, Keyed::new(-0.8..rows - 0.2, centres))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(GRID.mix(0.5))
+        .max_light_lines(2)
+        .bold_line_style(GRID)
+        .axis_desc_style(label_font())
+        .label_style(tick_font())
+        .x_desc(format!(
+            "mean paired difference, % of the {baseline} mean (95% CI)"
+        ))
+        .x_label_formatter(&|v| units::trim_zeros(&units::signed_percent(*v)))
+        .y_label_formatter(&|y| {
+            (0..metrics.len())
+                .min_by(|&a, &b| {
+                    let d =
+                        |m: usize| (row_y(m, 0) - (policies.len() as f64 - 1.0) / 2.0 - y).abs();
+                    d(a).total_cmp(&d(b))
+                })
+                .map(|m| metrics[m].to_string())
+                .unwrap_or_default()
+        })
+        .x_labels(9)
+        .draw()?;
+    // Shade every other metric's rows.
+    chart.draw_series((0..metrics.len()).filter(|m| m % 2 == 0).map(|m| {
+        let top = row_y(m, 0) + 0.6;
+        let bottom = row_y(m, policies.len() - 1) - 0.6;
+        Rectangle::new([(x_lo, bottom), (x_hi, top)], SHADE.mix(0.07).filled())
+    }))?;
+    chart.draw_series(std::iter::once(PathElement::new(
+        [(0.0, -0.8), (0.0, rows - 0.2)],
+        INK.stroke_width(2),
+    )))?;
+    for (p, policy) in policies.iter().enumerate() {
+        let color = policy_color(p + 1);
+        let mine: Vec<(usize, &Effect)> = effects
+            .iter()
+            .filter(|e| e.policy == *policy)
+            .map(|e| (metrics.iter().position(|m| *m == e.metric).unwrap_or(0), e))
+            .filter(|(_, e)| e.estimate.is_finite())
+            .collect();
+        chart
+            .draw_series(mine.iter().map(|&(m, e)| {
+                ErrorBar::new_horizontal(
+                    row_y(m, p),
+                    clip(e.ci95[0]),
+                    clip(e.estimate),
+                    clip(e.ci95[1]),
+                    color.stroke_width(2),
+                    10,
+                )
+            }))?
+            .label(*policy)
+            .legend(move |(x, y)| Circle::new((x + 9, y), 6, color.filled()));
+        chart.draw_series(mine.iter().map(|&(m, e)| {
+            let significant = e.ci95[0] > 0.0 || e.ci95[1] < 0.0;
+            let style = if significant {
+                color.filled()
+            } else {
+                WHITE.filled()
+            };
+            EmptyElement::at((clip(e.estimate), row_y(m, p)))
+                + Circle::new((0, 0), 6, style)
+                + Circle::new((0, 0), 6, color.stroke_width(2))
+        }))?;
+        // Arrows where an interval runs off the axis.
+        chart.draw_series(
+            mine.iter()
+                .filter(|(_, e)| e.ci95[1] > FOREST_CLIP || e.ci95[0] < -FOREST_CLIP)
+                .map(|&(m, e)| {
+                    let right = e.ci95[1] > FOREST_CLIP;
+                    let x = if right {
+                        clip(e.ci95[1])
+                    } else {
+                        clip(e.ci95[0])
+                    };
+                    Text::new(
+                        if right { ">>" } else { "<<" }.to_string(),
+                        (x, row_y(m, p)),
+                        (FONT, 16).into_font().color(&color).pos(Pos::new(
+                            if right { HPos::Left } else { HPos::Right },
+                            VPos::Center,
+                        )),
+                    )
+                }),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.92))
+        .border_style(GRID)
+        .label_font(tick_font())
+        .margin(12)
+        .draw()?;
+    root.present()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweep heatmap
+// ---------------------------------------------------------------------------------------------
+
+/// A metric over a grid of two swept scenario keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Grid<'a> {
+    /// Dotted path of the key along the x axis, e.g. `liquidity.routing`.
+    pub x_key: &'a str,
+    /// Its values, as written on the command line.
+    pub x_values: &'a [String],
+    /// Dotted path of the key along the y axis.
+    pub y_key: &'a str,
+    /// Its values.
+    pub y_values: &'a [String],
+    /// `values[row][column]`: the metric at `y_values[row]` and `x_values[column]`; NaN where
+    /// a cell has no value.
+    pub values: &'a [Vec<f64>],
+    /// What the cells show, e.g. `mean liquidated notional`.
+    pub metric: &'a str,
+    /// The metric's unit.
+    pub unit: Unit,
+}
+
+/// A heatmap of a metric over two swept keys: a cell per combination, coloured on the
+/// viridis scale with its value written in it, and a colour bar.
+pub fn heatmap(stem: &Path, title: &str, grid: &Grid<'_>) -> Result<Written> {
+    let w = (grid.x_values.len() as u32 * 120).clamp(500, 1400) + 420;
+    let h = (grid.y_values.len() as u32 * 70).clamp(280, 900) + 200;
+    render!(stem, (w, h), draw_heatmap(title, grid))
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    grid: &Grid<'_>,
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    let (nx, ny) = (grid.x_values.len(), grid.y_values.len());
+    let cells = || {
+        grid.values
+            .iter()
+            .flat_map(|r| r.iter())
+            .copied()
+            .filter(|v| v.is_finite())
+    };
+    if nx == 0 || ny == 0 || cells().next().is_none() {
+        empty_note(&area, "No grid values: nothing to plot.")?;
+        return root.present();
+    }
+    let lo = cells().fold(f64::INFINITY, f64::min);
+    let hi = cells().fold(f64::NEG_INFINITY, f64::max);
+    let norm = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    let (w, _) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w.saturating_sub(210));
+    let xs: Vec<f64> = (0..nx).map(|i| i as f64 + 0.5).collect();
+    let ys: Vec<f64> = (0..ny).map(|i| i as f64 + 0.5).collect();
+    let mut chart = ChartBuilder::on(&main)
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(110)
+        .build_cartesian_2d(
+            Keyed::new(0.0..nx as f64, xs),
+            Keyed::new(0.0..ny as f64, ys),
+        )?;
+    let pick = |values: &[String], v: f64| {
+        values
+            .get(v.floor().max(0.0) as usize)
+            .cloned()
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .axis_desc_style(label_font())
+        .label_style(tick_font())
+        .x_desc(grid.x_key)
+        .y_desc(grid.y_key)
+        .x_label_formatter(&|v| pick(grid.x_values, *v))
+        .y_label_formatter(&|v| pick(grid.y_values, *v))
+        .draw()?;
+    for (r, row) in grid.values.iter().enumerate().take(ny) {
+        for (c, &v) in row.iter().enumerate().take(nx) {
+            let (x, y) = (c as f64, r as f64);
+            let fill = if v.is_finite() {
+                ViridisRGB::get_color_normalized(norm(v), 0.0, 1.0)
+            } else {
+                RGBColor(235, 235, 235)
+            };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                fill.filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1.0, y + 1.0)],
+                WHITE.stroke_width(2),
+            )))?;
+            let text_color = if v.is_finite() && norm(v) < 0.6 {
+                WHITE
+            } else {
+                INK
+            };
+            let text = if v.is_finite() {
+                grid.unit.format(v)
+            } else {
+                "n/a".to_string()
+            };
+            chart.draw_series(std::iter::once(Text::new(
+                text,
+                (x + 0.5, y + 0.5),
+                (FONT, 17)
+                    .into_font()
+                    .color(&text_color)
+                    .pos(Pos::new(HPos::Center, VPos::Center)),
+            )))?;
+        }
+    }
+    // Colour bar.
+    let mut scale = ChartBuilder::on(&bar)
+        .margin_top(16)
+        .margin_bottom(76)
+        .margin_right(40)
+        .y_label_area_size(108)
+        .build_cartesian_2d(0.0..1.0, lo..(if hi > lo { hi } else { lo + 1.0 }))?;
+    scale
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .axis_desc_style(tick_font())
+        .y_desc(grid.metric)
+        .label_style(tick_font())
+        .y_label_formatter(&|v| grid.unit.tick(*v))
+        .y_labels(6)
+        .draw()?;
+    let steps = 100;
+    let top = if hi > lo { hi } else { lo + 1.0 };
+    scale.draw_series((0..steps).map(|k| {
+        let a = lo + (top - lo) * k as f64 / steps as f64;
+        let b = lo + (top - lo) * (k + 1) as f64 / steps as f64;
+        Rectangle::new(
+            [(0.0, a), (1.0, b)],
+            ViridisRGB::get_color_normalized(k as f64 / (steps - 1) as f64, 0.0, 1.0).filled(),
+        )
+    }))?;
+    root.present()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ticks_always_show_some_ticks_and_never_too_many() {
+        // Within one decade: 1-2-5 or 1-9 ticks, never none.
+        let t = log_ticks(1.3e9, 8.5e9, 10);
+        assert!(t.len() >= 3, "{t:?}");
+        assert!(t.iter().all(|v| (1.3e9..=8.5e9).contains(v)));
+        // Several decades: powers of ten.
+        assert_eq!(log_ticks(5e-4, 1.0, 8), vec![1e-3, 1e-2, 1e-1, 1.0]);
+        // Very wide: every n-th decade, at most `max`.
+        assert!(log_ticks(1e-12, 1e12, 6).len() <= 6);
+    }
+
+    #[test]
+    fn exceedance_points_are_the_empirical_survival_function() {
+        let pts = exceedance_points(&[0.0, 3.0, 1.0, 1.0, 2.0], true);
+        assert_eq!(pts, vec![(1.0, 0.8), (2.0, 0.4), (3.0, 0.2)]);
+        let all = exceedance_points(&[0.0, 3.0, 1.0, 1.0, 2.0], false);
+        assert_eq!(all[0], (0.0, 1.0));
+        // Large samples are thinned but keep both ends and the whole tail.
+        let big: Vec<f64> = (1..=100_000).map(f64::from).collect();
+        let pts = exceedance_points(&big, true);
+        assert!(pts.len() <= MAX_CURVE_POINTS + 1, "{}", pts.len());
+        assert_eq!(pts[0], (1.0, 1.0));
+        assert_eq!(*pts.last().unwrap(), (100_000.0, 1e-5));
+        assert!(pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1));
+    }
+}

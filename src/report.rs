@@ -1,0 +1,1062 @@
+//! The charts and `report.html` of a result directory, built from its files alone.
+//!
+//! Policy analysts read a report; researchers look at charts. Both are rebuilt from the
+//! files of a result directory ([`ResultDir`]), so `cascade run` and `cascade report DIR`
+//! produce the same thing and a report can be rebuilt without rerunning a simulation.
+//!
+//! `report.html` is one self-contained file: inline CSS, the charts as inline SVG, no
+//! script, no font, image or style from anywhere else, so it opens from disk in any browser
+//! with no network, and prints cleanly (figures and table rows are never split across pages).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
+use crate::error::{Error, Result};
+use crate::result_dir::{PolicyFile, ResultDir};
+use crate::scenario::file::{
+    FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, PriceModel, ScenarioFile,
+    SupervisionMetric, SupervisoryAction, View,
+};
+use crate::units;
+
+/// The metrics the comparison table and the forest plot show, in this order.
+/// (`exogenous_drawdown` is left out: on common random numbers it never differs.)
+pub const COMPARED: [&str; 11] = [
+    "liquidated_notional",
+    "liquidated_positions",
+    "max_drawdown",
+    "amplification",
+    "bad_debt",
+    "insurance_fund_drawn",
+    "adl_notional",
+    "unabsorbed_loss",
+    "insolvent_venues",
+    "max_venue_gap",
+    "cascade_rounds",
+];
+
+/// The metrics drawn as loss exceedance curves.
+pub const EXCEEDANCE: [&str; 3] = ["liquidated_notional", "bad_debt", "max_drawdown"];
+
+/// A chart written into `charts/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chart {
+    /// File stem within `charts/`, e.g. `price-fan`.
+    pub name: String,
+    /// Heading in the report.
+    pub title: String,
+    /// How to read it.
+    pub caption: String,
+    /// The PNG and SVG files.
+    pub files: charts::Written,
+}
+
+/// What building a report wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// Every chart, in report order.
+    pub charts: Vec<Chart>,
+    /// `report.html`.
+    pub html: PathBuf,
+}
+
+/// Reads the result directory `dir` and writes `dir/charts/` and `dir/report.html`.
+///
+/// `cascade run` calls this on its temporary directory before moving it into place, so a
+/// failed chart leaves no result at all rather than a result without its report.
+pub fn build(dir: &Path) -> Result<Built> {
+    let result = ResultDir::read(dir)?;
+    write(&result, dir)
+}
+
+/// Rebuilds the charts and report of an existing result directory, replacing the old ones
+/// only once the new ones are complete.
+pub fn rebuild(dir: &Path) -> Result<Built> {
+    let result = ResultDir::read(dir)?;
+    let stage = tempfile::Builder::new()
+        .prefix(".cascade-report-")
+        .tempdir_in(dir)
+        .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
+    write(&result, stage.path())?;
+    let charts_dir = dir.join("charts");
+    if charts_dir.exists() {
+        fs::remove_dir_all(&charts_dir)
+            .map_err(|e| Error::io(format!("cannot replace {}", charts_dir.display()), e))?;
+    }
+    let moved = |from: &Path, to: &Path| {
+        fs::rename(from, to).map_err(|e| Error::io(format!("cannot write {}", to.display()), e))
+    };
+    moved(&stage.path().join("charts"), &charts_dir)?;
+    moved(&stage.path().join("report.html"), &dir.join("report.html"))?;
+    // The files now live under `dir`, not the stage.
+    Ok(Built {
+        charts: chart_list(&result, dir),
+        html: dir.join("report.html"),
+    })
+}
+
+/// The charts a result gets, with their final paths under `out`.
+fn chart_list(result: &ResultDir, out: &Path) -> Vec<Chart> {
+    plan(result)
+        .into_iter()
+        .map(|(name, title, caption)| Chart {
+            files: charts::Written {
+                png: out.join("charts").join(format!("{name}.png")),
+                svg: out.join("charts").join(format!("{name}.svg")),
+            },
+            name,
+            title,
+            caption,
+        })
+        .collect()
+}
+
+/// Name, title and caption of every chart a result gets, in report order.
+fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
+    let s = &result.summary;
+    let mut list = Vec::new();
+    for m in EXCEEDANCE {
+        let (label, _) = units::metric(m);
+        list.push((
+            format!("exceedance-{}", m.replace('_', "-")),
+            format!("Loss exceedance: {label}"),
+            format!(
+                "Share of the {} paths on which {label} exceeded the value on the horizontal axis, one curve per policy. \
+                 Both axes are logarithmic for dollar amounts: a curve further down and to the left is a safer \
+                 policy; the right end of each curve is the worst path seen. A point at 1% reads as the 99% \
+                 quantile (VaR 99).",
+                units::count(s.paths as f64)
+            ),
+        ));
+    }
+    list.push((
+        "price-fan".to_string(),
+        "Traded price over time".to_string(),
+        "The open-interest-weighted price across venues: the median path (line), the middle half of \
+         paths (dark band) and 90% of paths (light band) at every step, one panel per policy. The grey \
+         area is the stress window; the dashed line repeats the baseline's median for comparison."
+            .to_string(),
+    ));
+    list.push((
+        "liquidations".to_string(),
+        "Cumulative liquidations over time".to_string(),
+        "Notional liquidated since the start (USD at the start price), summed over venues: median and \
+         bands as in the price chart. A band that keeps rising after the stress window is a cascade \
+         that outlives its trigger."
+            .to_string(),
+    ));
+    list.push((
+        "venues".to_string(),
+        "Where the losses land: venues".to_string(),
+        "Left: mean liquidated notional per path on each venue. Right: share of paths on which the \
+         venue is left with a loss that neither its insurance fund nor auto-deleveraging absorbed \
+         (insolvent). One bar per policy."
+            .to_string(),
+    ));
+    if let Some(c) = s.comparisons.first() {
+        list.push((
+            "forest".to_string(),
+            format!("Policy effects against {}", c.baseline),
+            format!(
+                "Each dot is a policy's mean paired difference from {} on the same paths (common random \
+                 numbers), as a share of the baseline mean; whiskers are 95% confidence intervals. A filled \
+                 dot's interval excludes zero. Left of the vertical line is lower (better) than the baseline. \
+                 Metrics whose baseline mean is zero have no relative change and are left out.",
+                c.baseline
+            ),
+        ));
+    }
+    list
+}
+
+/// Writes `out/charts/` and `out/report.html` from a result directory that was read.
+pub fn write(result: &ResultDir, out: &Path) -> Result<Built> {
+    let charts_dir = out.join("charts");
+    fs::create_dir_all(&charts_dir)
+        .map_err(|e| Error::io(format!("cannot create {}", charts_dir.display()), e))?;
+    let list = chart_list(result, out);
+    draw_all(result, &charts_dir)?;
+    let html = out.join("report.html");
+    let page = page(result, &list)?;
+    fs::write(&html, page).map_err(|e| Error::io(format!("cannot write {}", html.display()), e))?;
+    Ok(Built { charts: list, html })
+}
+
+/// Draws every chart of [`plan`] into `charts_dir`.
+fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
+    let s = &result.summary;
+    let f = result.scenario.file();
+    let scenario = &s.scenario;
+
+    // Loss exceedance curves, from paths.csv.
+    let columns = result.path_columns(&EXCEEDANCE)?;
+    for (k, m) in EXCEEDANCE.iter().enumerate() {
+        let (label, unit) = units::metric(m);
+        let samples: Vec<Sample> = columns
+            .iter()
+            .map(|(policy, cols)| Sample {
+                policy,
+                values: &cols[k],
+            })
+            .collect();
+        charts::exceedance(
+            &charts_dir.join(format!("exceedance-{}", m.replace('_', "-"))),
+            &format!("{scenario}: probability that {label} exceeds x"),
+            m,
+            unit,
+            &samples,
+        )?;
+    }
+
+    // Bands over time, from timeline.csv.
+    let (time, axis) = time_axis(f, result);
+    let bands = |price: bool| -> Vec<Bands> {
+        result
+            .timeline
+            .iter()
+            .zip(&time)
+            .map(|(t, time)| {
+                let q = if price { &t.price } else { &t.liquidated };
+                Bands {
+                    policy: &t.policy,
+                    time,
+                    quantiles: [&q[0], &q[1], &q[2], &q[3], &q[4]],
+                }
+            })
+            .collect()
+    };
+    charts::price_fan(
+        &charts_dir.join("price-fan"),
+        &format!("{scenario}: traded price, median and 5-25-75-95% bands"),
+        &axis,
+        &bands(true),
+    )?;
+    charts::liquidations(
+        &charts_dir.join("liquidations"),
+        &format!("{scenario}: cumulative liquidated notional, median and bands"),
+        &axis,
+        &bands(false),
+    )?;
+
+    // Venues, from summary.json.
+    let names: Vec<&str> = s
+        .policies
+        .first()
+        .map(|p| p.venues.iter().map(|v| v.name.as_str()).collect())
+        .unwrap_or_default();
+    let figures: Vec<(Vec<f64>, Vec<f64>)> = s
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.venues
+                    .iter()
+                    .map(|v| v.liquidated_notional_mean)
+                    .collect(),
+                p.venues.iter().map(|v| v.insolvency_probability).collect(),
+            )
+        })
+        .collect();
+    let venue_figures: Vec<VenueFigures> = s
+        .policies
+        .iter()
+        .zip(&figures)
+        .map(|(p, (l, i))| VenueFigures {
+            policy: &p.name,
+            liquidated_notional: l,
+            insolvency_probability: i,
+        })
+        .collect();
+    charts::venues(
+        &charts_dir.join("venues"),
+        &format!("{scenario}: liquidations and insolvency by venue"),
+        &names,
+        &venue_figures,
+    )?;
+
+    // Forest plot of the comparisons, from summary.json.
+    if let Some(first) = s.comparisons.first() {
+        let effects = effects(result);
+        let effects: Vec<Effect> = effects
+            .iter()
+            .map(|(metric, policy, estimate, ci95)| Effect {
+                metric,
+                policy,
+                estimate: *estimate,
+                ci95: *ci95,
+            })
+            .collect();
+        charts::forest(
+            &charts_dir.join("forest"),
+            &format!("{scenario}: policy effects against {}", first.baseline),
+            &first.baseline,
+            &effects,
+        )?;
+    }
+    Ok(())
+}
+
+/// Relative paired effects: (metric label, policy, estimate, CI), skipping metrics whose
+/// baseline mean is zero.
+fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
+    let s = &result.summary;
+    let mut out = Vec::new();
+    let Some(base) = s.policies.first() else {
+        return out;
+    };
+    for m in COMPARED {
+        let Some(base_mean) = base.metric(m).map(|d| d.mean) else {
+            continue;
+        };
+        if base_mean == 0.0 || !base_mean.is_finite() {
+            continue;
+        }
+        for c in &s.comparisons {
+            if let Some((_, p)) = c.metrics.iter().find(|(n, _)| n == m) {
+                let a = p.ci95[0] / base_mean;
+                let b = p.ci95[1] / base_mean;
+                out.push((
+                    units::metric(m).0.to_string(),
+                    c.policy.clone(),
+                    p.mean_difference / base_mean,
+                    [a.min(b), a.max(b)],
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Time of every step of every policy in the axis unit, and the axis.
+fn time_axis(f: &ScenarioFile, result: &ResultDir) -> (Vec<Vec<f64>>, TimeAxis) {
+    let dt = f.simulation.step_seconds;
+    let horizon = f64::from(f.simulation.steps) * dt;
+    let (per, unit) = if horizon >= 3.0 * 3600.0 {
+        (3600.0, "hours")
+    } else if horizon >= 180.0 {
+        (60.0, "minutes")
+    } else {
+        (1.0, "seconds")
+    };
+    let times = result
+        .timeline
+        .iter()
+        .map(|t| t.steps.iter().map(|&s| f64::from(s) * dt / per).collect())
+        .collect();
+    let stress = f.price.stress.as_ref().map(|s| {
+        (
+            f64::from(s.start_step) * dt / per,
+            f64::from(s.start_step + s.duration_steps) * dt / per,
+        )
+    });
+    (
+        times,
+        TimeAxis {
+            label: format!("time since start ({unit})"),
+            stress,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page
+// ---------------------------------------------------------------------------------------------
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const CSS: &str = r#"
+:root { --ink: #222; --muted: #666; --rule: #ddd; --band: #f5f6f8; --accent: #0072b2; }
+* { box-sizing: border-box; }
+html { font-size: 16px; }
+body { margin: 0; color: var(--ink); background: #fff;
+  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif;
+  line-height: 1.5; }
+main { max-width: 72rem; margin: 0 auto; padding: 2rem 2.5rem 4rem; }
+header { border-bottom: 3px solid var(--accent); margin-bottom: 1.5rem; padding-bottom: 1rem; }
+h1 { font-size: 2rem; margin: 0 0 .25rem; }
+h2 { font-size: 1.45rem; margin: 2.5rem 0 .75rem; padding-bottom: .25rem; border-bottom: 1px solid var(--rule); }
+h3 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
+p { margin: .5rem 0 .9rem; max-width: 62rem; }
+.lead { font-size: 1.15rem; color: #333; }
+.meta { color: var(--muted); font-size: .95rem; }
+nav { font-size: .95rem; margin: .75rem 0 0; }
+nav a { color: var(--accent); text-decoration: none; margin-right: 1.1rem; white-space: nowrap; }
+table { border-collapse: collapse; margin: .5rem 0 1.25rem; font-size: .92rem; font-variant-numeric: tabular-nums; }
+th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--rule); text-align: right; vertical-align: top; }
+th { background: var(--band); font-weight: 600; }
+th:first-child, td:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
+table.dense { font-size: .84rem; }
+table.dense th, table.dense td { padding: .3rem .45rem; }
+table.dense td { white-space: nowrap; }
+tr.group th { background: #e8eef5; text-align: left; }
+tr.sig td { font-weight: 600; }
+.scroll { overflow-x: auto; }
+figure { margin: 1rem 0 2rem; break-inside: avoid; page-break-inside: avoid; }
+figure svg { width: 100%; height: auto; display: block; border: 1px solid var(--rule); }
+figcaption { color: #444; font-size: .93rem; margin-top: .4rem; max-width: 62rem; }
+ul { margin: .25rem 0 1rem; padding-left: 1.4rem; }
+li { margin: .2rem 0; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .88em;
+  background: var(--band); padding: .05rem .3rem; border-radius: 3px; word-break: break-all; }
+.note { color: var(--muted); font-size: .9rem; }
+footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; border-top: 1px solid var(--rule); padding-top: .75rem; }
+@media print {
+  @page { margin: 14mm; }
+  html { font-size: 11pt; }
+  main { max-width: none; padding: 0; }
+  nav { display: none; }
+  h2 { break-after: avoid; page-break-after: avoid; }
+  h3 { break-after: avoid; page-break-after: avoid; }
+  tr, figure, table.keep { break-inside: avoid; page-break-inside: avoid; }
+  figure svg { border: none; }
+  .scroll { overflow: visible; }
+  table { font-size: 9pt; }
+  th { background: #eee !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"#;
+
+/// The whole page.
+fn page(result: &ResultDir, charts: &[Chart]) -> Result<String> {
+    let s = &result.summary;
+    let f = result.scenario.file();
+    let mut h = String::new();
+    let w = &mut h;
+    let _ = write!(
+        w,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{} - cascade report</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
+        esc(&s.scenario)
+    );
+    let _ = write!(
+        w,
+        "<header>\n<h1>{}</h1>\n",
+        esc(&format!("Liquidation cascades: {}", s.scenario))
+    );
+    if !f.description.is_empty() {
+        let _ = writeln!(w, "<p class=\"lead\">{}</p>", esc(&f.description));
+    }
+    let _ = writeln!(
+        w,
+        "<p class=\"meta\">{} Monte Carlo paths &middot; {} {} &middot; seed {} &middot; cascade {}</p>",
+        units::count(s.paths as f64),
+        s.policies.len(),
+        if s.policies.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
+        s.seed,
+        esc(&result.manifest.version)
+    );
+    let _ = writeln!(
+        w,
+        "<nav><a href=\"#scenario\">Scenario</a><a href=\"#headline\">Headline figures</a>\
+         <a href=\"#comparison\">Policy comparison</a><a href=\"#charts\">Charts</a>\
+         <a href=\"#methodology\">Methodology</a><a href=\"#provenance\">Provenance</a></nav>\n</header>"
+    );
+
+    scenario_section(w, result);
+    headline_section(w, result);
+    comparison_section(w, result);
+    charts_section(w, charts)?;
+    methodology_section(w, f);
+    provenance_section(w, result);
+
+    let _ = writeln!(
+        w,
+        "<footer>Built by cascade {} from the files of this result directory; rebuild with \
+         <code>cascade report DIR</code>.</footer>\n</main>\n</body>\n</html>",
+        esc(crate::VERSION)
+    );
+    Ok(h)
+}
+
+fn horizon_words(seconds: f64) -> String {
+    if seconds >= 2.0 * 86_400.0 {
+        format!("{} days", trim(seconds / 86_400.0))
+    } else if seconds >= 2.0 * 3600.0 {
+        format!("{} hours", trim(seconds / 3600.0))
+    } else if seconds >= 120.0 {
+        format!("{} minutes", trim(seconds / 60.0))
+    } else {
+        format!("{} seconds", trim(seconds))
+    }
+}
+
+/// A number without trailing zeros: 1.5, 24, 0.25.
+fn trim(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn scenario_section(w: &mut String, result: &ResultDir) {
+    let f = result.scenario.file();
+    let s = &result.summary;
+    let sim = &f.simulation;
+    let dt = sim.step_seconds;
+    let _ = writeln!(w, "<section id=\"scenario\">\n<h2>Scenario</h2>");
+
+    let mut jurisdictions: Vec<&str> = Vec::new();
+    for v in &f.venues {
+        if !jurisdictions.contains(&v.jurisdiction.as_str()) {
+            jurisdictions.push(&v.jurisdiction);
+        }
+    }
+    let base = s.policies.first();
+    let oi = |i: usize| -> f64 {
+        base.and_then(|p| p.venues.get(i))
+            .map(|v| v.open_interest)
+            .filter(|v| *v > 0.0)
+            .or(f.venues[i].open_interest)
+            .unwrap_or(0.0)
+    };
+    let total_oi: f64 = (0..f.venues.len()).map(oi).sum();
+
+    let p = &f.price;
+    let model = match p.model {
+        PriceModel::Gbm => "geometric Brownian motion".to_string(),
+        PriceModel::StudentT => format!(
+            "a random walk with fat-tailed Student-t returns ({} degrees of freedom)",
+            p.degrees_of_freedom.map(trim).unwrap_or_else(|| "?".into())
+        ),
+        PriceModel::Merton => format!(
+            "a Merton jump-diffusion ({} jumps a day on average, mean log jump {}, dispersion {})",
+            p.jump_intensity_per_day
+                .map(trim)
+                .unwrap_or_else(|| "?".into()),
+            p.jump_mean
+                .map(|v| format!("{v}"))
+                .unwrap_or_else(|| "?".into()),
+            p.jump_stdev
+                .map(|v| format!("{v}"))
+                .unwrap_or_else(|| "?".into()),
+        ),
+    };
+    let mut text = format!(
+        "{} Monte Carlo paths of {} steps of {} seconds ({}), all from seed {}. \
+         The fundamental price starts at {} and follows {model} with {} annual volatility.",
+        units::count(sim.paths as f64),
+        units::count(f64::from(sim.steps)),
+        trim(dt),
+        horizon_words(f64::from(sim.steps) * dt),
+        s.seed,
+        units::usd(p.start),
+        units::percent(p.annual_volatility),
+    );
+    if let Some(st) = &p.stress {
+        let _ = write!(
+            text,
+            " On top of it, a deterministic stress drops the price by {} over {} starting after {} \
+             (steps {} to {}).",
+            units::percent(st.drop),
+            horizon_words(f64::from(st.duration_steps) * dt),
+            horizon_words(f64::from(st.start_step) * dt),
+            st.start_step,
+            st.start_step + st.duration_steps
+        );
+    } else {
+        text.push_str(" There is no deterministic stress: every move comes from the price model.");
+    }
+    let _ = writeln!(w, "<p>{}</p>", esc(&text));
+
+    let l = &f.liquidity;
+    let law = match l.impact {
+        ImpactLaw::Linear => "linear (Kyle) law",
+        ImpactLaw::Sqrt => "square-root law",
+    };
+    let text = format!(
+        "{} venues in {} jurisdictions ({}) hold {} of open interest per side. Forced liquidations \
+         move prices by the {law}: {} of each venue's net forced flow reaches liquidity shared \
+         across venues ({} moves the shared price by 1%), the rest hits the venue's own book. {} of \
+         the impact is permanent; the rest fades with a half-life of {} steps, and venue prices \
+         converge to the shared price with a half-life of {} steps. {}",
+        f.venues.len(),
+        jurisdictions.len(),
+        jurisdictions.join(", "),
+        units::usd(total_oi),
+        units::percent(l.routing),
+        units::usd(l.shared_depth_1pct),
+        capitalise(&units::percent(l.permanent_fraction)),
+        trim(l.resilience_half_life_steps),
+        trim(l.arbitrage_half_life_steps),
+        if l.depth_withdrawal > 0.0 {
+            format!(
+                "Order books thin as prices move fast (depth withdrawal {}).",
+                trim(l.depth_withdrawal)
+            )
+        } else {
+            "Order book depth does not react to volatility.".to_string()
+        }
+    );
+    let _ = writeln!(w, "<p>{}</p>", esc(&text));
+
+    let _ = writeln!(
+        w,
+        "<h3>Venues</h3>\n<p class=\"note\">Margins and the fee are shares of position notional; \
+         depth is the notional that moves the venue's own price by 1%; open interest is per side, at \
+         the start price.</p>\n<div class=\"scroll\"><table class=\"dense\">\n<thead><tr><th>venue</th>\
+         <th class=\"text\">jurisdiction</th><th>initial margin</th><th>max leverage</th>\
+         <th>maintenance margin</th><th>liquidation fee</th><th class=\"text\">liquidation</th>\
+         <th>insurance fund</th><th class=\"text\">ADL</th><th>depth</th><th class=\"text\">mark</th>\
+         <th>open interest</th></tr></thead>\n<tbody>"
+    );
+    for (i, v) in f.venues.iter().enumerate() {
+        let liquidation = match v.liquidation {
+            LiquidationMode::Full => "full".to_string(),
+            LiquidationMode::Partial => format!(
+                "partial, {}",
+                v.partial_fraction
+                    .map(units::percent)
+                    .unwrap_or_else(|| "?".into())
+            ),
+        };
+        let _ = writeln!(
+            w,
+            "<tr><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}x</td><td>{}</td><td>{}</td>\
+             <td class=\"text\">{}</td><td>{}</td><td class=\"text\">{}</td><td>{}</td>\
+             <td class=\"text\">{}</td><td>{}</td></tr>",
+            esc(&v.name),
+            esc(&v.jurisdiction),
+            units::percent(v.initial_margin),
+            leverage(1.0 / v.initial_margin),
+            units::percent(v.maintenance_margin),
+            units::percent(v.liquidation_fee),
+            liquidation,
+            units::usd(v.insurance_fund),
+            if v.adl { "yes" } else { "no" },
+            units::usd(v.depth_1pct),
+            match v.mark_price {
+                MarkPrice::Own => "own",
+                MarkPrice::Index => "index",
+            },
+            units::usd(oi(i)),
+        );
+    }
+    let _ = writeln!(w, "</tbody></table></div>");
+
+    let _ = writeln!(w, "<h3>Policies</h3>\n<ul>");
+    for (i, policy) in f.policies.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "<li><strong>{}</strong>{}: {}</li>",
+            esc(&policy.name),
+            if i == 0 { " (baseline)" } else { "" },
+            esc(&policy_words(policy))
+        );
+    }
+    let _ = writeln!(w, "</ul>\n</section>");
+}
+
+/// Leverage to a sensible precision: 125, 75, 2.5.
+fn leverage(l: f64) -> String {
+    if l >= 10.0 {
+        format!("{l:.0}")
+    } else {
+        units::trim_zeros(&format!("{l:.1}"))
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A policy's levers in words.
+fn policy_words(p: &Policy) -> String {
+    if p.cooperating.is_empty() {
+        return "every venue keeps its own rules".to_string();
+    }
+    let mut parts = vec![format!(
+        "cooperating jurisdictions {}",
+        p.cooperating.join(", ")
+    )];
+    if let Some(m) = &p.margin_floor {
+        parts.push(format!(
+            "margin floor of {} initial and {} maintenance",
+            units::percent(m.initial),
+            units::percent(m.maintenance)
+        ));
+    }
+    if let Some(c) = p.leverage_cap {
+        parts.push(format!("leverage capped at {}x", trim(c)));
+    }
+    if let Some(m) = p.migration {
+        parts.push(format!(
+            "{} of displaced leverage migrates to venues outside the cooperating set",
+            units::percent(m)
+        ));
+    }
+    if let Some(m) = p.mark_price {
+        parts.push(match m {
+            MarkPrice::Own => "marks on each venue's own price".to_string(),
+            MarkPrice::Index => "marks on a shared index price".to_string(),
+        });
+    }
+    if let Some(r) = p.routing {
+        parts.push(format!(
+            "{} of forced flow reaches shared liquidity",
+            units::percent(r)
+        ));
+    }
+    if let Some(fund) = &p.pooled_default_fund {
+        parts.push(match fund.sizing {
+            FundSizing::Sum => "insurance funds pooled into one default fund".to_string(),
+            FundSizing::Cover2 => format!(
+                "a pooled default fund sized by cover-2 under a {} stress move",
+                fund.stress_move
+                    .map(units::percent)
+                    .unwrap_or_else(|| "?".into())
+            ),
+        });
+    }
+    if let Some(sup) = &p.supervision {
+        let view = match sup.view {
+            View::Local => "each jurisdiction's supervisor watches its own venues",
+            View::Global => "one supervisor watches every cooperating venue",
+        };
+        let metric = match sup.metric {
+            SupervisionMetric::NearLiquidation => format!(
+                "notional within {} of liquidation above {}",
+                sup.distance
+                    .map(units::percent)
+                    .unwrap_or_else(|| "?".into()),
+                units::usd(sup.threshold)
+            ),
+            SupervisionMetric::Drawdown => format!(
+                "a fall of more than {} over {} steps",
+                units::percent(sup.threshold),
+                sup.window_steps
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+        };
+        let action = match sup.action {
+            SupervisoryAction::CircuitBreaker => format!(
+                "halts liquidations for {} steps",
+                sup.halt_steps
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+            SupervisoryAction::MarginAddOn => format!(
+                "adds {} of margin",
+                sup.add_on.map(units::percent).unwrap_or_else(|| "?".into())
+            ),
+        };
+        parts.push(format!("{view} and, on {metric}, {action}"));
+    }
+    parts.join("; ")
+}
+
+type Figure = (&'static str, fn(&PolicyFile) -> Option<String>);
+
+/// The rows of the headline table.
+fn headline_rows() -> Vec<Figure> {
+    fn stat(
+        p: &PolicyFile,
+        m: &str,
+        pick: fn(&crate::result_dir::StatsFile) -> f64,
+    ) -> Option<String> {
+        let unit = units::metric(m).1;
+        p.metric(m).map(|d| unit.format(pick(d)))
+    }
+    vec![
+        ("Liquidated notional, mean", |p| {
+            stat(p, "liquidated_notional", |d| d.mean)
+        }),
+        ("Liquidated notional, 99% quantile", |p| {
+            stat(p, "liquidated_notional", |d| d.p99)
+        }),
+        ("Liquidated notional, expected shortfall 99%", |p| {
+            stat(p, "liquidated_notional", |d| d.es99)
+        }),
+        ("Max drawdown, median", |p| {
+            stat(p, "max_drawdown", |d| d.p50)
+        }),
+        ("Max drawdown, 99% quantile", |p| {
+            stat(p, "max_drawdown", |d| d.p99)
+        }),
+        ("Amplification (drawdown / exogenous), mean", |p| {
+            stat(p, "amplification", |d| d.mean)
+        }),
+        ("Amplification, 99% quantile", |p| {
+            stat(p, "amplification", |d| d.p99)
+        }),
+        ("Bad debt, mean", |p| stat(p, "bad_debt", |d| d.mean)),
+        ("Bad debt, 99% quantile", |p| stat(p, "bad_debt", |d| d.p99)),
+        ("Insurance fund drawn, mean", |p| {
+            stat(p, "insurance_fund_drawn", |d| d.mean)
+        }),
+        ("ADL notional, mean", |p| {
+            stat(p, "adl_notional", |d| d.mean)
+        }),
+        ("Unabsorbed loss, mean", |p| {
+            stat(p, "unabsorbed_loss", |d| d.mean)
+        }),
+        ("Unabsorbed loss, worst path", |p| {
+            stat(p, "unabsorbed_loss", |d| d.max)
+        }),
+        ("Probability some venue is insolvent", |p| {
+            Some(units::percent(p.probabilities.any_insolvency))
+        }),
+        ("Probability of auto-deleveraging", |p| {
+            Some(units::percent(p.probabilities.adl))
+        }),
+        ("Probability the round cap bound", |p| {
+            Some(units::percent(p.probabilities.round_cap_hit))
+        }),
+    ]
+}
+
+fn headline_section(w: &mut String, result: &ResultDir) {
+    let s = &result.summary;
+    let _ = writeln!(
+        w,
+        "<section id=\"headline\">\n<h2>Headline figures</h2>\n<p>Per policy, over all {} paths. \
+         Quantiles and expected shortfall describe the bad tail: the 99% quantile is exceeded on \
+         1% of paths, and the expected shortfall is the mean of those worst 1%.</p>",
+        units::count(s.paths as f64)
+    );
+    let _ = write!(
+        w,
+        "<div class=\"scroll\"><table>\n<thead><tr><th>figure</th>"
+    );
+    for p in &s.policies {
+        let _ = write!(w, "<th>{}</th>", esc(&p.name));
+    }
+    let _ = writeln!(w, "</tr></thead>\n<tbody>");
+    for (label, get) in headline_rows() {
+        let _ = write!(w, "<tr><td>{label}</td>");
+        for p in &s.policies {
+            let _ = write!(w, "<td>{}</td>", get(p).unwrap_or_else(|| "n/a".into()));
+        }
+        let _ = writeln!(w, "</tr>");
+    }
+    let _ = writeln!(w, "</tbody></table></div>\n</section>");
+}
+
+fn comparison_section(w: &mut String, result: &ResultDir) {
+    let s = &result.summary;
+    let _ = writeln!(w, "<section id=\"comparison\">\n<h2>Policy comparison</h2>");
+    if s.comparisons.is_empty() {
+        let _ = writeln!(
+            w,
+            "<p>This scenario has a single policy, so there is nothing to compare. Add \
+             <code>[[policies]]</code> entries to the scenario to compare cooperation policies \
+             against the first (the baseline).</p>\n</section>"
+        );
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "<p>Every policy ran on the same random draws as the baseline (common random numbers), so \
+         each difference is measured path by path. <em>Mean difference</em> is the policy minus \
+         the baseline, averaged over paths, with its 95% confidence interval; <em>relative</em> \
+         divides it by the baseline mean; <em>lower / higher</em> are the shares of paths on which \
+         the policy did better / worse than the baseline. For every metric shown, lower is \
+         better. Rows in bold have an interval that excludes zero.</p>"
+    );
+    let _ = writeln!(
+        w,
+        "<div class=\"scroll\"><table>\n<thead><tr><th>metric</th><th>mean difference</th>\
+         <th>95% confidence interval</th><th>relative</th><th>paths lower</th><th>paths higher</th></tr></thead>\n<tbody>"
+    );
+    for c in &s.comparisons {
+        let _ = writeln!(
+            w,
+            "<tr class=\"group\"><th colspan=\"6\">{} against {}</th></tr>",
+            esc(&c.policy),
+            esc(&c.baseline)
+        );
+        for m in COMPARED {
+            let Some((_, p)) = c.metrics.iter().find(|(n, _)| n == m) else {
+                continue;
+            };
+            let (label, unit) = units::metric(m);
+            let signed = |v: f64| units::difference(unit, v);
+            let sig = p.ci95[0] > 0.0 || p.ci95[1] < 0.0;
+            let _ = writeln!(
+                w,
+                "<tr{}><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if sig { " class=\"sig\"" } else { "" },
+                esc(label),
+                signed(p.mean_difference),
+                signed(p.ci95[0]),
+                signed(p.ci95[1]),
+                p.relative
+                    .map(units::signed_percent)
+                    .unwrap_or_else(|| "n/a".into()),
+                units::percent(p.share_better),
+                units::percent(p.share_worse),
+            );
+        }
+    }
+    let _ = writeln!(w, "</tbody></table></div>\n</section>");
+}
+
+/// An SVG file ready to sit inside HTML: no XML declaration and no namespace URL.
+fn inline_svg(path: &Path) -> Result<String> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let start = text.find("<svg").ok_or_else(|| {
+        Error::io(
+            format!("cannot inline {}", path.display()),
+            std::io::Error::other("no <svg> element"),
+        )
+    })?;
+    Ok(text[start..].replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1))
+}
+
+fn charts_section(w: &mut String, charts: &[Chart]) -> Result<()> {
+    let _ = writeln!(
+        w,
+        "<section id=\"charts\">\n<h2>Charts</h2>\n<p class=\"note\">Each chart is also in \
+         <code>charts/</code> as PNG and SVG.</p>"
+    );
+    for c in charts {
+        let svg = inline_svg(&c.files.svg)?;
+        let _ = writeln!(
+            w,
+            "<figure id=\"chart-{}\">\n<h3>{}</h3>\n{}\n<figcaption>{}</figcaption>\n</figure>",
+            esc(&c.name),
+            esc(&c.title),
+            svg.trim_end(),
+            esc(&c.caption)
+        );
+    }
+    let _ = writeln!(w, "</section>");
+    Ok(())
+}
+
+fn methodology_section(w: &mut String, f: &ScenarioFile) {
+    let _ = writeln!(
+        w,
+        "<section id=\"methodology\">\n<h2>Methodology</h2>\n<h3>What is simulated</h3>\n<ul>\n\
+<li>Independent Monte Carlo paths of a fundamental price (geometric Brownian motion, Student-t or \
+Merton jumps) with an optional deterministic stress drop, in steps of {} seconds. Each path draws \
+its random numbers from the seed and its own index alone, so results do not depend on threads or \
+shards.</li>\n\
+<li>Every venue holds a book of isolated-margin linear perpetual positions, long and short, drawn \
+once from the seed (or read from a snapshot) and fixed for the horizon. A position is liquidated \
+when its equity falls to the maintenance margin, in full or in fixed fractions.</li>\n\
+<li>Within a step, liquidations run in rounds: forced flow is netted per venue and split between \
+the venue's own book and liquidity shared across venues; the resulting price impact (permanent \
+and transient, with depth thinning in fast markets) can trigger further liquidations, until none \
+is triggered or the round cap is reached.</li>\n\
+<li>Fills beyond a position's bankruptcy price leave bad debt, paid by the venue's insurance fund, \
+then by auto-deleveraging of profitable opposite positions where the venue has it, and otherwise \
+left unabsorbed: the venue is insolvent on that path.</li>\n\
+<li>Policies change venue rules in the cooperating jurisdictions (margin floors, leverage caps and \
+migration of displaced leverage, index marks, routing, pooled default funds, algorithmic \
+supervision). Every policy runs on the same draws as the baseline, so differences are paired \
+path by path; confidence intervals use the normal approximation to the mean paired \
+difference.</li>\n\
+<li>Bands over time come from fixed-bin histograms (0.5% of log price per bin; 40 bins per \
+decade of liquidated share of open interest), so they are exact to within a bin.</li>\n</ul>\n\
+<h3>What is not simulated</h3>\n<ul>\n\
+<li>New positions: nobody opens, adds to or voluntarily closes a position during the horizon, \
+so there is no re-leveraging after the crash and no stop-loss selling beyond liquidations.</li>\n\
+<li>Cross-margin and portfolio margin, margin tiers by position size, other assets and collateral \
+haircuts, funding payments and trading fees other than the liquidation fee.</li>\n\
+<li>Strategic behaviour: market makers and arbitrageurs appear only through depth, routing and \
+the arbitrage half-life; no agent anticipates the cascade.</li>\n\
+<li>Outages, oracle failures and contagion through channels other than shared liquidity and \
+auto-deleveraging.</li>\n</ul>\n\
+<p class=\"note\">Results are as good as the scenario's figures: open interest, leverage mixes and \
+depth are inputs, and the scenario file says where each comes from.</p>\n</section>",
+        trim(f.simulation.step_seconds)
+    );
+}
+
+fn provenance_section(w: &mut String, result: &ResultDir) {
+    let m = &result.manifest;
+    let s = &result.summary;
+    let mut rows: Vec<(&str, String)> = vec![
+        ("scenario", esc(&s.scenario)),
+        ("cascade version (run)", esc(&m.version)),
+        ("cascade version (report)", esc(crate::VERSION)),
+        ("seed", m.seed.to_string()),
+        ("paths", units::count(m.paths as f64)),
+    ];
+    if let Some([a, b]) = m.path_range {
+        if b > a {
+            rows.push(("path indices", format!("{a} to {}", b - 1)));
+        }
+    }
+    if !m.scenario_path.is_empty() {
+        rows.push((
+            "scenario file",
+            format!("<code>{}</code>", esc(&m.scenario_path)),
+        ));
+    }
+    if !m.scenario_file_sha256.is_empty() {
+        rows.push((
+            "scenario file SHA-256",
+            format!("<code>{}</code>", esc(&m.scenario_file_sha256)),
+        ));
+    }
+    if !m.scenario_sha256.is_empty() {
+        rows.push((
+            "resolved scenario SHA-256 (scenario.toml)",
+            format!("<code>{}</code>", esc(&m.scenario_sha256)),
+        ));
+    }
+    rows.push((
+        "overrides",
+        if m.overrides.is_empty() {
+            "none".to_string()
+        } else {
+            m.overrides
+                .iter()
+                .map(|o| format!("<code>--set {}</code>", esc(o)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    ));
+    if let Some(t) = m.threads {
+        rows.push(("threads", t.to_string()));
+    }
+    if !m.started_at.is_empty() {
+        rows.push(("started (UTC)", esc(&m.started_at)));
+    }
+    if !m.finished_at.is_empty() {
+        rows.push(("finished (UTC)", esc(&m.finished_at)));
+    }
+    if let Some(sec) = m.wall_seconds {
+        rows.push(("wall time", format!("{sec:.2} s")));
+    }
+    let _ = writeln!(
+        w,
+        "<section id=\"provenance\">\n<h2>Provenance</h2>\n<p>Everything needed to reproduce these \
+         figures: <code>cascade run scenario.toml</code> in this directory gives the same \
+         <code>summary.json</code>, <code>paths.csv</code> and <code>timeline.csv</code>, byte for \
+         byte, whatever the number of threads.</p>\n<table class=\"keep\">\n<tbody>"
+    );
+    for (k, v) in rows {
+        let _ = writeln!(
+            w,
+            "<tr><th class=\"text\">{k}</th><td class=\"text\">{v}</td></tr>"
+        );
+    }
+    let _ = writeln!(w, "</tbody></table>\n</section>");
+}

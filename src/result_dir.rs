@@ -1,0 +1,359 @@
+//! Reading a result directory back: the files [`crate::results`] wrote, parsed into what
+//! charts and the report need.
+//!
+//! Charts and `report.html` are built from these files alone, never from a run in memory, so
+//! `cascade report DIR` rebuilds them years later without rerunning anything, and a chart
+//! shows exactly what a notebook reading the same files would see. The types here mirror
+//! only the fields the report uses and ignore the rest, so results written by a later
+//! version with more fields still read.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::scenario::Scenario;
+
+/// A result directory, read.
+#[derive(Debug, Clone)]
+pub struct ResultDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// `scenario.toml`: the resolved scenario that was run.
+    pub scenario: Scenario,
+    /// `summary.json`.
+    pub summary: SummaryFile,
+    /// `manifest.json`.
+    pub manifest: ManifestFile,
+    /// `timeline.csv`, one entry per policy in file order.
+    pub timeline: Vec<PolicyTimeline>,
+}
+
+/// The parts of `summary.json` the report shows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummaryFile {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Paths summarised.
+    pub paths: u64,
+    /// One entry per policy, the baseline first.
+    pub policies: Vec<PolicyFile>,
+    /// Every policy after the baseline against the baseline.
+    #[serde(default)]
+    pub comparisons: Vec<ComparisonFile>,
+}
+
+/// One policy's statistics.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicyFile {
+    /// Policy name.
+    pub name: String,
+    /// Statistics of every metric, in file order.
+    #[serde(deserialize_with = "ordered")]
+    pub metrics: Vec<(String, StatsFile)>,
+    /// Probabilities of events.
+    pub probabilities: ProbabilitiesFile,
+    /// Per-venue figures, in scenario order.
+    pub venues: Vec<VenueFile>,
+}
+
+impl PolicyFile {
+    /// Statistics of a metric, if the file has it.
+    pub fn metric(&self, name: &str) -> Option<&StatsFile> {
+        self.metrics.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+}
+
+/// Statistics of one metric over paths.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct StatsFile {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95% quantile.
+    pub p95: f64,
+    /// 99% quantile.
+    pub p99: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Expected shortfall at 99%.
+    pub es99: f64,
+}
+
+/// Probabilities of events over paths.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ProbabilitiesFile {
+    /// Share of paths with at least one insolvent venue.
+    pub any_insolvency: f64,
+    /// Share of paths with auto-deleveraging.
+    pub adl: f64,
+    /// Share of paths on which the round cap bound.
+    pub round_cap_hit: f64,
+}
+
+/// One venue's figures under one policy.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VenueFile {
+    /// Venue name.
+    pub name: String,
+    /// Long open interest at the start price under this policy (USD).
+    #[serde(default)]
+    pub open_interest: f64,
+    /// Mean liquidated notional (USD).
+    pub liquidated_notional_mean: f64,
+    /// Mean bad debt (USD).
+    #[serde(default)]
+    pub bad_debt_mean: f64,
+    /// Share of paths with unabsorbed loss.
+    pub insolvency_probability: f64,
+}
+
+/// A policy against the baseline.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ComparisonFile {
+    /// The policy.
+    pub policy: String,
+    /// The baseline.
+    pub baseline: String,
+    /// Paired statistics per metric, in file order.
+    #[serde(deserialize_with = "ordered")]
+    pub metrics: Vec<(String, PairedFile)>,
+}
+
+/// Paired difference (policy minus baseline) of one metric.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PairedFile {
+    /// Mean of the per-path differences.
+    pub mean_difference: f64,
+    /// 95% confidence interval of the mean difference.
+    pub ci95: [f64; 2],
+    /// Mean difference over the baseline mean; `None` where the baseline mean is zero.
+    pub relative: Option<f64>,
+    /// Share of paths where the policy is lower (better).
+    #[serde(default)]
+    pub share_better: f64,
+    /// Share of paths where the policy is higher (worse).
+    #[serde(default)]
+    pub share_worse: f64,
+}
+
+/// The parts of `manifest.json` the report shows as provenance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestFile {
+    /// Version of `cascade` that ran.
+    pub version: String,
+    /// Scenario file as given on the command line.
+    #[serde(default)]
+    pub scenario_path: String,
+    /// SHA-256 of the scenario file as read.
+    #[serde(default)]
+    pub scenario_file_sha256: String,
+    /// SHA-256 of the resolved scenario.
+    #[serde(default)]
+    pub scenario_sha256: String,
+    /// Seed.
+    pub seed: u64,
+    /// Paths in this result.
+    pub paths: u64,
+    /// First and one-past-last path index.
+    #[serde(default)]
+    pub path_range: Option<[u64; 2]>,
+    /// Worker threads.
+    #[serde(default)]
+    pub threads: Option<u64>,
+    /// `--set` overrides, as given.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// UTC start time.
+    #[serde(default)]
+    pub started_at: String,
+    /// UTC end time.
+    #[serde(default)]
+    pub finished_at: String,
+    /// Wall-clock seconds of the whole run.
+    #[serde(default)]
+    pub wall_seconds: Option<f64>,
+}
+
+/// Per-step quantile bands of one policy, from `timeline.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyTimeline {
+    /// Policy name.
+    pub policy: String,
+    /// Step numbers (1-based: the state at the end of the step).
+    pub steps: Vec<u32>,
+    /// Price quantiles (USD) per step: 5, 25, 50, 75 and 95%.
+    pub price: [Vec<f64>; 5],
+    /// Cumulative liquidated notional quantiles (USD) per step: 5, 25, 50, 75 and 95%.
+    pub liquidated: [Vec<f64>; 5],
+}
+
+/// The quantile suffixes of `timeline.csv` columns, in band order.
+const BANDS: [&str; 5] = ["p5", "p25", "p50", "p75", "p95"];
+
+impl ResultDir {
+    /// Reads every file of a result directory the report needs (all but `paths.csv`, which
+    /// can be large and is read per column with [`ResultDir::path_columns`]).
+    pub fn read(dir: &Path) -> Result<ResultDir> {
+        if dir.join("grid.json").is_file() && !dir.join("summary.json").is_file() {
+            return Err(Error::BadInput(format!(
+                "{} is a sweep directory; pass one of its cells (a subdirectory) to `cascade report`",
+                dir.display()
+            )));
+        }
+        if !dir.join("summary.json").is_file() {
+            return Err(Error::BadInput(format!(
+                "{} is not a cascade result directory (no summary.json); pass the directory `cascade run` printed",
+                dir.display()
+            )));
+        }
+        let scenario = Scenario::load(&dir.join("scenario.toml"), &[])?;
+        Ok(ResultDir {
+            path: dir.to_path_buf(),
+            scenario,
+            summary: json(dir, "summary.json")?,
+            manifest: json(dir, "manifest.json")?,
+            timeline: timeline(dir)?,
+        })
+    }
+
+    /// Columns of `paths.csv` for every policy: `(policy, [values of columns[0], ...])`, in
+    /// file order.
+    pub fn path_columns(&self, columns: &[&str]) -> Result<Vec<(String, Vec<Vec<f64>>)>> {
+        let file = self.path.join("paths.csv");
+        let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
+        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        let index = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name.as_bytes())
+                .ok_or_else(|| bad(format!("no column `{name}`")))
+        };
+        let policy_col = index("policy")?;
+        let cols = columns
+            .iter()
+            .map(|c| index(c))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        let mut line = 1;
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| bad(e.to_string()))?
+        {
+            line += 1;
+            let policy = record.get(policy_col).unwrap_or_default();
+            if out.last().is_none_or(|(p, _)| p.as_bytes() != policy) {
+                out.push((
+                    String::from_utf8_lossy(policy).into_owned(),
+                    vec![Vec::new(); cols.len()],
+                ));
+            }
+            let values = &mut out.last_mut().expect("pushed above").1;
+            for (v, &c) in values.iter_mut().zip(&cols) {
+                v.push(number(record.get(c)).ok_or_else(|| {
+                    bad(format!(
+                        "line {line}: `{}` is not a number",
+                        String::from_utf8_lossy(record.get(c).unwrap_or_default())
+                    ))
+                })?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn number(field: Option<&[u8]>) -> Option<f64> {
+    std::str::from_utf8(field?).ok()?.trim().parse().ok()
+}
+
+fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
+    let path = dir.join(name);
+    let text = fs::read_to_string(&path)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", path.display())))
+}
+
+fn timeline(dir: &Path) -> Result<Vec<PolicyTimeline>> {
+    let file = dir.join("timeline.csv");
+    let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
+    let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let index = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| bad(format!("no column `{name}`")))
+    };
+    let policy_col = index("policy")?;
+    let step_col = index("step")?;
+    let price: Vec<usize> = BANDS
+        .iter()
+        .map(|b| index(&format!("price_{b}")))
+        .collect::<Result<_>>()?;
+    let liq: Vec<usize> = BANDS
+        .iter()
+        .map(|b| index(&format!("liquidated_{b}")))
+        .collect::<Result<_>>()?;
+    let mut out: Vec<PolicyTimeline> = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(e.to_string()))?;
+        let line = i + 2;
+        let field = |c: usize| -> Result<f64> {
+            number(record.get(c).map(str::as_bytes))
+                .ok_or_else(|| bad(format!("line {line}: column {} is not a number", c + 1)))
+        };
+        let policy = record.get(policy_col).unwrap_or_default();
+        if out.last().is_none_or(|t| t.policy != policy) {
+            out.push(PolicyTimeline {
+                policy: policy.to_string(),
+                steps: Vec::new(),
+                price: Default::default(),
+                liquidated: Default::default(),
+            });
+        }
+        let t = out.last_mut().expect("pushed above");
+        t.steps.push(field(step_col)? as u32);
+        for (j, (&pc, &lc)) in price.iter().zip(&liq).enumerate() {
+            t.price[j].push(field(pc)?);
+            t.liquidated[j].push(field(lc)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Deserializes a JSON object into `(key, value)` pairs in file order.
+fn ordered<'de, D, V>(d: D) -> std::result::Result<Vec<(String, V)>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Pairs<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+        type Value = Vec<(String, V)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(pair) = map.next_entry()? {
+                out.push(pair);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Pairs(std::marker::PhantomData))
+}

@@ -1,0 +1,244 @@
+//! How figures are shown to people: the unit of every metric, and number formatting.
+//!
+//! Charts and the HTML report both label values; keeping the units and the formatting in
+//! one place means an axis tick, a table cell and a caption never disagree about whether
+//! `0.12` is twelve percent, twelve cents or twelve positions.
+
+/// What a metric's values measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// US dollars.
+    Usd,
+    /// A fraction, shown as a percentage (0.12 = 12%).
+    Fraction,
+    /// A ratio, shown with a multiplication sign (1.3x).
+    Ratio,
+    /// A count (positions, venues, rounds, steps).
+    Count,
+}
+
+impl Unit {
+    /// The unit as an axis label shows it, e.g. `USD` or `%`.
+    pub fn axis(self) -> &'static str {
+        match self {
+            Unit::Usd => "USD",
+            Unit::Fraction => "%",
+            Unit::Ratio => "x",
+            Unit::Count => "count",
+        }
+    }
+
+    /// Formats a value for an axis tick: like [`Unit::format`] without trailing zeros
+    /// (`$2M`, `$2.5B`, `10%`, `0.1%`).
+    pub fn tick(self, v: f64) -> String {
+        trim_zeros(&self.format(v))
+    }
+
+    /// Formats a value in this unit, compactly (`$1.2B`, `12.3%`, `1.30x`, `1,234`).
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Unit::Usd => usd(v),
+            Unit::Fraction => percent(v),
+            Unit::Ratio => {
+                if v.is_finite() {
+                    format!("{v:.2}x")
+                } else {
+                    "n/a".to_string()
+                }
+            }
+            Unit::Count => count(v),
+        }
+    }
+}
+
+/// A metric's display name and unit; unknown names get their own name and [`Unit::Count`].
+pub fn metric(name: &str) -> (&str, Unit) {
+    match name {
+        "liquidated_notional" => ("liquidated notional", Unit::Usd),
+        "liquidated_positions" => ("liquidated positions", Unit::Count),
+        "max_drawdown" => ("max drawdown", Unit::Fraction),
+        "exogenous_drawdown" => ("exogenous drawdown", Unit::Fraction),
+        "amplification" => ("amplification", Unit::Ratio),
+        "bad_debt" => ("bad debt", Unit::Usd),
+        "insurance_fund_drawn" => ("insurance fund drawn", Unit::Usd),
+        "adl_notional" => ("ADL notional", Unit::Usd),
+        "unabsorbed_loss" => ("unabsorbed loss", Unit::Usd),
+        "insolvent_venues" => ("insolvent venues", Unit::Count),
+        "max_venue_gap" => ("max venue price gap", Unit::Fraction),
+        "cascade_rounds" => ("cascade rounds", Unit::Count),
+        "cascade_steps" => ("cascade steps", Unit::Count),
+        "liquidated_long_notional" => ("liquidated longs", Unit::Usd),
+        "liquidated_short_notional" => ("liquidated shorts", Unit::Usd),
+        "round_cap_hits" => ("round cap hits", Unit::Count),
+        "interventions" => ("supervisory interventions", Unit::Count),
+        other => (other, Unit::Count),
+    }
+}
+
+/// US dollars with a magnitude suffix: `$950`, `$12.3k`, `$4.56M`, `$1.20B`, `-$3.0M`.
+pub fn usd(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    let sign = if v < 0.0 { "-" } else { "" };
+    format!("{sign}${}", magnitude(v.abs()))
+}
+
+/// A non-negative number with a magnitude suffix and three significant figures, without
+/// trailing zeros (`950`, `12.3k`, `4.5M`, `1B`).
+fn magnitude(a: f64) -> String {
+    const SUFFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, "")];
+    // Pick the suffix after rounding, so 999,999,999.9 reads 1B, not 1000M.
+    for (k, &(scale, suffix)) in SUFFIXES.iter().enumerate() {
+        let scaled = a / scale;
+        let digits = if scaled >= 100.0 {
+            0
+        } else if scaled >= 10.0 {
+            1
+        } else {
+            2
+        };
+        let text = format!("{scaled:.digits$}");
+        let rounded: f64 = text.parse().unwrap_or(scaled);
+        if rounded >= 1.0 || k == SUFFIXES.len() - 1 {
+            if rounded >= 1000.0 && k > 0 {
+                return format!(
+                    "{}{}",
+                    trim_zeros(&format!("{:.2}", rounded / 1000.0)),
+                    SUFFIXES[k - 1].1
+                );
+            }
+            return format!("{}{suffix}", trim_zeros(&text));
+        }
+    }
+    unreachable!("the last suffix always matches")
+}
+
+/// Drops trailing zeros of the decimal part of the number in `s` (`$2.50M` -> `$2.5M`).
+pub fn trim_zeros(s: &str) -> String {
+    let Some(dot) = s.find('.') else {
+        return s.to_string();
+    };
+    let digits_end = s[dot + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(s.len(), |i| dot + 1 + i);
+    let decimals = s[dot + 1..digits_end].trim_end_matches('0');
+    let mut out = s[..dot].to_string();
+    if !decimals.is_empty() {
+        out.push('.');
+        out.push_str(decimals);
+    }
+    out.push_str(&s[digits_end..]);
+    out
+}
+
+/// A fraction as a percentage, with more decimals for small values and no trailing zeros:
+/// `12.3%`, `0.42%`, `50%`, `0%`.
+pub fn percent(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    let p = if v.abs() < 1e-14 { 0.0 } else { v * 100.0 };
+    let a = p.abs();
+    let text = if a == 0.0 {
+        "0".to_string()
+    } else if a >= 10.0 {
+        format!("{p:.1}")
+    } else if a >= 0.1 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.3}")
+    };
+    format!("{}%", trim_zeros(&text))
+}
+
+/// A signed percentage for relative changes: `+12.3%`, `-4.56%`.
+pub fn signed_percent(v: f64) -> String {
+    // Ticks computed as sums can land a hair off zero: never show `-0%`.
+    let v = if v.abs() < 1e-12 { 0.0 } else { v };
+    let s = percent(v);
+    if v > 0.0 { format!("+{s}") } else { s }
+}
+
+/// A signed difference of two values in `unit`: dollars and counts as such, fractions in
+/// percentage points (`-2.5 pp`), ratios to three decimals (`-0.012`).
+pub fn difference(unit: Unit, v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    let v = if v.abs() < 1e-15 { 0.0 } else { v };
+    let sign = if v > 0.0 { "+" } else { "" };
+    match unit {
+        Unit::Usd => format!("{sign}{}", usd(v)),
+        Unit::Fraction => {
+            let pp = v * 100.0;
+            let text = if pp.abs() >= 10.0 {
+                format!("{pp:.1}")
+            } else if pp.abs() >= 0.1 || pp == 0.0 {
+                format!("{pp:.2}")
+            } else {
+                format!("{pp:.3}")
+            };
+            format!("{sign}{} pp", trim_zeros(&text))
+        }
+        Unit::Ratio => format!("{sign}{}", trim_zeros(&format!("{v:.3}"))),
+        Unit::Count => format!("{sign}{}", count(v)),
+    }
+}
+
+/// A count, with thousands separators for whole numbers and two decimals for means.
+pub fn count(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    if v == v.round() && v.abs() < 1e15 {
+        let digits = format!("{}", v.abs() as u64);
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        if v < 0.0 { format!("-{out}") } else { out }
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_read_as_people_write_them() {
+        assert_eq!(usd(950.0), "$950");
+        assert_eq!(usd(12_345.0), "$12.3k");
+        assert_eq!(usd(4_560_000.0), "$4.56M");
+        assert_eq!(usd(1.2e9), "$1.2B");
+        assert_eq!(usd(-3.0e6), "-$3M");
+        assert_eq!(usd(999_999_999.9), "$1B");
+        assert_eq!(usd(999_600.0), "$1M");
+        assert_eq!(usd(0.0), "$0");
+        assert_eq!(usd(0.25), "$0.25");
+        assert_eq!(percent(0.5), "50%");
+        assert_eq!(difference(Unit::Fraction, -0.0253), "-2.53 pp");
+        assert_eq!(difference(Unit::Usd, 4.0e4), "+$40k");
+        assert_eq!(difference(Unit::Ratio, -0.0071), "-0.007");
+        assert_eq!(percent(0.123), "12.3%");
+        assert_eq!(percent(0.0042), "0.42%");
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(signed_percent(0.05), "+5%");
+        assert_eq!(signed_percent(-1e-17), "0%");
+        assert_eq!(count(1234567.0), "1,234,567");
+        assert_eq!(count(2.5), "2.50");
+        assert_eq!(Unit::Ratio.format(1.3), "1.30x");
+        assert_eq!(Unit::Usd.tick(2.0e6), "$2M");
+        assert_eq!(Unit::Usd.tick(2.5e9), "$2.5B");
+        assert_eq!(Unit::Fraction.tick(1.0), "100%");
+        assert_eq!(Unit::Fraction.tick(0.001), "0.1%");
+        assert_eq!(Unit::Usd.tick(0.0), "$0");
+    }
+}

@@ -1,0 +1,649 @@
+//! Charts and `report.html` as a user sees them: every chart of a small real run is a valid
+//! PNG (with text drawn by the bundled font) and a valid SVG of non-trivial content, the
+//! report is one self-contained file, and headless Chromium renders it with no network.
+//!
+//! The browser test needs Debian's `chromium`. Without it the test says so on stderr
+//! ("SKIPPED: chromium not installed") and passes, except under CI (`CI` set), where
+//! `.ci/run` installs Chromium and a missing browser is a failure.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cascade::charts::{self, Grid};
+use cascade::units::Unit;
+use tempfile::TempDir;
+
+/// Every chart a two-policy run gets, as (file stem, words its title contains).
+const CHARTS: [(&str, &str); 7] = [
+    (
+        "exceedance-liquidated-notional",
+        "liquidated notional exceeds",
+    ),
+    ("exceedance-bad-debt", "bad debt exceeds"),
+    ("exceedance-max-drawdown", "max drawdown exceeds"),
+    ("price-fan", "traded price"),
+    ("liquidations", "cumulative liquidated notional"),
+    ("venues", "by venue"),
+    ("forest", "policy effects against fragmented"),
+];
+
+/// The report's section headings, in order.
+const HEADINGS: [&str; 8] = [
+    "Scenario",
+    "Venues",
+    "Headline figures",
+    "Policy comparison",
+    "Charts",
+    "Methodology",
+    "Provenance",
+    "Policies",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Runs the binary in `cwd`; panics with its output unless it exits with `code`.
+#[track_caller]
+fn cascade(cwd: &Path, args: &[&str], code: i32) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "cascade {args:?}\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stdout, stderr)
+}
+
+/// A finished run of the tiny two-policy fixture (with its charts and report) in a fresh
+/// temporary directory; returns the directory and the result directory in it.
+fn tiny_run(extra: &[&str]) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new().unwrap();
+    let scenario = fixture("tiny.toml");
+    let mut args = vec![
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        "result",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    cascade(tmp.path(), &args, 0);
+    let dir = tmp.path().join("result");
+    (tmp, dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking images as a person would
+// ---------------------------------------------------------------------------------------------
+
+/// A decoded PNG as 8-bit RGB(A) rows.
+struct Image {
+    width: u32,
+    height: u32,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Image {
+    #[track_caller]
+    fn read(path: &Path) -> Image {
+        let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            &bytes[..8],
+            b"\x89PNG\r\n\x1a\n",
+            "{} is not a PNG",
+            path.display()
+        );
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder
+            .read_info()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader
+            .next_frame(&mut pixels)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
+        let channels = match info.color_type {
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            other => panic!("{}: unexpected colour type {other:?}", path.display()),
+        };
+        pixels.truncate(info.buffer_size());
+        Image {
+            width: info.width,
+            height: info.height,
+            channels,
+            pixels,
+        }
+    }
+
+    fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * self.channels;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// Distinct colours and the share of pixels that are not (near) white, in rows `rows`.
+    fn content(&self, rows: std::ops::Range<u32>) -> (usize, f64) {
+        let mut colours = BTreeSet::new();
+        let (mut inked, mut total) = (0usize, 0usize);
+        for y in rows {
+            for x in 0..self.width {
+                let p = self.pixel(x, y);
+                colours.insert(p);
+                total += 1;
+                if p.iter().any(|&c| c < 235) {
+                    inked += 1;
+                }
+            }
+        }
+        (colours.len(), inked as f64 / total.max(1) as f64)
+    }
+
+    /// Pixels dark enough to be text in rows `rows`.
+    fn dark(&self, rows: std::ops::Range<u32>) -> usize {
+        rows.flat_map(|y| (0..self.width).map(move |x| (x, y)))
+            .filter(|&(x, y)| self.pixel(x, y).iter().all(|&c| c < 100))
+            .count()
+    }
+}
+
+/// Checks a chart PNG: decodes, is of a sensible size, holds a real picture (many colours,
+/// a fair share of ink) and its title band holds dark text drawn with the bundled font.
+#[track_caller]
+fn check_png(path: &Path) {
+    let img = Image::read(path);
+    assert!(
+        img.width >= 400 && img.height >= 200,
+        "{}: {}x{}",
+        path.display(),
+        img.width,
+        img.height
+    );
+    let (colours, ink) = img.content(0..img.height);
+    assert!(
+        colours >= 20,
+        "{}: only {colours} colours: a blank or single-colour image",
+        path.display()
+    );
+    assert!(
+        ink > 0.01,
+        "{}: only {:.2}% of pixels are not white",
+        path.display(),
+        ink * 100.0
+    );
+    let title = img.dark(0..50);
+    assert!(
+        title > 300,
+        "{}: the title band has {title} dark pixels: text did not render",
+        path.display()
+    );
+}
+
+/// Checks a chart SVG: parses as XML with an `<svg>` root of positive size, has text
+/// elements (one containing `title_words`) and drawn shapes.
+#[track_caller]
+fn check_svg(path: &Path, title_words: &str) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid XML: {e}", path.display()));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg", "{}", path.display());
+    for dim in ["width", "height"] {
+        let v: f64 = root
+            .attribute(dim)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{}: no numeric {dim}", path.display()));
+        assert!(v > 100.0, "{}: {dim} {v}", path.display());
+    }
+    let texts: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        texts.len() >= 5,
+        "{}: {} text elements",
+        path.display(),
+        texts.len()
+    );
+    assert!(
+        texts.iter().any(|t| t.contains(title_words)),
+        "{}: no text contains {title_words:?}: {texts:?}",
+        path.display()
+    );
+    let shapes = doc
+        .descendants()
+        .filter(|n| {
+            ["path", "polyline", "polygon", "rect", "line", "circle"]
+                .iter()
+                .any(|t| n.has_tag_name(*t))
+        })
+        .count();
+    assert!(shapes >= 10, "{}: {shapes} shapes", path.display());
+    texts
+}
+
+// ---------------------------------------------------------------------------------------------
+// The result directory
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn run_writes_every_chart_as_png_and_svg_and_the_report_by_default() {
+    let (_tmp, dir) = tiny_run(&[]);
+    for (stem, title) in CHARTS {
+        check_png(&dir.join("charts").join(format!("{stem}.png")));
+        check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
+    }
+    let listed: BTreeSet<String> = fs::read_dir(dir.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(listed.len(), CHARTS.len() * 2, "{listed:?}");
+    assert!(dir.join("report.html").is_file());
+    // No staging directory is left behind.
+    let stray: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+#[test]
+fn no_report_skips_charts_and_report_rebuilds_them_without_rerunning() {
+    let (tmp, dir) = tiny_run(&["--no-report"]);
+    assert!(!dir.join("charts").exists());
+    assert!(!dir.join("report.html").exists());
+    let data = ["summary.json", "paths.csv", "timeline.csv", "manifest.json"];
+    let before: Vec<Vec<u8>> = data
+        .iter()
+        .map(|f| fs::read(dir.join(f)).unwrap())
+        .collect();
+
+    let (stdout, _) = cascade(tmp.path(), &["report", "result"], 0);
+    assert!(stdout.contains("report.html"), "{stdout}");
+    for (stem, title) in CHARTS {
+        check_png(&dir.join("charts").join(format!("{stem}.png")));
+        check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
+    }
+    let first = fs::read_to_string(dir.join("report.html")).unwrap();
+
+    // Again, over the old charts: same report, nothing left over, data untouched.
+    cascade(tmp.path(), &["report", "result"], 0);
+    assert_eq!(fs::read_to_string(dir.join("report.html")).unwrap(), first);
+    let after: Vec<Vec<u8>> = data
+        .iter()
+        .map(|f| fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert!(
+        before == after,
+        "`cascade report` changed the simulation's files"
+    );
+    let names: BTreeSet<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "staging left behind: {names:?}"
+    );
+}
+
+#[test]
+fn report_of_a_directory_that_is_not_a_result_says_what_to_pass() {
+    let tmp = TempDir::new().unwrap();
+    fs::create_dir(tmp.path().join("empty")).unwrap();
+    let (_, stderr) = cascade(tmp.path(), &["report", "empty"], 2);
+    assert!(
+        stderr.contains("not a cascade result directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_single_policy_run_has_no_forest_plot_and_says_there_is_nothing_to_compare() {
+    let tmp = TempDir::new().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    cascade(
+        tmp.path(),
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--paths",
+            "100",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        0,
+    );
+    let dir = tmp.path().join("r");
+    assert!(!dir.join("charts/forest.svg").exists());
+    for (stem, _) in &CHARTS[..6] {
+        check_png(&dir.join("charts").join(format!("{stem}.png")));
+    }
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("single policy"), "no note on comparisons");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chart functions on plain data
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn heatmap_renders_a_grid_of_two_swept_keys() {
+    let tmp = TempDir::new().unwrap();
+    let xs: Vec<String> = ["0.1", "0.3", "0.5", "0.7"].map(String::from).to_vec();
+    let ys: Vec<String> = ["0.01", "0.02", "0.05"].map(String::from).to_vec();
+    let values = vec![
+        vec![1.0e8, 2.0e8, 3.5e8, 6.0e8],
+        vec![0.8e8, 1.5e8, f64::NAN, 4.0e8],
+        vec![0.2e8, 0.4e8, 0.9e8, 1.2e8],
+    ];
+    let grid = Grid {
+        x_key: "liquidity.routing",
+        x_values: &xs,
+        y_key: "venues.0.initial_margin",
+        y_values: &ys,
+        values: &values,
+        metric: "mean liquidated notional",
+        unit: Unit::Usd,
+    };
+    let written = charts::heatmap(
+        &tmp.path().join("heatmap"),
+        "sweep: mean liquidated notional",
+        &grid,
+    )
+    .unwrap();
+    check_png(&written.png);
+    let texts = check_svg(&written.svg, "sweep: mean liquidated notional");
+    for expected in [
+        "liquidity.routing",
+        "venues.0.initial_margin",
+        "0.7",
+        "0.05",
+        "$600M",
+        "n/a",
+    ] {
+        assert!(
+            texts.iter().any(|t| t.contains(expected)),
+            "no {expected:?} in {texts:?}"
+        );
+    }
+}
+
+#[test]
+fn charts_with_nothing_to_plot_say_so_instead_of_failing() {
+    let tmp = TempDir::new().unwrap();
+    let zeros = vec![0.0; 50];
+    let w = charts::exceedance(
+        &tmp.path().join("none"),
+        "no bad debt",
+        "bad_debt",
+        Unit::Usd,
+        &[charts::Sample {
+            policy: "baseline",
+            values: &zeros,
+        }],
+    )
+    .unwrap();
+    let texts = check_svg_texts(&w.svg);
+    assert!(
+        texts.iter().any(|t| t.contains("No path had any bad debt")),
+        "{texts:?}"
+    );
+    let w = charts::forest(&tmp.path().join("forest"), "nothing", "baseline", &[]).unwrap();
+    assert!(
+        check_svg_texts(&w.svg)
+            .iter()
+            .any(|t| t.contains("no comparisons"))
+    );
+    let empty: Vec<Vec<f64>> = Vec::new();
+    let w = charts::heatmap(
+        &tmp.path().join("heat"),
+        "empty",
+        &Grid {
+            x_key: "a",
+            x_values: &[],
+            y_key: "b",
+            y_values: &[],
+            values: &empty,
+            metric: "m",
+            unit: Unit::Count,
+        },
+    )
+    .unwrap();
+    assert!(Image::read(&w.png).width > 0);
+}
+
+fn check_svg_texts(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or_default().to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn report_is_one_self_contained_file() {
+    let (_tmp, dir) = tiny_run(&[]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let lower = html.to_lowercase();
+    for banned in [
+        "http://", "https://", "<script", "<link", "<img", "<iframe", "<object", "<embed",
+        "@import", "url(", " src=",
+    ] {
+        assert!(
+            !lower.contains(banned),
+            "report.html contains {banned:?}: it must not load anything"
+        );
+    }
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        CHARTS.len(),
+        "one inline SVG per chart"
+    );
+    for h in HEADINGS {
+        assert!(html.contains(&format!(">{h}</h")), "no heading {h:?}");
+    }
+    for expected in [
+        "offshore",
+        "onshore",
+        "harmonized",
+        "fragmented",
+        "seed",
+        "SHA-256",
+    ] {
+        assert!(html.contains(expected), "no {expected:?} in report.html");
+    }
+    // Print styles: figures are never split across pages.
+    assert!(html.contains("@media print"));
+}
+
+/// Where Debian's Chromium is, if installed.
+fn chromium() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/bin/chromium");
+    if fixed.is_file() {
+        return Some(fixed);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Runs headless Chromium on `page` with a fresh profile, every host name unresolvable and a
+/// network log; returns stdout and the network log's text. Killed after a minute.
+fn headless(browser: &Path, page: &Path, extra: &[String]) -> (String, String) {
+    let profile = TempDir::new().unwrap();
+    let netlog = profile.path().join("netlog.json");
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("profile").display()
+        ))
+        .arg(format!("--log-net-log={}", netlog.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("chromium did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = reader.join().unwrap();
+    let log = fs::read_to_string(&netlog).unwrap_or_default();
+    (out, log)
+}
+
+/// URLs the page itself asked the network for, from Chromium's network log: requests whose
+/// initiator is a page (the browser's own background requests have none), over anything but
+/// `file:` and `data:`.
+fn page_requests(netlog: &str) -> Vec<String> {
+    let log: serde_json::Value = match serde_json::from_str(netlog) {
+        Ok(v) => v,
+        // Chromium may leave the closing brackets off when it exits; close them.
+        Err(_) => serde_json::from_str(&format!("{}]}}", netlog.trim_end().trim_end_matches(',')))
+            .expect("a readable network log"),
+    };
+    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].as_u64();
+    log["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"].as_u64() == start_job)
+        .filter(|e| e["params"]["initiator"].as_str() != Some("not an origin"))
+        .filter_map(|e| e["params"]["url"].as_str().map(String::from))
+        .filter(|u| !u.starts_with("file:") && !u.starts_with("data:"))
+        .collect()
+}
+
+#[test]
+fn report_renders_in_headless_chromium_with_no_network() {
+    let Some(browser) = chromium() else {
+        if in_ci() {
+            panic!(
+                "chromium is not installed, and CI requires the browser test: .ci/run installs it"
+            );
+        }
+        // Not captured by the test harness, so a developer sees it without --nocapture.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: chromium not installed; the report browser test did not run \
+             (apt-get install chromium)"
+        );
+        return;
+    };
+    let (tmp, dir) = tiny_run(&[]);
+    let page = fs::canonicalize(dir.join("report.html")).unwrap();
+
+    // The DOM as rendered: every heading, every chart.
+    let (dom, log) = headless(&browser, &page, &["--dump-dom".to_string()]);
+    for h in HEADINGS {
+        assert!(
+            dom.contains(&format!(">{h}</h")),
+            "heading {h:?} not in the DOM"
+        );
+    }
+    assert!(
+        dom.contains("Liquidation cascades: tiny"),
+        "no title in the DOM"
+    );
+    assert_eq!(
+        dom.matches("<svg").count(),
+        CHARTS.len(),
+        "charts missing from the DOM"
+    );
+    let requests = page_requests(&log);
+    assert!(requests.is_empty(), "the report requested {requests:?}");
+
+    // A screenshot of the first screen: not blank.
+    let shot = tmp.path().join("screenshot.png");
+    let (_, log) = headless(
+        &browser,
+        &page,
+        &[
+            "--window-size=1280,2400".to_string(),
+            format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let img = Image::read(&shot);
+    assert_eq!((img.width, img.height), (1280, 2400));
+    let (colours, ink) = img.content(0..img.height);
+    assert!(colours > 50, "screenshot has {colours} colours: blank page");
+    assert!(
+        ink > 0.02,
+        "screenshot is {:.2}% ink: blank page",
+        ink * 100.0
+    );
+    assert!(
+        img.dark(0..200) > 500,
+        "no heading text at the top of the page"
+    );
+    let requests = page_requests(&log);
+    assert!(requests.is_empty(), "the report requested {requests:?}");
+
+    // The check itself catches a page that loads from the network.
+    let bad = tmp.path().join("bad.html");
+    fs::write(
+        &bad,
+        "<!DOCTYPE html><h1>x</h1><img src=\"http://example.invalid/a.png\">",
+    )
+    .unwrap();
+    let (_, log) = headless(&browser, &bad, &["--dump-dom".to_string()]);
+    assert_eq!(
+        page_requests(&log),
+        vec!["http://example.invalid/a.png".to_string()],
+        "the network check missed a request"
+    );
+}

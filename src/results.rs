@@ -28,11 +28,13 @@ pub struct Destination {
 
 impl Destination {
     /// Plans the destination: `out` if given (refused if it exists, unless `force`), else a
-    /// new `root/<scenario>/<UTC timestamp>/` that never collides with an earlier run.
+    /// new `root/<scenario>/<UTC timestamp>[-<tag>]/` that never collides with another run,
+    /// even one finishing at the same second (shards started together, say).
     pub fn plan(
         out: Option<&Path>,
         root: &Path,
         scenario: &str,
+        tag: Option<&str>,
         force: bool,
     ) -> Result<Destination> {
         if let Some(out) = out {
@@ -57,7 +59,10 @@ impl Destination {
         }
         let dir = root.join(scenario);
         ensure_parent(&dir.join("x"))?;
-        let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+        let mut stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
+        if let Some(tag) = tag {
+            stamp = format!("{stamp}-{tag}");
+        }
         let mut target = dir.join(&stamp);
         let mut n = 2;
         while target.exists() {
@@ -100,17 +105,34 @@ impl Destination {
                 .map_err(|e| Error::io(format!("cannot replace {}", self.target.display()), e))?;
         }
         let kept = tmp.keep();
-        fs::rename(&kept, &self.target).map_err(|e| {
-            let _ = fs::remove_dir_all(&kept);
-            Error::io(
-                format!("cannot move results to {}", self.target.display()),
-                e,
-            )
-        })?;
-        if let Some(latest) = &self.latest {
-            point_latest(latest, &self.target)?;
+        let mut target = self.target.clone();
+        let mut n = 2;
+        loop {
+            match fs::rename(&kept, &target) {
+                Ok(()) => break,
+                // A default-named target taken meanwhile by a concurrent run: take the next name.
+                Err(_) if self.latest.is_some() && target.exists() && n < 1000 => {
+                    let name = self
+                        .target
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy();
+                    target = self.target.with_file_name(format!("{name}-{n}"));
+                    n += 1;
+                }
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&kept);
+                    return Err(Error::io(
+                        format!("cannot move results to {}", target.display()),
+                        e,
+                    ));
+                }
+            }
         }
-        Ok(self.target.clone())
+        if let Some(latest) = &self.latest {
+            point_latest(latest, &target)?;
+        }
+        Ok(target)
     }
 }
 

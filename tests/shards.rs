@@ -125,7 +125,9 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         assert!(!d.join("m").exists(), "a refused merge writes nothing");
     };
     refused(&["a1", "a2"], "missing shards: 3/3");
-    refused(&["a1", "a2", "a3", "a3"], "overlapping");
+    refused(&["a1", "a2", "a3", "a3"], "same directory");
+    copy_dir(&d.join("a3"), &d.join("a3-copy"));
+    refused(&["a1", "a2", "a3", "a3-copy"], "overlapping");
     refused(&["a1", "a2", "seed3"], "different seeds");
     refused(&["a1", "a2", "other3"], "different scenarios");
     refused(&["a1", "a2", "four2"], "different shard counts");
@@ -133,6 +135,16 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     refused(&["a1", "a2", "nowhere"], "nowhere");
     ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
     same_files(&d.join("whole"), &d.join("m"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_file() {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -175,7 +187,7 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     let cells: Vec<String> = fs::read_dir(&grid)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && e.file_name() != "charts")
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     assert_eq!(cells.len(), 6, "3 x 2 cells: {cells:?}");
@@ -193,6 +205,16 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     let json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(grid.join("grid.json")).unwrap()).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 6 * policies);
+    for policy in ["fragmented", "harmonized"] {
+        let png = grid.join(format!(
+            "charts/heatmap-{policy}-liquidated_notional_mean.png"
+        ));
+        assert!(
+            png.exists(),
+            "two swept keys give a heatmap per policy: {}",
+            png.display()
+        );
+    }
 
     // The same grid again without --resume is refused.
     let (code, _) = cascade(d, &args);

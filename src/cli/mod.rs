@@ -1,5 +1,22 @@
 //! Command-line flags and the commands behind them.
 
+/// Prints to stdout. A closed pipe (`cascade validate s.toml | head`) ends the output
+/// quietly instead of panicking: everything printed is also in the result files.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(format!($($arg)*).as_bytes());
+    }};
+}
+
+/// [`say!`] with a newline.
+macro_rules! sayln {
+    ($($arg:tt)*) => {{
+        say!($($arg)*);
+        say!("\n");
+    }};
+}
+
 mod sweep;
 mod table;
 
@@ -67,6 +84,9 @@ enum Command {
         /// Also write paths.parquet.
         #[arg(long)]
         parquet: bool,
+        /// Skip the charts and report.html.
+        #[arg(long)]
+        no_report: bool,
     },
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
@@ -105,6 +125,9 @@ struct Common {
     /// Also write paths.parquet (the paths table as Parquet, for pandas and polars).
     #[arg(long)]
     parquet: bool,
+    /// Skip the charts and report.html (`cascade report DIR` builds them later).
+    #[arg(long)]
+    no_report: bool,
 }
 
 impl Common {
@@ -147,9 +170,6 @@ struct RunArgs {
     /// Simulate only shard K of N (contiguous blocks of paths), for `cascade merge`.
     #[arg(long, value_name = "K/N")]
     shard: Option<Shard>,
-    /// Skip the charts and report.html (`cascade report DIR` builds them later).
-    #[arg(long)]
-    no_report: bool,
 }
 
 /// Parses flags and runs the command.
@@ -159,12 +179,12 @@ pub fn run() -> Result<()> {
         Command::Run(args) => run_scenario(args),
         Command::Validate { scenario, set } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
-            print!("{}", s.to_toml());
+            say!("{}", s.to_toml());
             Ok(())
         }
         Command::Schema => {
             let schema = cascade::scenario::load::schema_json();
-            println!(
+            sayln!(
                 "{}",
                 serde_json::to_string_pretty(&schema).expect("a schema always serializes")
             );
@@ -176,10 +196,11 @@ pub fn run() -> Result<()> {
             out,
             force,
             parquet,
-        } => merge(&shards, &out, force, parquet),
+            no_report,
+        } => merge(&shards, &out, force, parquet, no_report),
         Command::Report { dir } => {
             let built = cascade::report::rebuild(&dir)?;
-            println!(
+            sayln!(
                 "{} charts in {}\nreport: {}",
                 built.charts.len(),
                 dir.join("charts").display(),
@@ -225,35 +246,49 @@ fn init(path: &Path, force: bool) -> Result<()> {
 fn run_scenario(args: RunArgs) -> Result<()> {
     let provenance = Provenance::now(&args.scenario, &args.common.set);
     let scenario = Scenario::load(&args.scenario, &args.common.overrides()?)?;
+    let tag = args
+        .shard
+        .map(|s| format!("shard-{}-of-{}", s.index, s.count));
     let destination = Destination::plan(
         args.out.as_deref(),
         Path::new("output"),
         &scenario.file().name,
+        tag.as_deref(),
         args.common.force,
     )?;
     let study = study::simulate(scenario, args.shard, args.common.options())?;
     let manifest = study.manifest(&provenance);
     let dir = destination.commit(|dir| {
         finish(dir, &study, &manifest, args.common.parquet)?;
-        if !args.no_report {
+        if !args.common.no_report {
             cascade::report::build(dir)?;
         }
         Ok(())
     })?;
-    print!("{}", table::headline(&study.summary));
-    print!("{}", table::comparisons(&study.summary));
-    println!(
-        "\n{} paths x {} policies in {:.2} s ({:.0} M venue-steps/s on {} threads), seed {}",
-        study.out.range.len(),
-        study.markets.len(),
+    say!("{}", table::headline(&study.summary));
+    say!("{}", table::comparisons(&study.summary));
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let shard = args
+        .shard
+        .map(|s| {
+            format!(
+                " (shard {s}: paths {}..{})",
+                study.out.range.start, study.out.range.end
+            )
+        })
+        .unwrap_or_default();
+    sayln!(
+        "\n{} x {}{shard} in {:.2} s ({:.0} M venue-steps/s on {}), seed {}",
+        plural(study.out.range.len(), "path"),
+        plural(study.markets.len(), "policy").replace("policys", "policies"),
         study.out.seconds,
         study.venue_steps_per_second() / 1e6,
-        study.out.threads,
+        plural(study.out.threads, "thread"),
         study.scenario.seed()
     );
-    println!("results: {}", dir.display());
-    if !args.no_report {
-        println!("report: {}", dir.join("report.html").display());
+    sayln!("results: {}", dir.display());
+    if !args.common.no_report {
+        sayln!("report: {}", dir.join("report.html").display());
     }
     Ok(())
 }
@@ -263,16 +298,22 @@ fn finish(dir: &Path, study: &Study, manifest: &Manifest, parquet: bool) -> Resu
     study.write(dir, manifest, parquet)
 }
 
-fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool) -> Result<()> {
+fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bool) -> Result<()> {
     let provenance = Provenance::now(Path::new("merge"), &[]);
-    let destination = Destination::plan(Some(out), Path::new("output"), "merge", force)?;
+    let destination = Destination::plan(Some(out), Path::new("output"), "merge", None, force)?;
     let merged = shard::merge(dirs)?;
     let study = study::from_rows(merged.scenario, merged.out);
     let mut manifest = study.manifest(&provenance);
     manifest.scenario_path = format!("merged from {} shards", merged.shards.len());
-    let dir = destination.commit(|dir| finish(dir, &study, &manifest, parquet))?;
-    print!("{}", table::headline(&study.summary));
-    println!(
+    let dir = destination.commit(|dir| {
+        finish(dir, &study, &manifest, parquet)?;
+        if !no_report {
+            cascade::report::build(dir)?;
+        }
+        Ok(())
+    })?;
+    say!("{}", table::headline(&study.summary));
+    sayln!(
         "merged {} shards into {}",
         merged.shards.len(),
         dir.display()

@@ -83,10 +83,16 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
                 );
             }
             let provenance = Provenance::now(scenario_path, &common.set);
-            let destination = Destination::plan(Some(&dir), &root, &name, true)?;
+            let destination = Destination::plan(Some(&dir), &root, &name, None, true)?;
             let study = study::simulate(scenario, None, common.options())?;
             let manifest = study.manifest(&provenance);
-            destination.commit(|d| finish(d, &study, &manifest, common.parquet))?;
+            destination.commit(|d| {
+                finish(d, &study, &manifest, common.parquet)?;
+                if !common.no_report {
+                    cascade::report::build(d)?;
+                }
+                Ok(())
+            })?;
         }
         let summary_path = dir.join("summary.json");
         let text = fs::read_to_string(&summary_path)
@@ -95,10 +101,11 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
         rows.extend(sweep::rows_of(&cell_name, &values, &summary));
     }
+    heatmaps(&root, &axes, &rows)?;
     write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;
     let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
     write_atomic(&root, "grid.json", format!("{json}\n").as_bytes())?;
-    println!(
+    sayln!(
         "{} cells x {} policies: {}",
         total,
         rows.len() / total.max(1),
@@ -128,4 +135,64 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let err = |e| Error::io(format!("cannot write {}", dir.join(name).display()), e);
     fs::write(&tmp, bytes).map_err(err)?;
     fs::rename(&tmp, dir.join(name)).map_err(err)
+}
+
+/// With exactly two swept keys, a heatmap per policy of the headline figures over the grid,
+/// in `charts/` of the sweep directory.
+fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow]) -> Result<()> {
+    let swept: Vec<usize> = (0..axes.len())
+        .filter(|&i| axes[i].values.len() > 1)
+        .collect();
+    let [x, y] = swept[..] else {
+        return Ok(());
+    };
+    let charts = root.join("charts");
+    fs::create_dir_all(&charts)
+        .map_err(|e| Error::io(format!("cannot create {}", charts.display()), e))?;
+    let mut policies: Vec<&str> = Vec::new();
+    for r in rows {
+        if !policies.contains(&r.policy.as_str()) {
+            policies.push(&r.policy);
+        }
+    }
+    for policy in policies {
+        for (figure, metric, stat) in [
+            ("liquidated_notional_mean", "liquidated_notional", "mean"),
+            ("bad_debt_mean", "bad_debt", "mean"),
+            ("max_drawdown_p50", "max_drawdown", "median"),
+        ] {
+            let values: Vec<Vec<f64>> = axes[y]
+                .values
+                .iter()
+                .map(|yv| {
+                    axes[x]
+                        .values
+                        .iter()
+                        .map(|xv| {
+                            rows.iter()
+                                .find(|r| {
+                                    r.policy == policy && r.values[x] == *xv && r.values[y] == *yv
+                                })
+                                .and_then(|r| r.figures.iter().find(|(k, _)| k == figure))
+                                .map_or(f64::NAN, |(_, v)| *v)
+                        })
+                        .collect()
+                })
+                .collect();
+            let (label, unit) = cascade::units::metric(metric);
+            let cells = format!("{stat} {label}");
+            let grid = cascade::charts::Grid {
+                x_key: &axes[x].key,
+                x_values: &axes[x].values,
+                y_key: &axes[y].key,
+                y_values: &axes[y].values,
+                values: &values,
+                metric: &cells,
+                unit,
+            };
+            let stem = charts.join(format!("heatmap-{policy}-{figure}"));
+            cascade::charts::heatmap(&stem, &format!("{policy}: {cells}"), &grid)?;
+        }
+    }
+    Ok(())
 }

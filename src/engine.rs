@@ -14,7 +14,7 @@ use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
 
 /// Local dislocations smaller than this (in log price) are set to zero, so that a market that
 /// has calmed down returns to the fast path where every venue trades at the shared price.
-const NEGLIGIBLE_DISLOCATION: f64 = 1e-13;
+const NEGLIGIBLE_DISLOCATION: f64 = 1e-9;
 
 /// Drawdowns below one basis point count as one basis point in the amplification ratio.
 const DRAWDOWN_FLOOR: f64 = 1e-4;
@@ -68,6 +68,9 @@ struct VenueState {
     /// ADL already taken from profitable longs / shorts on this path.
     adl_from_longs: f64,
     adl_from_shorts: f64,
+    /// Log prices strictly between which the venue's mark crosses no trigger.
+    band_low: f64,
+    band_high: f64,
     /// Crossed ranges of the current round.
     long_to: usize,
     short_to: usize,
@@ -188,12 +191,36 @@ impl<'a> PathRun<'a> {
 
     fn update_band(&mut self) {
         let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
-        for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
-            low = low.max(v.longs.next_log_trigger(st.long_ptr) + st.long_shift);
-            high = high.min(v.shorts.next_log_trigger(st.short_ptr) + st.short_shift);
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
+            st.band_low = v.longs.next_log_trigger(st.long_ptr) + st.long_shift;
+            st.band_high = v.shorts.next_log_trigger(st.short_ptr) + st.short_shift;
+            low = low.max(st.band_low);
+            high = high.min(st.band_high);
         }
         self.band_low = low;
         self.band_high = high;
+    }
+
+    /// Whether no venue can cross a trigger at shared log price `z`: the common band when
+    /// every venue trades at `z`, else each venue's own band against its own price (or,
+    /// for index marks, against the range of venue prices, which holds the index).
+    fn quiet(&mut self, z: f64) -> bool {
+        if !self.locals_active {
+            return z > self.band_low && z < self.band_high;
+        }
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for st in &mut self.s.venues {
+            st.log_price = z + st.local.level();
+            lo = lo.min(st.log_price);
+            hi = hi.max(st.log_price);
+        }
+        self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
+            let (low, high) = match v.mark {
+                MarkPrice::Own => (st.log_price, st.log_price),
+                MarkPrice::Index => (lo, hi),
+            };
+            low > st.band_low && high < st.band_high
+        })
     }
 
     fn run(&mut self, returns: &[f64]) {
@@ -214,23 +241,20 @@ impl<'a> PathRun<'a> {
                 self.supervise();
             }
             let z = self.x + self.shared.level();
-            let quiet = !self.locals_active && z > self.band_low && z < self.band_high;
-            if !quiet {
+            if !self.quiet(z) {
                 let depth_factor = lm.depth_factor(self.recent_move);
                 self.cascade(depth_factor);
             }
             let log_index = if self.locals_active {
-                let mut index = 0.0;
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-                for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
-                    index += v.weight * st.log_price.exp();
+                for st in &self.s.venues {
                     lo = lo.min(st.log_price);
                     hi = hi.max(st.log_price);
                 }
                 max_gap = max_gap.max(hi - lo);
-                index.ln()
+                self.log_index(z)
             } else {
-                self.x + self.shared.level()
+                z
             };
             min_log_index = min_log_index.min(log_index);
             if lm.withdrawal > 0.0 {
@@ -272,18 +296,28 @@ impl<'a> PathRun<'a> {
     /// Sets every venue's current log price and returns the log index (for index marks).
     fn price_venues(&mut self) -> f64 {
         let base = self.x + self.shared.level();
-        let mut index = 0.0;
-        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
+        for st in &mut self.s.venues {
             st.log_price = base + st.local.level();
-            if self.m.any_index_mark {
-                index += v.weight * st.log_price.exp();
-            }
         }
         if self.m.any_index_mark {
-            index.ln()
+            self.log_index(base)
         } else {
             base
         }
+    }
+
+    /// Log of the open-interest-weighted average of the venues' prices, computed around the
+    /// shared log price `base` as `base + ln(1 + sum w (exp(y - base) - 1))`, which keeps the
+    /// small dislocations of calm steps on short series rather than libm calls.
+    fn log_index(&self, base: f64) -> f64 {
+        let u: f64 = self
+            .m
+            .venues
+            .iter()
+            .zip(&self.s.venues)
+            .map(|(v, st)| v.weight * exp_m1(st.log_price - base))
+            .sum();
+        base + ln_1p(u)
     }
 
     /// Finds the tranches each venue's mark has crossed; returns whether any has.
@@ -432,13 +466,13 @@ impl<'a> PathRun<'a> {
             st.log_price = post;
             return;
         }
-        let fill = (0.5 * (st.log_price + post)).exp();
+        let log_fill = 0.5 * (st.log_price + post);
         let longs = v
             .longs
-            .sweep(st.long_ptr, st.long_to, fill, v.fee, st.long_shift.exp());
+            .sweep(st.long_ptr, st.long_to, log_fill, st.long_shift);
         let shorts = v
             .shorts
-            .sweep(st.short_ptr, st.short_to, fill, v.fee, st.short_shift.exp());
+            .sweep(st.short_ptr, st.short_to, log_fill, st.short_shift);
         st.long_ptr = st.long_to;
         st.short_ptr = st.short_to;
         st.log_price = post;
@@ -528,5 +562,53 @@ fn mark(kind: MarkPrice, own: f64, index: f64) -> f64 {
     match kind {
         MarkPrice::Own => own,
         MarkPrice::Index => index,
+    }
+}
+
+/// Below this magnitude the series in [`exp_m1`] and [`ln_1p`] are exact to double precision
+/// (the first omitted term is under 1e-21 of the result).
+const SERIES_LIMIT: f64 = 1e-3;
+
+/// `exp(x) - 1`, by its Taylor series for small `x`.
+#[inline]
+fn exp_m1(x: f64) -> f64 {
+    if x.abs() < SERIES_LIMIT {
+        x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0)))))
+    } else {
+        x.exp_m1()
+    }
+}
+
+/// `ln(1 + x)`, by its Taylor series for small `x`.
+#[inline]
+fn ln_1p(x: f64) -> f64 {
+    if x.abs() < SERIES_LIMIT {
+        x * (1.0
+            - x * (1.0 / 2.0
+                - x * (1.0 / 3.0 - x * (1.0 / 4.0 - x * (1.0 / 5.0 - x * (1.0 / 6.0 - x / 7.0))))))
+    } else {
+        x.ln_1p()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{exp_m1, ln_1p};
+
+    #[test]
+    fn series_match_libm_where_they_are_used() {
+        for i in -1000..=1000 {
+            let x = f64::from(i) * 0.999e-6;
+            let (a, b) = (exp_m1(x), x.exp_m1());
+            assert!(
+                (a - b).abs() <= 2.0 * f64::EPSILON * b.abs(),
+                "exp_m1({x}): {a} vs {b}"
+            );
+            let (a, b) = (ln_1p(x), x.ln_1p());
+            assert!(
+                (a - b).abs() <= 2.0 * f64::EPSILON * b.abs(),
+                "ln_1p({x}): {a} vs {b}"
+            );
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::book::{Position, Side};
 /// A sorted ladder of tranches with prefix sums.
 ///
 /// Within a ladder every tranche has the same maintenance rate, so the bankruptcy price is a
-/// fixed multiple `bk_ratio` of the trigger price (at a trigger, equity is exactly `mm x
+/// fixed multiple `exp(log_bk_ratio)` of the trigger price (at a trigger, equity is exactly `mm x
 /// notional`). That is what makes the fee / bad-debt split of a stretch a pair of binary
 /// searches.
 #[derive(Debug, Clone)]
@@ -26,8 +26,11 @@ pub struct Ladder {
     cum_qty_entry: Vec<f64>,
     /// Prefix count of tranches that are a position's first (counts liquidated positions).
     cum_first: Vec<u32>,
-    /// Bankruptcy price / trigger price: `1 - mm` for longs, `1 + mm` for shorts.
-    bk_ratio: f64,
+    /// Log of bankruptcy price / trigger price: `ln(1 - mm)` for longs, `ln(1 + mm)` for shorts.
+    log_bk_ratio: f64,
+    /// Liquidation fee rate, and `ln(1 - sign x fee)`: where equity just pays the fee.
+    fee: f64,
+    log_fee_factor: f64,
     /// The side's whole quantity, including positions that can never be liquidated.
     total_quantity: f64,
 }
@@ -114,7 +117,9 @@ impl Ladder {
             cum_qty_trigger: Vec::with_capacity(n + 1),
             cum_qty_entry: Vec::with_capacity(n + 1),
             cum_first: Vec::with_capacity(n + 1),
-            bk_ratio: 1.0 - s * mm,
+            log_bk_ratio: (1.0 - s * mm).ln(),
+            fee,
+            log_fee_factor: (1.0 - s * fee).ln(),
             total_quantity,
         };
         let (mut q, mut qt, mut qe, mut c) = (0.0, 0.0, 0.0, 0u32);
@@ -206,22 +211,26 @@ impl Ladder {
         )
     }
 
-    /// Liquidates tranches `a..b` at fill price `fill` with fee rate `fee`.
+    /// Liquidates tranches `a..b` at the fill price `exp(log_fill)` with the ladder's fee.
     ///
-    /// `scale` multiplies every trigger (and so every bankruptcy price) of the stretch: 1 as
-    /// built, below 1 for longs (above for shorts) after traders posted a margin add-on.
-    pub fn sweep(&self, a: usize, b: usize, fill: f64, fee: f64, scale: f64) -> Sweep {
+    /// `log_scale` shifts every trigger (and so every bankruptcy price) of the stretch in log
+    /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on. Working
+    /// in logs keeps logarithms off this hot path: keys are log triggers already.
+    pub fn sweep(&self, a: usize, b: usize, log_fill: f64, log_scale: f64) -> Sweep {
         if a >= b {
             return Sweep::default();
         }
         let s = self.side.sign();
+        let fill = log_fill.exp();
+        let fee = self.fee;
         // Bankruptcy price over the *unscaled* trigger, so the keys and prefix sums (built
         // from unscaled triggers) serve as they are.
-        let r = self.bk_ratio * scale;
+        let log_r = self.log_bk_ratio + log_scale;
+        let r = log_r.exp();
         // Bankruptcy beyond the fill (bad debt) sorts first, then equity below the fee, then
         // equity that pays the whole fee.
-        let bad_key = -s * (fill / r).ln();
-        let fee_key = -s * (fill * (1.0 - s * fee) / r).ln();
+        let bad_key = -s * (log_fill - log_r);
+        let fee_key = -s * (log_fill + self.log_fee_factor - log_r);
         let c1 = a + self.keys[a..b].partition_point(|&k| k < bad_key);
         let c2 = c1 + self.keys[c1..b].partition_point(|&k| k < fee_key);
         let (q_bad, t_bad, _) = self.sums(a, c1);

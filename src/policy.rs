@@ -206,9 +206,7 @@ fn stressed_loss(
             None,
         );
         let crossed = ladder.crossed_until(0, price.ln());
-        ladder
-            .sweep(0, crossed, price, venue.liquidation_fee, 1.0)
-            .bad_debt
+        ladder.sweep(0, crossed, price.ln(), 0.0).bad_debt
     })
     .fold(0.0, f64::max)
 }

@@ -515,7 +515,7 @@ fn a_fixed_seed_gives_pinned_values() {
     let row = out.row(1, 0);
     assert_eq!(row[Metric::LiquidatedNotional.index()], 1102224883.3063862);
     assert_eq!(row[Metric::LiquidatedPositions.index()], 3737.0);
-    assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155023);
+    assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155157);
     assert_eq!(row[Metric::BadDebt.index()], 2350965.59097215);
     assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
 }

@@ -36,6 +36,9 @@ pub enum Error {
     /// Some other input the user gave is unusable (a flag, an output path, a result directory).
     #[error("{0}")]
     BadInput(String),
+    /// The run was interrupted (Ctrl-C); nothing was written.
+    #[error("interrupted; no result was written")]
+    Interrupted,
     /// Reading or writing a file failed for a reason outside the user's input.
     #[error("{context}: {source}")]
     Io {
@@ -55,7 +58,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidScenario { .. } | Error::BadInput(_) => 2,
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Interrupted => 1,
         }
     }
 

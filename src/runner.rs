@@ -7,6 +7,7 @@
 //! that add up the same in any order.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -24,6 +25,10 @@ use crate::timeline::Timeline;
 
 /// Paths per batch: the unit of parallel work and of progress.
 pub const BATCH: usize = 64;
+
+/// Set (by the command line's Ctrl-C handler) to stop a run between batches; the run then
+/// returns [`Error::Interrupted`] and its caller writes nothing.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
 /// A contiguous block of paths `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +136,9 @@ pub fn run(
             .for_each_init(
                 || (Scratch::default(), vec![0.0; steps]),
                 |(scratch, returns), (batch, chunk)| {
+                    if INTERRUPT.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let worker = rayon::current_thread_index().unwrap_or(0);
                     let mut slot = timelines[worker].lock().expect("no panics while held");
                     let timeline =
@@ -154,6 +162,9 @@ pub fn run(
             );
     });
     progress.finish();
+    if INTERRUPT.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
     let mut timeline = Timeline::new(policies, steps, scale);
     for t in timelines
         .into_iter()

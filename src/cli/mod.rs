@@ -175,6 +175,15 @@ struct RunArgs {
 /// Parses flags and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    // Ctrl-C stops the simulation between batches; the temporary result directory is then
+    // removed as the error unwinds, so an interrupted run leaves nothing behind. A second
+    // Ctrl-C exits at once.
+    let _ = ctrlc::set_handler(|| {
+        if cascade::runner::INTERRUPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupting: finishing the current batches (Ctrl-C again to exit at once)");
+    });
     match cli.command {
         Command::Run(args) => run_scenario(args),
         Command::Validate { scenario, set } => {

@@ -13,6 +13,7 @@
 //! ([`result_dir`]), with [`units`] for how figures are shown.
 
 pub mod book;
+pub mod calibrate;
 pub mod charts;
 pub mod columnar;
 pub mod engine;

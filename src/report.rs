@@ -549,17 +549,34 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
                 .map(|v| format!("{v}"))
                 .unwrap_or_else(|| "?".into()),
         ),
+        PriceModel::Garch => format!(
+            "a GARCH(1,1) random walk (alpha {}, beta {})",
+            p.alpha.map(trim).unwrap_or_else(|| "?".into()),
+            p.beta.map(trim).unwrap_or_else(|| "?".into()),
+        ),
+        PriceModel::Historical => match p.block_bootstrap {
+            Some(n) => format!("a block bootstrap ({n}-step blocks) of historical returns"),
+            None => "a replay of historical returns".to_string(),
+        },
+    };
+    // Replayed returns carry their own volatility, and a GARCH with an explicit omega sets
+    // its own level: only the other models are described by annual volatility.
+    let volatility = match (p.model, p.omega) {
+        (PriceModel::Historical, _) | (PriceModel::Garch, Some(_)) => String::new(),
+        _ => format!(
+            " with {} annual volatility",
+            units::percent(p.annual_volatility)
+        ),
     };
     let mut text = format!(
         "{} Monte Carlo paths of {} steps of {} seconds ({}), all from seed {}. \
-         The fundamental price starts at {} and follows {model} with {} annual volatility.",
+         The fundamental price starts at {} and follows {model}{volatility}.",
         units::count(sim.paths as f64),
         units::count(f64::from(sim.steps)),
         trim(dt),
         horizon_words(f64::from(sim.steps) * dt),
         s.seed,
         units::usd(p.start),
-        units::percent(p.annual_volatility),
     );
     if let Some(st) = &p.stress {
         let _ = write!(

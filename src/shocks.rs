@@ -3,10 +3,13 @@
 //! Models are built once per scenario with validated parameters ([`ShockModel::new`]) and
 //! then fill a path's returns from that path's generator; sampling never fails. Every model
 //! is a martingale in price (the drift compensates the convexity of the log), so the shock
-//! process does not by itself push prices down; the stress drop is layered on top.
+//! process does not by itself push prices down; the stress drop is layered on top. The one
+//! exception is historical replay, which returns the series as it is, drift included.
+
+use std::sync::Arc;
 
 use rand::Rng;
-use rand_distr::{Distribution, Exp1, StandardNormal, StudentT};
+use rand_distr::{Distribution, Exp1, StandardNormal, StudentT, Uniform};
 
 use crate::scenario::file::{Price, PriceModel};
 
@@ -29,6 +32,26 @@ pub struct ShockModel {
     jumps: Option<(f64, f64, f64)>,
     /// Deterministic stress: log return per step, first step, number of steps.
     stress: Option<(f64, usize, usize)>,
+    /// Where the returns come from, when not from the i.i.d. diffusion above.
+    source: Source,
+}
+
+/// The return generator: i.i.d. diffusion (with optional jumps), GARCH(1,1), or replay.
+#[derive(Debug, Clone)]
+enum Source {
+    Iid,
+    /// sigma2_t = omega + alpha eps_(t-1)^2 + beta sigma2_(t-1), started at the
+    /// unconditional variance omega / (1 - alpha - beta).
+    Garch {
+        omega: f64,
+        alpha: f64,
+        beta: f64,
+    },
+    /// The series, and the block length of a moving-block bootstrap (none: replay as is).
+    Replay {
+        returns: Arc<[f64]>,
+        block: Option<usize>,
+    },
 }
 
 impl ShockModel {
@@ -55,6 +78,20 @@ impl ShockModel {
             drift -= lambda * ((mean + 0.5 * stdev * stdev).exp() - 1.0);
             (lambda, mean, stdev)
         });
+        let source = match price.model {
+            PriceModel::Garch => {
+                let alpha = price.alpha.expect("validated for garch");
+                let beta = price.beta.expect("validated for garch");
+                // Variance targeting: the unconditional per-step variance is sigma^2.
+                let omega = price.omega.unwrap_or((1.0 - alpha - beta) * sigma * sigma);
+                Source::Garch { omega, alpha, beta }
+            }
+            PriceModel::Historical => Source::Replay {
+                returns: price.returns.as_slice().into(),
+                block: price.block_bootstrap.map(|b| b as usize),
+            },
+            _ => Source::Iid,
+        };
         let stress = price.stress.as_ref().map(|s| {
             let n = s.duration_steps as usize;
             ((1.0 - s.drop).ln() / n as f64, s.start_step as usize, n)
@@ -65,11 +102,51 @@ impl ShockModel {
             innovation,
             jumps,
             stress,
+            source,
         }
     }
 
     /// Fills `out` with one path's log returns, step by step.
     pub fn fill<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
+        match &self.source {
+            Source::Iid => self.fill_iid(rng, out),
+            &Source::Garch { omega, alpha, beta } => {
+                let mut sigma2 = omega / (1.0 - alpha - beta);
+                for r in out.iter_mut() {
+                    let z: f64 = StandardNormal.sample(rng);
+                    let eps = sigma2.sqrt() * z;
+                    // Drift -sigma2/2 keeps E[exp(r) | past] = 1: a martingale in price.
+                    *r = eps - 0.5 * sigma2;
+                    sigma2 = omega + alpha * eps * eps + beta * sigma2;
+                }
+            }
+            Source::Replay {
+                returns,
+                block: None,
+            } => out.copy_from_slice(&returns[..out.len()]),
+            Source::Replay {
+                returns,
+                block: Some(block),
+            } => {
+                // Moving-block bootstrap: blocks start anywhere a whole block fits.
+                let starts = Uniform::new_inclusive(0, returns.len() - block)
+                    .expect("validated: the block fits in the series");
+                for chunk in out.chunks_mut(*block) {
+                    let start = starts.sample(rng);
+                    chunk.copy_from_slice(&returns[start..start + chunk.len()]);
+                }
+            }
+        }
+        if let Some((per_step, start, n)) = self.stress {
+            let end = (start + n).min(out.len());
+            for r in &mut out[start.min(end)..end] {
+                *r += per_step;
+            }
+        }
+    }
+
+    /// Gaussian or Student-t diffusion with optional Merton jumps, i.i.d. across steps.
+    fn fill_iid<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut [f64]) {
         for r in out.iter_mut() {
             let z: f64 = match &self.innovation {
                 Innovation::Gaussian => StandardNormal.sample(rng),
@@ -87,11 +164,45 @@ impl ShockModel {
                 }
             }
         }
-        if let Some((per_step, start, n)) = self.stress {
-            let end = (start + n).min(out.len());
-            for r in &mut out[start.min(end)..end] {
-                *r += per_step;
+    }
+}
+
+/// Reads the per-step log returns of a `historical` price: a CSV with a header and a
+/// `log_return` column (other columns are ignored). Errors name the file and the line.
+pub fn read_returns_csv(path: &std::path::Path) -> Result<Vec<f64>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let column = headers
+        .iter()
+        .position(|h| h == "log_return")
+        .ok_or_else(|| {
+            format!(
+                "{}: missing column `log_return` (one per-step log return per row)",
+                path.display()
+            )
+        })?;
+    let mut out = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("{} line {}: {e}", path.display(), i + 2))?;
+        let line = record.position().map_or(i as u64 + 2, |p| p.line());
+        let field = record.get(column).unwrap_or("");
+        match field.parse::<f64>() {
+            Ok(v) if v.is_finite() => out.push(v),
+            _ => {
+                return Err(format!(
+                    "{} line {line}: log_return `{field}` must be a finite number",
+                    path.display()
+                ));
             }
         }
     }
+    if out.is_empty() {
+        return Err(format!("{}: no returns", path.display()));
+    }
+    Ok(out)
 }

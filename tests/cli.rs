@@ -1099,7 +1099,7 @@ fn an_interrupted_run_leaves_no_result_directory() {
     // Ctrl-C (SIGINT) stops the run between batches and removes its temporary directory.
     let tmp = TempDir::new().unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+    let child = Command::new(env!("CARGO_BIN_EXE_cascade"))
         .current_dir(tmp.path())
         .args([
             "run",

@@ -1,8 +1,10 @@
 //! Integration tests, one binary: each module is a chapter.
 
+mod calibrate;
 mod cli;
 mod engine;
 mod policies;
 mod report;
 mod shards;
+mod shocks;
 mod slurm;

@@ -17,6 +17,7 @@ macro_rules! sayln {
     }};
 }
 
+mod calibrate;
 mod sweep;
 mod table;
 
@@ -65,6 +66,8 @@ enum Command {
         #[arg(long, requires = "out")]
         resume: bool,
     },
+    /// Find the value of a field (default price.stress.drop) whose median METRIC hits a target.
+    Calibrate(calibrate::CalibrateArgs),
     /// (Re)build the charts and report.html of a result directory, without rerunning it.
     Report {
         /// Result directory (as `cascade run` printed it).
@@ -186,6 +189,7 @@ pub fn run() -> Result<()> {
     });
     match cli.command {
         Command::Run(args) => run_scenario(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Validate { scenario, set } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             say!("{}", s.to_toml());

@@ -80,6 +80,10 @@ pub enum PriceModel {
     StudentT,
     /// Merton jump-diffusion: GBM plus compound Poisson log-normal jumps.
     Merton,
+    /// GARCH(1,1) volatility clustering with Gaussian innovations (`alpha`, `beta`, `omega`).
+    Garch,
+    /// Replay of the per-step log returns in `returns_csv`, optionally block-bootstrapped.
+    Historical,
 }
 
 /// The fundamental price process.
@@ -91,6 +95,9 @@ pub struct Price {
     #[serde(default)]
     pub model: PriceModel,
     /// Annualised volatility of log returns (0.55 = 55%); 0 gives a deterministic path.
+    /// With model `garch` it is the unconditional volatility the variance is targeted to
+    /// (leave it out when `omega` is given); model `historical` does not use it (the
+    /// volatility is the series'), so it must be left out.
     #[serde(default)]
     pub annual_volatility: f64,
     /// Degrees of freedom of the Student-t innovations (model `student_t`, must exceed 2).
@@ -105,9 +112,39 @@ pub struct Price {
     /// Standard deviation of the log jump size (model `merton`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jump_stdev: Option<f64>,
+    /// GARCH(1,1) constant, in per-step variance units (model `garch`, positive). Leave it
+    /// out to target the variance: omega = (1 - alpha - beta) x the per-step variance that
+    /// `annual_volatility` implies, so the unconditional volatility is `annual_volatility`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omega: Option<f64>,
+    /// GARCH(1,1) reaction to the last squared shock (model `garch`, at least 0):
+    /// sigma2_t = omega + alpha x eps_(t-1)^2 + beta x sigma2_(t-1), with alpha + beta below 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// GARCH(1,1) persistence of the conditional variance (model `garch`, at least 0;
+    /// alpha + beta must be below 1 so the variance is stationary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// CSV of per-step log returns to replay (model `historical`), relative to the scenario
+    /// file: a header row, then one row per step with the natural log of the price ratio over
+    /// one step of `simulation.step_seconds` in a column named `log_return` (other columns,
+    /// such as a timestamp, are ignored). Row 1 is step 1. The series is used as is: its
+    /// drift is kept, so the price is a martingale only if the series is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns_csv: Option<PathBuf>,
+    /// Block length, in steps, of a moving-block bootstrap of `returns_csv` (model
+    /// `historical`). Leave it out to replay the series as is on every path (it then needs at
+    /// least `simulation.steps` rows); with it, each path is filled with blocks of this many
+    /// consecutive returns starting at uniformly drawn rows, from the path's own generator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_bootstrap: Option<u32>,
     /// Optional deterministic stress drop layered on the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stress: Option<Stress>,
+    /// The returns read from `returns_csv` when the scenario is loaded (not part of the file).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub returns: Vec<f64>,
 }
 
 /// A deterministic drop of the fundamental, the way supervisors write stress scenarios.

@@ -26,6 +26,8 @@ pub struct Scenario {
     snapshots: Vec<Option<Vec<Position>>>,
     /// Where each venue's snapshot was read from (resolved against the scenario's folder).
     snapshot_paths: Vec<Option<PathBuf>>,
+    /// Where the historical returns were read from (model `historical`).
+    returns_path: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -75,6 +77,21 @@ impl Scenario {
                 None => None,
             });
         }
+        let returns_path = (file.price.model == file::PriceModel::Historical)
+            .then(|| file.price.returns_csv.as_ref().map(|rel| base.join(rel)))
+            .flatten();
+        if let Some(path) = &returns_path {
+            match crate::shocks::read_returns_csv(path) {
+                Ok(returns) => {
+                    problems.extend(check_returns_length(&file, path, returns.len()));
+                    file.price.returns = returns;
+                }
+                Err(message) => problems.push(Problem {
+                    path: "price.returns_csv".to_string(),
+                    message,
+                }),
+            }
+        }
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
@@ -98,6 +115,7 @@ impl Scenario {
             source_sha256: hex_sha256(text.as_bytes()),
             snapshots,
             snapshot_paths,
+            returns_path,
         })
     }
 
@@ -126,7 +144,8 @@ impl Scenario {
         toml::to_string_pretty(&self.file).expect("a scenario always serializes")
     }
 
-    /// The snapshot files to copy into a result directory: (source, path within the result).
+    /// The input files to copy into a result directory: (source, path within the result).
+    /// Venue snapshots first, in venue order, then the historical returns, if any.
     pub fn snapshot_copies(&self) -> Vec<(PathBuf, PathBuf)> {
         self.snapshot_paths
             .iter()
@@ -135,6 +154,11 @@ impl Scenario {
                 p.as_ref()
                     .map(|p| (p.clone(), PathBuf::from(format!("books/venue-{i}.csv"))))
             })
+            .chain(
+                self.returns_path
+                    .iter()
+                    .map(|p| (p.clone(), PathBuf::from(RETURNS_COPY))),
+            )
             .collect()
     }
 
@@ -149,6 +173,9 @@ impl Scenario {
             .zip(self.snapshot_copies())
         {
             venue.book.positions_csv = Some(copy);
+        }
+        if self.returns_path.is_some() {
+            file.price.returns_csv = Some(PathBuf::from(RETURNS_COPY));
         }
         toml::to_string_pretty(&file).expect("a scenario always serializes")
     }
@@ -180,6 +207,32 @@ impl Scenario {
                 ),
             })
             .collect()
+    }
+}
+
+/// Where a result directory keeps its copy of the historical returns.
+const RETURNS_COPY: &str = "books/price-returns.csv";
+
+/// A replay without bootstrap needs a return per step; a bootstrap block must fit the series.
+fn check_returns_length(file: &ScenarioFile, path: &Path, rows: usize) -> Option<Problem> {
+    let steps = file.simulation.steps as usize;
+    match file.price.block_bootstrap {
+        None if rows < steps => Some(Problem {
+            path: "price.returns_csv".to_string(),
+            message: format!(
+                "{} has {rows} returns but simulation.steps is {steps}: a replay without \
+                 price.block_bootstrap needs at least one return per step",
+                path.display()
+            ),
+        }),
+        Some(block) if block as usize > rows => Some(Problem {
+            path: "price.block_bootstrap".to_string(),
+            message: format!(
+                "{block} is longer than the {rows} returns in {}",
+                path.display()
+            ),
+        }),
+        _ => None,
     }
 }
 

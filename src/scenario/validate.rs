@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::file::{
-    FundSizing, LiquidationMode, PriceModel, ScenarioFile, Supervision, SupervisionMetric,
+    FundSizing, LiquidationMode, Price, PriceModel, ScenarioFile, Supervision, SupervisionMetric,
     SupervisoryAction,
 };
 use crate::error::Problem;
@@ -147,6 +147,33 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
             only(c, key, value.is_some(), "merton");
         }
     }
+    check_garch(c, p);
+    if p.model == PriceModel::Historical {
+        if p.returns_csv.is_none() {
+            c.fail(
+                "price.returns_csv",
+                "is required with model = \"historical\" (a CSV with a `log_return` column)",
+            );
+        }
+        if p.annual_volatility != 0.0 {
+            c.fail(
+                "price.annual_volatility",
+                "is not used with model = \"historical\" (the volatility is the series'); \
+                 remove it",
+            );
+        }
+        if p.block_bootstrap == Some(0) {
+            c.fail("price.block_bootstrap", "must be at least 1 step");
+        }
+    } else {
+        only(c, "returns_csv", p.returns_csv.is_some(), "historical");
+        only(
+            c,
+            "block_bootstrap",
+            p.block_bootstrap.is_some(),
+            "historical",
+        );
+    }
     if let Some(st) = &p.stress {
         c.number(
             "price.stress.drop",
@@ -164,6 +191,59 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
                     "{} must be below simulation.steps ({}), or the stress never happens",
                     st.start_step, s.simulation.steps
                 ),
+            );
+        }
+    }
+}
+
+/// GARCH(1,1): alpha and beta required, non-negative, alpha + beta below 1 (stationarity);
+/// omega positive when given, and then `annual_volatility` is not used.
+fn check_garch(c: &mut Checker, p: &Price) {
+    let keys = [("omega", p.omega), ("alpha", p.alpha), ("beta", p.beta)];
+    if p.model != PriceModel::Garch {
+        for (key, value) in keys {
+            if value.is_some() {
+                c.fail(
+                    format!("price.{key}"),
+                    "is only used with model = \"garch\"; remove it or change the model",
+                );
+            }
+        }
+        return;
+    }
+    for key in ["alpha", "beta"] {
+        if keys.iter().any(|(k, v)| *k == key && v.is_none()) {
+            c.fail(
+                format!("price.{key}"),
+                "is required with model = \"garch\" (e.g. alpha = 0.08, beta = 0.9)",
+            );
+        }
+    }
+    if let Some(a) = p.alpha {
+        c.non_negative("price.alpha", a);
+    }
+    if let Some(b) = p.beta {
+        c.non_negative("price.beta", b);
+    }
+    if let (Some(a), Some(b)) = (p.alpha, p.beta) {
+        if a.is_finite() && b.is_finite() && a + b >= 1.0 {
+            c.fail(
+                "price.alpha",
+                format!(
+                    "alpha + beta = {} must be below 1, or the variance is not stationary \
+                     (it has no finite long-run level)",
+                    a + b
+                ),
+            );
+        }
+    }
+    if let Some(omega) = p.omega {
+        c.positive("price.omega", omega);
+        if p.annual_volatility != 0.0 {
+            c.fail(
+                "price.annual_volatility",
+                "is not used when price.omega is given (the unconditional variance is then \
+                 omega / (1 - alpha - beta)); give one of them",
             );
         }
     }

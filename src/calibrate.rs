@@ -1,0 +1,374 @@
+//! Calibration: the value of one scenario field (by default the stress drop) for which the
+//! median of a metric equals a target, such as an observed crash.
+//!
+//! Analysts know what happened (the price fell 13%) but not the shock that made it happen
+//! once liquidations amplified it; this module answers that question the same way for every
+//! scenario. It promises:
+//!
+//! - **Common random numbers.** The seed is fixed once (drawn and recorded if the scenario has
+//!   none) and every evaluation reuses it, so the median is a deterministic function of the
+//!   key: the same command gives the same answer, and the calibrated scenario, run with the
+//!   same paths, reproduces the median the search reached.
+//! - **A bracketing search.** The key is searched within a bracket whose two ends must give
+//!   medians on either side of the target (it is an error, naming the range reached, when
+//!   they do not). Inside it, regula falsi with the Illinois modification, falling back to
+//!   bisection whenever it stalls, keeps the target bracketed at every step. The median over
+//!   finitely many paths is piecewise constant, so the search stops when the median is
+//!   within the metric tolerance of the target, or when the bracket is narrower than 1e-4 of
+//!   its starting width; it then returns the evaluated value whose median came closest.
+//! - **Only monotone use.** The search assumes the median moves one way with the key over the
+//!   bracket (as drawdowns and liquidations do with the stress drop); it never extrapolates.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::metrics::Metric;
+use crate::runner::RunOptions;
+use crate::scenario::{Override, Scenario};
+use crate::study;
+
+/// The key calibrated when none is named: the size of the deterministic stress drop.
+pub const DEFAULT_KEY: &str = "price.stress.drop";
+
+/// The bracket searched for [`DEFAULT_KEY`] unless another is given.
+pub const DEFAULT_DROP_BRACKET: (f64, f64) = (0.0, 0.95);
+
+/// What to calibrate and how hard to try.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// Dotted key of the real-valued scenario field to solve for.
+    pub key: String,
+    /// The metric whose median is matched.
+    pub metric: Metric,
+    /// The median to reach.
+    pub target: f64,
+    /// The policy whose median is matched; `None` is the baseline (the first policy).
+    pub policy: Option<String>,
+    /// Lowest and highest value of the key searched; `None` is [`DEFAULT_DROP_BRACKET`] for
+    /// [`DEFAULT_KEY`] and an error for any other key.
+    pub bracket: Option<(f64, f64)>,
+    /// Stop once the median is within this share of the target (absolute when the target is 0).
+    pub tolerance: f64,
+    /// Give up after this many simulations.
+    pub max_evaluations: usize,
+}
+
+impl Search {
+    /// A search for `metric = target` over [`DEFAULT_KEY`], with the default tolerances.
+    pub fn new(metric: Metric, target: f64) -> Search {
+        Search {
+            key: DEFAULT_KEY.to_string(),
+            metric,
+            target,
+            policy: None,
+            bracket: None,
+            tolerance: 1e-3,
+            max_evaluations: 40,
+        }
+    }
+}
+
+/// One simulation of the search.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Value of the key.
+    pub value: f64,
+    /// Median of the metric under the searched policy.
+    pub median: f64,
+}
+
+/// The outcome of a search.
+#[derive(Debug, Clone)]
+pub struct Calibration {
+    /// The value of the key found (the evaluated value whose median came closest to target).
+    pub value: f64,
+    /// The median at that value.
+    pub median: f64,
+    /// Whether the median is within the tolerance (otherwise the median jumps across the
+    /// target between two values less than the key tolerance apart, and this is the closer).
+    pub within_tolerance: bool,
+    /// Every simulation, in the order run.
+    pub evaluations: Vec<Evaluation>,
+    /// The whole scenario (every policy) with the key set to the value found and the seed fixed.
+    pub scenario: Scenario,
+}
+
+/// The metric called `name`, or an error listing every valid name.
+pub fn metric_named(name: &str) -> Result<Metric> {
+    Metric::ALL
+        .iter()
+        .copied()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            Error::BadInput(format!(
+                "unknown metric `{name}`; valid metrics: {}",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Parses `METRIC=VALUE`.
+pub fn parse_target(text: &str) -> Result<(Metric, f64)> {
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        Error::BadInput(format!(
+            "--target {text}: expected METRIC=VALUE, e.g. max_drawdown=0.13"
+        ))
+    })?;
+    let metric = metric_named(name.trim())?;
+    let value: f64 = value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| Error::BadInput(format!("--target {text}: `{value}` is not a number")))?;
+    Ok((metric, value))
+}
+
+/// Parses `LO,HI` (with `LO < HI`).
+pub fn parse_bracket(text: &str) -> Result<(f64, f64)> {
+    let bad = || Error::BadInput(format!("--bracket {text}: expected LO,HI with LO < HI"));
+    let (lo, hi) = text.split_once(',').ok_or_else(bad)?;
+    let lo: f64 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f64 = hi.trim().parse().map_err(|_| bad())?;
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+/// Where `calibrate` writes by default: `<stem>.calibrated.toml` beside the scenario.
+pub fn default_out(scenario: &Path) -> PathBuf {
+    let stem = scenario
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().to_string());
+    scenario.with_file_name(format!("{stem}.calibrated.toml"))
+}
+
+/// Finds the value of `search.key` for which the median of `search.metric` equals
+/// `search.target`, for the scenario at `path` with `overrides` (`--set`, `--paths`, `--seed`)
+/// applied. `progress` sees every evaluation as it finishes.
+pub fn calibrate(
+    path: &Path,
+    overrides: &[Override],
+    search: &Search,
+    options: RunOptions,
+    mut progress: impl FnMut(&Evaluation),
+) -> Result<Calibration> {
+    let base = Scenario::load(path, overrides)?;
+    // The resolved scenario fixes the seed: every evaluation below runs on the same numbers.
+    let doc: toml::Value = toml::from_str(&base.to_toml()).expect("a resolved scenario parses");
+    check_key(&doc, &search.key)?;
+    let (lo, hi) = match (search.bracket, search.key.as_str()) {
+        (Some(b), _) => b,
+        (None, DEFAULT_KEY) => DEFAULT_DROP_BRACKET,
+        (None, key) => {
+            return Err(Error::BadInput(format!(
+                "--bracket LO,HI is required to calibrate `{key}` (only {DEFAULT_KEY} has a \
+                 default bracket, {} to {})",
+                DEFAULT_DROP_BRACKET.0, DEFAULT_DROP_BRACKET.1
+            )));
+        }
+    };
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(Error::BadInput(format!(
+            "the bracket must have LO < HI, got {lo},{hi}"
+        )));
+    }
+    let names: Vec<&str> = base
+        .file()
+        .policies
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let policy = match &search.policy {
+        None => 0,
+        Some(name) => names.iter().position(|n| n == name).ok_or_else(|| {
+            Error::BadInput(format!(
+                "unknown policy `{name}`; the scenario has: {}",
+                names.join(", ")
+            ))
+        })?,
+    };
+    // Policies run independently on the same paths, so the search simulates only the baseline
+    // (which must stay first) and the policy searched.
+    let mut searched = doc.clone();
+    if let Some(toml::Value::Array(ps)) = searched.get_mut("policies") {
+        let keep: Vec<toml::Value> = ps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i == 0 || *i == policy)
+            .map(|(_, p)| p.clone())
+            .collect();
+        *ps = keep;
+    }
+    let searched_text = toml::to_string(&searched).expect("a scenario serializes");
+    let index = usize::from(policy != 0);
+    let full_text = toml::to_string(&doc).expect("a scenario serializes");
+    let set = |x: f64| Override {
+        key: search.key.clone(),
+        value: toml::Value::Float(x),
+    };
+    let options = RunOptions {
+        progress: false,
+        ..options
+    };
+
+    let mut evaluations: Vec<Evaluation> = Vec::new();
+    let mut evaluate = |evaluations: &mut Vec<Evaluation>, x: f64| -> Result<f64> {
+        let scenario = Scenario::from_toml(&searched_text, base.source(), &[set(x)])?;
+        let study = study::simulate(scenario, None, options)?;
+        let median = study.summary.policies[index]
+            .metrics
+            .0
+            .iter()
+            .find(|(n, _)| n == search.metric.name())
+            .map(|(_, d)| d.p50)
+            .expect("every metric is summarised");
+        let e = Evaluation { value: x, median };
+        progress(&e);
+        evaluations.push(e);
+        Ok(median)
+    };
+
+    let target = search.target;
+    let tolerance = search.tolerance * if target == 0.0 { 1.0 } else { target.abs() };
+    let key_tolerance = 1e-4 * (hi - lo);
+    let (f_lo, f_hi) = (
+        evaluate(&mut evaluations, lo)?,
+        evaluate(&mut evaluations, hi)?,
+    );
+    let (low, high) = (f_lo.min(f_hi), f_lo.max(f_hi));
+    if !(low - tolerance..=high + tolerance).contains(&target) {
+        return Err(Error::BadInput(format!(
+            "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
+             {} = {lo} and {f_hi} at {hi}; widen it with --bracket LO,HI",
+            search.metric.name(),
+            search.key
+        )));
+    }
+    // g is the distance to the target signed so that g(a) <= 0 <= g(b).
+    let sign = if f_hi >= f_lo { 1.0 } else { -1.0 };
+    let (mut a, mut b) = (lo, hi);
+    let (mut ga, mut gb) = (sign * (f_lo - target), sign * (f_hi - target));
+    let mut last_side = 0i8;
+    let mut width_two_ago = f64::INFINITY;
+    let mut width_before = b - a;
+    let mut done = ga.abs() <= tolerance || gb.abs() <= tolerance;
+    while !done && b - a > key_tolerance {
+        if evaluations.len() >= search.max_evaluations {
+            return Err(Error::BadInput(format!(
+                "no value of {} within {} evaluations gives a median within tolerance; the \
+                 closest was {}",
+                search.key,
+                search.max_evaluations,
+                describe(closest(&evaluations, target))
+            )));
+        }
+        // Illinois step, unless the last two steps did not halve the bracket.
+        let mut x = if gb > ga {
+            a - ga * (b - a) / (gb - ga)
+        } else {
+            f64::NAN
+        };
+        if b - a > 0.5 * width_two_ago || !(x > a && x < b) {
+            x = 0.5 * (a + b);
+        }
+        let g = sign * (evaluate(&mut evaluations, x)? - target);
+        if g.abs() <= tolerance {
+            done = true;
+        } else if g < 0.0 {
+            a = x;
+            ga = g;
+            if last_side == -1 {
+                gb *= 0.5;
+            }
+            last_side = -1;
+        } else {
+            b = x;
+            gb = g;
+            if last_side == 1 {
+                ga *= 0.5;
+            }
+            last_side = 1;
+        }
+        width_two_ago = width_before;
+        width_before = b - a;
+    }
+    let best = closest(&evaluations, target);
+    let scenario = Scenario::from_toml(&full_text, base.source(), &[set(best.value)])?;
+    Ok(Calibration {
+        value: best.value,
+        median: best.median,
+        within_tolerance: (best.median - target).abs() <= tolerance,
+        evaluations,
+        scenario,
+    })
+}
+
+/// The evaluation whose median is closest to the target (the first of equals).
+fn closest(evaluations: &[Evaluation], target: f64) -> Evaluation {
+    let mut best = evaluations[0];
+    for e in &evaluations[1..] {
+        if (e.median - target).abs() < (best.median - target).abs() {
+            best = *e;
+        }
+    }
+    best
+}
+
+fn describe(e: Evaluation) -> String {
+    format!("median {} at {}", e.median, e.value)
+}
+
+/// Refuses keys that hold something other than a number in the resolved scenario (a missing
+/// key is left to the scenario's own checks, which suggest the nearest valid key).
+fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
+    let mut node = Some(doc);
+    for part in key.split('.') {
+        node = node.and_then(|n| match n {
+            toml::Value::Table(t) => t.get(part),
+            toml::Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
+            _ => None,
+        });
+    }
+    match node {
+        None | Some(toml::Value::Float(_)) => Ok(()),
+        Some(other) => Err(Error::BadInput(format!(
+            "`{key}` holds {other}, not a real number; calibrate searches a real-valued field"
+        ))),
+    }
+}
+
+/// The scenario as text for a file at `out`: relative position snapshots are rewritten to
+/// absolute paths when `out` is in another folder than the scenario they were relative to.
+pub fn to_toml_at(scenario: &Scenario, out: &Path) -> String {
+    let text = scenario.to_toml();
+    let dir = |p: &Path| {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()
+    };
+    let source_dir = dir(scenario.source());
+    if source_dir.is_none() || source_dir == dir(out) {
+        return text;
+    }
+    let base = source_dir.expect("checked above");
+    let mut doc: toml::Value = toml::from_str(&text).expect("a resolved scenario parses");
+    let mut changed = false;
+    if let Some(toml::Value::Array(venues)) = doc.get_mut("venues") {
+        for v in venues {
+            if let Some(toml::Value::String(p)) =
+                v.get_mut("book").and_then(|b| b.get_mut("positions_csv"))
+                && Path::new(p.as_str()).is_relative()
+            {
+                *p = base.join(p.as_str()).display().to_string();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        toml::to_string_pretty(&doc).expect("a scenario serializes")
+    } else {
+        text
+    }
+}

@@ -1,0 +1,122 @@
+//! `cascade calibrate`: solve for the value of a scenario field that makes a metric's median
+//! hit a target, and write the calibrated scenario.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use cascade::calibrate::{self, Search};
+use cascade::error::{Error, Result};
+
+use super::Common;
+
+/// Flags of `cascade calibrate`.
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// Scenario file.
+    scenario: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    /// The median to reach, e.g. --target max_drawdown=0.13.
+    #[arg(long, value_name = "METRIC=VALUE")]
+    target: String,
+    /// The real-valued scenario field to solve for, by its dotted path.
+    #[arg(long, default_value = calibrate::DEFAULT_KEY)]
+    key: String,
+    /// Where to write the calibrated scenario (default: <stem>.calibrated.toml beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The policy whose median is matched (default: the baseline, the first policy).
+    #[arg(long)]
+    policy: Option<String>,
+    /// Range of the key searched (default 0,0.95 for price.stress.drop; required otherwise).
+    #[arg(long, value_name = "LO,HI")]
+    bracket: Option<String>,
+    /// Stop once the median is within this share of the target.
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+    /// Give up after this many simulations.
+    #[arg(long, default_value_t = 40)]
+    max_evaluations: usize,
+}
+
+/// Runs the search and writes the calibrated scenario.
+pub fn run(args: CalibrateArgs) -> Result<()> {
+    let (metric, target) = calibrate::parse_target(&args.target)?;
+    if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
+        return Err(Error::BadInput(format!(
+            "--tolerance {}: must be a non-negative number",
+            args.tolerance
+        )));
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| calibrate::default_out(&args.scenario));
+    refuse_existing(&out, args.common.force)?;
+    let search = Search {
+        key: args.key.clone(),
+        metric,
+        target,
+        policy: args.policy.clone(),
+        bracket: args
+            .bracket
+            .as_deref()
+            .map(calibrate::parse_bracket)
+            .transpose()?,
+        tolerance: args.tolerance,
+        max_evaluations: args.max_evaluations.max(2),
+    };
+    let quiet = args.common.quiet;
+    let mut n = 0;
+    let found = calibrate::calibrate(
+        &args.scenario,
+        &args.common.overrides()?,
+        &search,
+        args.common.options(),
+        |e| {
+            n += 1;
+            if !quiet {
+                eprintln!(
+                    "evaluation {n:>2}: {} = {:<12.6} median {} = {:<12.6} target {}",
+                    search.key,
+                    e.value,
+                    metric.name(),
+                    e.median,
+                    target
+                );
+            }
+        },
+    )?;
+    refuse_existing(&out, args.common.force)?;
+    std::fs::write(&out, calibrate::to_toml_at(&found.scenario, &out))
+        .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))?;
+    sayln!("{} = {}", search.key, found.value);
+    sayln!(
+        "median {} = {} (target {target}) after {} evaluations, {} paths, seed {}",
+        metric.name(),
+        found.median,
+        found.evaluations.len(),
+        found.scenario.file().simulation.paths,
+        found.scenario.seed()
+    );
+    if !found.within_tolerance {
+        eprintln!(
+            "warning: the median jumps across the target near this value (it is piecewise \
+             constant over {} paths); this is the closest value found. More paths smooth it.",
+            found.scenario.file().simulation.paths
+        );
+    }
+    sayln!("calibrated scenario: {}", out.display());
+    Ok(())
+}
+
+fn refuse_existing(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !force {
+        return Err(Error::BadInput(format!(
+            "{} already exists; pass --force to replace it",
+            out.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,456 @@
+//! The price models of issue 6: GARCH(1,1) (stationarity, variance targeting, volatility
+//! clustering, martingale drift) and historical replay (exact without bootstrap, moving
+//! blocks of the series with it, the file copied into results so they run again).
+
+use std::path::Path;
+
+use cascade::error::{Error, Problem};
+use cascade::scenario::Scenario;
+use cascade::shocks::ShockModel;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tempfile::TempDir;
+
+/// A small valid scenario with the given `[price]` body.
+fn scenario_text(steps: u32, price: &str) -> String {
+    format!(
+        r#"
+name = "shocks"
+[simulation]
+paths = 16
+steps = {steps}
+seed = 7
+[price]
+start = 50000.0
+{price}
+[[venues]]
+name = "a"
+jurisdiction = "x"
+initial_margin = 0.1
+maintenance_margin = 0.05
+depth_1pct = 1.0e6
+open_interest = 1.0e7
+[venues.book]
+positions = 50
+"#
+    )
+}
+
+/// Loads scenario text as if it lay at `source` (CSV paths resolve against its folder).
+fn try_load(text: &str, source: &Path) -> Result<Scenario, Vec<Problem>> {
+    Scenario::from_toml(text, source, &[]).map_err(|e| match e {
+        Error::InvalidScenario { problems, .. } => problems,
+        other => panic!("expected an invalid scenario, got {other}"),
+    })
+}
+
+fn load(text: &str, source: &Path) -> Scenario {
+    try_load(text, source).unwrap_or_else(|p| panic!("scenario refused: {p:?}"))
+}
+
+/// The problems of an invalid scenario, as `path: message` lines.
+fn problems(text: &str, source: &Path) -> Vec<String> {
+    match try_load(text, source) {
+        Ok(_) => panic!("scenario accepted:\n{text}"),
+        Err(problems) => problems
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect(),
+    }
+}
+
+fn has(problems: &[String], path: &str, words: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.starts_with(&format!("{path}: ")) && p.contains(words))
+}
+
+/// Returns of path `path` of the scenario's shock model, as the runner draws them.
+fn returns(s: &Scenario, path: u64) -> Vec<f64> {
+    let f = s.file();
+    let model = ShockModel::new(&f.price, f.simulation.step_seconds);
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed());
+    rng.set_stream(path);
+    let mut out = vec![0.0; f.simulation.steps as usize];
+    model.fill(&mut rng, &mut out);
+    out
+}
+
+fn here() -> &'static Path {
+    Path::new("test.toml")
+}
+
+// ---------------------------------------------------------------------------------------
+// GARCH(1,1)
+
+#[test]
+fn garch_validation_refuses_non_stationary_and_incomplete_parameters() {
+    for (a, b) in [(0.2, 0.8), (0.5, 0.7), (0.0, 1.0)] {
+        let text = scenario_text(
+            100,
+            &format!("model = \"garch\"\nannual_volatility = 0.5\nalpha = {a}\nbeta = {b}"),
+        );
+        let p = problems(&text, here());
+        assert!(
+            has(&p, "price.alpha", "must be below 1"),
+            "alpha {a} + beta {b}: {p:?}"
+        );
+    }
+    let p = problems(
+        &scenario_text(100, "model = \"garch\"\nannual_volatility = 0.5"),
+        here(),
+    );
+    assert!(has(&p, "price.alpha", "is required"), "{p:?}");
+    assert!(has(&p, "price.beta", "is required"), "{p:?}");
+    let p = problems(
+        &scenario_text(
+            100,
+            "model = \"garch\"\nalpha = -0.1\nbeta = 0.9\nomega = 0.0\nannual_volatility = 0.5",
+        ),
+        here(),
+    );
+    assert!(has(&p, "price.alpha", "zero or more"), "{p:?}");
+    assert!(has(&p, "price.omega", "positive"), "{p:?}");
+    assert!(
+        has(&p, "price.annual_volatility", "not used when price.omega"),
+        "{p:?}"
+    );
+    let p = problems(
+        &scenario_text(100, "annual_volatility = 0.5\nalpha = 0.1\nbeta = 0.8"),
+        here(),
+    );
+    assert!(has(&p, "price.alpha", "only used with model = \"garch\""));
+    assert!(has(&p, "price.beta", "only used with model = \"garch\""));
+    // Just below the boundary is fine.
+    load(
+        &scenario_text(
+            100,
+            "model = \"garch\"\nannual_volatility = 0.5\nalpha = 0.1\nbeta = 0.899",
+        ),
+        here(),
+    );
+}
+
+/// Per-path mean of `f(r)` over all steps, for `paths` paths: the values are independent
+/// across paths, so their spread gives an honest standard error even though GARCH returns
+/// are dependent within a path.
+fn path_means(s: &Scenario, paths: u64, f: impl Fn(f64) -> f64) -> (f64, f64) {
+    let means: Vec<f64> = (0..paths)
+        .map(|p| {
+            let r = returns(s, p);
+            r.iter().map(|&x| f(x)).sum::<f64>() / r.len() as f64
+        })
+        .collect();
+    let n = means.len() as f64;
+    let mean = means.iter().sum::<f64>() / n;
+    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+#[test]
+fn garch_variance_targeting_gives_the_annual_volatility() {
+    // 2000 paths x 500 steps = 1e6 returns. The conditional variance starts at its
+    // unconditional level and E[sigma2_t] stays there at every step, so E[r^2] equals the
+    // target (plus sigma2^2/4 from the drift, ~1e-7 relative, negligible). We allow 5
+    // standard errors, estimated from the independent per-path means, and require that
+    // standard error to be below 3% of the target so a wrong omega cannot hide in it.
+    let step_seconds = 60.0;
+    let vol: f64 = 0.8;
+    let target = vol * vol * step_seconds / (365.0 * 86_400.0);
+    let cases = [
+        // Variance targeting: omega absent.
+        format!("model = \"garch\"\nannual_volatility = {vol}\nalpha = 0.1\nbeta = 0.85"),
+        // Explicit omega in per-step variance units with the same unconditional variance.
+        format!(
+            "model = \"garch\"\nomega = {}\nalpha = 0.1\nbeta = 0.85",
+            0.05 * target
+        ),
+    ];
+    for price in &cases {
+        let s = load(&scenario_text(500, price), here());
+        let (mean, se) = path_means(&s, 2_000, |r| r * r);
+        assert!(se < 0.03 * target, "{price}: standard error {se} too large");
+        assert!(
+            (mean - target).abs() < 5.0 * se,
+            "{price}: per-step variance {mean:e}, target {target:e} (se {se:e})"
+        );
+    }
+}
+
+#[test]
+fn garch_price_is_a_martingale() {
+    // E[exp(r_t)] = 1 at every step thanks to the -sigma2_t/2 drift. Daily steps at 80%
+    // volatility make sigma2/2 = 8.8e-4 per step, while exp(r) - 1 has a standard deviation
+    // of about sigma = 0.042, so 2000 x 500 draws pin its mean to ~4e-5: a missing or doubled
+    // compensation would be 20 standard errors away.
+    let text = scenario_text(
+        500,
+        "model = \"garch\"\nannual_volatility = 0.8\nalpha = 0.1\nbeta = 0.85",
+    )
+    .replace("seed = 7", "seed = 7\nstep_seconds = 86400.0");
+    let s = load(&text, here());
+    let (mean, se) = path_means(&s, 2_000, |r| r.exp() - 1.0);
+    assert!(
+        mean.abs() < 5.0 * se,
+        "E[exp(r)] - 1 = {mean:e} (se {se:e})"
+    );
+    assert!(
+        se < 1e-4,
+        "standard error {se:e} too large to see a missing drift"
+    );
+}
+
+/// Lag-1 autocorrelation of squared returns, pooled over `paths` paths.
+fn squared_autocorrelation(s: &Scenario, paths: u64) -> (f64, usize) {
+    let squares: Vec<Vec<f64>> = (0..paths)
+        .map(|p| returns(s, p).iter().map(|r| r * r).collect())
+        .collect();
+    let n: usize = squares.iter().map(Vec::len).sum();
+    let m = squares.iter().flatten().sum::<f64>() / n as f64;
+    let (mut num, mut den) = (0.0, 0.0);
+    for x in &squares {
+        num += x.windows(2).map(|w| (w[0] - m) * (w[1] - m)).sum::<f64>();
+        den += x.iter().map(|v| (v - m).powi(2)).sum::<f64>();
+    }
+    (num / den, n)
+}
+
+#[test]
+fn garch_clusters_volatility_only_when_alpha_is_positive() {
+    // alpha = 0.1, beta = 0.85 has a finite fourth moment (3a^2 + 2ab + b^2 = 0.92 < 1) and a
+    // theoretical lag-1 autocorrelation of squared returns of
+    // a (1 - ab - b^2) / (1 - 2ab - b^2) = 0.18. With alpha = 0 the variance stays at its
+    // unconditional level, returns are i.i.d. and the sample autocorrelation of 1e6 draws has
+    // a standard error of 1/sqrt(1e6) = 0.001; we allow 5 of them.
+    let clustered = load(
+        &scenario_text(
+            500,
+            "model = \"garch\"\nannual_volatility = 0.8\nalpha = 0.1\nbeta = 0.85",
+        ),
+        here(),
+    );
+    let (rho, _) = squared_autocorrelation(&clustered, 2_000);
+    assert!(rho > 0.1, "autocorrelation of squared returns {rho}");
+    let flat = load(
+        &scenario_text(
+            500,
+            "model = \"garch\"\nannual_volatility = 0.8\nalpha = 0.0\nbeta = 0.9",
+        ),
+        here(),
+    );
+    let (rho, n) = squared_autocorrelation(&flat, 2_000);
+    assert!(
+        rho.abs() < 5.0 / (n as f64).sqrt(),
+        "autocorrelation {rho} with alpha = 0"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Historical replay
+
+/// Distinct, awkward returns (not round in binary) written with the shortest exact decimal.
+fn series(rows: usize) -> Vec<f64> {
+    (0..rows)
+        .map(|i| ((i as f64 + 1.0) * 0.7310585786300049).sin() * 0.01 / 3.0)
+        .collect()
+}
+
+/// A folder with `returns.csv` (a timestamp column too) and a scenario beside it.
+fn replay_dir(returns: &[f64]) -> (TempDir, std::path::PathBuf) {
+    let tmp = TempDir::new().unwrap();
+    let mut csv = String::from("timestamp,log_return\n");
+    for (i, r) in returns.iter().enumerate() {
+        csv.push_str(&format!("{},{r}\n", 1_600_000_000 + 60 * i));
+    }
+    std::fs::write(tmp.path().join("returns.csv"), csv).unwrap();
+    let source = tmp.path().join("replay.toml");
+    (tmp, source)
+}
+
+#[test]
+fn replay_without_bootstrap_reproduces_the_csv_exactly_on_every_path() {
+    let data = series(250);
+    let (_tmp, source) = replay_dir(&data);
+    let s = load(
+        &scenario_text(200, "model = \"historical\"\nreturns_csv = \"returns.csv\""),
+        &source,
+    );
+    for path in 0..16 {
+        let r = returns(&s, path);
+        assert_eq!(r.len(), 200);
+        for (step, (got, want)) in r.iter().zip(&data).enumerate() {
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "path {path} step {step}: {got} != {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bootstrap_draws_moving_blocks_of_the_csv() {
+    let block = 7;
+    let data = series(120);
+    let (_tmp, source) = replay_dir(&data);
+    let s = load(
+        &scenario_text(
+            100,
+            &format!(
+                "model = \"historical\"\nreturns_csv = \"returns.csv\"\nblock_bootstrap = {block}"
+            ),
+        ),
+        &source,
+    );
+    let index = |r: f64| data.iter().position(|d| d.to_bits() == r.to_bits());
+    let mut starts = std::collections::BTreeSet::new();
+    for path in 0..32 {
+        let r = returns(&s, path);
+        assert_eq!(r.len(), 100);
+        // 100 steps = 14 whole blocks of 7 and a last block of 2.
+        for chunk in r.chunks(block) {
+            let first = index(chunk[0]).expect("every return drawn belongs to the CSV");
+            assert!(
+                first + block <= data.len(),
+                "block starting at row {first} overflows"
+            );
+            for (k, v) in chunk.iter().enumerate() {
+                assert_eq!(
+                    index(*v),
+                    Some(first + k),
+                    "path {path}: a block is not {block} consecutive CSV returns"
+                );
+            }
+            starts.insert(first);
+        }
+    }
+    // 480 blocks over 114 possible starts: a uniform draw reaches most of them.
+    assert!(
+        starts.len() > 80,
+        "only {} distinct block starts",
+        starts.len()
+    );
+    assert_ne!(
+        returns(&s, 0),
+        returns(&s, 1),
+        "paths draw their own blocks"
+    );
+}
+
+#[test]
+fn same_seed_same_returns() {
+    let data = series(60);
+    let (_tmp, source) = replay_dir(&data);
+    for price in [
+        "model = \"garch\"\nannual_volatility = 0.6\nalpha = 0.08\nbeta = 0.9",
+        "model = \"historical\"\nreturns_csv = \"returns.csv\"\nblock_bootstrap = 5",
+    ] {
+        let text = scenario_text(100, price);
+        let (a, b) = (load(&text, &source), load(&text, &source));
+        for path in [0, 3, 15] {
+            let (x, y) = (returns(&a, path), returns(&b, path));
+            assert!(x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+        assert_ne!(returns(&a, 0), returns(&a, 1), "{price}: paths differ");
+    }
+}
+
+#[test]
+fn replay_file_problems_name_the_key_the_file_and_the_line() {
+    let (tmp, source) = replay_dir(&series(10));
+    let dir = tmp.path();
+    let text = |price: &str| scenario_text(50, price);
+
+    let p = problems(&text("model = \"historical\""), &source);
+    assert!(has(&p, "price.returns_csv", "is required"), "{p:?}");
+
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"returns.csv\""),
+        &source,
+    );
+    assert!(
+        has(
+            &p,
+            "price.returns_csv",
+            "has 10 returns but simulation.steps is 50"
+        ),
+        "{p:?}"
+    );
+    // With a bootstrap a short series is fine, as long as a block fits.
+    load(
+        &text("model = \"historical\"\nreturns_csv = \"returns.csv\"\nblock_bootstrap = 10"),
+        &source,
+    );
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"returns.csv\"\nblock_bootstrap = 11"),
+        &source,
+    );
+    assert!(
+        has(&p, "price.block_bootstrap", "longer than the 10"),
+        "{p:?}"
+    );
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"returns.csv\"\nblock_bootstrap = 0"),
+        &source,
+    );
+    assert!(has(&p, "price.block_bootstrap", "at least 1"), "{p:?}");
+
+    std::fs::write(dir.join("bad.csv"), "log_return\n0.01\n0.02\nabc\n").unwrap();
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"bad.csv\"\nblock_bootstrap = 1"),
+        &source,
+    );
+    assert!(has(&p, "price.returns_csv", "bad.csv line 4"), "{p:?}");
+    std::fs::write(dir.join("nocol.csv"), "ret\n0.01\n").unwrap();
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"nocol.csv\"\nblock_bootstrap = 1"),
+        &source,
+    );
+    assert!(
+        has(&p, "price.returns_csv", "missing column `log_return`"),
+        "{p:?}"
+    );
+
+    let p = problems(
+        &text(
+            "model = \"historical\"\nreturns_csv = \"returns.csv\"\nannual_volatility = 0.5\nblock_bootstrap = 2",
+        ),
+        &source,
+    );
+    assert!(has(&p, "price.annual_volatility", "not used"), "{p:?}");
+    let p = problems(
+        &text("annual_volatility = 0.5\nreturns_csv = \"returns.csv\"\nblock_bootstrap = 2"),
+        &source,
+    );
+    assert!(has(
+        &p,
+        "price.returns_csv",
+        "only used with model = \"historical\""
+    ));
+    assert!(has(
+        &p,
+        "price.block_bootstrap",
+        "only used with model = \"historical\""
+    ));
+}
+
+#[test]
+fn a_result_directory_keeps_the_returns_and_runs_again() {
+    let data = series(40);
+    let (tmp, source) = replay_dir(&data);
+    let s = load(
+        &scenario_text(40, "model = \"historical\"\nreturns_csv = \"returns.csv\""),
+        &source,
+    );
+    let result = tmp.path().join("result");
+    std::fs::create_dir_all(&result).unwrap();
+    cascade::results::write_scenario(&result, &s).unwrap();
+    // The original file may go away: the result has its own copy.
+    std::fs::remove_file(tmp.path().join("returns.csv")).unwrap();
+    let again = Scenario::load(&result.join("scenario.toml"), &[]).unwrap();
+    assert_eq!(again.sha256(), s.sha256());
+    for path in [0, 5] {
+        assert_eq!(returns(&again, path), returns(&s, path));
+    }
+    assert_eq!(returns(&again, 0), data);
+}

@@ -118,6 +118,17 @@ pub struct VenueTerms {
 }
 
 impl VenueTerms {
+    /// Every venue's own terms, in scenario order, each with its own fund.
+    pub fn all_baseline(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<VenueTerms> {
+        let f = scenario.file();
+        f.venues
+            .iter()
+            .zip(books)
+            .enumerate()
+            .map(|(i, (v, b))| VenueTerms::baseline(v, f.liquidity.routing, i, b.clone()))
+            .collect()
+    }
+
     /// A venue's own terms, as the scenario states them.
     pub fn baseline(v: &Venue, routing: f64, fund: usize, positions: Vec<Position>) -> Self {
         VenueTerms {
@@ -197,15 +208,12 @@ impl Market {
 
     /// The scenario's own market: every venue on its own terms, each with its own fund.
     pub fn baseline(scenario: &Scenario, books: &[Vec<Position>]) -> Market {
-        let f = scenario.file();
-        let terms = f
+        let funds = scenario
+            .file()
             .venues
             .iter()
-            .zip(books)
-            .enumerate()
-            .map(|(i, (v, b))| VenueTerms::baseline(v, f.liquidity.routing, i, b.clone()))
+            .map(|v| v.insurance_fund)
             .collect();
-        let funds = f.venues.iter().map(|v| v.insurance_fund).collect();
-        Market::build(scenario, terms, funds)
+        Market::build(scenario, VenueTerms::all_baseline(scenario, books), funds)
     }
 }

@@ -32,13 +32,7 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
     if !cooperating.contains(&true) {
         return Market::baseline(scenario, books);
     }
-    let mut terms: Vec<VenueTerms> = f
-        .venues
-        .iter()
-        .zip(books)
-        .enumerate()
-        .map(|(i, (v, b))| VenueTerms::baseline(v, f.liquidity.routing, i, b.clone()))
-        .collect();
+    let mut terms = VenueTerms::all_baseline(scenario, books);
     let own_initial: Vec<f64> = f.venues.iter().map(|v| v.initial_margin).collect();
     let mut initial = own_initial.clone();
     for (i, t) in terms.iter_mut().enumerate() {

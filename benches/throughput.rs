@@ -7,8 +7,10 @@
 //!   side per venue, on the same pre-drawn exogenous returns. The design promises that a path
 //!   costs nothing per position it does not liquidate, so the two should be within 1.5x.
 //!
-//! Scenarios, books and markets are built outside the timed loops. Run with
-//! `cargo bench --bench throughput`; these machines are small and noisy, so samples are few.
+//! Scenarios, books and markets are built outside the timed loops (the huge books only when
+//! their benchmark is selected). Run with `cargo bench --bench throughput`, or one group with
+//! `cargo bench --bench throughput -- book_size`; these machines are small and noisy, so
+//! samples are few and the whole run takes about a minute.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -26,8 +28,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Paths per timed run of the whole Monte Carlo.
-const RUN_PATHS: u64 = 256;
+/// Paths per timed run of the whole Monte Carlo. A run has a fixed cost of a few milliseconds
+/// (thread pool, timeline histograms allocated and merged), about 10% of a 256-path run and
+/// 2-3% of this one, so this measures the per-path throughput real runs see.
+const RUN_PATHS: u64 = 1024;
 
 /// Distinct pre-drawn paths the per-path benchmark cycles through.
 const PATH_SET: u64 = 64;
@@ -85,14 +89,17 @@ fn venue_steps(c: &mut Criterion) {
     group.finish();
 }
 
-/// Per-path cost of [`engine::simulate`] with small and huge books, on the same returns.
-fn book_size(c: &mut Criterion) {
-    let mut group = c.benchmark_group("book_size");
-    group.sample_size(20);
-    group.warm_up_time(Duration::from_secs(2));
-    group.measurement_time(Duration::from_secs(5));
-    group.throughput(Throughput::Elements(1));
-    for positions in BOOK_SIZES {
+/// One market with `positions` per side per venue, and pre-drawn returns to run it on.
+struct PathBench {
+    market: Market,
+    returns: Vec<Vec<f64>>,
+    scratch: Scratch,
+    row: Vec<f64>,
+    next: usize,
+}
+
+impl PathBench {
+    fn new(positions: u32) -> PathBench {
         let overrides: Vec<Override> = (0..load(&[]).file().venues.len())
             .map(|v| {
                 Override::parse(&format!("venues.{v}.book.positions={positions}"))
@@ -103,10 +110,9 @@ fn book_size(c: &mut Criterion) {
         let market = markets(&scenario).swap_remove(0);
         let f = scenario.file();
         let steps = f.simulation.steps as usize;
-
-        // The same exogenous returns for both book sizes: drawn as the runner draws path i.
+        // The same exogenous returns for every book size: path i drawn as the runner draws it.
         let shocks = ShockModel::new(&f.price, f.simulation.step_seconds);
-        let returns: Vec<Vec<f64>> = (0..PATH_SET)
+        let returns = (0..PATH_SET)
             .map(|i| {
                 let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed());
                 rng.set_stream(i);
@@ -115,27 +121,55 @@ fn book_size(c: &mut Criterion) {
                 r
             })
             .collect();
-        let mut scratch = Scratch::default();
-        let mut row = vec![
+        let row = vec![
             0.0;
             RowLayout {
                 venues: f.venues.len()
             }
             .len()
         ];
-        let mut next = 0usize;
+        PathBench {
+            market,
+            returns,
+            scratch: Scratch::default(),
+            row,
+            next: 0,
+        }
+    }
 
+    /// Simulates the next pre-drawn path (cycling through the set).
+    fn next_path(&mut self) -> engine::Ledger {
+        let r = &self.returns[self.next % self.returns.len()];
+        self.next += 1;
+        let ledger = engine::simulate(black_box(&self.market), r, &mut self.scratch, &mut self.row);
+        black_box(ledger)
+    }
+}
+
+/// Per-path cost of [`engine::simulate`] with small and huge books, on the same returns.
+fn book_size(c: &mut Criterion) {
+    let mut group = c.benchmark_group("book_size");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    for positions in BOOK_SIZES {
+        // Built on first use, outside the timed loop, so that filtering this benchmark out
+        // (`cargo bench --bench throughput -- venue_steps`) skips building the huge books.
+        let mut setup: Option<PathBench> = None;
         group.bench_function(BenchmarkId::new("simulate_one_path", positions), |b| {
-            b.iter(|| {
-                let r = &returns[next % returns.len()];
-                next += 1;
-                let ledger = engine::simulate(black_box(&market), r, &mut scratch, &mut row);
-                black_box(ledger)
-            })
+            let p = setup.get_or_insert_with(|| PathBench::new(positions));
+            b.iter(|| p.next_path())
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, venue_steps, book_size);
+criterion_group! {
+    name = benches;
+    // No plots: the plotters backend panics on machines without fonts (FontUnavailable), and
+    // the figures are read from the terminal or target/criterion/*/new/estimates.json.
+    config = Criterion::default().without_plots();
+    targets = venue_steps, book_size
+}
 criterion_main!(benches);

@@ -572,8 +572,17 @@ const SERIES_LIMIT: f64 = 1e-3;
 /// `exp(x) - 1`, by its Taylor series for small `x`.
 #[inline]
 fn exp_m1(x: f64) -> f64 {
+    // Horner form with reciprocals as constants: multiplications, no divisions.
+    const C: [f64; 6] = [
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+    ];
     if x.abs() < SERIES_LIMIT {
-        x * (1.0 + x / 2.0 * (1.0 + x / 3.0 * (1.0 + x / 4.0 * (1.0 + x / 5.0 * (1.0 + x / 6.0)))))
+        x * (C[0] + x * (C[1] + x * (C[2] + x * (C[3] + x * (C[4] + x * C[5])))))
     } else {
         x.exp_m1()
     }
@@ -582,10 +591,17 @@ fn exp_m1(x: f64) -> f64 {
 /// `ln(1 + x)`, by its Taylor series for small `x`.
 #[inline]
 fn ln_1p(x: f64) -> f64 {
+    const C: [f64; 7] = [
+        1.0,
+        -1.0 / 2.0,
+        1.0 / 3.0,
+        -1.0 / 4.0,
+        1.0 / 5.0,
+        -1.0 / 6.0,
+        1.0 / 7.0,
+    ];
     if x.abs() < SERIES_LIMIT {
-        x * (1.0
-            - x * (1.0 / 2.0
-                - x * (1.0 / 3.0 - x * (1.0 / 4.0 - x * (1.0 / 5.0 - x * (1.0 / 6.0 - x / 7.0))))))
+        x * (C[0] + x * (C[1] + x * (C[2] + x * (C[3] + x * (C[4] + x * (C[5] + x * C[6]))))))
     } else {
         x.ln_1p()
     }

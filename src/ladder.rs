@@ -181,7 +181,13 @@ impl Ladder {
     /// First index at or after `from` whose key fails `pred` (keys ascending).
     #[inline]
     fn partition_from(&self, from: usize, pred: impl Fn(f64) -> bool) -> usize {
-        let n = self.keys.len();
+        self.partition_within(from, self.keys.len(), pred)
+    }
+
+    /// First index in `from..n` whose key fails `pred`, or `n` (keys ascending), by galloping
+    /// search from `from`: the boundaries a cascade looks for lie close to where it starts.
+    #[inline]
+    fn partition_within(&self, from: usize, n: usize, pred: impl Fn(f64) -> bool) -> usize {
         if from >= n || !pred(self.keys[from]) {
             return from;
         }
@@ -231,8 +237,8 @@ impl Ladder {
         // equity that pays the whole fee.
         let bad_key = -s * (log_fill - log_r);
         let fee_key = -s * (log_fill + self.log_fee_factor - log_r);
-        let c1 = a + self.keys[a..b].partition_point(|&k| k < bad_key);
-        let c2 = c1 + self.keys[c1..b].partition_point(|&k| k < fee_key);
+        let c1 = self.partition_within(a, b, |k| k < bad_key);
+        let c2 = self.partition_within(c1, b, |k| k < fee_key);
         let (q_bad, t_bad, _) = self.sums(a, c1);
         let (q_cap, t_cap, _) = self.sums(c1, c2);
         let (q_full, t_full, _) = self.sums(c2, b);

@@ -241,10 +241,14 @@ impl<'a> PathRun<'a> {
                 self.supervise();
             }
             let z = self.x + self.shared.level();
-            if !self.quiet(z) {
+            let z = if self.quiet(z) {
+                z
+            } else {
                 let depth_factor = lm.depth_factor(self.recent_move);
                 self.cascade(depth_factor);
-            }
+                // The cascade moved the shared price: centre the index on where it is now.
+                self.x + self.shared.level()
+            };
             let log_index = if self.locals_active {
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                 for st in &self.s.venues {

@@ -50,11 +50,16 @@ impl Timeline {
 
     /// Adds one path of one policy.
     pub fn record(&mut self, policy: usize, log_price: &[f64], liquidated: &[f64]) {
+        // Plain slices of the policy's `[bin, step]` block: this runs every step of every
+        // path, and ndarray's checked 2-d indexing costs more than the counting.
+        let steps = self.price.len_of(Axis(2));
         let mut price = self.price.index_axis_mut(Axis(0), policy);
+        let price = price.as_slice_mut().expect("timelines are in standard layout");
         for (t, &lp) in log_price.iter().enumerate() {
-            price[[price_bin(lp), t]] += 1;
+            price[price_bin(lp) * steps + t] += 1;
         }
         let mut liq = self.liquidated.index_axis_mut(Axis(0), policy);
+        let liq = liq.as_slice_mut().expect("timelines are in standard layout");
         // Cumulative liquidations change on few steps: reuse the bin (a log10) while they don't.
         let (mut last, mut bin) = (f64::NAN, 0);
         for (t, &l) in liquidated.iter().enumerate() {
@@ -62,7 +67,7 @@ impl Timeline {
                 last = l;
                 bin = liq_bin(l / self.scale);
             }
-            liq[[bin, t]] += 1;
+            liq[bin * steps + t] += 1;
         }
         widen(&mut self.price_range, policy, log_price);
         widen(&mut self.liquidated_range, policy, liquidated);
@@ -126,9 +131,10 @@ fn empty_ranges(policies: usize, steps: usize) -> Array3<f64> {
 
 fn widen(ranges: &mut Array3<f64>, policy: usize, values: &[f64]) {
     let mut r = ranges.index_axis_mut(Axis(0), policy);
-    for (t, &v) in values.iter().enumerate() {
-        r[[t, 0]] = r[[t, 0]].min(v);
-        r[[t, 1]] = r[[t, 1]].max(v);
+    let r = r.as_slice_mut().expect("ranges are in standard layout");
+    for (pair, &v) in r.chunks_exact_mut(2).zip(values) {
+        pair[0] = pair[0].min(v);
+        pair[1] = pair[1].max(v);
     }
 }
 

@@ -54,12 +54,16 @@ impl Timeline {
         // path, and ndarray's checked 2-d indexing costs more than the counting.
         let steps = self.price.len_of(Axis(2));
         let mut price = self.price.index_axis_mut(Axis(0), policy);
-        let price = price.as_slice_mut().expect("timelines are in standard layout");
+        let price = price
+            .as_slice_mut()
+            .expect("timelines are in standard layout");
         for (t, &lp) in log_price.iter().enumerate() {
             price[price_bin(lp) * steps + t] += 1;
         }
         let mut liq = self.liquidated.index_axis_mut(Axis(0), policy);
-        let liq = liq.as_slice_mut().expect("timelines are in standard layout");
+        let liq = liq
+            .as_slice_mut()
+            .expect("timelines are in standard layout");
         // Cumulative liquidations change on few steps: reuse the bin (a log10) while they don't.
         let (mut last, mut bin) = (f64::NAN, 0);
         for (t, &l) in liquidated.iter().enumerate() {

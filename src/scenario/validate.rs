@@ -32,6 +32,15 @@ impl Checker {
         }
     }
 
+    /// A key that belongs with a setting: required with it (`wanted`), refused without it.
+    fn needed_iff(&mut self, path: impl Into<String>, present: bool, wanted: bool, when: &str) {
+        match (present, wanted) {
+            (false, true) => self.fail(path, format!("is required with {when}")),
+            (true, false) => self.fail(path, format!("is only used with {when}; remove it")),
+            _ => {}
+        }
+    }
+
     fn share(&mut self, path: &str, value: f64) {
         self.number(path, value, (0.0..=1.0).contains(&value), "between 0 and 1");
     }
@@ -103,12 +112,12 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
     c.positive("price.start", p.start);
     c.non_negative("price.annual_volatility", p.annual_volatility);
     let only = |c: &mut Checker, key: &str, present: bool, model: &str| {
-        if present {
-            c.fail(
-                format!("price.{key}"),
-                format!("is only used with model = \"{model}\"; remove it or change the model"),
-            );
-        }
+        c.needed_iff(
+            format!("price.{key}"),
+            present,
+            false,
+            &format!("model = \"{model}\""),
+        );
     };
     match p.model {
         PriceModel::StudentT => match p.degrees_of_freedom {
@@ -479,12 +488,8 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
 
 fn check_supervision(c: &mut Checker, i: usize, s: &Supervision) {
     let at = |key: &str| format!("policies[{i}].supervision.{key}");
-    let needs = |c: &mut Checker, key: &str, present: bool, wanted: bool, when: &str| match (
-        present, wanted,
-    ) {
-        (false, true) => c.fail(at(key), format!("is required with {when}")),
-        (true, false) => c.fail(at(key), format!("is only used with {when}")),
-        _ => {}
+    let needs = |c: &mut Checker, key: &str, present: bool, wanted: bool, when: &str| {
+        c.needed_iff(at(key), present, wanted, when);
     };
     let near = s.metric == SupervisionMetric::NearLiquidation;
     needs(

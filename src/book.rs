@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Pareto, StandardNormal};
 use serde::Deserialize;
 
+use crate::margin::{MarginSchedule, Trigger};
 use crate::scenario::file::{Book, LeverageMix};
 
 /// Which side of the market a position is on.
@@ -47,10 +48,15 @@ pub struct Position {
 }
 
 impl Position {
-    /// Price at which equity falls to `mm` times notional.
-    pub fn liquidation_price(&self, mm: f64) -> f64 {
-        let s = self.side.sign();
-        self.entry * (1.0 - s / self.leverage) / (1.0 - s * mm)
+    /// Price at which equity is zero.
+    pub fn bankruptcy_price(&self) -> f64 {
+        self.entry * (1.0 - self.side.sign() / self.leverage)
+    }
+
+    /// Where the position is liquidated under `margin`: equity falls to the maintenance
+    /// requirement of its notional there.
+    pub fn trigger(&self, margin: &MarginSchedule) -> Trigger {
+        margin.trigger(self.side, self.quantity, self.bankruptcy_price())
     }
 
     /// Equity per unit of quantity at `price`.
@@ -121,20 +127,19 @@ impl BookSpec {
 }
 
 /// Draws a venue's book: `spec.positions` longs and as many shorts, each side holding
-/// `open_interest / start` units, with leverage in `[1, 1 / initial_margin]` and no position
-/// past its liquidation price at the start.
+/// `open_interest / start` units, with leverage in `[1, max]` (the maximum leverage of the
+/// position's margin tier at the start price) and no position past its liquidation price at
+/// the start.
 pub fn generate(
     spec: &BookSpec,
     start: f64,
     open_interest: f64,
-    initial_margin: f64,
-    maintenance_margin: f64,
+    margin: &MarginSchedule,
     seed: u64,
     venue_index: usize,
 ) -> Vec<Position> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(BOOK_STREAM_BASE + venue_index as u64);
-    let max_leverage = 1.0 / initial_margin;
     let sizes = Pareto::new(1.0, spec.size_tail).expect("validated: size_tail > 1");
     let entries = Normal::new(0.0, spec.entry_dispersion).expect("validated: dispersion >= 0");
     let mut book = Vec::with_capacity(2 * spec.positions as usize);
@@ -142,10 +147,22 @@ pub fn generate(
         (Side::Long, spec.long_leverage),
         (Side::Short, spec.short_leverage),
     ] {
-        let first = book.len();
-        let mut total = 0.0;
-        for _ in 0..spec.positions {
-            let z: f64 = StandardNormal.sample(&mut rng);
+        // Draw first (three numbers per position, in a fixed order), then size: a tier
+        // depends on the notional, known only once the side's sizes are scaled.
+        let draws: Vec<(f64, f64, f64)> = (0..spec.positions)
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                let offset = entries.sample(&mut rng);
+                let size: f64 = sizes.sample(&mut rng);
+                (z, offset, size)
+            })
+            .collect();
+        let total: f64 = draws.iter().map(|d| d.2).sum();
+        // Scale sizes so the side holds open_interest / start units.
+        let units = open_interest / start;
+        for (z, offset, size) in draws {
+            let quantity = size * (units / total);
+            let max_leverage = margin.max_leverage(quantity * start);
             let leverage = (mix.median.ln() + mix.dispersion * z)
                 .exp()
                 .clamp(1.0, max_leverage);
@@ -154,35 +171,21 @@ pub fn generate(
             // taken as bought as far below it), where it is always safe. Mirroring instead of
             // redrawing keeps the number of draws per position fixed, so changing a margin
             // rate changes only the positions it touches.
-            let offset = entries.sample(&mut rng);
-            let mut entry = start * offset.exp();
-            let trigger = Position {
+            let mut position = Position {
                 side,
-                quantity: 1.0,
-                entry,
+                quantity,
+                entry: start * offset.exp(),
                 leverage,
-            }
-            .liquidation_price(maintenance_margin);
+            };
+            let trigger = position.trigger(margin).price;
             let past = match side {
                 Side::Long => trigger >= start,
                 Side::Short => trigger <= start,
             };
             if past {
-                entry = start * (-offset).exp();
+                position.entry = start * (-offset).exp();
             }
-            let size: f64 = sizes.sample(&mut rng);
-            total += size;
-            book.push(Position {
-                side,
-                quantity: size,
-                entry,
-                leverage,
-            });
-        }
-        // Scale sizes so the side holds open_interest / start units.
-        let units = open_interest / start;
-        for p in &mut book[first..] {
-            p.quantity *= units / total;
+            book.push(position);
         }
     }
     book

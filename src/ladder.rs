@@ -7,29 +7,51 @@
 //! and the fee / bad-debt split of a stretch filled at one price, come from prefix sums and
 //! binary search: a path never loops over positions.
 
+use std::collections::BTreeMap;
+
 use crate::book::{Position, Side};
+use crate::margin::MarginSchedule;
+
+/// Width, in log price, of the maintenance classes of a tiered ladder: a tranche's
+/// bankruptcy price is taken as its class's multiple of its (exact) trigger, so it is off by
+/// at most half of this, 0.5 basis points of price.
+pub const CLASS_WIDTH: f64 = 1e-4;
 
 /// A sorted ladder of tranches with prefix sums.
 ///
-/// Within a ladder every tranche has the same maintenance rate, so the bankruptcy price is a
-/// fixed multiple `exp(log_bk_ratio)` of the trigger price (at a trigger, equity is exactly `mm x
-/// notional`). That is what makes the fee / bad-debt split of a stretch a pair of binary
-/// searches.
+/// The fee / bad-debt split of a stretch needs the tranches in order of bankruptcy price as
+/// well as of trigger. Under one maintenance rate the bankruptcy price is a fixed multiple
+/// `exp(log_bk_ratio)` of the trigger (at a trigger, equity is exactly `rate x notional`),
+/// so one order serves both, and the split is a pair of binary searches. Margin tiers give
+/// larger positions higher effective rates; such a ladder also keeps its tranches grouped in
+/// *classes* of nearly equal rate (see [`CLASS_WIDTH`]), each a ladder of its own for the
+/// split, while crossing and flows still use the single order of all tranches.
 #[derive(Debug, Clone)]
 pub struct Ladder {
     side: Side,
-    /// `-sign x ln(trigger)`: ascending, so the crossed tranches are a prefix beyond the pointer.
-    keys: Vec<f64>,
-    /// Prefix sums, one entry per boundary (length n + 1), kept together so that a lookup
-    /// touches one cache line rather than four arrays.
-    prefix: Vec<Prefix>,
-    /// Log of bankruptcy price / trigger price: `ln(1 - mm)` for longs, `ln(1 + mm)` for shorts.
-    log_bk_ratio: f64,
+    /// All tranches: keys and prefix sums (see [`Run`]).
+    all: Run,
+    /// Classes of a ladder with several rates, in ascending rate; empty when every tranche
+    /// has the same rate (then `all` carries it).
+    classes: Vec<Run>,
     /// Liquidation fee rate, and `ln(1 - sign x fee)`: where equity just pays the fee.
     fee: f64,
     log_fee_factor: f64,
     /// The side's whole quantity, including positions that can never be liquidated.
     total_quantity: f64,
+}
+
+/// Tranches sorted by trigger, with prefix sums.
+#[derive(Debug, Clone, Default)]
+struct Run {
+    /// `-sign x ln(trigger)`: ascending, so the crossed tranches are a prefix beyond the pointer.
+    keys: Vec<f64>,
+    /// Prefix sums, one entry per boundary (length n + 1), kept together so that a lookup
+    /// touches one cache line rather than four arrays.
+    prefix: Vec<Prefix>,
+    /// Log of bankruptcy price / trigger price: `ln(1 - rate)` for longs, `ln(1 + rate)` for
+    /// shorts (unused on the `all` run of a ladder with classes).
+    log_bk_ratio: f64,
 }
 
 /// Prefix sums up to one boundary of the ladder.
@@ -52,6 +74,8 @@ struct Tranche {
     quantity: f64,
     entry: f64,
     first: bool,
+    /// Its exact log bankruptcy / trigger ratio.
+    log_bk_ratio: f64,
 }
 
 /// What liquidating a stretch of a ladder at one fill price does, in USD.
@@ -73,146 +97,65 @@ pub struct Sweep {
     pub counterparty: f64,
 }
 
-impl Ladder {
-    /// Builds the ladder of the positions of `side` in `book`.
-    ///
-    /// `partial_fraction` of `None` closes a position whole at its trigger; `Some(f)` closes
-    /// `f` of the original quantity per trigger, the closed part's equity less the fee staying
-    /// with the rest as margin, which sets the rest's next (lower, for longs) trigger.
-    pub fn build(
-        book: &[Position],
+impl Sweep {
+    fn add(&mut self, o: &Sweep) {
+        self.quantity += o.quantity;
+        self.positions += o.positions;
+        self.stake += o.stake;
+        self.returned += o.returned;
+        self.fees += o.fees;
+        self.bad_debt += o.bad_debt;
+        self.counterparty += o.counterparty;
+    }
+}
+
+impl Run {
+    fn from_sorted<'a>(
         side: Side,
-        mm: f64,
-        fee: f64,
-        partial_fraction: Option<f64>,
-    ) -> Ladder {
+        tranches: impl Iterator<Item = &'a Tranche>,
+        log_bk_ratio: f64,
+    ) -> Run {
         let s = side.sign();
-        let mut tranches = Vec::new();
-        let mut total_quantity = 0.0;
-        for p in book.iter().filter(|p| p.side == side) {
-            total_quantity += p.quantity;
-            let mut trigger = p.liquidation_price(mm);
-            let mut left = p.quantity;
-            let slice = partial_fraction.map_or(p.quantity, |f| f * p.quantity);
-            let mut first = true;
-            while left > 0.0 && trigger > 0.0 && trigger.is_finite() {
-                let q = if left - slice <= 1e-12 * p.quantity {
-                    left
-                } else {
-                    slice
-                };
-                tranches.push(Tranche {
-                    trigger,
-                    quantity: q,
-                    entry: p.entry,
-                    first,
-                });
-                first = false;
-                // Equity of the whole remaining position at its trigger is mm x notional;
-                // the closed slice's share less the fee stays as margin with the rest.
-                let equity = mm * left * trigger - fee.min(mm) * q * trigger;
-                left -= q;
-                if left <= 0.0 {
-                    break;
-                }
-                trigger = (trigger - s * equity / left) / (1.0 - s * mm);
-            }
-        }
-        tranches.sort_by(|a, b| (-s * a.trigger.ln()).total_cmp(&(-s * b.trigger.ln())));
-        let n = tranches.len();
-        let mut ladder = Ladder {
-            side,
-            keys: Vec::with_capacity(n),
-            prefix: Vec::with_capacity(n + 1),
-            log_bk_ratio: (1.0 - s * mm).ln(),
-            fee,
-            log_fee_factor: (1.0 - s * fee).ln(),
-            total_quantity,
+        let mut run = Run {
+            log_bk_ratio,
+            ..Run::default()
         };
         let (mut q, mut qt, mut qe, mut c) = (0.0, 0.0, 0.0, 0u32);
-        ladder.prefix.push(Prefix::default());
-        for t in &tranches {
-            ladder.keys.push(-s * t.trigger.ln());
+        run.prefix.push(Prefix::default());
+        for t in tranches {
+            run.keys.push(-s * t.trigger.ln());
             q += t.quantity;
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
             c += u32::from(t.first);
-            ladder.prefix.push(Prefix {
+            run.prefix.push(Prefix {
                 qty: q,
                 qty_trigger: qt,
                 qty_entry: qe,
                 first: c,
             });
         }
-        ladder
-    }
-
-    /// Long or short.
-    pub fn side(&self) -> Side {
-        self.side
-    }
-
-    /// Number of tranches.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether the ladder has no tranche.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The side's whole quantity (liquidatable or not).
-    pub fn total_quantity(&self) -> f64 {
-        self.total_quantity
-    }
-
-    /// Log of the trigger price of tranche `i`, or infinity past the end (never crossed).
-    #[inline]
-    pub fn next_log_trigger(&self, i: usize) -> f64 {
-        match self.keys.get(i) {
-            Some(k) => -self.side.sign() * k,
-            None => -self.side.sign() * f64::INFINITY,
-        }
-    }
-
-    /// The pointer after crossing every tranche whose trigger the log mark price `log_mark`
-    /// has reached, starting from `from` (galloping search: cascades move pointers little).
-    #[inline]
-    pub fn crossed_until(&self, from: usize, log_mark: f64) -> usize {
-        let limit = -self.side.sign() * log_mark;
-        self.partition_from(from, |k| k <= limit)
-    }
-
-    /// First index at or after `from` whose key fails `pred` (keys ascending).
-    #[inline]
-    fn partition_from(&self, from: usize, pred: impl Fn(f64) -> bool) -> usize {
-        self.partition_within(from, self.keys.len(), pred)
+        run
     }
 
     /// First index in `from..n` whose key fails `pred`, or `n` (keys ascending), by galloping
     /// search from `from`: the boundaries a cascade looks for lie close to where it starts.
     #[inline]
     fn partition_within(&self, from: usize, n: usize, pred: impl Fn(f64) -> bool) -> usize {
-        if from >= n || !pred(self.keys[from]) {
+        let keys = &self.keys;
+        if from >= n || !pred(keys[from]) {
             return from;
         }
         let mut lo = from + 1;
         let mut step = 1;
         let mut hi = lo;
-        while hi < n && pred(self.keys[hi]) {
+        while hi < n && pred(keys[hi]) {
             lo = hi + 1;
             hi = lo + step;
             step *= 2;
         }
         let hi = hi.min(n);
-        lo + self.keys[lo..hi].partition_point(|&k| pred(k))
-    }
-
-    /// Quantity of tranches `a..b`.
-    #[inline]
-    pub fn quantity_between(&self, a: usize, b: usize) -> f64 {
-        self.prefix[b].qty - self.prefix[a].qty
+        lo + keys[lo..hi].partition_point(|&k| pred(k))
     }
 
     fn sums(&self, a: usize, b: usize) -> (f64, f64, f64) {
@@ -223,18 +166,21 @@ impl Ladder {
         )
     }
 
-    /// Liquidates tranches `a..b` at the fill price `exp(log_fill)` with the ladder's fee.
-    ///
-    /// `log_scale` shifts every trigger (and so every bankruptcy price) of the stretch in log
-    /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on. Working
-    /// in logs keeps logarithms off this hot path: keys are log triggers already.
-    pub fn sweep(&self, a: usize, b: usize, log_fill: f64, log_scale: f64) -> Sweep {
+    /// Tranches `a..b` filled at `exp(log_fill)`; see [`Ladder::sweep`].
+    fn sweep(
+        &self,
+        side: Side,
+        (fee, log_fee_factor): (f64, f64),
+        a: usize,
+        b: usize,
+        log_fill: f64,
+        log_scale: f64,
+    ) -> Sweep {
         if a >= b {
             return Sweep::default();
         }
-        let s = self.side.sign();
+        let s = side.sign();
         let fill = log_fill.exp();
-        let fee = self.fee;
         // Bankruptcy price over the *unscaled* trigger, so the keys and prefix sums (built
         // from unscaled triggers) serve as they are.
         let log_r = self.log_bk_ratio + log_scale;
@@ -242,7 +188,7 @@ impl Ladder {
         // Bankruptcy beyond the fill (bad debt) sorts first, then equity below the fee, then
         // equity that pays the whole fee.
         let bad_key = -s * (log_fill - log_r);
-        let fee_key = -s * (log_fill + self.log_fee_factor - log_r);
+        let fee_key = -s * (log_fill + log_fee_factor - log_r);
         let c1 = self.partition_within(a, b, |k| k < bad_key);
         let c2 = self.partition_within(c1, b, |k| k < fee_key);
         let (q_bad, t_bad, _) = self.sums(a, c1);
@@ -260,6 +206,177 @@ impl Ladder {
             counterparty: s * (e - fill * q),
         }
     }
+}
+
+impl Ladder {
+    /// Builds the ladder of the positions of `side` in `book` under `margin`.
+    ///
+    /// `partial_fraction` of `None` closes a position whole at its trigger; `Some(f)` closes
+    /// `f` of the original quantity per trigger, the closed part's equity less the fee staying
+    /// with the rest as margin, which sets the rest's next (lower, for longs) trigger. With
+    /// tiers, the smaller rest may fall into a lower tier: large positions are reduced tier
+    /// by tier, as on the venues.
+    pub fn build(
+        book: &[Position],
+        side: Side,
+        margin: &MarginSchedule,
+        fee: f64,
+        partial_fraction: Option<f64>,
+    ) -> Ladder {
+        let s = side.sign();
+        let mut tranches = Vec::new();
+        let mut total_quantity = 0.0;
+        for p in book.iter().filter(|p| p.side == side) {
+            total_quantity += p.quantity;
+            let mut trigger = p.trigger(margin);
+            let mut left = p.quantity;
+            let slice = partial_fraction.map_or(p.quantity, |f| f * p.quantity);
+            let mut first = true;
+            while left > 0.0 && trigger.price > 0.0 && trigger.price.is_finite() {
+                let q = if left - slice <= 1e-12 * p.quantity {
+                    left
+                } else {
+                    slice
+                };
+                let (price, rate) = (trigger.price, trigger.rate);
+                tranches.push(Tranche {
+                    trigger: price,
+                    quantity: q,
+                    entry: p.entry,
+                    first,
+                    log_bk_ratio: (1.0 - s * rate).ln(),
+                });
+                first = false;
+                // Equity of the whole remaining position at its trigger is rate x notional;
+                // the closed slice's share less the fee stays as margin with the rest.
+                let equity = rate * left * price - fee.min(rate) * q * price;
+                left -= q;
+                if left <= 0.0 {
+                    break;
+                }
+                trigger = margin.trigger(side, left, price - s * equity / left);
+            }
+        }
+        tranches.sort_by(|a, b| (-s * a.trigger.ln()).total_cmp(&(-s * b.trigger.ln())));
+        let common = tranches.first().map_or(0.0, |t| t.log_bk_ratio);
+        let single = tranches.iter().all(|t| t.log_bk_ratio == common);
+        let all = Run::from_sorted(side, tranches.iter(), if single { common } else { 0.0 });
+        let classes = if single {
+            Vec::new()
+        } else {
+            classes(side, &tranches)
+        };
+        Ladder {
+            side,
+            all,
+            classes,
+            fee,
+            log_fee_factor: (1.0 - s * fee).ln(),
+            total_quantity,
+        }
+    }
+
+    /// Long or short.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Number of tranches.
+    pub fn len(&self) -> usize {
+        self.all.keys.len()
+    }
+
+    /// Whether the ladder has no tranche.
+    pub fn is_empty(&self) -> bool {
+        self.all.keys.is_empty()
+    }
+
+    /// Number of maintenance classes (1 unless margin tiers give tranches different rates).
+    pub fn classes(&self) -> usize {
+        self.classes.len().max(1)
+    }
+
+    /// The side's whole quantity (liquidatable or not).
+    pub fn total_quantity(&self) -> f64 {
+        self.total_quantity
+    }
+
+    /// Log of the trigger price of tranche `i`, or infinity past the end (never crossed).
+    #[inline]
+    pub fn next_log_trigger(&self, i: usize) -> f64 {
+        match self.all.keys.get(i) {
+            Some(k) => -self.side.sign() * k,
+            None => -self.side.sign() * f64::INFINITY,
+        }
+    }
+
+    /// The pointer after crossing every tranche whose trigger the log mark price `log_mark`
+    /// has reached, starting from `from` (galloping search: cascades move pointers little).
+    #[inline]
+    pub fn crossed_until(&self, from: usize, log_mark: f64) -> usize {
+        let limit = -self.side.sign() * log_mark;
+        self.all
+            .partition_within(from, self.all.keys.len(), |k| k <= limit)
+    }
+
+    /// Quantity of tranches `a..b`.
+    #[inline]
+    pub fn quantity_between(&self, a: usize, b: usize) -> f64 {
+        self.all.prefix[b].qty - self.all.prefix[a].qty
+    }
+
+    /// Liquidates tranches `a..b` at the fill price `exp(log_fill)` with the ladder's fee.
+    ///
+    /// `log_scale` shifts every trigger (and so every bankruptcy price) of the stretch in log
+    /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on. Working
+    /// in logs keeps logarithms off this hot path: keys are log triggers already.
+    ///
+    /// `a` and `b` are pointers [`Ladder::crossed_until`] returned (or 0), so no two tranches
+    /// with the same trigger lie on either side of them: each class's share of the stretch is
+    /// then the class's tranches with keys below those at `a` and `b`.
+    pub fn sweep(&self, a: usize, b: usize, log_fill: f64, log_scale: f64) -> Sweep {
+        let fees = (self.fee, self.log_fee_factor);
+        if self.classes.is_empty() || a >= b {
+            return self.all.sweep(self.side, fees, a, b, log_fill, log_scale);
+        }
+        let n = self.all.keys.len();
+        let mut total = Sweep::default();
+        for class in &self.classes {
+            let local = |i: usize| {
+                if i >= n {
+                    class.keys.len()
+                } else {
+                    let bound = self.all.keys[i];
+                    class.keys.partition_point(|&k| k < bound)
+                }
+            };
+            let part = class.sweep(self.side, fees, local(a), local(b), log_fill, log_scale);
+            total.add(&part);
+        }
+        total
+    }
+}
+
+/// Groups sorted tranches into classes of nearly equal rate, each still sorted by trigger.
+/// A class's ratio is its members' common one when they share it, else the class's centre.
+fn classes(side: Side, tranches: &[Tranche]) -> Vec<Run> {
+    let mut groups: BTreeMap<i64, Vec<&Tranche>> = BTreeMap::new();
+    for t in tranches {
+        let id = (t.log_bk_ratio / CLASS_WIDTH).round() as i64;
+        groups.entry(id).or_default().push(t);
+    }
+    groups
+        .into_iter()
+        .map(|(id, members)| {
+            let first = members[0].log_bk_ratio;
+            let ratio = if members.iter().all(|t| t.log_bk_ratio == first) {
+                first
+            } else {
+                id as f64 * CLASS_WIDTH
+            };
+            Run::from_sorted(side, members.into_iter(), ratio)
+        })
+        .collect()
 }
 
 /// Positions of one side sorted by entry price, for the profits auto-deleveraging draws on.

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod ladder;
 pub mod liquidity;
+pub mod margin;
 pub mod market;
 pub mod metrics;
 pub mod policy;

@@ -6,6 +6,7 @@
 use crate::book::{Position, Side};
 use crate::ladder::{EntryIndex, Ladder};
 use crate::liquidity::LiquidityModel;
+use crate::margin::MarginSchedule;
 use crate::scenario::Scenario;
 use crate::scenario::file::{
     LiquidationMode, MarkPrice, Supervision, SupervisionMetric, SupervisoryAction, Venue,
@@ -105,8 +106,8 @@ impl Supervisor {
 /// The per-venue settings a policy may change before the ladders are built.
 #[derive(Debug, Clone)]
 pub struct VenueTerms {
-    /// Maintenance margin rate.
-    pub maintenance_margin: f64,
+    /// Margin rates by position size.
+    pub margin: MarginSchedule,
     /// Routing share (alpha).
     pub routing: f64,
     /// Mark price.
@@ -132,7 +133,7 @@ impl VenueTerms {
     /// A venue's own terms, as the scenario states them.
     pub fn baseline(v: &Venue, routing: f64, fund: usize, positions: Vec<Position>) -> Self {
         VenueTerms {
-            maintenance_margin: v.maintenance_margin,
+            margin: v.margin(),
             routing,
             mark: v.mark_price,
             fund,
@@ -167,15 +168,8 @@ impl Market {
                     LiquidationMode::Full => None,
                     LiquidationMode::Partial => v.partial_fraction,
                 };
-                let ladder = |side| {
-                    Ladder::build(
-                        &t.positions,
-                        side,
-                        t.maintenance_margin,
-                        v.liquidation_fee,
-                        partial,
-                    )
-                };
+                let ladder =
+                    |side| Ladder::build(&t.positions, side, &t.margin, v.liquidation_fee, partial);
                 VenueModel {
                     name: v.name.clone(),
                     jurisdiction: v.jurisdiction.clone(),

@@ -7,6 +7,7 @@
 
 use crate::book::{Position, Side};
 use crate::ladder::Ladder;
+use crate::margin::MarginSchedule;
 use crate::market::{Market, Supervisor, VenueTerms};
 use crate::scenario::Scenario;
 use crate::scenario::file::{FundSizing, Policy, View};
@@ -33,15 +34,13 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         return Market::baseline(scenario, books);
     }
     let mut terms = VenueTerms::all_baseline(scenario, books);
-    let own_initial: Vec<f64> = f.venues.iter().map(|v| v.initial_margin).collect();
-    let mut initial = own_initial.clone();
+    let own_initial: Vec<f64> = terms.iter().map(|t| t.margin.base_initial()).collect();
     for (i, t) in terms.iter_mut().enumerate() {
         if !cooperating[i] {
             continue;
         }
         if let Some(floor) = policy.margin_floor {
-            initial[i] = initial[i].max(floor.initial);
-            t.maintenance_margin = t.maintenance_margin.max(floor.maintenance);
+            t.margin = t.margin.with_floor(floor.initial, floor.maintenance);
         }
         if let Some(mark) = policy.mark_price {
             t.mark = mark;
@@ -50,24 +49,18 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
             t.routing = routing;
         }
     }
-    // Only venues whose rules the policy tightens re-check their positions' leverage.
+    // Only venues whose rules the policy tightens re-check their positions' leverage. The
+    // base tier has the lowest initial rate, so a floor that raises any tier raises it.
     let tightened: Vec<bool> = (0..terms.len())
         .map(|i| {
             cooperating[i]
-                && (initial[i] > own_initial[i]
+                && (terms[i].margin.base_initial() > own_initial[i]
                     || policy
                         .leverage_cap
                         .is_some_and(|c| c < 1.0 / own_initial[i]))
         })
         .collect();
-    cap_leverage(
-        &mut terms,
-        &tightened,
-        &cooperating,
-        &initial,
-        policy,
-        f.price.start,
-    );
+    cap_leverage(&mut terms, &tightened, &cooperating, policy, f.price.start);
 
     let mut funds: Vec<f64> = f.venues.iter().map(|v| v.insurance_fund).collect();
     if let Some(pool) = policy.pooled_default_fund {
@@ -115,10 +108,10 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
     market
 }
 
-/// Applies the policy's leverage cap (and the cap implied by a higher initial margin) to the
-/// cooperating venues: above-cap positions are topped up to the cap, except the migration
-/// share, which moves to the venues outside the cooperating set in proportion to their open
-/// interest, at its own leverage up to each destination's cap.
+/// Applies the policy's leverage cap (and the cap implied by higher initial margins, tier by
+/// tier) to the cooperating venues: above-cap positions are topped up to the cap, except the
+/// migration share, which moves to the venues outside the cooperating set in proportion to
+/// their open interest, at its own leverage up to each destination's cap for its size.
 ///
 /// Leverage is measured at the start price (notional over equity now), as a venue checks
 /// margin when new rules take effect: a position bought above today's price carries more
@@ -128,7 +121,6 @@ fn cap_leverage(
     terms: &mut [VenueTerms],
     tightened: &[bool],
     cooperating: &[bool],
-    initial: &[f64],
     policy: &Policy,
     start: f64,
 ) {
@@ -142,6 +134,8 @@ fn cap_leverage(
     };
     let outside_oi: Vec<f64> = outside.iter().map(|&i| long_oi(&terms[i])).collect();
     let outside_total: f64 = outside_oi.iter().sum();
+    let outside_margin: Vec<MarginSchedule> =
+        outside.iter().map(|&i| terms[i].margin.clone()).collect();
     // With nowhere to go (full coverage, or empty outside books) nothing migrates.
     let migration = if outside_total > 0.0 {
         policy.migration.unwrap_or(0.0)
@@ -153,8 +147,10 @@ fn cap_leverage(
         if !tightened[i] {
             continue;
         }
-        let cap = (1.0 / initial[i]).min(policy.leverage_cap.unwrap_or(f64::INFINITY));
-        for p in &mut terms[i].positions {
+        let policy_cap = policy.leverage_cap.unwrap_or(f64::INFINITY);
+        let t = &mut terms[i];
+        for p in &mut t.positions {
+            let cap = t.margin.max_leverage(p.quantity * start).min(policy_cap);
             if p.leverage_at(start) <= cap {
                 continue;
             }
@@ -164,7 +160,8 @@ fn cap_leverage(
                     quantity: moving * outside_oi[k] / outside_total,
                     ..*p
                 };
-                arrivals[dest].push(migrant.capped_at(start, 1.0 / initial[dest]));
+                let dest_cap = outside_margin[k].max_leverage(migrant.quantity * start);
+                arrivals[dest].push(migrant.capped_at(start, dest_cap));
             }
             *p = Position {
                 quantity: p.quantity - moving,
@@ -195,7 +192,7 @@ fn stressed_loss(
         let ladder = Ladder::build(
             &terms.positions,
             side,
-            terms.maintenance_margin,
+            &terms.margin,
             venue.liquidation_fee,
             None,
         );

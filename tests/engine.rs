@@ -171,19 +171,28 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
         (0.0f64..5e7, any::<bool>(), prop_oneof![Just(None), (0.1f64..1.0).prop_map(Some)]),
         (1e6f64..5e7, 0.0f64..1.0, prop_oneof![Just("linear"), Just("sqrt")], 0.0f64..1.0),
         (0.0f64..1.5, 0.0f64..0.6, 1.2f64..30.0, 1.0f64..6.0),
-        (0.0f64..2.0, any::<bool>()),
+        (0.0f64..2.0, any::<bool>(), any::<bool>()),
     )
         .prop_map(
-            |((im, mm_share, fee), (fund, adl, partial), (depth, routing, law, withdrawal), (vol, drop, long_lev, short_lev), (perm_share, index_mark))| {
+            |((im, mm_share, fee), (fund, adl, partial), (depth, routing, law, withdrawal), (vol, drop, long_lev, short_lev), (perm_share, index_mark, tiered))| {
                 let mm = im * mm_share;
                 let partial = match partial {
                     Some(f) => format!("liquidation = \"partial\"\npartial_fraction = {f}"),
                     None => String::new(),
                 };
                 let mark = if index_mark { "index" } else { "own" };
+                // Positions average ~1.3M USD: tiers at 1M and 5M split the book.
+                let tiers = if tiered {
+                    format!(
+                        "margin_tiers = [{{ above = 1.0e6, initial_margin = {}, maintenance_margin = {} }}, {{ above = 5.0e6, initial_margin = {}, maintenance_margin = {} }}]",
+                        2.0 * im, 2.0 * mm, 4.0 * im, 4.0 * mm
+                    )
+                } else {
+                    String::new()
+                };
                 let venue = |name: &str, jur: &str, scale: f64| {
                     format!(
-                        "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jur}\"\ninitial_margin = {im}\nmaintenance_margin = {mm}\nliquidation_fee = {fee}\n{partial}\ninsurance_fund = {fund}\nadl = {adl}\ndepth_1pct = {}\nmark_price = \"{mark}\"\nopen_interest = {}\n[venues.book]\npositions = 150\nlong_leverage = {{ median = {long_lev}, dispersion = 0.7 }}\nshort_leverage = {{ median = {short_lev}, dispersion = 0.5 }}\n",
+                        "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jur}\"\ninitial_margin = {im}\nmaintenance_margin = {mm}\n{tiers}\nliquidation_fee = {fee}\n{partial}\ninsurance_fund = {fund}\nadl = {adl}\ndepth_1pct = {}\nmark_price = \"{mark}\"\nopen_interest = {}\n[venues.book]\npositions = 150\nlong_leverage = {{ median = {long_lev}, dispersion = 0.7 }}\nshort_leverage = {{ median = {short_lev}, dispersion = 0.5 }}\n",
                         depth * scale,
                         2e8 * scale
                     )
@@ -194,7 +203,7 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
                     perm_share.min(1.0),
                     venue("a", "x", 1.0),
                     venue("b", "y", 0.5),
-                ) + "[[policies]]\nname = \"base\"\n[[policies]]\nname = \"coop\"\ncooperating = [\"x\", \"y\"]\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 5, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }\n";
+                ) + "[[policies]]\nname = \"base\"\n[[policies]]\nname = \"coop\"\ncooperating = [\"x\", \"y\"]\nmargin_floor = { initial = 0.1, maintenance = 0.03 }\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 5, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }\n";
                 (text, Vec::new())
             },
         )

@@ -5,10 +5,13 @@
 //! into a [`super::Scenario`]. Every field carries a doc comment because the JSON Schema that
 //! `cascade schema` prints (and editors show as hover help) is generated from them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::margin::MarginSchedule;
 
 /// A whole scenario: the market, the shock, and the policies to compare.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -31,6 +34,41 @@ pub struct ScenarioFile {
     /// The policies to compare; the first is the baseline.
     #[serde(default = "default_policies")]
     pub policies: Vec<Policy>,
+    /// What happened in a historical episode, compared with the simulation by `cascade
+    /// backtest`; runs ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+}
+
+/// Observed outcomes of a historical episode. Only `price_drop` is fitted (the stress drop is
+/// calibrated to it); everything else is compared, never tuned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Observed {
+    /// Peak-to-trough fall of the traded price, as a share (the calibration target for the
+    /// median of `max_drawdown`).
+    pub price_drop: f64,
+    /// Liquidated notional (USD), in the same scope as the scenario's venues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liquidated_notional: Option<f64>,
+    /// Share of the liquidated notional that was long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_share: Option<f64>,
+    /// Share of the starting open interest that was gone at the trough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_interest_lost: Option<f64>,
+    /// Insurance funds drawn (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insurance_fund_drawn: Option<f64>,
+    /// Notional closed by auto-deleveraging (USD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adl_notional: Option<f64>,
+    /// Liquidated notional (USD) by venue name, for the venues where it is known.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub venue_liquidated: BTreeMap<String, f64>,
+    /// Caveats written before the comparison, printed with it (for example: aggregator totals
+    /// undercount).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
 }
 
 fn default_policies() -> Vec<Policy> {
@@ -243,6 +281,10 @@ pub struct Venue {
     pub initial_margin: f64,
     /// Maintenance margin rate; must be below the initial margin.
     pub maintenance_margin: f64,
+    /// Higher rates for larger positions (Binance-style brackets), above the base rates;
+    /// maintenance amounts that keep the requirement continuous are derived.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub margin_tiers: Vec<MarginTier>,
     /// Liquidation fee as a share of liquidated notional, paid to the insurance fund.
     #[serde(default)]
     pub liquidation_fee: f64,
@@ -273,6 +315,29 @@ pub struct Venue {
 
 fn yes() -> bool {
     true
+}
+
+impl Venue {
+    /// The venue's margin rates by position size.
+    pub fn margin(&self) -> MarginSchedule {
+        let tiers: Vec<(f64, f64, f64)> = self
+            .margin_tiers
+            .iter()
+            .map(|t| (t.above, t.initial_margin, t.maintenance_margin))
+            .collect();
+        MarginSchedule::tiered(self.initial_margin, self.maintenance_margin, &tiers)
+    }
+}
+
+/// One margin tier: the rates for positions whose notional exceeds `above`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct MarginTier {
+    /// Position notional (USD) above which the tier applies.
+    pub above: f64,
+    /// Initial margin rate of the tier (maximum leverage is its inverse).
+    pub initial_margin: f64,
+    /// Maintenance margin rate of the tier.
+    pub maintenance_margin: f64,
 }
 
 /// A venue's book of leveraged positions.

@@ -200,8 +200,7 @@ impl Scenario {
                     f.price.start,
                     v.open_interest
                         .expect("validated: generated books have open interest"),
-                    v.initial_margin,
-                    v.maintenance_margin,
+                    &v.margin(),
                     self.seed(),
                     i,
                 ),

@@ -104,7 +104,54 @@ pub fn check(s: &ScenarioFile) -> Vec<Problem> {
 
     check_venues(&mut c, s);
     check_policies(&mut c, s);
+    check_observed(&mut c, s);
     c.problems
+}
+
+/// Observed outcomes are shares where they are shares, amounts where they are amounts, and
+/// name venues of the scenario.
+fn check_observed(c: &mut Checker, s: &ScenarioFile) {
+    let Some(o) = &s.observed else {
+        return;
+    };
+    c.number(
+        "observed.price_drop",
+        o.price_drop,
+        o.price_drop > 0.0 && o.price_drop < 1.0,
+        "above 0 and below 1 (a share: 0.15 = a 15% fall)",
+    );
+    for (key, value) in [
+        ("long_share", o.long_share),
+        ("open_interest_lost", o.open_interest_lost),
+    ] {
+        if let Some(v) = value {
+            c.share(&format!("observed.{key}"), v);
+        }
+    }
+    for (key, value) in [
+        ("liquidated_notional", o.liquidated_notional),
+        ("insurance_fund_drawn", o.insurance_fund_drawn),
+        ("adl_notional", o.adl_notional),
+    ] {
+        if let Some(v) = value {
+            c.non_negative(&format!("observed.{key}"), v);
+        }
+    }
+    let venues: Vec<&str> = s.venues.iter().map(|v| v.name.as_str()).collect();
+    for (name, &v) in &o.venue_liquidated {
+        let at = format!("observed.venue_liquidated.{name}");
+        if venues.contains(&name.as_str()) {
+            c.non_negative(&at, v);
+        } else {
+            c.fail(
+                at,
+                format!(
+                    "names no venue of this scenario (venues: {})",
+                    venues.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 fn check_price(c: &mut Checker, s: &ScenarioFile) {
@@ -325,7 +372,45 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
         }
         c.non_negative(&at("insurance_fund"), v.insurance_fund);
         c.positive(&at("depth_1pct"), v.depth_1pct);
+        check_tiers(c, i, v);
         check_book(c, i, v);
+    }
+}
+
+/// Tiers ascend in notional, each rate at least the one below it, maintenance below initial.
+fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
+    let (mut above, mut initial, mut maintenance) = (0.0, v.initial_margin, v.maintenance_margin);
+    for (k, t) in v.margin_tiers.iter().enumerate() {
+        let at = |key: &str| format!("venues[{i}].margin_tiers[{k}].{key}");
+        let below = if k == 0 {
+            "the base rates".to_string()
+        } else {
+            format!("margin_tiers[{}]", k - 1)
+        };
+        c.number(
+            &at("above"),
+            t.above,
+            t.above > above,
+            &format!("above {above} (tiers ascend in notional, USD)"),
+        );
+        c.number(
+            &at("initial_margin"),
+            t.initial_margin,
+            t.initial_margin >= initial && t.initial_margin <= 1.0,
+            &format!("at least {initial} (the rate of {below}) and at most 1"),
+        );
+        c.number(
+            &at("maintenance_margin"),
+            t.maintenance_margin,
+            t.maintenance_margin >= maintenance && t.maintenance_margin < t.initial_margin,
+            &format!(
+                "at least {maintenance} (the rate of {below}) and below the tier's initial_margin ({})",
+                t.initial_margin
+            ),
+        );
+        above = t.above;
+        initial = t.initial_margin;
+        maintenance = t.maintenance_margin;
     }
 }
 

@@ -1,0 +1,172 @@
+//! Margin tiers (issue: historical episodes): Binance-style brackets raise the rates of large
+//! positions; the requirement stays continuous; the ladder's sweep of a tiered book agrees
+//! with a position-by-position computation; generated books respect each tier's leverage cap.
+
+use cascade::book::{self, BookSpec, Position, Side};
+use cascade::ladder::{CLASS_WIDTH, Ladder};
+use cascade::margin::MarginSchedule;
+use cascade::scenario::file::LeverageMix;
+
+/// Binance USDS-M BTCUSDT brackets of 2021-03-18 (CALIBRATION.md), up to 50M USD.
+fn binance() -> MarginSchedule {
+    MarginSchedule::tiered(
+        0.008,
+        0.004,
+        &[
+            (5.0e4, 0.01, 0.005),
+            (2.5e5, 0.02, 0.01),
+            (1.0e6, 0.05, 0.025),
+            (1.0e7, 0.1, 0.05),
+            (2.0e7, 0.2, 0.1),
+        ],
+    )
+}
+
+/// Positions from 1,000 USD to ~30M USD of notional, at each size's highest leverage or less,
+/// with entries spread around 100.
+fn book(side: Side, margin: &MarginSchedule) -> Vec<Position> {
+    let mut out = Vec::new();
+    let mut notional = 1_000.0;
+    let mut i = 0u32;
+    while notional < 3.0e7 {
+        let entry = 100.0 * (1.0 + 0.04 * f64::from(i).sin());
+        let cap = margin.max_leverage(notional);
+        let leverage = (2.0 + f64::from(i * 7 % 120)).min(cap);
+        out.push(Position {
+            side,
+            quantity: notional / entry,
+            entry,
+            leverage,
+        });
+        notional *= 1.01;
+        i += 1;
+    }
+    out
+}
+
+/// Fees, bad debt, returned equity and stake of closing every position the fill crossed,
+/// one position at a time with its exact bankruptcy price.
+fn by_position(book: &[Position], margin: &MarginSchedule, fee: f64, fill: f64) -> [f64; 5] {
+    let [mut quantity, mut fees, mut bad, mut returned, mut stake] = [0.0; 5];
+    for p in book {
+        let s = p.side.sign();
+        let trigger = p.trigger(margin).price;
+        if s * (trigger - fill) < 0.0 {
+            continue;
+        }
+        let bk = p.bankruptcy_price();
+        let equity = s * p.quantity * (fill - bk);
+        quantity += p.quantity;
+        stake += s * p.quantity * (p.entry - bk);
+        if equity < 0.0 {
+            bad -= equity;
+        } else {
+            let paid = equity.min(fee * p.quantity * fill);
+            fees += paid;
+            returned += equity - paid;
+        }
+    }
+    [quantity, fees, bad, returned, stake]
+}
+
+#[test]
+fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
+    let margin = binance();
+    let fee = 0.005;
+    for side in [Side::Long, Side::Short] {
+        let s = side.sign();
+        let positions = book(side, &margin);
+        let ladder = Ladder::build(&positions, side, &margin, fee, None);
+        assert!(
+            ladder.classes() > 10,
+            "tiers should give many rates, got {}",
+            ladder.classes()
+        );
+        // Fills from just past the first triggers to deep into bad debt.
+        for move_ in [0.005, 0.02, 0.05, 0.1, 0.3] {
+            let fill = 100.0 * (1.0 - s * move_);
+            let crossed = ladder.crossed_until(0, fill.ln());
+            let sweep = ladder.sweep(0, crossed, fill.ln(), 0.0);
+            let [q, fees, bad, returned, stake] = by_position(&positions, &margin, fee, fill);
+            assert!(q > 0.0, "{side:?} {move_}: nothing crossed");
+            assert!(
+                (sweep.quantity - q).abs() <= 1e-9 * q,
+                "{side:?} {move_}: quantity {} vs {q}",
+                sweep.quantity
+            );
+            // Bankruptcy prices are class multiples of triggers: off by at most half a class
+            // width of price per unit closed.
+            let tol = 0.5 * CLASS_WIDTH * fill * q * 1.001 + 1e-9 * fill * q;
+            for (what, got, want) in [
+                ("fees", sweep.fees, fees),
+                ("bad debt", sweep.bad_debt, bad),
+                ("returned", sweep.returned, returned),
+                ("stake", sweep.stake, stake),
+            ] {
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{side:?} move {move_}: {what} {got} vs {want} (tolerance {tol})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn partial_liquidation_steps_large_positions_down_the_tiers() {
+    // One 30M USD long at 4x (the bracket above 20M allows 5x) closed 20% at a time: each
+    // smaller rest falls into a lower bracket and is held to a lower rate, so its next
+    // trigger is lower.
+    let margin = binance();
+    let p = Position {
+        side: Side::Long,
+        quantity: 3.0e5,
+        entry: 100.0,
+        leverage: 4.0,
+    };
+    let ladder = Ladder::build(&[p], Side::Long, &margin, 0.0, Some(0.2));
+    assert_eq!(ladder.len(), 5);
+    assert!(ladder.classes() >= 3, "{}", ladder.classes());
+    let triggers: Vec<f64> = (0..5).map(|i| ladder.next_log_trigger(i).exp()).collect();
+    assert!(
+        triggers.windows(2).all(|w| w[1] < w[0]),
+        "triggers should fall: {triggers:?}"
+    );
+    // The first trigger is the whole position's.
+    assert!((triggers[0] - p.trigger(&margin).price).abs() < 1e-9);
+}
+
+#[test]
+fn generated_books_respect_each_tiers_leverage_cap_and_start_safe() {
+    let margin = binance();
+    let spec = BookSpec {
+        positions: 5_000,
+        long_leverage: LeverageMix {
+            median: 60.0,
+            dispersion: 1.0,
+        },
+        short_leverage: LeverageMix {
+            median: 30.0,
+            dispersion: 1.0,
+        },
+        entry_dispersion: 0.05,
+        size_tail: 1.2,
+    };
+    let start = 50_000.0;
+    let positions = book::generate(&spec, start, 2.0e9, &margin, 7, 0);
+    let mut above_base = 0;
+    for p in &positions {
+        let notional = p.quantity * start;
+        assert!(
+            p.leverage <= margin.max_leverage(notional) * (1.0 + 1e-12),
+            "{p:?}: leverage above the cap of its tier"
+        );
+        let t = p.trigger(&margin).price;
+        assert!(
+            p.side.sign() * (start - t) > 0.0,
+            "{p:?} starts past its trigger {t}"
+        );
+        above_base += usize::from(notional > 5.0e4 && p.leverage > 100.0);
+    }
+    assert_eq!(above_base, 0, "no position above 50k USD may exceed 100x");
+}

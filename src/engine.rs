@@ -555,6 +555,10 @@ impl<'a> PathRun<'a> {
     fn finish(mut self) -> Ledger {
         let insolvent = self.s.venues.iter().filter(|v| v.unabsorbed > 0.0).count();
         self.set(Metric::InsolventVenues, insolvent as f64);
+        let oi = self.m.total_open_interest;
+        if oi > 0.0 {
+            self.set(Metric::OpenInterestLost, (self.liquidated / oi).min(1.0));
+        }
         self.ledger.funds_end = self.s.funds.iter().sum();
         self.ledger
     }

@@ -43,11 +43,16 @@ pub enum Metric {
     RoundCapHits,
     /// Times a supervisor acted (circuit breaker or margin add-on).
     Interventions,
+    /// Share of the starting open interest closed by forced liquidation, counted in
+    /// contracts (notional at the start price), at most 1. Each forced close removes its
+    /// quantity from open interest, as when the other side of the forced order is closing
+    /// too; observed declines also hold voluntary deleveraging, which the model does not have.
+    OpenInterestLost,
 }
 
 impl Metric {
     /// Every metric, in row order.
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 18] = [
         Metric::LiquidatedNotional,
         Metric::LiquidatedPositions,
         Metric::MaxDrawdown,
@@ -65,6 +70,7 @@ impl Metric {
         Metric::LiquidatedShortNotional,
         Metric::RoundCapHits,
         Metric::Interventions,
+        Metric::OpenInterestLost,
     ];
 
     /// Column name.
@@ -87,6 +93,7 @@ impl Metric {
             Metric::LiquidatedShortNotional => "liquidated_short_notional",
             Metric::RoundCapHits => "round_cap_hits",
             Metric::Interventions => "interventions",
+            Metric::OpenInterestLost => "open_interest_lost",
         }
     }
 

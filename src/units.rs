@@ -71,6 +71,7 @@ pub fn metric(name: &str) -> (&str, Unit) {
         "liquidated_short_notional" => ("liquidated shorts", Unit::Usd),
         "round_cap_hits" => ("round cap hits", Unit::Count),
         "interventions" => ("supervisory interventions", Unit::Count),
+        "open_interest_lost" => ("open interest lost", Unit::Fraction),
         other => (other, Unit::Count),
     }
 }

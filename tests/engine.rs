@@ -228,6 +228,9 @@ proptest! {
             let liq = row[Metric::LiquidatedNotional.index()];
             let split = row[Metric::LiquidatedLongNotional.index()] + row[Metric::LiquidatedShortNotional.index()];
             prop_assert!((liq - split).abs() <= 1e-9 * scale);
+            let lost = row[Metric::OpenInterestLost.index()];
+            prop_assert!(lost <= 1.0);
+            prop_assert!((lost - (liq / market.total_open_interest).min(1.0)).abs() <= 1e-12);
         }
         }
     }
@@ -351,6 +354,8 @@ fn a_self_sustaining_ladder_goes_all_the_way() {
     let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
     let (row, _, _) = one_path(&market, &returns(&s, 0));
     assert_eq!(row[Metric::LiquidatedPositions.index()], n as f64);
+    // The book is all longs: every contract of open interest was closed by force.
+    assert!((row[Metric::OpenInterestLost.index()] - 1.0).abs() < 1e-12);
     // Below the critical ratio the same shock stops early.
     let market = market_with(
         &s,

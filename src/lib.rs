@@ -12,6 +12,7 @@
 //! [`report`] draws the [`charts`] and writes `report.html` from a result directory's files
 //! ([`result_dir`]), with [`units`] for how figures are shown.
 
+pub mod backtest;
 pub mod book;
 pub mod calibrate;
 pub mod charts;

@@ -1,5 +1,7 @@
-//! `cascade calibrate`: the root search recovers a known stress size, the calibrated file
-//! reproduces the target median, and bad requests fail with exit code 2 before any damage.
+//! `cascade calibrate` and `cascade backtest`: the root search recovers a known stress size,
+//! the calibrated file reproduces the target median, a backtest of an episode the model made
+//! itself finds its shock and matches it, and bad requests fail with exit code 2 before any
+//! damage.
 
 use std::fs;
 use std::path::Path;
@@ -215,4 +217,107 @@ fn calibration_refuses_what_it_cannot_do() {
         ],
         "real-valued",
     );
+}
+
+/// The baseline's median of `metric` in a result directory.
+fn median(dir: &Path, metric: &str) -> f64 {
+    let text = fs::read_to_string(dir.join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    summary["policies"][0]["metrics"][metric]["p50"]
+        .as_f64()
+        .unwrap()
+}
+
+/// The verdict column of the row labelled `label` in a validation table.
+fn verdict<'a>(table: &'a str, label: &str) -> &'a str {
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("| {label} |")))
+        .unwrap_or_else(|| panic!("no row `{label}` in\n{table}"));
+    row.trim_end_matches(" |").rsplit(" | ").next().unwrap()
+}
+
+#[test]
+fn a_backtest_of_an_episode_the_model_made_recovers_the_shock_and_matches_it() {
+    let tmp = setup();
+    let d = tmp.path();
+    // The "history": what the model gives with a stress drop of 8%.
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "run",
+            "synthetic.toml",
+            "--set",
+            "price.stress.drop=0.08",
+            "--out",
+            "truth",
+            "--quiet",
+            "--no-report",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let truth = d.join("truth");
+    // One observation the model cannot reach, to see a miss reported as one.
+    let episode = format!(
+        "{SYNTHETIC}\n[observed]\nprice_drop = {}\nliquidated_notional = {}\nopen_interest_lost = {}\ninsurance_fund_drawn = 1.0e12\nnotes = \"made by the model itself\"\n",
+        median(&truth, "max_drawdown"),
+        median(&truth, "liquidated_notional"),
+        median(&truth, "open_interest_lost"),
+    );
+    fs::write(d.join("episode.toml"), episode).unwrap();
+
+    let (code, out, err) = cascade(d, &["backtest", "episode.toml", "--out", "V.md", "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    let shock: f64 = out
+        .split("shock ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no shock in {out}"));
+    assert!(
+        (shock - 0.08).abs() <= 0.01 * 0.08,
+        "shock {shock}, not 0.08"
+    );
+    let table = fs::read_to_string(d.join("V.md")).unwrap();
+    assert_eq!(verdict(&table, "liquidated notional"), "within");
+    assert_eq!(verdict(&table, "open interest lost"), "within");
+    assert_eq!(
+        verdict(&table, "insurance funds drawn"),
+        "**model too low**"
+    );
+    assert!(table.contains("- *insurance funds drawn*: the model simulates less"));
+    assert!(table.contains("made by the model itself"));
+
+    // An existing table is kept unless --force; regenerating gives it byte for byte.
+    let (code, _, err) = cascade(d, &["backtest", "episode.toml", "--out", "V.md", "--quiet"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "backtest",
+            "episode.toml",
+            "--out",
+            "V.md",
+            "--quiet",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fs::read_to_string(d.join("V.md")).unwrap(), table);
+}
+
+#[test]
+fn a_backtest_needs_an_observed_table() {
+    let tmp = setup();
+    let (code, _, err) = cascade(
+        tmp.path(),
+        &["backtest", "synthetic.toml", "--out", "V.md", "--quiet"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("synthetic.toml") && err.contains("[observed]"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("V.md").exists());
 }

@@ -17,6 +17,7 @@ macro_rules! sayln {
     }};
 }
 
+mod backtest;
 mod calibrate;
 mod sweep;
 mod table;
@@ -68,6 +69,8 @@ enum Command {
     },
     /// Find the value of a field (default price.stress.drop) whose median METRIC hits a target.
     Calibrate(calibrate::CalibrateArgs),
+    /// Calibrate historical episodes to their observed drop and tabulate what was not fitted.
+    Backtest(backtest::BacktestArgs),
     /// (Re)build the charts and report.html of a result directory, without rerunning it.
     Report {
         /// Result directory (as `cascade run` printed it).
@@ -190,6 +193,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Run(args) => run_scenario(args),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Backtest(args) => backtest::run(args),
         Command::Validate { scenario, set } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             say!("{}", s.to_toml());

@@ -1,0 +1,141 @@
+//! `cascade backtest`: the validation protocol over historical episodes, written as a
+//! Markdown table (`VALIDATION.md`).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use cascade::backtest;
+use cascade::error::{Error, Result};
+
+use super::Common;
+
+/// Flags of `cascade backtest`.
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// Episode scenarios with an [observed] table, or folders of them (every *.toml inside).
+    #[arg(default_value = "scenarios/history")]
+    scenarios: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+    /// Where to write the table (replacing it needs --force).
+    #[arg(long, default_value = "VALIDATION.md")]
+    out: PathBuf,
+}
+
+/// Backtests every episode, in file-name order, and writes the table.
+pub fn run(args: BacktestArgs) -> Result<()> {
+    if args.out.exists() && !args.common.force {
+        return Err(Error::BadInput(format!(
+            "{} already exists; pass --force to replace it",
+            args.out.display()
+        )));
+    }
+    let files = episode_files(&args.scenarios)?;
+    let overrides = args.common.overrides()?;
+    let quiet = args.common.quiet;
+    let mut episodes = Vec::new();
+    for file in &files {
+        if !quiet {
+            eprintln!(
+                "{}: calibrating the shock to the observed drop",
+                file.display()
+            );
+        }
+        let e = backtest::episode(file, &overrides, args.common.options(), |ev| {
+            if !quiet {
+                eprintln!(
+                    "  stress drop {:<10.6} median max_drawdown {:.6}",
+                    ev.value, ev.median
+                );
+            }
+        })?;
+        sayln!(
+            "{}: shock {:.4} gives median drawdown {:.4} (observed {}); {} of {} untargeted outcomes within the 90% interval",
+            e.name,
+            e.shock,
+            e.drawdown.p50,
+            e.observed.price_drop,
+            e.rows
+                .iter()
+                .filter(|r| r.verdict() == Some(backtest::Verdict::Within))
+                .count(),
+            e.rows.iter().filter(|r| r.verdict().is_some()).count()
+        );
+        episodes.push(e);
+    }
+    let command = command_line(&args, &files);
+    let text = backtest::markdown(&episodes, &command);
+    // Written beside the target and renamed: an interrupted run leaves the old table whole.
+    let tmp = args.out.with_extension("md.partial");
+    std::fs::write(&tmp, text)
+        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, &args.out)
+        .map_err(|e| Error::io(format!("cannot write {}", args.out.display()), e))?;
+    sayln!("validation table: {}", args.out.display());
+    Ok(())
+}
+
+/// The files named, folders expanded to their `*.toml` files in name order.
+fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| Error::BadInput(format!("cannot read {}: {e}", p.display())))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                return Err(Error::BadInput(format!(
+                    "{}: no *.toml scenario in this folder",
+                    p.display()
+                )));
+            }
+            files.extend(inside);
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            return Err(Error::BadInput(format!(
+                "{}: no such file or folder",
+                p.display()
+            )));
+        }
+    }
+    Ok(files)
+}
+
+/// The command as a user would type it again (machine-specific flags left out).
+fn command_line(args: &BacktestArgs, files: &[PathBuf]) -> String {
+    let mut parts = vec!["cascade backtest".to_string()];
+    let named: Vec<String> = args
+        .scenarios
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    parts.push(if named.is_empty() {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        named.join(" ")
+    });
+    if let Some(p) = args.common.paths {
+        parts.push(format!("--paths {p}"));
+    }
+    if let Some(s) = args.common.seed {
+        parts.push(format!("--seed {s}"));
+    }
+    for s in &args.common.set {
+        parts.push(format!("--set {s}"));
+    }
+    parts.push(format!("--out {}", display(&args.out)));
+    parts.join(" ")
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}

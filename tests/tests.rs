@@ -3,6 +3,7 @@
 mod calibrate;
 mod cli;
 mod engine;
+mod history;
 mod margin;
 mod policies;
 mod report;

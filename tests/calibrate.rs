@@ -5,9 +5,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use tempfile::TempDir;
+
+use crate::support::cascade;
 
 /// One venue, linear impact, low volatility: the median drawdown rises with the stress drop,
 /// with a cascade on top of it.
@@ -44,22 +45,6 @@ open_interest = 2.0e8
 [venues.book]
 positions = 200
 "#;
-
-/// Runs the binary in `dir`; returns (exit code, stdout, stderr).
-fn cascade(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
 
 fn setup() -> TempDir {
     let tmp = TempDir::new().unwrap();

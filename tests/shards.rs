@@ -3,9 +3,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tempfile::TempDir;
+
+use crate::support;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,14 +16,8 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Runs the binary in `dir`; returns (exit code, stderr).
 fn cascade(dir: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (out.status.code().unwrap_or(-1), stderr)
+    let (code, _, stderr) = support::cascade(dir, args);
+    (code, stderr)
 }
 
 fn ok(dir: &Path, args: &[&str]) {

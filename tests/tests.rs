@@ -10,3 +10,4 @@ mod report;
 mod shards;
 mod shocks;
 mod slurm;
+mod support;

@@ -1,0 +1,21 @@
+//! What several chapters share: running the binary.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `cascade` in `dir`; returns (exit code, stdout, stderr). A panic is always a failure,
+/// whatever the exit code the test expects.
+pub fn cascade(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}

@@ -137,6 +137,9 @@ struct PathRun<'a> {
     liquidated: f64,
     /// Index of the current step.
     step: usize,
+    /// What the last search for crossings priced the index at (the shared log price when no
+    /// venue marks to the index).
+    crossing_index: f64,
 }
 
 impl<'a> PathRun<'a> {
@@ -184,6 +187,7 @@ impl<'a> PathRun<'a> {
             recent_move: 0.0,
             liquidated: 0.0,
             step: 0,
+            crossing_index: log_start,
         };
         run.update_band();
         run
@@ -241,13 +245,13 @@ impl<'a> PathRun<'a> {
                 self.supervise();
             }
             let z = self.x + self.shared.level();
-            let z = if self.quiet(z) {
-                z
+            let (z, cascaded) = if self.quiet(z) {
+                (z, false)
             } else {
                 let depth_factor = lm.depth_factor(self.recent_move);
                 self.cascade(depth_factor);
                 // The cascade moved the shared price: centre the index on where it is now.
-                self.x + self.shared.level()
+                (self.x + self.shared.level(), true)
             };
             let log_index = if self.locals_active {
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -256,7 +260,13 @@ impl<'a> PathRun<'a> {
                     hi = hi.max(st.log_price);
                 }
                 max_gap = max_gap.max(hi - lo);
-                self.log_index(z)
+                if cascaded && self.m.any_index_mark {
+                    // The cascade's last search for crossings computed this very index (same
+                    // centre, same venue prices).
+                    self.crossing_index
+                } else {
+                    self.log_index(z)
+                }
             } else {
                 z
             };
@@ -327,6 +337,7 @@ impl<'a> PathRun<'a> {
     /// Finds the tranches each venue's mark has crossed; returns whether any has.
     fn find_crossings(&mut self) -> bool {
         let log_index = self.price_venues();
+        self.crossing_index = log_index;
         let mut any = false;
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             if self.step < st.halted_until {
@@ -454,8 +465,8 @@ impl<'a> PathRun<'a> {
             self.add(Metric::CascadeRounds, f64::from(rounds));
             self.add(Metric::CascadeSteps, 1.0);
         }
-        // Re-price venues so the step's record sees the post-cascade prices.
-        self.price_venues();
+        // The last search for crossings (the one that found none, or the one the cap stopped)
+        // priced the venues after the last round: the step's record sees those prices.
         self.update_band();
     }
 
@@ -480,7 +491,6 @@ impl<'a> PathRun<'a> {
         st.long_ptr = st.long_to;
         st.short_ptr = st.short_to;
         st.log_price = post;
-        let price = post.exp();
 
         let fund = &mut self.s.funds[v.fund];
         *fund += longs.fees + shorts.fees;
@@ -501,7 +511,8 @@ impl<'a> PathRun<'a> {
             drawn += paid;
             let mut rest = bad - paid;
             if rest > 0.0 && v.adl {
-                let (profit, notional) = opposite.profits(price);
+                // The price is needed only here: most rounds never reach ADL.
+                let (profit, notional) = opposite.profits(post.exp());
                 let available = (profit - *taken).max(0.0);
                 let adl = rest.min(available);
                 if adl > 0.0 {

@@ -60,18 +60,24 @@ impl Ledger {
 
 #[derive(Debug, Clone, Default)]
 struct VenueState {
+    /// Tranches crossed so far on each ladder (this step's crossings included).
     long_ptr: usize,
     short_ptr: usize,
+    /// Tranches already filled and booked: the step's sweep is `settled..ptr`.
+    long_settled: usize,
+    short_settled: usize,
     local: Pool,
-    /// Log price at the start of the current round, and after it.
+    /// Current log price.
     log_price: f64,
+    /// Log price when the step's cascade began (the first half of its fills' average).
+    log_price_before: f64,
     /// ADL already taken from profitable longs / shorts on this path.
     adl_from_longs: f64,
     adl_from_shorts: f64,
     /// Log prices strictly between which the venue's mark crosses no trigger.
     band_low: f64,
     band_high: f64,
-    /// Crossed ranges of the current round.
+    /// Crossed ranges of the current round (from the pointers).
     long_to: usize,
     short_to: usize,
     unabsorbed: f64,
@@ -137,6 +143,9 @@ struct PathRun<'a> {
     liquidated: f64,
     /// Index of the current step.
     step: usize,
+    /// What the last search for crossings priced the index at (the shared log price when no
+    /// venue marks to the index).
+    crossing_index: f64,
 }
 
 impl<'a> PathRun<'a> {
@@ -184,6 +193,7 @@ impl<'a> PathRun<'a> {
             recent_move: 0.0,
             liquidated: 0.0,
             step: 0,
+            crossing_index: log_start,
         };
         run.update_band();
         run
@@ -241,13 +251,13 @@ impl<'a> PathRun<'a> {
                 self.supervise();
             }
             let z = self.x + self.shared.level();
-            let z = if self.quiet(z) {
-                z
+            let (z, cascaded) = if self.quiet(z) {
+                (z, false)
             } else {
                 let depth_factor = lm.depth_factor(self.recent_move);
                 self.cascade(depth_factor);
                 // The cascade moved the shared price: centre the index on where it is now.
-                self.x + self.shared.level()
+                (self.x + self.shared.level(), true)
             };
             let log_index = if self.locals_active {
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -256,7 +266,13 @@ impl<'a> PathRun<'a> {
                     hi = hi.max(st.log_price);
                 }
                 max_gap = max_gap.max(hi - lo);
-                self.log_index(z)
+                if cascaded && self.m.any_index_mark {
+                    // The cascade's last search for crossings computed this very index (same
+                    // centre, same venue prices).
+                    self.crossing_index
+                } else {
+                    self.log_index(z)
+                }
             } else {
                 z
             };
@@ -327,6 +343,7 @@ impl<'a> PathRun<'a> {
     /// Finds the tranches each venue's mark has crossed; returns whether any has.
     fn find_crossings(&mut self) -> bool {
         let log_index = self.price_venues();
+        self.crossing_index = log_index;
         let mut any = false;
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             if self.step < st.halted_until {
@@ -417,7 +434,20 @@ impl<'a> PathRun<'a> {
         }
     }
 
-    /// Cascade rounds within one step, to the fixed point or the round cap.
+    /// Cascade rounds within one step, to the fixed point or the round cap, then the step's
+    /// fills and loss waterfall.
+    ///
+    /// A round finds the tranches every venue's mark has crossed, nets and routes their forced
+    /// flow and moves the prices (MODEL.md section 6). Fills are booked once, after the last
+    /// round: each venue's crossed stretch of the step is filled at the average of its log
+    /// price before the step's cascade and after it. Modelling choice: the step's forced
+    /// flow is one metaorder (impact is already a function of the step's cumulative flow), so
+    /// its fills are a property of the step, not of how many rounds a ladder's granularity
+    /// needs to reach the fixed point; booking per round made a finer ladder (more, smaller
+    /// rounds) fill closer to each trigger and report less bad debt for the same cascade. The
+    /// rounds, the fixed point and the liquidated quantities are unchanged; `cascade_rounds`
+    /// still counts rounds run (searches that found new crossings), and a round stopped by the
+    /// cap is neither moved nor booked, as before.
     fn cascade(&mut self, depth_factor: f64) {
         let m = self.m;
         let lm = m.liquidity;
@@ -431,6 +461,12 @@ impl<'a> PathRun<'a> {
                 self.add(Metric::RoundCapHits, 1.0);
                 break;
             }
+            if rounds == 0 {
+                // The first search priced the venues before any forced flow.
+                for st in &mut self.s.venues {
+                    st.log_price_before = st.log_price;
+                }
+            }
             rounds += 1;
             // Net forced sells per venue, in notional at the start price.
             let mut shared_flow = 0.0;
@@ -441,46 +477,45 @@ impl<'a> PathRun<'a> {
                 shared_flow += v.routing * flow;
                 st.local
                     .absorb(&lm, (1.0 - v.routing) * flow, v.depth * depth_factor);
+                st.long_ptr = st.long_to;
+                st.short_ptr = st.short_to;
             }
             self.shared
                 .absorb(&lm, shared_flow, lm.shared_depth * depth_factor);
-            let base = self.x + self.shared.level();
-            for i in 0..m.venues.len() {
-                self.settle(i, base);
-            }
-            self.locals_active = true;
         }
         if rounds > 0 {
+            self.locals_active = true;
             self.add(Metric::CascadeRounds, f64::from(rounds));
             self.add(Metric::CascadeSteps, 1.0);
+            // The last search (the one that found no new crossing, or the one the cap
+            // stopped) priced the venues after the last round.
+            for i in 0..m.venues.len() {
+                self.settle(i);
+            }
         }
-        // Re-price venues so the step's record sees the post-cascade prices.
-        self.price_venues();
         self.update_band();
     }
 
-    /// Fills venue `i`'s crossed tranches at the average of its pre- and post-round price,
-    /// and runs the loss waterfall: fees in, bad debt paid by the fund, then ADL, then unpaid.
-    fn settle(&mut self, i: usize, base: f64) {
+    /// Fills venue `i`'s tranches crossed this step at the average of its log price before
+    /// and after the step's cascade, and runs the loss waterfall: fees in, bad debt paid by
+    /// the fund, then ADL, then unpaid.
+    fn settle(&mut self, i: usize) {
         let v = &self.m.venues[i];
         let st = &mut self.s.venues[i];
-        let post = base + st.local.level();
-        let crossed = st.long_to > st.long_ptr || st.short_to > st.short_ptr;
+        let crossed = st.long_ptr > st.long_settled || st.short_ptr > st.short_settled;
         if !crossed {
-            st.log_price = post;
             return;
         }
-        let log_fill = 0.5 * (st.log_price + post);
+        let post = st.log_price;
+        let log_fill = 0.5 * (st.log_price_before + post);
         let longs = v
             .longs
-            .sweep(st.long_ptr, st.long_to, log_fill, st.long_shift);
+            .sweep(st.long_settled, st.long_ptr, log_fill, st.long_shift);
         let shorts = v
             .shorts
-            .sweep(st.short_ptr, st.short_to, log_fill, st.short_shift);
-        st.long_ptr = st.long_to;
-        st.short_ptr = st.short_to;
-        st.log_price = post;
-        let price = post.exp();
+            .sweep(st.short_settled, st.short_ptr, log_fill, st.short_shift);
+        st.long_settled = st.long_ptr;
+        st.short_settled = st.short_ptr;
 
         let fund = &mut self.s.funds[v.fund];
         *fund += longs.fees + shorts.fees;
@@ -501,7 +536,8 @@ impl<'a> PathRun<'a> {
             drawn += paid;
             let mut rest = bad - paid;
             if rest > 0.0 && v.adl {
-                let (profit, notional) = opposite.profits(price);
+                // The price is needed only here: most rounds never reach ADL.
+                let (profit, notional) = opposite.profits(post.exp());
                 let available = (profit - *taken).max(0.0);
                 let adl = rest.min(available);
                 if adl > 0.0 {

@@ -92,6 +92,35 @@ impl Position {
 /// Where the random stream of venue `v`'s book starts: far above every path's stream.
 const BOOK_STREAM_BASE: u64 = 1 << 63;
 
+/// The random stream of a book: the venue's opening book, or one of its cohorts opened
+/// during the horizon (cohort `k` of venue `v` at `BOOK_STREAM_BASE + (k + 1) x 2^32 + v`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The book at the start.
+    Start {
+        /// Venue index.
+        venue: usize,
+    },
+    /// A cohort opened during the horizon.
+    Cohort {
+        /// Venue index.
+        venue: usize,
+        /// Cohort index (by level).
+        cohort: usize,
+    },
+}
+
+impl Stream {
+    fn index(self) -> u64 {
+        match self {
+            Stream::Start { venue } => BOOK_STREAM_BASE + venue as u64,
+            Stream::Cohort { venue, cohort } => {
+                BOOK_STREAM_BASE + ((cohort as u64 + 1) << 32) + venue as u64
+            }
+        }
+    }
+}
+
 /// Parameters of a generated book, with the scenario's defaults filled in.
 #[derive(Debug, Clone, Copy)]
 pub struct BookSpec {
@@ -127,7 +156,8 @@ impl BookSpec {
 }
 
 /// Draws a venue's book: `spec.positions` longs and as many shorts, each side holding
-/// `open_interest / start` units, with leverage in `[1, max]` (the maximum leverage of the
+/// `open_interest / start` units (a cohort opening during the horizon is a book with no
+/// entry dispersion, its `start` the level's price), with leverage in `[1, max]` (the maximum leverage of the
 /// position's margin tier at the start price) and no position past its liquidation price at
 /// the start.
 pub fn generate(
@@ -136,10 +166,10 @@ pub fn generate(
     open_interest: f64,
     margin: &MarginSchedule,
     seed: u64,
-    venue_index: usize,
+    stream: Stream,
 ) -> Vec<Position> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(BOOK_STREAM_BASE + venue_index as u64);
+    rng.set_stream(stream.index());
     let sizes = Pareto::new(1.0, spec.size_tail).expect("validated: size_tail > 1");
     let entries = Normal::new(0.0, spec.entry_dispersion).expect("validated: dispersion >= 0");
     let mut book = Vec::with_capacity(2 * spec.positions as usize);

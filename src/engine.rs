@@ -6,7 +6,7 @@
 //! (the "quiet band" test); only steps that cross a trigger run cascade rounds, and a round
 //! costs binary searches and prefix-sum differences, never a loop over positions.
 
-use crate::ladder::Sweep;
+use crate::ladder::{Ladder, Sweep};
 use crate::liquidity::Pool;
 use crate::market::Market;
 use crate::metrics::{Metric, RowLayout, VenueMetric};
@@ -58,14 +58,131 @@ impl Ledger {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct VenueState {
+/// How far a path has gone down the two ladders of one book (a venue's start book, or a
+/// cohort opened during the horizon).
+#[derive(Debug, Clone, Copy, Default)]
+struct Holding {
     /// Tranches crossed so far on each ladder (this step's crossings included).
     long_ptr: usize,
     short_ptr: usize,
     /// Tranches already filled and booked: the step's sweep is `settled..ptr`.
     long_settled: usize,
     short_settled: usize,
+    /// Crossed ranges of the current round (from the pointers).
+    long_to: usize,
+    short_to: usize,
+    /// Log of the price the book opened at over the price its ladders were built at (0 for
+    /// the start book): shifts its triggers, bankruptcy and entry prices alike.
+    shift: f64,
+}
+
+impl Holding {
+    /// A book opened at `shift` (log) from the price its ladders were built at.
+    fn opened(shift: f64) -> Holding {
+        Holding {
+            shift,
+            ..Holding::default()
+        }
+    }
+
+    /// Finds the tranches the log mark has crossed, given the venue's add-on shifts; returns
+    /// whether any is new.
+    #[inline]
+    fn find(&mut self, (longs, shorts): (&Ladder, &Ladder), mark: f64, add_on: (f64, f64)) -> bool {
+        self.long_to = longs.crossed_until(self.long_ptr, mark - add_on.0 - self.shift);
+        self.short_to = shorts.crossed_until(self.short_ptr, mark - add_on.1 - self.shift);
+        self.long_to > self.long_ptr || self.short_to > self.short_ptr
+    }
+
+    /// Crosses nothing this round (liquidations paused).
+    #[inline]
+    fn hold(&mut self) {
+        self.long_to = self.long_ptr;
+        self.short_to = self.short_ptr;
+    }
+
+    /// Takes the round's crossings; returns their net forced sell quantity.
+    #[inline]
+    fn advance(&mut self, (longs, shorts): (&Ladder, &Ladder)) -> f64 {
+        let q = longs.quantity_between(self.long_ptr, self.long_to)
+            - shorts.quantity_between(self.short_ptr, self.short_to);
+        self.long_ptr = self.long_to;
+        self.short_ptr = self.short_to;
+        q
+    }
+
+    /// Fills and books what was crossed since the last booking, at `log_fill`.
+    #[inline]
+    fn settle(
+        &mut self,
+        (longs, shorts): (&Ladder, &Ladder),
+        log_fill: f64,
+        add_on: (f64, f64),
+    ) -> (Sweep, Sweep) {
+        let entry_scale = if self.shift == 0.0 {
+            1.0
+        } else {
+            self.shift.exp()
+        };
+        let l = longs.sweep(
+            self.long_settled,
+            self.long_ptr,
+            log_fill,
+            add_on.0 + self.shift,
+            entry_scale,
+        );
+        let s = shorts.sweep(
+            self.short_settled,
+            self.short_ptr,
+            log_fill,
+            add_on.1 + self.shift,
+            entry_scale,
+        );
+        self.long_settled = self.long_ptr;
+        self.short_settled = self.short_ptr;
+        (l, s)
+    }
+
+    /// Whether anything was crossed since the last booking.
+    #[inline]
+    fn unsettled(&self) -> bool {
+        self.long_ptr > self.long_settled || self.short_ptr > self.short_settled
+    }
+
+    /// Log prices of the next long and short triggers (the edges of the quiet band).
+    #[inline]
+    fn band(&self, (longs, shorts): (&Ladder, &Ladder), add_on: (f64, f64)) -> (f64, f64) {
+        (
+            longs.next_log_trigger(self.long_ptr) + add_on.0 + self.shift,
+            shorts.next_log_trigger(self.short_ptr) + add_on.1 + self.shift,
+        )
+    }
+
+    /// Quantity not yet crossed whose trigger lies within `log_distance` of the mark.
+    fn near(
+        &self,
+        (longs, shorts): (&Ladder, &Ladder),
+        mark: f64,
+        add_on: (f64, f64),
+        log_distance: f64,
+    ) -> f64 {
+        let (ml, ms) = (mark - add_on.0 - self.shift, mark - add_on.1 - self.shift);
+        // Positions past their trigger (held by a pause) are pending, not near.
+        let crossed_long = longs.crossed_until(self.long_ptr, ml);
+        let near_long = longs.crossed_until(crossed_long, ml - log_distance);
+        let crossed_short = shorts.crossed_until(self.short_ptr, ms);
+        let near_short = shorts.crossed_until(crossed_short, ms + log_distance);
+        longs.quantity_between(crossed_long, near_long)
+            + shorts.quantity_between(crossed_short, near_short)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct VenueState {
+    /// The book at the start.
+    start: Holding,
+    /// Cohorts opened so far (they open in level order).
+    cohorts_open: usize,
     local: Pool,
     /// Current log price.
     log_price: f64,
@@ -74,18 +191,22 @@ struct VenueState {
     /// ADL already taken from profitable longs / shorts on this path.
     adl_from_longs: f64,
     adl_from_shorts: f64,
-    /// Log prices strictly between which the venue's mark crosses no trigger.
+    /// Log prices strictly between which the venue's mark crosses no trigger and opens no
+    /// cohort.
     band_low: f64,
     band_high: f64,
-    /// Crossed ranges of the current round (from the pointers).
-    long_to: usize,
-    short_to: usize,
     unabsorbed: f64,
     /// Liquidations are paused (circuit breaker) while the step index is below this.
     halted_until: usize,
     /// Log shift of every trigger after margin add-ons (<= 0 for longs, >= 0 for shorts).
     long_shift: f64,
     short_shift: f64,
+}
+
+impl VenueState {
+    fn add_on(&self) -> (f64, f64) {
+        (self.long_shift, self.short_shift)
+    }
 }
 
 /// A supervisor's state on one path.
@@ -103,6 +224,8 @@ struct SupervisorState {
 #[derive(Debug, Clone, Default)]
 pub struct Scratch {
     venues: Vec<VenueState>,
+    /// Every venue's cohorts, venue by venue ([`crate::market::VenueModel::first_cohort`]).
+    cohorts: Vec<Holding>,
     funds: Vec<f64>,
     supervisors: Vec<SupervisorState>,
     /// The step at which a supervisor first acted on the last path, if any.
@@ -141,6 +264,8 @@ struct PathRun<'a> {
     band_high: f64,
     recent_move: f64,
     liquidated: f64,
+    /// Notional (at the start price, per side) of cohorts opened so far.
+    opened: f64,
     /// Index of the current step.
     step: usize,
     /// What the last search for crossings priced the index at (the shared log price when no
@@ -164,6 +289,8 @@ impl<'a> PathRun<'a> {
                 ..VenueState::default()
             },
         );
+        s.cohorts.clear();
+        s.cohorts.resize(m.cohorts, Holding::default());
         s.funds.clear();
         s.funds.extend_from_slice(&m.funds);
         s.supervisors.clear();
@@ -192,6 +319,7 @@ impl<'a> PathRun<'a> {
             band_high: 0.0,
             recent_move: 0.0,
             liquidated: 0.0,
+            opened: 0.0,
             step: 0,
             crossing_index: log_start,
         };
@@ -202,10 +330,23 @@ impl<'a> PathRun<'a> {
     fn update_band(&mut self) {
         let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
-            st.band_low = v.longs.next_log_trigger(st.long_ptr) + st.long_shift;
-            st.band_high = v.shorts.next_log_trigger(st.short_ptr) + st.short_shift;
-            low = low.max(st.band_low);
-            high = high.min(st.band_high);
+            let (mut vl, mut vh) = st.start.band(v.ladders(), st.add_on());
+            if !v.cohorts.is_empty() {
+                let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                for (c, h) in v.cohorts.iter().zip(open) {
+                    let (l, hi) = h.band(c.ladders(), st.add_on());
+                    vl = vl.max(l);
+                    vh = vh.min(hi);
+                }
+                // The next cohort opens once the mark reaches its level.
+                if let Some(c) = v.cohorts.get(st.cohorts_open) {
+                    vl = vl.max(c.log_level);
+                }
+            }
+            st.band_low = vl;
+            st.band_high = vh;
+            low = low.max(vl);
+            high = high.min(vh);
         }
         self.band_low = low;
         self.band_high = high;
@@ -346,15 +487,25 @@ impl<'a> PathRun<'a> {
         self.crossing_index = log_index;
         let mut any = false;
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
-            if self.step < st.halted_until {
-                st.long_to = st.long_ptr;
-                st.short_to = st.short_ptr;
-                continue;
-            }
+            let halted = self.step < st.halted_until;
             let mark = mark(v.mark, st.log_price, log_index);
-            st.long_to = v.longs.crossed_until(st.long_ptr, mark - st.long_shift);
-            st.short_to = v.shorts.crossed_until(st.short_ptr, mark - st.short_shift);
-            any |= st.long_to > st.long_ptr || st.short_to > st.short_ptr;
+            let add_on = st.add_on();
+            if halted {
+                st.start.hold();
+            } else {
+                any |= st.start.find(v.ladders(), mark, add_on);
+            }
+            // Most venues have no cohort open: keep their rounds off the cohorts' state.
+            if st.cohorts_open > 0 {
+                let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                for (c, h) in v.cohorts.iter().zip(open) {
+                    if halted {
+                        h.hold();
+                    } else {
+                        any |= h.find(c.ladders(), mark, add_on);
+                    }
+                }
+            }
         }
         any
     }
@@ -371,19 +522,13 @@ impl<'a> PathRun<'a> {
                     for &i in &sup.venues {
                         let (v, st) = (&self.m.venues[i], &self.s.venues[i]);
                         let m = mark(v.mark, st.log_price, log_index);
-                        // Positions not yet at their trigger but within the distance of it;
-                        // those already past it (held by a pause) are pending, not near.
-                        let crossed_long = v.longs.crossed_until(st.long_ptr, m - st.long_shift);
-                        let near_long = v
-                            .longs
-                            .crossed_until(crossed_long, m - st.long_shift - sup.log_distance);
-                        let crossed_short =
-                            v.shorts.crossed_until(st.short_ptr, m - st.short_shift);
-                        let near_short = v
-                            .shorts
-                            .crossed_until(crossed_short, m - st.short_shift + sup.log_distance);
-                        quantity += v.longs.quantity_between(crossed_long, near_long)
-                            + v.shorts.quantity_between(crossed_short, near_short);
+                        let (add_on, d) = (st.add_on(), sup.log_distance);
+                        quantity += st.start.near(v.ladders(), m, add_on, d);
+                        let open =
+                            &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                        for (c, h) in v.cohorts.iter().zip(open) {
+                            quantity += h.near(c.ladders(), m, add_on, d);
+                        }
                     }
                     quantity * self.m.start
                 }
@@ -471,14 +616,18 @@ impl<'a> PathRun<'a> {
             // Net forced sells per venue, in notional at the start price.
             let mut shared_flow = 0.0;
             for (v, st) in m.venues.iter().zip(&mut self.s.venues) {
-                let q_long = v.longs.quantity_between(st.long_ptr, st.long_to);
-                let q_short = v.shorts.quantity_between(st.short_ptr, st.short_to);
-                let flow = (q_long - q_short) * m.start;
+                let mut q = st.start.advance(v.ladders());
+                if st.cohorts_open > 0 {
+                    let open =
+                        &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                    for (c, h) in v.cohorts.iter().zip(open) {
+                        q += h.advance(c.ladders());
+                    }
+                }
+                let flow = q * m.start;
                 shared_flow += v.routing * flow;
                 st.local
                     .absorb(&lm, (1.0 - v.routing) * flow, v.depth * depth_factor);
-                st.long_ptr = st.long_to;
-                st.short_ptr = st.short_to;
             }
             self.shared
                 .absorb(&lm, shared_flow, lm.shared_depth * depth_factor);
@@ -493,7 +642,33 @@ impl<'a> PathRun<'a> {
                 self.settle(i);
             }
         }
+        if m.cohorts > 0 {
+            self.open_cohorts();
+        }
         self.update_band();
+    }
+
+    /// Opens every cohort whose level its venue's mark has reached, at that mark: entries,
+    /// triggers and bankruptcy prices follow the price the positions actually opened at.
+    /// Longs and shorts open in equal quantity, so opening moves no price.
+    fn open_cohorts(&mut self) {
+        let index = if self.m.any_index_mark {
+            self.crossing_index
+        } else {
+            0.0
+        };
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
+            let mark = mark(v.mark, st.log_price, index);
+            while let Some(c) = v.cohorts.get(st.cohorts_open) {
+                if mark > c.log_level {
+                    break;
+                }
+                self.s.cohorts[v.first_cohort + st.cohorts_open] =
+                    Holding::opened(mark - c.log_level);
+                self.opened += c.longs.total_quantity() * self.m.start;
+                st.cohorts_open += 1;
+            }
+        }
     }
 
     /// Fills venue `i`'s tranches crossed this step at the average of its log price before
@@ -502,20 +677,19 @@ impl<'a> PathRun<'a> {
     fn settle(&mut self, i: usize) {
         let v = &self.m.venues[i];
         let st = &mut self.s.venues[i];
-        let crossed = st.long_ptr > st.long_settled || st.short_ptr > st.short_settled;
-        if !crossed {
+        let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+        if !st.start.unsettled() && (st.cohorts_open == 0 || !open.iter().any(Holding::unsettled)) {
             return;
         }
         let post = st.log_price;
         let log_fill = 0.5 * (st.log_price_before + post);
-        let longs = v
-            .longs
-            .sweep(st.long_settled, st.long_ptr, log_fill, st.long_shift);
-        let shorts = v
-            .shorts
-            .sweep(st.short_settled, st.short_ptr, log_fill, st.short_shift);
-        st.long_settled = st.long_ptr;
-        st.short_settled = st.short_ptr;
+        let add_on = st.add_on();
+        let (mut longs, mut shorts) = st.start.settle(v.ladders(), log_fill, add_on);
+        for (c, h) in v.cohorts.iter().zip(open) {
+            let (l, s) = h.settle(c.ladders(), log_fill, add_on);
+            longs.add(&l);
+            shorts.add(&s);
+        }
 
         let fund = &mut self.s.funds[v.fund];
         *fund += longs.fees + shorts.fees;
@@ -593,7 +767,8 @@ impl<'a> PathRun<'a> {
         self.set(Metric::InsolventVenues, insolvent as f64);
         let oi = self.m.total_open_interest;
         if oi > 0.0 {
-            self.set(Metric::OpenInterestLost, (self.liquidated / oi).min(1.0));
+            let lost = (self.liquidated - self.opened).max(0.0) / oi;
+            self.set(Metric::OpenInterestLost, lost.min(1.0));
         }
         self.ledger.funds_end = self.s.funds.iter().sum();
         self.ledger

@@ -98,7 +98,8 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    fn add(&mut self, o: &Sweep) {
+    /// Adds another sweep's figures to these.
+    pub fn add(&mut self, o: &Sweep) {
         self.quantity += o.quantity;
         self.positions += o.positions;
         self.stake += o.stake;
@@ -166,16 +167,18 @@ impl Run {
         )
     }
 
-    /// Tranches `a..b` filled at `exp(log_fill)`; see [`Ladder::sweep`].
+    /// Tranches `a..b` filled at `exp(log_fill)` under the side and fee of `ladder`; see
+    /// [`Ladder::sweep`].
     fn sweep(
         &self,
-        side: Side,
-        (fee, log_fee_factor): (f64, f64),
+        ladder: &Ladder,
         a: usize,
         b: usize,
         log_fill: f64,
         log_scale: f64,
+        entry_scale: f64,
     ) -> Sweep {
+        let (side, fee, log_fee_factor) = (ladder.side, ladder.fee, ladder.log_fee_factor);
         if a >= b {
             return Sweep::default();
         }
@@ -195,6 +198,7 @@ impl Run {
         let (q_cap, t_cap, _) = self.sums(c1, c2);
         let (q_full, t_full, _) = self.sums(c2, b);
         let (q, t, e) = self.sums(a, b);
+        let e = e * entry_scale;
         let full_fees = fee * fill * q_full;
         Sweep {
             quantity: q,
@@ -328,16 +332,24 @@ impl Ladder {
     /// Liquidates tranches `a..b` at the fill price `exp(log_fill)` with the ladder's fee.
     ///
     /// `log_scale` shifts every trigger (and so every bankruptcy price) of the stretch in log
-    /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on. Working
-    /// in logs keeps logarithms off this hot path: keys are log triggers already.
+    /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on, and by
+    /// the log of `entry_scale` too for positions that opened at `entry_scale` times the price
+    /// their ladder was built at. Working in logs keeps logarithms off this hot path: keys are
+    /// log triggers already.
     ///
     /// `a` and `b` are pointers [`Ladder::crossed_until`] returned (or 0), so no two tranches
     /// with the same trigger lie on either side of them: each class's share of the stretch is
     /// then the class's tranches with keys below those at `a` and `b`.
-    pub fn sweep(&self, a: usize, b: usize, log_fill: f64, log_scale: f64) -> Sweep {
-        let fees = (self.fee, self.log_fee_factor);
+    pub fn sweep(
+        &self,
+        a: usize,
+        b: usize,
+        log_fill: f64,
+        log_scale: f64,
+        entry_scale: f64,
+    ) -> Sweep {
         if self.classes.is_empty() || a >= b {
-            return self.all.sweep(self.side, fees, a, b, log_fill, log_scale);
+            return self.all.sweep(self, a, b, log_fill, log_scale, entry_scale);
         }
         let n = self.all.keys.len();
         let mut total = Sweep::default();
@@ -350,7 +362,7 @@ impl Ladder {
                     class.keys.partition_point(|&k| k < bound)
                 }
             };
-            let part = class.sweep(self.side, fees, local(a), local(b), log_fill, log_scale);
+            let part = class.sweep(self, local(a), local(b), log_fill, log_scale, entry_scale);
             total.add(&part);
         }
         total

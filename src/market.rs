@@ -3,7 +3,7 @@
 //! Building sorts every venue's book into liquidation ladders and derives every constant a
 //! step needs, so that the per-path work is only arithmetic on a small state.
 
-use crate::book::{Position, Side};
+use crate::book::{self, BookSpec, Position, Side, Stream};
 use crate::ladder::{EntryIndex, Ladder};
 use crate::liquidity::LiquidityModel;
 use crate::margin::MarginSchedule;
@@ -43,6 +43,39 @@ pub struct VenueModel {
     pub weight: f64,
     /// Long open interest at the start price (USD).
     pub open_interest: f64,
+    /// Cohorts of positions that open during the horizon, by ascending level of fall.
+    pub cohorts: Vec<Cohort>,
+    /// Index of this venue's first cohort among every venue's cohorts (venue by venue),
+    /// where a path keeps its state of each.
+    pub first_cohort: usize,
+}
+
+impl VenueModel {
+    /// The long and short ladders of the book at the start.
+    #[inline]
+    pub fn ladders(&self) -> (&Ladder, &Ladder) {
+        (&self.longs, &self.shorts)
+    }
+}
+
+impl Cohort {
+    /// The cohort's long and short ladders.
+    #[inline]
+    pub fn ladders(&self) -> (&Ladder, &Ladder) {
+        (&self.longs, &self.shorts)
+    }
+}
+
+/// Positions that open when a venue's mark first falls to a level: ladders built at the
+/// level's price, shifted on each path by the mark at which they actually open.
+#[derive(Debug, Clone)]
+pub struct Cohort {
+    /// Log of the level's price.
+    pub log_level: f64,
+    /// Longs (dip buyers).
+    pub longs: Ladder,
+    /// Shorts (momentum sellers).
+    pub shorts: Ladder,
 }
 
 /// Everything one policy's paths run on.
@@ -64,6 +97,8 @@ pub struct Market {
     pub any_index_mark: bool,
     /// Supervisors watching groups of venues (none in the baseline).
     pub supervisors: Vec<Supervisor>,
+    /// Cohorts of all venues.
+    pub cohorts: usize,
 }
 
 /// A supervisor, resolved to the venues it watches.
@@ -108,6 +143,9 @@ impl Supervisor {
 pub struct VenueTerms {
     /// Margin rates by position size.
     pub margin: MarginSchedule,
+    /// Highest leverage a policy allows (infinite unless one caps it); positions opened
+    /// during the horizon open under it.
+    pub leverage_cap: f64,
     /// Routing share (alpha).
     pub routing: f64,
     /// Mark price.
@@ -134,6 +172,7 @@ impl VenueTerms {
     pub fn baseline(v: &Venue, routing: f64, fund: usize, positions: Vec<Position>) -> Self {
         VenueTerms {
             margin: v.margin(),
+            leverage_cap: f64::INFINITY,
             routing,
             mark: v.mark_price,
             fund,
@@ -158,18 +197,23 @@ impl Market {
             })
             .collect();
         let total: f64 = open_interest.iter().sum();
+        let mut cohorts_before = 0;
         let venues: Vec<VenueModel> = f
             .venues
             .iter()
             .zip(terms)
             .zip(&open_interest)
-            .map(|((v, t), &oi)| {
+            .enumerate()
+            .map(|(i, ((v, t), &oi))| {
                 let partial = match v.liquidation {
                     LiquidationMode::Full => None,
                     LiquidationMode::Partial => v.partial_fraction,
                 };
                 let ladder =
                     |side| Ladder::build(&t.positions, side, &t.margin, v.liquidation_fee, partial);
+                let cohorts = cohorts(scenario, i, &t, partial);
+                let first_cohort = cohorts_before;
+                cohorts_before += cohorts.len();
                 VenueModel {
                     name: v.name.clone(),
                     jurisdiction: v.jurisdiction.clone(),
@@ -185,12 +229,15 @@ impl Market {
                     mark: t.mark,
                     weight: if total > 0.0 { oi / total } else { 0.0 },
                     open_interest: oi,
+                    cohorts,
+                    first_cohort,
                 }
             })
             .collect();
         Market {
             start,
             any_index_mark: venues.iter().any(|v| v.mark == MarkPrice::Index),
+            cohorts: venues.iter().map(|v| v.cohorts.len()).sum(),
             venues,
             funds,
             liquidity: LiquidityModel::new(&f.liquidity),
@@ -210,4 +257,50 @@ impl Market {
             .collect();
         Market::build(scenario, VenueTerms::all_baseline(scenario, books), funds)
     }
+}
+
+/// The cohorts of venue `i` under its terms: drawn on their own random streams (so every
+/// policy sees the same draws), at each level's price, with leverage capped by the venue's
+/// tiers and the policy's cap.
+fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) -> Vec<Cohort> {
+    let f = scenario.file();
+    let v = &f.venues[i];
+    let Some(o) = &v.opening else {
+        return Vec::new();
+    };
+    let spec = BookSpec {
+        positions: o.positions.unwrap_or(1_000),
+        long_leverage: o.long_leverage,
+        short_leverage: o.short_leverage,
+        entry_dispersion: 0.0,
+        size_tail: o.size_tail.unwrap_or(1.5),
+    };
+    o.levels
+        .iter()
+        .enumerate()
+        .map(|(k, &level)| {
+            let price = f.price.start * (1.0 - level);
+            let mut positions = book::generate(
+                &spec,
+                price,
+                o.notional,
+                &t.margin,
+                scenario.seed(),
+                Stream::Cohort {
+                    venue: i,
+                    cohort: k,
+                },
+            );
+            for p in &mut positions {
+                p.leverage = p.leverage.min(t.leverage_cap);
+            }
+            let ladder =
+                |side| Ladder::build(&positions, side, &t.margin, v.liquidation_fee, partial);
+            Cohort {
+                log_level: price.ln(),
+                longs: ladder(Side::Long),
+                shorts: ladder(Side::Short),
+            }
+        })
+        .collect()
 }

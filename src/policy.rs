@@ -48,6 +48,9 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         if let Some(routing) = policy.routing {
             t.routing = routing;
         }
+        if let Some(cap) = policy.leverage_cap {
+            t.leverage_cap = cap;
+        }
     }
     // Only venues whose rules the policy tightens re-check their positions' leverage. The
     // base tier has the lowest initial rate, so a floor that raises any tier raises it.
@@ -197,7 +200,7 @@ fn stressed_loss(
             None,
         );
         let crossed = ladder.crossed_until(0, price.ln());
-        ladder.sweep(0, crossed, price.ln(), 0.0).bad_debt
+        ladder.sweep(0, crossed, price.ln(), 0.0, 1.0).bad_debt
     })
     .fold(0.0, f64::max)
 }

@@ -86,7 +86,7 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
         for move_ in [0.005, 0.02, 0.05, 0.1, 0.3] {
             let fill = 100.0 * (1.0 - s * move_);
             let crossed = ladder.crossed_until(0, fill.ln());
-            let sweep = ladder.sweep(0, crossed, fill.ln(), 0.0);
+            let sweep = ladder.sweep(0, crossed, fill.ln(), 0.0, 1.0);
             let [q, fees, bad, returned, stake] = by_position(&positions, &margin, fee, fill);
             assert!(q > 0.0, "{side:?} {move_}: nothing crossed");
             assert!(
@@ -153,7 +153,14 @@ fn generated_books_respect_each_tiers_leverage_cap_and_start_safe() {
         size_tail: 1.2,
     };
     let start = 50_000.0;
-    let positions = book::generate(&spec, start, 2.0e9, &margin, 7, 0);
+    let positions = book::generate(
+        &spec,
+        start,
+        2.0e9,
+        &margin,
+        7,
+        book::Stream::Start { venue: 0 },
+    );
     let mut above_base = 0;
     for p in &positions {
         let notional = p.quantity * start;

@@ -5,6 +5,7 @@ mod cli;
 mod engine;
 mod history;
 mod margin;
+mod opening;
 mod policies;
 mod report;
 mod shards;

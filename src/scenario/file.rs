@@ -311,6 +311,30 @@ pub struct Venue {
     /// The book of leveraged positions: generated, or read from a CSV snapshot.
     #[serde(default)]
     pub book: Book,
+    /// Positions opened during the horizon, as the price falls through given levels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<Opening>,
+}
+
+/// Cohorts of new positions that open during a fall: dip buyers (longs) and momentum sellers
+/// (shorts) in equal quantity, each cohort at the venue's mark when it first falls through its
+/// level. They are what a rebound liquidates: shorts opened near the lows.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Opening {
+    /// Falls below the start price, as shares (0.05 = 5% down), at which a cohort opens.
+    pub levels: Vec<f64>,
+    /// Notional per side per cohort (USD at the level's price).
+    pub notional: f64,
+    /// Positions per side per cohort.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<u32>,
+    /// Leverage distribution of the cohort's longs (capped by the venue's tiers and rules).
+    pub long_leverage: LeverageMix,
+    /// Leverage distribution of the cohort's shorts.
+    pub short_leverage: LeverageMix,
+    /// Pareto tail index of sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_tail: Option<f64>,
 }
 
 fn yes() -> bool {

@@ -202,7 +202,7 @@ impl Scenario {
                         .expect("validated: generated books have open interest"),
                     &v.margin(),
                     self.seed(),
-                    i,
+                    book::Stream::Start { venue: i },
                 ),
             })
             .collect()

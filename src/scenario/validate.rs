@@ -374,6 +374,62 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
         c.positive(&at("depth_1pct"), v.depth_1pct);
         check_tiers(c, i, v);
         check_book(c, i, v);
+        check_opening(c, i, v);
+    }
+}
+
+/// Levels are falls within (0, 1), ascending; sizes and distributions as in a book.
+fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {
+    let Some(o) = &v.opening else {
+        return;
+    };
+    let at = |key: &str| format!("venues[{i}].opening.{key}");
+    if o.levels.is_empty() {
+        c.fail(at("levels"), "needs at least one level (e.g. [0.05, 0.10])");
+    }
+    let mut previous = 0.0;
+    for (k, &l) in o.levels.iter().enumerate() {
+        c.number(
+            &at(&format!("levels[{k}]")),
+            l,
+            l > previous && l < 1.0,
+            &format!("above {previous} and below 1 (falls ascend, as shares of the start price)"),
+        );
+        previous = l;
+    }
+    c.positive(&at("notional"), o.notional);
+    if o.positions == Some(0) {
+        c.fail(at("positions"), "must be at least 1");
+    }
+    check_mixes(c, &at(""), Some(o.long_leverage), Some(o.short_leverage));
+    if let Some(t) = o.size_tail {
+        c.number(
+            &at("size_tail"),
+            t,
+            t > 1.0,
+            "above 1 (the Pareto mean must exist)",
+        );
+    }
+}
+
+/// Leverage distributions: medians at least 1, dispersions not negative. `prefix` ends in a
+/// dot.
+fn check_mixes(
+    c: &mut Checker,
+    prefix: &str,
+    long: Option<super::file::LeverageMix>,
+    short: Option<super::file::LeverageMix>,
+) {
+    for (key, mix) in [("long_leverage", long), ("short_leverage", short)] {
+        if let Some(m) = mix {
+            c.number(
+                &format!("{prefix}{key}.median"),
+                m.median,
+                m.median >= 1.0,
+                "at least 1",
+            );
+            c.non_negative(&format!("{prefix}{key}.dispersion"), m.dispersion);
+        }
     }
 }
 
@@ -451,20 +507,7 @@ fn check_book(c: &mut Checker, i: usize, v: &super::file::Venue) {
     if b.positions == Some(0) {
         c.fail(at("book.positions"), "must be at least 1");
     }
-    for (key, mix) in [
-        ("long_leverage", b.long_leverage),
-        ("short_leverage", b.short_leverage),
-    ] {
-        if let Some(m) = mix {
-            c.number(
-                &at(&format!("book.{key}.median")),
-                m.median,
-                m.median >= 1.0,
-                "at least 1",
-            );
-            c.non_negative(&at(&format!("book.{key}.dispersion")), m.dispersion);
-        }
-    }
+    check_mixes(c, &at("book."), b.long_leverage, b.short_leverage);
     if let Some(d) = b.entry_dispersion {
         c.non_negative(&at("book.entry_dispersion"), d);
     }

@@ -1,0 +1,157 @@
+//! Positions opened during the horizon (`[venues.opening]`): cohorts open when the mark first
+//! falls to their level, at that mark; a rebound liquidates the shorts opened near the lows
+//! and a deeper fall the longs; a policy's leverage cap applies to what opens under it.
+
+use std::fs;
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use crate::support::cascade;
+
+/// One venue without impact (depth far beyond any flow). Its start book is at 1x and can
+/// never be liquidated; two cohorts of 20x positions open at falls of 5% and 20%.
+const SCENARIO: &str = r#"
+name = "opening"
+
+[simulation]
+paths = 3
+steps = 40
+seed = 1
+
+[price]
+start = 100.0
+model = "historical"
+returns_csv = "returns.csv"
+
+[liquidity]
+impact = "linear"
+shared_depth_1pct = 1.0e15
+permanent_fraction = 1.0
+
+[[venues]]
+name = "solo"
+jurisdiction = "x"
+initial_margin = 0.02
+maintenance_margin = 0.01
+insurance_fund = 1.0e9
+depth_1pct = 1.0e15
+open_interest = 1.0e9
+
+[venues.book]
+positions = 100
+long_leverage = { median = 1.0, dispersion = 0.0 }
+short_leverage = { median = 1.0, dispersion = 0.0 }
+
+[venues.opening]
+levels = [0.05, 0.2]
+notional = 2.0e8
+positions = 50
+long_leverage = { median = 20.0, dispersion = 0.0 }
+short_leverage = { median = 20.0, dispersion = 0.0 }
+
+[[policies]]
+name = "baseline"
+
+[[policies]]
+name = "capped"
+cooperating = ["x"]
+leverage_cap = 10.0
+"#;
+
+/// Log returns: 12 steps of -1% (to 88.7), then 20 of +1% (to 108.3), then flat.
+fn returns() -> String {
+    let mut csv = String::from("log_return\n");
+    for t in 0..40 {
+        let r = match t {
+            0..12 => -0.01,
+            12..32 => 0.01,
+            _ => 0.0,
+        };
+        csv.push_str(&format!("{r}\n"));
+    }
+    csv
+}
+
+/// Mean of `metric` under policy `p` in a result directory.
+fn mean(dir: &Path, p: usize, metric: &str) -> f64 {
+    let text = fs::read_to_string(dir.join("summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    summary["policies"][p]["metrics"][metric]["mean"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn a_rebound_liquidates_the_shorts_opened_near_the_lows() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("opening.toml"), SCENARIO).unwrap();
+    fs::write(d.join("returns.csv"), returns()).unwrap();
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "run",
+            "opening.toml",
+            "--out",
+            "r",
+            "--quiet",
+            "--no-report",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = d.join("r");
+    // The 5% cohort opens at 100 e^-0.06 = 94.18 with 2e8 / 95 units a side. At 20x and 1%
+    // maintenance its longs trigger 4.04% lower (90.37, reached at 88.7) and its shorts
+    // 3.96% higher (97.91, passed on the way back to 108); the 20% cohort never opens and
+    // the 1x start book cannot be liquidated. Notional is valued at the start price.
+    let units = 2.0e8 / 95.0;
+    let side = units * 100.0;
+    let long = mean(&r, 0, "liquidated_long_notional");
+    let short = mean(&r, 0, "liquidated_short_notional");
+    assert!((long - side).abs() <= 1e-6 * side, "longs {long} vs {side}");
+    assert!(
+        (short - side).abs() <= 1e-6 * side,
+        "shorts {short} vs {side}"
+    );
+    assert_eq!(mean(&r, 0, "liquidated_positions"), 100.0);
+    // Open interest lost is net of what opened: 2 x side closed, side opened, of 1e9.
+    let lost = mean(&r, 0, "open_interest_lost");
+    assert!((lost - side / 1.0e9).abs() < 1e-9, "{lost}");
+    // Fills at the step's average price: no bad debt at 20x on 1% moves.
+    assert_eq!(mean(&r, 0, "bad_debt"), 0.0);
+
+    // Under a 10x cap the cohort opens at 10x: longs trigger 9.1% lower (85.6, never
+    // reached), shorts 8.9% higher (102.6, reached).
+    let long = mean(&r, 1, "liquidated_long_notional");
+    let short = mean(&r, 1, "liquidated_short_notional");
+    assert_eq!(long, 0.0);
+    assert!((short - side).abs() <= 1e-6 * side, "capped shorts {short}");
+}
+
+#[test]
+fn a_cohort_whose_level_is_never_reached_changes_nothing() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("returns.csv"), returns()).unwrap();
+    // Only the 20% cohort: the price never falls that far, so results equal having none.
+    let with = SCENARIO.replace("levels = [0.05, 0.2]", "levels = [0.2]");
+    let start = with.find("[venues.opening]").unwrap();
+    let end = with.find("[[policies]]").unwrap();
+    let without = format!("{}{}", &with[..start], &with[end..]);
+    fs::write(d.join("with.toml"), with.replace("\"opening\"", "\"with\"")).unwrap();
+    fs::write(
+        d.join("without.toml"),
+        without.replace("\"opening\"", "\"with\""),
+    )
+    .unwrap();
+    for (file, out) in [("with.toml", "a"), ("without.toml", "b")] {
+        let (code, _, err) = cascade(d, &["run", file, "--out", out, "--quiet", "--no-report"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    for file in ["summary.json", "paths.csv", "timeline.csv"] {
+        let a = fs::read_to_string(d.join("a").join(file)).unwrap();
+        let b = fs::read_to_string(d.join("b").join(file)).unwrap();
+        assert!(a == b, "{file} differs");
+    }
+}

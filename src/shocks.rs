@@ -30,8 +30,9 @@ pub struct ShockModel {
     innovation: Innovation,
     /// Per-step jump probability parameter (Poisson intensity x dt) and log jump law.
     jumps: Option<(f64, f64, f64)>,
-    /// Deterministic stress: log return per step, first step, number of steps.
-    stress: Option<(f64, usize, usize)>,
+    /// Deterministic stress: log return per step, first step, number of steps; then the
+    /// recovery's log return per step and number of steps (0 for none).
+    stress: Option<(f64, usize, usize, f64, usize)>,
     /// Where the returns come from, when not from the i.i.d. diffusion above.
     source: Source,
 }
@@ -94,7 +95,14 @@ impl ShockModel {
         };
         let stress = price.stress.as_ref().map(|s| {
             let n = s.duration_steps as usize;
-            ((1.0 - s.drop).ln() / n as f64, s.start_step as usize, n)
+            let log_drop = (1.0 - s.drop).ln();
+            let m = s.recovery_steps.unwrap_or(0) as usize;
+            let back = if m > 0 {
+                -s.recovery * log_drop / m as f64
+            } else {
+                0.0
+            };
+            (log_drop / n as f64, s.start_step as usize, n, back, m)
         });
         ShockModel {
             sigma,
@@ -137,10 +145,14 @@ impl ShockModel {
                 }
             }
         }
-        if let Some((per_step, start, n)) = self.stress {
+        if let Some((per_step, start, n, back, m)) = self.stress {
             let end = (start + n).min(out.len());
             for r in &mut out[start.min(end)..end] {
                 *r += per_step;
+            }
+            let rebound_end = (end + m).min(out.len());
+            for r in &mut out[end..rebound_end] {
+                *r += back;
             }
         }
     }

@@ -454,3 +454,35 @@ fn a_result_directory_keeps_the_returns_and_runs_again() {
     }
     assert_eq!(returns(&again, 0), data);
 }
+
+// ---------------------------------------------------------------------------------------
+// Stress recovery
+
+#[test]
+fn a_stress_recovers_its_share_of_the_drop_after_it_ends() {
+    let text = scenario_text(
+        60,
+        "annual_volatility = 0.0\n[price.stress]\ndrop = 0.2\nstart_step = 5\nduration_steps = 10\nrecovery = 0.5\nrecovery_steps = 20",
+    );
+    let s = load(&text, here());
+    let r = returns(&s, 0);
+    let level = |t: usize| r[..t].iter().sum::<f64>().exp();
+    // Untouched before, down 20% at the drop's end, half the log drop back 20 steps later.
+    assert_eq!(level(5), 1.0);
+    assert!((level(15) - 0.8).abs() < 1e-12, "{}", level(15));
+    assert!((level(35) - 0.8f64.sqrt()).abs() < 1e-12, "{}", level(35));
+    // The trough is at the drop's end and the rebound is monotone, then flat.
+    assert!((16..=35).all(|t| level(t) > level(t - 1)));
+    assert!((level(60) - level(35)).abs() < 1e-12);
+
+    let bad = scenario_text(
+        60,
+        "annual_volatility = 0.0\n[price.stress]\ndrop = 0.2\nrecovery = 1.5",
+    );
+    let p = problems(&bad, here());
+    assert!(has(&p, "price.stress.recovery", "between 0 and 1"), "{p:?}");
+    assert!(
+        has(&p, "price.stress.recovery_steps", "is required"),
+        "{p:?}"
+    );
+}

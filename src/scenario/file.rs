@@ -196,6 +196,17 @@ pub struct Stress {
     /// Number of steps the drop is spread over (evenly in log price).
     #[serde(default = "one")]
     pub duration_steps: u32,
+    /// Share of the drop (in log price) that the fundamental recovers after it, as crashes
+    /// rebound from their low; 0 (the default) keeps the drop.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery: f64,
+    /// Number of steps the recovery is spread over, from the step after the drop ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_steps: Option<u32>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn one() -> u32 {

@@ -240,6 +240,16 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
         if st.duration_steps == 0 {
             c.fail("price.stress.duration_steps", "must be at least 1");
         }
+        c.share("price.stress.recovery", st.recovery);
+        c.needed_iff(
+            "price.stress.recovery_steps",
+            st.recovery_steps.is_some(),
+            st.recovery > 0.0,
+            "a recovery above 0",
+        );
+        if st.recovery_steps == Some(0) {
+            c.fail("price.stress.recovery_steps", "must be at least 1");
+        }
         if st.start_step >= s.simulation.steps {
             c.fail(
                 "price.stress.start_step",

@@ -309,11 +309,13 @@ const REASON_LIQUIDATIONS: Reasons = Reasons {
         the fall are missing, and the a-priori leverage mixes may be too conservative",
 };
 const REASON_LONG_SHARE: Reasons = Reasons {
-    above: "the shock is a one-way fall and books do not change during it, so the only shorts \
-        liquidated are those the path's own volatility squeezes; real episodes rebounded \
-        intraday against shorts opened near the lows, which the model does not have",
-    below: "the a-priori short leverage mixes put more shorts near their triggers than real \
-        books held",
+    above: "the model's shorts are liquidated only by the fundamental's rebound (the stress \
+        recovery), by transient impact reverting and by the path's volatility, squeezing the \
+        shorts opened near the lows (opening cohorts) and the few levered shorts of the start \
+        books; real short books held more leverage than the a-priori mixes, and real intraday \
+        swings were larger than a one-minute diffusion gives",
+    below: "the a-priori short leverage mixes, or the opening cohorts, put more shorts near \
+        their triggers than real books held",
 };
 const REASON_VENUE: Reasons = Reasons {
     above: "open interest per venue and each venue's leverage mix are assumptions where no \

@@ -4,13 +4,15 @@
 //!
 //! The pipeline, one module per concept:
 //! [`scenario`] (file, overrides, validation) -> [`book`] (positions) -> [`policy`] (overlays)
-//! -> [`market`] (ladders and constants, per policy) -> [`runner`] (parallel paths, with
-//! [`shocks`] for the exogenous price and [`engine`] for one path, using [`ladder`] and
-//! [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and [`timeline`]) ->
-//! [`results`] (the result directory). [`study`] strings these together for the commands, and
+//! -> [`market`] (ladders and constants, per policy, with [`margin`] for tiered rates) ->
+//! [`runner`] (parallel paths, with [`shocks`] for the exogenous price and [`engine`] for one
+//! path, using [`ladder`] and [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and
+//! [`timeline`]) -> [`results`] (the result directory). [`study`] strings these together for the commands, and
 //! [`shard`] splits a study across machines and merges it back exactly.
 //! [`report`] draws the [`charts`] and writes `report.html` from a result directory's files
-//! ([`result_dir`]), with [`units`] for how figures are shown.
+//! ([`result_dir`]), with [`units`] for how figures are shown. [`calibrate`] solves for the
+//! shock behind an observed outcome, and [`backtest`] runs the validation protocol against
+//! historical episodes.
 
 pub mod backtest;
 pub mod book;

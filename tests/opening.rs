@@ -5,9 +5,12 @@
 use std::fs;
 use std::path::Path;
 
+use cascade::book::{Position, Side};
+use cascade::ladder::Ladder;
+use cascade::margin::MarginSchedule;
 use tempfile::TempDir;
 
-use crate::support::cascade;
+use crate::support::cascade as run_cli;
 
 /// One venue without impact (depth far beyond any flow). Its start book is at 1x and can
 /// never be liquidated; two cohorts of 20x positions open at falls of 5% and 20%.
@@ -88,7 +91,7 @@ fn a_rebound_liquidates_the_shorts_opened_near_the_lows() {
     let d = tmp.path();
     fs::write(d.join("opening.toml"), SCENARIO).unwrap();
     fs::write(d.join("returns.csv"), returns()).unwrap();
-    let (code, _, err) = cascade(
+    let (code, _, err) = run_cli(
         d,
         &[
             "run",
@@ -146,12 +149,76 @@ fn a_cohort_whose_level_is_never_reached_changes_nothing() {
     )
     .unwrap();
     for (file, out) in [("with.toml", "a"), ("without.toml", "b")] {
-        let (code, _, err) = cascade(d, &["run", file, "--out", out, "--quiet", "--no-report"]);
+        let (code, _, err) = run_cli(d, &["run", file, "--out", out, "--quiet", "--no-report"]);
         assert_eq!(code, 0, "{err}");
     }
     for file in ["summary.json", "paths.csv", "timeline.csv"] {
         let a = fs::read_to_string(d.join("a").join(file)).unwrap();
         let b = fs::read_to_string(d.join("b").join(file)).unwrap();
         assert!(a == b, "{file} differs");
+    }
+}
+
+/// A cohort's ladder built at its level and swept after opening at `lambda` times the level,
+/// with a margin add-on on top, must account exactly as the opened positions do one by one:
+/// entries, triggers and bankruptcy prices scaled by `lambda`, triggers and bankruptcy prices
+/// also by the add-on. (The ledger identity alone holds whatever the shifts are.)
+#[test]
+fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
+    let margin = MarginSchedule::flat(0.02, 0.01);
+    let fee = 0.005;
+    let level = 100.0;
+    let lambda: f64 = 0.93;
+    for side in [Side::Long, Side::Short] {
+        let s = side.sign();
+        // The add-on posts 5% of entry notional more margin: bankruptcy moves away by 5%.
+        let add_on = (1.0 - s * 0.05f64).ln();
+        let book: Vec<Position> = (0..50)
+            .map(|i| Position {
+                side,
+                quantity: 1.0 + f64::from(i),
+                entry: level,
+                leverage: 5.0 + f64::from(i),
+            })
+            .collect();
+        let ladder = Ladder::build(&book, side, &margin, fee, None);
+        let fill = level * lambda * (1.0 - s * 0.08);
+        let shift = lambda.ln() + add_on;
+        let crossed = ladder.crossed_until(0, fill.ln() - shift);
+        let sweep = ladder.sweep(0, crossed, fill.ln(), shift, lambda);
+        let [mut q, mut stake, mut owed, mut bad, mut fees, mut back] = [0.0; 6];
+        for p in &book {
+            let entry = p.entry * lambda;
+            let bk = p.bankruptcy_price() * lambda * add_on.exp();
+            let trigger = p.trigger(&margin).price * lambda * add_on.exp();
+            if s * (trigger - fill) < 0.0 {
+                continue;
+            }
+            q += p.quantity;
+            stake += s * p.quantity * (entry - bk);
+            owed += s * p.quantity * (entry - fill);
+            let equity = s * p.quantity * (fill - bk);
+            if equity < 0.0 {
+                bad -= equity;
+            } else {
+                let f = equity.min(fee * p.quantity * fill);
+                fees += f;
+                back += equity - f;
+            }
+        }
+        assert!(q > 0.0 && bad > 0.0 && back > 0.0, "{side:?}: a weak case");
+        for (what, got, want) in [
+            ("quantity", sweep.quantity, q),
+            ("stake", sweep.stake, stake),
+            ("counterparty", sweep.counterparty, owed),
+            ("bad debt", sweep.bad_debt, bad),
+            ("fees", sweep.fees, fees),
+            ("returned", sweep.returned, back),
+        ] {
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{side:?} {what}: {got} vs {want}"
+            );
+        }
     }
 }

@@ -166,9 +166,12 @@ fn cap_leverage(
                 let dest_cap = outside_margin[k].max_leverage(migrant.quantity * start);
                 arrivals[dest].push(migrant.capped_at(start, dest_cap));
             }
+            // What stays is capped for its own size: a smaller rest may sit in a lower tier.
+            let staying = p.quantity - moving;
+            let stay_cap = t.margin.max_leverage(staying * start).min(policy_cap);
             *p = Position {
-                quantity: p.quantity - moving,
-                ..p.capped_at(start, cap)
+                quantity: staying,
+                ..p.capped_at(start, stay_cap)
             };
         }
     }

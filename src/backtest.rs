@@ -305,8 +305,9 @@ const REASON_LIQUIDATIONS: Reasons = Reasons {
         most about one per second per symbol), and isolated-margin books with a-priori \
         leverage mixes leave out the spare collateral of cross-margin accounts, which keeps \
         real positions away from their triggers",
-    below: "the model opens no positions during the episode, so books that re-levered into \
-        the fall are missing, and the a-priori leverage mixes may be too conservative",
+    below: "the a-priori leverage mixes may be too conservative, and positions open during \
+        the episode only in the scenario's cohorts, so books that re-levered into the fall \
+        beyond them are missing",
 };
 const REASON_LONG_SHARE: Reasons = Reasons {
     above: "the model's shorts are liquidated only by the fundamental's rebound (the stress \
@@ -415,10 +416,12 @@ pub fn markdown(episodes: &[Episode], command: &str) -> String {
     md
 }
 
+/// The link target a Markdown renderer (GitHub's) gives a heading: lower case, spaces to
+/// hyphens, punctuation other than `-` and `_` dropped.
 fn anchor(name: &str) -> String {
     name.to_lowercase()
         .chars()
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ')
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
         .map(|c| if c == ' ' { '-' } else { c })
         .collect()
 }

@@ -305,4 +305,11 @@ fn a_backtest_needs_an_observed_table() {
         "{err}"
     );
     assert!(!tmp.path().join("V.md").exists());
+    // Flags of result directories mean nothing here and are refused, not ignored.
+    let (code, _, err) = cascade(
+        tmp.path(),
+        &["backtest", "synthetic.toml", "--out", "V.md", "--parquet"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--parquet"), "{err}");
 }

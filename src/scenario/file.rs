@@ -44,8 +44,8 @@ pub struct ScenarioFile {
 /// calibrated to it); everything else is compared, never tuned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Observed {
-    /// Peak-to-trough fall of the traded price, as a share (the calibration target for the
-    /// median of `max_drawdown`).
+    /// Fall of the traded price from the start (the pre-event price) to the trough, as a
+    /// share: the calibration target for the median of `max_drawdown`.
     pub price_drop: f64,
     /// Liquidated notional (USD), in the same scope as the scenario's venues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +53,8 @@ pub struct Observed {
     /// Share of the liquidated notional that was long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_share: Option<f64>,
-    /// Share of the starting open interest that was gone at the trough.
+    /// Share of the starting open interest (in contracts) gone by the end of the episode,
+    /// compared with `open_interest_lost`, which is net at the end of the horizon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_interest_lost: Option<f64>,
     /// Insurance funds drawn (USD).

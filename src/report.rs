@@ -645,6 +645,16 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
                     .unwrap_or_else(|| "?".into())
             ),
         };
+        // Tiered venues show their base rates and how far their tiers go.
+        let maintenance = match v.margin_tiers.last() {
+            None => units::percent(v.maintenance_margin),
+            Some(top) => format!(
+                "{} (+{} tiers, up to {})",
+                units::percent(v.maintenance_margin),
+                v.margin_tiers.len(),
+                units::percent(top.maintenance_margin)
+            ),
+        };
         let _ = writeln!(
             w,
             "<tr><td>{}</td><td class=\"text\">{}</td><td>{}</td><td>{}x</td><td>{}</td><td>{}</td>\
@@ -654,7 +664,7 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
             esc(&v.jurisdiction),
             units::percent(v.initial_margin),
             leverage(1.0 / v.initial_margin),
-            units::percent(v.maintenance_margin),
+            maintenance,
             units::percent(v.liquidation_fee),
             liquidation,
             units::usd(v.insurance_fund),

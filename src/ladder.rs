@@ -70,6 +70,8 @@ struct Prefix {
 /// One tranche before sorting.
 #[derive(Debug, Clone, Copy)]
 struct Tranche {
+    /// `-sign x ln(trigger)`, the sort key (computed once, not per comparison).
+    key: f64,
     trigger: f64,
     quantity: f64,
     entry: f64,
@@ -111,12 +113,7 @@ impl Sweep {
 }
 
 impl Run {
-    fn from_sorted<'a>(
-        side: Side,
-        tranches: impl Iterator<Item = &'a Tranche>,
-        log_bk_ratio: f64,
-    ) -> Run {
-        let s = side.sign();
+    fn from_sorted<'a>(tranches: impl Iterator<Item = &'a Tranche>, log_bk_ratio: f64) -> Run {
         let mut run = Run {
             log_bk_ratio,
             ..Run::default()
@@ -124,7 +121,7 @@ impl Run {
         let (mut q, mut qt, mut qe, mut c) = (0.0, 0.0, 0.0, 0u32);
         run.prefix.push(Prefix::default());
         for t in tranches {
-            run.keys.push(-s * t.trigger.ln());
+            run.keys.push(t.key);
             q += t.quantity;
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
@@ -244,6 +241,7 @@ impl Ladder {
                 };
                 let (price, rate) = (trigger.price, trigger.rate);
                 tranches.push(Tranche {
+                    key: -s * price.ln(),
                     trigger: price,
                     quantity: q,
                     entry: p.entry,
@@ -261,14 +259,14 @@ impl Ladder {
                 trigger = margin.trigger(side, left, price - s * equity / left);
             }
         }
-        tranches.sort_by(|a, b| (-s * a.trigger.ln()).total_cmp(&(-s * b.trigger.ln())));
+        tranches.sort_by(|a, b| a.key.total_cmp(&b.key));
         let common = tranches.first().map_or(0.0, |t| t.log_bk_ratio);
         let single = tranches.iter().all(|t| t.log_bk_ratio == common);
-        let all = Run::from_sorted(side, tranches.iter(), if single { common } else { 0.0 });
+        let all = Run::from_sorted(tranches.iter(), if single { common } else { 0.0 });
         let classes = if single {
             Vec::new()
         } else {
-            classes(side, &tranches)
+            classes(&tranches)
         };
         Ladder {
             side,
@@ -371,7 +369,7 @@ impl Ladder {
 
 /// Groups sorted tranches into classes of nearly equal rate, each still sorted by trigger.
 /// A class's ratio is its members' common one when they share it, else the class's centre.
-fn classes(side: Side, tranches: &[Tranche]) -> Vec<Run> {
+fn classes(tranches: &[Tranche]) -> Vec<Run> {
     let mut groups: BTreeMap<i64, Vec<&Tranche>> = BTreeMap::new();
     for t in tranches {
         let id = (t.log_bk_ratio / CLASS_WIDTH).round() as i64;
@@ -386,7 +384,7 @@ fn classes(side: Side, tranches: &[Tranche]) -> Vec<Run> {
             } else {
                 id as f64 * CLASS_WIDTH
             };
-            Run::from_sorted(side, members.into_iter(), ratio)
+            Run::from_sorted(members.into_iter(), ratio)
         })
         .collect()
 }

@@ -25,8 +25,6 @@ use cascade::runner::{self, PathRange, RunOptions};
 use cascade::scenario::Override;
 use cascade::shocks::ShockModel;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// Paths per timed run of the whole Monte Carlo. A run has a fixed cost of a few milliseconds
 /// (thread pool, timeline histograms allocated and merged), about 10% of a 256-path run and
@@ -114,10 +112,8 @@ impl PathBench {
         let shocks = ShockModel::new(&f.price, f.simulation.step_seconds);
         let returns = (0..PATH_SET)
             .map(|i| {
-                let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed());
-                rng.set_stream(i);
                 let mut r = vec![0.0; steps];
-                shocks.fill(&mut rng, &mut r);
+                shocks.fill_path(scenario.seed(), i, &mut r);
                 r
             })
             .collect();

@@ -10,8 +10,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::engine::{self, Scratch};
@@ -145,9 +143,7 @@ pub fn run(
                         slot.get_or_insert_with(|| Timeline::new(policies, steps, scale));
                     let first = range.start + (batch * BATCH) as u64;
                     for (k, path_rows) in chunk.chunks_mut(policies * row_len).enumerate() {
-                        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                        rng.set_stream(first + k as u64);
-                        shocks.fill(&mut rng, returns);
+                        shocks.fill_path(seed, first + k as u64, returns);
                         for (p, (market, row)) in markets
                             .iter()
                             .zip(path_rows.chunks_mut(row_len))

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal, StudentT, Uniform};
 
 use crate::scenario::file::{Price, PriceModel};
@@ -112,6 +113,15 @@ impl ShockModel {
             stress,
             source,
         }
+    }
+
+    /// Fills `out` with the log returns of path `path` of a run seeded `seed`: every random
+    /// number of a path comes from ChaCha8 seeded by `seed` on stream `path`, so a path is
+    /// the same whatever thread, batch or shard draws it.
+    pub fn fill_path(&self, seed: u64, path: u64, out: &mut [f64]) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(path);
+        self.fill(&mut rng, out);
     }
 
     /// Fills `out` with one path's log returns, step by step.

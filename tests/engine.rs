@@ -12,8 +12,6 @@ use cascade::runner::{self, PathRange, RunOptions};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
 use proptest::prelude::*;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// A small valid scenario; `extra` is appended (more venues or policies).
 fn scenario_text(venue: &str, price: &str, liquidity: &str) -> String {
@@ -49,10 +47,8 @@ fn load(text: &str, overrides: &[&str]) -> Scenario {
 fn returns(s: &Scenario, path: u64) -> Vec<f64> {
     let f = s.file();
     let model = ShockModel::new(&f.price, f.simulation.step_seconds);
-    let mut rng = ChaCha8Rng::seed_from_u64(s.seed());
-    rng.set_stream(path);
     let mut out = vec![0.0; f.simulation.steps as usize];
-    model.fill(&mut rng, &mut out);
+    model.fill_path(s.seed(), path, &mut out);
     out
 }
 

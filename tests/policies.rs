@@ -12,8 +12,6 @@ use cascade::runner::{self, PathRange, RunOptions, RunOutput};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
 use cascade::summary::Summary;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// Two jurisdictions with two venues each, plus `policies` (TOML `[[policies]]` entries after
 /// the baseline) and `liquidity` (the `[liquidity]` body).
@@ -156,10 +154,8 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
 fn trace(market: &Market, s: &Scenario, path: u64) -> (Vec<f64>, Option<usize>) {
     let f = s.file();
     let model = ShockModel::new(&f.price, f.simulation.step_seconds);
-    let mut rng = ChaCha8Rng::seed_from_u64(s.seed());
-    rng.set_stream(path);
     let mut returns = vec![0.0; f.simulation.steps as usize];
-    model.fill(&mut rng, &mut returns);
+    model.fill_path(s.seed(), path, &mut returns);
     let mut scratch = Scratch::default();
     let mut row = vec![
         0.0;

@@ -7,8 +7,6 @@ use std::path::Path;
 use cascade::error::{Error, Problem};
 use cascade::scenario::Scenario;
 use cascade::shocks::ShockModel;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tempfile::TempDir;
 
 /// A small valid scenario with the given `[price]` body.
@@ -69,10 +67,8 @@ fn has(problems: &[String], path: &str, words: &str) -> bool {
 fn returns(s: &Scenario, path: u64) -> Vec<f64> {
     let f = s.file();
     let model = ShockModel::new(&f.price, f.simulation.step_seconds);
-    let mut rng = ChaCha8Rng::seed_from_u64(s.seed());
-    rng.set_stream(path);
     let mut out = vec![0.0; f.simulation.steps as usize];
-    model.fill(&mut rng, &mut out);
+    model.fill_path(s.seed(), path, &mut out);
     out
 }
 

@@ -23,7 +23,7 @@ use crate::metrics::{Metric, VenueMetric};
 use crate::runner::RunOptions;
 use crate::scenario::Override;
 use crate::scenario::file::Observed;
-use crate::stats::Distribution;
+use crate::stats;
 use crate::study;
 use crate::units::{self, Unit};
 
@@ -80,17 +80,10 @@ impl Band {
     pub fn of(values: &[f64]) -> Band {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let n = sorted.len().max(1);
-        let q = |p: f64| {
-            sorted
-                .get(((p * n as f64).ceil() as usize).clamp(1, n) - 1)
-                .copied()
-                .unwrap_or(0.0)
-        };
         Band {
-            p5: q(0.05),
-            p50: Distribution::of(values).p50,
-            p95: q(0.95),
+            p5: stats::quantile(&sorted, 0.05),
+            p50: stats::quantile(&sorted, 0.5),
+            p95: stats::quantile(&sorted, 0.95),
         }
     }
 }
@@ -120,6 +113,14 @@ impl Row {
             .as_ref()
             .map(|b| Verdict::of(self.observed, b))
     }
+
+    /// Whether the observation falls outside the simulated interval.
+    pub fn missed(&self) -> bool {
+        matches!(
+            self.verdict(),
+            Some(Verdict::ModelAbove | Verdict::ModelBelow)
+        )
+    }
 }
 
 /// The backtest of one episode.
@@ -147,6 +148,19 @@ pub struct Episode {
     pub seed: u64,
     /// Untargeted comparisons.
     pub rows: Vec<Row>,
+}
+
+impl Episode {
+    /// Outcomes inside the simulated interval, and outcomes with a simulation to compare with.
+    pub fn within(&self) -> (usize, usize) {
+        let compared = self.rows.iter().filter(|r| r.verdict().is_some()).count();
+        let within = self
+            .rows
+            .iter()
+            .filter(|r| r.verdict() == Some(Verdict::Within))
+            .count();
+        (within, compared)
+    }
 }
 
 /// Runs the protocol on one scenario file.
@@ -383,16 +397,11 @@ pub fn markdown(episodes: &[Episode], command: &str) -> String {
     );
     let _ = writeln!(w, "| --- | --- | --- | --- | --- | --- |");
     for e in episodes {
-        let within = e
-            .rows
-            .iter()
-            .filter(|r| r.verdict() == Some(Verdict::Within))
-            .count();
-        let compared = e.rows.iter().filter(|r| r.verdict().is_some()).count();
+        let (within, compared) = e.within();
         let misses: Vec<String> = e
             .rows
             .iter()
-            .filter(|r| matches!(r.verdict(), Some(Verdict::ModelAbove | Verdict::ModelBelow)))
+            .filter(|r| r.missed())
             .map(|r| r.label.clone())
             .collect();
         let _ = writeln!(
@@ -474,11 +483,7 @@ fn episode_section(w: &mut String, e: &Episode) {
             );
         }
     }
-    let misses: Vec<&Row> = e
-        .rows
-        .iter()
-        .filter(|r| matches!(r.verdict(), Some(Verdict::ModelAbove | Verdict::ModelBelow)))
-        .collect();
+    let misses: Vec<&Row> = e.rows.iter().filter(|r| r.missed()).collect();
     if !misses.is_empty() {
         let _ = writeln!(w, "\n**Where the model misses, and the likely reason.**\n");
         for r in misses {

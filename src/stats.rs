@@ -55,6 +55,15 @@ fn rank(n: usize, p: f64) -> usize {
     ((p * n as f64).ceil() as usize).clamp(1, n) - 1
 }
 
+/// The nearest-rank `p` quantile of ascending `sorted` values (0 for none): the smallest value
+/// with at least a share `p` of the values at or below it.
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[rank(sorted.len(), p)]
+}
+
 impl Distribution {
     /// Summarises a column of per-path values (an empty column gives zeros).
     pub fn of(values: &[f64]) -> Distribution {
@@ -64,7 +73,7 @@ impl Distribution {
         }
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let q = |p: f64| sorted[rank(n, p)];
+        let q = |p: f64| quantile(&sorted, p);
         let es = |p: f64| mean(&sorted[rank(n, p)..]);
         Distribution {
             mean: mean(values),

@@ -1,7 +1,7 @@
 //! `cascade backtest`: the validation protocol over historical episodes, written as a
 //! Markdown table (`VALIDATION.md`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -60,21 +60,17 @@ pub fn run(args: BacktestArgs) -> Result<()> {
                 );
             }
         })?;
+        let (within, compared) = e.within();
         sayln!(
-            "{}: shock {:.4} gives median drawdown {:.4} (observed {}); {} of {} untargeted outcomes within the 90% interval",
+            "{}: shock {:.4} gives median drawdown {:.4} (observed {}); {within} of {compared} untargeted outcomes within the 90% interval",
             e.name,
             e.shock,
             e.drawdown.p50,
             e.observed.price_drop,
-            e.rows
-                .iter()
-                .filter(|r| r.verdict() == Some(backtest::Verdict::Within))
-                .count(),
-            e.rows.iter().filter(|r| r.verdict().is_some()).count()
         );
         episodes.push(e);
     }
-    let command = command_line(&args, &files);
+    let command = command_line(&args);
     let text = backtest::markdown(&episodes, &command);
     // Written beside the target and renamed: an interrupted run leaves the old table whole.
     let tmp = args.out.with_extension("md.partial");
@@ -117,22 +113,9 @@ fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// The command as a user would type it again (machine-specific flags left out).
-fn command_line(args: &BacktestArgs, files: &[PathBuf]) -> String {
+fn command_line(args: &BacktestArgs) -> String {
     let mut parts = vec!["cascade backtest".to_string()];
-    let named: Vec<String> = args
-        .scenarios
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    parts.push(if named.is_empty() {
-        files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    } else {
-        named.join(" ")
-    });
+    parts.extend(args.scenarios.iter().map(|p| p.display().to_string()));
     if let Some(p) = args.common.paths {
         parts.push(format!("--paths {p}"));
     }
@@ -142,10 +125,6 @@ fn command_line(args: &BacktestArgs, files: &[PathBuf]) -> String {
     for s in &args.common.set {
         parts.push(format!("--set {s}"));
     }
-    parts.push(format!("--out {}", display(&args.out)));
+    parts.push(format!("--out {}", args.out.display()));
     parts.join(" ")
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }

@@ -119,11 +119,8 @@ impl Holding {
         log_fill: f64,
         add_on: (f64, f64),
     ) -> (Sweep, Sweep) {
-        let entry_scale = if self.shift == 0.0 {
-            1.0
-        } else {
-            self.shift.exp()
-        };
+        // exp(0) is exactly 1: the start book's entries are used as built.
+        let entry_scale = self.shift.exp();
         let l = longs.sweep(
             self.long_settled,
             self.long_ptr,

@@ -85,12 +85,27 @@ impl Holding {
         }
     }
 
-    /// Finds the tranches the log mark has crossed, given the venue's add-on shifts; returns
-    /// whether any is new.
+    /// Finds the tranches the log mark has crossed, given the venue's add-on shifts, on the
+    /// sides `sides` (long, short) says may have crossed (the other holds); returns whether
+    /// any is new.
     #[inline]
-    fn find(&mut self, (longs, shorts): (&Ladder, &Ladder), mark: f64, add_on: (f64, f64)) -> bool {
-        self.long_to = longs.crossed_until(self.long_ptr, mark - add_on.0 - self.shift);
-        self.short_to = shorts.crossed_until(self.short_ptr, mark - add_on.1 - self.shift);
+    fn find(
+        &mut self,
+        (longs, shorts): (&Ladder, &Ladder),
+        mark: f64,
+        add_on: (f64, f64),
+        sides: (bool, bool),
+    ) -> bool {
+        self.long_to = if sides.0 {
+            longs.crossed_until(self.long_ptr, mark - add_on.0 - self.shift)
+        } else {
+            self.long_ptr
+        };
+        self.short_to = if sides.1 {
+            shorts.crossed_until(self.short_ptr, mark - add_on.1 - self.shift)
+        } else {
+            self.short_ptr
+        };
         self.long_to > self.long_ptr || self.short_to > self.short_ptr
     }
 
@@ -484,22 +499,27 @@ impl<'a> PathRun<'a> {
         self.crossing_index = log_index;
         let mut any = false;
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
-            let halted = self.step < st.halted_until;
             let mark = mark(v.mark, st.log_price, log_index);
+            // The band edges were the next triggers when the step began; crossings since have
+            // only moved the triggers further away, so a mark inside an edge crosses nothing
+            // on that side.
+            let sides = (mark <= st.band_low, mark >= st.band_high);
+            let halted = self.step < st.halted_until;
+            let idle = halted || sides == (false, false);
             let add_on = st.add_on();
-            if halted {
+            if idle {
                 st.start.hold();
             } else {
-                any |= st.start.find(v.ladders(), mark, add_on);
+                any |= st.start.find(v.ladders(), mark, add_on, sides);
             }
             // Most venues have no cohort open: keep their rounds off the cohorts' state.
             if st.cohorts_open > 0 {
                 let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
                 for (c, h) in v.cohorts.iter().zip(open) {
-                    if halted {
+                    if idle {
                         h.hold();
                     } else {
-                        any |= h.find(c.ladders(), mark, add_on);
+                        any |= h.find(c.ladders(), mark, add_on, sides);
                     }
                 }
             }
@@ -593,9 +613,9 @@ impl<'a> PathRun<'a> {
     fn cascade(&mut self, depth_factor: f64) {
         let m = self.m;
         let lm = m.liquidity;
-        self.shared.step_flow = 0.0;
+        self.shared.begin_step();
         for st in &mut self.s.venues {
-            st.local.step_flow = 0.0;
+            st.local.begin_step();
         }
         let mut rounds = 0u32;
         while self.find_crossings() {

@@ -68,7 +68,9 @@ pub struct Pool {
     /// Transient part, decaying with resilience.
     pub transient: f64,
     /// Cumulative net sell notional this step.
-    pub step_flow: f64,
+    step_flow: f64,
+    /// The impact of `step_flow` (kept so that a round computes one impact, not two).
+    step_impact: f64,
 }
 
 impl Pool {
@@ -78,15 +80,24 @@ impl Pool {
         self.permanent + self.transient
     }
 
+    /// Starts a step's metaorder: no flow yet.
+    #[inline]
+    pub fn begin_step(&mut self) {
+        self.step_flow = 0.0;
+        self.step_impact = 0.0;
+    }
+
     /// Adds `flow` to this step's metaorder and moves the price by the change in impact.
+    /// `depth` must be the same for every call of a step (the step's metaorder meets one book).
     #[inline]
     pub fn absorb(&mut self, m: &LiquidityModel, flow: f64, depth: f64) {
         if flow == 0.0 {
             return;
         }
-        let before = impact(m.law, self.step_flow, depth);
         self.step_flow += flow;
-        let delta = impact(m.law, self.step_flow, depth) - before;
+        let after = impact(m.law, self.step_flow, depth);
+        let delta = after - self.step_impact;
+        self.step_impact = after;
         self.permanent -= m.permanent * delta;
         self.transient -= (1.0 - m.permanent) * delta;
     }

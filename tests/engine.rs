@@ -424,6 +424,14 @@ fn without_table(text: &str, header: &str) -> String {
         .join("\n")
 }
 
+/// Drops the lines of scenario text that start with `prefix`.
+fn without_lines(text: &str, prefix: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with(prefix))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn no_more(a: f64, b: f64) -> bool {
     a <= b * (1.0 + 1e-9) + 1e-6
 }
@@ -442,6 +450,11 @@ proptest! {
     /// liquidates a position early and the book recovers, while a tight book liquidates it
     /// later in a cluster that triggers more; with the square-root law, impact is concave
     /// within a step, so the same liquidations spread over more steps move the price further.
+    /// Margin tiers with partial liquidation are outside it too: a more levered position
+    /// triggers at a higher price, so at a larger notional and a higher tier's rate, and the
+    /// equity its closed slices leave behind can make its last remainder safer than the less
+    /// levered position's (proptest found a 17x position keeping a $1,200 remainder that the
+    /// same position at 6.8x lost); tiers stay in the test with full liquidation.
     #[test]
     fn cascades_are_monotone_on_common_draws(
         (raw, _) in valid_scenario(),
@@ -451,6 +464,11 @@ proptest! {
     ) {
         // Books stay long-only: no cohorts of longs and shorts opening on the way down.
         let text = without_table(&raw, "[venues.opening]");
+        let text = if text.contains("liquidation = \"partial\"") {
+            without_lines(&text, "margin_tiers =")
+        } else {
+            text
+        };
         let text = set_key(&text, "routing", "1.0");
         let text = set_key(&text, "depth_withdrawal", "0.0");
         let text = set_key(&text, "impact", "\"linear\"");

@@ -35,7 +35,7 @@ const RUN_PATHS: u64 = 1024;
 const PATH_SET: u64 = 64;
 
 /// Positions per side per venue compared by `book_size`.
-const BOOK_SIZES: [u32; 2] = [1_000, 1_000_000];
+const BOOK_SIZES: [u32; 4] = [1_000, 10_000, 100_000, 1_000_000];
 
 fn scenario_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/benchmark.toml")

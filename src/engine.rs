@@ -6,6 +6,7 @@
 //! (the "quiet band" test); only steps that cross a trigger run cascade rounds, and a round
 //! costs binary searches and prefix-sum differences, never a loop over positions.
 
+use crate::book::Side;
 use crate::ladder::{Ladder, Sweep};
 use crate::liquidity::Pool;
 use crate::market::Market;
@@ -702,7 +703,7 @@ impl<'a> PathRun<'a> {
         let log_fill = 0.5 * (st.log_price_before + post);
         let add_on = st.add_on();
         let (mut longs, mut shorts) = st.start.settle(v.ladders(), log_fill, add_on);
-        for (c, h) in v.cohorts.iter().zip(open) {
+        for (c, h) in v.cohorts.iter().zip(open.iter_mut()) {
             let (l, s) = h.settle(c.ladders(), log_fill, add_on);
             longs.add(&l);
             shorts.add(&s);
@@ -716,8 +717,8 @@ impl<'a> PathRun<'a> {
         let mut unabsorbed = 0.0;
         // Longs' shortfall is owed to shorts, so ADL draws on profitable shorts, and vice versa.
         for (bad, opposite, taken) in [
-            (longs.bad_debt, &v.short_entries, &mut st.adl_from_shorts),
-            (shorts.bad_debt, &v.long_entries, &mut st.adl_from_longs),
+            (longs.bad_debt, Side::Short, &mut st.adl_from_shorts),
+            (shorts.bad_debt, Side::Long, &mut st.adl_from_longs),
         ] {
             if bad <= 0.0 {
                 continue;
@@ -728,7 +729,8 @@ impl<'a> PathRun<'a> {
             let mut rest = bad - paid;
             if rest > 0.0 && v.adl {
                 // The price is needed only here: most rounds never reach ADL.
-                let (profit, notional) = opposite.profits(post.exp());
+                let opened = open.iter().map(|h| h.shift);
+                let (profit, notional) = v.profits(opposite, post.exp(), opened);
                 let available = (profit - *taken).max(0.0);
                 let adl = rest.min(available);
                 if adl > 0.0 {

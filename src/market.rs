@@ -56,6 +56,29 @@ impl VenueModel {
     pub fn ladders(&self) -> (&Ladder, &Ladder) {
         (&self.longs, &self.shorts)
     }
+
+    /// Unrealised profit of the venue's profitable positions of `side` at `price`, and their
+    /// notional: the start book's, plus those of the cohorts that opened at the log shifts
+    /// `opened` (first cohorts first) from their levels. What auto-deleveraging can draw on.
+    pub fn profits(&self, side: Side, price: f64, opened: impl Iterator<Item = f64>) -> (f64, f64) {
+        fn entries<'a>(side: Side, long: &'a EntryIndex, short: &'a EntryIndex) -> &'a EntryIndex {
+            match side {
+                Side::Long => long,
+                Side::Short => short,
+            }
+        }
+        let (mut profit, mut notional) =
+            entries(side, &self.long_entries, &self.short_entries).profits(price);
+        for (c, shift) in self.cohorts.iter().zip(opened) {
+            // A cohort opened at `scale` times its level has every entry scaled by it: its
+            // profit and notional at `price` are `scale` times the built ones' at price / scale.
+            let scale = shift.exp();
+            let (p, n) = entries(side, &c.long_entries, &c.short_entries).profits(price / scale);
+            profit += scale * p;
+            notional += scale * n;
+        }
+        (profit, notional)
+    }
 }
 
 impl Cohort {
@@ -81,6 +104,9 @@ pub struct Cohort {
     pub longs: Ladder,
     /// Shorts (momentum sellers).
     pub shorts: Ladder,
+    /// Longs and shorts by entry price, for auto-deleveraging once the cohort has opened.
+    pub long_entries: EntryIndex,
+    pub short_entries: EntryIndex,
 }
 
 /// Everything one policy's paths run on.
@@ -305,6 +331,8 @@ fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) 
                 log_level: price.ln(),
                 longs: ladder(Side::Long),
                 shorts: ladder(Side::Short),
+                long_entries: EntryIndex::build(&positions, Side::Long),
+                short_entries: EntryIndex::build(&positions, Side::Short),
             }
         })
         .collect()

@@ -222,3 +222,91 @@ fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
         }
     }
 }
+
+/// Auto-deleveraging draws on every profitable position of the opposite side, including those
+/// that opened during the horizon. The start book holds only 1x longs (never liquidated, and
+/// no shorts to deleverage); the fund is empty. The 5% cohort opens at 100 e^-0.06 = 94.18;
+/// a 15% gap then bankrupts its 20x longs, and only its own shorts, now in profit, can pay.
+/// Depth is so large that impact moves no price beyond a part in 1e14.
+#[test]
+fn adl_draws_on_the_profits_of_cohorts_that_opened() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let scenario = r#"
+name = "adl"
+
+[simulation]
+paths = 1
+steps = 12
+seed = 1
+
+[price]
+start = 100.0
+model = "historical"
+returns_csv = "returns.csv"
+
+[liquidity]
+impact = "linear"
+shared_depth_1pct = 1.0e21
+permanent_fraction = 1.0
+
+[[venues]]
+name = "solo"
+jurisdiction = "x"
+initial_margin = 0.02
+maintenance_margin = 0.01
+insurance_fund = 0.0
+adl = true
+depth_1pct = 1.0e21
+
+[venues.book]
+positions_csv = "book.csv"
+
+[venues.opening]
+levels = [0.05]
+notional = 2.0e8
+positions = 50
+long_leverage = { median = 20.0, dispersion = 0.0 }
+short_leverage = { median = 20.0, dispersion = 0.0 }
+"#;
+    fs::write(d.join("adl.toml"), scenario).unwrap();
+    fs::write(
+        d.join("book.csv"),
+        "side,notional,entry_price,leverage\nlong,1000000000,100,1\n",
+    )
+    .unwrap();
+    let mut returns = String::from("log_return\n");
+    for t in 0..12 {
+        let r = match t {
+            0..6 => -0.01,
+            6 => -0.15,
+            _ => 0.0,
+        };
+        returns.push_str(&format!("{r}\n"));
+    }
+    fs::write(d.join("returns.csv"), returns).unwrap();
+    let (code, _, err) = run_cli(
+        d,
+        &["run", "adl.toml", "--out", "r", "--quiet", "--no-report"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = d.join("r");
+    // The cohort's longs (bankrupt at 95% of 94.18) fill at the gap step's average price,
+    // below that: bad debt, with nothing in the fund.
+    let bad = mean(&r, 0, "bad_debt");
+    assert!(bad > 1.0e6, "bad debt {bad}");
+    assert_eq!(mean(&r, 0, "insurance_fund_drawn"), 0.0);
+    // The cohort's shorts hold 2e8 / 95 units entered at 94.18, worth 100 e^-0.21 now: their
+    // profit covers the shortfall many times, so nothing is left unpaid, and the notional
+    // deleveraged is the shortfall's share of that profit times the shorts' notional.
+    assert_eq!(mean(&r, 0, "unabsorbed_loss"), 0.0);
+    assert_eq!(mean(&r, 0, "insolvent_venues"), 0.0);
+    let entry = 100.0 * (-0.06f64).exp();
+    let price = 100.0 * (-0.21f64).exp();
+    let expected = bad * price / (entry - price);
+    let adl = mean(&r, 0, "adl_notional");
+    assert!(
+        (adl - expected).abs() <= 1e-9 * expected,
+        "adl notional {adl} vs {expected}"
+    );
+}

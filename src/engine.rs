@@ -17,6 +17,13 @@ use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
 /// has calmed down returns to the fast path where every venue trades at the shared price.
 const NEGLIGIBLE_DISLOCATION: f64 = 1e-9;
 
+/// How far (in log price) the quiet band is narrowed on each side. A band edge is a trigger
+/// shifted by add-ons (`t + a + shift`) while a search shifts the mark instead
+/// (`mark - a - shift`); the two roundings can disagree by an ulp, so a mark an ulp past an
+/// edge could look quiet to the band yet crossed to the search. Narrowing the band by far more
+/// than that leaves every decision to the search.
+const BAND_SLACK: f64 = 1e-12;
+
 /// Drawdowns below one basis point count as one basis point in the amplification ratio.
 const DRAWDOWN_FLOOR: f64 = 1e-4;
 
@@ -356,10 +363,10 @@ impl<'a> PathRun<'a> {
                     vl = vl.max(c.log_level);
                 }
             }
-            st.band_low = vl;
-            st.band_high = vh;
-            low = low.max(vl);
-            high = high.min(vh);
+            st.band_low = vl + BAND_SLACK;
+            st.band_high = vh - BAND_SLACK;
+            low = low.max(st.band_low);
+            high = high.min(st.band_high);
         }
         self.band_low = low;
         self.band_high = high;

@@ -94,8 +94,8 @@ impl Holding {
     }
 
     /// Finds the tranches the log mark has crossed, given the venue's add-on shifts, on the
-    /// sides `sides` (long, short) says may have crossed (the other holds); returns whether
-    /// any is new.
+    /// sides `sides` (long, short) says may have crossed (a side not searched crosses
+    /// nothing this round); returns whether any is new.
     #[inline]
     fn find(
         &mut self,
@@ -115,13 +115,6 @@ impl Holding {
             self.short_ptr
         };
         self.long_to > self.long_ptr || self.short_to > self.short_ptr
-    }
-
-    /// Crosses nothing this round (liquidations paused).
-    #[inline]
-    fn hold(&mut self) {
-        self.long_to = self.long_ptr;
-        self.short_to = self.short_ptr;
     }
 
     /// Takes the round's crossings; returns their net forced sell quantity.
@@ -510,25 +503,19 @@ impl<'a> PathRun<'a> {
             let mark = mark(v.mark, st.log_price, log_index);
             // The band edges were the next triggers when the step began; crossings since have
             // only moved the triggers further away, so a mark inside an edge crosses nothing
-            // on that side.
-            let sides = (mark <= st.band_low, mark >= st.band_high);
-            let halted = self.step < st.halted_until;
-            let idle = halted || sides == (false, false);
-            let add_on = st.add_on();
-            if idle {
-                st.start.hold();
+            // on that side. A paused venue (circuit breaker) crosses nothing on either side.
+            let sides = if self.step < st.halted_until {
+                (false, false)
             } else {
-                any |= st.start.find(v.ladders(), mark, add_on, sides);
-            }
+                (mark <= st.band_low, mark >= st.band_high)
+            };
+            let add_on = st.add_on();
+            any |= st.start.find(v.ladders(), mark, add_on, sides);
             // Most venues have no cohort open: keep their rounds off the cohorts' state.
             if st.cohorts_open > 0 {
                 let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
                 for (c, h) in v.cohorts.iter().zip(open) {
-                    if idle {
-                        h.hold();
-                    } else {
-                        any |= h.find(c.ladders(), mark, add_on, sides);
-                    }
+                    any |= h.find(c.ladders(), mark, add_on, sides);
                 }
             }
         }

@@ -216,6 +216,8 @@ struct VenueState {
     unabsorbed: f64,
     /// Liquidations are paused (circuit breaker) while the step index is below this.
     halted_until: usize,
+    /// The last search for crossings found new ones on this venue.
+    crossing: bool,
     /// Log shift of every trigger after margin add-ons (<= 0 for longs, >= 0 for shorts).
     long_shift: f64,
     short_shift: f64,
@@ -509,20 +511,22 @@ impl<'a> PathRun<'a> {
             // The band edges were the next triggers when the step began; crossings since have
             // only moved the triggers further away, so a mark inside an edge crosses nothing
             // on that side. A paused venue (circuit breaker) crosses nothing on either side.
-            let sides = if self.step < st.halted_until {
-                (false, false)
-            } else {
-                (mark <= st.band_low, mark >= st.band_high)
-            };
+            let sides = (mark <= st.band_low, mark >= st.band_high);
+            st.crossing = false;
+            if self.step < st.halted_until || sides == (false, false) {
+                // Nothing to search: every pointer already equals its round's end.
+                continue;
+            }
             let add_on = st.add_on();
-            any |= st.start.find(v.ladders(), mark, add_on, sides);
+            st.crossing = st.start.find(v.ladders(), mark, add_on, sides);
             // Most venues have no cohort open: keep their rounds off the cohorts' state.
             if st.cohorts_open > 0 {
                 let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
                 for (c, h) in v.cohorts.iter().zip(open) {
-                    any |= h.find(c.ladders(), mark, add_on, sides);
+                    st.crossing |= h.find(c.ladders(), mark, add_on, sides);
                 }
             }
+            any |= st.crossing;
         }
         any
     }
@@ -633,6 +637,10 @@ impl<'a> PathRun<'a> {
             // Net forced sells per venue, in notional at the start price.
             let mut shared_flow = 0.0;
             for (v, st) in m.venues.iter().zip(&mut self.s.venues) {
+                // A venue that crossed nothing adds no flow (and zero flow moves no pool).
+                if !st.crossing {
+                    continue;
+                }
                 let mut q = st.start.advance(v.ladders());
                 if st.cohorts_open > 0 {
                     let open =

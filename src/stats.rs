@@ -4,7 +4,8 @@
 //! sequential sums, so it depends only on the values, never on threads or shard splits.
 //! Quantiles are nearest-rank order statistics (VaR at level p is the smallest value with at
 //! least a share p of paths at or below it); expected shortfall at p is the mean of the
-//! `n - ceil(p n) + 1` largest values (the VaR value and everything beyond it).
+//! `ceil((1 - p) n)` largest values, the worst share `1 - p` of paths (rounded up to whole
+//! paths, so it never averages fewer than one).
 
 use serde::Serialize;
 
@@ -27,9 +28,9 @@ pub struct Distribution {
     pub p999: f64,
     /// Largest value.
     pub max: f64,
-    /// Expected shortfall at 95%: mean of the worst 5% of paths.
+    /// Expected shortfall at 95%: mean of the worst 5% of paths (rounded up to whole paths).
     pub es95: f64,
-    /// Expected shortfall at 99%.
+    /// Expected shortfall at 99%: mean of the worst 1% of paths.
     pub es99: f64,
 }
 
@@ -55,6 +56,13 @@ fn rank(n: usize, p: f64) -> usize {
     ((p * n as f64).ceil() as usize).clamp(1, n) - 1
 }
 
+/// Where the worst share `1 - p` of `n` sorted values begins: `n - ceil((1 - p) n)`, written as
+/// `floor(p n)` because `1 - p` is not exact in binary (`1 - 0.95` is above 0.05, and
+/// `ceil((1 - 0.95) x 20)` would be 2 paths rather than 1).
+fn tail_start(n: usize, p: f64) -> usize {
+    ((p * n as f64).floor() as usize).min(n - 1)
+}
+
 /// The nearest-rank `p` quantile of ascending `sorted` values (0 for none): the smallest value
 /// with at least a share `p` of the values at or below it.
 pub fn quantile(sorted: &[f64], p: f64) -> f64 {
@@ -74,7 +82,7 @@ impl Distribution {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&sorted, p);
-        let es = |p: f64| mean(&sorted[rank(n, p)..]);
+        let es = |p: f64| mean(&sorted[tail_start(n, p)..]);
         Distribution {
             mean: mean(values),
             std: std_dev(values),
@@ -96,4 +104,32 @@ pub fn share_positive(values: &[f64]) -> f64 {
         return 0.0;
     }
     values.iter().filter(|&&v| v > 0.0).count() as f64 / values.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Distribution;
+
+    /// The values 1..=n in a scrambled order.
+    fn ranks(n: u32) -> Vec<f64> {
+        (0..n).map(|i| f64::from((i * 7919) % n + 1)).collect()
+    }
+
+    #[test]
+    fn expected_shortfall_averages_the_worst_share_of_paths() {
+        // 20 paths: the worst 5% is one path, the worst 1% rounds up to one path.
+        let d = Distribution::of(&ranks(20));
+        assert_eq!((d.p95, d.es95, d.es99, d.max), (19.0, 20.0, 20.0, 20.0));
+        // 2,000 paths: the worst 1% is the 20 largest, 1981..=2000 (mean 1990.5); the worst
+        // 5% the 100 largest, 1901..=2000 (mean 1950.5).
+        let d = Distribution::of(&ranks(2000));
+        assert_eq!((d.p99, d.es99), (1980.0, 1990.5));
+        assert_eq!((d.p95, d.es95), (1900.0, 1950.5));
+        // 7 paths: 5% of 7 rounds up to one path.
+        let d = Distribution::of(&ranks(7));
+        assert_eq!((d.p95, d.es95), (7.0, 7.0));
+        // One path is its own tail.
+        let d = Distribution::of(&[3.5]);
+        assert_eq!((d.p50, d.es95, d.es99), (3.5, 3.5, 3.5));
+    }
 }

@@ -7,7 +7,7 @@
 //! costs binary searches and prefix-sum differences, never a loop over positions.
 
 use crate::book::Side;
-use crate::ladder::{Ladder, Sweep};
+use crate::ladder::{Fill, Ladder, Sweep};
 use crate::liquidity::Pool;
 use crate::market::Market;
 use crate::metrics::{Metric, RowLayout, VenueMetric};
@@ -127,12 +127,12 @@ impl Holding {
         q
     }
 
-    /// Fills and books what was crossed since the last booking, at `log_fill`.
+    /// Fills and books what was crossed since the last booking, during the step's `fill`.
     #[inline]
     fn settle(
         &mut self,
         (longs, shorts): (&Ladder, &Ladder),
-        log_fill: f64,
+        fill: Fill,
         add_on: (f64, f64),
     ) -> (Sweep, Sweep) {
         // exp(0) is exactly 1: the start book's entries are used as built.
@@ -140,14 +140,14 @@ impl Holding {
         let l = longs.sweep(
             self.long_settled,
             self.long_ptr,
-            log_fill,
+            fill,
             add_on.0 + self.shift,
             entry_scale,
         );
         let s = shorts.sweep(
             self.short_settled,
             self.short_ptr,
-            log_fill,
+            fill,
             add_on.1 + self.shift,
             entry_scale,
         );
@@ -605,12 +605,13 @@ impl<'a> PathRun<'a> {
     ///
     /// A round finds the tranches every venue's mark has crossed, nets and routes their forced
     /// flow and moves the prices (MODEL.md section 6). Fills are booked once, after the last
-    /// round: each venue's crossed stretch of the step is filled at the average of its log
-    /// price before the step's cascade and after it. Modelling choice: the step's forced
-    /// flow is one metaorder (impact is already a function of the step's cumulative flow), so
-    /// its fills are a property of the step, not of how many rounds a ladder's granularity
-    /// needs to reach the fixed point; booking per round made a finer ladder (more, smaller
-    /// rounds) fill closer to each trigger and report less bad debt for the same cascade. The
+    /// round, between each venue's log price before the step's cascade and after it (see
+    /// [`Fill`]: a tranche the cascade itself reached joins the flow at its trigger).
+    /// Modelling choice: the step's forced flow is one metaorder (impact is already a
+    /// function of the step's cumulative flow), so its fills are a property of the step, not
+    /// of how many rounds a ladder's granularity needs to reach the fixed point; booking per
+    /// round made a finer ladder (more, smaller rounds) fill closer to each trigger and report
+    /// less bad debt for the same cascade. The
     /// rounds, the fixed point and the liquidated quantities are unchanged; `cascade_rounds`
     /// still counts rounds run (searches that found new crossings), and a round stopped by the
     /// cap is neither moved nor booked, as before.
@@ -696,9 +697,9 @@ impl<'a> PathRun<'a> {
         }
     }
 
-    /// Fills venue `i`'s tranches crossed this step at the average of its log price before
-    /// and after the step's cascade, and runs the loss waterfall: fees in, bad debt paid by
-    /// the fund, then ADL, then unpaid.
+    /// Fills venue `i`'s tranches crossed this step between its log price before and after
+    /// the step's cascade (see [`Fill`]), and runs the loss waterfall: fees in, bad debt paid
+    /// by the fund, then ADL, then unpaid.
     fn settle(&mut self, i: usize) {
         let v = &self.m.venues[i];
         let st = &mut self.s.venues[i];
@@ -707,11 +708,14 @@ impl<'a> PathRun<'a> {
             return;
         }
         let post = st.log_price;
-        let log_fill = 0.5 * (st.log_price_before + post);
+        let fill = Fill {
+            log_before: st.log_price_before,
+            log_after: post,
+        };
         let add_on = st.add_on();
-        let (mut longs, mut shorts) = st.start.settle(v.ladders(), log_fill, add_on);
+        let (mut longs, mut shorts) = st.start.settle(v.ladders(), fill, add_on);
         for (c, h) in v.cohorts.iter().zip(open.iter_mut()) {
-            let (l, s) = h.settle(c.ladders(), log_fill, add_on);
+            let (l, s) = h.settle(c.ladders(), fill, add_on);
             longs.add(&l);
             shorts.add(&s);
         }

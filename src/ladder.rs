@@ -4,8 +4,8 @@
 //! partial), each with the price that triggers it. Tranches are sorted so that a falling price
 //! (for longs) or a rising one (for shorts) crosses them front to back; a path's whole state
 //! on a ladder is then how many tranches it has crossed. Sums over any stretch of the ladder,
-//! and the fee / bad-debt split of a stretch filled at one price, come from prefix sums and
-//! binary search: a path never loops over positions.
+//! and the fee / bad-debt split of a stretch filled during a step (see [`Fill`]), come from
+//! prefix sums and binary search: a path never loops over positions.
 
 use std::collections::BTreeMap;
 
@@ -63,6 +63,9 @@ struct Prefix {
     qty_trigger: f64,
     /// Quantity x entry price.
     qty_entry: f64,
+    /// Quantity x square root of the trigger price (fills of tranches that join a step's
+    /// cascade late are geometric means of their trigger and the step's last price).
+    qty_sqrt_trigger: f64,
     /// Tranches that are a position's first (counts liquidated positions).
     first: u32,
 }
@@ -80,7 +83,43 @@ struct Tranche {
     log_bk_ratio: f64,
 }
 
-/// What liquidating a stretch of a ladder at one fill price does, in USD.
+/// The prices a step's crossed stretch is filled between, in log.
+///
+/// A step's forced flow is one metaorder that moves the venue's price from `log_before` (when
+/// the step's cascade began) to `log_after` (its fixed point). A tranche whose trigger the price
+/// had already passed at `log_before` is sold along the whole move and fills at the geometric
+/// midpoint of the two; a tranche that the cascade itself reached joins the flow at its trigger
+/// and fills at the geometric midpoint of its trigger and `log_after`. So no tranche fills
+/// better than the price that triggered it, and fills do not depend on how many rounds the
+/// cascade took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fill {
+    /// Log price when the step's cascade began.
+    pub log_before: f64,
+    /// Log price at its end.
+    pub log_after: f64,
+}
+
+impl Fill {
+    /// Every crossed tranche filled at the one price `exp(log_price)`.
+    pub fn at(log_price: f64) -> Fill {
+        Fill {
+            log_before: log_price,
+            log_after: log_price,
+        }
+    }
+}
+
+/// Quantity, quantity x trigger and quantity x fill of the three parts of a filled stretch:
+/// bankruptcy beyond the fill (bad debt), equity short of the fee, equity paying the whole fee.
+#[derive(Debug, Default)]
+struct Parts {
+    qty: [f64; 3],
+    qty_trigger: [f64; 3],
+    qty_fill: [f64; 3],
+}
+
+/// What liquidating a stretch of a ladder during a step does, in USD.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sweep {
     /// Quantity closed.
@@ -118,18 +157,20 @@ impl Run {
             log_bk_ratio,
             ..Run::default()
         };
-        let (mut q, mut qt, mut qe, mut c) = (0.0, 0.0, 0.0, 0u32);
+        let (mut q, mut qt, mut qe, mut qs, mut c) = (0.0, 0.0, 0.0, 0.0, 0u32);
         run.prefix.push(Prefix::default());
         for t in tranches {
             run.keys.push(t.key);
             q += t.quantity;
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
+            qs += t.quantity * t.trigger.sqrt();
             c += u32::from(t.first);
             run.prefix.push(Prefix {
                 qty: q,
                 qty_trigger: qt,
                 qty_entry: qe,
+                qty_sqrt_trigger: qs,
                 first: c,
             });
         }
@@ -164,14 +205,33 @@ impl Run {
         )
     }
 
-    /// Tranches `a..b` filled at `exp(log_fill)` under the side and fee of `ladder`; see
-    /// [`Ladder::sweep`].
+    /// Adds tranches `a..b` to `parts`, cut where the keys reach `bad_key` (bankruptcy beyond
+    /// the fill before it) and `fee_key` (equity short of the fee before it); `qty_fill(x, y)`
+    /// is the quantity x fill of the tranches between prefixes `x` and `y`.
+    fn split(
+        &self,
+        (a, b): (usize, usize),
+        (bad_key, fee_key): (f64, f64),
+        qty_fill: impl Fn(&Prefix, &Prefix) -> f64,
+        parts: &mut Parts,
+    ) {
+        let c1 = self.partition_within(a, b, |k| k < bad_key);
+        let c2 = self.partition_within(c1, b, |k| k < fee_key);
+        for (i, (x, y)) in [(a, c1), (c1, c2), (c2, b)].into_iter().enumerate() {
+            let (x, y) = (&self.prefix[x], &self.prefix[y]);
+            parts.qty[i] += y.qty - x.qty;
+            parts.qty_trigger[i] += y.qty_trigger - x.qty_trigger;
+            parts.qty_fill[i] += qty_fill(x, y);
+        }
+    }
+
+    /// Tranches `a..b` filled during a step (see [`Fill`]) under the side and fee of
+    /// `ladder`; see [`Ladder::sweep`].
     fn sweep(
         &self,
         ladder: &Ladder,
-        a: usize,
-        b: usize,
-        log_fill: f64,
+        (a, b): (usize, usize),
+        fill: Fill,
         log_scale: f64,
         entry_scale: f64,
     ) -> Sweep {
@@ -180,31 +240,57 @@ impl Run {
             return Sweep::default();
         }
         let s = side.sign();
-        let fill = log_fill.exp();
         // Bankruptcy price over the *unscaled* trigger, so the keys and prefix sums (built
         // from unscaled triggers) serve as they are.
         let log_r = self.log_bk_ratio + log_scale;
         let r = log_r.exp();
-        // Bankruptcy beyond the fill (bad debt) sorts first, then equity below the fee, then
-        // equity that pays the whole fee.
-        let bad_key = -s * (log_fill - log_r);
-        let fee_key = -s * (log_fill + log_fee_factor - log_r);
-        let c1 = self.partition_within(a, b, |k| k < bad_key);
-        let c2 = self.partition_within(c1, b, |k| k < fee_key);
-        let (q_bad, t_bad, _) = self.sums(a, c1);
-        let (q_cap, t_cap, _) = self.sums(c1, c2);
-        let (q_full, t_full, _) = self.sums(c2, b);
+        let mut parts = Parts::default();
+        // Tranches the price had passed when the cascade began sort first (their scaled
+        // triggers are at or beyond `log_before`): one fill price, `exp(log_mid)`. Bankruptcy
+        // beyond the fill (bad debt) sorts first, then equity short of the fee, then equity
+        // that pays the whole fee.
+        let late = self.partition_within(a, b, |k| k <= -s * (fill.log_before - log_scale));
+        let log_mid = 0.5 * (fill.log_before + fill.log_after);
+        let mid = log_mid.exp();
+        self.split(
+            (a, late),
+            (
+                -s * (log_mid - log_r),
+                -s * (log_mid + log_fee_factor - log_r),
+            ),
+            |x, y| mid * (y.qty - x.qty),
+            &mut parts,
+        );
+        // The others fill at sqrt(trigger x scale x after): bankruptcy (r x trigger) is beyond
+        // that where trigger is beyond scale x after / r^2, and equity is short of the fee
+        // where trigger x (fee factor)^-2 is.
+        let log_late = log_scale + fill.log_after;
+        let root = (0.5 * log_late).exp();
+        self.split(
+            (late, b),
+            (
+                -s * (log_late - 2.0 * log_r),
+                -s * (log_late + 2.0 * log_fee_factor - 2.0 * log_r),
+            ),
+            |x, y| root * (y.qty_sqrt_trigger - x.qty_sqrt_trigger),
+            &mut parts,
+        );
         let (q, t, e) = self.sums(a, b);
         let e = e * entry_scale;
-        let full_fees = fee * fill * q_full;
+        let Parts {
+            qty_trigger: qt,
+            qty_fill: qf,
+            ..
+        } = parts;
+        let full_fees = fee * qf[2];
         Sweep {
             quantity: q,
             positions: self.prefix[b].first - self.prefix[a].first,
             stake: s * (e - r * t),
-            returned: (s * (fill * q_full - r * t_full) - full_fees).max(0.0),
-            fees: full_fees + (s * (fill * q_cap - r * t_cap)).max(0.0),
-            bad_debt: (s * (r * t_bad - fill * q_bad)).max(0.0),
-            counterparty: s * (e - fill * q),
+            returned: (s * (qf[2] - r * qt[2]) - full_fees).max(0.0),
+            fees: full_fees + (s * (qf[1] - r * qt[1])).max(0.0),
+            bad_debt: (s * (r * qt[0] - qf[0])).max(0.0),
+            counterparty: s * (e - (qf[0] + qf[1] + qf[2])),
         }
     }
 }
@@ -327,7 +413,8 @@ impl Ladder {
         self.all.prefix[b].qty - self.all.prefix[a].qty
     }
 
-    /// Liquidates tranches `a..b` at the fill price `exp(log_fill)` with the ladder's fee.
+    /// Liquidates tranches `a..b`, crossed during one step, at the fills `fill` gives them
+    /// (see [`Fill`]), with the ladder's fee.
     ///
     /// `log_scale` shifts every trigger (and so every bankruptcy price) of the stretch in log
     /// price: 0 as built, below 0 for longs (above for shorts) after a margin add-on, and by
@@ -338,16 +425,9 @@ impl Ladder {
     /// `a` and `b` are pointers [`Ladder::crossed_until`] returned (or 0), so no two tranches
     /// with the same trigger lie on either side of them: each class's share of the stretch is
     /// then the class's tranches with keys below those at `a` and `b`.
-    pub fn sweep(
-        &self,
-        a: usize,
-        b: usize,
-        log_fill: f64,
-        log_scale: f64,
-        entry_scale: f64,
-    ) -> Sweep {
+    pub fn sweep(&self, a: usize, b: usize, fill: Fill, log_scale: f64, entry_scale: f64) -> Sweep {
         if self.classes.is_empty() || a >= b {
-            return self.all.sweep(self, a, b, log_fill, log_scale, entry_scale);
+            return self.all.sweep(self, (a, b), fill, log_scale, entry_scale);
         }
         let n = self.all.keys.len();
         let mut total = Sweep::default();
@@ -360,7 +440,7 @@ impl Ladder {
                     class.keys.partition_point(|&k| k < bound)
                 }
             };
-            let part = class.sweep(self, local(a), local(b), log_fill, log_scale, entry_scale);
+            let part = class.sweep(self, (local(a), local(b)), fill, log_scale, entry_scale);
             total.add(&part);
         }
         total

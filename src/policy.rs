@@ -6,7 +6,7 @@
 //! or (the migration share) moved whole to venues outside the cooperating set.
 
 use crate::book::{Position, Side};
-use crate::ladder::Ladder;
+use crate::ladder::{Fill, Ladder};
 use crate::margin::MarginSchedule;
 use crate::market::{Market, Supervisor, VenueTerms};
 use crate::scenario::Scenario;
@@ -203,7 +203,9 @@ fn stressed_loss(
             None,
         );
         let crossed = ladder.crossed_until(0, price.ln());
-        ladder.sweep(0, crossed, price.ln(), 0.0, 1.0).bad_debt
+        ladder
+            .sweep(0, crossed, Fill::at(price.ln()), 0.0, 1.0)
+            .bad_debt
     })
     .fold(0.0, f64::max)
 }

@@ -565,13 +565,16 @@ fn a_fixed_seed_gives_pinned_values() {
     assert_eq!(books[0][0].entry, 98621.40213523683);
     let out = run_with_threads(&s, 1);
     let row = out.row(1, 0);
-    // Fills are booked once per step (at the average of the step's pre- and post-cascade
-    // price) since the cascade stopped booking per round: the rounds, crossings and prices are
-    // unchanged, bad debt moved (2350965.59097215 when booked per round) and the liquidated
-    // notional's last bit with the order of its additions (1102224883.3063862).
+    // Fills are booked once per step, between the step's pre- and post-cascade price, since
+    // the cascade stopped booking per round: the rounds, crossings and prices are unchanged,
+    // bad debt moved (2350965.59097215 when booked per round) and the liquidated notional's
+    // last bit with the order of its additions (1102224883.3063862). Bad debt moved again
+    // when tranches the cascade reaches stopped filling at the midpoint of the whole step
+    // (1835418.8120318651, better than their own triggers) and began filling from their
+    // trigger on (`cascade::ladder::Fill`).
     assert_eq!(row[Metric::LiquidatedNotional.index()], 1102224883.3063865);
     assert_eq!(row[Metric::LiquidatedPositions.index()], 3737.0);
     assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155157);
-    assert_eq!(row[Metric::BadDebt.index()], 1835418.8120318651);
+    assert_eq!(row[Metric::BadDebt.index()], 3240362.392514469);
     assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
 }

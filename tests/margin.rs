@@ -3,7 +3,7 @@
 //! with a position-by-position computation; generated books respect each tier's leverage cap.
 
 use cascade::book::{self, BookSpec, Position, Side};
-use cascade::ladder::{CLASS_WIDTH, Ladder};
+use cascade::ladder::{CLASS_WIDTH, Fill, Ladder};
 use cascade::margin::MarginSchedule;
 use cascade::scenario::file::LeverageMix;
 
@@ -46,14 +46,28 @@ fn book(side: Side, margin: &MarginSchedule) -> Vec<Position> {
 
 /// Fees, bad debt, returned equity and stake of closing every position the fill crossed,
 /// one position at a time with its exact bankruptcy price.
-fn by_position(book: &[Position], margin: &MarginSchedule, fee: f64, fill: f64) -> [f64; 5] {
+/// Position-by-position accounting of a step whose price moved from `before` to `after`: each
+/// position crossed by `after` fills at the geometric midpoint of `after` and the later of
+/// `before` and its trigger (see `cascade::ladder::Fill`).
+fn by_position(
+    book: &[Position],
+    margin: &MarginSchedule,
+    fee: f64,
+    (before, after): (f64, f64),
+) -> [f64; 5] {
     let [mut quantity, mut fees, mut bad, mut returned, mut stake] = [0.0; 5];
     for p in book {
         let s = p.side.sign();
         let trigger = p.trigger(margin).price;
-        if s * (trigger - fill) < 0.0 {
+        if s * (trigger - after) < 0.0 {
             continue;
         }
+        let joined = if s * (trigger - before) >= 0.0 {
+            before
+        } else {
+            trigger
+        };
+        let fill = (joined * after).sqrt();
         let bk = p.bankruptcy_price();
         let equity = s * p.quantity * (fill - bk);
         quantity += p.quantity;
@@ -86,8 +100,9 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
         for move_ in [0.005, 0.02, 0.05, 0.1, 0.3] {
             let fill = 100.0 * (1.0 - s * move_);
             let crossed = ladder.crossed_until(0, fill.ln());
-            let sweep = ladder.sweep(0, crossed, fill.ln(), 0.0, 1.0);
-            let [q, fees, bad, returned, stake] = by_position(&positions, &margin, fee, fill);
+            let sweep = ladder.sweep(0, crossed, Fill::at(fill.ln()), 0.0, 1.0);
+            let [q, fees, bad, returned, stake] =
+                by_position(&positions, &margin, fee, (fill, fill));
             assert!(q > 0.0, "{side:?} {move_}: nothing crossed");
             assert!(
                 (sweep.quantity - q).abs() <= 1e-9 * q,
@@ -106,6 +121,62 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
                 assert!(
                     (got - want).abs() <= tol,
                     "{side:?} move {move_}: {what} {got} vs {want} (tolerance {tol})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
+    // A step whose cascade moves the price 4% and then 12% past where it began: positions
+    // already past their trigger when it began fill at the midpoint of the whole move, the
+    // others at the midpoint of their own trigger and the end, never better than the trigger.
+    // A flat ladder must match position-by-position accounting to rounding; a tiered one to
+    // its classes' half a basis point.
+    let fee = 0.005;
+    for (margin, class_tol) in [
+        (MarginSchedule::flat(0.008, 0.004), 0.0),
+        (binance(), 0.5 * CLASS_WIDTH),
+    ] {
+        for side in [Side::Long, Side::Short] {
+            let s = side.sign();
+            let positions = book(side, &margin);
+            let ladder = Ladder::build(&positions, side, &margin, fee, None);
+            for (from, to) in [(0.04, 0.12), (0.01, 0.02), (0.0, 0.3)] {
+                let (before, after) = (100.0 * (1.0 - s * from), 100.0 * (1.0 - s * to));
+                let crossed = ladder.crossed_until(0, after.ln());
+                let fill = Fill {
+                    log_before: before.ln(),
+                    log_after: after.ln(),
+                };
+                let sweep = ladder.sweep(0, crossed, fill, 0.0, 1.0);
+                let [q, fees, bad, returned, stake] =
+                    by_position(&positions, &margin, fee, (before, after));
+                assert!(q > 0.0 && (sweep.quantity - q).abs() <= 1e-9 * q);
+                let tol = class_tol * before * q * 1.001 + 1e-9 * before * q;
+                for (what, got, want) in [
+                    ("fees", sweep.fees, fees),
+                    ("bad debt", sweep.bad_debt, bad),
+                    ("returned", sweep.returned, returned),
+                    ("stake", sweep.stake, stake),
+                ] {
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "{side:?} {from}..{to}: {what} {got} vs {want} (tolerance {tol})"
+                    );
+                }
+                // Filling everything at the midpoint of the whole move would report less.
+                let at_mid = ladder.sweep(
+                    0,
+                    crossed,
+                    Fill::at(0.5 * (fill.log_before + fill.log_after)),
+                    0.0,
+                    1.0,
+                );
+                assert!(
+                    sweep.bad_debt >= at_mid.bad_debt - tol,
+                    "{side:?} {from}..{to}"
                 );
             }
         }

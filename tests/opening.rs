@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use cascade::book::{Position, Side};
-use cascade::ladder::Ladder;
+use cascade::ladder::{Fill, Ladder};
 use cascade::margin::MarginSchedule;
 use tempfile::TempDir;
 
@@ -185,7 +185,7 @@ fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
         let fill = level * lambda * (1.0 - s * 0.08);
         let shift = lambda.ln() + add_on;
         let crossed = ladder.crossed_until(0, fill.ln() - shift);
-        let sweep = ladder.sweep(0, crossed, fill.ln(), shift, lambda);
+        let sweep = ladder.sweep(0, crossed, Fill::at(fill.ln()), shift, lambda);
         let [mut q, mut stake, mut owed, mut bad, mut fees, mut back] = [0.0; 6];
         for p in &book {
             let entry = p.entry * lambda;

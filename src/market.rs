@@ -149,7 +149,7 @@ pub struct Supervisor {
     pub action: SupervisoryAction,
     /// Steps a circuit breaker pauses liquidations.
     pub halt_steps: usize,
-    /// Margin add-on as a share of entry notional.
+    /// Margin add-on as a share of the notional at the bankruptcy price.
     pub add_on: f64,
 }
 

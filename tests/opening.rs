@@ -171,7 +171,7 @@ fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
     let lambda: f64 = 0.93;
     for side in [Side::Long, Side::Short] {
         let s = side.sign();
-        // The add-on posts 5% of entry notional more margin: bankruptcy moves away by 5%.
+        // The add-on posts 5% of the bankruptcy notional more margin: bankruptcy moves away by 5%.
         let add_on = (1.0 - s * 0.05f64).ln();
         let book: Vec<Position> = (0..50)
             .map(|i| Position {

@@ -502,8 +502,9 @@ pub enum SupervisoryAction {
     /// Pause liquidations on the watched venues for `halt_steps` steps while books refill;
     /// the supervisor then waits `halt_steps` more before it may pause again.
     CircuitBreaker,
-    /// Require `add_on` more margin (a share of entry notional) from every open position on
-    /// the watched venues; traders are assumed to meet the call.
+    /// Require more margin from every open position on the watched venues (`add_on` times
+    /// its notional at its bankruptcy price, so every trigger and bankruptcy price moves by
+    /// the factor `1 -/+ add_on`); traders are assumed to meet the call.
     MarginAddOn,
 }
 
@@ -527,7 +528,9 @@ pub struct Supervision {
     /// With `circuit_breaker`: steps liquidations stay paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub halt_steps: Option<u32>,
-    /// With `margin_add_on`: the extra margin as a share of entry notional.
+    /// With `margin_add_on`: the extra margin as a share of a position's notional at its
+    /// bankruptcy price (moves triggers by the factor `1 - add_on` for longs, `1 + add_on`
+    /// for shorts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub add_on: Option<f64>,
 }

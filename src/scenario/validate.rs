@@ -315,6 +315,30 @@ fn check_garch(c: &mut Checker, p: &Price) {
     }
 }
 
+/// Checks a name that becomes a CSV column or cell (venue, jurisdiction, policy): not empty,
+/// and free of what would split or quote a CSV field (commas, double quotes, line breaks and
+/// other control characters). Returns whether it passed.
+fn check_label(c: &mut Checker, path: String, name: &str) -> bool {
+    if name.is_empty() {
+        c.fail(path, "must not be empty");
+        return false;
+    }
+    if let Some(ch) = name
+        .chars()
+        .find(|&ch| ch == ',' || ch == '"' || ch.is_control())
+    {
+        c.fail(
+            path,
+            format!(
+                "`{}` must not contain {ch:?}: names become columns and cells of the CSV results",
+                name.escape_debug()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
 fn check_venues(c: &mut Checker, s: &ScenarioFile) {
     if s.venues.is_empty() {
         c.fail("venues", "at least one [[venues]] entry is required");
@@ -322,9 +346,7 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
     let mut names = BTreeSet::new();
     for (i, v) in s.venues.iter().enumerate() {
         let at = |key: &str| format!("venues[{i}].{key}");
-        if v.name.is_empty() {
-            c.fail(at("name"), "must not be empty");
-        } else if !names.insert(v.name.as_str()) {
+        if check_label(c, at("name"), &v.name) && !names.insert(v.name.as_str()) {
             c.fail(
                 at("name"),
                 format!(
@@ -333,9 +355,7 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
                 ),
             );
         }
-        if v.jurisdiction.is_empty() {
-            c.fail(at("jurisdiction"), "must not be empty");
-        }
+        check_label(c, at("jurisdiction"), &v.jurisdiction);
         c.number(
             &at("initial_margin"),
             v.initial_margin,
@@ -549,9 +569,7 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
     let mut names = BTreeSet::new();
     for (i, p) in s.policies.iter().enumerate() {
         let at = |key: &str| format!("policies[{i}].{key}");
-        if p.name.is_empty() {
-            c.fail(at("name"), "must not be empty");
-        } else if !names.insert(p.name.as_str()) {
+        if check_label(c, at("name"), &p.name) && !names.insert(p.name.as_str()) {
             c.fail(
                 at("name"),
                 format!(

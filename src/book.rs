@@ -92,6 +92,15 @@ impl Position {
 /// Where the random stream of venue `v`'s book starts: far above every path's stream.
 const BOOK_STREAM_BASE: u64 = 1 << 63;
 
+/// Prices (USD) a scenario may start at or a position may have been entered at. Far wider
+/// than any traded asset, and narrow enough that prices moved by any cascade, times any
+/// quantity the money limit allows, stay finite in double precision.
+pub const PRICE_LIMITS: (f64, f64) = (1e-12, 1e12);
+
+/// The most USD one figure of a scenario may hold (open interest, a fund, a position's
+/// notional): a thousand times world GDP, so that sums over venues and paths stay finite.
+pub const MAX_USD: f64 = 1e15;
+
 /// The random stream of a book: the venue's opening book, or one of its cohorts opened
 /// during the horizon (cohort `k` of venue `v` at `BOOK_STREAM_BASE + (k + 1) x 2^32 + v`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,11 +275,18 @@ pub fn read_csv(path: &Path) -> Result<Vec<Position>, String> {
         };
         let bad =
             |what: &str, v: f64| format!("{} line {line}: {what} ({v}) must be", path.display());
-        if !(row.notional.is_finite() && row.notional > 0.0) {
-            return Err(format!("{} positive", bad("notional", row.notional)));
+        if !(row.notional > 0.0 && row.notional <= MAX_USD) {
+            return Err(format!(
+                "{} positive and at most {MAX_USD:e}",
+                bad("notional", row.notional)
+            ));
         }
-        if !(row.entry_price.is_finite() && row.entry_price > 0.0) {
-            return Err(format!("{} positive", bad("entry_price", row.entry_price)));
+        let (low, high) = PRICE_LIMITS;
+        if !(low..=high).contains(&row.entry_price) {
+            return Err(format!(
+                "{} between {low:e} and {high:e}",
+                bad("entry_price", row.entry_price)
+            ));
         }
         if !(row.leverage.is_finite() && row.leverage >= 1.0) {
             return Err(format!("{} at least 1", bad("leverage", row.leverage)));

@@ -24,6 +24,11 @@ const NEGLIGIBLE_DISLOCATION: f64 = 1e-9;
 /// than that leaves every decision to the search.
 const BAND_SLACK: f64 = 1e-12;
 
+/// The furthest the fundamental may move from the start price, in log (a factor of about
+/// 2.4e17): beyond any price model's reach except absurd inputs (a replayed CSV of huge
+/// returns), whose prices it keeps finite and strictly positive.
+const MAX_FUNDAMENTAL_MOVE: f64 = 40.0;
+
 /// Drawdowns below one basis point count as one basis point in the amplification ratio.
 const DRAWDOWN_FLOOR: f64 = 1e-4;
 
@@ -402,7 +407,10 @@ impl<'a> PathRun<'a> {
         let mut prev_log_index = self.log_start;
         for (t, &r) in returns.iter().enumerate() {
             self.step = t;
-            self.x += r;
+            self.x = (self.x + r).clamp(
+                self.log_start - MAX_FUNDAMENTAL_MOVE,
+                self.log_start + MAX_FUNDAMENTAL_MOVE,
+            );
             min_x = min_x.min(self.x);
             self.shared.transient *= lm.resilience_decay;
             if self.locals_active {

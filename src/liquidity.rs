@@ -9,6 +9,11 @@
 
 use crate::scenario::file::{ImpactLaw, Liquidity};
 
+/// The furthest one pool moves the log price either way, in a step and in all (a factor of
+/// about 22,000). Only a book absurdly thin for the flow it meets gets there; the bound keeps
+/// every price strictly positive and finite, and so every sum of money.
+pub const MAX_LOG_IMPACT: f64 = 10.0;
+
 /// Log-price move (positive = down) caused by net sell notional `flow` into depth `depth`.
 ///
 /// `depth` is the notional that moves the price by 1% (0.01 in log): the two laws agree there.
@@ -95,10 +100,11 @@ impl Pool {
             return;
         }
         self.step_flow += flow;
-        let after = impact(m.law, self.step_flow, depth);
+        let bound = MAX_LOG_IMPACT;
+        let after = impact(m.law, self.step_flow, depth).clamp(-bound, bound);
         let delta = after - self.step_impact;
         self.step_impact = after;
-        self.permanent -= m.permanent * delta;
-        self.transient -= (1.0 - m.permanent) * delta;
+        self.permanent = (self.permanent - m.permanent * delta).clamp(-bound, bound);
+        self.transient = (self.transient - (1.0 - m.permanent) * delta).clamp(-bound, bound);
     }
 }

@@ -9,6 +9,7 @@ use super::file::{
     FundSizing, LiquidationMode, Price, PriceModel, ScenarioFile, Supervision, SupervisionMetric,
     SupervisoryAction,
 };
+use crate::book::{MAX_USD, PRICE_LIMITS};
 use crate::error::Problem;
 
 /// Collects problems with their key paths.
@@ -47,6 +48,18 @@ impl Checker {
 
     fn positive(&mut self, path: &str, value: f64) {
         self.number(path, value, value > 0.0, "positive");
+    }
+
+    /// A figure in USD: positive (or zero, with `zero_ok`) and at most [`MAX_USD`].
+    fn usd(&mut self, path: &str, value: f64, zero_ok: bool) {
+        let ok = (value > 0.0 || (zero_ok && value == 0.0)) && value <= MAX_USD;
+        let least = if zero_ok { "zero or more" } else { "positive" };
+        self.number(
+            path,
+            value,
+            ok,
+            &format!("{least} and at most {MAX_USD:e} USD"),
+        );
     }
 
     fn non_negative(&mut self, path: &str, value: f64) {
@@ -156,7 +169,13 @@ fn check_observed(c: &mut Checker, s: &ScenarioFile) {
 
 fn check_price(c: &mut Checker, s: &ScenarioFile) {
     let p = &s.price;
-    c.positive("price.start", p.start);
+    let (low, high) = PRICE_LIMITS;
+    c.number(
+        "price.start",
+        p.start,
+        (low..=high).contains(&p.start),
+        &format!("a price between {low:e} and {high:e} USD"),
+    );
     c.non_negative("price.annual_volatility", p.annual_volatility);
     let only = |c: &mut Checker, key: &str, present: bool, model: &str| {
         c.needed_iff(
@@ -400,7 +419,7 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
             ),
             (LiquidationMode::Full, None) => {}
         }
-        c.non_negative(&at("insurance_fund"), v.insurance_fund);
+        c.usd(&at("insurance_fund"), v.insurance_fund, true);
         c.positive(&at("depth_1pct"), v.depth_1pct);
         check_tiers(c, i, v);
         check_book(c, i, v);
@@ -528,7 +547,7 @@ fn check_book(c: &mut Checker, i: usize, v: &super::file::Venue) {
         return;
     }
     match v.open_interest {
-        Some(oi) => c.positive(&at("open_interest"), oi),
+        Some(oi) => c.usd(&at("open_interest"), oi, false),
         None => c.fail(
             at("open_interest"),
             "is required for a generated book (USD per side at the start price)",

@@ -8,14 +8,47 @@
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::runner::RunOutput;
+use crate::runner::{INTERRUPT, RunOutput};
 use crate::scenario::Scenario;
 use crate::summary::Summary;
 use crate::timeline::QUANTILES;
+
+/// Temporary directories being filled, so that an exit that skips destructors (a second
+/// interrupt) can still remove them: see [`remove_partial`].
+static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every result directory still being written. For a process about to exit at once,
+/// without unwinding (the temporary directories' own guards would not run).
+pub fn remove_partial() {
+    let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    for dir in dirs.drain(..) {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+/// A temporary directory listed in [`PARTIAL`] while it lives.
+struct Listed(PathBuf);
+
+impl Listed {
+    fn new(dir: &Path) -> Listed {
+        let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        dirs.push(dir.to_path_buf());
+        Listed(dir.to_path_buf())
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        dirs.retain(|d| d != &self.0);
+    }
+}
 
 /// Where a run's results will go.
 #[derive(Debug, Clone)]
@@ -99,7 +132,13 @@ impl Destination {
                     e,
                 )
             })?;
+        let _listed = Listed::new(tmp.path());
         fill(tmp.path())?;
+        // An interrupt (Ctrl-C, SIGTERM from a scheduler) that came while the files were being
+        // written: drop them rather than leave a result the user asked not to have.
+        if INTERRUPT.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
         if self.force && self.target.exists() {
             fs::remove_dir_all(&self.target)
                 .map_err(|e| Error::io(format!("cannot replace {}", self.target.display()), e))?;

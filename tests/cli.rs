@@ -1096,37 +1096,43 @@ fn a_snapshot_scenario_runs_and_its_resolved_copy_runs_again() {
 
 #[test]
 fn an_interrupted_run_leaves_no_result_directory() {
-    // Ctrl-C (SIGINT) stops the run between batches and removes its temporary directory.
-    let tmp = TempDir::new().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
-    let child = Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .current_dir(tmp.path())
-        .args([
-            "run",
-            scenario.to_str().unwrap(),
-            "--paths",
-            "2000000",
-            "--out",
-            "res",
-            "--no-report",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    let left: Vec<_> = fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "nothing may be left behind: {left:?}");
+    // Ctrl-C (SIGINT), SIGTERM (SLURM's scancel and time limits) and SIGHUP stop the run
+    // between batches and remove its temporary directory.
+    for signal in ["-INT", "-TERM", "-HUP"] {
+        let tmp = TempDir::new().unwrap();
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+        let child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+            .current_dir(tmp.path())
+            .args([
+                "run",
+                scenario.to_str().unwrap(),
+                "--paths",
+                "2000000",
+                "--out",
+                "res",
+                "--no-report",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{signal}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        let left: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{signal}: nothing may be left behind: {left:?}"
+        );
+    }
 }

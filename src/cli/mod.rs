@@ -181,14 +181,18 @@ struct RunArgs {
 /// Parses flags and runs the command.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    // Ctrl-C stops the simulation between batches; the temporary result directory is then
-    // removed as the error unwinds, so an interrupted run leaves nothing behind. A second
-    // Ctrl-C exits at once.
+    // Ctrl-C, SIGTERM (what SLURM's scancel and job time limits send) and SIGHUP stop the
+    // simulation between batches, or drop the files being written; the temporary result
+    // directory is then removed as the error unwinds, so an interrupted run leaves nothing
+    // behind. A second signal exits at once, removing the temporary directory first.
     let _ = ctrlc::set_handler(|| {
         if cascade::runner::INTERRUPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            cascade::results::remove_partial();
             std::process::exit(130);
         }
-        eprintln!("\ninterrupting: finishing the current batches (Ctrl-C again to exit at once)");
+        eprintln!(
+            "\ninterrupting: finishing the current batches (interrupt again to exit at once)"
+        );
     });
     match cli.command {
         Command::Run(args) => run_scenario(args),

@@ -128,6 +128,12 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     refused(&["a1", "a2", "four2"], "different shard counts");
     refused(&["a1", "a2", "whole"], "not a shard result");
     refused(&["a1", "a2", "nowhere"], "nowhere");
+    // Writing the merge over one of its shards would lose the shard, even with --force.
+    let a1 = fs::read(d.join("a1/paths.csv")).unwrap();
+    let (code, stderr) = cascade(d, &["merge", "a1", "a2", "a3", "--out", "./a1", "--force"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("one of the shards"), "{stderr}");
+    assert_eq!(fs::read(d.join("a1/paths.csv")).unwrap(), a1);
     ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
     same_files(&d.join("whole"), &d.join("m"));
 }

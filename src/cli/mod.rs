@@ -321,6 +321,18 @@ fn finish(dir: &Path, study: &Study, manifest: &Manifest, parquet: bool) -> Resu
 
 fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bool) -> Result<()> {
     let provenance = Provenance::now(Path::new("merge"), &[]);
+    // Replacing a shard with the merge would lose that shard's data, --force or not.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some(shard) = dirs.iter().find(|d| same(d, out)) {
+        return Err(Error::BadInput(format!(
+            "--out {} is one of the shards being merged ({}); write the merge elsewhere",
+            out.display(),
+            shard.display()
+        )));
+    }
     let destination = Destination::plan(Some(out), Path::new("output"), "merge", None, force)?;
     let merged = shard::merge(dirs)?;
     let study = study::from_rows(merged.scenario, merged.out);

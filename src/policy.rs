@@ -34,7 +34,7 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         return Market::baseline(scenario, books);
     }
     let mut terms = VenueTerms::all_baseline(scenario, books);
-    let own_initial: Vec<f64> = terms.iter().map(|t| t.margin.base_initial()).collect();
+    let own_margin: Vec<MarginSchedule> = terms.iter().map(|t| t.margin.clone()).collect();
     for (i, t) in terms.iter_mut().enumerate() {
         if !cooperating[i] {
             continue;
@@ -52,15 +52,17 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
             t.leverage_cap = cap;
         }
     }
-    // Only venues whose rules the policy tightens re-check their positions' leverage. The
-    // base tier has the lowest initial rate, so a floor that raises any tier raises it.
+    // Only venues whose rules the policy tightens re-check their positions' leverage. A floor
+    // only ever raises rates, so a schedule it changed is tightened, maintenance included: a
+    // higher maintenance rate alone would otherwise liquidate, in the first step, positions
+    // that a higher initial rate would have had topped up.
     let tightened: Vec<bool> = (0..terms.len())
         .map(|i| {
             cooperating[i]
-                && (terms[i].margin.base_initial() > own_initial[i]
+                && (terms[i].margin != own_margin[i]
                     || policy
                         .leverage_cap
-                        .is_some_and(|c| c < 1.0 / own_initial[i]))
+                        .is_some_and(|c| c < 1.0 / own_margin[i].base_initial()))
         })
         .collect();
     cap_leverage(&mut terms, &tightened, &cooperating, policy, f.price.start);

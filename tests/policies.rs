@@ -311,3 +311,30 @@ fn overrides_reach_policies() {
     .unwrap();
     assert_eq!(o.file().policies[1].migration, Some(0.7));
 }
+
+#[test]
+fn a_maintenance_floor_tops_positions_up_rather_than_liquidating_them() {
+    // A long entered at 107 at 10x is at 27x at the start price of 100: safe under the venue's
+    // 1% maintenance, short of a 4% one. A floor that raises maintenance alone must treat it
+    // as a floor that also raises initial margin does (its trader tops it up to the venue's
+    // cap), not liquidate it in the first step of a flat market.
+    let dir = tempfile::TempDir::new().unwrap();
+    let csv = dir.path().join("book.csv");
+    std::fs::write(
+        &csv,
+        "side,notional,entry_price,leverage\nlong,1000,107,10\nshort,1000,100,2\n",
+    )
+    .unwrap();
+    let text = format!(
+        "name = \"floor\"\n[simulation]\npaths = 4\nsteps = 20\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e6\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.01\ndepth_1pct = 1.0e6\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"maintenance-only\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.05, maintenance = 0.04 }}\n[[policies]]\nname = \"both\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.11, maintenance = 0.04 }}\n",
+        csv.to_str().unwrap()
+    );
+    let s = Scenario::from_toml(&text, Path::new("floor.toml"), &[]).unwrap();
+    let (_, out) = run(&s);
+    let liq = Metric::LiquidatedNotional.index();
+    for path in 0..4 {
+        for (policy, name) in ["baseline", "maintenance-only", "both"].iter().enumerate() {
+            assert_eq!(out.row(path, policy)[liq], 0.0, "{name}, path {path}");
+        }
+    }
+}

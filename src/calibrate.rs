@@ -242,7 +242,8 @@ pub fn calibrate(
     if !(low - tolerance..=high + tolerance).contains(&target) {
         return Err(Error::BadInput(format!(
             "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
-             {} = {lo} and {f_hi} at {hi}; widen it with --bracket LO,HI",
+             {} = {lo} and {f_hi} at {hi}; widen the bracket (`cascade calibrate --bracket LO,HI`) \
+             or, for a backtest episode, check its observed.price_drop",
             search.metric.name(),
             search.key
         )));

@@ -175,19 +175,37 @@ impl Destination {
     }
 }
 
-/// Creates the directory a result will be moved into, so an unusable path fails before the
-/// simulation rather than after it.
+/// Creates the directory a result will be moved into and checks that it can be written in,
+/// so an unusable path fails as bad input before the simulation rather than after it.
 fn ensure_parent(target: &Path) -> Result<()> {
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
-        _ => return Ok(()),
+        _ => Path::new("."),
     };
     fs::create_dir_all(parent).map_err(|e| {
         Error::BadInput(format!(
             "cannot create {} for the results: {e}",
             parent.display()
         ))
-    })
+    })?;
+    tempfile::Builder::new()
+        .prefix(".cascade-probe-")
+        .tempfile_in(parent)
+        .map(drop)
+        .map_err(|e| Error::BadInput(format!("cannot write in {}: {e}", parent.display())))
+}
+
+/// Checks, before any simulation, that the file `path` (a calibrated scenario, a validation
+/// table) can be written: not a directory, in a folder that exists or can be created and can
+/// be written in.
+pub fn check_file_target(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::BadInput(format!(
+            "--out {} is a directory; give the name of the file to write",
+            path.display()
+        )));
+    }
+    ensure_parent(path)
 }
 
 /// Points `latest` at `target` (a sibling), replacing the old link atomically.

@@ -313,3 +313,62 @@ fn a_backtest_needs_an_observed_table() {
     assert_eq!(code, 2);
     assert!(err.contains("--parquet"), "{err}");
 }
+
+#[test]
+fn an_unusable_out_is_bad_input_before_anything_runs() {
+    // A folder where a file is to be written, or a path under a file, fails at once with
+    // exit code 2, before a single path is simulated (so no "calibrating" progress line).
+    let tmp = setup();
+    let d = tmp.path();
+    fs::create_dir(d.join("folder")).unwrap();
+    fs::write(d.join("plain"), "").unwrap();
+    for args in [
+        vec![
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--out",
+            "folder",
+            "--force",
+        ],
+        vec!["backtest", "synthetic.toml", "--out", "folder", "--force"],
+        vec![
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--out",
+            "plain/c.toml",
+        ],
+        vec!["run", "synthetic.toml", "--out", "plain/r"],
+    ] {
+        let (code, _, err) = cascade(d, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("folder") || err.contains("plain"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("calibrating"), "{args:?} ran first: {err}");
+    }
+    // Among several episodes, a problem names the episode it belongs to.
+    let episode = format!("{SYNTHETIC}\n[observed]\nprice_drop = 0.99\n");
+    fs::write(d.join("unreachable.toml"), episode).unwrap();
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "backtest",
+            "unreachable.toml",
+            "--out",
+            "V.md",
+            "--quiet",
+            "--paths",
+            "5",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("unreachable.toml:") && err.contains("observed.price_drop"),
+        "{err}"
+    );
+}

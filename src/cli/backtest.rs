@@ -41,6 +41,7 @@ pub fn run(args: BacktestArgs) -> Result<()> {
             args.out.display()
         )));
     }
+    cascade::results::check_file_target(&args.out)?;
     let files = episode_files(&args.scenarios)?;
     let overrides = args.common.overrides()?;
     let quiet = args.common.quiet;
@@ -59,6 +60,13 @@ pub fn run(args: BacktestArgs) -> Result<()> {
                     ev.value, ev.median
                 );
             }
+        })
+        // Several episodes run in one command: say which one a problem belongs to.
+        .map_err(|e| match e {
+            Error::BadInput(m) if !m.contains(&file.display().to_string()) => {
+                Error::BadInput(format!("{}: {m}", file.display()))
+            }
+            other => other,
         })?;
         let (within, compared) = e.within();
         sayln!(

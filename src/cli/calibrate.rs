@@ -54,6 +54,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| calibrate::default_out(&args.scenario));
     refuse_existing(&out, args.common.force)?;
+    cascade::results::check_file_target(&out)?;
     let search = Search {
         key: args.key.clone(),
         metric,

@@ -21,6 +21,7 @@ pub mod charts;
 pub mod columnar;
 pub mod engine;
 pub mod error;
+pub mod footprint;
 pub mod ladder;
 pub mod liquidity;
 pub mod margin;

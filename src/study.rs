@@ -56,8 +56,6 @@ impl Provenance {
 
 /// Builds the books and markets and simulates the scenario's paths (or one shard of them).
 pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
-    let books = scenario.books();
-    let markets = policy::markets(&scenario, &books);
     let paths = scenario.file().simulation.paths;
     let range = shard.map_or(
         PathRange {
@@ -66,6 +64,13 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
         },
         |s| s.range(paths),
     );
+    // Before the books are drawn: an impossible size fails in the first second.
+    let threads = options.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    crate::footprint::check(&scenario, range.len() as u64, threads)?;
+    let books = scenario.books();
+    let markets = policy::markets(&scenario, &books);
     let out = runner::run(&scenario, &markets, range, options)?;
     let summary = Summary::build(&scenario, &markets, &out);
     Ok(Study {

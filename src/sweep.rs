@@ -10,6 +10,11 @@ use serde_json::Value as Json;
 use crate::metrics::Metric;
 use crate::scenario::Override;
 
+/// The most cells one sweep may have. Every cell is validated before any runs and each
+/// writes a result directory, so a grid far beyond this (a typo such as `0..1:1000000000`)
+/// would exhaust memory before the first cell; split a larger study into several sweeps.
+pub const MAX_CELLS: usize = 10_000;
+
 /// One swept key and its values, as TOML text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
@@ -66,6 +71,11 @@ impl Axis {
             let n: usize = n.trim().parse().map_err(|_| bad())?;
             if n < 2 || !from.is_finite() || !to.is_finite() {
                 return Err(bad());
+            }
+            if n > MAX_CELLS {
+                return Err(format!(
+                    "--set {text}: {n} values; a sweep has at most {MAX_CELLS} cells"
+                ));
             }
             let values = (0..n)
                 .map(|i| {

@@ -19,6 +19,9 @@ const LIQ_BINS: usize = 1 + 8 * 40; // 40 bins per decade
 /// The quantiles reported per step.
 pub const QUANTILES: [f64; 5] = [0.05, 0.25, 0.50, 0.75, 0.95];
 
+/// Bytes one policy's histograms take per step: both sets of counts and both ranges.
+pub const BYTES_PER_STEP: f64 = ((PRICE_BINS + LIQ_BINS) * 4 + 2 * 2 * 8) as f64;
+
 /// Histograms of price and cumulative liquidations, per policy, bin and step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {

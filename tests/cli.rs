@@ -1136,3 +1136,75 @@ fn an_interrupted_run_leaves_no_result_directory() {
         );
     }
 }
+
+#[test]
+fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
+    // Valid numbers, impossible runs: each would end in an allocation failure or the
+    // out-of-memory killer; instead they fail at once with exit code 2 and say why.
+    let tmp = TempDir::new().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let s = scenario.to_str().unwrap();
+    for (args, expect) in [
+        (
+            vec!["run", s, "--paths", "1000000000000", "--out", "r"],
+            "per-path results",
+        ),
+        (
+            vec![
+                "run",
+                s,
+                "--set",
+                "simulation.steps=1000000000",
+                "--out",
+                "r",
+            ],
+            "step histograms",
+        ),
+        (
+            vec![
+                "run",
+                s,
+                "--set",
+                "venues.0.book.positions=4000000000",
+                "--out",
+                "r",
+            ],
+            "books",
+        ),
+        (
+            vec![
+                "sweep",
+                s,
+                "--set",
+                "liquidity.routing=0..1:1000000000",
+                "--out",
+                "r",
+            ],
+            "at most 10000",
+        ),
+        (
+            vec![
+                "sweep",
+                s,
+                "--set",
+                "liquidity.routing=0..1:100",
+                "--set",
+                "price.annual_volatility=0.1..1:100",
+                "--set",
+                "venues.0.depth_1pct=1e6..1e8:100",
+                "--out",
+                "r",
+            ],
+            "1000000 cells",
+        ),
+    ] {
+        let out = cascade(tmp.path(), &args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.contains(expect),
+            "{args:?}: expected {expect:?} in {}",
+            out.stderr
+        );
+        assert!(!tmp.path().join("r").exists(), "{args:?} wrote a result");
+    }
+}

@@ -248,6 +248,24 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
         "partial directories are cleared"
     );
     assert_eq!(stderr.matches("skipped").count(), 5, "{stderr}");
+
+    // Resuming with other flags would mix two studies in one grid: refused, nothing touched.
+    let mut other = resume.clone();
+    other[3] = "30";
+    let (code, stderr) = cascade(d, &other);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("another resolved scenario"), "{stderr}");
+    assert_eq!(fs::read(kept.join("manifest.json")).unwrap(), kept_manifest);
+    // And a directory that is not a sweep is not one to resume.
+    ok(
+        d,
+        &["run", s, "--paths", "20", "--quiet", "--out", "single"],
+    );
+    let mut into_run = resume.clone();
+    into_run[6] = "single";
+    let (code, stderr) = cascade(d, &into_run);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a sweep directory"), "{stderr}");
 }
 
 #[test]

@@ -18,6 +18,16 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         .iter()
         .map(|s| Axis::parse(s).map_err(Error::BadInput))
         .collect::<Result<_>>()?;
+    let count = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .unwrap_or(usize::MAX);
+    if count > sweep::MAX_CELLS {
+        return Err(Error::BadInput(format!(
+            "this grid has {count} cells; a sweep has at most {}: split it into several sweeps",
+            sweep::MAX_CELLS
+        )));
+    }
     let cells = sweep::cells(&axes);
     // Validate every cell before running any, so a bad value fails in the first second.
     let base = common.overrides_without_set()?;
@@ -41,8 +51,16 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             root.display()
         )));
     }
+    let is_sweep =
+        |root: &Path| root.join("grid.json").exists() || root.join("sweep.json").exists();
+    if root.exists() && resume && !is_sweep(&root) {
+        return Err(Error::BadInput(format!(
+            "--resume: {} is not a sweep directory (no sweep.json); nothing to finish",
+            root.display()
+        )));
+    }
     if root.exists() && common.force && !resume {
-        if !root.join("grid.json").exists() && !root.join("sweep.json").exists() {
+        if !is_sweep(&root) {
             return Err(Error::BadInput(format!(
                 "{} exists and is not a sweep directory; refusing to replace it",
                 root.display()
@@ -73,6 +91,7 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         let dir = root.join(&cell_name);
         let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
         if dir.join("manifest.json").exists() {
+            same_study(&dir, &scenario)?;
             eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
         } else {
             if !common.quiet {
@@ -112,6 +131,30 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         root.join("grid.csv").display()
     );
     Ok(())
+}
+
+/// Checks that a cell finished by an earlier sweep is the cell this sweep would run: same
+/// resolved scenario (file, overrides, paths, seed) and same version. Resuming with other
+/// flags would otherwise mix cells of two different studies in one grid.
+fn same_study(dir: &Path, scenario: &Scenario) -> Result<()> {
+    let path = dir.join("manifest.json");
+    let text = fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let manifest: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?;
+    let recorded = |key: &str| manifest[key].as_str().unwrap_or_default().to_string();
+    let why = if recorded("scenario_sha256") != scenario.sha256() {
+        "another resolved scenario (other --set, --paths, --seed or scenario file)"
+    } else if recorded("version") != cascade::VERSION {
+        "another version of cascade"
+    } else {
+        return Ok(());
+    };
+    Err(Error::BadInput(format!(
+        "--resume: {} was run with {why}; finish it with the flags it was started with, or \
+         start again with --force or another --out",
+        dir.display()
+    )))
 }
 
 /// Removes directories a run interrupted before it could move its result into place.

@@ -1,0 +1,102 @@
+//! How much memory a study holds at once, checked before it starts.
+//!
+//! A trillion paths, a billion steps or billions of positions are valid numbers but not
+//! runnable ones: without this check they end in an allocation failure or the kernel's
+//! out-of-memory killer, minutes or hours in. With it they are bad input that names the
+//! figures that make the run too large and what to change.
+
+use crate::book::BookSpec;
+use crate::error::{Error, Result};
+use crate::metrics::RowLayout;
+use crate::scenario::Scenario;
+use crate::timeline;
+
+/// Bytes a generated position takes before its ladders are built.
+const POSITION_BYTES: f64 = 32.0;
+
+/// Bytes a tranche takes in one policy's ladders and while they are built (sort key, prefix
+/// sums, the unsorted tranche, a class copy for tiered rates), rounded up.
+const TRANCHE_BYTES: f64 = 160.0;
+
+/// The memory a study holds at once, in bytes, by what holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    /// Per-path result rows (every policy's metrics of every path).
+    pub rows: f64,
+    /// Per-step histograms, one set per worker thread plus the merged one.
+    pub histograms: f64,
+    /// Generated books and the ladders built from them, per policy.
+    pub books: f64,
+}
+
+impl Footprint {
+    /// The footprint of `paths` paths of `scenario` on `threads` worker threads. Books read
+    /// from CSV are left out (their file's size bounds them), as are cohorts opening during the
+    /// horizon: this finds runs that cannot fit, it is not a precise budget.
+    pub fn of(scenario: &Scenario, paths: u64, threads: usize) -> Footprint {
+        let f = scenario.file();
+        let policies = f.policies.len().max(1) as f64;
+        let row = RowLayout {
+            venues: f.venues.len(),
+        }
+        .len() as f64;
+        let books = f
+            .venues
+            .iter()
+            .filter(|v| v.book.positions_csv.is_none())
+            .map(|v| {
+                let per_side = f64::from(BookSpec::from_book(&v.book).positions);
+                let tranches = v.partial_fraction.map_or(1.0, |p| (1.0 / p).ceil());
+                2.0 * per_side * (POSITION_BYTES + policies * tranches * TRANCHE_BYTES)
+            })
+            .sum();
+        Footprint {
+            rows: paths as f64 * policies * row * 8.0,
+            histograms: (threads as f64 + 1.0)
+                * policies
+                * f64::from(f.simulation.steps)
+                * timeline::BYTES_PER_STEP,
+            books,
+        }
+    }
+
+    /// All of it, in bytes.
+    pub fn total(&self) -> f64 {
+        self.rows + self.histograms + self.books
+    }
+}
+
+/// Refuses a study of `paths` paths on `threads` threads that would hold more memory than the
+/// machine has (where the machine says how much: Linux's `/proc/meminfo`).
+pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
+    let Some(memory) = physical_memory() else {
+        return Ok(());
+    };
+    let need = Footprint::of(scenario, paths, threads);
+    if need.total() <= memory {
+        return Ok(());
+    }
+    let gb = |bytes: f64| format!("{:.1} GB", bytes / 1e9);
+    let f = scenario.file();
+    Err(Error::BadInput(format!(
+        "this run would hold about {} at once, more than this machine's {}: per-path results {} \
+         ({paths} paths x {} policies), step histograms {} ({} steps on {threads} threads), books \
+         {}. Use fewer paths (or split them: --shard K/N, then cascade merge), fewer steps, \
+         fewer --threads or fewer book.positions",
+        gb(need.total()),
+        gb(memory),
+        gb(need.rows),
+        f.policies.len().max(1),
+        gb(need.histograms),
+        f.simulation.steps,
+        gb(need.books),
+    )))
+}
+
+/// Physical memory in bytes, if the system says (`MemTotal` of `/proc/meminfo`).
+fn physical_memory() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}

@@ -250,31 +250,36 @@ impl Run {
         // beyond the fill (bad debt) sorts first, then equity short of the fee, then equity
         // that pays the whole fee.
         let late = self.partition_within(a, b, |k| k <= -s * (fill.log_before - log_scale));
-        let log_mid = 0.5 * (fill.log_before + fill.log_after);
-        let mid = log_mid.exp();
-        self.split(
-            (a, late),
-            (
-                -s * (log_mid - log_r),
-                -s * (log_mid + log_fee_factor - log_r),
-            ),
-            |x, y| mid * (y.qty - x.qty),
-            &mut parts,
-        );
+        // Most stretches are all early or all late: skip the other part's searches and exp.
+        if a < late {
+            let log_mid = 0.5 * (fill.log_before + fill.log_after);
+            let mid = log_mid.exp();
+            self.split(
+                (a, late),
+                (
+                    -s * (log_mid - log_r),
+                    -s * (log_mid + log_fee_factor - log_r),
+                ),
+                |x, y| mid * (y.qty - x.qty),
+                &mut parts,
+            );
+        }
         // The others fill at sqrt(trigger x scale x after): bankruptcy (r x trigger) is beyond
         // that where trigger is beyond scale x after / r^2, and equity is short of the fee
         // where trigger x (fee factor)^-2 is.
-        let log_late = log_scale + fill.log_after;
-        let root = (0.5 * log_late).exp();
-        self.split(
-            (late, b),
-            (
-                -s * (log_late - 2.0 * log_r),
-                -s * (log_late + 2.0 * log_fee_factor - 2.0 * log_r),
-            ),
-            |x, y| root * (y.qty_sqrt_trigger - x.qty_sqrt_trigger),
-            &mut parts,
-        );
+        if late < b {
+            let log_late = log_scale + fill.log_after;
+            let root = (0.5 * log_late).exp();
+            self.split(
+                (late, b),
+                (
+                    -s * (log_late - 2.0 * log_r),
+                    -s * (log_late + 2.0 * log_fee_factor - 2.0 * log_r),
+                ),
+                |x, y| root * (y.qty_sqrt_trigger - x.qty_sqrt_trigger),
+                &mut parts,
+            );
+        }
         let (q, t, e) = self.sums(a, b);
         let e = e * entry_scale;
         let Parts {

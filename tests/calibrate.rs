@@ -322,25 +322,19 @@ fn an_unusable_out_is_bad_input_before_anything_runs() {
     let d = tmp.path();
     fs::create_dir(d.join("folder")).unwrap();
     fs::write(d.join("plain"), "").unwrap();
+    let calibrate = |out: &'static str| {
+        let target = ["--target", "max_drawdown=0.1"];
+        [
+            &["calibrate", "synthetic.toml"][..],
+            &target,
+            &["--out", out, "--force"],
+        ]
+        .concat()
+    };
     for args in [
-        vec![
-            "calibrate",
-            "synthetic.toml",
-            "--target",
-            "max_drawdown=0.1",
-            "--out",
-            "folder",
-            "--force",
-        ],
+        calibrate("folder"),
         vec!["backtest", "synthetic.toml", "--out", "folder", "--force"],
-        vec![
-            "calibrate",
-            "synthetic.toml",
-            "--target",
-            "max_drawdown=0.1",
-            "--out",
-            "plain/c.toml",
-        ],
+        calibrate("plain/c.toml"),
         vec!["run", "synthetic.toml", "--out", "plain/r"],
     ] {
         let (code, _, err) = cascade(d, &args);

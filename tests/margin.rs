@@ -3,7 +3,7 @@
 //! with a position-by-position computation; generated books respect each tier's leverage cap.
 
 use cascade::book::{self, BookSpec, Position, Side};
-use cascade::ladder::{CLASS_WIDTH, Fill, Ladder};
+use cascade::ladder::{CLASS_WIDTH, Fill, Ladder, Sweep};
 use cascade::margin::MarginSchedule;
 use cascade::scenario::file::LeverageMix;
 
@@ -83,6 +83,22 @@ fn by_position(
     [quantity, fees, bad, returned, stake]
 }
 
+/// Asserts that a ladder's sweep has the fees, bad debt, returned equity and stake of
+/// position-by-position accounting, within `tol`.
+fn agrees(sweep: &Sweep, [fees, bad, returned, stake]: [f64; 4], tol: f64, label: &str) {
+    for (what, got, want) in [
+        ("fees", sweep.fees, fees),
+        ("bad debt", sweep.bad_debt, bad),
+        ("returned", sweep.returned, returned),
+        ("stake", sweep.stake, stake),
+    ] {
+        assert!(
+            (got - want).abs() <= tol,
+            "{label}: {what} {got} vs {want} (tolerance {tol})"
+        );
+    }
+}
+
 #[test]
 fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
     let margin = binance();
@@ -112,17 +128,12 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
             // Bankruptcy prices are class multiples of triggers: off by at most half a class
             // width of price per unit closed.
             let tol = 0.5 * CLASS_WIDTH * fill * q * 1.001 + 1e-9 * fill * q;
-            for (what, got, want) in [
-                ("fees", sweep.fees, fees),
-                ("bad debt", sweep.bad_debt, bad),
-                ("returned", sweep.returned, returned),
-                ("stake", sweep.stake, stake),
-            ] {
-                assert!(
-                    (got - want).abs() <= tol,
-                    "{side:?} move {move_}: {what} {got} vs {want} (tolerance {tol})"
-                );
-            }
+            agrees(
+                &sweep,
+                [fees, bad, returned, stake],
+                tol,
+                &format!("{side:?} move {move_}"),
+            );
         }
     }
 }
@@ -155,17 +166,8 @@ fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
                     by_position(&positions, &margin, fee, (before, after));
                 assert!(q > 0.0 && (sweep.quantity - q).abs() <= 1e-9 * q);
                 let tol = class_tol * before * q * 1.001 + 1e-9 * before * q;
-                for (what, got, want) in [
-                    ("fees", sweep.fees, fees),
-                    ("bad debt", sweep.bad_debt, bad),
-                    ("returned", sweep.returned, returned),
-                    ("stake", sweep.stake, stake),
-                ] {
-                    assert!(
-                        (got - want).abs() <= tol,
-                        "{side:?} {from}..{to}: {what} {got} vs {want} (tolerance {tol})"
-                    );
-                }
+                let label = format!("{side:?} {from}..{to}");
+                agrees(&sweep, [fees, bad, returned, stake], tol, &label);
                 // Filling everything at the midpoint of the whole move would report less.
                 let at_mid = ladder.sweep(
                     0,

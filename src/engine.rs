@@ -619,10 +619,9 @@ impl<'a> PathRun<'a> {
     /// function of the step's cumulative flow), so its fills are a property of the step, not
     /// of how many rounds a ladder's granularity needs to reach the fixed point; booking per
     /// round made a finer ladder (more, smaller rounds) fill closer to each trigger and report
-    /// less bad debt for the same cascade. The
-    /// rounds, the fixed point and the liquidated quantities are unchanged; `cascade_rounds`
-    /// still counts rounds run (searches that found new crossings), and a round stopped by the
-    /// cap is neither moved nor booked, as before.
+    /// less bad debt for the same cascade. The rounds, the fixed point and the liquidated
+    /// quantities are unchanged; `cascade_rounds` still counts rounds run (searches that found
+    /// new crossings), and a round stopped by the cap is neither moved nor booked, as before.
     fn cascade(&mut self, depth_factor: f64) {
         let m = self.m;
         let lm = m.liquidity;

@@ -14,11 +14,12 @@ use crate::timeline;
 /// Bytes a generated position takes before its ladders are built.
 const POSITION_BYTES: f64 = 32.0;
 
-/// Bytes a tranche takes in one policy's ladders and while they are built (sort key, prefix
-/// sums, the unsorted tranche, a class copy for tiered rates), rounded up.
-const TRANCHE_BYTES: f64 = 160.0;
+/// Bytes a tranche takes in one policy's ladders: its sort key and its prefix sums.
+const TRANCHE_BYTES: f64 = 48.0;
 
-/// The memory a study holds at once, in bytes, by what holds it.
+/// The least memory a study holds at once, in bytes, by what holds it. A lower bound, so that
+/// a run refused for it could not have fitted: books count one tranche per position and no
+/// build-time copies.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Footprint {
     /// Per-path result rows (every policy's metrics of every path).
@@ -32,7 +33,7 @@ pub struct Footprint {
 impl Footprint {
     /// The footprint of `paths` paths of `scenario` on `threads` worker threads. Books read
     /// from CSV are left out (their file's size bounds them), as are cohorts opening during the
-    /// horizon: this finds runs that cannot fit, it is not a precise budget.
+    /// horizon: this finds runs that cannot fit, it is not a budget.
     pub fn of(scenario: &Scenario, paths: u64, threads: usize) -> Footprint {
         let f = scenario.file();
         let policies = f.policies.len().max(1) as f64;
@@ -46,8 +47,7 @@ impl Footprint {
             .filter(|v| v.book.positions_csv.is_none())
             .map(|v| {
                 let per_side = f64::from(BookSpec::from_book(&v.book).positions);
-                let tranches = v.partial_fraction.map_or(1.0, |p| (1.0 / p).ceil());
-                2.0 * per_side * (POSITION_BYTES + policies * tranches * TRANCHE_BYTES)
+                2.0 * per_side * (POSITION_BYTES + policies * TRANCHE_BYTES)
             })
             .sum();
         Footprint {
@@ -79,14 +79,19 @@ pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
     let gb = |bytes: f64| format!("{:.1} GB", bytes / 1e9);
     let f = scenario.file();
     Err(Error::BadInput(format!(
-        "this run would hold about {} at once, more than this machine's {}: per-path results {} \
-         ({paths} paths x {} policies), step histograms {} ({} steps on {threads} threads), books \
+        "this run would hold at least {} at once, more than this machine's {}: per-path results {} \
+         ({paths} paths x {} {}), step histograms {} ({} steps on {threads} threads), books \
          {}. Use fewer paths (or split them: --shard K/N, then cascade merge), fewer steps, \
          fewer --threads or fewer book.positions",
         gb(need.total()),
         gb(memory),
         gb(need.rows),
         f.policies.len().max(1),
+        if f.policies.len() > 1 {
+            "policies"
+        } else {
+            "policy"
+        },
         gb(need.histograms),
         f.simulation.steps,
         gb(need.books),

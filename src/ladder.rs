@@ -110,11 +110,10 @@ impl Fill {
     }
 }
 
-/// Quantity, quantity x trigger and quantity x fill of the three parts of a filled stretch:
-/// bankruptcy beyond the fill (bad debt), equity short of the fee, equity paying the whole fee.
+/// Quantity x trigger and quantity x fill of the three parts of a filled stretch: bankruptcy
+/// beyond the fill (bad debt), equity short of the fee, equity paying the whole fee.
 #[derive(Debug, Default)]
 struct Parts {
-    qty: [f64; 3],
     qty_trigger: [f64; 3],
     qty_fill: [f64; 3],
 }
@@ -219,7 +218,6 @@ impl Run {
         let c2 = self.partition_within(c1, b, |k| k < fee_key);
         for (i, (x, y)) in [(a, c1), (c1, c2), (c2, b)].into_iter().enumerate() {
             let (x, y) = (&self.prefix[x], &self.prefix[y]);
-            parts.qty[i] += y.qty - x.qty;
             parts.qty_trigger[i] += y.qty_trigger - x.qty_trigger;
             parts.qty_fill[i] += qty_fill(x, y);
         }
@@ -285,7 +283,6 @@ impl Run {
         let Parts {
             qty_trigger: qt,
             qty_fill: qf,
-            ..
         } = parts;
         let full_fees = fee * qf[2];
         Sweep {

@@ -1208,3 +1208,30 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
         assert!(!tmp.path().join("r").exists(), "{args:?} wrote a result");
     }
 }
+
+#[test]
+fn override_and_type_errors_do_not_hide_the_other_problems() {
+    // A --set into a list entry that does not exist, a value of the wrong type and a value out
+    // of range: all three reported at once, each with its key path.
+    let tmp = TempDir::new().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let args = [
+        "validate",
+        scenario.to_str().unwrap(),
+        "--set",
+        "venues.7.name=x",
+        "--set",
+        "simulation.paths=abc",
+        "--set",
+        "liquidity.routing=5",
+    ];
+    let out = cascade(tmp.path(), &args);
+    out.expect_code(2);
+    for path in ["venues[7].name", "simulation.paths", "liquidity.routing"] {
+        assert!(
+            out.stderr.contains(path),
+            "{path} missing from {}",
+            out.stderr
+        );
+    }
+}

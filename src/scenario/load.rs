@@ -5,6 +5,7 @@
 //! scenario's own JSON Schema so the list of valid keys can never drift from the types.
 
 use serde_json::Value as Json;
+use serde_path_to_error::Segment;
 
 use super::file::ScenarioFile;
 use crate::error::Problem;
@@ -112,11 +113,18 @@ pub fn display_path(parts: &[&str]) -> String {
 
 /// What parsing found: the deserialized file when types allowed it, and every problem.
 pub struct Parsed {
-    /// The scenario, when it deserialized (it may still have unknown keys).
+    /// The scenario, when it deserialized (it may still have unknown keys), possibly without
+    /// the keys in `removed`.
     pub file: Option<ScenarioFile>,
-    /// Unknown keys, override errors and the first type error.
+    /// Unknown keys, override errors and type errors.
     pub problems: Vec<Problem>,
+    /// Key paths whose values had the wrong type and were left out of `file` (so that its
+    /// other values can still be checked); `file` is then not the scenario as written.
+    pub removed: Vec<String>,
 }
+
+/// Type errors reported from one document at most: past this, the rest waits for a fix.
+const MAX_TYPE_ERRORS: usize = 50;
 
 /// Parses scenario text, applies overrides, checks every key against the schema and
 /// deserializes.
@@ -128,6 +136,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     let fail = |problems| Parsed {
         file: None,
         problems,
+        removed: Vec::new(),
     };
     let table: toml::Table = match toml::from_str(text) {
         Ok(t) => t,
@@ -139,37 +148,121 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
         }
     };
     let mut doc = toml::Value::Table(table);
+    // An override that cannot be applied is reported, and the others still are.
     let mut problems: Vec<Problem> = overrides
         .iter()
         .filter_map(|ov| apply_override(&mut doc, ov).err())
         .collect();
-    if !problems.is_empty() {
-        return fail(problems);
-    }
     let schema = schema_json();
     unknown_keys(&schema, &schema, &doc, &mut Vec::new(), &mut problems);
-    match serde_path_to_error::deserialize::<_, ScenarioFile>(doc) {
-        Ok(file) => Parsed {
-            file: Some(file),
-            problems,
-        },
-        Err(e) => {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            problems.push(Problem {
-                path,
+    // Serde stops at its first type error. To report them all, and the range checks of the
+    // values that are fine, a value of the wrong type is left out (or, for a required key,
+    // replaced by a stand-in of the expected type) and the document deserialized again, until
+    // it deserializes or the error is not one to work around (a list element, say).
+    let mut removed: Vec<String> = Vec::new();
+    let mut stand_ins: Vec<(Vec<Segment>, String, toml::Value)> = Vec::new();
+    loop {
+        match serde_path_to_error::deserialize::<_, ScenarioFile>(doc.clone()) {
+            Ok(file) => {
+                return Parsed {
+                    file: Some(file),
+                    problems,
+                    removed,
+                };
+            }
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let segments: Vec<Segment> = e.path().iter().cloned().collect();
                 // toml appends "in `table`" context lines; the key path already says where.
-                message: e
-                    .into_inner()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            });
-            fail(problems)
+                let message = e.into_inner().to_string();
+                let message = message.lines().next().unwrap_or_default().to_string();
+                // A required key left out for its type is reported already, not as missing.
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                    .map(|key| {
+                        if path.is_empty() {
+                            key.to_string()
+                        } else {
+                            format!("{path}.{key}")
+                        }
+                    });
+                if let Some(m) = missing.filter(|m| removed.contains(m)) {
+                    let Some(k) = stand_ins.iter().position(|(_, p, _)| *p == m) else {
+                        return fail(problems);
+                    };
+                    let (at, _, value) = stand_ins.swap_remove(k);
+                    if !insert_at(&mut doc, &at, value) {
+                        return fail(problems);
+                    }
+                    continue;
+                }
+                if removed.contains(&path) {
+                    // Its stand-in was refused too: nothing more to learn here.
+                    return fail(problems);
+                }
+                if let Some(value) = stand_in(&message) {
+                    stand_ins.push((segments.clone(), path.clone(), value));
+                }
+                problems.push(Problem {
+                    path: path.clone(),
+                    message,
+                });
+                if removed.len() >= MAX_TYPE_ERRORS || !remove_at(&mut doc, &segments) {
+                    return fail(problems);
+                }
+                removed.push(path);
+            }
         }
     }
+}
+
+/// A value of the type a serde type error expected (`..., expected f64`), to stand in for a
+/// required key whose value had another type; `None` for types without an obvious one.
+fn stand_in(message: &str) -> Option<toml::Value> {
+    let expected = message.rsplit("expected ").next()?;
+    match expected {
+        "f64" | "f32" => Some(toml::Value::Float(1.0)),
+        "u64" | "u32" | "u16" | "u8" | "usize" | "i64" | "i32" => Some(toml::Value::Integer(1)),
+        "a boolean" => Some(toml::Value::Boolean(false)),
+        "a string" => Some(toml::Value::String(String::new())),
+        _ => None,
+    }
+}
+
+/// The table holding the key at `path` in `doc`, and that key.
+fn table_at<'a>(
+    doc: &'a mut toml::Value,
+    path: &'a [Segment],
+) -> Option<(&'a mut toml::Table, &'a str)> {
+    let (Segment::Map { key: last }, parents) = path.split_last()? else {
+        return None;
+    };
+    let mut node = doc;
+    for segment in parents {
+        node = match (segment, node) {
+            (Segment::Map { key }, toml::Value::Table(t)) => t.get_mut(key)?,
+            (Segment::Seq { index }, toml::Value::Array(a)) => a.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    match node {
+        toml::Value::Table(t) => Some((t, last.as_str())),
+        _ => None,
+    }
+}
+
+/// Removes the value of a table key at `path` from `doc`; returns whether there was one.
+fn remove_at(doc: &mut toml::Value, path: &[Segment]) -> bool {
+    table_at(doc, path).is_some_and(|(t, key)| t.remove(key).is_some())
+}
+
+/// Sets the table key at `path` in `doc` to `value`; returns whether the table was there.
+fn insert_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bool {
+    table_at(doc, path)
+        .map(|(t, key)| t.insert(key.to_string(), value))
+        .is_some()
 }
 
 /// The JSON Schema of the scenario format, as a JSON value.

@@ -113,13 +113,13 @@ pub fn display_path(parts: &[&str]) -> String {
 
 /// What parsing found: the deserialized file when types allowed it, and every problem.
 pub struct Parsed {
-    /// The scenario, when it deserialized (it may still have unknown keys), possibly without
-    /// the keys in `removed`.
+    /// The scenario, when it deserialized (it may still have unknown keys), with the values
+    /// at `removed` replaced or left out.
     pub file: Option<ScenarioFile>,
     /// Unknown keys, override errors and type errors.
     pub problems: Vec<Problem>,
-    /// Key paths whose values had the wrong type and were left out of `file` (so that its
-    /// other values can still be checked); `file` is then not the scenario as written.
+    /// Key paths whose values had the wrong type and were replaced or left out in `file` (so
+    /// that its other values can still be checked); `file` is then not the scenario as written.
     pub removed: Vec<String>,
 }
 
@@ -156,11 +156,11 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     let schema = schema_json();
     unknown_keys(&schema, &schema, &doc, &mut Vec::new(), &mut problems);
     // Serde stops at its first type error. To report them all, and the range checks of the
-    // values that are fine, a value of the wrong type is left out (or, for a required key,
-    // replaced by a stand-in of the expected type) and the document deserialized again, until
-    // it deserializes or the error is not one to work around (a list element, say).
+    // values that are fine, a value of the wrong type is replaced by a stand-in of the
+    // expected type (or left out, for types without an obvious one) and the document
+    // deserialized again, until it deserializes or the error is not one to work around (a
+    // list element, say).
     let mut removed: Vec<String> = Vec::new();
-    let mut stand_ins: Vec<(Vec<Segment>, String, toml::Value)> = Vec::new();
     loop {
         match serde_path_to_error::deserialize::<_, ScenarioFile>(doc.clone()) {
             Ok(file) => {
@@ -188,28 +188,19 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                             format!("{path}.{key}")
                         }
                     });
-                if let Some(m) = missing.filter(|m| removed.contains(m)) {
-                    let Some(k) = stand_ins.iter().position(|(_, p, _)| *p == m) else {
-                        return fail(problems);
-                    };
-                    let (at, _, value) = stand_ins.swap_remove(k);
-                    if !insert_at(&mut doc, &at, value) {
-                        return fail(problems);
-                    }
-                    continue;
-                }
-                if removed.contains(&path) {
-                    // Its stand-in was refused too: nothing more to learn here.
+                // A key left out or replaced already: nothing more to learn here.
+                if removed.contains(&path) || missing.is_some_and(|m| removed.contains(&m)) {
                     return fail(problems);
                 }
-                if let Some(value) = stand_in(&message) {
-                    stand_ins.push((segments.clone(), path.clone(), value));
-                }
+                let worked_around = match stand_in(&message) {
+                    Some(value) => replace_at(&mut doc, &segments, value),
+                    None => remove_at(&mut doc, &segments),
+                };
                 problems.push(Problem {
                     path: path.clone(),
                     message,
                 });
-                if removed.len() >= MAX_TYPE_ERRORS || !remove_at(&mut doc, &segments) {
+                if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
                 }
                 removed.push(path);
@@ -219,7 +210,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
 }
 
 /// A value of the type a serde type error expected (`..., expected f64`), to stand in for a
-/// required key whose value had another type; `None` for types without an obvious one.
+/// value of another type; `None` for types without an obvious one.
 fn stand_in(message: &str) -> Option<toml::Value> {
     let expected = message.rsplit("expected ").next()?;
     match expected {
@@ -258,11 +249,9 @@ fn remove_at(doc: &mut toml::Value, path: &[Segment]) -> bool {
     table_at(doc, path).is_some_and(|(t, key)| t.remove(key).is_some())
 }
 
-/// Sets the table key at `path` in `doc` to `value`; returns whether the table was there.
-fn insert_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bool {
-    table_at(doc, path)
-        .map(|(t, key)| t.insert(key.to_string(), value))
-        .is_some()
+/// Replaces the value of a table key at `path` in `doc`; returns whether there was one.
+fn replace_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bool {
+    table_at(doc, path).is_some_and(|(t, key)| t.insert(key.to_string(), value).is_some())
 }
 
 /// The JSON Schema of the scenario format, as a JSON value.

@@ -239,67 +239,150 @@ struct Row {
     leverage: f64,
 }
 
+/// Bad lines of a positions CSV reported at most: past this, the rest waits for a fix.
+const MAX_CSV_PROBLEMS: usize = 20;
+
 /// Reads a positions snapshot with columns `side,notional,entry_price,leverage`.
 ///
-/// Errors name the line and the column, so the message can be shown as is.
-pub fn read_csv(path: &Path) -> Result<Vec<Position>, String> {
+/// Every bad line is reported (up to [`MAX_CSV_PROBLEMS`], then a count of the rest), each
+/// message naming the file, the line and the column, so they can be shown as they are.
+pub fn read_csv(path: &Path) -> Result<Vec<Position>, Vec<String>> {
+    let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
-        .clone();
-    for column in ["side", "notional", "entry_price", "leverage"] {
-        if !headers.iter().any(|h| h == column) {
-            return Err(format!(
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    let headers = reader.headers().map_err(|e| whole(&e))?.clone();
+    let missing: Vec<String> = ["side", "notional", "entry_price", "leverage"]
+        .into_iter()
+        .filter(|column| !headers.iter().any(|h| h == *column))
+        .map(|column| {
+            format!(
                 "{}: missing column `{column}` (expected side,notional,entry_price,leverage)",
                 path.display()
-            ));
-        }
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing);
     }
     let mut out = Vec::new();
-    for (i, row) in reader.deserialize::<Row>().enumerate() {
-        let line = i + 2;
-        let row = row.map_err(|e| format!("{} line {line}: {e}", path.display()))?;
-        let side = match row.side.to_ascii_lowercase().as_str() {
-            "long" => Side::Long,
-            "short" => Side::Short,
-            other => {
-                return Err(format!(
-                    "{} line {line}: side `{other}` must be `long` or `short`",
-                    path.display()
-                ));
-            }
+    let mut problems = Vec::new();
+    let mut bad_lines = 0usize;
+    for (i, record) in reader.records().enumerate() {
+        // A quoted field may span lines: the record knows where it began.
+        let line = match &record {
+            Ok(r) => r.position().map(csv::Position::line),
+            Err(e) => e.position().map(csv::Position::line),
+        }
+        .unwrap_or(i as u64 + 2);
+        let found = match record.map(|r| (r.deserialize::<Row>(Some(&headers)), r)) {
+            Ok((Ok(row), _)) => match position(&row) {
+                Ok(p) => {
+                    out.push(p);
+                    continue;
+                }
+                Err(found) => found,
+            },
+            Ok((Err(e), record)) => vec![unreadable(&e, &headers, &record)],
+            Err(e) => vec![e.to_string()],
         };
-        let bad =
-            |what: &str, v: f64| format!("{} line {line}: {what} ({v}) must be", path.display());
-        if !(row.notional > 0.0 && row.notional <= MAX_USD) {
-            return Err(format!(
-                "{} positive and at most {MAX_USD:e}",
-                bad("notional", row.notional)
-            ));
+        bad_lines += 1;
+        if bad_lines <= MAX_CSV_PROBLEMS {
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|m| format!("{} line {line}: {m}", path.display())),
+            );
         }
-        let (low, high) = PRICE_LIMITS;
-        if !(low..=high).contains(&row.entry_price) {
-            return Err(format!(
-                "{} between {low:e} and {high:e}",
-                bad("entry_price", row.entry_price)
-            ));
+    }
+    if bad_lines > MAX_CSV_PROBLEMS {
+        problems.push(format!(
+            "{}: {} more bad lines not listed",
+            path.display(),
+            bad_lines - MAX_CSV_PROBLEMS
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if out.is_empty() {
+        return Err(whole(&"no positions"));
+    }
+    Ok(out)
+}
+
+/// Why a row could not be read, naming the column and quoting its value.
+fn unreadable(e: &csv::Error, headers: &csv::StringRecord, record: &csv::StringRecord) -> String {
+    let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
+        return e.to_string();
+    };
+    let Some(i) = err.field().and_then(|i| usize::try_from(i).ok()) else {
+        return err.kind().to_string();
+    };
+    let column = headers.get(i).unwrap_or("?");
+    let value = record.get(i).unwrap_or_default();
+    format!("{column} `{value}`: {}", err.kind())
+}
+
+/// The position on one row of a positions CSV, or every problem with the row.
+fn position(row: &Row) -> Result<Position, Vec<String>> {
+    let mut problems = Vec::new();
+    let side = match row.side.to_ascii_lowercase().as_str() {
+        "long" => Some(Side::Long),
+        "short" => Some(Side::Short),
+        other => {
+            problems.push(format!("side `{other}` must be `long` or `short`"));
+            None
         }
-        if !(row.leverage.is_finite() && row.leverage >= 1.0) {
-            return Err(format!("{} at least 1", bad("leverage", row.leverage)));
-        }
-        out.push(Position {
+    };
+    if !(row.notional > 0.0 && row.notional <= MAX_USD) {
+        problems.push(format!(
+            "notional ({}) must be positive and at most {MAX_USD:e}",
+            row.notional
+        ));
+    }
+    let (low, high) = PRICE_LIMITS;
+    if !(low..=high).contains(&row.entry_price) {
+        problems.push(format!(
+            "entry_price ({}) must be between {low:e} and {high:e}",
+            row.entry_price
+        ));
+    }
+    if !(row.leverage.is_finite() && row.leverage >= 1.0) {
+        problems.push(format!("leverage ({}) must be at least 1", row.leverage));
+    }
+    match side {
+        Some(side) if problems.is_empty() => Ok(Position {
             side,
             quantity: row.notional / row.entry_price,
             entry: row.entry_price,
             leverage: row.leverage,
-        });
+        }),
+        _ => Err(problems),
     }
-    if out.is_empty() {
-        return Err(format!("{}: no positions", path.display()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_CSV_PROBLEMS, read_csv};
+
+    /// Every bad line is listed up to the cap, then counted; a good line is never listed.
+    #[test]
+    fn a_csv_with_many_bad_lines_lists_the_first_and_counts_the_rest() {
+        let mut text = String::from("side,notional,entry_price,leverage\n");
+        for _ in 0..MAX_CSV_PROBLEMS + 5 {
+            text.push_str("long,1000,100,5\nlong,1000,100,0.5\n");
+        }
+        let file = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(file.path(), text).expect("written");
+        let problems = read_csv(file.path()).expect_err("bad lines are refused");
+        assert_eq!(problems.len(), MAX_CSV_PROBLEMS + 1, "{problems:#?}");
+        // Bad lines are the odd data lines: 3, 5, 7, ...
+        for (k, p) in problems[..MAX_CSV_PROBLEMS].iter().enumerate() {
+            let line = 3 + 2 * k;
+            assert!(p.contains(&format!(" line {line}: leverage (0.5)")), "{p}");
+        }
+        assert!(problems[MAX_CSV_PROBLEMS].ends_with(": 5 more bad lines not listed"));
     }
-    Ok(out)
 }

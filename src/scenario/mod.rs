@@ -73,11 +73,11 @@ impl Scenario {
             snapshots.push(match path {
                 Some(path) => match book::read_csv(path) {
                     Ok(positions) => Some(positions),
-                    Err(message) => {
-                        problems.push(Problem {
+                    Err(messages) => {
+                        problems.extend(messages.into_iter().map(|message| Problem {
                             path: format!("venues[{i}].book.positions_csv"),
                             message,
-                        });
+                        }));
                         None
                     }
                 },

@@ -427,13 +427,36 @@ fn set_values_are_validated_like_file_values() {
         ],
     )
     .expect_code(2)
-    .expect_stderr(&["venues[1].maintenance_margin", "initial_margin"]);
+    .expect_stderr(&[
+        "venues[1].maintenance_margin",
+        "initial_margin",
+        // The file is fine: the message says the value came from the command line.
+        "(command-line override `venues.1.maintenance_margin = 0.5`)",
+    ]);
     cascade(
         tmp.path(),
         &["validate", "tiny.toml", "--set", "simulation.paths=many"],
     )
     .expect_code(2)
-    .expect_stderr(&["simulation.paths"]);
+    .expect_stderr(&[
+        "simulation.paths",
+        "(command-line override `simulation.paths = \"many\"`)",
+    ]);
+    // An entry of a list the file does not have: said so, not "expected a sequence".
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.0.margin_tiers.0.above=1",
+        ],
+    );
+    out.expect_code(2).expect_stderr(&[
+        "venues[0].margin_tiers[0].above",
+        "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
+    ]);
+    assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
 }
 
 #[test]

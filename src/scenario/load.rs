@@ -62,6 +62,15 @@ pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Proble
                     t.insert(part.to_string(), ov.value.clone());
                     return Ok(());
                 }
+                let next_is_index = parts[i + 1].parse::<usize>().is_ok();
+                if next_is_index && !t.contains_key(*part) {
+                    return Err(problem(format!(
+                        "`{}` is not in the scenario, so it has no entry {}; write the list \
+                         in the file to override its entries",
+                        display_path(&parts[..=i]),
+                        parts[i + 1]
+                    )));
+                }
                 t.entry(part.to_string())
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             }
@@ -93,6 +102,25 @@ pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Proble
         };
     }
     Ok(())
+}
+
+/// Marks each problem found at or inside a key that `overrides` set, so that a user reading
+/// "q.toml is invalid" learns the bad value came from the command line, not the file.
+pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
+    for p in problems {
+        let set_here = overrides.iter().rev().find(|ov| {
+            let at = display_path(&ov.key.split('.').collect::<Vec<_>>());
+            p.path.strip_prefix(at.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
+            })
+        });
+        if let Some(ov) = set_here {
+            p.message.push_str(&format!(
+                " (command-line override `{} = {}`)",
+                ov.key, ov.value
+            ));
+        }
+    }
 }
 
 /// Formats dotted key parts as a key path, with numeric parts as indices.

@@ -45,9 +45,12 @@ impl Scenario {
 
     /// Validates scenario text; `source` names it in errors and resolves relative CSV paths.
     pub fn from_toml(text: &str, source: &Path, overrides: &[Override]) -> Result<Scenario> {
-        let invalid = |problems| Error::InvalidScenario {
-            file: source.to_path_buf(),
-            problems,
+        let invalid = |mut problems: Vec<Problem>| {
+            load::attribute(&mut problems, overrides);
+            Error::InvalidScenario {
+                file: source.to_path_buf(),
+                problems,
+            }
         };
         let parsed = load::parse_scenario(text, overrides);
         let mut problems = parsed.problems;

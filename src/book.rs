@@ -244,14 +244,14 @@ const MAX_CSV_PROBLEMS: usize = 20;
 
 /// Reads a positions snapshot with columns `side,notional,entry_price,leverage`.
 ///
-/// Every bad line is reported (up to [`MAX_CSV_PROBLEMS`], then a count of the rest), each
-/// message naming the file, the line and the column, so they can be shown as they are.
-pub fn read_csv(path: &Path) -> Result<Vec<Position>, Vec<String>> {
+/// `bytes` is the file's content, read from `path` (which names it in messages). Every bad line
+/// is reported (up to [`MAX_CSV_PROBLEMS`], then a count of the rest), each message naming the
+/// file, the line and the column, so they can be shown as they are.
+pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>> {
     let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+        .from_reader(bytes);
     let headers = reader.headers().map_err(|e| whole(&e))?.clone();
     let missing: Vec<String> = ["side", "notional", "entry_price", "leverage"]
         .into_iter()
@@ -365,6 +365,8 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::{MAX_CSV_PROBLEMS, read_csv};
 
     /// Every bad line is listed up to the cap, then counted; a good line is never listed.
@@ -374,9 +376,8 @@ mod tests {
         for _ in 0..MAX_CSV_PROBLEMS + 5 {
             text.push_str("long,1000,100,5\nlong,1000,100,0.5\n");
         }
-        let file = tempfile::NamedTempFile::new().expect("a temporary file");
-        std::fs::write(file.path(), text).expect("written");
-        let problems = read_csv(file.path()).expect_err("bad lines are refused");
+        let problems =
+            read_csv(Path::new("book.csv"), text.as_bytes()).expect_err("bad lines are refused");
         assert_eq!(problems.len(), MAX_CSV_PROBLEMS + 1, "{problems:#?}");
         // Bad lines are the odd data lines: 3, 5, 7, ...
         for (k, p) in problems[..MAX_CSV_PROBLEMS].iter().enumerate() {

@@ -287,14 +287,15 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> 
 /// Writes the resolved scenario, with copies of its position snapshots in `books/` so the
 /// result directory runs again on its own, wherever it is moved.
 pub fn write_scenario(dir: &Path, scenario: &Scenario) -> Result<()> {
-    let copies = scenario.snapshot_copies();
-    if !copies.is_empty() {
+    let inputs = scenario.inputs();
+    if !inputs.is_empty() {
         fs::create_dir_all(dir.join("books")).map_err(io_at(dir, "books"))?;
     }
-    for (from, to) in &copies {
-        fs::copy(from, dir.join(to)).map_err(|e| {
+    // The bytes the run read, not the file as it is now: it may have changed since.
+    for input in inputs {
+        fs::write(dir.join(&input.copy), &input.bytes).map_err(|e| {
             Error::io(
-                format!("cannot copy {} into the results", from.display()),
+                format!("cannot copy {} into the results", input.source.display()),
                 e,
             )
         })?;

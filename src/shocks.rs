@@ -190,12 +190,12 @@ impl ShockModel {
 }
 
 /// Reads the per-step log returns of a `historical` price: a CSV with a header and a
-/// `log_return` column (other columns are ignored). Errors name the file and the line.
-pub fn read_returns_csv(path: &std::path::Path) -> Result<Vec<f64>, String> {
+/// `log_return` column (other columns are ignored), from `bytes` read from `path`. Errors name
+/// the file and the line.
+pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        .from_reader(bytes);
     let headers = reader
         .headers()
         .map_err(|e| format!("{}: {e}", path.display()))?;

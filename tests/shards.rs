@@ -138,6 +138,59 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     same_files(&d.join("whole"), &d.join("m"));
 }
 
+#[test]
+fn merge_refuses_shards_that_read_different_data_files() {
+    // The resolved scenario names only the snapshot's path: a snapshot refreshed between two
+    // array tasks must still make their shards refuse to merge.
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    fs::copy(fixture("snapshot.toml"), d.join("snapshot.toml")).unwrap();
+    fs::create_dir(d.join("csv")).unwrap();
+    let csv = d.join("csv/positions.csv");
+    fs::copy(fixture("csv/positions.csv"), &csv).unwrap();
+    let shard = |k: u32, out: &str| {
+        let spec = format!("{k}/2");
+        ok(
+            d,
+            &[
+                "run",
+                "snapshot.toml",
+                "--paths",
+                "20",
+                "--shard",
+                &spec,
+                "--out",
+                out,
+                "--quiet",
+                "--no-report",
+            ],
+        );
+    };
+    shard(1, "s1");
+    let original = fs::read_to_string(&csv).unwrap();
+    let edited = original.replacen("long,2000000,100,5", "long,92000000,100,5", 1);
+    assert_ne!(edited, original, "the fixture's first position");
+    fs::write(&csv, &edited).unwrap();
+    shard(2, "s2");
+    // Each result keeps the bytes its run read.
+    assert_eq!(
+        fs::read_to_string(d.join("s1/books/venue-0.csv")).unwrap(),
+        original
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("s2/books/venue-0.csv")).unwrap(),
+        edited
+    );
+    let (code, stderr) = cascade(d, &["merge", "s1", "s2", "--out", "m"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("different scenarios"), "{stderr}");
+    assert!(!d.join("m").exists());
+    // With the snapshot restored, the shards are one study again.
+    fs::write(&csv, &original).unwrap();
+    shard(2, "s2-again");
+    ok(d, &["merge", "s1", "s2-again", "--out", "m"]);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

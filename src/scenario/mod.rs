@@ -24,10 +24,27 @@ pub struct Scenario {
     source: PathBuf,
     source_sha256: String,
     snapshots: Vec<Option<Vec<Position>>>,
-    /// Where each venue's snapshot was read from (resolved against the scenario's folder).
-    snapshot_paths: Vec<Option<PathBuf>>,
-    /// Where the historical returns were read from (model `historical`).
-    returns_path: Option<PathBuf>,
+    /// The data files the scenario read, as read: venue snapshots in venue order, then the
+    /// historical returns, if any.
+    inputs: Vec<Input>,
+}
+
+/// A data file a scenario reads (a positions snapshot, historical returns), kept as it was
+/// read: results copy these very bytes and hash them into [`Scenario::sha256`], so a file
+/// edited between two shards of one study cannot slip into a merge unnoticed.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Where it was read from (resolved against the scenario's folder).
+    pub source: PathBuf,
+    /// Where a result directory keeps its copy.
+    pub copy: PathBuf,
+    /// Its content.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a data file, or says why not.
+fn read_input(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 impl Scenario {
@@ -67,34 +84,50 @@ impl Scenario {
         }));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());
-        let snapshot_paths: Vec<Option<PathBuf>> = file
-            .venues
-            .iter()
-            .map(|v| v.book.positions_csv.as_ref().map(|rel| base.join(rel)))
-            .collect();
-        for (i, path) in snapshot_paths.iter().enumerate() {
-            snapshots.push(match path {
-                Some(path) => match book::read_csv(path) {
-                    Ok(positions) => Some(positions),
-                    Err(messages) => {
-                        problems.extend(messages.into_iter().map(|message| Problem {
-                            path: format!("venues[{i}].book.positions_csv"),
-                            message,
-                        }));
-                        None
-                    }
-                },
-                None => None,
+        let mut inputs = Vec::new();
+        for (i, venue) in file.venues.iter().enumerate() {
+            let Some(rel) = &venue.book.positions_csv else {
+                snapshots.push(None);
+                continue;
+            };
+            let path = base.join(rel);
+            let read = read_input(&path).map_err(|m| vec![m]).and_then(|bytes| {
+                book::read_csv(&path, &bytes).map(|positions| (positions, bytes))
             });
+            match read {
+                Ok((positions, bytes)) => {
+                    snapshots.push(Some(positions));
+                    inputs.push(Input {
+                        source: path,
+                        copy: PathBuf::from(format!("books/venue-{i}.csv")),
+                        bytes,
+                    });
+                }
+                Err(messages) => {
+                    snapshots.push(None);
+                    problems.extend(messages.into_iter().map(|message| Problem {
+                        path: format!("venues[{i}].book.positions_csv"),
+                        message,
+                    }));
+                }
+            }
         }
         let returns_path = (file.price.model == file::PriceModel::Historical)
             .then(|| file.price.returns_csv.as_ref().map(|rel| base.join(rel)))
             .flatten();
-        if let Some(path) = &returns_path {
-            match crate::shocks::read_returns_csv(path) {
-                Ok(returns) => {
-                    problems.extend(check_returns_length(&file, path, returns.len()));
+        if let Some(path) = returns_path {
+            let read = read_input(&path).and_then(|bytes| {
+                crate::shocks::read_returns_csv(&path, &bytes).map(|returns| (returns, bytes))
+            });
+            match read {
+                Ok((returns, bytes)) => {
+                    problems.extend(check_returns_length(&file, &path, returns.len()));
                     file.price.returns = returns;
+                    inputs.push(Input {
+                        source: path,
+                        copy: PathBuf::from(RETURNS_COPY),
+                        bytes,
+                    });
                 }
                 Err(message) => problems.push(Problem {
                     path: "price.returns_csv".to_string(),
@@ -124,8 +157,7 @@ impl Scenario {
             source: source.to_path_buf(),
             source_sha256: hex_sha256(text.as_bytes()),
             snapshots,
-            snapshot_paths,
-            returns_path,
+            inputs,
         })
     }
 
@@ -154,46 +186,40 @@ impl Scenario {
         toml::to_string_pretty(&self.file).expect("a scenario always serializes")
     }
 
-    /// The input files to copy into a result directory: (source, path within the result).
-    /// Venue snapshots first, in venue order, then the historical returns, if any.
-    pub fn snapshot_copies(&self) -> Vec<(PathBuf, PathBuf)> {
-        self.snapshot_paths
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                p.as_ref()
-                    .map(|p| (p.clone(), PathBuf::from(format!("books/venue-{i}.csv"))))
-            })
-            .chain(
-                self.returns_path
-                    .iter()
-                    .map(|p| (p.clone(), PathBuf::from(RETURNS_COPY))),
-            )
-            .collect()
+    /// The data files the scenario read, as read: venue snapshots in venue order, then the
+    /// historical returns, if any.
+    pub fn inputs(&self) -> &[Input] {
+        &self.inputs
     }
 
     /// The resolved scenario as written into a result directory: snapshot paths point at the
-    /// copies [`Scenario::snapshot_copies`] names, so the result runs again wherever it is.
+    /// copies [`Scenario::inputs`] names, so the result runs again wherever it is.
     pub fn to_toml_for_results(&self) -> String {
         let mut file = self.file.clone();
-        for (venue, (_, copy)) in file
-            .venues
-            .iter_mut()
-            .filter(|v| v.book.positions_csv.is_some())
-            .zip(self.snapshot_copies())
-        {
-            venue.book.positions_csv = Some(copy);
+        let mut copies = self.inputs.iter().map(|input| input.copy.clone());
+        for venue in &mut file.venues {
+            if venue.book.positions_csv.is_some() {
+                venue.book.positions_csv = copies.next();
+            }
         }
-        if self.returns_path.is_some() {
-            file.price.returns_csv = Some(PathBuf::from(RETURNS_COPY));
+        // Validation allows returns_csv only with the historical model, which reads it.
+        if file.price.returns_csv.is_some() {
+            file.price.returns_csv = copies.next();
         }
         toml::to_string_pretty(&file).expect("a scenario always serializes")
     }
 
-    /// SHA-256 of the resolved scenario as written into results: identifies what was run,
-    /// overrides and seed included, independently of where the files lie.
+    /// SHA-256 of what was run: the resolved scenario as written into results (overrides and
+    /// seed included, independently of where the files lie) and the content of every data
+    /// file it read.
     pub fn sha256(&self) -> String {
-        hex_sha256(self.to_toml_for_results().as_bytes())
+        let mut hash = Sha256::new();
+        hash.update(self.to_toml_for_results().as_bytes());
+        for input in &self.inputs {
+            hash.update(format!("\n{}\n", input.copy.display()).as_bytes());
+            hash.update(Sha256::digest(&input.bytes));
+        }
+        hex(&hash.finalize())
     }
 
     /// The positions of every venue, in venue order: the snapshot, or a book drawn from the seed.
@@ -246,8 +272,9 @@ fn check_returns_length(file: &ScenarioFile, path: &Path, rows: usize) -> Option
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -213,6 +213,28 @@ fn bad_shard_flags_are_bad_input() {
         assert_eq!(code, 2, "--shard {bad}: {stderr}");
         assert!(!tmp.path().join("x").exists());
     }
+    // Without a fixed seed every shard would draw its own: refused before anything runs,
+    // and accepted once --seed fixes it.
+    let text = fs::read_to_string(&s).unwrap();
+    let unseeded: String = text
+        .lines()
+        .filter(|l| !l.starts_with("seed"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(unseeded, text, "tiny.toml sets a seed");
+    fs::write(tmp.path().join("unseeded.toml"), unseeded).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "unseeded.toml", "--shard", "1/2", "--out", "x"];
+        args.extend(extra);
+        args.push("--no-report");
+        cascade(tmp.path(), &args)
+    };
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--seed"), "{stderr}");
+    assert!(!tmp.path().join("x").exists());
+    let (code, stderr) = run(&["--seed", "5"]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]

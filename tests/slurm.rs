@@ -130,6 +130,56 @@ fn job_array_script_on_a_real_slurm_cluster() {
     );
 }
 
+/// Every shard of one study gets the same seed: the one given, the scenario's, or (for a
+/// scenario without one) a single seed drawn at submission, never one drawn per shard.
+/// A dry run prints the sbatch commands without submitting, so no SLURM is needed.
+#[test]
+fn submit_pins_one_seed_for_every_shard() {
+    let tmp = TempDir::new().unwrap();
+    let text = fs::read_to_string(SCENARIO).unwrap();
+    let unseeded: String = text
+        .lines()
+        .filter(|l| !l.starts_with("seed"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(unseeded, text, "the fixture sets a seed");
+    let unseeded_path = tmp.path().join("unseeded.toml");
+    fs::write(&unseeded_path, unseeded).unwrap();
+    let seed_of = |scenario: &Path, extra: &[&str]| {
+        let out = Command::new("bash")
+            .arg(SUBMIT)
+            .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
+            .arg(tmp.path().join("study"))
+            .args(extra)
+            .arg(scenario)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let array = stdout.lines().next().unwrap_or_default().to_string();
+        let args: Vec<&str> = array.split_whitespace().collect();
+        let at = args.iter().position(|a| *a == "--seed");
+        at.map(|i| args[i + 1].to_string())
+            .unwrap_or_else(|| panic!("no --seed for the shards: {array}"))
+    };
+    assert_eq!(
+        seed_of(Path::new(SCENARIO), &[]),
+        "11",
+        "the scenario's seed"
+    );
+    assert_eq!(seed_of(Path::new(SCENARIO), &["--seed", "5"]), "5");
+    let drawn = seed_of(&unseeded_path, &[]);
+    assert!(drawn.parse::<u64>().is_ok(), "{drawn}");
+    assert!(
+        !tmp.path().join("study").exists(),
+        "a dry run creates nothing"
+    );
+}
+
 /// Where the first difference between two files is, for the failure message.
 fn first_difference(actual: &[u8], expected: &[u8]) -> String {
     let (actual, expected) = (

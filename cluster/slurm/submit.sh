@@ -15,7 +15,8 @@ Submits a SLURM job array (one task per shard: cascade run --shard K/N) and a me
 
   --shards N        number of shards = array tasks                  CASCADE_SHARDS    (8)
   --paths N         paths of the whole study (default: scenario)    CASCADE_PATHS
-  --seed S          seed (default: scenario)                         CASCADE_SEED
+  --seed S          seed (default: the scenario's, or one drawn now  CASCADE_SEED
+                    for every shard when the scenario sets none)
   --set KEY=VALUE   scenario override, repeatable                    CASCADE_SET (space-separated)
   --time T          time limit per shard task (sbatch --time)        CASCADE_TIME      (01:00:00)
   --mem M           memory per shard task (sbatch --mem)             CASCADE_MEM       (4G)
@@ -110,22 +111,30 @@ bin=$(abs "$bin")
 name=$(basename "$scenario" .toml)
 out=$(abs "${out:-cascade-runs/$name-$(date -u +%Y%m%dT%H%M%SZ)}")
 
-# The run flags every shard gets (the shard scripts add --shard, --out, --threads).
-run_args=("$scenario")
-[[ -z $paths ]] || run_args+=(--paths "$paths")
-[[ -z $seed ]] || run_args+=(--seed "$seed")
-for s in "${sets[@]}"; do
-    run_args+=(--set "$s")
-done
-
 # Catch a bad scenario or override now rather than after waiting in the queue.
 validate=("$bin" validate "$scenario")
 for s in "${sets[@]}"; do
     validate+=(--set "$s")
 done
-if ! errors=$("${validate[@]}" 2>&1 >/dev/null); then
-    die "the scenario does not validate:"$'\n'"$errors"
+errors=$(mktemp)
+if ! resolved=$("${validate[@]}" 2>"$errors"); then
+    die "the scenario does not validate:"$'\n'"$(cat "$errors"; rm -f "$errors")"
 fi
+rm -f "$errors"
+# Every shard must draw from the same seed: without --seed, pin the scenario's (validate
+# prints the resolved scenario, with a drawn seed when the file sets none).
+if [[ -z $seed ]]; then
+    seed=$(sed -n '/^\[simulation\]/,/^\[/s/^seed = \([0-9]*\)$/\1/p' <<<"$resolved" | head -n 1)
+    [[ -n $seed ]] || die "could not read the seed from 'cascade validate $scenario'"
+fi
+
+# The run flags every shard gets (the shard scripts add --shard, --out, --threads).
+run_args=("$scenario")
+[[ -z $paths ]] || run_args+=(--paths "$paths")
+run_args+=(--seed "$seed")
+for s in "${sets[@]}"; do
+    run_args+=(--set "$s")
+done
 
 if ((!force)) && [[ -e $out/shards || -e $out/result ]]; then
     die "$out already holds shards or a result; choose another --out or pass --force"

@@ -267,6 +267,15 @@ fn init(path: &Path, force: bool) -> Result<()> {
 fn run_scenario(args: RunArgs) -> Result<()> {
     let provenance = Provenance::now(&args.scenario, &args.common.set);
     let scenario = Scenario::load(&args.scenario, &args.common.overrides()?)?;
+    if let Some(shard) = args.shard
+        && scenario.seed_drawn()
+    {
+        return Err(Error::BadInput(format!(
+            "--shard {shard}: {} sets no simulation.seed, so each shard would draw its own \
+             and the shards could not be merged; pass the same --seed to every shard",
+            args.scenario.display()
+        )));
+    }
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));

@@ -23,6 +23,8 @@ pub struct Scenario {
     file: ScenarioFile,
     source: PathBuf,
     source_sha256: String,
+    /// Neither the file nor an override fixed the seed: it was drawn at load.
+    seed_drawn: bool,
     snapshots: Vec<Option<Vec<Position>>>,
     /// The data files the scenario read, as read: venue snapshots in venue order, then the
     /// historical returns, if any.
@@ -138,7 +140,8 @@ impl Scenario {
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
-        if file.simulation.seed.is_none() {
+        let seed_drawn = file.simulation.seed.is_none();
+        if seed_drawn {
             // TOML integers are signed: draw a seed that the resolved file can hold.
             file.simulation.seed = Some(rand::random::<u64>() >> 1);
         }
@@ -156,6 +159,7 @@ impl Scenario {
             file,
             source: source.to_path_buf(),
             source_sha256: hex_sha256(text.as_bytes()),
+            seed_drawn,
             snapshots,
             inputs,
         })
@@ -169,6 +173,12 @@ impl Scenario {
     /// The seed every random number derives from.
     pub fn seed(&self) -> u64 {
         self.file.simulation.seed.expect("filled in by from_toml")
+    }
+
+    /// Whether the seed was drawn at load because neither the file nor an override fixed it;
+    /// loading the scenario again then gives other random numbers.
+    pub fn seed_drawn(&self) -> bool {
+        self.seed_drawn
     }
 
     /// Where the scenario was read from.

@@ -249,6 +249,26 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// What a sweep directory is a sweep of (`sweep.json`, written before the first cell runs):
+/// the scenario's name, the version, the seed and paths every cell uses, and the axes. A
+/// resumed sweep must have the same plan, so that one directory never holds two studies.
+pub fn plan_json(scenario: &str, axes: &[Axis], seed: u64, paths: u64) -> Json {
+    serde_json::json!({
+        "schema_version": 1,
+        "scenario": scenario,
+        "version": crate::VERSION,
+        "seed": seed,
+        "paths": paths,
+        "axes": axes_json(axes),
+    })
+}
+
+fn axes_json(axes: &[Axis]) -> Vec<Json> {
+    axes.iter()
+        .map(|a| serde_json::json!({ "key": a.key, "values": a.values }))
+        .collect()
+}
+
 /// `grid.json`: the axes and, per cell, its values and rows.
 pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
     let cells: Vec<Json> = rows
@@ -270,7 +290,7 @@ pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
     serde_json::json!({
         "schema_version": 1,
         "scenario": scenario,
-        "axes": axes.iter().map(|a| serde_json::json!({ "key": a.key, "values": a.values })).collect::<Vec<_>>(),
+        "axes": axes_json(axes),
         "rows": cells,
     })
 }

@@ -329,8 +329,33 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     other[3] = "30";
     let (code, stderr) = cascade(d, &other);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("another resolved scenario"), "{stderr}");
+    assert!(stderr.contains("another grid, --paths"), "{stderr}");
     assert_eq!(fs::read(kept.join("manifest.json")).unwrap(), kept_manifest);
+    // So would another grid, even one whose cells all have new names.
+    let mut regrid = resume.clone();
+    regrid[8] = "liquidity.routing=0.3,0.6";
+    let (code, stderr) = cascade(d, &regrid);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("another grid"), "{stderr}");
+    assert!(
+        !grid
+            .join("liquidity.routing=0.3__venues.0.initial_margin=0.01")
+            .exists()
+    );
+    // A cell whose scenario changed under the same flags is refused by its manifest.
+    let edited = d.join("edited.toml");
+    fs::write(
+        &edited,
+        fs::read_to_string(s)
+            .unwrap()
+            .replace("insurance_fund = 1.0e6", "insurance_fund = 2.0e6"),
+    )
+    .unwrap();
+    let mut changed = resume.clone();
+    changed[1] = edited.to_str().unwrap();
+    let (code, stderr) = cascade(d, &changed);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("another resolved scenario"), "{stderr}");
     // And a directory that is not a sweep is not one to resume.
     ok(
         d,
@@ -341,6 +366,56 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     let (code, stderr) = cascade(d, &into_run);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a sweep directory"), "{stderr}");
+}
+
+#[test]
+fn an_unseeded_sweep_draws_one_seed_for_every_cell_and_resumes_with_it() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let text = fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let unseeded = text.replace("seed = 11\n", "");
+    assert_ne!(unseeded, text, "tiny.toml sets seed = 11");
+    fs::write(d.join("unseeded.toml"), unseeded).unwrap();
+    let args = [
+        "sweep",
+        "unseeded.toml",
+        "--paths",
+        "10",
+        "--quiet",
+        "--no-report",
+        "--out",
+        "g",
+        "--set",
+        "liquidity.routing=0.2,0.4,0.6",
+    ];
+    ok(d, &args);
+    let seed_of = |cell: &str| {
+        let m: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(d.join("g").join(cell).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        m["seed"].as_u64().expect("a seed in the manifest")
+    };
+    let seed = seed_of("liquidity.routing=0.2");
+    for cell in ["liquidity.routing=0.4", "liquidity.routing=0.6"] {
+        assert_eq!(
+            seed_of(cell),
+            seed,
+            "{cell} draws from the sweep's one seed"
+        );
+    }
+    let plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join("g/sweep.json")).unwrap()).unwrap();
+    assert_eq!(plan["seed"].as_u64(), Some(seed));
+    assert!(!d.join("g/charts").exists(), "--no-report: no heatmaps");
+    // Resuming finds the seed in sweep.json, so the lost cell is the same cell again.
+    let lost = d.join("g/liquidity.routing=0.4");
+    let summary = fs::read(lost.join("summary.json")).unwrap();
+    fs::remove_dir_all(&lost).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    ok(d, &resume);
+    assert_eq!(fs::read(lost.join("summary.json")).unwrap(), summary);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cascade::error::{Error, Result};
 use cascade::results::Destination;
-use cascade::scenario::Scenario;
+use cascade::scenario::{Override, Scenario};
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
@@ -29,15 +29,13 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         )));
     }
     let cells = sweep::cells(&axes);
-    // Validate every cell before running any, so a bad value fails in the first second.
-    let base = common.overrides_without_set()?;
-    let mut scenarios = Vec::with_capacity(cells.len());
-    for cell in &cells {
-        let mut ovs = cell.overrides();
-        ovs.extend(base.iter().cloned());
-        scenarios.push(Scenario::load(scenario_path, &ovs)?);
-    }
-    let name = scenarios[0].file().name.clone();
+    // The first cell names the study and says whether the scenario fixes a seed.
+    let mut base = common.overrides_without_set()?;
+    let first = Scenario::load(
+        scenario_path,
+        &[cells[0].overrides(), base.clone()].concat(),
+    )?;
+    let name = first.file().name.clone();
     let root = match out {
         Some(o) => o.to_path_buf(),
         None => PathBuf::from("output").join(&name).join(format!(
@@ -51,12 +49,40 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             root.display()
         )));
     }
-    let is_sweep =
-        |root: &Path| root.join("grid.json").exists() || root.join("sweep.json").exists();
-    if root.exists() && resume && !is_sweep(&root) {
+    let plan_path = root.join("sweep.json");
+    let recorded = if root.exists() && resume {
+        Some(recorded_plan(&plan_path)?)
+    } else {
+        None
+    };
+    // Every cell draws from one seed, so the grid compares its cells on common random
+    // numbers: the scenario's, else the one the sweep being resumed drew, else a new one.
+    if first.seed_drawn() {
+        let seed = recorded
+            .as_ref()
+            .and_then(|plan| plan["seed"].as_u64())
+            .unwrap_or(first.seed());
+        base.push(Override::parse(&format!("simulation.seed={seed}")).map_err(Error::BadInput)?);
+    }
+    // Validate every cell before running any, so a bad value fails in the first second.
+    let mut scenarios = Vec::with_capacity(cells.len());
+    for cell in &cells {
+        scenarios.push(Scenario::load(
+            scenario_path,
+            &[cell.overrides(), base.clone()].concat(),
+        )?);
+    }
+    let s = &scenarios[0];
+    let plan = sweep::plan_json(&name, &axes, s.seed(), s.file().simulation.paths);
+    if let Some(recorded) = recorded
+        && recorded != plan
+    {
         return Err(Error::BadInput(format!(
-            "--resume: {} is not a sweep directory (no sweep.json); nothing to finish",
-            root.display()
+            "--resume: {} holds a sweep of another grid, --paths, --seed or version \
+             (recorded in {}: {recorded}; now: {plan}); finish it with the flags it was \
+             started with, or start again with --force or another --out",
+            root.display(),
+            plan_path.display()
         )));
     }
     if root.exists() && common.force && !resume {
@@ -72,18 +98,17 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
     fs::create_dir_all(&root)
         .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
     // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
-    fs::write(
-        root.join("sweep.json"),
-        serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &[])).unwrap_or_default(),
-    )
-    .map_err(|e| {
-        Error::io(
-            format!("cannot write {}", root.join("sweep.json").display()),
-            e,
-        )
-    })?;
+    let json = serde_json::to_string_pretty(&plan).expect("json");
+    write_atomic(&root, "sweep.json", format!("{json}\n").as_bytes())?;
     remove_partials(&root)?;
 
+    // Every kept cell is checked before any runs: a refused resume changes nothing.
+    for (cell, scenario) in cells.iter().zip(&scenarios) {
+        let dir = root.join(cell.name(&axes));
+        if dir.join("manifest.json").exists() {
+            same_study(&dir, scenario)?;
+        }
+    }
     let mut rows: Vec<GridRow> = Vec::new();
     let total = cells.len();
     for (i, (cell, scenario)) in cells.iter().zip(scenarios).enumerate() {
@@ -91,7 +116,6 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         let dir = root.join(&cell_name);
         let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
         if dir.join("manifest.json").exists() {
-            same_study(&dir, &scenario)?;
             eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
         } else {
             if !common.quiet {
@@ -120,7 +144,9 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
         rows.extend(sweep::rows_of(&cell_name, &values, &summary));
     }
-    heatmaps(&root, &axes, &rows)?;
+    if !common.no_report {
+        heatmaps(&root, &axes, &rows)?;
+    }
     write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;
     let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
     write_atomic(&root, "grid.json", format!("{json}\n").as_bytes())?;
@@ -131,6 +157,25 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
         root.join("grid.csv").display()
     );
     Ok(())
+}
+
+fn is_sweep(root: &Path) -> bool {
+    root.join("grid.json").exists() || root.join("sweep.json").exists()
+}
+
+/// The plan of the sweep in the directory `--resume` names (its `sweep.json`).
+fn recorded_plan(path: &Path) -> Result<serde_json::Value> {
+    let root = path.parent().unwrap_or(Path::new("."));
+    if !is_sweep(root) {
+        return Err(Error::BadInput(format!(
+            "--resume: {} is not a sweep directory (no sweep.json); nothing to finish",
+            root.display()
+        )));
+    }
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::BadInput(format!("--resume: cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::BadInput(format!("--resume: {}: {e}", path.display())))
 }
 
 /// Checks that a cell finished by an earlier sweep is the cell this sweep would run: same

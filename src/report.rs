@@ -16,8 +16,8 @@ use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
 use crate::result_dir::{PolicyFile, ResultDir};
 use crate::scenario::file::{
-    FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, PriceModel, ScenarioFile,
-    SupervisionMetric, SupervisoryAction, View,
+    FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
+    Stress, SupervisionMetric, SupervisoryAction, View,
 };
 use crate::units;
 
@@ -579,16 +579,7 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         units::usd(p.start),
     );
     if let Some(st) = &p.stress {
-        let _ = write!(
-            text,
-            " On top of it, a deterministic stress drops the price by {} over {} starting after {} \
-             (steps {} to {}).",
-            units::percent(st.drop),
-            horizon_words(f64::from(st.duration_steps) * dt),
-            horizon_words(f64::from(st.start_step) * dt),
-            st.start_step,
-            st.start_step + st.duration_steps
-        );
+        text.push_str(&stress_words(st, sim.steps, dt));
     } else {
         text.push_str(" There is no deterministic stress: every move comes from the price model.");
     }
@@ -624,6 +615,9 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         }
     );
     let _ = writeln!(w, "<p>{}</p>", esc(&text));
+    if let Some(text) = opening_words(f) {
+        let _ = writeln!(w, "<p>{}</p>", esc(&text));
+    }
 
     let _ = writeln!(
         w,
@@ -690,6 +684,112 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         );
     }
     let _ = writeln!(w, "</ul>\n</section>");
+}
+
+/// The stress in words: the drop, then the recovery when there is one, and what the horizon
+/// cuts short (the price model adds no stress return after the last step).
+fn stress_words(st: &Stress, steps: u32, dt: f64) -> String {
+    let end = st.start_step + st.duration_steps;
+    let mut text = format!(
+        " On top of it, a deterministic stress drops the price by {} over {} starting after {} \
+         (steps {} to {}, evenly in log price).",
+        units::percent(st.drop),
+        horizon_words(f64::from(st.duration_steps) * dt),
+        horizon_words(f64::from(st.start_step) * dt),
+        st.start_step,
+        end
+    );
+    let log_drop = (1.0 - st.drop).ln();
+    // The stress's own effect on the price, once `share` of the drop's log is in place.
+    let net = |share: f64| units::percent(1.0 - (share * log_drop).exp());
+    if end > steps {
+        let done = f64::from(steps.saturating_sub(st.start_step)) / f64::from(st.duration_steps);
+        let _ = write!(
+            text,
+            " The horizon ends at step {steps}, before the drop is complete: the stress lowers \
+             the price by {} in all.",
+            net(done)
+        );
+        return text;
+    }
+    let m = st.recovery_steps.unwrap_or(0);
+    if st.recovery > 0.0 && m > 0 {
+        let rebound = format!(
+            "{} of the fall (in log price) over {} (steps {end} to {})",
+            units::percent(st.recovery),
+            horizon_words(f64::from(m) * dt),
+            end + m
+        );
+        if end + m > steps {
+            let done = f64::from(steps - end) / f64::from(m);
+            let _ = write!(
+                text,
+                " It then starts to win back {rebound}, but the horizon ends at step {steps}: by \
+                 then the stress, net, lowers the price by {}.",
+                net(1.0 - st.recovery * done)
+            );
+        } else {
+            let _ = write!(
+                text,
+                " It then wins back {rebound}: net, the stress lowers the price by {}.",
+                net(1.0 - st.recovery)
+            );
+        }
+    }
+    text
+}
+
+/// The venues' opening cohorts in words, if any venue has them.
+fn opening_words(f: &ScenarioFile) -> Option<String> {
+    let cohorts: Vec<(&str, String, f64)> = f
+        .venues
+        .iter()
+        .filter_map(|v| v.opening.as_ref().map(|o| (v, o)))
+        .map(|(v, o)| {
+            let levels = match o.levels.as_slice() {
+                [one] => format!("1 level, {} below the start price", units::percent(*one)),
+                [first, .., last] => format!(
+                    "{} levels from {} to {} below the start price",
+                    o.levels.len(),
+                    units::percent(*first),
+                    units::percent(*last)
+                ),
+                [] => "no level".to_string(),
+            };
+            (v.name.as_str(), levels, o.notional)
+        })
+        .collect();
+    let first = cohorts.first()?;
+    let which = if cohorts.len() == f.venues.len() {
+        "every venue".to_string()
+    } else {
+        format!("{} of the {} venues", cohorts.len(), f.venues.len())
+    };
+    // Shipped scenarios give every venue the same levels: say them once.
+    let detail = if cohorts.iter().all(|c| c.1 == first.1) {
+        format!(
+            "{}; per side and level, {}",
+            first.1,
+            cohorts
+                .iter()
+                .map(|(name, _, notional)| format!("{name} {}", units::usd(*notional)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        cohorts
+            .iter()
+            .map(|(name, levels, notional)| {
+                format!("{name}: {levels}, {} per side each", units::usd(*notional))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(format!(
+        "New positions open during the horizon on {which}: each time a venue's mark first falls \
+         to one of its levels, a cohort of longs and shorts opens there at that mark, in equal \
+         quantity ({detail}, in notional at the level's price)."
+    ))
 }
 
 /// Leverage to a sensible precision: 125, 75, 2.5.
@@ -976,43 +1076,208 @@ fn charts_section(w: &mut String, charts: &[Chart]) -> Result<()> {
 }
 
 fn methodology_section(w: &mut String, f: &ScenarioFile) {
+    // Venue names are the user's: escaped here, the rest is our own HTML.
+    let names = |pick: fn(&crate::scenario::file::Venue) -> bool| -> Vec<String> {
+        f.venues
+            .iter()
+            .filter(|v| pick(v))
+            .map(|v| esc(&v.name))
+            .collect()
+    };
+    let tiered = names(|v| !v.margin_tiers.is_empty());
+    let opening = names(|v| v.opening.is_some());
+    let tiered_opening = f
+        .venues
+        .iter()
+        .any(|v| !v.margin_tiers.is_empty() && v.opening.is_some());
+
+    let mut simulated = vec![format!(
+        "Independent Monte Carlo paths of a fundamental price, in steps of {} seconds. {} Each \
+         path draws its random numbers from the seed and its own index alone, so results do not \
+         depend on threads or shards.",
+        trim(f.simulation.step_seconds),
+        esc(&price_method(&f.price, f.simulation.steps))
+    )];
+    simulated.push(format!(
+        "Every venue holds a book of isolated-margin linear perpetual positions, long and short, \
+         drawn once from the seed (or read from a snapshot){}. A position is liquidated when its \
+         equity falls to the maintenance margin, in full or in fixed fractions.{}",
+        if opening.is_empty() {
+            " and fixed for the horizon"
+        } else {
+            ""
+        },
+        if tiered.is_empty() {
+            " Margin rates do not depend on position size: no venue in this scenario has margin \
+             tiers."
+        } else {
+            ""
+        }
+    ));
+    if !tiered.is_empty() {
+        simulated.push(format!(
+            "Margin tiers on {}: larger positions are held to higher margin rates. A generated \
+             position's leverage is capped by the initial rate of the tier its notional falls in \
+             when the book is drawn; its maintenance requirement, checked at its trigger price, rises with its notional \
+             without jumping at tier bounds (each tier subtracts a fixed amount), and the rest of \
+             a partially liquidated position may fall into a lower tier.",
+            tiered.join(", ")
+        ));
+    }
+    if !opening.is_empty() {
+        simulated.push(format!(
+            "Positions opened during the horizon, on {}: when a venue's mark first falls to one \
+             of its cohort levels below the start price, a cohort of longs and shorts opens at \
+             that mark, after the step's cascade, in equal quantity, so opening moves no price. \
+             Its leverage is drawn from the cohort's own mixes, capped by the venue's margin \
+             rules and any policy cap; from then on its positions are liquidated like the start \
+             book's, and auto-deleveraging draws on their profits too.{}",
+            opening.join(", "),
+            if tiered_opening {
+                " On a tiered venue a cohort's prices are scaled from those at its level, which is \
+                 exact only under flat rates: a cohort that opens below its level is liquidated \
+                 slightly early."
+            } else {
+                ""
+            }
+        ));
+    }
+    simulated.push(
+        "Within a step, liquidations run in rounds: forced flow is netted per venue and split \
+         between the venue's own book and liquidity shared across venues; the resulting price \
+         impact (permanent and transient, with depth thinning in fast markets) can trigger \
+         further liquidations, until none is triggered or the round cap is reached."
+            .to_string(),
+    );
+    simulated.push(
+        "Fills beyond a position's bankruptcy price leave bad debt, paid by the venue's insurance \
+         fund, then by auto-deleveraging of profitable opposite positions where the venue has it, \
+         and otherwise left unabsorbed: the venue is insolvent on that path."
+            .to_string(),
+    );
+    simulated.push(
+        "Policies change venue rules in the cooperating jurisdictions (margin floors, leverage \
+         caps and migration of displaced leverage, index marks, routing, pooled default funds, \
+         algorithmic supervision). Every policy runs on the same draws as the baseline, so \
+         differences are paired path by path; confidence intervals use the normal approximation \
+         to the mean paired difference."
+            .to_string(),
+    );
+    simulated.push(
+        "Bands over time come from fixed-bin histograms (0.5% of log price per bin; 40 bins per \
+         decade of liquidated share of open interest), so they are exact to within a bin."
+            .to_string(),
+    );
+
+    let trading = if opening.is_empty() {
+        "New positions: nobody opens, adds to or voluntarily closes a position during the \
+         horizon, so there is no re-leveraging after the crash and no stop-loss selling beyond \
+         liquidations."
+            .to_string()
+    } else {
+        format!(
+            "Other trading: no position opens except in the cohorts above, none is added to and \
+             none is closed voluntarily, so there is no stop-loss selling or profit-taking beyond \
+             liquidations; new positions open only at the cohorts' levels below the start \
+             price{}.",
+            if opening.len() < f.venues.len() {
+                ", and never on the venues without cohorts"
+            } else {
+                ""
+            }
+        )
+    };
+    let not_simulated = [
+        trading,
+        "Cross-margin and portfolio margin, other assets and collateral haircuts, funding \
+         payments and trading fees other than the liquidation fee."
+            .to_string(),
+        "Strategic behaviour: market makers and arbitrageurs appear only through depth, routing \
+         and the arbitrage half-life; no agent anticipates the cascade."
+            .to_string(),
+        "Outages, oracle failures and contagion through channels other than shared liquidity and \
+         auto-deleveraging."
+            .to_string(),
+    ];
+
     let _ = writeln!(
         w,
-        "<section id=\"methodology\">\n<h2>Methodology</h2>\n<h3>What is simulated</h3>\n<ul>\n\
-<li>Independent Monte Carlo paths of a fundamental price (geometric Brownian motion, Student-t or \
-Merton jumps) with an optional deterministic stress drop, in steps of {} seconds. Each path draws \
-its random numbers from the seed and its own index alone, so results do not depend on threads or \
-shards.</li>\n\
-<li>Every venue holds a book of isolated-margin linear perpetual positions, long and short, drawn \
-once from the seed (or read from a snapshot) and fixed for the horizon. A position is liquidated \
-when its equity falls to the maintenance margin, in full or in fixed fractions.</li>\n\
-<li>Within a step, liquidations run in rounds: forced flow is netted per venue and split between \
-the venue's own book and liquidity shared across venues; the resulting price impact (permanent \
-and transient, with depth thinning in fast markets) can trigger further liquidations, until none \
-is triggered or the round cap is reached.</li>\n\
-<li>Fills beyond a position's bankruptcy price leave bad debt, paid by the venue's insurance fund, \
-then by auto-deleveraging of profitable opposite positions where the venue has it, and otherwise \
-left unabsorbed: the venue is insolvent on that path.</li>\n\
-<li>Policies change venue rules in the cooperating jurisdictions (margin floors, leverage caps and \
-migration of displaced leverage, index marks, routing, pooled default funds, algorithmic \
-supervision). Every policy runs on the same draws as the baseline, so differences are paired \
-path by path; confidence intervals use the normal approximation to the mean paired \
-difference.</li>\n\
-<li>Bands over time come from fixed-bin histograms (0.5% of log price per bin; 40 bins per \
-decade of liquidated share of open interest), so they are exact to within a bin.</li>\n</ul>\n\
-<h3>What is not simulated</h3>\n<ul>\n\
-<li>New positions: nobody opens, adds to or voluntarily closes a position during the horizon, \
-so there is no re-leveraging after the crash and no stop-loss selling beyond liquidations.</li>\n\
-<li>Cross-margin and portfolio margin, margin tiers by position size, other assets and collateral \
-haircuts, funding payments and trading fees other than the liquidation fee.</li>\n\
-<li>Strategic behaviour: market makers and arbitrageurs appear only through depth, routing and \
-the arbitrage half-life; no agent anticipates the cascade.</li>\n\
-<li>Outages, oracle failures and contagion through channels other than shared liquidity and \
-auto-deleveraging.</li>\n</ul>\n\
-<p class=\"note\">Results are as good as the scenario's figures: open interest, leverage mixes and \
-depth are inputs, and the scenario file says where each comes from.</p>\n</section>",
-        trim(f.simulation.step_seconds)
+        "<section id=\"methodology\">\n<h2>Methodology</h2>\n<h3>What is simulated</h3>\n<ul>"
     );
+    for item in &simulated {
+        let _ = writeln!(w, "<li>{item}</li>");
+    }
+    let _ = writeln!(w, "</ul>\n<h3>What is not simulated</h3>\n<ul>");
+    for item in &not_simulated {
+        let _ = writeln!(w, "<li>{item}</li>");
+    }
+    let _ = writeln!(
+        w,
+        "</ul>\n<p class=\"note\">Results are as good as the scenario's figures: open interest, \
+         leverage mixes and depth are inputs, and the scenario file says where each comes \
+         from.</p>\n</section>"
+    );
+}
+
+/// How the fundamental moves, in words for the methodology: the scenario's price model, then
+/// its stress (the figures are in the scenario section).
+fn price_method(p: &Price, steps: u32) -> String {
+    let model = match p.model {
+        PriceModel::Gbm => {
+            "Its log returns are Gaussian (geometric Brownian motion), with the drift that makes \
+             the price a martingale."
+                .to_string()
+        }
+        PriceModel::StudentT => {
+            "Its log returns are Student-t, scaled to the scenario's volatility: fat tails, so \
+             large moves are more frequent than if they were Gaussian."
+                .to_string()
+        }
+        PriceModel::Merton => {
+            "It follows a Merton jump-diffusion: Gaussian log returns plus jumps arriving as a \
+             Poisson process with normally distributed log sizes, and a drift that offsets the \
+             expected move, so the price is a martingale."
+                .to_string()
+        }
+        PriceModel::Garch => {
+            "Its volatility clusters (GARCH(1,1)): each step's variance reacts to the last step's \
+             shock and persists, starting from its long-run level; innovations are Gaussian, with \
+             the drift that makes the price a martingale."
+                .to_string()
+        }
+        PriceModel::Historical => {
+            let rows = if p.returns.is_empty() {
+                String::new()
+            } else {
+                format!(" of {} rows", units::count(p.returns.len() as f64))
+            };
+            match p.block_bootstrap {
+                None => format!(
+                    "Its log returns are replayed from a historical series{rows} read from a CSV \
+                     file, from its first row and as they are (drift included): every path has \
+                     the same fundamental price."
+                ),
+                Some(b) => format!(
+                    "Its log returns are a moving-block bootstrap of a historical series{rows} \
+                     read from a CSV file, drift included: each path is filled with blocks of {b} \
+                     consecutive returns starting at rows drawn at random."
+                ),
+            }
+        }
+    };
+    let stress = match &p.stress {
+        None => "There is no deterministic stress.",
+        // The horizon may end before the drop does, and then nothing recovers.
+        Some(st) if st.recovery > 0.0 && st.start_step + st.duration_steps < steps => {
+            "A deterministic stress is added to these returns: a drop spread evenly in log price \
+             over its steps, then a recovery of part of it spread evenly over the steps after."
+        }
+        Some(_) => {
+            "A deterministic stress is added to these returns: a drop spread evenly in log price \
+             over its steps, with no recovery within the horizon."
+        }
+    };
+    format!("{model} {stress}")
 }
 
 fn provenance_section(w: &mut String, result: &ResultDir) {

@@ -482,6 +482,248 @@ fn report_is_one_self_contained_file() {
     assert!(html.contains("@media print"));
 }
 
+/// What the fixtures lack: a GARCH price, a stress that recovers half its fall within the
+/// horizon, and a venue with margin tiers and opening cohorts (named with HTML's special
+/// characters) next to a plain one.
+const COHORTS_AND_TIERS: &str = r#"
+name = "cohorts-and-tiers"
+
+[simulation]
+paths = 20
+steps = 240
+step_seconds = 60
+seed = 5
+
+[price]
+start = 100_000.0
+model = "garch"
+annual_volatility = 0.5
+alpha = 0.05
+beta = 0.9
+
+[price.stress]
+drop = 0.2
+start_step = 30
+duration_steps = 30
+recovery = 0.5
+recovery_steps = 120
+
+[[venues]]
+name = "dex<&>"
+jurisdiction = "onchain"
+initial_margin = 0.02
+maintenance_margin = 0.01
+margin_tiers = [{ above = 1.0e7, initial_margin = 0.05, maintenance_margin = 0.025 }]
+insurance_fund = 1.0e6
+depth_1pct = 5_000_000.0
+open_interest = 5.0e8
+
+[venues.book]
+positions = 200
+
+[venues.opening]
+levels = [0.05, 0.1, 0.15]
+notional = 2.0e7
+positions = 50
+long_leverage = { median = 5.0, dispersion = 0.5 }
+short_leverage = { median = 5.0, dispersion = 0.5 }
+
+[[venues]]
+name = "plain"
+jurisdiction = "eu"
+initial_margin = 0.1
+maintenance_margin = 0.05
+insurance_fund = 1.0e5
+depth_1pct = 2_000_000.0
+open_interest = 2.0e8
+
+[venues.book]
+positions = 100
+"#;
+
+/// A replayed price series (flat: 240 zero returns) under a stress whose recovery the
+/// horizon cuts in half, on one plain venue.
+const REPLAY: &str = r#"
+name = "replay"
+
+[simulation]
+paths = 5
+steps = 240
+step_seconds = 60
+seed = 5
+
+[price]
+start = 100_000.0
+model = "historical"
+returns_csv = "returns.csv"
+
+[price.stress]
+drop = 0.2
+start_step = 30
+duration_steps = 30
+recovery = 0.5
+recovery_steps = 360
+
+[[venues]]
+name = "plain"
+jurisdiction = "eu"
+initial_margin = 0.1
+maintenance_margin = 0.05
+insurance_fund = 1.0e5
+depth_1pct = 2_000_000.0
+open_interest = 2.0e8
+
+[venues.book]
+positions = 100
+"#;
+
+/// `report.html` of a run of `scenario` (TOML text), written next to `files` (name, text).
+fn report_of(scenario: &str, files: &[(&str, String)]) -> String {
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("scenario.toml"), scenario).unwrap();
+    for (name, text) in files {
+        fs::write(tmp.path().join(name), text).unwrap();
+    }
+    cascade(
+        tmp.path(),
+        &["run", "scenario.toml", "--out", "result", "--quiet"],
+        0,
+    );
+    fs::read_to_string(tmp.path().join("result/report.html")).unwrap()
+}
+
+/// The report's section `id`, from its opening tag to its closing one.
+#[track_caller]
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<section id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no section {id:?}"));
+    let end = start
+        + html[start..]
+            .find("</section>")
+            .expect("the section closes");
+    &html[start..end]
+}
+
+#[track_caller]
+fn has(text: &str, expected: &[&str], absent: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "no {e:?} in:\n{text}");
+    }
+    for a in absent {
+        assert!(!text.contains(a), "{a:?} should not be in:\n{text}");
+    }
+}
+
+#[test]
+fn report_describes_cohorts_margin_tiers_garch_and_the_stress_recovery() {
+    let html = report_of(COHORTS_AND_TIERS, &[]);
+    // The venue's name is escaped wherever it appears.
+    assert!(!html.contains("dex<&>"), "an unescaped venue name");
+    let venue = "dex&lt;&amp;&gt;";
+    has(
+        section(&html, "scenario"),
+        &[
+            "GARCH(1,1)",
+            "drops the price by 20% over 30 minutes",
+            "It then wins back 50% of the fall (in log price) over 2 hours (steps 60 to 180)",
+            // 1 - 0.8^(1 - 0.5)
+            "net, the stress lowers the price by 10.6%",
+            "New positions open during the horizon on 1 of the 2 venues",
+            &format!(
+                "3 levels from 5% to 15% below the start price; per side and level, {venue} $20M"
+            ),
+        ],
+        &[],
+    );
+    has(
+        section(&html, "methodology"),
+        &[
+            "GARCH(1,1)",
+            "then a recovery of part of it",
+            &format!("Margin tiers on {venue}:"),
+            &format!("Positions opened during the horizon, on {venue}:"),
+            "none is closed voluntarily",
+            "never on the venues without cohorts",
+        ],
+        &[
+            "nobody opens",
+            "margin tiers by position size",
+            "no venue in this scenario has margin tiers",
+            "geometric Brownian",
+            "Student-t",
+            "Merton",
+            "historical",
+            "plain",
+        ],
+    );
+}
+
+#[test]
+fn report_of_a_plain_scenario_claims_no_cohorts_tiers_or_recovery() {
+    // tiny.toml: GBM, a stress without recovery, flat margins, no cohorts.
+    let (_tmp, dir) = tiny_run(&[]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let scenario = section(&html, "scenario");
+    has(
+        scenario,
+        &["drops the price by 10% over 30 minutes"],
+        &["wins back", "New positions open", "cohort"],
+    );
+    has(
+        section(&html, "methodology"),
+        &[
+            "geometric Brownian motion",
+            "with no recovery",
+            "fixed for the horizon",
+            "nobody opens, adds to or voluntarily closes a position",
+            "no venue in this scenario has margin tiers",
+        ],
+        &[
+            "cohort",
+            "Margin tiers on",
+            "margin tiers by position size",
+            "GARCH",
+            "Student-t",
+            "Merton",
+            "historical",
+        ],
+    );
+}
+
+#[test]
+fn report_describes_a_replayed_series_and_a_recovery_the_horizon_cuts_short() {
+    let returns = format!("log_return\n{}", "0\n".repeat(240));
+    let html = report_of(REPLAY, &[("returns.csv", returns)]);
+    has(
+        section(&html, "scenario"),
+        &[
+            "replay of historical returns",
+            "It then starts to win back 50% of the fall (in log price) over 6 hours \
+             (steps 60 to 420), but the horizon ends at step 240",
+            // Half the recovery is in place: 1 - 0.8^(1 - 0.5 x 0.5).
+            "by then the stress, net, lowers the price by 15.4%",
+        ],
+        &["New positions open"],
+    );
+    has(
+        section(&html, "methodology"),
+        &[
+            "replayed from a historical series of 240 rows",
+            "every path has the same fundamental price",
+            "then a recovery of part of it",
+            "nobody opens, adds to or voluntarily closes a position",
+        ],
+        &[
+            "geometric Brownian",
+            "GARCH",
+            "Student-t",
+            "Merton",
+            "cohort",
+        ],
+    );
+}
+
 /// Where Debian's Chromium is, if installed.
 fn chromium() -> Option<PathBuf> {
     let fixed = PathBuf::from("/usr/bin/chromium");

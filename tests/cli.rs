@@ -650,6 +650,16 @@ fn schema_is_json_with_the_scenario_properties() {
     for key in ["initial_margin", "maintenance_margin", "positions_csv"] {
         assert!(out.stdout.contains(key), "schema never mentions {key}");
     }
+    // Strict like the CLI: an editor using the schema flags unknown keys in every table.
+    let mut tables = vec![&schema];
+    tables.extend(schema["$defs"].as_object().expect("$defs").values());
+    let open: Vec<String> = tables
+        .iter()
+        .filter(|t| t.get("properties").is_some())
+        .filter(|t| t["additionalProperties"] != Json::Bool(false))
+        .map(|t| t["title"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert!(open.is_empty(), "tables that allow unknown keys: {open:?}");
     assert!(entries(tmp.path()).is_empty());
 }
 

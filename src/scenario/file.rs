@@ -15,6 +15,7 @@ use crate::margin::MarginSchedule;
 
 /// A whole scenario: the market, the shock, and the policies to compare.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ScenarioFile {
     /// Short name, used for the default output directory (`output/<name>/...`).
     pub name: String,
@@ -43,6 +44,7 @@ pub struct ScenarioFile {
 /// Observed outcomes of a historical episode. Only `price_drop` is fitted (the stress drop is
 /// calibrated to it); everything else is compared, never tuned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Observed {
     /// Fall of the traded price from the start (the pre-event price) to the trough, as a
     /// share: the calibration target for the median of `max_drawdown`.
@@ -82,6 +84,7 @@ fn default_policies() -> Vec<Policy> {
 /// Monte Carlo size and horizon.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(deny_unknown_fields)]
 pub struct Simulation {
     /// Number of Monte Carlo paths.
     pub paths: u64,
@@ -127,6 +130,7 @@ pub enum PriceModel {
 
 /// The fundamental price process.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Price {
     /// Price at step 0 (USD).
     pub start: f64,
@@ -188,6 +192,7 @@ pub struct Price {
 
 /// A deterministic drop of the fundamental, the way supervisors write stress scenarios.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Stress {
     /// Total drop as a fraction of the price (0.15 = 15%).
     pub drop: f64,
@@ -228,6 +233,7 @@ pub enum ImpactLaw {
 /// Liquidity and price formation.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(deny_unknown_fields)]
 pub struct Liquidity {
     /// Impact law.
     pub impact: ImpactLaw,
@@ -284,6 +290,7 @@ pub enum MarkPrice {
 
 /// One derivatives venue and its margin regime.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Venue {
     /// Venue name, unique within the scenario.
     pub name: String,
@@ -332,6 +339,7 @@ pub struct Venue {
 /// (shorts) in equal quantity, each cohort at the venue's mark when it first falls through its
 /// level. They are what a rebound liquidates: shorts opened near the lows.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Opening {
     /// Falls below the start price, as shares (0.05 = 5% down), at which a cohort opens.
     pub levels: Vec<f64>,
@@ -367,6 +375,7 @@ impl Venue {
 
 /// One margin tier: the rates for positions whose notional exceeds `above`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct MarginTier {
     /// Position notional (USD) above which the tier applies.
     pub above: f64,
@@ -378,6 +387,7 @@ pub struct MarginTier {
 
 /// A venue's book of leveraged positions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Book {
     /// Number of generated positions per side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +412,7 @@ pub struct Book {
 
 /// A lognormal leverage distribution, capped at `1 / initial_margin` and floored at 1.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct LeverageMix {
     /// Median leverage.
     pub median: f64,
@@ -411,6 +422,7 @@ pub struct LeverageMix {
 
 /// A common floor on margin rates.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct MarginFloor {
     /// Floor on the initial margin rate.
     pub initial: f64,
@@ -420,6 +432,7 @@ pub struct MarginFloor {
 
 /// One policy: an overlay on the venues of the cooperating jurisdictions.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Policy {
     /// Policy name, unique within the scenario.
     pub name: String,
@@ -463,6 +476,7 @@ pub enum FundSizing {
 
 /// A default fund shared by the cooperating venues.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PooledFund {
     /// `sum` of the members' funds, or `cover2`.
     #[serde(default)]
@@ -510,6 +524,7 @@ pub enum SupervisoryAction {
 
 /// Algorithmic supervision of the cooperating venues.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Supervision {
     /// `local` or `global`.
     pub view: View,

@@ -149,6 +149,28 @@ struct ShardManifest {
     seed: u64,
     path_range: [u64; 2],
     shard: Option<Shard>,
+    scenario_path: String,
+    scenario_file_sha256: String,
+    overrides: Vec<String>,
+    threads: usize,
+    simulation_seconds: f64,
+}
+
+/// Where a merged study came from, for its manifest: the scenario file, its hash and the
+/// overrides as the first shard recorded them, the most threads a shard used and the
+/// simulation time of all shards together.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The scenario file as the first shard's command named it.
+    pub scenario_path: String,
+    /// SHA-256 of that file as read.
+    pub scenario_file_sha256: String,
+    /// The first shard's `--set` overrides, as given.
+    pub overrides: Vec<String>,
+    /// The most worker threads any shard used.
+    pub threads: usize,
+    /// Simulation seconds summed over the shards (the compute the study took).
+    pub simulation_seconds: f64,
 }
 
 /// Shard results checked to form one whole study, in path order.
@@ -160,6 +182,8 @@ pub struct Merged {
     pub out: RunOutput,
     /// The shard directories, in path order.
     pub shards: Vec<PathBuf>,
+    /// Where the shards came from.
+    pub origin: Origin,
 }
 
 /// Reads and checks shard results: same version, scenario and seed; every shard of one split
@@ -308,10 +332,19 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         seconds: 0.0,
         threads: 0,
     };
+    let first = &shards[0].1;
+    let origin = Origin {
+        scenario_path: first.scenario_path.clone(),
+        scenario_file_sha256: first.scenario_file_sha256.clone(),
+        overrides: first.overrides.clone(),
+        threads: shards.iter().map(|s| s.1.threads).max().unwrap_or(0),
+        simulation_seconds: shards.iter().map(|s| s.1.simulation_seconds).sum(),
+    };
     Ok(Merged {
         scenario,
         out,
         shards: shards.into_iter().map(|s| s.0).collect(),
+        origin,
     })
 }
 

@@ -136,6 +136,29 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     assert_eq!(fs::read(d.join("a1/paths.csv")).unwrap(), a1);
     ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
     same_files(&d.join("whole"), &d.join("m"));
+    // The merge's manifest keeps the shards' provenance: the scenario file as named and as
+    // read, the overrides, and the compute all shards took together.
+    let manifest = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(d.join(dir).join("manifest.json")).unwrap())
+            .unwrap()
+    };
+    let (m, a) = (manifest("m"), manifest("a1"));
+    for key in [
+        "scenario_path",
+        "scenario_file_sha256",
+        "overrides",
+        "scenario_sha256",
+    ] {
+        assert_eq!(m[key], a[key], "{key}");
+    }
+    assert_eq!(m["scenario_path"], s);
+    let seconds: f64 = ["a1", "a2", "a3"]
+        .iter()
+        .map(|dir| manifest(dir)["simulation_seconds"].as_f64().unwrap())
+        .sum();
+    assert_eq!(m["simulation_seconds"].as_f64().unwrap(), seconds);
+    assert!(m["threads"].as_u64().unwrap() >= 1);
+    assert!(m["shard"].is_null());
 }
 
 #[test]

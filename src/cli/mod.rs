@@ -346,7 +346,12 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
     let merged = shard::merge(dirs)?;
     let study = study::from_rows(merged.scenario, merged.out);
     let mut manifest = study.manifest(&provenance);
-    manifest.scenario_path = format!("merged from {} shards", merged.shards.len());
+    let origin = merged.origin;
+    manifest.scenario_path = origin.scenario_path;
+    manifest.scenario_file_sha256 = origin.scenario_file_sha256;
+    manifest.overrides = origin.overrides;
+    manifest.threads = origin.threads;
+    manifest.simulation_seconds = origin.simulation_seconds;
     let dir = destination.commit(|dir| {
         finish(dir, &study, &manifest, parquet)?;
         if !no_report {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
-use crate::result_dir::{PolicyFile, ResultDir};
+use crate::result_dir::{PairedFile, PolicyFile, ResultDir};
 use crate::scenario::file::{
     FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
     Stress, SupervisionMetric, SupervisoryAction, View,
@@ -314,9 +314,11 @@ fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
             continue;
         }
         for c in &s.comparisons {
-            if let Some((_, p)) = c.metrics.iter().find(|(n, _)| n == m) {
-                let a = p.ci95[0] / base_mean;
-                let b = p.ci95[1] / base_mean;
+            let found = c.metrics.iter().find(|(n, _)| n == m);
+            // A single path gives no interval, so no effect to plot.
+            if let Some((_, p @ PairedFile { ci95: Some(ci), .. })) = found {
+                let a = ci[0] / base_mean;
+                let b = ci[1] / base_mean;
                 out.push((
                     units::metric(m).0.to_string(),
                     c.policy.clone(),
@@ -1021,15 +1023,18 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
             };
             let (label, unit) = units::metric(m);
             let signed = |v: f64| units::difference(unit, v);
-            let sig = p.ci95[0] > 0.0 || p.ci95[1] < 0.0;
+            let sig = p.ci95.is_some_and(|[a, b]| a > 0.0 || b < 0.0);
+            let ci = p.ci95.map_or_else(
+                || "n/a (one path)".to_string(),
+                |[a, b]| format!("[{}, {}]", signed(a), signed(b)),
+            );
             let _ = writeln!(
                 w,
-                "<tr{}><td>{}</td><td>{}</td><td>[{}, {}]</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if sig { " class=\"sig\"" } else { "" },
                 esc(label),
                 signed(p.mean_difference),
-                signed(p.ci95[0]),
-                signed(p.ci95[1]),
+                esc(&ci),
                 p.relative
                     .map(units::signed_percent)
                     .unwrap_or_else(|| "n/a".into()),

@@ -130,8 +130,8 @@ pub struct ComparisonFile {
 pub struct PairedFile {
     /// Mean of the per-path differences.
     pub mean_difference: f64,
-    /// 95% confidence interval of the mean difference.
-    pub ci95: [f64; 2],
+    /// 95% confidence interval of the mean difference; `None` with fewer than two paths.
+    pub ci95: Option<[f64; 2]>,
     /// Mean difference over the baseline mean; `None` where the baseline mean is zero.
     pub relative: Option<f64>,
     /// Share of paths where the policy is lower (better).

@@ -127,8 +127,9 @@ pub struct Comparison {
 pub struct Paired {
     /// Mean of the per-path differences.
     pub mean_difference: f64,
-    /// 95% confidence interval of the mean difference (normal approximation).
-    pub ci95: [f64; 2],
+    /// 95% confidence interval of the mean difference (normal approximation); null with fewer
+    /// than two paths, where the spread of the differences is unknown.
+    pub ci95: Option<[f64; 2]>,
     /// Mean difference over the baseline mean; null where the baseline mean is zero.
     pub relative: Option<f64>,
     /// Share of paths where the policy's value is lower (better) than the baseline's.
@@ -147,7 +148,7 @@ impl Paired {
         let base = stats::mean(baseline);
         Paired {
             mean_difference: mean,
-            ci95: [mean - half, mean + half],
+            ci95: (diff.len() >= 2).then_some([mean - half, mean + half]),
             relative: (base != 0.0).then(|| mean / base),
             share_better: diff.iter().filter(|&&d| d < 0.0).count() as f64 / n,
             share_worse: diff.iter().filter(|&&d| d > 0.0).count() as f64 / n,

@@ -375,6 +375,31 @@ fn set_with_an_unknown_key_suggests_the_nearest_valid_key() {
 }
 
 #[test]
+fn one_path_gives_no_confidence_interval() {
+    // The spread of one paired difference is unknown: an interval of zero width would look
+    // conclusive. The summary holds null, the terminal and the report say n/a.
+    let tmp = scratch_with("tiny.toml");
+    let out = cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--paths", "1", "--out", "one"],
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("95% CI n/a (one path)"),
+        "{}",
+        out.stdout
+    );
+    let summary: Json = serde_json::from_str(&read(&tmp.path().join("one/summary.json"))).unwrap();
+    let metrics = summary["comparisons"][0]["metrics"]
+        .as_object()
+        .expect("a comparison");
+    for (name, m) in metrics {
+        assert!(m["ci95"].is_null(), "{name}: {}", m["ci95"]);
+    }
+    assert!(read(&tmp.path().join("one/report.html")).contains("n/a (one path)"));
+}
+
+#[test]
 fn set_with_an_index_out_of_range_is_bad_input() {
     let tmp = scratch_with("tiny.toml");
     // tiny.toml has two venues and two policies.

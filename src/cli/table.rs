@@ -123,11 +123,13 @@ pub fn comparisons(s: &Summary) -> String {
                 || "      n/a".to_string(),
                 |r| format!("{:+8.1}%", 100.0 * r),
             );
+            let ci = d.ci95.map_or_else(
+                || "n/a (one path)".to_string(),
+                |[a, b]| format!("[{}, {}]", fmt(a), fmt(b)),
+            );
             out.push_str(&format!(
-                "  {label:<17}{relative}  mean {:>11}  95% CI [{}, {}]  better on {:.0}% of paths, worse on {:.0}%\n",
+                "  {label:<17}{relative}  mean {:>11}  95% CI {ci}  better on {:.0}% of paths, worse on {:.0}%\n",
                 fmt(d.mean_difference),
-                fmt(d.ci95[0]),
-                fmt(d.ci95[1]),
                 100.0 * d.share_better,
                 100.0 * d.share_worse,
             ));

@@ -48,3 +48,7 @@ pub use scenario::Scenario;
 
 /// The version recorded in every result.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The code the binary was built from, recorded in every result beside [`VERSION`]:
+/// `git <commit>`, with `-dirty` when tracked files had uncommitted changes (set by `build.rs`).
+pub const BUILD: &str = env!("CASCADE_BUILD");

@@ -230,6 +230,8 @@ pub struct Manifest {
     pub tool: &'static str,
     /// Version of `cascade`.
     pub version: &'static str,
+    /// The code it was built from ([`crate::BUILD`]).
+    pub build: &'static str,
     /// Scenario file as given.
     pub scenario_path: String,
     /// SHA-256 of the scenario file as read.

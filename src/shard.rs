@@ -145,6 +145,9 @@ pub fn read_histograms(dir: &Path) -> Result<Timeline> {
 #[derive(Debug, Clone, Deserialize)]
 struct ShardManifest {
     version: String,
+    /// Absent from results of builds before it was recorded.
+    #[serde(default)]
+    build: String,
     scenario_sha256: String,
     seed: u64,
     path_range: [u64; 2],
@@ -239,6 +242,9 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         };
         if m.version != first.version {
             return Err(differs("cascade versions", &first.version, &m.version));
+        }
+        if m.build != first.build {
+            return Err(differs("cascade builds", &first.build, &m.build));
         }
         // The seed is part of the resolved scenario: check it first for the clearer message.
         if m.seed != first.seed {

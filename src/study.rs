@@ -101,6 +101,7 @@ impl Study {
         Manifest {
             tool: "cascade",
             version: crate::VERSION,
+            build: crate::BUILD,
             scenario_path: p.scenario_path.clone(),
             scenario_file_sha256: self.scenario.source_sha256().to_string(),
             scenario_sha256: self.scenario.sha256(),

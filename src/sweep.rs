@@ -257,6 +257,7 @@ pub fn plan_json(scenario: &str, axes: &[Axis], seed: u64, paths: u64) -> Json {
         "schema_version": 1,
         "scenario": scenario,
         "version": crate::VERSION,
+        "build": crate::BUILD,
         "seed": seed,
         "paths": paths,
         "axes": axes_json(axes),

@@ -123,6 +123,20 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     refused(&["a1", "a2", "a3", "a3"], "same directory");
     copy_dir(&d.join("a3"), &d.join("a3-copy"));
     refused(&["a1", "a2", "a3", "a3-copy"], "overlapping");
+    // Another build of the same version (the model changes between releases).
+    copy_dir(&d.join("a3"), &d.join("rebuilt3"));
+    let manifest = d.join("rebuilt3/manifest.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let build = m["build"].as_str().expect("the manifest records the build");
+    let (code, version, _) = support::cascade(d, &["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        version.contains(&format!("({build})")),
+        "{version} / {build}"
+    );
+    fs::write(&manifest, text.replace(build, "git 000000000000")).unwrap();
+    refused(&["a1", "a2", "rebuilt3"], "different cascade builds");
     refused(&["a1", "a2", "seed3"], "different seeds");
     refused(&["a1", "a2", "other3"], "different scenarios");
     refused(&["a1", "a2", "four2"], "different shard counts");
@@ -439,6 +453,60 @@ fn an_unseeded_sweep_draws_one_seed_for_every_cell_and_resumes_with_it() {
     resume.push("--resume");
     ok(d, &resume);
     assert_eq!(fs::read(lost.join("summary.json")).unwrap(), summary);
+}
+
+#[test]
+fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    let sweep = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            s.to_str().unwrap(),
+            "--paths",
+            "10",
+            "--quiet",
+            "--no-report",
+            "--out",
+            out,
+            "--set",
+            "liquidity.routing=0.1..0.9:5",
+        ];
+        args.extend(extra);
+        cascade(d, &args)
+    };
+    let (code, stderr) = sweep("whole", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Cells 1, 3, 5 and 2, 4, as a two-task job array would run them.
+    for k in ["2/2", "1/2"] {
+        let (code, stderr) = sweep("split", &["--shard", k]);
+        assert_eq!(code, 0, "--shard {k}: {stderr}");
+        assert!(!d.join("split/grid.csv").exists(), "a shard writes no grid");
+    }
+    let routing = ["0.1", "0.3", "0.5", "0.7", "0.9"];
+    for r in routing {
+        let cell = format!("liquidity.routing={r}");
+        assert_eq!(
+            fs::read(d.join("split").join(&cell).join("summary.json")).unwrap(),
+            fs::read(d.join("whole").join(&cell).join("summary.json")).unwrap(),
+            "{cell}"
+        );
+    }
+    let (code, stderr) = sweep("split", &["--resume"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("skipped").count(), routing.len(), "{stderr}");
+    for f in ["grid.csv", "grid.json", "sweep.json"] {
+        assert_eq!(
+            fs::read(d.join("split").join(f)).unwrap(),
+            fs::read(d.join("whole").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // One shard must not wipe the others' directory.
+    let (code, _) = sweep("split", &["--shard", "1/2", "--force"]);
+    assert_eq!(code, 2);
+    assert!(d.join("split/grid.csv").exists());
 }
 
 #[test]

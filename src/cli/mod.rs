@@ -34,9 +34,12 @@ use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
 use cascade::study::{self, Provenance, Study};
 
+/// `cascade --version`: the version and the code it was built from.
+const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CASCADE_BUILD"), ")");
+
 /// Liquidation cascades across derivatives venues, and what cross-border cooperation changes.
 #[derive(Debug, Parser)]
-#[command(name = "cascade", version, about, long_about = None)]
+#[command(name = "cascade", version = VERSION_LINE, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,6 +69,10 @@ enum Command {
         /// Continue an interrupted sweep in --out: finished cells are kept, the rest rerun.
         #[arg(long, requires = "out")]
         resume: bool,
+        /// Run only cells K, K+N, K+2N, ... (1-based) into the shared --out, for a job array;
+        /// then `--resume` without --shard writes the grid.
+        #[arg(long, value_name = "K/N", requires = "out", conflicts_with = "force")]
+        shard: Option<Shard>,
     },
     /// Find the value of a field (default price.stress.drop) whose median METRIC hits a target.
     Calibrate(calibrate::CalibrateArgs),
@@ -234,7 +241,8 @@ pub fn run() -> Result<()> {
             common,
             out,
             resume,
-        } => sweep::run(&scenario, &common, out.as_deref(), resume),
+            shard,
+        } => sweep::run(&scenario, &common, out.as_deref(), resume, shard),
     }
 }
 

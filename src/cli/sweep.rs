@@ -6,13 +6,21 @@ use std::path::{Path, PathBuf};
 use cascade::error::{Error, Result};
 use cascade::results::Destination;
 use cascade::scenario::{Override, Scenario};
+use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
 use super::{Common, finish};
 
-/// Runs every cell of the grid given by `common.set` (axes) under `out`.
-pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bool) -> Result<()> {
+/// Runs every cell of the grid given by `common.set` (axes) under `out`, or with `shard` only
+/// that shard's cells (several shards share one directory; a final `--resume` writes the grid).
+pub fn run(
+    scenario_path: &Path,
+    common: &Common,
+    out: Option<&Path>,
+    resume: bool,
+    shard: Option<Shard>,
+) -> Result<()> {
     let axes: Vec<Axis> = common
         .set
         .iter()
@@ -43,15 +51,17 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ")
         )),
     };
-    if root.exists() && !resume && !common.force {
+    // Shards of one sweep start together into one directory: each joins what the first made.
+    let joining = resume || shard.is_some();
+    if root.exists() && !joining && !common.force {
         return Err(Error::BadInput(format!(
             "{} already exists; pass --resume to finish it, or --force to start again",
             root.display()
         )));
     }
     let plan_path = root.join("sweep.json");
-    let recorded = if root.exists() && resume {
-        Some(recorded_plan(&plan_path)?)
+    let recorded = if root.exists() && joining {
+        recorded_plan(&plan_path, shard.is_some())?
     } else {
         None
     };
@@ -85,7 +95,7 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             plan_path.display()
         )));
     }
-    if root.exists() && common.force && !resume {
+    if root.exists() && common.force && !joining {
         if !is_sweep(&root) {
             return Err(Error::BadInput(format!(
                 "{} exists and is not a sweep directory; refusing to replace it",
@@ -100,18 +110,25 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
     // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
     let json = serde_json::to_string_pretty(&plan).expect("json");
     write_atomic(&root, "sweep.json", format!("{json}\n").as_bytes())?;
-    remove_partials(&root)?;
+    // Another shard may be writing a cell right now: only a whole sweep clears partial ones.
+    if shard.is_none() {
+        remove_partials(&root)?;
+    }
+    let mine = |i: usize| shard.is_none_or(|s| i as u64 % s.count == s.index - 1);
 
     // Every kept cell is checked before any runs: a refused resume changes nothing.
-    for (cell, scenario) in cells.iter().zip(&scenarios) {
+    for (i, (cell, scenario)) in cells.iter().zip(&scenarios).enumerate() {
         let dir = root.join(cell.name(&axes));
-        if dir.join("manifest.json").exists() {
+        if mine(i) && dir.join("manifest.json").exists() {
             same_study(&dir, scenario)?;
         }
     }
     let mut rows: Vec<GridRow> = Vec::new();
     let total = cells.len();
     for (i, (cell, scenario)) in cells.iter().zip(scenarios).enumerate() {
+        if !mine(i) {
+            continue;
+        }
         let cell_name = cell.name(&axes);
         let dir = root.join(&cell_name);
         let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
@@ -144,6 +161,16 @@ pub fn run(scenario_path: &Path, common: &Common, out: Option<&Path>, resume: bo
             .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
         rows.extend(sweep::rows_of(&cell_name, &values, &summary));
     }
+    if let Some(s) = shard {
+        // The grid needs every shard's cells: the final --resume writes it.
+        sayln!(
+            "shard {s}: {} of {total} cells in {}; when every shard has finished, `cascade \
+             sweep` with the same flags, --resume and no --shard writes grid.csv",
+            (0..total).filter(|&i| mine(i)).count(),
+            root.display()
+        );
+        return Ok(());
+    }
     if !common.no_report {
         heatmaps(&root, &axes, &rows)?;
     }
@@ -163,9 +190,14 @@ fn is_sweep(root: &Path) -> bool {
     root.join("grid.json").exists() || root.join("sweep.json").exists()
 }
 
-/// The plan of the sweep in the directory `--resume` names (its `sweep.json`).
-fn recorded_plan(path: &Path) -> Result<serde_json::Value> {
+/// The plan of the sweep in the directory `--resume` or `--shard` names (its `sweep.json`);
+/// none yet for a shard that finds the directory another shard has only just created.
+fn recorded_plan(path: &Path, shard: bool) -> Result<Option<serde_json::Value>> {
     let root = path.parent().unwrap_or(Path::new("."));
+    let empty = || fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
+    if shard && !is_sweep(root) && empty() {
+        return Ok(None);
+    }
     if !is_sweep(root) {
         return Err(Error::BadInput(format!(
             "--resume: {} is not a sweep directory (no sweep.json); nothing to finish",
@@ -175,6 +207,7 @@ fn recorded_plan(path: &Path) -> Result<serde_json::Value> {
     let text = fs::read_to_string(path)
         .map_err(|e| Error::BadInput(format!("--resume: cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text)
+        .map(Some)
         .map_err(|e| Error::BadInput(format!("--resume: {}: {e}", path.display())))
 }
 
@@ -190,8 +223,8 @@ fn same_study(dir: &Path, scenario: &Scenario) -> Result<()> {
     let recorded = |key: &str| manifest[key].as_str().unwrap_or_default().to_string();
     let why = if recorded("scenario_sha256") != scenario.sha256() {
         "another resolved scenario (other --set, --paths, --seed or scenario file)"
-    } else if recorded("version") != cascade::VERSION {
-        "another version of cascade"
+    } else if recorded("version") != cascade::VERSION || recorded("build") != cascade::BUILD {
+        "another version or build of cascade"
     } else {
         return Ok(());
     };
@@ -219,7 +252,8 @@ fn remove_partials(root: &Path) -> Result<()> {
 }
 
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // Named after the process: shards of one sweep write sweep.json at the same time.
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let err = |e| Error::io(format!("cannot write {}", dir.join(name).display()), e);
     fs::write(&tmp, bytes).map_err(err)?;
     fs::rename(&tmp, dir.join(name)).map_err(err)

@@ -312,6 +312,18 @@ fn a_backtest_needs_an_observed_table() {
     );
     assert_eq!(code, 2);
     assert!(err.contains("--parquet"), "{err}");
+    let (code, _, err) = cascade(
+        tmp.path(),
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--no-report",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-report"), "{err}");
 }
 
 #[test]

@@ -170,7 +170,12 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         .iter()
         .map(|dir| manifest(dir)["simulation_seconds"].as_f64().unwrap())
         .sum();
-    assert_eq!(m["simulation_seconds"].as_f64().unwrap(), seconds);
+    // Equal up to the last bit that serde_json's float parsing may round differently.
+    let merged = m["simulation_seconds"].as_f64().unwrap();
+    assert!(
+        (merged - seconds).abs() <= 1e-12 * seconds,
+        "{merged} vs {seconds}"
+    );
     assert!(m["threads"].as_u64().unwrap() >= 1);
     assert!(m["shard"].is_null());
 }

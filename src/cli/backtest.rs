@@ -25,16 +25,6 @@ pub struct BacktestArgs {
 
 /// Backtests every episode, in file-name order, and writes the table.
 pub fn run(args: BacktestArgs) -> Result<()> {
-    for (flag, given) in [
-        ("--parquet", args.common.parquet),
-        ("--no-report", args.common.no_report),
-    ] {
-        if given {
-            return Err(Error::BadInput(format!(
-                "{flag} is not used by backtest: it writes one Markdown table, no result directory"
-            )));
-        }
-    }
     if args.out.exists() && !args.common.force {
         return Err(Error::BadInput(format!(
             "{} already exists; pass --force to replace it",

@@ -58,22 +58,7 @@ enum Command {
         set: Vec<String>,
     },
     /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
-    Sweep {
-        /// Scenario file.
-        scenario: PathBuf,
-        #[command(flatten)]
-        common: Common,
-        /// Sweep directory (default: a new output/<scenario>/sweep-<UTC timestamp>/).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue an interrupted sweep in --out: finished cells are kept, the rest rerun.
-        #[arg(long, requires = "out")]
-        resume: bool,
-        /// Run only cells K, K+N, K+2N, ... (1-based) into the shared --out, for a job array;
-        /// then `--resume` without --shard writes the grid.
-        #[arg(long, value_name = "K/N", requires = "out", conflicts_with = "force")]
-        shard: Option<Shard>,
-    },
+    Sweep(sweep::SweepArgs),
     /// Find the value of a field (default price.stress.drop) whose median METRIC hits a target.
     Calibrate(calibrate::CalibrateArgs),
     /// Calibrate historical episodes to their observed drop and tabulate what was not fitted.
@@ -126,7 +111,7 @@ struct Common {
     /// Worker threads (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
-    /// Replace an existing --out directory.
+    /// Replace an existing --out.
     #[arg(long)]
     force: bool,
     /// Override a field by its dotted path, e.g. --set venues.0.initial_margin=0.05.
@@ -135,6 +120,11 @@ struct Common {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Flags of the commands that write result directories (`run`, `sweep`).
+#[derive(Debug, Args)]
+struct Outputs {
     /// Also write paths.parquet (the paths table as Parquet, for pandas and polars).
     #[arg(long)]
     parquet: bool,
@@ -177,6 +167,8 @@ struct RunArgs {
     scenario: PathBuf,
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    outputs: Outputs,
     /// Result directory (default: a new output/<scenario>/<UTC timestamp>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -236,13 +228,7 @@ pub fn run() -> Result<()> {
             );
             Ok(())
         }
-        Command::Sweep {
-            scenario,
-            common,
-            out,
-            resume,
-            shard,
-        } => sweep::run(&scenario, &common, out.as_deref(), resume, shard),
+        Command::Sweep(args) => sweep::run(&args),
     }
 }
 
@@ -297,8 +283,8 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     let study = study::simulate(scenario, args.shard, args.common.options())?;
     let manifest = study.manifest(&provenance);
     let dir = destination.commit(|dir| {
-        finish(dir, &study, &manifest, args.common.parquet)?;
-        if !args.common.no_report {
+        finish(dir, &study, &manifest, args.outputs.parquet)?;
+        if !args.outputs.no_report {
             cascade::report::build(dir)?;
         }
         Ok(())
@@ -325,7 +311,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         study.scenario.seed()
     );
     sayln!("results: {}", dir.display());
-    if !args.common.no_report {
+    if !args.outputs.no_report {
         sayln!("report: {}", dir.join("report.html").display());
     }
     Ok(())

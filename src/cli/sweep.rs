@@ -10,17 +10,41 @@ use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
-use super::{Common, finish};
+use super::{Common, Outputs, finish};
+
+/// `cascade sweep`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// Scenario file.
+    scenario: PathBuf,
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    outputs: Outputs,
+    /// Sweep directory (default: a new output/<scenario>/sweep-<UTC timestamp>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue an interrupted sweep in --out: finished cells are kept, the rest rerun.
+    #[arg(long, requires = "out")]
+    resume: bool,
+    /// Run only cells K, K+N, K+2N, ... (1-based) into the shared --out, for a job array;
+    /// then `--resume` without --shard writes the grid.
+    #[arg(long, value_name = "K/N", requires = "out", conflicts_with = "force")]
+    shard: Option<Shard>,
+}
 
 /// Runs every cell of the grid given by `common.set` (axes) under `out`, or with `shard` only
 /// that shard's cells (several shards share one directory; a final `--resume` writes the grid).
-pub fn run(
-    scenario_path: &Path,
-    common: &Common,
-    out: Option<&Path>,
-    resume: bool,
-    shard: Option<Shard>,
-) -> Result<()> {
+pub fn run(args: &SweepArgs) -> Result<()> {
+    let SweepArgs {
+        scenario: scenario_path,
+        common,
+        outputs,
+        out,
+        resume,
+        shard,
+    } = args;
+    let (resume, shard) = (*resume, *shard);
     let axes: Vec<Axis> = common
         .set
         .iter()
@@ -147,8 +171,8 @@ pub fn run(
             let study = study::simulate(scenario, None, common.options())?;
             let manifest = study.manifest(&provenance);
             destination.commit(|d| {
-                finish(d, &study, &manifest, common.parquet)?;
-                if !common.no_report {
+                finish(d, &study, &manifest, outputs.parquet)?;
+                if !outputs.no_report {
                     cascade::report::build(d)?;
                 }
                 Ok(())
@@ -171,7 +195,7 @@ pub fn run(
         );
         return Ok(());
     }
-    if !common.no_report {
+    if !outputs.no_report {
         heatmaps(&root, &axes, &rows)?;
     }
     write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;

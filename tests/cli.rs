@@ -467,6 +467,35 @@ fn set_values_are_validated_like_file_values() {
         "simulation.paths",
         "(command-line override `simulation.paths = \"many\"`)",
     ]);
+    // An integer TOML cannot hold would silently become a string.
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "simulation.seed=18446744073709551615",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["simulation.seed", "-2^63 to 2^63 - 1"]);
+    // A flag and a --set of the same key: one would be dropped silently.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--set",
+            "simulation.paths=abc",
+            "--paths",
+            "5",
+            "--out",
+            "x",
+        ],
+    );
+    out.expect_code(2)
+        .expect_stderr(&["--paths and --set simulation.paths"]);
+    assert!(!tmp.path().join("x").exists());
     // An entry of a list the file does not have: said so, not "expected a sequence".
     let out = cascade(
         tmp.path(),

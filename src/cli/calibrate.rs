@@ -103,8 +103,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     );
     if !found.within_tolerance {
         eprintln!(
-            "warning: the median jumps across the target near this value (it is piecewise \
-             constant over {} paths); this is the closest value found. More paths smooth it.",
+            "warning: the median jumps across the target near this value; this is the closest \
+             value found. The median of {} paths is piecewise constant, and more paths smooth \
+             that; but if the paths split into two groups near here (most cascades stop, or \
+             most run away), no value reaches the target and more paths will not help.",
             found.scenario.file().simulation.paths
         );
     }

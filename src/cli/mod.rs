@@ -143,6 +143,22 @@ impl Common {
 
     /// The overrides `--paths` and `--seed` stand for.
     fn overrides_without_set(&self) -> Result<Vec<Override>> {
+        // Both would be applied, the flag last: the --set value would be silently dropped
+        // while the manifest still lists it.
+        for (flag, given, key) in [
+            ("--paths", self.paths.is_some(), "simulation.paths"),
+            ("--seed", self.seed.is_some(), "simulation.seed"),
+        ] {
+            let set_too = self
+                .set
+                .iter()
+                .any(|s| s.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+            if given && set_too {
+                return Err(Error::BadInput(format!(
+                    "{flag} and --set {key}=... both set {key}; give one of them"
+                )));
+            }
+        }
         let mut ovs = Vec::new();
         if let Some(p) = self.paths {
             ovs.push(Override::parse(&format!("simulation.paths={p}")).map_err(Error::BadInput)?);

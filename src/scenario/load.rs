@@ -31,9 +31,21 @@ impl Override {
                 "--set {text}: the key must be a dotted path like liquidity.routing"
             ));
         }
+        let raw = raw.trim();
+        // TOML integers are 64-bit signed: a larger one would silently become a string.
+        let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw).replace('_', "");
+        if !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && raw.replace('_', "").parse::<i64>().is_err()
+        {
+            return Err(format!(
+                "--set {text}: {raw} is outside the integers a scenario can hold \
+                 (-2^63 to 2^63 - 1)"
+            ));
+        }
         Ok(Override {
             key: key.to_string(),
-            value: parse_value(raw.trim()),
+            value: parse_value(raw),
         })
     }
 }

@@ -123,8 +123,9 @@ impl Destination {
         };
         fs::create_dir_all(&parent)
             .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+        remove_abandoned(&parent);
         let tmp = tempfile::Builder::new()
-            .prefix(".cascade-partial-")
+            .prefix(&partial_prefix())
             .tempdir_in(&parent)
             .map_err(|e| {
                 Error::io(
@@ -172,6 +173,53 @@ impl Destination {
             point_latest(latest, &target)?;
         }
         Ok(target)
+    }
+}
+
+/// What every temporary result directory's name starts with.
+pub const PARTIAL_PREFIX: &str = ".cascade-partial-";
+
+/// This machine's name, where the system tells it (Linux), to tell this machine's abandoned
+/// temporary directories from those of runs on other nodes sharing the file system.
+fn host() -> Option<String> {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    // The name is a field of the directory name, between `@`s.
+    (!name.is_empty() && !name.contains(['@', '/'])).then(|| name.to_string())
+}
+
+/// `.cascade-partial-<pid>@<host>@`: who is writing the directory, so that a later run can
+/// tell one abandoned by a killed process from one still being written.
+fn partial_prefix() -> String {
+    let host = host().unwrap_or_else(|| "unknown".to_string());
+    format!("{PARTIAL_PREFIX}{}@{host}@", std::process::id())
+}
+
+/// Removes the temporary result directories in `parent` that a process of this machine left
+/// when it was killed outright (SIGKILL, the OOM killer), which no handler can clean up.
+/// Directories of live processes, of other machines or of unknown writers are left alone.
+fn remove_abandoned(parent: &Path) {
+    let (Some(host), true) = (host(), Path::new("/proc/self").exists()) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let mut fields = name
+            .strip_prefix(PARTIAL_PREFIX)
+            .unwrap_or_default()
+            .split('@');
+        let (Some(pid), Some(writer)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if writer == host && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 

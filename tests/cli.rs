@@ -1225,6 +1225,49 @@ fn an_interrupted_run_leaves_no_result_directory() {
 }
 
 #[test]
+fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
+    // SIGKILL (the OOM killer) during the write leaves `.cascade-partial-<pid>@<host>@...`;
+    // the next run beside it removes it once that process is gone, and nothing else.
+    let Some(host) = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+    else {
+        eprintln!("SKIPPED: no /proc/sys/kernel/hostname, so no host to tell directories apart");
+        return;
+    };
+    let tmp = scratch_with("tiny.toml");
+    // A pid above the kernel's limit (4194304 at most) belongs to no process.
+    let dead = format!(".cascade-partial-4999999@{host}@abc");
+    let live = format!(".cascade-partial-{}@{host}@abc", std::process::id());
+    let other = ".cascade-partial-4999999@another-node@abc".to_string();
+    let unnamed = ".cascade-partial-xyz".to_string();
+    for d in [&dead, &live, &other, &unnamed] {
+        fs::create_dir(tmp.path().join(d)).unwrap();
+        fs::write(tmp.path().join(d).join("paths.csv"), "half").unwrap();
+    }
+    cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--paths",
+            "5",
+            "--out",
+            "res",
+            "--no-report",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        !tmp.path().join(&dead).exists(),
+        "abandoned by a dead process"
+    );
+    for kept in [&live, &other, &unnamed] {
+        assert!(tmp.path().join(kept).exists(), "{kept} must be left alone");
+    }
+}
+
+#[test]
 fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
     // Valid numbers, impossible runs: each would end in an allocation failure or the
     // out-of-memory killer; instead they fail at once with exit code 2 and say why.

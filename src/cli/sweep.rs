@@ -267,7 +267,7 @@ fn remove_partials(root: &Path) -> Result<()> {
         if entry
             .file_name()
             .to_string_lossy()
-            .starts_with(".cascade-partial-")
+            .starts_with(cascade::results::PARTIAL_PREFIX)
         {
             let _ = fs::remove_dir_all(entry.path());
         }

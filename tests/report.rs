@@ -528,6 +528,10 @@ positions = 50
 long_leverage = { median = 5.0, dispersion = 0.5 }
 short_leverage = { median = 5.0, dispersion = 0.5 }
 
+"#;
+
+/// A venue with no cohorts and no tiers, appended to the scenarios above.
+const PLAIN_VENUE: &str = r#"
 [[venues]]
 name = "plain"
 jurisdiction = "eu"
@@ -564,17 +568,6 @@ duration_steps = 30
 recovery = 0.5
 recovery_steps = 360
 
-[[venues]]
-name = "plain"
-jurisdiction = "eu"
-initial_margin = 0.1
-maintenance_margin = 0.05
-insurance_fund = 1.0e5
-depth_1pct = 2_000_000.0
-open_interest = 2.0e8
-
-[venues.book]
-positions = 100
 "#;
 
 /// `report.html` of a run of `scenario` (TOML text), written next to `files` (name, text).
@@ -617,7 +610,7 @@ fn has(text: &str, expected: &[&str], absent: &[&str]) {
 
 #[test]
 fn report_describes_cohorts_margin_tiers_garch_and_the_stress_recovery() {
-    let html = report_of(COHORTS_AND_TIERS, &[]);
+    let html = report_of(&format!("{COHORTS_AND_TIERS}{PLAIN_VENUE}"), &[]);
     // The venue's name is escaped wherever it appears.
     assert!(!html.contains("dex<&>"), "an unescaped venue name");
     let venue = "dex&lt;&amp;&gt;";
@@ -694,7 +687,10 @@ fn report_of_a_plain_scenario_claims_no_cohorts_tiers_or_recovery() {
 #[test]
 fn report_describes_a_replayed_series_and_a_recovery_the_horizon_cuts_short() {
     let returns = format!("log_return\n{}", "0\n".repeat(240));
-    let html = report_of(REPLAY, &[("returns.csv", returns)]);
+    let html = report_of(
+        &format!("{REPLAY}{PLAIN_VENUE}"),
+        &[("returns.csv", returns)],
+    );
     has(
         section(&html, "scenario"),
         &[

@@ -257,13 +257,7 @@ fn bad_shard_flags_are_bad_input() {
     }
     // Without a fixed seed every shard would draw its own: refused before anything runs,
     // and accepted once --seed fixes it.
-    let text = fs::read_to_string(&s).unwrap();
-    let unseeded: String = text
-        .lines()
-        .filter(|l| !l.starts_with("seed"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert_ne!(unseeded, text, "tiny.toml sets a seed");
+    let unseeded = support::without_seed(&fs::read_to_string(&s).unwrap());
     fs::write(tmp.path().join("unseeded.toml"), unseeded).unwrap();
     let run = |extra: &[&str]| {
         let mut args = vec!["run", "unseeded.toml", "--shard", "1/2", "--out", "x"];
@@ -414,9 +408,7 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
 fn an_unseeded_sweep_draws_one_seed_for_every_cell_and_resumes_with_it() {
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();
-    let text = fs::read_to_string(fixture("tiny.toml")).unwrap();
-    let unseeded = text.replace("seed = 11\n", "");
-    assert_ne!(unseeded, text, "tiny.toml sets seed = 11");
+    let unseeded = support::without_seed(&fs::read_to_string(fixture("tiny.toml")).unwrap());
     fs::write(d.join("unseeded.toml"), unseeded).unwrap();
     let args = [
         "sweep",

@@ -136,13 +136,7 @@ fn job_array_script_on_a_real_slurm_cluster() {
 #[test]
 fn submit_pins_one_seed_for_every_shard() {
     let tmp = TempDir::new().unwrap();
-    let text = fs::read_to_string(SCENARIO).unwrap();
-    let unseeded: String = text
-        .lines()
-        .filter(|l| !l.starts_with("seed"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    assert_ne!(unseeded, text, "the fixture sets a seed");
+    let unseeded = crate::support::without_seed(&fs::read_to_string(SCENARIO).unwrap());
     let unseeded_path = tmp.path().join("unseeded.toml");
     fs::write(&unseeded_path, unseeded).unwrap();
     let seed_of = |scenario: &Path, extra: &[&str]| {

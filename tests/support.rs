@@ -1,4 +1,4 @@
-//! What several chapters share: running the binary.
+//! What several chapters share: running the binary, and scenario text without its seed.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,4 +18,15 @@ pub fn cascade(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).to_string(),
         stderr,
     )
+}
+
+/// Scenario text without its `seed = ...` line, and so without a fixed seed.
+pub fn without_seed(text: &str) -> String {
+    let unseeded: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("seed"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(unseeded, text, "the scenario sets a seed");
+    unseeded
 }

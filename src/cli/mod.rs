@@ -177,14 +177,21 @@ impl Common {
     }
 }
 
+/// What `run` and `sweep` both take: the scenario, how to simulate it, what to write.
 #[derive(Debug, Args)]
-struct RunArgs {
+struct StudyArgs {
     /// Scenario file.
     scenario: PathBuf,
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
     outputs: Outputs,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    study: StudyArgs,
     /// Result directory (default: a new output/<scenario>/<UTC timestamp>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -275,15 +282,20 @@ fn init(path: &Path, force: bool) -> Result<()> {
 }
 
 fn run_scenario(args: RunArgs) -> Result<()> {
-    let provenance = Provenance::now(&args.scenario, &args.common.set);
-    let scenario = Scenario::load(&args.scenario, &args.common.overrides()?)?;
+    let StudyArgs {
+        scenario: scenario_path,
+        common,
+        outputs,
+    } = &args.study;
+    let provenance = Provenance::now(scenario_path, &common.set);
+    let scenario = Scenario::load(scenario_path, &common.overrides()?)?;
     if let Some(shard) = args.shard
         && scenario.seed_drawn()
     {
         return Err(Error::BadInput(format!(
             "--shard {shard}: {} sets no simulation.seed, so each shard would draw its own \
              and the shards could not be merged; pass the same --seed to every shard",
-            args.scenario.display()
+            scenario_path.display()
         )));
     }
     let tag = args
@@ -294,13 +306,13 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         Path::new("output"),
         &scenario.file().name,
         tag.as_deref(),
-        args.common.force,
+        common.force,
     )?;
-    let study = study::simulate(scenario, args.shard, args.common.options())?;
+    let study = study::simulate(scenario, args.shard, common.options())?;
     let manifest = study.manifest(&provenance);
     let dir = destination.commit(|dir| {
-        finish(dir, &study, &manifest, args.outputs.parquet)?;
-        if !args.outputs.no_report {
+        finish(dir, &study, &manifest, outputs.parquet)?;
+        if !outputs.no_report {
             cascade::report::build(dir)?;
         }
         Ok(())
@@ -327,7 +339,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         study.scenario.seed()
     );
     sayln!("results: {}", dir.display());
-    if !args.outputs.no_report {
+    if !outputs.no_report {
         sayln!("report: {}", dir.join("report.html").display());
     }
     Ok(())

@@ -10,17 +10,13 @@ use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
-use super::{Common, Outputs, finish};
+use super::{StudyArgs, finish};
 
 /// `cascade sweep`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct SweepArgs {
-    /// Scenario file.
-    scenario: PathBuf,
     #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    outputs: Outputs,
+    study: StudyArgs,
     /// Sweep directory (default: a new output/<scenario>/sweep-<UTC timestamp>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -36,15 +32,12 @@ pub struct SweepArgs {
 /// Runs every cell of the grid given by `common.set` (axes) under `out`, or with `shard` only
 /// that shard's cells (several shards share one directory; a final `--resume` writes the grid).
 pub fn run(args: &SweepArgs) -> Result<()> {
-    let SweepArgs {
+    let StudyArgs {
         scenario: scenario_path,
         common,
         outputs,
-        out,
-        resume,
-        shard,
-    } = args;
-    let (resume, shard) = (*resume, *shard);
+    } = &args.study;
+    let (out, resume, shard) = (&args.out, args.resume, args.shard);
     let axes: Vec<Axis> = common
         .set
         .iter()

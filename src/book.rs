@@ -270,12 +270,11 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
     let mut problems = Vec::new();
     let mut bad_lines = 0usize;
     for (i, record) in reader.records().enumerate() {
-        // A quoted field may span lines: the record knows where it began.
-        let line = match &record {
-            Ok(r) => r.position().map(csv::Position::line),
-            Err(e) => e.position().map(csv::Position::line),
-        }
-        .unwrap_or(i as u64 + 2);
+        let at = match &record {
+            Ok(r) => r.position(),
+            Err(e) => e.position(),
+        };
+        let line = at.map_or(i + 2, |p| line_of(bytes, p.byte()));
         let found = match record.map(|r| (r.deserialize::<Row>(Some(&headers)), r)) {
             Ok((Ok(row), _)) => match position(&row) {
                 Ok(p) => {
@@ -312,6 +311,20 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
     Ok(out)
 }
 
+/// The line (from 1) of the record the reader places at byte `start`. The reader's own line
+/// count is off by one after a Windows line end or a blank line: it places the record at the
+/// line end it has not consumed yet. A record never begins with a line end, so skipping those
+/// finds its first byte, and counting line feeds before it is right for every line end and for
+/// quoted fields that span lines.
+fn line_of(bytes: &[u8], start: u64) -> usize {
+    let start = usize::try_from(start).map_or(bytes.len(), |s| s.min(bytes.len()));
+    let first = bytes[start..]
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .map_or(bytes.len(), |k| start + k);
+    1 + bytes[..first].iter().filter(|&&b| b == b'\n').count()
+}
+
 /// Why a row could not be read, naming the column and quoting its value.
 fn unreadable(e: &csv::Error, headers: &csv::StringRecord, record: &csv::StringRecord) -> String {
     let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
@@ -322,7 +335,7 @@ fn unreadable(e: &csv::Error, headers: &csv::StringRecord, record: &csv::StringR
     };
     let column = headers.get(i).unwrap_or("?");
     let value = record.get(i).unwrap_or_default();
-    format!("{column} `{value}`: {}", err.kind())
+    format!("{column} `{}`: {}", value.escape_debug(), err.kind())
 }
 
 /// The position on one row of a positions CSV, or every problem with the row.
@@ -332,7 +345,10 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
         "long" => Some(Side::Long),
         "short" => Some(Side::Short),
         other => {
-            problems.push(format!("side `{other}` must be `long` or `short`"));
+            problems.push(format!(
+                "side `{}` must be `long` or `short`",
+                other.escape_debug()
+            ));
             None
         }
     };
@@ -385,5 +401,31 @@ mod tests {
             assert!(p.contains(&format!(" line {line}: leverage (0.5)")), "{p}");
         }
         assert!(problems[MAX_CSV_PROBLEMS].ends_with(": 5 more bad lines not listed"));
+    }
+
+    /// Line numbers are the file's, whatever its line ends, blank lines or quoted line breaks.
+    #[test]
+    fn bad_lines_are_named_by_their_line_in_the_file() {
+        let lf = "side,notional,entry_price,leverage\nlong,1000,100,5\n\n\"lo\nng\",1000,100,5\nshort,1000,100,0.5\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for text in [lf, crlf.as_str()] {
+            let problems =
+                read_csv(Path::new("book.csv"), text.as_bytes()).expect_err("two bad lines");
+            assert_eq!(problems.len(), 2, "{problems:#?}");
+            // The quoted side starts on line 4 (after a blank line 3) and spans line 5.
+            assert!(
+                problems[0].starts_with("book.csv line 4: side `lo"),
+                "{problems:#?}"
+            );
+            assert!(
+                !problems[0].contains('\n'),
+                "one line per message: {}",
+                problems[0]
+            );
+            assert!(
+                problems[1].starts_with("book.csv line 6: leverage (0.5)"),
+                "{problems:#?}"
+            );
+        }
     }
 }

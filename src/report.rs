@@ -715,7 +715,10 @@ fn stress_words(st: &Stress, steps: u32, dt: f64) -> String {
         return text;
     }
     let m = st.recovery_steps.unwrap_or(0);
-    if st.recovery > 0.0 && m > 0 {
+    if st.recovery > 0.0 && m > 0 && end == steps {
+        // The recovery would begin after the last step.
+        text.push_str(" The horizon ends as the drop does, before its recovery begins.");
+    } else if st.recovery > 0.0 && m > 0 {
         let rebound = format!(
             "{} of the fall (in log price) over {} (steps {end} to {})",
             units::percent(st.recovery),
@@ -1147,13 +1150,17 @@ fn methodology_section(w: &mut String, f: &ScenarioFile) {
             }
         ));
     }
-    simulated.push(
+    simulated.push(format!(
         "Within a step, liquidations run in rounds: forced flow is netted per venue and split \
          between the venue's own book and liquidity shared across venues; the resulting price \
-         impact (permanent and transient, with depth thinning in fast markets) can trigger \
-         further liquidations, until none is triggered or the round cap is reached."
-            .to_string(),
-    );
+         impact (permanent and transient, {}) can trigger further liquidations, until none is \
+         triggered or the round cap is reached.",
+        if f.liquidity.depth_withdrawal > 0.0 {
+            "with depth thinning in fast markets"
+        } else {
+            "against depth that does not react to volatility in this scenario"
+        }
+    ));
     simulated.push(
         "Fills beyond a position's bankruptcy price leave bad debt, paid by the venue's insurance \
          fund, then by auto-deleveraging of profitable opposite positions where the venue has it, \

@@ -467,6 +467,16 @@ fn set_values_are_validated_like_file_values() {
         "simulation.paths",
         "(command-line override `simulation.paths = \"many\"`)",
     ]);
+    // A problem the override causes at another key names it too.
+    cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "simulation.steps=10"],
+    )
+    .expect_code(2)
+    .expect_stderr(&[
+        "price.stress.start_step",
+        "(command-line override `simulation.steps = 10`)",
+    ]);
     // An integer TOML cannot hold would silently become a string.
     cascade(
         tmp.path(),

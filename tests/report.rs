@@ -671,8 +671,11 @@ fn report_of_a_plain_scenario_claims_no_cohorts_tiers_or_recovery() {
             "fixed for the horizon",
             "nobody opens, adds to or voluntarily closes a position",
             "no venue in this scenario has margin tiers",
+            // tiny.toml has no depth_withdrawal.
+            "depth that does not react to volatility",
         ],
         &[
+            "depth thinning",
             "cohort",
             "Margin tiers on",
             "margin tiers by position size",
@@ -682,6 +685,27 @@ fn report_of_a_plain_scenario_claims_no_cohorts_tiers_or_recovery() {
             "historical",
         ],
     );
+}
+
+#[test]
+fn report_of_a_recovery_after_the_last_step_says_none_happens() {
+    // The drop ends on the last step: the engine applies no recovery, and neither section
+    // may say it starts.
+    let tiny =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.toml"))
+            .unwrap();
+    let text = tiny.replace("steps = 240", "steps = 60").replace(
+        "duration_steps = 30",
+        "duration_steps = 30\nrecovery = 0.5\nrecovery_steps = 20",
+    );
+    assert_ne!(text, tiny);
+    let html = report_of(&text, &[]);
+    has(
+        section(&html, "scenario"),
+        &["The horizon ends as the drop does, before its recovery begins."],
+        &["win back", "wins back"],
+    );
+    has(section(&html, "methodology"), &["with no recovery"], &[]);
 }
 
 #[test]

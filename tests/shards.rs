@@ -450,6 +450,17 @@ fn an_unseeded_sweep_draws_one_seed_for_every_cell_and_resumes_with_it() {
     resume.push("--resume");
     ok(d, &resume);
     assert_eq!(fs::read(lost.join("summary.json")).unwrap(), summary);
+    // Shards of a job array start together, before any sweep.json: each would draw its own
+    // seed, so they need one given.
+    let mut sharded = args.to_vec();
+    sharded[7] = "sharded";
+    sharded.extend(["--shard", "1/2"]);
+    let (code, stderr) = cascade(d, &sharded);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--seed"), "{stderr}");
+    assert!(!d.join("sharded").exists());
+    sharded.extend(["--seed", "3"]);
+    ok(d, &sharded);
 }
 
 #[test]

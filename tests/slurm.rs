@@ -166,6 +166,19 @@ fn submit_pins_one_seed_for_every_shard() {
         "the scenario's seed"
     );
     assert_eq!(seed_of(Path::new(SCENARIO), &["--seed", "5"]), "5");
+    // A --set of the seed fixes it already: no --seed beside it, which run would refuse.
+    let out = Command::new("bash")
+        .arg(SUBMIT)
+        .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
+        .arg(tmp.path().join("study"))
+        .args(["--set", "simulation.seed=7", SCENARIO])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let array = stdout.lines().next().unwrap_or_default();
+    assert!(array.contains("--set simulation.seed=7"), "{array}");
+    assert!(!array.contains("--seed"), "{array}");
     let drawn = seed_of(&unseeded_path, &[]);
     assert!(drawn.parse::<u64>().is_ok(), "{drawn}");
     assert!(

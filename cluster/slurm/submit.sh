@@ -121,9 +121,15 @@ if ! resolved=$("${validate[@]}" 2>"$errors"); then
     die "the scenario does not validate:"$'\n'"$(cat "$errors"; rm -f "$errors")"
 fi
 rm -f "$errors"
-# Every shard must draw from the same seed: without --seed, pin the scenario's (validate
-# prints the resolved scenario, with a drawn seed when the file sets none).
-if [[ -z $seed ]]; then
+# Every shard must draw from the same seed: without --seed (or a --set of it), pin the
+# scenario's (validate prints the resolved scenario, with a drawn seed when the file sets none).
+seed_set=0
+for s in "${sets[@]}"; do
+    if [[ ${s%%=*} == simulation.seed ]]; then seed_set=1; fi
+done
+if ((seed_set)); then
+    [[ -z $seed ]] || die "--seed and --set simulation.seed both set the seed; give one of them"
+elif [[ -z $seed ]]; then
     seed=$(sed -n '/^\[simulation\]/,/^\[/s/^seed = \([0-9]*\)$/\1/p' <<<"$resolved" | head -n 1)
     [[ -n $seed ]] || die "could not read the seed from 'cascade validate $scenario'"
 fi
@@ -131,7 +137,7 @@ fi
 # The run flags every shard gets (the shard scripts add --shard, --out, --threads).
 run_args=("$scenario")
 [[ -z $paths ]] || run_args+=(--paths "$paths")
-run_args+=(--seed "$seed")
+[[ -z $seed ]] || run_args+=(--seed "$seed")
 for s in "${sets[@]}"; do
     run_args+=(--set "$s")
 done

@@ -76,9 +76,25 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             root.display()
         )));
     }
+    // How refusals name the flag that joined an existing directory.
+    let flag = if shard.is_some() {
+        "--shard"
+    } else {
+        "--resume"
+    };
+    if let Some(s) = shard
+        && first.seed_drawn()
+    {
+        // Shards of a job array start together: each would draw a seed of its own.
+        return Err(Error::BadInput(format!(
+            "--shard {s}: {} sets no simulation.seed, so shards started together would each \
+             draw their own; pass the same --seed to every shard",
+            scenario_path.display()
+        )));
+    }
     let plan_path = root.join("sweep.json");
     let recorded = if root.exists() && joining {
-        recorded_plan(&plan_path, shard.is_some())?
+        recorded_plan(&plan_path, flag, shard.is_some())?
     } else {
         None
     };
@@ -105,7 +121,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         && recorded != plan
     {
         return Err(Error::BadInput(format!(
-            "--resume: {} holds a sweep of another grid, --paths, --seed or version \
+            "{flag}: {} holds a sweep of another grid, --paths, --seed or version \
              (recorded in {}: {recorded}; now: {plan}); finish it with the flags it was \
              started with, or start again with --force or another --out",
             root.display(),
@@ -137,7 +153,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     for (i, (cell, scenario)) in cells.iter().zip(&scenarios).enumerate() {
         let dir = root.join(cell.name(&axes));
         if mine(i) && dir.join("manifest.json").exists() {
-            same_study(&dir, scenario)?;
+            same_study(&dir, scenario, flag)?;
         }
     }
     let mut rows: Vec<GridRow> = Vec::new();
@@ -209,7 +225,7 @@ fn is_sweep(root: &Path) -> bool {
 
 /// The plan of the sweep in the directory `--resume` or `--shard` names (its `sweep.json`);
 /// none yet for a shard that finds the directory another shard has only just created.
-fn recorded_plan(path: &Path, shard: bool) -> Result<Option<serde_json::Value>> {
+fn recorded_plan(path: &Path, flag: &str, shard: bool) -> Result<Option<serde_json::Value>> {
     let root = path.parent().unwrap_or(Path::new("."));
     let empty = || fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
     if shard && !is_sweep(root) && empty() {
@@ -217,21 +233,21 @@ fn recorded_plan(path: &Path, shard: bool) -> Result<Option<serde_json::Value>> 
     }
     if !is_sweep(root) {
         return Err(Error::BadInput(format!(
-            "--resume: {} is not a sweep directory (no sweep.json); nothing to finish",
+            "{flag}: {} is not a sweep directory (no sweep.json); nothing to finish",
             root.display()
         )));
     }
     let text = fs::read_to_string(path)
-        .map_err(|e| Error::BadInput(format!("--resume: cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::BadInput(format!("{flag}: cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map(Some)
-        .map_err(|e| Error::BadInput(format!("--resume: {}: {e}", path.display())))
+        .map_err(|e| Error::BadInput(format!("{flag}: {}: {e}", path.display())))
 }
 
 /// Checks that a cell finished by an earlier sweep is the cell this sweep would run: same
 /// resolved scenario (file, overrides, paths, seed) and same version. Resuming with other
 /// flags would otherwise mix cells of two different studies in one grid.
-fn same_study(dir: &Path, scenario: &Scenario) -> Result<()> {
+fn same_study(dir: &Path, scenario: &Scenario, flag: &str) -> Result<()> {
     let path = dir.join("manifest.json");
     let text = fs::read_to_string(&path)
         .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
@@ -246,7 +262,7 @@ fn same_study(dir: &Path, scenario: &Scenario) -> Result<()> {
         return Ok(());
     };
     Err(Error::BadInput(format!(
-        "--resume: {} was run with {why}; finish it with the flags it was started with, or \
+        "{flag}: {} was run with {why}; finish it with the flags it was started with, or \
          start again with --force or another --out",
         dir.display()
     )))

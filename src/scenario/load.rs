@@ -116,15 +116,29 @@ pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Proble
     Ok(())
 }
 
-/// Marks each problem found at or inside a key that `overrides` set, so that a user reading
-/// "q.toml is invalid" learns the bad value came from the command line, not the file.
+/// Marks each problem that involves a key `overrides` set, so that a user reading "q.toml
+/// is invalid" learns the value came from the command line, not the file: a problem at or
+/// inside the key, or one that names it (`... must be below simulation.steps (10)`, or a
+/// sibling's `... must be below initial_margin (0.001)`).
 pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
+    let within = |path: &str, at: &str| {
+        path.strip_prefix(at)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    };
+    let names = |message: &str, key: &str| {
+        message.match_indices(key).any(|(i, _)| {
+            let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+            !message[..i].ends_with(word) && !message[i + key.len()..].starts_with(word)
+        })
+    };
     for p in problems {
         let set_here = overrides.iter().rev().find(|ov| {
-            let at = display_path(&ov.key.split('.').collect::<Vec<_>>());
-            p.path.strip_prefix(at.as_str()).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
-            })
+            let parts: Vec<&str> = ov.key.split('.').collect();
+            let at = display_path(&parts);
+            let (last, parent) = parts.split_last().expect("a key has a part");
+            within(&p.path, &at)
+                || names(&p.message, &at)
+                || (within(&p.path, &display_path(parent)) && names(&p.message, last))
         });
         if let Some(ov) = set_here {
             p.message.push_str(&format!(

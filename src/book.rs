@@ -273,8 +273,8 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         let at = match &record {
             Ok(r) => r.position(),
             Err(e) => e.position(),
-        };
-        let line = at.map_or(i + 2, |p| line_of(bytes, p.byte()));
+        }
+        .map(csv::Position::byte);
         let found = match record.map(|r| (r.deserialize::<Row>(Some(&headers)), r)) {
             Ok((Ok(row), _)) => match position(&row) {
                 Ok(p) => {
@@ -288,6 +288,9 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         };
         bad_lines += 1;
         if bad_lines <= MAX_CSV_PROBLEMS {
+            // Counted for reported lines alone: a scan from the start for every record would
+            // make reading a million-line snapshot quadratic.
+            let line = at.map_or(i + 2, |byte| line_of(bytes, byte));
             problems.extend(
                 found
                     .into_iter()

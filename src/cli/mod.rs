@@ -255,6 +255,20 @@ pub fn run() -> Result<()> {
     }
 }
 
+/// Refuses `--shard` for a scenario whose seed was drawn at load: every shard (of a run or a
+/// sweep, started together in a job array) would draw its own, and the shards would not be
+/// one study.
+fn seeded_for_shards(shard: Option<Shard>, scenario: &Scenario, path: &Path) -> Result<()> {
+    match shard {
+        Some(shard) if scenario.seed_drawn() => Err(Error::BadInput(format!(
+            "--shard {shard}: {} sets no simulation.seed, so each shard would draw its own \
+             and the shards would not be one study; pass the same --seed to every shard",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn overrides(set: &[String]) -> Result<Vec<Override>> {
     set.iter()
         .map(|s| Override::parse(s).map_err(Error::BadInput))
@@ -289,15 +303,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     } = &args.study;
     let provenance = Provenance::now(scenario_path, &common.set);
     let scenario = Scenario::load(scenario_path, &common.overrides()?)?;
-    if let Some(shard) = args.shard
-        && scenario.seed_drawn()
-    {
-        return Err(Error::BadInput(format!(
-            "--shard {shard}: {} sets no simulation.seed, so each shard would draw its own \
-             and the shards could not be merged; pass the same --seed to every shard",
-            scenario_path.display()
-        )));
-    }
+    seeded_for_shards(args.shard, &scenario, scenario_path)?;
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));

@@ -10,7 +10,7 @@ use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
-use super::{StudyArgs, finish};
+use super::{StudyArgs, finish, seeded_for_shards};
 
 /// `cascade sweep`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -82,16 +82,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     } else {
         "--resume"
     };
-    if let Some(s) = shard
-        && first.seed_drawn()
-    {
-        // Shards of a job array start together: each would draw a seed of its own.
-        return Err(Error::BadInput(format!(
-            "--shard {s}: {} sets no simulation.seed, so shards started together would each \
-             draw their own; pass the same --seed to every shard",
-            scenario_path.display()
-        )));
-    }
+    seeded_for_shards(shard, &first, scenario_path)?;
     let plan_path = root.join("sweep.json");
     let recorded = if root.exists() && joining {
         recorded_plan(&plan_path, flag, shard.is_some())?

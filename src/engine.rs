@@ -140,8 +140,12 @@ impl Holding {
         fill: Fill,
         add_on: (f64, f64),
     ) -> (Sweep, Sweep) {
-        // exp(0) is exactly 1: the start book's entries are used as built.
-        let entry_scale = self.shift.exp();
+        // The start book's entries are used as built (exp(0) is exactly 1, without the call).
+        let entry_scale = if self.shift == 0.0 {
+            1.0
+        } else {
+            self.shift.exp()
+        };
         let l = longs.sweep(
             self.long_settled,
             self.long_ptr,
@@ -377,26 +381,25 @@ impl<'a> PathRun<'a> {
         self.band_high = high;
     }
 
-    /// Whether no venue can cross a trigger at shared log price `z`: the common band when
-    /// every venue trades at `z`, else each venue's own band against its own price (or,
-    /// for index marks, against the range of venue prices, which holds the index).
-    fn quiet(&mut self, z: f64) -> bool {
+    /// The step's log index if no venue can cross a trigger at shared log price `z`, `None`
+    /// if one may: the common band when every venue trades at `z`, else each venue's own
+    /// band against its own mark. The index is computed here, exactly, because the step
+    /// records it anyway; testing index marks against a bound on it instead (the range of
+    /// venue prices) sent two in three calm steps after a cascade into a search that found
+    /// nothing (callgrind, benchmark scenario).
+    fn quiet(&mut self, z: f64) -> Option<f64> {
         if !self.locals_active {
-            return z > self.band_low && z < self.band_high;
+            return (z > self.band_low && z < self.band_high).then_some(z);
         }
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for st in &mut self.s.venues {
             st.log_price = z + st.local.level();
-            lo = lo.min(st.log_price);
-            hi = hi.max(st.log_price);
         }
-        self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
-            let (low, high) = match v.mark {
-                MarkPrice::Own => (st.log_price, st.log_price),
-                MarkPrice::Index => (lo, hi),
-            };
-            low > st.band_low && high < st.band_high
-        })
+        let log_index = self.log_index(z);
+        let quiet = self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
+            let mark = mark(v.mark, st.log_price, log_index);
+            mark > st.band_low && mark < st.band_high
+        });
+        quiet.then_some(log_index)
     }
 
     fn run(&mut self, returns: &[f64]) {
@@ -420,31 +423,32 @@ impl<'a> PathRun<'a> {
                 self.supervise();
             }
             let z = self.x + self.shared.level();
-            let (z, cascaded) = if self.quiet(z) {
-                (z, false)
-            } else {
-                let depth_factor = lm.depth_factor(self.recent_move);
-                self.cascade(depth_factor);
-                // The cascade moved the shared price: centre the index on where it is now.
-                (self.x + self.shared.level(), true)
+            let log_index = match self.quiet(z) {
+                Some(log_index) => log_index,
+                None => {
+                    let depth_factor = lm.depth_factor(self.recent_move);
+                    self.cascade(depth_factor);
+                    // The cascade moved the shared price: centre the index on where it is now.
+                    let z = self.x + self.shared.level();
+                    if !self.locals_active {
+                        z
+                    } else if self.m.any_index_mark {
+                        // The cascade's last search for crossings computed this very index
+                        // (same centre, same venue prices).
+                        self.crossing_index
+                    } else {
+                        self.log_index(z)
+                    }
+                }
             };
-            let log_index = if self.locals_active {
+            if self.locals_active {
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                 for st in &self.s.venues {
                     lo = lo.min(st.log_price);
                     hi = hi.max(st.log_price);
                 }
                 max_gap = max_gap.max(hi - lo);
-                if cascaded && self.m.any_index_mark {
-                    // The cascade's last search for crossings computed this very index (same
-                    // centre, same venue prices).
-                    self.crossing_index
-                } else {
-                    self.log_index(z)
-                }
-            } else {
-                z
-            };
+            }
             min_log_index = min_log_index.min(log_index);
             if lm.withdrawal > 0.0 {
                 let d = lm.resilience_decay;

@@ -52,6 +52,8 @@ struct Run {
     /// Log of bankruptcy price / trigger price: `ln(1 - rate)` for longs, `ln(1 + rate)` for
     /// shorts (unused on the `all` run of a ladder with classes).
     log_bk_ratio: f64,
+    /// `exp(log_bk_ratio)`, for the common sweep with no shift (saves an `exp` a sweep).
+    bk_ratio: f64,
 }
 
 /// Prefix sums up to one boundary of the ladder.
@@ -154,6 +156,7 @@ impl Run {
     fn from_sorted<'a>(tranches: impl Iterator<Item = &'a Tranche>, log_bk_ratio: f64) -> Run {
         let mut run = Run {
             log_bk_ratio,
+            bk_ratio: log_bk_ratio.exp(),
             ..Run::default()
         };
         let (mut q, mut qt, mut qe, mut qs, mut c) = (0.0, 0.0, 0.0, 0.0, 0u32);
@@ -241,7 +244,12 @@ impl Run {
         // Bankruptcy price over the *unscaled* trigger, so the keys and prefix sums (built
         // from unscaled triggers) serve as they are.
         let log_r = self.log_bk_ratio + log_scale;
-        let r = log_r.exp();
+        // x + 0.0 is x, so the stored exponential is the one computed here.
+        let r = if log_scale == 0.0 {
+            self.bk_ratio
+        } else {
+            log_r.exp()
+        };
         let mut parts = Parts::default();
         // Tranches the price had passed when the cascade began sort first (their scaled
         // triggers are at or beyond `log_before`): one fill price, `exp(log_mid)`. Bankruptcy

@@ -233,8 +233,8 @@ fn finite_cell(file: &str, column: &str, cell: &str) -> f64 {
 // ---------------------------------------------------------------------------------------------
 
 /// Every file in `tests/fixtures/invalid/` is rejected by `validate` and by `run` (with and
-/// without `--out`) with exit code 2, an error naming the file and every `# expect:` substring,
-/// no panic, and nothing written to disk.
+/// without `--out`) with exit code 2, an error naming the file and every `# expect:` substring
+/// and no `# absent:` one, no panic, and nothing written to disk.
 #[test]
 fn invalid_scenarios_are_rejected_with_their_key_paths() {
     let dir = fixtures().join("invalid");
@@ -256,6 +256,14 @@ fn invalid_scenarios_are_rejected_with_their_key_paths() {
         let expects: Vec<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# expect:"))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        // `# absent:` lines name what must not be reported (a problem the fixture's own
+        // errors would only fake).
+        let absents: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# absent:"))
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .collect();
@@ -285,6 +293,11 @@ fn invalid_scenarios_are_rejected_with_their_key_paths() {
             for e in &expects {
                 if !out.stderr.contains(e) {
                     wrong.push(format!("stderr lacks {e:?}"));
+                }
+            }
+            for a in &absents {
+                if out.stderr.contains(a) {
+                    wrong.push(format!("stderr has {a:?}"));
                 }
             }
             if label == "validate" && !out.stdout.is_empty() {

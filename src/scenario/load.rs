@@ -213,7 +213,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     // values that are fine, a value of the wrong type is replaced by a stand-in of the
     // expected type (or left out, for types without an obvious one) and the document
     // deserialized again, until it deserializes or the error is not one to work around (a
-    // list element, say).
+    // list element of a type without a stand-in, say).
     let mut removed: Vec<String> = Vec::new();
     loop {
         match serde_path_to_error::deserialize::<_, ScenarioFile>(doc.clone()) {
@@ -276,36 +276,41 @@ fn stand_in(message: &str) -> Option<toml::Value> {
     }
 }
 
-/// The table holding the key at `path` in `doc`, and that key.
-fn table_at<'a>(
-    doc: &'a mut toml::Value,
-    path: &'a [Segment],
-) -> Option<(&'a mut toml::Table, &'a str)> {
-    let (Segment::Map { key: last }, parents) = path.split_last()? else {
-        return None;
-    };
+/// The value at `path` in `doc`, if there is one.
+fn value_at<'a>(doc: &'a mut toml::Value, path: &[Segment]) -> Option<&'a mut toml::Value> {
     let mut node = doc;
-    for segment in parents {
+    for segment in path {
         node = match (segment, node) {
             (Segment::Map { key }, toml::Value::Table(t)) => t.get_mut(key)?,
             (Segment::Seq { index }, toml::Value::Array(a)) => a.get_mut(*index)?,
             _ => return None,
         };
     }
-    match node {
-        toml::Value::Table(t) => Some((t, last.as_str())),
-        _ => None,
-    }
+    Some(node)
 }
 
 /// Removes the value of a table key at `path` from `doc`; returns whether there was one.
 fn remove_at(doc: &mut toml::Value, path: &[Segment]) -> bool {
-    table_at(doc, path).is_some_and(|(t, key)| t.remove(key).is_some())
+    let Some((Segment::Map { key }, parents)) = path.split_last() else {
+        return false;
+    };
+    match value_at(doc, parents) {
+        Some(toml::Value::Table(t)) => t.remove(key).is_some(),
+        _ => false,
+    }
 }
 
-/// Replaces the value of a table key at `path` in `doc`; returns whether there was one.
+/// Replaces the value at `path` in `doc`, a table key's value or a list element; returns
+/// whether there was one. (A list element can be replaced but not left out: the elements
+/// after it would move, and their problems be reported at the wrong index.)
 fn replace_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bool {
-    table_at(doc, path).is_some_and(|(t, key)| t.insert(key.to_string(), value).is_some())
+    match value_at(doc, path) {
+        Some(v) if !path.is_empty() => {
+            *v = value;
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The JSON Schema of the scenario format, as a JSON value.

@@ -77,12 +77,20 @@ impl Scenario {
             return Err(invalid(problems));
         };
         // Values left out for their type are reported already; a check of their default or
-        // stand-in, or of another key against it, would only confuse.
+        // stand-in, or of another key against it, would only confuse. So would a check of a
+        // list holding a stand-in element (the order of `levels`, say).
         let removed = parsed.removed;
         problems.extend(validate::check(&file).into_iter().filter(|p| {
-            !removed
-                .iter()
-                .any(|r| p.path == *r || p.message.contains(r.as_str()))
+            !removed.iter().any(|r| {
+                // `r` is a list element when it ends with its index (`levels[0]`).
+                let list = r
+                    .strip_suffix(']')
+                    .and_then(|e| e.rsplit_once('['))
+                    .map(|(list, _)| format!("{list}["));
+                p.path == *r
+                    || p.message.contains(r.as_str())
+                    || list.is_some_and(|l| p.path.starts_with(&l))
+            })
         }));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());

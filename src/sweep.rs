@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use crate::metrics::Metric;
 use crate::scenario::Override;
+use crate::scenario::load::check_integer_range;
 
 /// The most cells one sweep may have. Every cell is validated before any runs and each
 /// writes a result directory, so a grid far beyond this (a typo such as `0..1:1000000000`)
@@ -90,6 +91,9 @@ impl Axis {
         let values = split_top_level(raw);
         if values.iter().any(String::is_empty) {
             return Err(format!("--set {text}: an empty value in the list"));
+        }
+        for v in &values {
+            check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
         }
         Ok(Axis { key, values })
     }

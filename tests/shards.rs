@@ -547,6 +547,21 @@ fn sweep_values_are_validated_before_anything_runs() {
         ],
     );
     assert_eq!(code, 2, "{stderr}");
+    // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
+    let (code, stderr) = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--out",
+            "g",
+            "--set",
+            "simulation.seed=1,99999999999999999999",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("-2^63 to 2^63 - 1"), "{stderr}");
+    assert!(!tmp.path().join("g").exists());
 }
 
 #[test]

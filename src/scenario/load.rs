@@ -32,22 +32,27 @@ impl Override {
             ));
         }
         let raw = raw.trim();
-        // TOML integers are 64-bit signed: a larger one would silently become a string.
-        let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw).replace('_', "");
-        if !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && raw.replace('_', "").parse::<i64>().is_err()
-        {
-            return Err(format!(
-                "--set {text}: {raw} is outside the integers a scenario can hold \
-                 (-2^63 to 2^63 - 1)"
-            ));
-        }
+        check_integer_range(raw).map_err(|e| format!("--set {text}: {e}"))?;
         Ok(Override {
             key: key.to_string(),
             value: parse_value(raw),
         })
     }
+}
+
+/// Refuses a command-line value written as an integer that TOML cannot hold: integers are
+/// 64-bit signed, and [`parse_value`] would silently take a larger one as a string.
+pub fn check_integer_range(raw: &str) -> Result<(), String> {
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw).replace('_', "");
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && raw.replace('_', "").parse::<i64>().is_err()
+    {
+        return Err(format!(
+            "{raw} is outside the integers a scenario can hold (-2^63 to 2^63 - 1)"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses one TOML value; text that is not a TOML value is taken as a string.

@@ -212,6 +212,17 @@ impl ResultDir {
                 dir.display()
             )));
         }
+        #[derive(Deserialize)]
+        struct Count {
+            paths: u64,
+        }
+        if json::<Count>(dir, "summary.json")?.paths == 0 {
+            return Err(Error::BadInput(format!(
+                "{} holds no paths (a shard of a study split into more shards than it has \
+                 paths), so there is nothing to chart; merge the shards and report on that",
+                dir.display()
+            )));
+        }
         let scenario = Scenario::load(&dir.join("scenario.toml"), &[])?;
         Ok(ResultDir {
             path: dir.to_path_buf(),

@@ -378,7 +378,7 @@ pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<(
 }
 
 /// Writes `timeline.csv`: per policy and step, quantile bands of price and of cumulative
-/// liquidated notional.
+/// liquidated notional (empty cells when the result holds no paths).
 pub fn write_timeline(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<()> {
     let f = scenario.file();
     let mut w = create(dir, "timeline.csv")?;
@@ -391,12 +391,18 @@ pub fn write_timeline(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Resul
         }
     }
     writeln!(w).map_err(&err)?;
+    // With no paths (an empty shard) the bands are undefined: empty cells.
+    let empty = out.range.is_empty();
     for (p, policy) in f.policies.iter().enumerate() {
         let (price, liq) = out.timeline.bands(p, f.price.start);
         for t in 0..price.nrows() {
             write!(w, "{},{}", policy.name, t + 1).map_err(&err)?;
             for v in price.row(t).iter().chain(liq.row(t).iter()) {
-                write!(w, ",{v}").map_err(&err)?;
+                if empty {
+                    write!(w, ",").map_err(&err)?;
+                } else {
+                    write!(w, ",{v}").map_err(&err)?;
+                }
             }
             writeln!(w).map_err(&err)?;
         }

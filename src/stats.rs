@@ -6,6 +6,9 @@
 //! least a share p of paths at or below it); expected shortfall at p is the mean of the
 //! `ceil((1 - p) n)` largest values, the worst share `1 - p` of paths (rounded up to whole
 //! paths, so it never averages fewer than one).
+//!
+//! A statistic of no values is undefined: NaN, which `summary.json` writes as null (a shard
+//! of a study split into more shards than it has paths holds none).
 
 use serde::Serialize;
 
@@ -34,19 +37,16 @@ pub struct Distribution {
     pub es99: f64,
 }
 
-/// Mean of values, summed in order.
+/// Mean of values, summed in order (NaN for none).
 pub fn mean(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// Sample standard deviation (two-pass).
+/// Sample standard deviation (two-pass): 0 for one value, NaN for none.
 pub fn std_dev(values: &[f64]) -> f64 {
     let n = values.len();
     if n < 2 {
-        return 0.0;
+        return if n == 1 { 0.0 } else { f64::NAN };
     }
     let m = mean(values);
     (values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64).sqrt()
@@ -63,21 +63,33 @@ fn tail_start(n: usize, p: f64) -> usize {
     ((p * n as f64).floor() as usize).min(n - 1)
 }
 
-/// The nearest-rank `p` quantile of ascending `sorted` values (0 for none): the smallest value
-/// with at least a share `p` of the values at or below it.
+/// The nearest-rank `p` quantile of ascending `sorted` values (NaN for none): the smallest
+/// value with at least a share `p` of the values at or below it.
 pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
-        return 0.0;
+        return f64::NAN;
     }
     sorted[rank(sorted.len(), p)]
 }
 
 impl Distribution {
-    /// Summarises a column of per-path values (an empty column gives zeros).
+    /// Summarises a column of per-path values (an empty column gives NaN throughout).
     pub fn of(values: &[f64]) -> Distribution {
         let n = values.len();
         if n == 0 {
-            return Distribution::of(&[0.0]);
+            let nan = f64::NAN;
+            return Distribution {
+                mean: nan,
+                std: nan,
+                p50: nan,
+                p90: nan,
+                p95: nan,
+                p99: nan,
+                p999: nan,
+                max: nan,
+                es95: nan,
+                es99: nan,
+            };
         }
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
@@ -98,11 +110,8 @@ impl Distribution {
     }
 }
 
-/// Share of values above zero.
+/// Share of values above zero (NaN for none).
 pub fn share_positive(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
     values.iter().filter(|&&v| v > 0.0).count() as f64 / values.len() as f64
 }
 
@@ -130,6 +139,20 @@ mod tests {
         assert_eq!((d.p95, d.es95), (7.0, 7.0));
         // One path is its own tail.
         let d = Distribution::of(&[3.5]);
-        assert_eq!((d.p50, d.es95, d.es99), (3.5, 3.5, 3.5));
+        assert_eq!((d.p50, d.es95, d.es99, d.std), (3.5, 3.5, 3.5, 0.0));
+    }
+
+    #[test]
+    fn statistics_of_no_paths_are_undefined_not_zero() {
+        let d = Distribution::of(&[]);
+        for v in [d.mean, d.std, d.p50, d.p99, d.max, d.es95, d.es99] {
+            assert!(v.is_nan(), "{d:?}");
+        }
+        assert!(super::share_positive(&[]).is_nan());
+        // summary.json writes them as null.
+        assert_eq!(
+            serde_json::to_value(d).unwrap()["p99"],
+            serde_json::Value::Null
+        );
     }
 }

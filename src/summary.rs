@@ -21,7 +21,8 @@ pub struct Summary {
     pub scenario: String,
     /// Seed of every random number.
     pub seed: u64,
-    /// Number of paths summarised.
+    /// Number of paths summarised. With none (a shard of a study split into more shards than
+    /// it has paths) every statistic is null.
     pub paths: u64,
     /// One entry per policy, the baseline first.
     pub policies: Vec<PolicySummary>,
@@ -142,14 +143,15 @@ impl Paired {
     /// Paired statistics of `policy` against `baseline` (same length, same path order).
     pub fn of(policy: &[f64], baseline: &[f64]) -> Paired {
         let diff: Vec<f64> = policy.iter().zip(baseline).map(|(p, b)| p - b).collect();
-        let n = diff.len().max(1) as f64;
+        // With no paths every figure is NaN (null in the file).
+        let n = diff.len() as f64;
         let mean = stats::mean(&diff);
         let half = 1.959_963_984_540_054 * stats::std_dev(&diff) / n.sqrt();
         let base = stats::mean(baseline);
         Paired {
             mean_difference: mean,
             ci95: (diff.len() >= 2).then_some([mean - half, mean + half]),
-            relative: (base != 0.0).then(|| mean / base),
+            relative: (base != 0.0 && !base.is_nan()).then(|| mean / base),
             share_better: diff.iter().filter(|&&d| d < 0.0).count() as f64 / n,
             share_worse: diff.iter().filter(|&&d| d > 0.0).count() as f64 / n,
         }

@@ -87,6 +87,45 @@ fn shards_merge_into_exactly_the_unsharded_result() {
 }
 
 #[test]
+fn a_shard_without_paths_reports_nothing_rather_than_zeros() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    let s = s.to_str().unwrap();
+    // Three paths in eight shards: shard 5 holds none.
+    let (code, stdout, stderr) = support::cascade(
+        d,
+        &["run", s, "--paths", "3", "--shard", "5/8", "--out", "empty"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("holds none of the study's 3 paths"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join("empty/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["paths"], 0);
+    let policy = &summary["policies"][0];
+    for value in [
+        &policy["metrics"]["bad_debt"]["mean"],
+        &policy["metrics"]["max_drawdown"]["std"],
+        &policy["metrics"]["max_drawdown"]["p99"],
+        &policy["probabilities"]["any_insolvency"],
+        &policy["venues"][0]["liquidated_notional_mean"],
+        &summary["comparisons"][0]["metrics"]["bad_debt"]["share_better"],
+    ] {
+        assert!(value.is_null(), "{value} in {summary}");
+    }
+    let timeline = fs::read_to_string(d.join("empty/timeline.csv")).unwrap();
+    let row = timeline.lines().nth(1).unwrap();
+    assert!(row.ends_with(",,,,,,,,,,"), "{row}");
+    assert!(!d.join("empty/report.html").exists());
+    let (code, stderr) = cascade(d, &["report", "empty"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("holds no paths"), "{stderr}");
+}
+
+#[test]
 fn merge_refuses_shards_that_do_not_form_one_study() {
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();

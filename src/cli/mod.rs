@@ -316,15 +316,27 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     )?;
     let study = study::simulate(scenario, args.shard, common.options())?;
     let manifest = study.manifest(&provenance);
+    // A shard of a study split into more shards than it has paths holds none: its files
+    // still merge, but it has no figures to show or chart.
+    let empty = study.out.range.is_empty();
+    let report = !outputs.no_report && !empty;
     let dir = destination.commit(|dir| {
         finish(dir, &study, &manifest, outputs.parquet)?;
-        if !outputs.no_report {
+        if report {
             cascade::report::build(dir)?;
         }
         Ok(())
     })?;
-    say!("{}", table::headline(&study.summary));
-    say!("{}", table::comparisons(&study.summary));
+    if empty {
+        sayln!(
+            "this shard holds none of the study's {} paths (it has more shards than paths): \
+             its statistics are null and it has no report, but it merges with the others",
+            study.scenario.file().simulation.paths
+        );
+    } else {
+        say!("{}", table::headline(&study.summary));
+        say!("{}", table::comparisons(&study.summary));
+    }
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let shard = args
         .shard
@@ -345,7 +357,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         study.scenario.seed()
     );
     sayln!("results: {}", dir.display());
-    if !outputs.no_report {
+    if report {
         sayln!("report: {}", dir.join("report.html").display());
     }
     Ok(())

@@ -59,14 +59,21 @@ impl Axis {
             ));
         }
         let raw = raw.trim();
+        let bad = || {
+            format!("--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5")
+        };
+        // Two numbers around `..` are a range whose count was forgotten (a path such as
+        // ../books/a.csv is a value).
+        if !raw.contains(':')
+            && raw.split_once("..").is_some_and(|(a, b)| {
+                a.trim().parse::<f64>().is_ok() && b.trim().parse::<f64>().is_ok()
+            })
+        {
+            return Err(bad());
+        }
         if let Some((range, n)) = raw.split_once(':')
             && let Some((from, to)) = range.split_once("..")
         {
-            let bad = || {
-                format!(
-                    "--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5"
-                )
-            };
             let from: f64 = from.trim().parse().map_err(|_| bad())?;
             let to: f64 = to.trim().parse().map_err(|_| bad())?;
             let n: usize = n.trim().parse().map_err(|_| bad())?;

@@ -253,20 +253,17 @@ fn invalid_scenarios_are_rejected_with_their_key_paths() {
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = read(file);
-        let expects: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# expect:"))
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .collect();
+        let tagged = |tag: &str| -> Vec<&str> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(tag))
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .collect()
+        };
+        let expects = tagged("# expect:");
         // `# absent:` lines name what must not be reported (a problem the fixture's own
         // errors would only fake).
-        let absents: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("# absent:"))
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .collect();
+        let absents = tagged("# absent:");
         if expects.is_empty() {
             failures.push(format!("{name}: no `# expect: <substring>` line"));
             continue;

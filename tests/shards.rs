@@ -560,47 +560,23 @@ fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
 fn sweep_values_are_validated_before_anything_runs() {
     let tmp = TempDir::new().unwrap();
     let s = fixture("tiny.toml");
-    let (code, stderr) = cascade(
-        tmp.path(),
-        &[
-            "sweep",
-            s.to_str().unwrap(),
-            "--out",
-            "g",
-            "--set",
-            "liquidity.routing=0.5,1.5",
-        ],
-    );
-    assert_eq!(code, 2);
-    assert!(stderr.contains("liquidity.routing"), "{stderr}");
-    assert!(!tmp.path().join("g").exists());
-    let (code, stderr) = cascade(
-        tmp.path(),
-        &[
-            "sweep",
-            s.to_str().unwrap(),
-            "--out",
-            "g",
-            "--set",
-            "liquidity.routing=0.1..0.9",
-        ],
-    );
-    assert_eq!(code, 2, "{stderr}");
-    // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
-    let (code, stderr) = cascade(
-        tmp.path(),
-        &[
-            "sweep",
-            s.to_str().unwrap(),
-            "--out",
-            "g",
-            "--set",
+    for (axis, expect) in [
+        ("liquidity.routing=0.5,1.5", "liquidity.routing"),
+        ("liquidity.routing=0.1..0.9", "FROM..TO:N"),
+        // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
+        (
             "simulation.seed=1,99999999999999999999",
-        ],
-    );
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("-2^63 to 2^63 - 1"), "{stderr}");
-    assert!(!tmp.path().join("g").exists());
+            "-2^63 to 2^63 - 1",
+        ),
+    ] {
+        let (code, stderr) = cascade(
+            tmp.path(),
+            &["sweep", s.to_str().unwrap(), "--out", "g", "--set", axis],
+        );
+        assert_eq!(code, 2, "{axis}: {stderr}");
+        assert!(stderr.contains(expect), "{axis}: {stderr}");
+        assert!(!tmp.path().join("g").exists(), "{axis}");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use cascade::market::Market;
 use cascade::metrics::{Metric, RowLayout};
 use cascade::policy;
 use cascade::runner::{self, PathRange, RunOptions, RunOutput};
+use cascade::scenario::file::{FundSizing, MarginFloor, Policy, PooledFund};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
 use cascade::summary::Summary;
@@ -16,19 +17,29 @@ use cascade::summary::Summary;
 /// Two jurisdictions with two venues each, plus `policies` (TOML `[[policies]]` entries after
 /// the baseline) and `liquidity` (the `[liquidity]` body).
 fn scenario(liquidity: &str, venue_extra: &str, short_leverage: &str, policies: &str) -> Scenario {
+    let text = scenario_text(liquidity, venue_extra, short_leverage, policies);
+    Scenario::from_toml(&text, Path::new("policies.toml"), &[]).unwrap()
+}
+
+/// The text of [`scenario`].
+fn scenario_text(
+    liquidity: &str,
+    venue_extra: &str,
+    short_leverage: &str,
+    policies: &str,
+) -> String {
     let venue = |name: &str, jur: &str, im: f64, mm: f64, oi: f64| {
         format!(
             "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jur}\"\ninitial_margin = {im}\nmaintenance_margin = {mm}\nliquidation_fee = 0.003\ninsurance_fund = 2.0e6\ndepth_1pct = 4.0e6\nopen_interest = {oi}\n{venue_extra}\n[venues.book]\npositions = 400\nlong_leverage = {{ median = 12.0, dispersion = 0.8 }}\nshort_leverage = {short_leverage}\n"
         )
     };
-    let text = format!(
+    format!(
         "name = \"policies\"\n[simulation]\npaths = 200\nsteps = 180\nseed = 5\n[price]\nstart = 60000.0\nannual_volatility = 0.6\n[price.stress]\ndrop = 0.12\nstart_step = 30\nduration_steps = 30\n[liquidity]\n{liquidity}\n{}{}{}{}[[policies]]\nname = \"fragmented\"\n{policies}",
         venue("on-1", "onshore", 0.02, 0.01, 3.0e8),
         venue("on-2", "onshore", 0.05, 0.025, 2.0e8),
         venue("off-1", "offshore", 0.008, 0.004, 6.0e8),
         venue("off-2", "offshore", 0.01, 0.005, 4.0e8),
-    );
-    Scenario::from_toml(&text, Path::new("policies.toml"), &[]).unwrap()
+    )
 }
 
 const DEFAULT_LIQUIDITY: &str =
@@ -64,15 +75,17 @@ fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
         DEFAULT_LIQUIDITY,
         "",
         SHORTS,
-        "[[policies]]\nname = \"nobody\"\ncooperating = []\nmargin_floor = { initial = 0.5, maintenance = 0.25 }\nmigration = 0.5\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"near_liquidation\", distance = 0.02, threshold = 1.0, action = \"circuit_breaker\", halt_steps = 10 }\n[[policies]]\nname = \"everybody\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.5, maintenance = 0.25 }\n",
+        "[[policies]]\nname = \"nobody\"\ncooperating = []\n[[policies]]\nname = \"everybody\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.5, maintenance = 0.25 }\n",
     );
     let (_, out) = run(&s);
     let n = s.file().simulation.paths;
-    let rows = |p: usize| -> Vec<u64> { (0..n).flat_map(|i| bits(out.row(i, p))).collect() };
-    assert_eq!(rows(0), rows(1));
+    let rows = |out: &RunOutput, p: usize| -> Vec<u64> {
+        (0..n).flat_map(|i| bits(out.row(i, p))).collect()
+    };
+    assert_eq!(rows(&out, 0), rows(&out, 1));
     assert_ne!(
-        rows(0),
-        rows(2),
+        rows(&out, 0),
+        rows(&out, 2),
         "a policy that does something changes results"
     );
     let summary =
@@ -80,6 +93,45 @@ fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
     let c = &summary["comparisons"][0]["metrics"]["liquidated_notional"];
     assert_eq!(c["mean_difference"], 0.0);
     assert_eq!(c["share_better"], 0.0);
+
+    // Levers adopted by nobody change nothing: the market is the baseline's.
+    let levers = Policy {
+        name: "levers-for-nobody".to_string(),
+        margin_floor: Some(MarginFloor {
+            initial: 0.5,
+            maintenance: 0.25,
+        }),
+        leverage_cap: Some(2.0),
+        migration: Some(0.5),
+        routing: Some(0.1),
+        pooled_default_fund: Some(PooledFund {
+            sizing: FundSizing::Sum,
+            stress_move: None,
+        }),
+        ..Policy::default()
+    };
+    let market = policy::market(&s, &s.books(), &levers);
+    let range = PathRange { start: 0, end: n };
+    let options = RunOptions {
+        threads: Some(2),
+        progress: false,
+    };
+    let alone = runner::run(&s, &[market], range, options).unwrap();
+    assert_eq!(rows(&alone, 0), rows(&out, 0));
+    // A scenario cannot say so: the reader would conclude that the levers do nothing.
+    let text = scenario_text(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"nobody\"\nleverage_cap = 2.0\n",
+    );
+    let refused = Scenario::from_toml(&text, Path::new("policies.toml"), &[]).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("policies[1].cooperating: is empty"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -436,7 +436,8 @@ pub struct MarginFloor {
 pub struct Policy {
     /// Policy name, unique within the scenario.
     pub name: String,
-    /// Jurisdictions that adopt the policy; empty means the baseline.
+    /// Jurisdictions that adopt the policy; empty for the baseline (the first policy), which
+    /// has no levers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cooperating: Vec<String>,
     /// Common floor on initial and maintenance margin in the cooperating jurisdictions.

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::file::{
-    FundSizing, LiquidationMode, Price, PriceModel, ScenarioFile, Supervision, SupervisionMetric,
-    SupervisoryAction,
+    FundSizing, LiquidationMode, Policy, Price, PriceModel, ScenarioFile, Supervision,
+    SupervisionMetric, SupervisoryAction,
 };
 use crate::book::{MAX_USD, PRICE_LIMITS};
 use crate::error::Problem;
@@ -597,6 +597,7 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
                 ),
             );
         }
+        check_levers_apply(c, i, p, s);
         for (j, name) in p.cooperating.iter().enumerate() {
             if !jurisdictions.contains(name.as_str()) {
                 let known: Vec<&str> = jurisdictions.iter().copied().collect();
@@ -658,6 +659,57 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
         if let Some(sup) = &p.supervision {
             check_supervision(c, i, sup);
         }
+    }
+}
+
+/// A lever that applies to no venue would silently give the baseline's results, and the
+/// reader would conclude that the lever does nothing: refuse it.
+fn check_levers_apply(c: &mut Checker, i: usize, p: &Policy, s: &ScenarioFile) {
+    let levers: Vec<&str> = [
+        ("margin_floor", p.margin_floor.is_some()),
+        ("leverage_cap", p.leverage_cap.is_some()),
+        ("migration", p.migration.is_some()),
+        ("mark_price", p.mark_price.is_some()),
+        ("routing", p.routing.is_some()),
+        ("pooled_default_fund", p.pooled_default_fund.is_some()),
+        ("supervision", p.supervision.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    if levers.is_empty() {
+        return;
+    }
+    if i == 0 {
+        let them = if levers.len() == 1 { "it" } else { "them" };
+        c.fail(
+            "policies[0]",
+            format!(
+                "the first policy is the baseline (no cooperating jurisdictions), where {} \
+                 would change nothing; set {them} in a second policy that names the \
+                 jurisdictions adopting {them}",
+                levers.join(", ")
+            ),
+        );
+    } else if p.cooperating.is_empty() {
+        c.fail(
+            format!("policies[{i}].cooperating"),
+            format!(
+                "is empty, so the policy's {} apply to no venue and its results would equal \
+                 the baseline's; name the jurisdictions that adopt it",
+                levers.join(", ")
+            ),
+        );
+    } else if p.migration.is_some_and(|m| m > 0.0)
+        && s.venues
+            .iter()
+            .all(|v| p.cooperating.contains(&v.jurisdiction))
+    {
+        c.fail(
+            format!("policies[{i}].migration"),
+            "has nowhere to go: every venue is in a cooperating jurisdiction, and migration \
+             moves positions to venues outside them",
+        );
     }
 }
 

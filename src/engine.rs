@@ -3,8 +3,9 @@
 //! The state of a path is small: the fundamental, one impact [`Pool`] for the shared
 //! liquidity and one per venue, a pointer into each ladder, the fund balances and running
 //! totals. A step with nothing near a trigger costs a few additions and two comparisons
-//! (the "quiet band" test); only steps that cross a trigger run cascade rounds, and a round
-//! costs binary searches and prefix-sum differences, never a loop over positions.
+//! (the "quiet band" test; for a while after a cascade, while venues trade apart, also
+//! every venue's price and the index); only steps that cross a trigger run cascade rounds,
+//! and a round costs binary searches and prefix-sum differences, never a loop over positions.
 
 use crate::book::Side;
 use crate::ladder::{Fill, Ladder, Sweep};

@@ -93,12 +93,18 @@ impl Axis {
                     format!("{v}")
                 })
                 .collect();
-            return Ok(Axis { key, values });
+            return Axis::checked(text, key, values);
         }
         let values = split_top_level(raw);
         if values.iter().any(String::is_empty) {
             return Err(format!("--set {text}: an empty value in the list"));
         }
+        Axis::checked(text, key, values)
+    }
+
+    /// The axis, once no value is an integer TOML cannot hold (a range's end points included:
+    /// 1e20 prints as its digits).
+    fn checked(text: &str, key: String, values: Vec<String>) -> Result<Axis, String> {
         for v in &values {
             check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
         }

@@ -341,10 +341,12 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     let shard = args
         .shard
         .map(|s| {
-            format!(
-                " (shard {s}: paths {}..{})",
-                study.out.range.start, study.out.range.end
-            )
+            let r = study.out.range;
+            if r.is_empty() {
+                format!(" (shard {s}: no paths)")
+            } else {
+                format!(" (shard {s}: paths {}..{})", r.start, r.end)
+            }
         })
         .unwrap_or_default();
     sayln!(

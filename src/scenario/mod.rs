@@ -77,20 +77,16 @@ impl Scenario {
             return Err(invalid(problems));
         };
         // Values left out for their type are reported already; a check of their default or
-        // stand-in, or of another key against it, would only confuse. So would a check of a
-        // list holding a stand-in element (the order of `levels`, say).
+        // stand-in, or of another key against it, would only confuse. So would the check of
+        // the element after a stand-in in a list, which ordered lists (`levels`) compare
+        // with the one before.
         let removed = parsed.removed;
+        let after: Vec<String> = removed.iter().filter_map(|r| next_element(r)).collect();
         problems.extend(validate::check(&file).into_iter().filter(|p| {
-            !removed.iter().any(|r| {
-                // `r` is a list element when it ends with its index (`levels[0]`).
-                let list = r
-                    .strip_suffix(']')
-                    .and_then(|e| e.rsplit_once('['))
-                    .map(|(list, _)| format!("{list}["));
-                p.path == *r
-                    || p.message.contains(r.as_str())
-                    || list.is_some_and(|l| p.path.starts_with(&l))
-            })
+            !removed
+                .iter()
+                .any(|r| p.path == *r || p.message.contains(r.as_str()))
+                && !after.contains(&p.path)
         }));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());
@@ -295,4 +291,12 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The path of the list element after the one at `path` (`a.levels[0]` gives `a.levels[1]`),
+/// if `path` is a list element.
+fn next_element(path: &str) -> Option<String> {
+    let (list, index) = path.strip_suffix(']')?.rsplit_once('[')?;
+    let index: usize = index.parse().ok()?;
+    Some(format!("{list}[{}]", index + 1))
 }

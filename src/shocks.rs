@@ -189,6 +189,11 @@ impl ShockModel {
     }
 }
 
+/// The largest one-step move a replayed return may make, in log (a factor of about 22,000):
+/// far beyond any traded asset's worst step (Terra's LUNA lost 99.99% over days, a log of
+/// -9.2), yet far below what a column of prices written by mistake holds.
+const MAX_LOG_RETURN: f64 = 10.0;
+
 /// Reads the per-step log returns of a `historical` price: a CSV with a header and a
 /// `log_return` column (other columns are ignored), from `bytes` read from `path`. Errors name
 /// the file and the line.
@@ -214,7 +219,15 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
         let line = record.position().map_or(i as u64 + 2, |p| p.line());
         let field = record.get(column).unwrap_or("");
         match field.parse::<f64>() {
-            Ok(v) if v.is_finite() => out.push(v),
+            Ok(v) if v.abs() <= MAX_LOG_RETURN => out.push(v),
+            Ok(v) if v.is_finite() => {
+                return Err(format!(
+                    "{} line {line}: log_return `{field}` is not a one-step log return (at most \
+                     {MAX_LOG_RETURN} either way, a factor of 22,000); is the column prices? \
+                     Write ln(p_t / p_t-1)",
+                    path.display()
+                ));
+            }
             _ => {
                 return Err(format!(
                     "{} line {line}: log_return `{field}` must be a finite number",
@@ -225,6 +238,14 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
     }
     if out.is_empty() {
         return Err(format!("{}: no returns", path.display()));
+    }
+    // Small prices (a token at 0.5 USD) pass the bound; no real series only rises.
+    if out.len() >= 10 && out.iter().all(|&r| r > 0.0) {
+        return Err(format!(
+            "{}: every log_return is positive, which no price series does; is the column \
+             prices? Write ln(p_t / p_t-1)",
+            path.display()
+        ));
     }
     Ok(out)
 }

@@ -397,6 +397,32 @@ fn replay_file_problems_name_the_key_the_file_and_the_line() {
         &source,
     );
     assert!(has(&p, "price.returns_csv", "bad.csv line 4"), "{p:?}");
+    // A column of prices instead of log returns: too large a step, or only rises.
+    std::fs::write(dir.join("prices.csv"), "log_return\n0.01\n55000\n55001\n").unwrap();
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"prices.csv\"\nblock_bootstrap = 1"),
+        &source,
+    );
+    assert!(
+        has(
+            &p,
+            "price.returns_csv",
+            "prices.csv line 3: log_return `55000` is not"
+        ),
+        "{p:?}"
+    );
+    let cheap: String = (0..12)
+        .map(|i| format!("{}\n", 0.5 + f64::from(i) * 0.01))
+        .collect();
+    std::fs::write(dir.join("cheap.csv"), format!("log_return\n{cheap}")).unwrap();
+    let p = problems(
+        &text("model = \"historical\"\nreturns_csv = \"cheap.csv\"\nblock_bootstrap = 1"),
+        &source,
+    );
+    assert!(
+        has(&p, "price.returns_csv", "every log_return is positive"),
+        "{p:?}"
+    );
     std::fs::write(dir.join("nocol.csv"), "ret\n0.01\n").unwrap();
     let p = problems(
         &text("model = \"historical\"\nreturns_csv = \"nocol.csv\"\nblock_bootstrap = 1"),

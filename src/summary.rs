@@ -133,16 +133,36 @@ pub struct Paired {
     pub ci95: Option<[f64; 2]>,
     /// Mean difference over the baseline mean; null where the baseline mean is zero.
     pub relative: Option<f64>,
-    /// Share of paths where the policy's value is lower (better) than the baseline's.
+    /// Share of paths where the policy's value is lower (better) than the baseline's, beyond
+    /// rounding ([`TIE`]).
     pub share_better: f64,
-    /// Share of paths where it is higher (worse).
+    /// Share of paths where it is higher (worse), beyond rounding.
     pub share_worse: f64,
 }
 
+/// Relative difference below which two per-path values are the same figure up to rounding.
+pub const TIE: f64 = 1e-12;
+
 impl Paired {
     /// Paired statistics of `policy` against `baseline` (same length, same path order).
+    ///
+    /// Differences within [`TIE`] of the values count as ties (zero): two policies that
+    /// liquidate the same positions sum their fills in a different order, and the last bits
+    /// of a billion-dollar sum would otherwise read as a policy "worse on 90% of paths" with
+    /// an interval excluding zero.
     pub fn of(policy: &[f64], baseline: &[f64]) -> Paired {
-        let diff: Vec<f64> = policy.iter().zip(baseline).map(|(p, b)| p - b).collect();
+        let diff: Vec<f64> = policy
+            .iter()
+            .zip(baseline)
+            .map(|(&p, &b)| {
+                let d = p - b;
+                if d.abs() <= TIE * p.abs().max(b.abs()) {
+                    0.0
+                } else {
+                    d
+                }
+            })
+            .collect();
         // With no paths every figure is NaN (null in the file).
         let n = diff.len() as f64;
         let mean = stats::mean(&diff);
@@ -310,5 +330,28 @@ impl Summary {
             policies,
             comparisons,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Paired;
+
+    #[test]
+    fn rounding_differences_are_ties_and_real_ones_count() {
+        // The same liquidations summed in another order: a difference in the last bits.
+        let base = [1.1e9, 2.3e9, 0.0, 5.0e8];
+        let noisy: Vec<f64> = base.iter().map(|b| b + b * 4e-16).collect();
+        let p = Paired::of(&noisy, &base);
+        assert_eq!(
+            (p.mean_difference, p.share_worse, p.share_better),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(p.ci95, Some([0.0, 0.0]));
+        // One dollar less on a billion is a difference.
+        let better = [1.1e9 - 1.0, 2.3e9, 0.0, 5.0e8];
+        let p = Paired::of(&better, &base);
+        assert_eq!((p.share_better, p.share_worse), (0.25, 0.0));
+        assert_eq!(p.mean_difference, -0.25);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::metrics::Metric;
 use crate::scenario::Override;
-use crate::scenario::load::check_integer_range;
+use crate::scenario::load::{check_integer_range, parse_key};
 
 /// The most cells one sweep may have. Every cell is validated before any runs and each
 /// writes a result directory, so a grid far beyond this (a typo such as `0..1:1000000000`)
@@ -52,12 +52,7 @@ impl Axis {
         let (key, raw) = text
             .split_once('=')
             .ok_or_else(|| format!("--set {text}: expected KEY=V1,V2,... or KEY=FROM..TO:N"))?;
-        let key = key.trim().to_string();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!(
-                "--set {text}: the key must be a dotted path like liquidity.routing"
-            ));
-        }
+        let key = parse_key(text, key)?;
         let raw = raw.trim();
         let bad = || {
             format!("--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5")
@@ -105,8 +100,12 @@ impl Axis {
     /// The axis, once no value is an integer TOML cannot hold (a range's end points included:
     /// 1e20 prints as its digits).
     fn checked(text: &str, key: String, values: Vec<String>) -> Result<Axis, String> {
-        for v in &values {
+        for (i, v) in values.iter().enumerate() {
             check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
+            // Two cells with one value would repeat a run and a row of the grid.
+            if values[..i].contains(v) {
+                return Err(format!("--set {text}: {v} is given twice"));
+            }
         }
         Ok(Axis { key, values })
     }

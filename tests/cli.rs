@@ -531,6 +531,39 @@ fn set_values_are_validated_like_file_values() {
         "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
+    // A key given twice: one value would be dropped silently.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--set",
+            "simulation.seed=1",
+            "--set",
+            "simulation.seed=2",
+            "--out",
+            "x",
+        ],
+    );
+    out.expect_code(2)
+        .expect_stderr(&["--set simulation.seed is given twice"]);
+    assert!(!tmp.path().join("x").exists());
+    // Keys as the problems print them: `venues[1]` is `venues.1`.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues[1].initial_margin=0.25",
+        ],
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("initial_margin = 0.25"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -577,6 +577,23 @@ fn sweep_values_are_validated_before_anything_runs() {
         assert!(stderr.contains(expect), "{axis}: {stderr}");
         assert!(!tmp.path().join("g").exists(), "{axis}");
     }
+    // A key twice: the grid would be labelled with both values and run with the last.
+    let (code, stderr) = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--out",
+            "g",
+            "--set",
+            "liquidity.routing=0.1",
+            "--set",
+            "liquidity.routing=0.2,0.3",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is given twice"), "{stderr}");
+    assert!(!tmp.path().join("g").exists());
 }
 
 #[test]

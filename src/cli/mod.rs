@@ -30,6 +30,7 @@ use clap::{Args, Parser, Subcommand};
 use cascade::error::{Error, Result};
 use cascade::results::{Destination, Manifest};
 use cascade::runner::RunOptions;
+use cascade::scenario::load::parse_key;
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
 use cascade::study::{self, Provenance, Study};
@@ -149,10 +150,10 @@ impl Common {
             ("--paths", self.paths.is_some(), "simulation.paths"),
             ("--seed", self.seed.is_some(), "simulation.seed"),
         ] {
-            let set_too = self
-                .set
-                .iter()
-                .any(|s| s.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+            let set_too = self.set.iter().any(|s| {
+                s.split_once('=')
+                    .is_some_and(|(k, _)| parse_key(s, k).is_ok_and(|k| k == key))
+            });
             if given && set_too {
                 return Err(Error::BadInput(format!(
                     "{flag} and --set {key}=... both set {key}; give one of them"
@@ -270,9 +271,27 @@ fn seeded_for_shards(shard: Option<Shard>, scenario: &Scenario, path: &Path) -> 
 }
 
 fn overrides(set: &[String]) -> Result<Vec<Override>> {
-    set.iter()
+    let ovs: Vec<Override> = set
+        .iter()
         .map(|s| Override::parse(s).map_err(Error::BadInput))
-        .collect()
+        .collect::<Result<_>>()?;
+    unique_keys(ovs.iter().map(|o| o.key.as_str()))?;
+    Ok(ovs)
+}
+
+/// Refuses a key given twice with `--set`: one value would be dropped silently (the run) or
+/// the grid would be labelled with both (a sweep).
+fn unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key) {
+            return Err(Error::BadInput(format!(
+                "--set {key} is given twice; give each key once (a sweep takes its values as \
+                 one list: --set {key}=V1,V2)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The starter scenario `init` writes: the quickstart, which CI runs on every change.

@@ -43,6 +43,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         .iter()
         .map(|s| Axis::parse(s).map_err(Error::BadInput))
         .collect::<Result<_>>()?;
+    super::unique_keys(axes.iter().map(|a| a.key.as_str()))?;
     let count = axes
         .iter()
         .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))

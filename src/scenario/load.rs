@@ -25,19 +25,26 @@ impl Override {
         let (key, raw) = text
             .split_once('=')
             .ok_or_else(|| format!("--set {text}: expected KEY=VALUE"))?;
-        let key = key.trim();
-        if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(format!(
-                "--set {text}: the key must be a dotted path like liquidity.routing"
-            ));
-        }
+        let key = parse_key(text, key)?;
         let raw = raw.trim();
         check_integer_range(raw).map_err(|e| format!("--set {text}: {e}"))?;
         Ok(Override {
-            key: key.to_string(),
+            key,
             value: parse_value(raw),
         })
     }
+}
+
+/// The dotted key path of `--set text` from its key part: list indices may also be written
+/// as the problems print them (`venues[1].initial_margin` is `venues.1.initial_margin`).
+pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
+    let key = key.trim().replace('[', ".").replace(']', "");
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!(
+            "--set {text}: the key must be a dotted path like liquidity.routing or venues.0.depth_1pct"
+        ));
+    }
+    Ok(key)
 }
 
 /// Refuses a command-line value written as an integer that TOML cannot hold: integers are

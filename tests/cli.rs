@@ -790,6 +790,11 @@ fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
     cascade(tmp.path(), &["init"]).expect_code(0);
     assert_eq!(read(&tmp.path().join("scenario.toml")), starter);
     cascade(tmp.path(), &["init"]).expect_code(2);
+
+    // A directory that is not there is a mistyped path: bad input.
+    cascade(tmp.path(), &["init", "no-such-dir/mine.toml"])
+        .expect_code(2)
+        .expect_stderr(&["no-such-dir"]);
 }
 
 // ---------------------------------------------------------------------------------------------

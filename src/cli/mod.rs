@@ -304,6 +304,16 @@ fn init(path: &Path, force: bool) -> Result<()> {
             path.display()
         )));
     }
+    // A directory that is not there is a mistyped path (bad input), not a failing disk.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return Err(Error::BadInput(format!(
+            "cannot write {}: there is no directory {}",
+            path.display(),
+            parent.display()
+        )));
+    }
     std::fs::write(path, STARTER)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     eprintln!(

@@ -227,6 +227,8 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     // deserialized again, until it deserializes or the error is not one to work around (a
     // list element of a type without a stand-in, say).
     let mut removed: Vec<String> = Vec::new();
+    // Missing tables given an empty stand-in (a subset of `removed`).
+    let mut tables: Vec<String> = Vec::new();
     loop {
         match serde_path_to_error::deserialize::<_, ScenarioFile>(doc.clone()) {
             Ok(file) => {
@@ -243,25 +245,52 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 // toml appends "in `table`" context lines; the key path already says where.
                 let message = e.into_inner().to_string();
                 let message = message.lines().next().unwrap_or_default().to_string();
-                // A required key left out for its type is reported already, not as missing.
-                let missing = message
+                let missing_key = message
                     .strip_prefix("missing field `")
                     .and_then(|m| m.split('`').next())
-                    .map(|key| {
-                        if path.is_empty() {
-                            key.to_string()
-                        } else {
-                            format!("{path}.{key}")
-                        }
+                    .map(str::to_string);
+                let missing = missing_key.as_ref().map(|key| {
+                    if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    }
+                });
+                // Inside a table that stands in for a missing one, what is missing follows
+                // from the table's absence: fill it in silently.
+                let inside_stand_in = missing.is_some()
+                    && tables.iter().any(|r| {
+                        path.strip_prefix(r.as_str())
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
                     });
-                // A key left out or replaced already: nothing more to learn here.
-                if removed.contains(&path) || missing.is_some_and(|m| removed.contains(&m)) {
+                // A key left out or replaced already: nothing more to learn here. (A required
+                // key left out for its type is reported already, not as missing.)
+                if !inside_stand_in
+                    && (removed.contains(&path)
+                        || missing.as_ref().is_some_and(|m| removed.contains(m)))
+                {
                     return fail(problems);
                 }
-                let worked_around = match stand_in(&message) {
-                    Some(value) => replace_at(&mut doc, &segments, value),
-                    None => remove_at(&mut doc, &segments),
+                // A missing key gets a stand-in of its schema type too, so that every missing
+                // key is reported at once rather than one per attempt.
+                let worked_around = match &missing_key {
+                    Some(key) => schema_stand_in(&schema, &segments, key).is_some_and(|value| {
+                        if value.is_table() {
+                            tables.push(missing.clone().unwrap_or_default());
+                        }
+                        insert_at(&mut doc, &segments, key, value)
+                    }),
+                    None => match stand_in(&message) {
+                        Some(value) => replace_at(&mut doc, &segments, value),
+                        None => remove_at(&mut doc, &segments),
+                    },
                 };
+                if inside_stand_in {
+                    if !worked_around {
+                        return fail(problems);
+                    }
+                    continue;
+                }
                 problems.push(Problem {
                     path: path.clone(),
                     message,
@@ -269,7 +298,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
                 }
-                removed.push(path);
+                removed.push(missing.unwrap_or(path));
             }
         }
     }
@@ -285,6 +314,42 @@ fn stand_in(message: &str) -> Option<toml::Value> {
         "a boolean" => Some(toml::Value::Boolean(false)),
         "a string" => Some(toml::Value::String(String::new())),
         _ => None,
+    }
+}
+
+/// A stand-in for the missing `key` of the table at `path`, of the type the schema gives it
+/// (an empty table or list for those: what serde then finds missing inside is not reported);
+/// `None` for enumerations and unions.
+fn schema_stand_in(root: &Json, path: &[Segment], key: &str) -> Option<toml::Value> {
+    let mut node = root;
+    for segment in path {
+        let resolved = resolve(root, node);
+        node = match segment {
+            Segment::Map { key } => resolved.get("properties")?.get(key)?,
+            Segment::Seq { .. } => resolved.get("items")?,
+            _ => return None,
+        };
+    }
+    let property = resolve(root, resolve(root, node).get("properties")?.get(key)?);
+    match property.get("type")?.as_str()? {
+        "number" => Some(toml::Value::Float(1.0)),
+        "integer" => Some(toml::Value::Integer(1)),
+        "string" if property.get("enum").is_none() => Some(toml::Value::String(String::new())),
+        "boolean" => Some(toml::Value::Boolean(false)),
+        "array" => Some(toml::Value::Array(Vec::new())),
+        "object" => Some(toml::Value::Table(toml::Table::new())),
+        _ => None,
+    }
+}
+
+/// Inserts `key = value` into the table at `path` in `doc`; returns whether there is one.
+fn insert_at(doc: &mut toml::Value, path: &[Segment], key: &str, value: toml::Value) -> bool {
+    match value_at(doc, path) {
+        Some(toml::Value::Table(t)) => {
+            t.insert(key.to_string(), value);
+            true
+        }
+        _ => false,
     }
 }
 

@@ -76,17 +76,22 @@ impl Scenario {
         let Some(mut file) = parsed.file else {
             return Err(invalid(problems));
         };
-        // Values left out for their type are reported already; a check of their default or
-        // stand-in, or of another key against it, would only confuse. So would the check of
+        // Values left out for their type, or missing, are reported already; a check of their
+        // default or stand-in (or what a stand-in table holds), or of another key against it,
+        // would only confuse. So would the check of
         // the element after a stand-in in a list, which ordered lists (`levels`) compare
         // with the one before.
         let removed = parsed.removed;
         let after: Vec<String> = removed.iter().filter_map(|r| next_element(r)).collect();
         problems.extend(validate::check(&file).into_iter().filter(|p| {
-            !removed
-                .iter()
-                .any(|r| p.path == *r || p.message.contains(r.as_str()))
-                && !after.contains(&p.path)
+            !removed.iter().any(|r| {
+                // At the value, inside it (a missing table's stand-in), or about it.
+                p.path
+                    .strip_prefix(r.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+                    // (a bare top-level key such as `name` or `price` is too common a word)
+                    || (r.contains(['.', '[']) && p.message.contains(r.as_str()))
+            }) && !after.contains(&p.path)
         }));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());

@@ -192,6 +192,9 @@ pub struct Parsed {
 /// Type errors reported from one document at most: past this, the rest waits for a fix.
 const MAX_TYPE_ERRORS: usize = 50;
 
+/// Deserialization attempts at most (each works around one type error or missing key).
+const MAX_ATTEMPTS: usize = 1_000;
+
 /// Parses scenario text, applies overrides, checks every key against the schema and
 /// deserializes.
 ///
@@ -229,7 +232,9 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     let mut removed: Vec<String> = Vec::new();
     // Missing tables given an empty stand-in (a subset of `removed`).
     let mut tables: Vec<String> = Vec::new();
-    loop {
+    // Bounded although every attempt fills or replaces a value, in case a stand-in ever fails
+    // to satisfy serde: the problems found so far are then reported.
+    for _ in 0..MAX_ATTEMPTS {
         match serde_path_to_error::deserialize::<_, ScenarioFile>(doc.clone()) {
             Ok(file) => {
                 return Parsed {
@@ -302,6 +307,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
             }
         }
     }
+    fail(problems)
 }
 
 /// A value of the type a serde type error expected (`..., expected f64`), to stand in for a

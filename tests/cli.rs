@@ -500,22 +500,20 @@ fn set_values_are_validated_like_file_values() {
     .expect_code(2)
     .expect_stderr(&["simulation.seed", "-2^63 to 2^63 - 1"]);
     // A flag and a --set of the same key: one would be dropped silently.
-    let out = cascade(
-        tmp.path(),
-        &[
-            "run",
-            "tiny.toml",
-            "--set",
-            "simulation.paths=abc",
-            "--paths",
-            "5",
-            "--out",
-            "x",
-        ],
+    // A run refused before it writes anything.
+    let refused = |args: &[&str], expect: &str| {
+        let mut all = vec!["run", "tiny.toml"];
+        all.extend(args);
+        all.extend(["--out", "x"]);
+        cascade(tmp.path(), &all)
+            .expect_code(2)
+            .expect_stderr(&[expect]);
+        assert!(!tmp.path().join("x").exists());
+    };
+    refused(
+        &["--set", "simulation.paths=abc", "--paths", "5"],
+        "--paths and --set simulation.paths",
     );
-    out.expect_code(2)
-        .expect_stderr(&["--paths and --set simulation.paths"]);
-    assert!(!tmp.path().join("x").exists());
     // An entry of a list the file does not have: said so, not "expected a sequence".
     let out = cascade(
         tmp.path(),
@@ -532,22 +530,10 @@ fn set_values_are_validated_like_file_values() {
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
     // A key given twice: one value would be dropped silently.
-    let out = cascade(
-        tmp.path(),
-        &[
-            "run",
-            "tiny.toml",
-            "--set",
-            "simulation.seed=1",
-            "--set",
-            "simulation.seed=2",
-            "--out",
-            "x",
-        ],
+    refused(
+        &["--set", "simulation.seed=1", "--set", "simulation.seed=2"],
+        "--set simulation.seed is given twice",
     );
-    out.expect_code(2)
-        .expect_stderr(&["--set simulation.seed is given twice"]);
-    assert!(!tmp.path().join("x").exists());
     // Keys as the problems print them: `venues[1]` is `venues.1`.
     let out = cascade(
         tmp.path(),

@@ -78,9 +78,8 @@ impl Scenario {
         };
         // Values left out for their type, or missing, are reported already; a check of their
         // default or stand-in (or what a stand-in table holds), or of another key against it,
-        // would only confuse. So would the check of
-        // the element after a stand-in in a list, which ordered lists (`levels`) compare
-        // with the one before.
+        // would only confuse. So would the check of the element after a stand-in in a list,
+        // which ordered lists (`levels`) compare with the one before.
         let removed = parsed.removed;
         let after: Vec<String> = removed.iter().filter_map(|r| next_element(r)).collect();
         problems.extend(validate::check(&file).into_iter().filter(|p| {

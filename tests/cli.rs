@@ -922,6 +922,42 @@ fn quiet_run_prints_nothing_on_stderr() {
     assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
 }
 
+#[test]
+fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
+    let tmp = scratch_with("tiny.toml");
+    let wrong = [
+        "--set",
+        "price.annual_volatility=50",
+        "--set",
+        "venues.0.depth_1pct=20",
+        "--set",
+        "venues.1.open_interest=5",
+    ];
+    let out = cascade(
+        tmp.path(),
+        &[&["validate", "tiny.toml"], &wrong[..]].concat(),
+    );
+    out.expect_code(0).expect_stderr(&[
+        "warning: tiny.toml: price.annual_volatility: 50 is an annual volatility of 5000%",
+        "warning: tiny.toml: venues[0].depth_1pct: USD 20 moves the price by 1%",
+        "warning: tiny.toml: venues[1].open_interest: USD 5 per side is tiny",
+    ]);
+    assert!(
+        out.stdout.contains("annual_volatility = 50"),
+        "{}",
+        out.stdout
+    );
+    // The shipped values warn about nothing; --quiet keeps stderr empty all the same.
+    let out = cascade(tmp.path(), &["validate", "tiny.toml"]);
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+    let out = run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &[&["--out", "res", "--paths", "5"], &wrong[..]].concat(),
+    );
+    assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Determinism and the result contract
 // ---------------------------------------------------------------------------------------------

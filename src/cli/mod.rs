@@ -223,6 +223,7 @@ pub fn run() -> Result<()> {
         Command::Backtest(args) => backtest::run(args),
         Command::Validate { scenario, set } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
+            warn(&s, &scenario);
             say!("{}", s.to_toml());
             Ok(())
         }
@@ -279,6 +280,14 @@ fn overrides(set: &[String]) -> Result<Vec<Override>> {
     Ok(ovs)
 }
 
+/// Prints the scenario's plausibility warnings (values valid but most likely in the wrong
+/// unit) on stderr; they do not stop anything.
+fn warn(scenario: &Scenario, path: &Path) {
+    for w in cascade::scenario::validate::warnings(scenario.file()) {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+}
+
 /// Refuses a key given twice with `--set`: one value would be dropped silently (the run) or
 /// the grid would be labelled with both (a sweep).
 fn unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
@@ -333,6 +342,9 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     let provenance = Provenance::now(scenario_path, &common.set);
     let scenario = Scenario::load(scenario_path, &common.overrides()?)?;
     seeded_for_shards(args.shard, &scenario, scenario_path)?;
+    if !common.quiet {
+        warn(&scenario, scenario_path);
+    }
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));

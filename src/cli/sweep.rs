@@ -61,6 +61,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         scenario_path,
         &[cells[0].overrides(), base.clone()].concat(),
     )?;
+    if !common.quiet {
+        super::warn(&first, scenario_path);
+    }
     let name = first.file().name.clone();
     let root = match out {
         Some(o) => o.to_path_buf(),

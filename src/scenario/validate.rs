@@ -662,6 +662,73 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
     }
 }
 
+/// Values that are valid but far outside what any market shows: most likely the wrong unit
+/// (a percentage for a share, millions for dollars). They are warned about, not refused,
+/// since a stress test may mean them.
+pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
+    let mut w = Checker::default();
+    let vol = s.price.annual_volatility;
+    if vol > MAX_PLAUSIBLE_VOLATILITY {
+        w.fail(
+            "price.annual_volatility",
+            format!(
+                "{vol} is an annual volatility of {:.0}%; is it a percentage? (a share: 0.5 is 50%)",
+                vol * 100.0
+            ),
+        );
+    }
+    let thin = |w: &mut Checker, path: String, depth: f64| {
+        if depth < MIN_PLAUSIBLE_USD {
+            w.fail(
+                path,
+                format!(
+                    "USD {depth} moves the price by 1%, a book thinner than any venue's; is it \
+                     in millions? (write 2.0e7 for USD 20M)"
+                ),
+            );
+        }
+    };
+    thin(
+        &mut w,
+        "liquidity.shared_depth_1pct".into(),
+        s.liquidity.shared_depth_1pct,
+    );
+    for (i, v) in s.venues.iter().enumerate() {
+        thin(&mut w, format!("venues[{i}].depth_1pct"), v.depth_1pct);
+        if let Some(oi) = v.open_interest
+            && oi < MIN_PLAUSIBLE_USD
+        {
+            w.fail(
+                format!("venues[{i}].open_interest"),
+                format!("USD {oi} per side is tiny; is it in millions or billions? (write 5.0e9 for USD 5B)"),
+            );
+        }
+    }
+    for (i, p) in s.policies.iter().enumerate() {
+        if let Some(sup) = &p.supervision
+            && sup.metric == SupervisionMetric::NearLiquidation
+            && sup.threshold < MIN_PLAUSIBLE_USD
+        {
+            w.fail(
+                format!("policies[{i}].supervision.threshold"),
+                format!(
+                    "{} USD of notional near liquidation sets the supervisor off at once; the \
+                     threshold is in USD, not a share",
+                    sup.threshold
+                ),
+            );
+        }
+    }
+    w.problems
+}
+
+/// Above this annual volatility (300%) a value is more likely a percentage than a share.
+const MAX_PLAUSIBLE_VOLATILITY: f64 = 3.0;
+
+/// Below this many USD a depth, an open interest or a supervisory threshold is more likely
+/// in the wrong unit than meant.
+const MIN_PLAUSIBLE_USD: f64 = 1.0e5;
+
 /// A lever that applies to no venue would silently give the baseline's results, and the
 /// reader would conclude that the lever does nothing: refuse it.
 fn check_levers_apply(c: &mut Checker, i: usize, p: &Policy, s: &ScenarioFile) {

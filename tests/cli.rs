@@ -932,6 +932,8 @@ fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
         "venues.0.depth_1pct=20",
         "--set",
         "venues.1.open_interest=5",
+        "--set",
+        "simulation.steps=45",
     ];
     let out = cascade(
         tmp.path(),
@@ -941,6 +943,11 @@ fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
         "warning: tiny.toml: price.annual_volatility: 50 is an annual volatility of 5000%",
         "warning: tiny.toml: venues[0].depth_1pct: USD 20 moves the price by 1%",
         "warning: tiny.toml: venues[1].open_interest: USD 5 per side is tiny",
+    ]);
+    // A stress drop cut short by the horizon (steps 30..60 of 45): half of it is applied.
+    out.expect_stderr(&[
+        "warning: tiny.toml: price.stress.duration_steps: the drop runs to step 60, past the \
+         horizon of 45 steps: only 50% of it",
     ]);
     assert!(
         out.stdout.contains("annual_volatility = 50"),

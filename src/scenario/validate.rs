@@ -677,6 +677,21 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             ),
         );
     }
+    if let Some(stress) = &s.price.stress {
+        let (start, steps) = (stress.start_step, s.simulation.steps);
+        let end = start.saturating_add(stress.duration_steps);
+        // Spread evenly in log price, so the share applied is the share of its steps run.
+        if start < steps && end > steps {
+            w.fail(
+                "price.stress.duration_steps",
+                format!(
+                    "the drop runs to step {end}, past the horizon of {steps} steps: only {:.0}% \
+                     of it (in log price) is applied",
+                    100.0 * f64::from(steps - start) / f64::from(stress.duration_steps)
+                ),
+            );
+        }
+    }
     let thin = |w: &mut Checker, path: String, depth: f64| {
         if depth < MIN_PLAUSIBLE_USD {
             w.fail(

@@ -704,8 +704,7 @@ fn stress_words(st: &Stress, steps: u32, dt: f64) -> String {
     let log_drop = (1.0 - st.drop).ln();
     // The stress's own effect on the price, once `share` of the drop's log is in place.
     let net = |share: f64| units::percent(1.0 - (share * log_drop).exp());
-    if end > steps {
-        let done = f64::from(steps.saturating_sub(st.start_step)) / f64::from(st.duration_steps);
+    if let Some(done) = st.share_within(steps) {
         let _ = write!(
             text,
             " The horizon ends at step {steps}, before the drop is complete: the stress lowers \

@@ -211,6 +211,18 @@ pub struct Stress {
     pub recovery_steps: Option<u32>,
 }
 
+impl Stress {
+    /// The share of the drop (in log price, where it is spread evenly) applied within a
+    /// horizon of `steps` steps, when the horizon ends before the drop does; `None` when the
+    /// whole drop fits.
+    pub fn share_within(&self, steps: u32) -> Option<f64> {
+        let end = self.start_step.saturating_add(self.duration_steps);
+        (end > steps).then(|| {
+            f64::from(steps.saturating_sub(self.start_step)) / f64::from(self.duration_steps)
+        })
+    }
+}
+
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }

@@ -677,20 +677,20 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             ),
         );
     }
-    if let Some(stress) = &s.price.stress {
-        let (start, steps) = (stress.start_step, s.simulation.steps);
-        let end = start.saturating_add(stress.duration_steps);
-        // Spread evenly in log price, so the share applied is the share of its steps run.
-        if start < steps && end > steps {
-            w.fail(
-                "price.stress.duration_steps",
-                format!(
-                    "the drop runs to step {end}, past the horizon of {steps} steps: only {:.0}% \
-                     of it (in log price) is applied",
-                    100.0 * f64::from(steps - start) / f64::from(stress.duration_steps)
-                ),
-            );
-        }
+    let steps = s.simulation.steps;
+    // A stress starting after the horizon is an error already.
+    if let Some(stress) = s.price.stress.as_ref().filter(|st| st.start_step < steps)
+        && let Some(share) = stress.share_within(steps)
+    {
+        w.fail(
+            "price.stress.duration_steps",
+            format!(
+                "the drop runs to step {}, past the horizon of {steps} steps: only {:.0}% of it \
+                 (in log price) is applied",
+                stress.start_step + stress.duration_steps,
+                100.0 * share
+            ),
+        );
     }
     let thin = |w: &mut Checker, path: String, depth: f64| {
         if depth < MIN_PLAUSIBLE_USD {

@@ -78,10 +78,9 @@ impl Scenario {
         };
         // Values left out for their type, or missing, are reported already; a check of their
         // default or stand-in (or what a stand-in table holds), or of another key against it,
-        // would only confuse. So would the check of the element after a stand-in in a list,
-        // which ordered lists (`levels`) compare with the one before.
+        // would only confuse. (A list element compared with the one before it, as `levels`
+        // are, names that one by its whole path, so the check after a stand-in drops too.)
         let removed = parsed.removed;
-        let after: Vec<String> = removed.iter().filter_map(|r| next_element(r)).collect();
         problems.extend(validate::check(&file).into_iter().filter(|p| {
             !removed.iter().any(|r| {
                 // At the value, inside it (a missing table's stand-in), or about it.
@@ -90,7 +89,7 @@ impl Scenario {
                     .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
                     // (a bare top-level key such as `name` or `price` is too common a word)
                     || (r.contains(['.', '[']) && p.message.contains(r.as_str()))
-            }) && !after.contains(&p.path)
+            })
         }));
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());
@@ -295,12 +294,4 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The path of the list element after the one at `path` (`a.levels[0]` gives `a.levels[1]`),
-/// if `path` is a list element.
-fn next_element(path: &str) -> Option<String> {
-    let (list, index) = path.strip_suffix(']')?.rsplit_once('[')?;
-    let index: usize = index.parse().ok()?;
-    Some(format!("{list}[{}]", index + 1))
 }

@@ -436,15 +436,31 @@ fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {
     if o.levels.is_empty() {
         c.fail(at("levels"), "needs at least one level (e.g. [0.05, 0.10])");
     }
-    let mut previous = 0.0;
+    // Each level is checked against its range, and against the last level that was in range,
+    // so one out-of-range level is reported once, not again as the next level's order. The
+    // order check names the level it compares with by its whole key path, which is how a
+    // level left out for its type (and replaced by a stand-in) drops that check.
+    let mut previous: Option<(String, f64)> = None;
     for (k, &l) in o.levels.iter().enumerate() {
-        c.number(
-            &at(&format!("levels[{k}]")),
-            l,
-            l > previous && l < 1.0,
-            &format!("above {previous} and below 1 (falls ascend, as shares of the start price)"),
-        );
-        previous = l;
+        let key = at(&format!("levels[{k}]"));
+        if !(l > 0.0 && l < 1.0) {
+            c.number(
+                &key,
+                l,
+                false,
+                "between 0 and 1 (a fall as a share of the start price: 0.05 opens 5% below it)",
+            );
+            continue;
+        }
+        if let Some((before, p)) = previous.as_ref().filter(|&&(_, p)| l <= p) {
+            c.number(
+                &key,
+                l,
+                false,
+                &format!("above {before} ({p}): levels ascend"),
+            );
+        }
+        previous = Some((key, l));
     }
     c.positive(&at("notional"), o.notional);
     if o.positions == Some(0) {
@@ -487,10 +503,13 @@ fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
     let (mut above, mut initial, mut maintenance) = (0.0, v.initial_margin, v.maintenance_margin);
     for (k, t) in v.margin_tiers.iter().enumerate() {
         let at = |key: &str| format!("venues[{i}].margin_tiers[{k}].{key}");
-        let below = if k == 0 {
-            "the base rates".to_string()
-        } else {
-            format!("margin_tiers[{}]", k - 1)
+        // The rates a tier may not fall below: the venue's own, or the tier under it.
+        let below = |rate: &str| {
+            if k == 0 {
+                format!("the venue's {rate}")
+            } else {
+                format!("margin_tiers[{}].{rate}", k - 1)
+            }
         };
         c.number(
             &at("above"),
@@ -502,14 +521,18 @@ fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
             &at("initial_margin"),
             t.initial_margin,
             t.initial_margin >= initial && t.initial_margin <= 1.0,
-            &format!("at least {initial} (the rate of {below}) and at most 1"),
+            &format!(
+                "at least {initial} ({}) and at most 1",
+                below("initial_margin")
+            ),
         );
         c.number(
             &at("maintenance_margin"),
             t.maintenance_margin,
             t.maintenance_margin >= maintenance && t.maintenance_margin < t.initial_margin,
             &format!(
-                "at least {maintenance} (the rate of {below}) and below the tier's initial_margin ({})",
+                "at least {maintenance} ({}) and below the tier's initial_margin ({})",
+                below("maintenance_margin"),
                 t.initial_margin
             ),
         );

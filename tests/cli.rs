@@ -954,6 +954,42 @@ fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
         "{}",
         out.stdout
     );
+    // A sweep warns about every cell, each warning once: one that only some cells give says
+    // how many and names the first (the second cell here, not the one that names the study).
+    let out = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            "tiny.toml",
+            "--paths",
+            "5",
+            "--no-report",
+            "--out",
+            "grid",
+            "--set",
+            "venues.0.depth_1pct=1e7,20,30",
+            "--set",
+            "price.annual_volatility=50",
+        ],
+    );
+    out.expect_code(0).expect_stderr(&[
+        "venues[0].depth_1pct: USD 20 moves the price by 1%, a book thinner than any venue's; \
+         is it in millions? (write 2.0e7 for USD 20M) (in 1 of 3 cells, first \
+         venues.0.depth_1pct=20)",
+        "venues[0].depth_1pct: USD 30 moves",
+    ]);
+    assert_eq!(
+        out.stderr.matches("annual volatility of 5000%").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr
+            .contains("5000%; is it a percentage? (a share: 0.5 is 50%) (in"),
+        "{}",
+        out.stderr
+    );
     // The shipped values warn about nothing; --quiet keeps stderr empty all the same.
     let out = cascade(tmp.path(), &["validate", "tiny.toml"]);
     assert!(!out.stderr.contains("warning"), "{}", out.stderr);

@@ -283,8 +283,35 @@ fn overrides(set: &[String]) -> Result<Vec<Override>> {
 /// Prints the scenario's plausibility warnings (values valid but most likely in the wrong
 /// unit) on stderr; they do not stop anything.
 fn warn(scenario: &Scenario, path: &Path) {
-    for w in cascade::scenario::validate::warnings(scenario.file()) {
-        eprintln!("warning: {}: {w}", path.display());
+    warn_cells(&[(String::new(), scenario)], path);
+}
+
+/// Prints the plausibility warnings of a sweep's cells (`(name, scenario)` each): every
+/// distinct warning once, and one that only some cells give with how many and the first of
+/// them, so a swept value in the wrong unit is warned about whichever cell holds it.
+fn warn_cells(cells: &[(String, &Scenario)], path: &Path) {
+    let mut seen: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, scenario) in cells {
+        for w in cascade::scenario::validate::warnings(scenario.file()) {
+            let text = w.to_string();
+            match seen.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, names)) => names.push(name),
+                None => seen.push((text, vec![name])),
+            }
+        }
+    }
+    for (text, names) in seen {
+        let which = if names.len() == cells.len() {
+            String::new()
+        } else {
+            format!(
+                " (in {} of {} cells, first {})",
+                names.len(),
+                cells.len(),
+                names[0]
+            )
+        };
+        eprintln!("warning: {}: {text}{which}", path.display());
     }
 }
 

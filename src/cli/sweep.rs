@@ -61,9 +61,6 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         scenario_path,
         &[cells[0].overrides(), base.clone()].concat(),
     )?;
-    if !common.quiet {
-        super::warn(&first, scenario_path);
-    }
     let name = first.file().name.clone();
     let root = match out {
         Some(o) => o.to_path_buf(),
@@ -109,6 +106,14 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             scenario_path,
             &[cell.overrides(), base.clone()].concat(),
         )?);
+    }
+    if !common.quiet {
+        let named: Vec<(String, &Scenario)> = cells
+            .iter()
+            .map(|c| c.name(&axes))
+            .zip(&scenarios)
+            .collect();
+        super::warn_cells(&named, scenario_path);
     }
     let s = &scenarios[0];
     let plan = sweep::plan_json(&name, &axes, s.seed(), s.file().simulation.paths);

@@ -757,6 +757,23 @@ fn schema_is_json_with_the_scenario_properties() {
 }
 
 #[test]
+fn the_readme_scenario_example_is_valid_as_printed() {
+    // Readers copy it: it once set `migration` with every jurisdiction cooperating, which
+    // validation refuses.
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let (_, rest) = readme
+        .split_once("```toml\n")
+        .expect("the README documents the scenario format with a TOML example");
+    let (example, _) = rest.split_once("```").expect("a closed block");
+    assert!(example.contains("[[policies]]") && example.contains("[price.stress]"));
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("example.toml"), example).unwrap();
+    let out = cascade(tmp.path(), &["validate", "example.toml"]);
+    out.expect_code(0);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+}
+
+#[test]
 fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
     let tmp = TempDir::new().unwrap();
     cascade(tmp.path(), &["init", "mine.toml"]).expect_code(0);

@@ -149,8 +149,9 @@ impl Scenario {
         }
         let seed_drawn = file.simulation.seed.is_none();
         if seed_drawn {
-            // TOML integers are signed: draw a seed that the resolved file can hold.
-            file.simulation.seed = Some(rand::random::<u64>() >> 1);
+            // Below 2^53, so that every JSON reader (JavaScript, R's jsonlite, jq) reads the
+            // recorded seed exactly: one rounded to a double reruns another study.
+            file.simulation.seed = Some(rand::random::<u64>() >> (64 - f64::MANTISSA_DIGITS));
         }
         for venue in &mut file.venues {
             if venue.book.positions_csv.is_none() {

@@ -6,10 +6,17 @@
 
 use ndarray::{Array2, Array3, Axis};
 
-/// Price bins: log of price over start price, from `PRICE_LOW` to `PRICE_HIGH`.
+/// Price bins: log of price over start price, in two stretches of uniform bins. From
+/// `PRICE_LOW` to `PRICE_HIGH` (about -80% to +100%, where nearly every study's prices are)
+/// bins are 0.5% of log price wide; below, down to `PRICE_DEEP` (about -99.9%, a LUNA-like
+/// collapse), 2.5%: without them every price below -80% fell into one bin, and the bands of a
+/// deep crash collapsed onto the step's highest price.
+const PRICE_DEEP: f64 = -6.9; // about -99.9%
 const PRICE_LOW: f64 = -1.6; // about -80%
 const PRICE_HIGH: f64 = 0.7; // about +100%
-const PRICE_BINS: usize = 460; // 0.5% of log price per bin
+const DEEP_BINS: usize = 212; // 2.5% of log price per bin
+const FINE_BINS: usize = 460; // 0.5% of log price per bin
+const PRICE_BINS: usize = DEEP_BINS + FINE_BINS;
 
 /// Liquidation bins: a zero bin, then log10 of the share of open interest from -7 to +1.
 const LIQ_LOG_LOW: f64 = -7.0;
@@ -151,8 +158,12 @@ fn clamp(v: f64, low: f64, high: f64) -> f64 {
 }
 
 fn price_bin(lp: f64) -> usize {
-    let x = (lp - PRICE_LOW) / (PRICE_HIGH - PRICE_LOW) * PRICE_BINS as f64;
-    (x.max(0.0) as usize).min(PRICE_BINS - 1)
+    if lp < PRICE_LOW {
+        let x = (lp - PRICE_DEEP) / (PRICE_LOW - PRICE_DEEP) * DEEP_BINS as f64;
+        return (x.max(0.0) as usize).min(DEEP_BINS - 1);
+    }
+    let x = (lp - PRICE_LOW) / (PRICE_HIGH - PRICE_LOW) * FINE_BINS as f64;
+    DEEP_BINS + (x as usize).min(FINE_BINS - 1)
 }
 
 fn liq_bin(share: f64) -> usize {
@@ -165,7 +176,12 @@ fn liq_bin(share: f64) -> usize {
 
 /// Log price of a fractional position in the price bins.
 fn price_value((bin, within): (usize, f64)) -> f64 {
-    PRICE_LOW + (bin as f64 + within) / PRICE_BINS as f64 * (PRICE_HIGH - PRICE_LOW)
+    match bin.checked_sub(DEEP_BINS) {
+        Some(fine) => {
+            PRICE_LOW + (fine as f64 + within) / FINE_BINS as f64 * (PRICE_HIGH - PRICE_LOW)
+        }
+        None => PRICE_DEEP + (bin as f64 + within) / DEEP_BINS as f64 * (PRICE_LOW - PRICE_DEEP),
+    }
 }
 
 /// Share of open interest of a fractional position in the liquidation bins (bin 0 is zero).
@@ -191,4 +207,40 @@ fn quantile(counts: impl Iterator<Item = u32> + Clone, q: f64) -> (usize, f64) {
         below += c;
     }
     (0, 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wherever the prices of a step are, from a calm market to a near-total loss, each band is
+    /// within one bin (plus the spacing of the sample) of the exact quantile.
+    #[test]
+    fn bands_are_within_a_bin_of_the_exact_quantiles_down_to_a_near_total_loss() {
+        let n = 1000;
+        for centre in [0.3, -0.05, -0.5, -1.55, -1.7, -2.5, -4.0, -6.5] {
+            let mut timeline = Timeline::new(1, 1, 1.0);
+            let mut prices: Vec<f64> = (0..n)
+                .map(|i| centre + 0.3 * ((f64::from(i) + 0.5) / f64::from(n) - 0.5))
+                .collect();
+            for &lp in &prices {
+                timeline.record(0, &[lp], &[0.0]);
+            }
+            let (bands, _) = timeline.bands(0, 1.0);
+            prices.sort_by(f64::total_cmp);
+            for (j, q) in QUANTILES.iter().enumerate() {
+                let exact = prices[(q * f64::from(n)) as usize];
+                let bin = if exact < PRICE_LOW {
+                    (PRICE_LOW - PRICE_DEEP) / DEEP_BINS as f64
+                } else {
+                    (PRICE_HIGH - PRICE_LOW) / FINE_BINS as f64
+                };
+                let got = bands[[0, j]].ln();
+                assert!(
+                    (got - exact).abs() <= bin + 0.3 / f64::from(n),
+                    "quantile {q} of prices around {centre}: {got} against {exact}"
+                );
+            }
+        }
+    }
 }

@@ -35,6 +35,8 @@ pub struct Distribution {
     pub es95: f64,
     /// Expected shortfall at 99%: mean of the worst 1% of paths.
     pub es99: f64,
+    /// Expected shortfall at 99.9%: mean of the worst 0.1% of paths (MODEL.md section 8).
+    pub es999: f64,
 }
 
 /// Mean of values, summed in order (NaN for none).
@@ -89,6 +91,7 @@ impl Distribution {
                 max: nan,
                 es95: nan,
                 es99: nan,
+                es999: nan,
             };
         }
         let mut sorted = values.to_vec();
@@ -106,6 +109,7 @@ impl Distribution {
             max: sorted[n - 1],
             es95: es(0.95),
             es99: es(0.99),
+            es999: es(0.999),
         }
     }
 }
@@ -134,6 +138,8 @@ mod tests {
         let d = Distribution::of(&ranks(2000));
         assert_eq!((d.p99, d.es99), (1980.0, 1990.5));
         assert_eq!((d.p95, d.es95), (1900.0, 1950.5));
+        // ... and the worst 0.1% the 2 largest, 1999 and 2000.
+        assert_eq!((d.p999, d.es999), (1998.0, 1999.5));
         // 7 paths: 5% of 7 rounds up to one path.
         let d = Distribution::of(&ranks(7));
         assert_eq!((d.p95, d.es95), (7.0, 7.0));
@@ -145,7 +151,7 @@ mod tests {
     #[test]
     fn statistics_of_no_paths_are_undefined_not_zero() {
         let d = Distribution::of(&[]);
-        for v in [d.mean, d.std, d.p50, d.p99, d.max, d.es95, d.es99] {
+        for v in [d.mean, d.std, d.p50, d.p99, d.max, d.es95, d.es99, d.es999] {
             assert!(v.is_nan(), "{d:?}");
         }
         assert!(super::share_positive(&[]).is_nan());

@@ -31,8 +31,8 @@ const METRICS: [&str; 12] = [
 ];
 
 /// The statistics every metric carries in `summary.json`.
-const STATS: [&str; 10] = [
-    "mean", "std", "p50", "p90", "p95", "p99", "p999", "max", "es95", "es99",
+const STATS: [&str; 11] = [
+    "mean", "std", "p50", "p90", "p95", "p99", "p999", "max", "es95", "es99", "es999",
 ];
 
 /// The files every result directory holds.
@@ -1151,7 +1151,9 @@ fn result_files_follow_the_interface() {
             assert!(
                 v("p95") <= v("es95") + tol
                     && v("es95") <= v("es99") + tol
-                    && v("es99") <= v("max") + tol,
+                    && v("es99") <= v("es999") + tol
+                    && v("p999") <= v("es999") + tol
+                    && v("es999") <= v("max") + tol,
                 "{metric}: expected shortfalls out of order"
             );
         }

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use crate::book::{Position, Side};
+use crate::liquidity::{join_power, join_weight};
 use crate::margin::MarginSchedule;
+use crate::scenario::file::ImpactLaw;
 
 /// Width, in log price, of the maintenance classes of a tiered ladder: a tranche's
 /// bankruptcy price is taken as its class's multiple of its (exact) trigger, so it is off by
@@ -39,6 +41,9 @@ pub struct Ladder {
     log_fee_factor: f64,
     /// The side's whole quantity, including positions that can never be liquidated.
     total_quantity: f64,
+    /// The weight of a fill's join price under the scenario's impact law
+    /// ([`join_weight`]).
+    join_weight: f64,
 }
 
 /// Tranches sorted by trigger, with prefix sums.
@@ -65,9 +70,9 @@ struct Prefix {
     qty_trigger: f64,
     /// Quantity x entry price.
     qty_entry: f64,
-    /// Quantity x square root of the trigger price (fills of tranches that join a step's
-    /// cascade late are geometric means of their trigger and the step's last price).
-    qty_sqrt_trigger: f64,
+    /// Quantity x the trigger price to the power [`join_weight`]: a tranche that joins a
+    /// step's cascade late fills at its trigger and the step's last price weighted so.
+    qty_join_trigger: f64,
     /// Tranches that are a position's first (counts liquidated positions).
     first: u32,
 }
@@ -78,6 +83,8 @@ struct Tranche {
     /// `-sign x ln(trigger)`, the sort key (computed once, not per comparison).
     key: f64,
     trigger: f64,
+    /// `trigger` to the power [`join_weight`].
+    join_trigger: f64,
     quantity: f64,
     entry: f64,
     first: bool,
@@ -89,11 +96,13 @@ struct Tranche {
 ///
 /// A step's forced flow is one metaorder that moves the venue's price from `log_before` (when
 /// the step's cascade began) to `log_after` (its fixed point). A tranche whose trigger the price
-/// had already passed at `log_before` is sold along the whole move and fills at the geometric
-/// midpoint of the two; a tranche that the cascade itself reached joins the flow at its trigger
-/// and fills at the geometric midpoint of its trigger and `log_after`. So no tranche fills
-/// better than the price that triggered it, and fills do not depend on how many rounds the
-/// cascade took.
+/// had already passed at `log_before` is sold along the whole move and fills at its average
+/// over the flow: between the two, weighted by the impact law ([`join_weight`]; the geometric
+/// midpoint under the linear law, a third of the way from `log_after` under the square root,
+/// which moves most early in the flow). A tranche that the cascade itself reached joins the
+/// flow at its trigger and fills between its trigger and `log_after`, weighted the same. So no
+/// tranche fills better than the price that triggered it, and fills do not depend on how many
+/// rounds the cascade took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
     /// Log price when the step's cascade began.
@@ -166,13 +175,13 @@ impl Run {
             q += t.quantity;
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
-            qs += t.quantity * t.trigger.sqrt();
+            qs += t.quantity * t.join_trigger;
             c += u32::from(t.first);
             run.prefix.push(Prefix {
                 qty: q,
                 qty_trigger: qt,
                 qty_entry: qe,
-                qty_sqrt_trigger: qs,
+                qty_join_trigger: qs,
                 first: c,
             });
         }
@@ -251,6 +260,8 @@ impl Run {
             log_r.exp()
         };
         let mut parts = Parts::default();
+        // A fill weighs where a tranche joined the flow by w, the step's last price by 1 - w.
+        let w = ladder.join_weight;
         // Tranches the price had passed when the cascade began sort first (their scaled
         // triggers are at or beyond `log_before`): one fill price, `exp(log_mid)`. Bankruptcy
         // beyond the fill (bad debt) sorts first, then equity short of the fee, then equity
@@ -258,7 +269,7 @@ impl Run {
         let late = self.partition_within(a, b, |k| k <= -s * (fill.log_before - log_scale));
         // Most stretches are all early or all late: skip the other part's searches and exp.
         if a < late {
-            let log_mid = 0.5 * (fill.log_before + fill.log_after);
+            let log_mid = w * fill.log_before + (1.0 - w) * fill.log_after;
             let mid = log_mid.exp();
             self.split(
                 (a, late),
@@ -270,19 +281,20 @@ impl Run {
                 &mut parts,
             );
         }
-        // The others fill at sqrt(trigger x scale x after): bankruptcy (r x trigger) is beyond
-        // that where trigger is beyond scale x after / r^2, and equity is short of the fee
-        // where trigger x (fee factor)^-2 is.
+        // The others fill at (trigger x scale)^w x after^(1 - w) = trigger^w x exp(log_root):
+        // bankruptcy (r x trigger) is beyond that where trigger^(1 - w) is beyond
+        // exp(log_root) / r, and equity is short of the fee where that holds with the fill
+        // times the fee factor.
         if late < b {
-            let log_late = log_scale + fill.log_after;
-            let root = (0.5 * log_late).exp();
+            let log_root = w * log_scale + (1.0 - w) * fill.log_after;
+            let root = log_root.exp();
             self.split(
                 (late, b),
                 (
-                    -s * (log_late - 2.0 * log_r),
-                    -s * (log_late + 2.0 * log_fee_factor - 2.0 * log_r),
+                    -s * ((log_root - log_r) / (1.0 - w)),
+                    -s * ((log_root + log_fee_factor - log_r) / (1.0 - w)),
                 ),
-                |x, y| root * (y.qty_sqrt_trigger - x.qty_sqrt_trigger),
+                |x, y| root * (y.qty_join_trigger - x.qty_join_trigger),
                 &mut parts,
             );
         }
@@ -306,7 +318,8 @@ impl Run {
 }
 
 impl Ladder {
-    /// Builds the ladder of the positions of `side` in `book` under `margin`.
+    /// Builds the ladder of the positions of `side` in `book` under `margin`, filled under
+    /// the impact law `law` (see [`Fill`]).
     ///
     /// `partial_fraction` of `None` closes a position whole at its trigger; `Some(f)` closes
     /// `f` of the original quantity per trigger, the closed part's equity less the fee staying
@@ -319,6 +332,7 @@ impl Ladder {
         margin: &MarginSchedule,
         fee: f64,
         partial_fraction: Option<f64>,
+        law: ImpactLaw,
     ) -> Ladder {
         let s = side.sign();
         let mut tranches = Vec::new();
@@ -339,6 +353,7 @@ impl Ladder {
                 tranches.push(Tranche {
                     key: -s * price.ln(),
                     trigger: price,
+                    join_trigger: join_power(law, price),
                     quantity: q,
                     entry: p.entry,
                     first,
@@ -371,6 +386,7 @@ impl Ladder {
             fee,
             log_fee_factor: (1.0 - s * fee).ln(),
             total_quantity,
+            join_weight: join_weight(law),
         }
     }
 

@@ -228,6 +228,7 @@ impl Market {
             })
             .collect();
         let total: f64 = open_interest.iter().sum();
+        let law = f.liquidity.impact;
         let mut cohorts_before = 0;
         let venues: Vec<VenueModel> = f
             .venues
@@ -240,8 +241,16 @@ impl Market {
                     LiquidationMode::Full => None,
                     LiquidationMode::Partial => v.partial_fraction,
                 };
-                let ladder =
-                    |side| Ladder::build(&t.positions, side, &t.margin, v.liquidation_fee, partial);
+                let ladder = |side| {
+                    Ladder::build(
+                        &t.positions,
+                        side,
+                        &t.margin,
+                        v.liquidation_fee,
+                        partial,
+                        law,
+                    )
+                };
                 let cohorts = cohorts(scenario, i, &t, partial);
                 let first_cohort = cohorts_before;
                 cohorts_before += cohorts.len();
@@ -295,7 +304,7 @@ impl Market {
 /// tiers and the policy's cap.
 fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) -> Vec<Cohort> {
     let f = scenario.file();
-    let v = &f.venues[i];
+    let (v, law) = (&f.venues[i], f.liquidity.impact);
     let Some(o) = &v.opening else {
         return Vec::new();
     };
@@ -326,7 +335,7 @@ fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) 
                 p.leverage = p.leverage.min(t.leverage_cap);
             }
             let ladder =
-                |side| Ladder::build(&positions, side, &t.margin, v.liquidation_fee, partial);
+                |side| Ladder::build(&positions, side, &t.margin, v.liquidation_fee, partial, law);
             Cohort {
                 log_level: price.ln(),
                 longs: ladder(Side::Long),

@@ -10,7 +10,7 @@ use crate::ladder::{Fill, Ladder};
 use crate::margin::MarginSchedule;
 use crate::market::{Market, Supervisor, VenueTerms};
 use crate::scenario::Scenario;
-use crate::scenario::file::{FundSizing, Policy, View};
+use crate::scenario::file::{FundSizing, ImpactLaw, Policy, View};
 
 /// One market per policy, in scenario order, all from the same books.
 pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<Market> {
@@ -203,6 +203,8 @@ fn stressed_loss(
             &terms.margin,
             venue.liquidation_fee,
             None,
+            // Every crossed tranche fills at the one jumped price, whatever the law.
+            ImpactLaw::Linear,
         );
         let crossed = ladder.crossed_until(0, price.ln());
         ladder

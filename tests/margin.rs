@@ -5,7 +5,7 @@
 use cascade::book::{self, BookSpec, Position, Side};
 use cascade::ladder::{CLASS_WIDTH, Fill, Ladder, Sweep};
 use cascade::margin::MarginSchedule;
-use cascade::scenario::file::LeverageMix;
+use cascade::scenario::file::{ImpactLaw, LeverageMix};
 
 /// Binance USDS-M BTCUSDT brackets of 2021-03-18 (CALIBRATION.md), up to 50M USD.
 fn binance() -> MarginSchedule {
@@ -47,13 +47,15 @@ fn book(side: Side, margin: &MarginSchedule) -> Vec<Position> {
 /// Fees, bad debt, returned equity and stake of closing every position the fill crossed,
 /// one position at a time with its exact bankruptcy price.
 /// Position-by-position accounting of a step whose price moved from `before` to `after`: each
-/// position crossed by `after` fills at the geometric midpoint of `after` and the later of
-/// `before` and its trigger (see `cascade::ladder::Fill`).
+/// position crossed by `after` fills at `joined^w x after^(1 - w)`, where `joined` is the
+/// later of `before` and its trigger (see `cascade::ladder::Fill`), and `w` is 1/2 under the
+/// linear impact law and 1/3 under the square root.
 fn by_position(
     book: &[Position],
     margin: &MarginSchedule,
     fee: f64,
     (before, after): (f64, f64),
+    w: f64,
 ) -> [f64; 5] {
     let [mut quantity, mut fees, mut bad, mut returned, mut stake] = [0.0; 5];
     for p in book {
@@ -67,7 +69,7 @@ fn by_position(
         } else {
             trigger
         };
-        let fill = (joined * after).sqrt();
+        let fill = joined.powf(w) * after.powf(1.0 - w);
         let bk = p.bankruptcy_price();
         let equity = s * p.quantity * (fill - bk);
         quantity += p.quantity;
@@ -106,7 +108,7 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
     for side in [Side::Long, Side::Short] {
         let s = side.sign();
         let positions = book(side, &margin);
-        let ladder = Ladder::build(&positions, side, &margin, fee, None);
+        let ladder = Ladder::build(&positions, side, &margin, fee, None, ImpactLaw::Sqrt);
         assert!(
             ladder.classes() > 10,
             "tiers should give many rates, got {}",
@@ -118,7 +120,7 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
             let crossed = ladder.crossed_until(0, fill.ln());
             let sweep = ladder.sweep(0, crossed, Fill::at(fill.ln()), 0.0, 1.0);
             let [q, fees, bad, returned, stake] =
-                by_position(&positions, &margin, fee, (fill, fill));
+                by_position(&positions, &margin, fee, (fill, fill), 0.5);
             assert!(q > 0.0, "{side:?} {move_}: nothing crossed");
             assert!(
                 (sweep.quantity - q).abs() <= 1e-9 * q,
@@ -141,19 +143,30 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
 #[test]
 fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
     // A step whose cascade moves the price 4% and then 12% past where it began: positions
-    // already past their trigger when it began fill at the midpoint of the whole move, the
-    // others at the midpoint of their own trigger and the end, never better than the trigger.
-    // A flat ladder must match position-by-position accounting to rounding; a tiered one to
-    // its classes' half a basis point.
+    // already past their trigger when it began fill between the two prices, the others between
+    // their own trigger and the end, never better than the trigger; weighted half and half
+    // under the linear impact law, and a third to two thirds under the square root, which
+    // moves the price most early in the flow. A flat ladder must match position-by-position
+    // accounting to rounding; a tiered one to its classes' half a basis point.
     let fee = 0.005;
-    for (margin, class_tol) in [
-        (MarginSchedule::flat(0.008, 0.004), 0.0),
-        (binance(), 0.5 * CLASS_WIDTH),
+    for (margin, class_tol, (law, w)) in [
+        (
+            MarginSchedule::flat(0.008, 0.004),
+            0.0,
+            (ImpactLaw::Linear, 0.5),
+        ),
+        (
+            MarginSchedule::flat(0.008, 0.004),
+            0.0,
+            (ImpactLaw::Sqrt, 1.0 / 3.0),
+        ),
+        (binance(), 0.5 * CLASS_WIDTH, (ImpactLaw::Linear, 0.5)),
+        (binance(), 0.5 * CLASS_WIDTH, (ImpactLaw::Sqrt, 1.0 / 3.0)),
     ] {
         for side in [Side::Long, Side::Short] {
             let s = side.sign();
             let positions = book(side, &margin);
-            let ladder = Ladder::build(&positions, side, &margin, fee, None);
+            let ladder = Ladder::build(&positions, side, &margin, fee, None, law);
             for (from, to) in [(0.04, 0.12), (0.01, 0.02), (0.0, 0.3)] {
                 let (before, after) = (100.0 * (1.0 - s * from), 100.0 * (1.0 - s * to));
                 let crossed = ladder.crossed_until(0, after.ln());
@@ -163,23 +176,21 @@ fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
                 };
                 let sweep = ladder.sweep(0, crossed, fill, 0.0, 1.0);
                 let [q, fees, bad, returned, stake] =
-                    by_position(&positions, &margin, fee, (before, after));
+                    by_position(&positions, &margin, fee, (before, after), w);
                 assert!(q > 0.0 && (sweep.quantity - q).abs() <= 1e-9 * q);
                 let tol = class_tol * before * q * 1.001 + 1e-9 * before * q;
-                let label = format!("{side:?} {from}..{to}");
+                let label = format!("{law:?} {side:?} {from}..{to}");
                 agrees(&sweep, [fees, bad, returned, stake], tol, &label);
-                // Filling everything at the midpoint of the whole move would report less.
-                let at_mid = ladder.sweep(
+                // Filling everything as though it were sold along the whole move would report
+                // less.
+                let along = ladder.sweep(
                     0,
                     crossed,
-                    Fill::at(0.5 * (fill.log_before + fill.log_after)),
+                    Fill::at(w * fill.log_before + (1.0 - w) * fill.log_after),
                     0.0,
                     1.0,
                 );
-                assert!(
-                    sweep.bad_debt >= at_mid.bad_debt - tol,
-                    "{side:?} {from}..{to}"
-                );
+                assert!(sweep.bad_debt >= along.bad_debt - tol, "{label}");
             }
         }
     }
@@ -197,7 +208,7 @@ fn partial_liquidation_steps_large_positions_down_the_tiers() {
         entry: 100.0,
         leverage: 4.0,
     };
-    let ladder = Ladder::build(&[p], Side::Long, &margin, 0.0, Some(0.2));
+    let ladder = Ladder::build(&[p], Side::Long, &margin, 0.0, Some(0.2), ImpactLaw::Linear);
     assert_eq!(ladder.len(), 5);
     assert!(ladder.classes() >= 3, "{}", ladder.classes());
     let triggers: Vec<f64> = (0..5).map(|i| ladder.next_log_trigger(i).exp()).collect();

@@ -8,6 +8,7 @@ use std::path::Path;
 use cascade::book::{Position, Side};
 use cascade::ladder::{Fill, Ladder};
 use cascade::margin::MarginSchedule;
+use cascade::scenario::file::ImpactLaw;
 use tempfile::TempDir;
 
 use crate::support::cascade as run_cli;
@@ -181,7 +182,7 @@ fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
                 leverage: 5.0 + f64::from(i),
             })
             .collect();
-        let ladder = Ladder::build(&book, side, &margin, fee, None);
+        let ladder = Ladder::build(&book, side, &margin, fee, None, ImpactLaw::Sqrt);
         let fill = level * lambda * (1.0 - s * 0.08);
         let shift = lambda.ln() + add_on;
         let crossed = ladder.crossed_until(0, fill.ln() - shift);

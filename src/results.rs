@@ -294,6 +294,9 @@ pub struct Manifest {
     pub path_range: [u64; 2],
     /// The shard this result is (`{ index, count }`), or null for a whole study.
     pub shard: Option<crate::shard::Shard>,
+    /// The shard directories a merge combined, in path order, as given to `cascade merge`;
+    /// null for a result a single run wrote.
+    pub merged_from: Option<Vec<String>>,
     /// Worker threads.
     pub threads: usize,
     /// `--set` overrides applied, as given.

@@ -109,6 +109,7 @@ impl Study {
             paths: self.out.range.len() as u64,
             path_range: [self.out.range.start, self.out.range.end],
             shard: self.shard,
+            merged_from: None,
             threads: self.out.threads,
             overrides: p.overrides.clone(),
             started_at: p.started_at.to_rfc3339(),

@@ -218,6 +218,9 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     );
     assert!(m["threads"].as_u64().unwrap() >= 1);
     assert!(m["shard"].is_null());
+    // A merged result says so, naming its shards in path order; a run's manifest does not.
+    assert_eq!(m["merged_from"], serde_json::json!(["a1", "a2", "a3"]));
+    assert!(a["merged_from"].is_null() && manifest("whole")["merged_from"].is_null());
 }
 
 #[test]
@@ -651,6 +654,31 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         rows += 1;
     }
     assert_eq!(rows, 2 * 30, "every policy and path");
+
+    // Shards run with --parquet merge into the same file, --parquet or not: the merge writes
+    // what the unsharded run wrote.
+    for k in 1..=2 {
+        let spec = format!("{k}/2");
+        let out = format!("s{k}");
+        let args = [
+            "run",
+            s.to_str().unwrap(),
+            "--paths",
+            "30",
+            "--shard",
+            &spec,
+            "--out",
+            &out,
+            "--parquet",
+            "--quiet",
+        ];
+        ok(d, &args);
+    }
+    ok(d, &["merge", "s1", "s2", "--out", "m", "--no-report"]);
+    assert_eq!(
+        fs::read(d.join("m/paths.parquet")).unwrap(),
+        fs::read(d.join("r/paths.parquet")).unwrap()
+    );
 }
 
 /// Every figure of `grid/grid.json` is the one in its cell's `summary.json`, written the same

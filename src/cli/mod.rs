@@ -454,6 +454,8 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
     }
     let destination = Destination::plan(Some(out), Path::new("output"), "merge", None, force)?;
     let merged = shard::merge(dirs)?;
+    // Shards run with --parquet merge into what the unsharded run would have written: with it.
+    let parquet = parquet || dirs.iter().all(|d| d.join("paths.parquet").is_file());
     let study = study::from_rows(merged.scenario, merged.out);
     let mut manifest = study.manifest(&provenance);
     let origin = merged.origin;
@@ -462,6 +464,13 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
     manifest.overrides = origin.overrides;
     manifest.threads = origin.threads;
     manifest.simulation_seconds = origin.simulation_seconds;
+    manifest.merged_from = Some(
+        merged
+            .shards
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect(),
+    );
     let dir = destination.commit(|dir| {
         finish(dir, &study, &manifest, parquet)?;
         if !no_report {

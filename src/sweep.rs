@@ -100,6 +100,13 @@ impl Axis {
     /// The axis, once no value is an integer TOML cannot hold (a range's end points included:
     /// 1e20 prints as its digits).
     fn checked(text: &str, key: String, values: Vec<String>) -> Result<Axis, String> {
+        if key == "simulation.seed" && values.len() > 1 {
+            return Err(format!(
+                "--set {text}: the cells of a sweep share one seed, so that they differ only by \
+                 their overrides (common random numbers); to replicate a sweep, run it once per \
+                 seed with --seed"
+            ));
+        }
         for (i, v) in values.iter().enumerate() {
             check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
             // Two cells with one value would repeat a run and a row of the grid.
@@ -266,16 +273,20 @@ fn csv_field(s: &str) -> String {
 }
 
 /// What a sweep directory is a sweep of (`sweep.json`, written before the first cell runs):
-/// the scenario's name, the version, the seed and paths every cell uses, and the axes. A
-/// resumed sweep must have the same plan, so that one directory never holds two studies.
+/// the scenario's name, the version, the seed and paths every cell uses (paths null when they
+/// are an axis), and the axes. A resumed sweep must have the same plan, so that one directory
+/// never holds two studies.
 pub fn plan_json(scenario: &str, axes: &[Axis], seed: u64, paths: u64) -> Json {
+    let swept = axes
+        .iter()
+        .any(|a| a.key == "simulation.paths" && a.values.len() > 1);
     serde_json::json!({
         "schema_version": 1,
         "scenario": scenario,
         "version": crate::VERSION,
         "build": crate::BUILD,
         "seed": seed,
-        "paths": paths,
+        "paths": (!swept).then_some(paths),
         "axes": axes_json(axes),
     })
 }

@@ -486,6 +486,21 @@ fn an_unseeded_sweep_draws_one_seed_for_every_cell_and_resumes_with_it() {
         serde_json::from_str(&fs::read_to_string(d.join("g/sweep.json")).unwrap()).unwrap();
     assert_eq!(plan["seed"].as_u64(), Some(seed));
     assert!(!d.join("g/charts").exists(), "--no-report: no heatmaps");
+    // Cells drawing from different seeds would not compare on common random numbers.
+    let (code, stderr) = cascade(
+        d,
+        &[
+            "sweep",
+            "unseeded.toml",
+            "--set",
+            "simulation.seed=1,2",
+            "--out",
+            "seeds",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("share one seed"), "{stderr}");
+    assert!(!d.join("seeds").exists());
     // Resuming finds the seed in sweep.json, so the lost cell is the same cell again.
     let lost = d.join("g/liquidity.routing=0.4");
     let summary = fs::read(lost.join("summary.json")).unwrap();
@@ -751,4 +766,37 @@ fn a_grid_holds_the_cells_figures_to_the_last_bit() {
     );
     let compared = assert_grid_is_the_cells(&d.join("grid"));
     assert!(compared >= 30, "{compared} figures compared");
+}
+
+#[test]
+fn a_sweep_over_paths_records_no_one_path_count_and_nests_its_cells() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    ok(
+        d,
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--quiet",
+            "--no-report",
+            "--out",
+            "g",
+            "--set",
+            "simulation.paths=10,20",
+        ],
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(d.join("g/sweep.json")).unwrap()).unwrap();
+    assert!(plan["paths"].is_null(), "{plan}");
+    // One seed for every cell: the 20-path cell's first 10 paths are the 10-path cell's.
+    let rows = |cell: &str| -> Vec<String> {
+        let csv = fs::read_to_string(d.join("g").join(cell).join("paths.csv")).unwrap();
+        csv.lines().map(String::from).collect()
+    };
+    let (ten, twenty) = (rows("simulation.paths=10"), rows("simulation.paths=20"));
+    assert_eq!(ten.len(), 1 + 2 * 10, "a row per path and policy");
+    for row in &ten {
+        assert!(twenty.contains(row), "{row} is not in the 20-path cell");
+    }
 }

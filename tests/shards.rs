@@ -585,7 +585,7 @@ fn sweep_values_are_validated_before_anything_runs() {
         ("liquidity.routing=0.1..0.9", "FROM..TO:N"),
         // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
         (
-            "simulation.seed=1,99999999999999999999",
+            "simulation.steps=10,99999999999999999999",
             "-2^63 to 2^63 - 1",
         ),
     ] {

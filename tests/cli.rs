@@ -1020,6 +1020,31 @@ fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
     assert!(out.stderr.is_empty(), "stderr: {}", out.stderr);
 }
 
+#[test]
+fn snapshot_positions_the_venue_could_not_hold_are_warned_about() {
+    // The venue allows 10x (initial margin 10%) and the start price is 100. The shipped
+    // snapshot warns about nothing; one with a 15x long and longs entered at 130 (at 5x,
+    // liquidated below 109.5, so past it at the start) warns about each, with its share.
+    let tmp = scratch_with("snapshot.toml");
+    fs::create_dir(tmp.path().join("csv")).unwrap();
+    let good = read(&fixtures().join("csv/positions.csv"));
+    fs::write(tmp.path().join("csv/positions.csv"), &good).unwrap();
+    let out = cascade(tmp.path(), &["validate", "snapshot.toml"]);
+    out.expect_code(0);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+
+    let bad = format!("{good}long,1000000,100,15\nlong,600000,130,5\n");
+    fs::write(tmp.path().join("csv/positions.csv"), bad).unwrap();
+    let out = cascade(tmp.path(), &["validate", "snapshot.toml"]);
+    out.expect_code(0).expect_stderr(&[
+        "warning: snapshot.toml: venues[0].book.positions_csv: 1 of 6 positions (15% of the \
+         notional) carry more leverage than the venue's initial_margin allows for their size \
+         (up to 10x)",
+        "warning: snapshot.toml: venues[0].book.positions_csv: 1 of 6 positions (9% of the \
+         notional) are already past their liquidation price at price.start (100)",
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Determinism and the result contract
 // ---------------------------------------------------------------------------------------------

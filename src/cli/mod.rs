@@ -292,7 +292,7 @@ fn warn(scenario: &Scenario, path: &Path) {
 fn warn_cells(cells: &[(String, &Scenario)], path: &Path) {
     let mut seen: Vec<(String, Vec<&str>)> = Vec::new();
     for (name, scenario) in cells {
-        for w in cascade::scenario::validate::warnings(scenario.file()) {
+        for w in scenario.warnings() {
             let text = w.to_string();
             match seen.iter_mut().find(|(t, _)| *t == text) {
                 Some((_, names)) => names.push(name),

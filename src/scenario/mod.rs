@@ -240,6 +240,24 @@ impl Scenario {
         hex(&hash.finalize())
     }
 
+    /// Values valid but most likely not meant (a unit, a date): the file's
+    /// ([`validate::warnings`]) and its position snapshots' ([`validate::snapshot_warnings`]).
+    pub fn warnings(&self) -> Vec<Problem> {
+        let f = &self.file;
+        let mut out = validate::warnings(f);
+        for (i, (venue, snapshot)) in f.venues.iter().zip(&self.snapshots).enumerate() {
+            if let Some(positions) = snapshot {
+                out.extend(validate::snapshot_warnings(
+                    i,
+                    venue,
+                    positions,
+                    f.price.start,
+                ));
+            }
+        }
+        out
+    }
+
     /// The positions of every venue, in venue order: the snapshot, or a book drawn from the seed.
     pub fn books(&self) -> Vec<Vec<Position>> {
         let f = &self.file;

@@ -9,7 +9,7 @@ use super::file::{
     FundSizing, LiquidationMode, Policy, Price, PriceModel, ScenarioFile, Supervision,
     SupervisionMetric, SupervisoryAction,
 };
-use crate::book::{MAX_USD, PRICE_LIMITS};
+use crate::book::{MAX_USD, PRICE_LIMITS, Position};
 use crate::error::Problem;
 
 /// Collects problems with their key paths.
@@ -759,6 +759,61 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
     }
     w.problems
 }
+
+/// Warnings about venue `i`'s position snapshot: a large share of its notional that its
+/// margin rules could not hold at `start` (more leverage than the venue allows, or already
+/// past its liquidation price). The model takes both as given (MODEL.md section 4: such
+/// positions liquidate in the first step), but a large share most likely means a snapshot
+/// from another date than `price.start` and the margin rates, or entries in another unit.
+pub fn snapshot_warnings(
+    i: usize,
+    venue: &super::file::Venue,
+    positions: &[Position],
+    start: f64,
+) -> Vec<Problem> {
+    let mut w = Checker::default();
+    let margin = venue.margin();
+    let notional = |p: &Position| p.quantity * p.entry;
+    let total: f64 = positions.iter().map(notional).sum();
+    let share = |pick: &dyn Fn(&Position) -> bool| {
+        let picked: Vec<&Position> = positions.iter().filter(|p| pick(p)).collect();
+        let sum: f64 = picked.iter().map(|p| notional(p)).sum();
+        (picked.len(), sum / total)
+    };
+    let path = format!("venues[{i}].book.positions_csv");
+    let (n, s) = share(&|p| p.leverage > margin.max_leverage(notional(p)) * (1.0 + 1e-9));
+    if s > MAX_PLAUSIBLE_SNAPSHOT_SHARE {
+        w.fail(
+            path.clone(),
+            format!(
+                "{n} of {} positions ({:.0}% of the notional) carry more leverage than the \
+                 venue's initial_margin allows for their size (up to {}x); are the snapshot \
+                 and the margin rates from the same date?",
+                positions.len(),
+                100.0 * s,
+                margin.max_leverage(0.0)
+            ),
+        );
+    }
+    let (n, s) = share(&|p| p.side.sign() * (p.trigger(&margin).price - start) >= 0.0);
+    if s > MAX_PLAUSIBLE_SNAPSHOT_SHARE {
+        w.fail(
+            path,
+            format!(
+                "{n} of {} positions ({:.0}% of the notional) are already past their \
+                 liquidation price at price.start ({start}) and liquidate in the first step; \
+                 is price.start the price the snapshot was taken at?",
+                positions.len(),
+                100.0 * s
+            ),
+        );
+    }
+    w.problems
+}
+
+/// Above this share of a snapshot's notional, positions its venue's margin rules could not
+/// hold at the start price are more likely a mismatch of dates or units than meant.
+const MAX_PLAUSIBLE_SNAPSHOT_SHARE: f64 = 0.01;
 
 /// Above this annual volatility (300%) a value is more likely a percentage than a share.
 const MAX_PLAUSIBLE_VOLATILITY: f64 = 3.0;

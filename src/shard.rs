@@ -189,6 +189,82 @@ pub struct Merged {
     pub origin: Origin,
 }
 
+/// How the scenarios two results were run from differ, for a refusal to merge them: the first
+/// keys of their resolved `scenario.toml` that differ (a `--paths` or `--set` given to one
+/// shard only), or else the data file copied into `books/` that does (a snapshot refreshed
+/// between two shards).
+fn scenario_difference(a: &Path, b: &Path) -> String {
+    let read = |dir: &Path| {
+        fs::read_to_string(dir.join("scenario.toml"))
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+    };
+    if let (Some(x), Some(y)) = (read(a), read(b)) {
+        let mut keys = Vec::new();
+        differing_keys(
+            "",
+            &toml::Value::Table(x),
+            &toml::Value::Table(y),
+            &mut keys,
+        );
+        if !keys.is_empty() {
+            let shown: Vec<&str> = keys.iter().take(3).map(String::as_str).collect();
+            let more = keys.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            return format!("{}{more}", shown.join("; "));
+        }
+    }
+    let files = |dir: &Path| -> Vec<PathBuf> {
+        let mut names: Vec<PathBuf> = fs::read_dir(dir.join("books"))
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    for path in files(a) {
+        let name = path.file_name().unwrap_or_default();
+        if fs::read(&path).ok() != fs::read(b.join("books").join(name)).ok() {
+            return format!("the data file books/{} differs", name.to_string_lossy());
+        }
+    }
+    "their data files differ".to_string()
+}
+
+/// Appends `key: a vs b` for every leaf where `a` and `b` differ, key paths under `prefix`.
+fn differing_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            for (key, va) in x {
+                match y.get(key) {
+                    Some(vb) => differing_keys(&join(key), va, vb, out),
+                    None => out.push(format!("{}: {va} vs absent", join(key))),
+                }
+            }
+            for (key, vb) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
+                out.push(format!("{}: absent vs {vb}", join(key)));
+            }
+        }
+        (toml::Value::Array(x), toml::Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                differing_keys(&format!("{prefix}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
+        _ => {}
+    }
+}
+
 /// Reads and checks shard results: same version, scenario and seed; every shard of one split
 /// present exactly once; together covering every path.
 pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
@@ -251,11 +327,13 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             return Err(differs("seeds", &first.seed, &m.seed));
         }
         if m.scenario_sha256 != first.scenario_sha256 {
-            return Err(differs(
-                "scenarios",
-                &first.scenario_sha256,
-                &m.scenario_sha256,
-            ));
+            return Err(Error::BadInput(format!(
+                "{} and {} were run from different scenarios ({}); they are not shards of one \
+                 study",
+                first_dir.display(),
+                dir.display(),
+                scenario_difference(&first_dir, dir)
+            )));
         }
         if sh.count != first_shard.count {
             return Err(differs("shard counts", &first_shard.count, &sh.count));

@@ -178,7 +178,11 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     fs::write(&manifest, text.replace(build, "git 000000000000")).unwrap();
     refused(&["a1", "a2", "rebuilt3"], "different cascade builds");
     refused(&["a1", "a2", "seed3"], "different seeds");
-    refused(&["a1", "a2", "other3"], "different scenarios");
+    // The refusal names what differs, not two hashes.
+    refused(
+        &["a1", "a2", "other3"],
+        "different scenarios (liquidity.routing: 0.7 vs 0.2)",
+    );
     refused(&["a1", "a2", "four2"], "different shard counts");
     refused(&["a1", "a2", "whole"], "not a shard result");
     refused(&["a1", "a2", "nowhere"], "nowhere");
@@ -268,7 +272,10 @@ fn merge_refuses_shards_that_read_different_data_files() {
     );
     let (code, stderr) = cascade(d, &["merge", "s1", "s2", "--out", "m"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("different scenarios"), "{stderr}");
+    assert!(
+        stderr.contains("different scenarios (the data file books/venue-0.csv differs)"),
+        "{stderr}"
+    );
     assert!(!d.join("m").exists());
     // With the snapshot restored, the shards are one study again.
     fs::write(&csv, &original).unwrap();

@@ -17,7 +17,7 @@ use serde::Serialize;
 pub struct Distribution {
     /// Mean.
     pub mean: f64,
-    /// Standard deviation (n - 1 denominator; 0 for one path).
+    /// Standard deviation (n - 1 denominator; undefined, so null, for one path).
     pub std: f64,
     /// Median.
     pub p50: f64,
@@ -44,11 +44,12 @@ pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// Sample standard deviation (two-pass): 0 for one value, NaN for none.
+/// Sample standard deviation (two-pass): NaN for fewer than two values, whose spread the
+/// sample does not show (a single path's 0 would read as "no spread").
 pub fn std_dev(values: &[f64]) -> f64 {
     let n = values.len();
     if n < 2 {
-        return if n == 1 { 0.0 } else { f64::NAN };
+        return f64::NAN;
     }
     let m = mean(values);
     (values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1) as f64).sqrt()
@@ -145,7 +146,8 @@ mod tests {
         assert_eq!((d.p95, d.es95), (7.0, 7.0));
         // One path is its own tail.
         let d = Distribution::of(&[3.5]);
-        assert_eq!((d.p50, d.es95, d.es99, d.std), (3.5, 3.5, 3.5, 0.0));
+        assert_eq!((d.p50, d.es95, d.es99), (3.5, 3.5, 3.5));
+        assert!(d.std.is_nan(), "one path shows no spread: {d:?}");
     }
 
     #[test]

@@ -406,6 +406,13 @@ fn one_path_gives_no_confidence_interval() {
     for (name, m) in metrics {
         assert!(m["ci95"].is_null(), "{name}: {}", m["ci95"]);
     }
+    // Nor has a single path a standard deviation: 0 would read as no spread.
+    for policy in summary["policies"].as_array().unwrap() {
+        for (name, m) in policy["metrics"].as_object().unwrap() {
+            assert!(m["std"].is_null(), "{name}: {}", m["std"]);
+            assert!(m["mean"].is_number(), "{name}: {}", m["mean"]);
+        }
+    }
     assert!(read(&tmp.path().join("one/report.html")).contains("n/a (one path)"));
 }
 

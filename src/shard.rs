@@ -113,12 +113,31 @@ pub fn read_histograms(dir: &Path) -> Result<Timeline> {
         word(3) as usize,
     );
     let scale = f64::from_le_bytes(bytes[40..48].try_into().unwrap());
-    let n_price = p * pb * steps;
-    let n_liq = p * lb * steps;
-    let n_range = p * steps * 2;
-    let counts_end = 48 + 4 * (n_price + n_liq);
-    if bytes.len() != counts_end + 8 * 2 * n_range {
-        return Err(bad("truncated"));
+    // A damaged header may announce sizes past any file: checked, so that it is refused.
+    let sizes = (|| {
+        let n_price = p.checked_mul(pb)?.checked_mul(steps)?;
+        let n_liq = p.checked_mul(lb)?.checked_mul(steps)?;
+        let n_range = p.checked_mul(steps)?.checked_mul(2)?;
+        let counts_end = n_price
+            .checked_add(n_liq)?
+            .checked_mul(4)?
+            .checked_add(48)?;
+        let expected = n_range.checked_mul(16)?.checked_add(counts_end)?;
+        Some((n_price, n_range, counts_end, expected))
+    })();
+    let Some((n_price, n_range, counts_end, expected)) = sizes else {
+        return Err(bad("not a cascade histogram file (its header is damaged)"));
+    };
+    if bytes.len() != expected {
+        let what = if bytes.len() < expected {
+            "truncated"
+        } else {
+            "longer than its header says"
+        };
+        return Err(bad(&format!(
+            "{what} ({} bytes; its header describes {expected})",
+            bytes.len()
+        )));
     }
     let counts: Vec<u32> = bytes[48..counts_end]
         .chunks_exact(4)

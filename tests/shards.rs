@@ -185,6 +185,27 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     );
     refused(&["a1", "a2", "four2"], "different shard counts");
     refused(&["a1", "a2", "whole"], "not a shard result");
+    // Damaged histograms are refused, saying how, and never panic.
+    let histograms = fs::read(d.join("a3/histograms.bin")).unwrap();
+    let mut huge = histograms.clone();
+    huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    for (dir, bytes, expect) in [
+        (
+            "short3",
+            histograms[..histograms.len() - 1].to_vec(),
+            "truncated",
+        ),
+        (
+            "long3",
+            [&histograms[..], &[0]].concat(),
+            "longer than its header says",
+        ),
+        ("huge3", huge, "its header is damaged"),
+    ] {
+        copy_dir(&d.join("a3"), &d.join(dir));
+        fs::write(d.join(dir).join("histograms.bin"), bytes).unwrap();
+        refused(&["a1", "a2", dir], expect);
+    }
     refused(&["a1", "a2", "nowhere"], "nowhere");
     // Writing the merge over one of its shards would lose the shard, even with --force.
     let a1 = fs::read(d.join("a1/paths.csv")).unwrap();

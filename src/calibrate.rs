@@ -341,35 +341,138 @@ fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
     }
 }
 
-/// The scenario as text for a file at `out`: relative position snapshots are rewritten to
-/// absolute paths when `out` is in another folder than the scenario they were relative to.
-pub fn to_toml_at(scenario: &Scenario, out: &Path) -> String {
-    let text = scenario.to_toml();
+/// The calibrated scenario as text for a file at `out`: the source file as its author wrote
+/// it, comments and citations kept, with the command's `overrides`, the seed and the value
+/// found set in place, under a header that says so. Should that text not load to the very
+/// scenario calibrated (a key the source holds in a form that cannot be edited in place), the
+/// resolved scenario is written instead, which is always exact but keeps no comment.
+pub fn calibrated_text(
+    found: &Calibration,
+    search: &Search,
+    overrides: &[Override],
+    out: &Path,
+) -> String {
+    let resolved = resolved_at(&found.scenario, out);
+    let scenario = &found.scenario;
+    let header = format!(
+        "# Calibrated by cascade {}: {} = {}\n# gives a median {} of {} (target {}; {} \
+         evaluations of {} paths, seed {}),\n# from {}{}. The rest is that file as written.\n\n",
+        crate::VERSION,
+        search.key,
+        found.value,
+        search.metric.name(),
+        found.median,
+        search.target,
+        found.evaluations.len(),
+        scenario.file().simulation.paths,
+        scenario.seed(),
+        scenario.source().display(),
+        if overrides.is_empty() {
+            String::new()
+        } else {
+            let sets: Vec<String> = overrides
+                .iter()
+                .map(|o| format!("{}={}", o.key, o.value))
+                .collect();
+            format!(" with {}", sets.join(", "))
+        },
+    );
+    let edited = std::fs::read_to_string(scenario.source())
+        .ok()
+        .and_then(|text| text.parse::<toml_edit::DocumentMut>().ok())
+        .and_then(|mut doc| {
+            let seed = Override {
+                key: "simulation.seed".into(),
+                value: toml::Value::Integer(i64::try_from(scenario.seed()).ok()?),
+            };
+            let value = Override {
+                key: search.key.clone(),
+                value: toml::Value::Float(found.value),
+            };
+            for o in overrides.iter().chain([&seed, &value]) {
+                set_in_place(doc.as_item_mut(), o)?;
+            }
+            for (i, path) in absolute_snapshots(scenario, out) {
+                let snapshot = Override {
+                    key: format!("venues.{i}.book.positions_csv"),
+                    value: toml::Value::String(path),
+                };
+                set_in_place(doc.as_item_mut(), &snapshot)?;
+            }
+            Some(format!("{header}{doc}"))
+        });
+    // Kept only if it loads (from where it will be written) to the scenario calibrated.
+    let same = |text: &str| {
+        let parse = |t: &str| toml::from_str::<toml::Value>(t).ok();
+        Scenario::from_toml(text, out, &[])
+            .is_ok_and(|s| parse(&s.to_toml()).is_some() && parse(&s.to_toml()) == parse(&resolved))
+    };
+    match edited {
+        Some(text) if same(&text) => text,
+        _ => resolved,
+    }
+}
+
+/// Sets `o.key` to `o.value` in a document being edited, keeping the comment and spacing
+/// around the value it replaces; `None` if the key leads through something not a table or
+/// an array.
+fn set_in_place(root: &mut toml_edit::Item, o: &Override) -> Option<()> {
+    let mut item = root;
+    for part in o.key.split('.') {
+        item = match part.parse::<usize>() {
+            Ok(i) => item.get_mut(i)?,
+            Err(_) => item.get_mut(part)?,
+        };
+    }
+    let mut value: toml_edit::Value = o.value.to_string().parse().ok()?;
+    if let Some(old) = item.as_value() {
+        *value.decor_mut() = old.decor().clone();
+    }
+    *item = toml_edit::Item::Value(value);
+    Some(())
+}
+
+/// Venues whose relative position snapshot must become absolute for a file at `out`: it is
+/// in another folder than the scenario the path was relative to.
+fn absolute_snapshots(scenario: &Scenario, out: &Path) -> Vec<(usize, String)> {
     let dir = |p: &Path| {
         let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
         std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()
     };
-    let source_dir = dir(scenario.source());
-    if source_dir.is_none() || source_dir == dir(out) {
+    let Some(base) = dir(scenario.source()).filter(|d| Some(d) != dir(out).as_ref()) else {
+        return Vec::new();
+    };
+    scenario
+        .file()
+        .venues
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let p = v.book.positions_csv.as_ref()?;
+            p.is_relative()
+                .then(|| (i, base.join(p).display().to_string()))
+        })
+        .collect()
+}
+
+/// The resolved scenario as text for a file at `out`, its relative position snapshots made
+/// absolute where `out` is in another folder ([`absolute_snapshots`]).
+fn resolved_at(scenario: &Scenario, out: &Path) -> String {
+    let text = scenario.to_toml();
+    let moved = absolute_snapshots(scenario, out);
+    if moved.is_empty() {
         return text;
     }
-    let base = source_dir.expect("checked above");
     let mut doc: toml::Value = toml::from_str(&text).expect("a resolved scenario parses");
-    let mut changed = false;
     if let Some(toml::Value::Array(venues)) = doc.get_mut("venues") {
-        for v in venues {
-            if let Some(toml::Value::String(p)) =
-                v.get_mut("book").and_then(|b| b.get_mut("positions_csv"))
-                && Path::new(p.as_str()).is_relative()
+        for (i, path) in moved {
+            if let Some(toml::Value::String(p)) = venues[i]
+                .get_mut("book")
+                .and_then(|b| b.get_mut("positions_csv"))
             {
-                *p = base.join(p.as_str()).display().to_string();
-                changed = true;
+                *p = path;
             }
         }
     }
-    if changed {
-        toml::to_string_pretty(&doc).expect("a scenario serializes")
-    } else {
-        text
-    }
+    toml::to_string_pretty(&doc).expect("a scenario serializes")
 }

@@ -13,6 +13,7 @@ use crate::support::cascade;
 /// One venue, linear impact, low volatility: the median drawdown rises with the stress drop,
 /// with a cascade on top of it.
 const SYNTHETIC: &str = r#"
+# One venue whose stress drop the search must recover (source: this test).
 name = "synthetic"
 
 [simulation]
@@ -25,7 +26,7 @@ start = 100.0
 annual_volatility = 0.2
 
 [price.stress]
-drop = 0.05
+drop = 0.05                 # a first guess, far from the truth
 start_step = 20
 duration_steps = 20
 
@@ -111,6 +112,21 @@ fn calibration_recovers_a_known_stress_drop_within_one_percent() {
     // The calibrated scenario is written beside the input, validates, and reproduces the target.
     let written = d.join("synthetic.calibrated.toml");
     assert!(written.exists(), "{out}");
+    // It is the source as written, comments and citations kept, with the value found in place
+    // and a header saying how it was found.
+    let text = fs::read_to_string(&written).unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "# Calibrated by cascade {}: price.stress.drop = {found}\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(text.contains("(source: this test)"), "{text}");
+    assert!(
+        text.contains(&format!("drop = {found}                 # a first guess")),
+        "{text}"
+    );
     let (code, _, err) = cascade(d, &["validate", "synthetic.calibrated.toml"]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = cascade(

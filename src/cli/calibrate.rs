@@ -70,9 +70,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     };
     let quiet = args.common.quiet;
     let mut n = 0;
+    let overrides = args.common.overrides()?;
     let found = calibrate::calibrate(
         &args.scenario,
-        &args.common.overrides()?,
+        &overrides,
         &search,
         args.common.options(),
         |e| {
@@ -90,8 +91,11 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         },
     )?;
     refuse_existing(&out, args.common.force)?;
-    std::fs::write(&out, calibrate::to_toml_at(&found.scenario, &out))
-        .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))?;
+    std::fs::write(
+        &out,
+        calibrate::calibrated_text(&found, &search, &overrides, &out),
+    )
+    .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))?;
     sayln!("{} = {}", search.key, found.value);
     sayln!(
         "median {} = {} (target {target}) after {} evaluations, {} paths, seed {}",

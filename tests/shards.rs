@@ -437,14 +437,18 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     other[3] = "30";
     let (code, stderr) = cascade(d, &other);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("another grid, --paths"), "{stderr}");
+    // The refusal names what differs rather than printing both plans.
+    assert!(
+        stderr.contains("holds another sweep (paths: 20 recorded, 30 now; see "),
+        "{stderr}"
+    );
     assert_eq!(fs::read(kept.join("manifest.json")).unwrap(), kept_manifest);
     // So would another grid, even one whose cells all have new names.
     let mut regrid = resume.clone();
     regrid[8] = "liquidity.routing=0.3,0.6";
     let (code, stderr) = cascade(d, &regrid);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("another grid"), "{stderr}");
+    assert!(stderr.contains("holds another sweep (axes: "), "{stderr}");
     assert!(
         !grid
             .join("liquidity.routing=0.3__venues.0.initial_margin=0.01")

@@ -120,11 +120,26 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if let Some(recorded) = recorded
         && recorded != plan
     {
+        // Name what differs (the plan's fields are few), not the two whole plans.
+        let keys: Vec<&String> = recorded
+            .as_object()
+            .into_iter()
+            .chain(plan.as_object())
+            .flat_map(|o| o.keys())
+            .collect();
+        let mut differs: Vec<String> = Vec::new();
+        for key in keys {
+            let (was, now) = (&recorded[key.as_str()], &plan[key.as_str()]);
+            let line = format!("{key}: {was} recorded, {now} now");
+            if was != now && !differs.contains(&line) {
+                differs.push(line);
+            }
+        }
         return Err(Error::BadInput(format!(
-            "{flag}: {} holds a sweep of another grid, --paths, --seed or version \
-             (recorded in {}: {recorded}; now: {plan}); finish it with the flags it was \
+            "{flag}: {} holds another sweep ({}; see {}); finish it with the flags it was \
              started with, or start again with --force or another --out",
             root.display(),
+            differs.join("; "),
             plan_path.display()
         )));
     }

@@ -402,10 +402,13 @@ pub fn calibrated_text(
             Some(format!("{header}{doc}"))
         });
     // Kept only if it loads (from where it will be written) to the scenario calibrated.
+    let parse = |t: &str| toml::from_str::<toml::Value>(t).ok();
+    let want = parse(&resolved);
     let same = |text: &str| {
-        let parse = |t: &str| toml::from_str::<toml::Value>(t).ok();
         Scenario::from_toml(text, out, &[])
-            .is_ok_and(|s| parse(&s.to_toml()).is_some() && parse(&s.to_toml()) == parse(&resolved))
+            .ok()
+            .and_then(|s| parse(&s.to_toml()))
+            .is_some_and(|got| Some(got) == want)
     };
     match edited {
         Some(text) if same(&text) => text,

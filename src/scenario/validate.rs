@@ -775,10 +775,13 @@ pub fn snapshot_warnings(
     let margin = venue.margin();
     let notional = |p: &Position| p.quantity * p.entry;
     let total: f64 = positions.iter().map(notional).sum();
+    // How many positions `pick` holds, and their share of the notional.
     let share = |pick: &dyn Fn(&Position) -> bool| {
-        let picked: Vec<&Position> = positions.iter().filter(|p| pick(p)).collect();
-        let sum: f64 = picked.iter().map(|p| notional(p)).sum();
-        (picked.len(), sum / total)
+        let (n, sum) = positions
+            .iter()
+            .filter(|p| pick(p))
+            .fold((0, 0.0), |(n, sum), p| (n + 1, sum + notional(p)));
+        (n, sum / total)
     };
     let path = format!("venues[{i}].book.positions_csv");
     let (n, s) = share(&|p| p.leverage > margin.max_leverage(notional(p)) * (1.0 + 1e-9));

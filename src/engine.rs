@@ -102,7 +102,7 @@ impl Holding {
     /// Finds the tranches the log mark has crossed, given the venue's add-on shifts, on the
     /// sides `sides` (long, short) says may have crossed (a side not searched crosses
     /// nothing this round); returns whether any is new.
-    #[inline]
+    #[inline(always)]
     fn find(
         &mut self,
         (longs, shorts): (&Ladder, &Ladder),
@@ -409,18 +409,20 @@ impl<'a> PathRun<'a> {
         let mut min_x = self.log_start;
         let mut max_gap = 0.0f64;
         let mut prev_log_index = self.log_start;
+        let (x_low, x_high) = (
+            self.log_start - MAX_FUNDAMENTAL_MOVE,
+            self.log_start + MAX_FUNDAMENTAL_MOVE,
+        );
+        let supervised = !self.m.supervisors.is_empty();
         for (t, &r) in returns.iter().enumerate() {
             self.step = t;
-            self.x = (self.x + r).clamp(
-                self.log_start - MAX_FUNDAMENTAL_MOVE,
-                self.log_start + MAX_FUNDAMENTAL_MOVE,
-            );
+            self.x = (self.x + r).clamp(x_low, x_high);
             min_x = min_x.min(self.x);
             self.shared.transient *= lm.resilience_decay;
             if self.locals_active {
                 self.decay_locals();
             }
-            if !self.m.supervisors.is_empty() {
+            if supervised {
                 self.supervise();
             }
             let z = self.x + self.shared.level();

@@ -77,9 +77,10 @@ impl Destination {
                     out.display()
                 )));
             }
-            if out.exists() && !out.join("manifest.json").exists() {
+            if out.exists() && !is_result_dir(out) {
                 return Err(Error::BadInput(format!(
-                    "{} exists and is not a cascade result directory (no manifest.json); refusing to replace it",
+                    "{} exists and is not a cascade result directory (no manifest.json written by \
+                     cascade); refusing to replace it",
                     out.display()
                 )));
             }
@@ -174,6 +175,16 @@ impl Destination {
         }
         Ok(target)
     }
+}
+
+/// Whether `dir` holds a result `cascade` wrote: its `manifest.json` is JSON whose `tool` is
+/// `cascade`. A directory that merely holds some other program's `manifest.json` (a web app, a
+/// browser extension) is not one, so `--force` never deletes it.
+pub fn is_result_dir(dir: &Path) -> bool {
+    fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|m| m["tool"] == "cascade")
 }
 
 /// What every temporary result directory's name starts with.

@@ -878,6 +878,29 @@ fn force_never_replaces_a_directory_that_is_not_a_result() {
         read(&tmp.path().join("precious/thesis.tex")),
         "years of work"
     );
+    // Nor one that holds some other program's manifest.json (a web app, a browser extension).
+    fs::write(
+        tmp.path().join("precious/manifest.json"),
+        r#"{"name": "my app"}"#,
+    )
+    .unwrap();
+    cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--quiet",
+            "--out",
+            "precious",
+            "--force",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["precious", "not a cascade result directory"]);
+    assert_eq!(
+        read(&tmp.path().join("precious/thesis.tex")),
+        "years of work"
+    );
 }
 
 /// An `--out` that cannot be a directory (its parent is a regular file) is a bad path: exit 2.

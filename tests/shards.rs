@@ -620,6 +620,8 @@ fn sweep_values_are_validated_before_anything_runs() {
             "simulation.steps=10,99999999999999999999",
             "-2^63 to 2^63 - 1",
         ),
+        // Two values that would share a cell directory: the second must not reuse the first.
+        ("venues.0.name=a/b,a_b", "would both be written"),
     ] {
         let (code, stderr) = cascade(
             tmp.path(),
@@ -646,6 +648,26 @@ fn sweep_values_are_validated_before_anything_runs() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is given twice"), "{stderr}");
     assert!(!tmp.path().join("g").exists());
+    // --force never deletes a directory that merely holds another program's grid.json.
+    let theirs = tmp.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::write(theirs.join("grid.json"), "{}").unwrap();
+    fs::write(theirs.join("keep.txt"), "mine").unwrap();
+    let (code, stderr) = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--out",
+            "theirs",
+            "--force",
+            "--set",
+            "liquidity.routing=0.2,0.3",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a sweep directory"), "{stderr}");
+    assert_eq!(fs::read_to_string(theirs.join("keep.txt")).unwrap(), "mine");
 }
 
 #[test]

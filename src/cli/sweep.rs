@@ -55,6 +55,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         )));
     }
     let cells = sweep::cells(&axes);
+    distinct_cell_names(&cells, &axes)?;
     // The first cell names the study and says whether the scenario fixes a seed.
     let mut base = common.overrides_without_set()?;
     let first = Scenario::load(
@@ -144,9 +145,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         )));
     }
     if root.exists() && common.force && !joining {
-        if !is_sweep(&root) {
+        if !is_sweep_written_by_cascade(&root) {
             return Err(Error::BadInput(format!(
-                "{} exists and is not a sweep directory; refusing to replace it",
+                "{} exists and is not a sweep directory (no sweep.json written by cascade); \
+                 refusing to replace it",
                 root.display()
             )));
         }
@@ -232,6 +234,15 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         root.join("grid.csv").display()
     );
     Ok(())
+}
+
+/// Whether `--force` may delete `root`: its `sweep.json` is the plan a sweep writes first,
+/// not merely some other program's file of that name.
+fn is_sweep_written_by_cascade(root: &Path) -> bool {
+    fs::read(root.join("sweep.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|plan| plan["axes"].is_array() && plan["scenario"].is_string())
 }
 
 fn is_sweep(root: &Path) -> bool {
@@ -362,6 +373,34 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow]) -> Result<()> {
             };
             let stem = charts.join(format!("heatmap-{policy}-{figure}"));
             cascade::charts::heatmap(&stem, &format!("{policy}: {cells}"), &grid)?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a grid whose cells would share a directory (values that differ only in characters
+/// a directory name cannot hold, such as `a/b` and `a_b`) or whose directory name is too long
+/// for the file system, before anything runs: a shared directory would make the second cell
+/// silently reuse the first one's results.
+fn distinct_cell_names(cells: &[sweep::Cell], axes: &[Axis]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let name = cell.name(axes);
+        if name.len() > 255 {
+            return Err(Error::BadInput(format!(
+                "cell {} of the sweep would be a directory named `{name}`, longer than the \
+                 255 bytes a file system allows; use shorter values",
+                i + 1
+            )));
+        }
+        if let Some(j) = seen.insert(name.clone(), i) {
+            return Err(Error::BadInput(format!(
+                "cells {} and {} of the sweep would both be written to the directory `{name}` \
+                 (their values differ only in characters a directory name cannot hold); \
+                 give values that differ in letters, digits, `.`, `_`, `-` or `+`",
+                j + 1,
+                i + 1
+            )));
         }
     }
     Ok(())

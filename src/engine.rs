@@ -324,8 +324,15 @@ impl<'a> PathRun<'a> {
         s.funds.clear();
         s.funds.extend_from_slice(&m.funds);
         s.supervisors.clear();
-        s.supervisors
-            .resize(m.supervisors.len(), SupervisorState::default());
+        // A drawdown window starts at the start price: a fall in the first steps is a fall from
+        // it (an empty history would measure the first step from its own end).
+        s.supervisors.resize(
+            m.supervisors.len(),
+            SupervisorState {
+                history: vec![log_start],
+                ..SupervisorState::default()
+            },
+        );
         s.first_intervention = None;
         s.log_price_path.clear();
         s.log_price_path.reserve(steps);

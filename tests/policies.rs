@@ -390,3 +390,29 @@ fn a_maintenance_floor_tops_positions_up_rather_than_liquidating_them() {
         }
     }
 }
+
+#[test]
+fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
+    // The whole drop comes in step 0 and nothing moves after it: a window that began at the
+    // first step's own price would see no drawdown ever.
+    let text = "name = \"first-step\"\n[simulation]\npaths = 4\nsteps = 10\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.05\nstart_step = 0\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e9\n[[venues]]\nname = \"a\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\ndepth_1pct = 1.0e9\nopen_interest = 1.0e6\n[venues.book]\npositions = 50\nlong_leverage = { median = 2.0, dispersion = 0.1 }\nshort_leverage = { median = 2.0, dispersion = 0.1 }\n[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watched\"\ncooperating = [\"x\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 1, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 2 }\n";
+    let s = Scenario::from_toml(text, Path::new("first-step.toml"), &[]).unwrap();
+    let (markets, out) = run(&s);
+    let returns = {
+        let f = s.file();
+        let mut r = vec![0.0; f.simulation.steps as usize];
+        ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut r);
+        r
+    };
+    let mut scratch = Scratch::default();
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(&markets[1], &returns, &mut scratch, &mut row);
+    assert_eq!(scratch.first_intervention, Some(0));
+    for path in 0..s.file().simulation.paths {
+        assert_eq!(
+            out.row(path, 1)[Metric::Interventions.index()],
+            1.0,
+            "path {path}"
+        );
+    }
+}

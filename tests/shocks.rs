@@ -423,6 +423,13 @@ fn replay_file_problems_name_the_key_the_file_and_the_line() {
         has(&p, "price.returns_csv", "every log_return is positive"),
         "{p:?}"
     );
+    // A short run of small rises is a series, not prices.
+    let rally: String = (0..12)
+        .map(|i| format!("{}\n", 0.001 + f64::from(i) * 1e-4))
+        .collect();
+    std::fs::write(dir.join("rally.csv"), format!("log_return\n{rally}")).unwrap();
+    let rally = text("model = \"historical\"\nreturns_csv = \"rally.csv\"\nblock_bootstrap = 1");
+    assert!(try_load(&rally, &source).is_ok());
     std::fs::write(dir.join("nocol.csv"), "ret\n0.01\n").unwrap();
     let p = problems(
         &text("model = \"historical\"\nreturns_csv = \"nocol.csv\"\nblock_bootstrap = 1"),

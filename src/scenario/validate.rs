@@ -11,11 +11,23 @@ use super::file::{
 };
 use crate::book::{MAX_USD, PRICE_LIMITS, Position};
 use crate::error::Problem;
+use crate::shocks::{self, MAX_JUMPS_PER_STEP, MAX_LOG_RETURN};
 
 /// Collects problems with their key paths.
 #[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
+}
+
+/// A number as a message quotes it: as written for everyday magnitudes, in scientific
+/// notation for huge and tiny ones (Rust prints 1e300 as 301 digits).
+fn show(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
 }
 
 impl Checker {
@@ -29,7 +41,7 @@ impl Checker {
     /// `value` must be finite and satisfy `ok`; otherwise report `expected`.
     fn number(&mut self, path: &str, value: f64, ok: bool, expected: &str) {
         if !value.is_finite() || !ok {
-            self.fail(path, format!("{value} must be {expected}"));
+            self.fail(path, format!("{} must be {expected}", show(value)));
         }
     }
 
@@ -177,6 +189,19 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
         &format!("a price between {low:e} and {high:e} USD"),
     );
     c.non_negative("price.annual_volatility", p.annual_volatility);
+    let step = shocks::step_volatility(p.annual_volatility, s.simulation.step_seconds);
+    if step > MAX_LOG_RETURN {
+        c.fail(
+            "price.annual_volatility",
+            format!(
+                "{} is a standard deviation of {} in log price per step of {} s; it must be \
+                 at most {MAX_LOG_RETURN} (a factor of 22,000)",
+                show(p.annual_volatility),
+                show(step),
+                s.simulation.step_seconds
+            ),
+        );
+    }
     let only = |c: &mut Checker, key: &str, present: bool, model: &str| {
         c.needed_iff(
             format!("price.{key}"),
@@ -215,8 +240,33 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
             let path = format!("price.{key}");
             match value {
                 None => c.fail(path, "is required with model = \"merton\""),
-                Some(v) if key == "jump_mean" => c.number(&path, v, true, "finite"),
-                Some(v) => c.non_negative(&path, v),
+                Some(v) if key == "jump_intensity_per_day" => {
+                    let per_step = v * s.simulation.step_seconds / 86_400.0;
+                    c.number(
+                        &path,
+                        v,
+                        v >= 0.0 && per_step <= MAX_JUMPS_PER_STEP,
+                        &format!(
+                            "zero or more, and at most {MAX_JUMPS_PER_STEP} a step ({} a day \
+                             with steps of {} s)",
+                            show(MAX_JUMPS_PER_STEP * 86_400.0 / s.simulation.step_seconds),
+                            s.simulation.step_seconds
+                        ),
+                    );
+                }
+                Some(v) => {
+                    let least = if key == "jump_mean" {
+                        -MAX_LOG_RETURN
+                    } else {
+                        0.0
+                    };
+                    c.number(
+                        &path,
+                        v,
+                        (least..=MAX_LOG_RETURN).contains(&v),
+                        &format!("between {least} and {MAX_LOG_RETURN} (in log price)"),
+                    );
+                }
             }
         } else {
             only(c, key, value.is_some(), "merton");
@@ -324,6 +374,21 @@ fn check_garch(c: &mut Checker, p: &Price) {
     }
     if let Some(omega) = p.omega {
         c.positive("price.omega", omega);
+        if let (Some(a), Some(b)) = (p.alpha, p.beta)
+            && omega.is_finite()
+            && a + b < 1.0
+            && omega / (1.0 - a - b) > MAX_LOG_RETURN * MAX_LOG_RETURN
+        {
+            c.fail(
+                "price.omega",
+                format!(
+                    "{} gives a long-run variance of {} per step (omega / (1 - alpha - beta)); \
+                     its square root must be at most {MAX_LOG_RETURN} in log price",
+                    show(omega),
+                    show(omega / (1.0 - a - b))
+                ),
+            );
+        }
         if p.annual_volatility != 0.0 {
             c.fail(
                 "price.annual_volatility",
@@ -720,8 +785,9 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             w.fail(
                 path,
                 format!(
-                    "USD {depth} moves the price by 1%, a book thinner than any venue's; is it \
-                     in millions? (write 2.0e7 for USD 20M)"
+                    "USD {} moves the price by 1%, a book thinner than any venue's; is it \
+                     in millions? (write 2.0e7 for USD 20M)",
+                    show(depth)
                 ),
             );
         }

@@ -609,6 +609,50 @@ fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
 }
 
 #[test]
+fn sweep_resume_refuses_an_out_with_nothing_to_resume() {
+    // A mistyped --out with --resume used to start a whole new sweep there, exit code 0.
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    fs::create_dir(d.join("empty")).unwrap();
+    fs::write(d.join("plain"), "").unwrap();
+    for (out, extra, why) in [
+        ("nonexist", &[][..], "it does not exist"),
+        ("nonexist", &["--shard", "1/2"][..], "it does not exist"),
+        ("empty", &[][..], "it is not a sweep directory"),
+        (
+            "empty",
+            &["--shard", "1/2"][..],
+            "it is not a sweep directory",
+        ),
+        ("plain", &[][..], "it is not a sweep directory"),
+    ] {
+        let mut args = vec![
+            "sweep",
+            s.to_str().unwrap(),
+            "--paths",
+            "10",
+            "--quiet",
+            "--no-report",
+            "--set",
+            "price.stress.drop=0.1,0.2",
+            "--out",
+            out,
+            "--resume",
+        ];
+        args.extend(extra);
+        let (code, stderr) = cascade(d, &args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("nothing to resume in {out}: {why}")),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!d.join("nonexist").exists(), "nothing was written");
+    assert_eq!(fs::read_dir(d.join("empty")).unwrap().count(), 0);
+}
+
+#[test]
 fn sweep_values_are_validated_before_anything_runs() {
     let tmp = TempDir::new().unwrap();
     let s = fixture("tiny.toml");

@@ -86,8 +86,8 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     };
     seeded_for_shards(shard, &first, scenario_path)?;
     let plan_path = root.join("sweep.json");
-    let recorded = if root.exists() && joining {
-        recorded_plan(&plan_path, flag, shard.is_some())?
+    let recorded = if joining {
+        recorded_plan(&root, flag, resume, shard.is_some())?
     } else {
         None
     };
@@ -249,21 +249,40 @@ fn is_sweep(root: &Path) -> bool {
     root.join("grid.json").exists() || root.join("sweep.json").exists()
 }
 
-/// The plan of the sweep in the directory `--resume` or `--shard` names (its `sweep.json`);
-/// none yet for a shard that finds the directory another shard has only just created.
-fn recorded_plan(path: &Path, flag: &str, shard: bool) -> Result<Option<serde_json::Value>> {
-    let root = path.parent().unwrap_or(Path::new("."));
-    let empty = || fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
-    if shard && !is_sweep(root) && empty() {
-        return Ok(None);
-    }
+/// The plan of the sweep in the directory `--resume` or `--shard` names (its `sweep.json`).
+/// A shard without `--resume` may find no directory, or one another shard has only just
+/// created: it starts the sweep (none yet). `--resume` needs a sweep to finish: starting a new
+/// one in a mistyped or wrong `--out` would silently rerun every cell.
+fn recorded_plan(
+    root: &Path,
+    flag: &str,
+    resume: bool,
+    shard: bool,
+) -> Result<Option<serde_json::Value>> {
     if !is_sweep(root) {
+        let fresh = !root.exists() || fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
+        if shard && !resume && fresh {
+            return Ok(None);
+        }
+        if !resume {
+            return Err(Error::BadInput(format!(
+                "{flag}: {} is not a sweep directory (no sweep.json) and is not empty; give \
+                 another --out",
+                root.display()
+            )));
+        }
+        let why = if root.exists() {
+            "it is not a sweep directory (no sweep.json)"
+        } else {
+            "it does not exist; leave out --resume to start a new sweep there"
+        };
         return Err(Error::BadInput(format!(
-            "{flag}: {} is not a sweep directory (no sweep.json); nothing to finish",
+            "--resume: nothing to resume in {}: {why}",
             root.display()
         )));
     }
-    let text = fs::read_to_string(path)
+    let path = root.join("sweep.json");
+    let text = fs::read_to_string(&path)
         .map_err(|e| Error::BadInput(format!("{flag}: cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text)
         .map(Some)

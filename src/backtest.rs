@@ -163,13 +163,25 @@ impl Episode {
     }
 }
 
-/// Runs the protocol on one scenario file.
-pub fn episode(
-    path: &Path,
-    overrides: &[Override],
-    options: RunOptions,
-    progress: impl FnMut(&calibrate::Evaluation),
-) -> Result<Episode> {
+/// An episode whose scenario has been loaded and checked, ready to backtest.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    path: PathBuf,
+    observed: Observed,
+    calibration: calibrate::Plan,
+}
+
+impl Prepared {
+    /// The scenario file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Loads the episode at `path` and checks everything the protocol needs from it (an
+/// `[observed]` table, a stress to calibrate, a calibration that can run), without
+/// simulating anything: a backtest of several episodes checks them all before it runs one.
+pub fn prepare(path: &Path, overrides: &[Override]) -> Result<Prepared> {
     let base = crate::Scenario::load(path, overrides)?;
     let Some(observed) = base.file().observed.clone() else {
         return Err(Error::BadInput(format!(
@@ -184,7 +196,21 @@ pub fn episode(
         )));
     }
     let search = Search::new(Metric::MaxDrawdown, observed.price_drop);
-    let found = calibrate::calibrate(path, overrides, &search, options, progress)?;
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        observed,
+        calibration: calibrate::plan(base, &search)?,
+    })
+}
+
+/// Runs the protocol on one prepared episode.
+pub fn episode(
+    prepared: &Prepared,
+    options: RunOptions,
+    progress: impl FnMut(&calibrate::Evaluation),
+) -> Result<Episode> {
+    let (path, observed) = (&prepared.path, prepared.observed.clone());
+    let found = prepared.calibration.run(options, progress)?;
     let scenario = found.scenario;
     let paths = scenario.file().simulation.paths;
     let seed = scenario.seed();

@@ -153,9 +153,33 @@ pub fn calibrate(
     overrides: &[Override],
     search: &Search,
     options: RunOptions,
-    mut progress: impl FnMut(&Evaluation),
+    progress: impl FnMut(&Evaluation),
 ) -> Result<Calibration> {
-    let base = Scenario::load(path, overrides)?;
+    plan(Scenario::load(path, overrides)?, search)?.run(options, progress)
+}
+
+/// A search whose inputs (scenario, key, bracket, policy) have all been checked, ready to
+/// run. Checking is apart from running so that a command with several searches (a backtest
+/// of several episodes) can refuse a bad one before the first simulation of any.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    search: Search,
+    /// The scenario with `overrides` applied and its seed fixed.
+    base: Scenario,
+    /// The resolved scenario with only the policies simulated (the baseline, the searched).
+    searched_text: String,
+    /// The whole resolved scenario.
+    full_text: String,
+    /// The searched policy's index among the policies simulated.
+    index: usize,
+    /// The bracket searched.
+    lo: f64,
+    hi: f64,
+}
+
+/// Checks everything [`calibrate`] needs to search `base` (a scenario loaded with the
+/// command's overrides), without simulating anything.
+pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
     // The resolved scenario fixes the seed: every evaluation below runs on the same numbers.
     let doc: toml::Value = toml::from_str(&base.to_toml()).expect("a resolved scenario parses");
     check_key(&doc, &search.key)?;
@@ -202,109 +226,130 @@ pub fn calibrate(
             .collect();
         *ps = keep;
     }
-    let searched_text = toml::to_string(&searched).expect("a scenario serializes");
-    let index = usize::from(policy != 0);
-    let full_text = toml::to_string(&doc).expect("a scenario serializes");
-    let set = |x: f64| Override {
-        key: search.key.clone(),
-        value: toml::Value::Float(x),
-    };
-    let options = RunOptions {
-        progress: false,
-        ..options
-    };
+    Ok(Plan {
+        search: search.clone(),
+        base,
+        searched_text: toml::to_string(&searched).expect("a scenario serializes"),
+        full_text: toml::to_string(&doc).expect("a scenario serializes"),
+        index: usize::from(policy != 0),
+        lo,
+        hi,
+    })
+}
 
-    let mut evaluations: Vec<Evaluation> = Vec::new();
-    let mut evaluate = |evaluations: &mut Vec<Evaluation>, x: f64| -> Result<f64> {
-        let scenario = Scenario::from_toml(&searched_text, base.source(), &[set(x)])?;
-        let study = study::simulate(scenario, None, options)?;
-        let median = study.summary.policies[index]
-            .metrics
-            .0
-            .iter()
-            .find(|(n, _)| n == search.metric.name())
-            .map(|(_, d)| d.p50)
-            .expect("every metric is summarised");
-        let e = Evaluation { value: x, median };
-        progress(&e);
-        evaluations.push(e);
-        Ok(median)
-    };
-
-    let target = search.target;
-    let tolerance = search.tolerance * if target == 0.0 { 1.0 } else { target.abs() };
-    let key_tolerance = 1e-4 * (hi - lo);
-    let (f_lo, f_hi) = (
-        evaluate(&mut evaluations, lo)?,
-        evaluate(&mut evaluations, hi)?,
-    );
-    let (low, high) = (f_lo.min(f_hi), f_lo.max(f_hi));
-    if !(low - tolerance..=high + tolerance).contains(&target) {
-        return Err(Error::BadInput(format!(
-            "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
-             {} = {lo} and {f_hi} at {hi}; widen the bracket (`cascade calibrate --bracket LO,HI`) \
-             or, for a backtest episode, check its observed.price_drop",
-            search.metric.name(),
-            search.key
-        )));
+impl Plan {
+    /// The scenario `text` (a resolved scenario) with the key set to `x`.
+    fn at(&self, text: &str, x: f64) -> Result<Scenario> {
+        let set = Override {
+            key: self.search.key.clone(),
+            value: toml::Value::Float(x),
+        };
+        Scenario::from_toml(text, self.base.source(), &[set])
     }
-    // g is the distance to the target signed so that g(a) <= 0 <= g(b).
-    let sign = if f_hi >= f_lo { 1.0 } else { -1.0 };
-    let (mut a, mut b) = (lo, hi);
-    let (mut ga, mut gb) = (sign * (f_lo - target), sign * (f_hi - target));
-    let mut last_side = 0i8;
-    let mut width_two_ago = f64::INFINITY;
-    let mut width_before = b - a;
-    let mut done = ga.abs() <= tolerance || gb.abs() <= tolerance;
-    while !done && b - a > key_tolerance {
-        if evaluations.len() >= search.max_evaluations {
+
+    /// Runs the search. `progress` sees every evaluation as it finishes.
+    pub fn run(
+        &self,
+        options: RunOptions,
+        mut progress: impl FnMut(&Evaluation),
+    ) -> Result<Calibration> {
+        let (search, lo, hi) = (&self.search, self.lo, self.hi);
+        let options = RunOptions {
+            progress: false,
+            ..options
+        };
+
+        let mut evaluations: Vec<Evaluation> = Vec::new();
+        let mut evaluate = |evaluations: &mut Vec<Evaluation>, x: f64| -> Result<f64> {
+            let study = study::simulate(self.at(&self.searched_text, x)?, None, options)?;
+            let median = study.summary.policies[self.index]
+                .metrics
+                .0
+                .iter()
+                .find(|(n, _)| n == search.metric.name())
+                .map(|(_, d)| d.p50)
+                .expect("every metric is summarised");
+            let e = Evaluation { value: x, median };
+            progress(&e);
+            evaluations.push(e);
+            Ok(median)
+        };
+
+        let target = search.target;
+        let tolerance = search.tolerance * if target == 0.0 { 1.0 } else { target.abs() };
+        let key_tolerance = 1e-4 * (hi - lo);
+        let (f_lo, f_hi) = (
+            evaluate(&mut evaluations, lo)?,
+            evaluate(&mut evaluations, hi)?,
+        );
+        let (low, high) = (f_lo.min(f_hi), f_lo.max(f_hi));
+        if !(low - tolerance..=high + tolerance).contains(&target) {
             return Err(Error::BadInput(format!(
-                "no value of {} within {} evaluations gives a median within tolerance; the \
-                 closest was {}",
-                search.key,
-                search.max_evaluations,
-                describe(closest(&evaluations, target))
+                "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
+                 {} = {lo} and {f_hi} at {hi}; widen the bracket (`cascade calibrate --bracket LO,HI`) \
+                 or, for a backtest episode, check its observed.price_drop",
+                search.metric.name(),
+                search.key
             )));
         }
-        // Illinois step, unless the last two steps did not halve the bracket.
-        let mut x = if gb > ga {
-            a - ga * (b - a) / (gb - ga)
-        } else {
-            f64::NAN
-        };
-        if b - a > 0.5 * width_two_ago || !(x > a && x < b) {
-            x = 0.5 * (a + b);
-        }
-        let g = sign * (evaluate(&mut evaluations, x)? - target);
-        if g.abs() <= tolerance {
-            done = true;
-        } else if g < 0.0 {
-            a = x;
-            ga = g;
-            if last_side == -1 {
-                gb *= 0.5;
+        // g is the distance to the target signed so that g(a) <= 0 <= g(b).
+        let sign = if f_hi >= f_lo { 1.0 } else { -1.0 };
+        let (mut a, mut b) = (lo, hi);
+        let (mut ga, mut gb) = (sign * (f_lo - target), sign * (f_hi - target));
+        let mut last_side = 0i8;
+        let mut width_two_ago = f64::INFINITY;
+        let mut width_before = b - a;
+        let mut done = ga.abs() <= tolerance || gb.abs() <= tolerance;
+        while !done && b - a > key_tolerance {
+            if evaluations.len() >= search.max_evaluations {
+                return Err(Error::BadInput(format!(
+                    "no value of {} within {} evaluations gives a median within tolerance; the \
+                     closest was {}",
+                    search.key,
+                    search.max_evaluations,
+                    describe(closest(&evaluations, target))
+                )));
             }
-            last_side = -1;
-        } else {
-            b = x;
-            gb = g;
-            if last_side == 1 {
-                ga *= 0.5;
+            // Illinois step, unless the last two steps did not halve the bracket.
+            let mut x = if gb > ga {
+                a - ga * (b - a) / (gb - ga)
+            } else {
+                f64::NAN
+            };
+            if b - a > 0.5 * width_two_ago || !(x > a && x < b) {
+                x = 0.5 * (a + b);
             }
-            last_side = 1;
+            let g = sign * (evaluate(&mut evaluations, x)? - target);
+            if g.abs() <= tolerance {
+                done = true;
+            } else if g < 0.0 {
+                a = x;
+                ga = g;
+                if last_side == -1 {
+                    gb *= 0.5;
+                }
+                last_side = -1;
+            } else {
+                b = x;
+                gb = g;
+                if last_side == 1 {
+                    ga *= 0.5;
+                }
+                last_side = 1;
+            }
+            width_two_ago = width_before;
+            width_before = b - a;
         }
-        width_two_ago = width_before;
-        width_before = b - a;
+        let best = closest(&evaluations, target);
+        let scenario = self.at(&self.full_text, best.value)?;
+        Ok(Calibration {
+            value: best.value,
+            median: best.median,
+            within_tolerance: (best.median - target).abs() <= tolerance,
+            evaluations,
+            scenario,
+        })
     }
-    let best = closest(&evaluations, target);
-    let scenario = Scenario::from_toml(&full_text, base.source(), &[set(best.value)])?;
-    Ok(Calibration {
-        value: best.value,
-        median: best.median,
-        within_tolerance: (best.median - target).abs() <= tolerance,
-        evaluations,
-        scenario,
-    })
 }
 
 /// The evaluation whose median is closest to the target (the first of equals).

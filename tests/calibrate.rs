@@ -394,3 +394,39 @@ fn an_unusable_out_is_bad_input_before_anything_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn a_backtest_checks_every_episode_before_it_runs_one() {
+    // A good episode first and a bad one after it: the bad one used to be found only once
+    // the good one had been calibrated in full.
+    let tmp = setup();
+    let d = tmp.path();
+    fs::create_dir(d.join("history")).unwrap();
+    let good = format!("{SYNTHETIC}\n[observed]\nprice_drop = 0.1\n");
+    fs::write(d.join("history/a-good.toml"), good).unwrap();
+    fs::write(d.join("history/b-bad.toml"), SYNTHETIC).unwrap();
+    let (code, _, err) = cascade(d, &["backtest", "history", "--out", "V.md", "--paths", "5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("b-bad.toml") && err.contains("[observed]"),
+        "{err}"
+    );
+    assert!(!err.contains("calibrating"), "an episode ran first: {err}");
+    assert!(!d.join("V.md").exists());
+
+    // One episode named twice, by itself or through its folder, would be run twice.
+    fs::remove_file(d.join("history/b-bad.toml")).unwrap();
+    for args in [
+        &["history/a-good.toml", "history/a-good.toml"][..],
+        &["history", "./history/a-good.toml"][..],
+    ] {
+        let all = [&["backtest"][..], args, &["--out", "V.md", "--paths", "5"]].concat();
+        let (code, _, err) = cascade(d, &all);
+        assert_eq!(code, 2, "{all:?}: {err}");
+        assert!(
+            err.contains("a-good.toml") && err.contains("same episode"),
+            "{all:?}: {err}"
+        );
+        assert!(!err.contains("calibrating"), "{all:?} ran first: {err}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `cascade backtest`: the validation protocol over historical episodes, written as a
 //! Markdown table (`VALIDATION.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -35,15 +35,22 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     let files = episode_files(&args.scenarios)?;
     let overrides = args.common.overrides()?;
     let quiet = args.common.quiet;
+    // Every episode is loaded and checked before the first runs: calibrating one takes
+    // minutes, and a bad file found after it would throw that work away.
+    let prepared: Vec<backtest::Prepared> = files
+        .iter()
+        .map(|file| backtest::prepare(file, &overrides).map_err(|e| in_file(e, file)))
+        .collect::<Result<_>>()?;
     let mut episodes = Vec::new();
-    for file in &files {
+    for p in &prepared {
+        let file = p.path();
         if !quiet {
             eprintln!(
                 "{}: calibrating the shock to the observed drop",
                 file.display()
             );
         }
-        let e = backtest::episode(file, &overrides, args.common.options(), |ev| {
+        let e = backtest::episode(p, args.common.options(), |ev| {
             if !quiet {
                 eprintln!(
                     "  stress drop {:<10.6} median max_drawdown {:.6}",
@@ -51,13 +58,7 @@ pub fn run(args: BacktestArgs) -> Result<()> {
                 );
             }
         })
-        // Several episodes run in one command: say which one a problem belongs to.
-        .map_err(|e| match e {
-            Error::BadInput(m) if !m.contains(&file.display().to_string()) => {
-                Error::BadInput(format!("{}: {m}", file.display()))
-            }
-            other => other,
-        })?;
+        .map_err(|e| in_file(e, file))?;
         let (within, compared) = e.within();
         sayln!(
             "{}: shock {:.4} gives median drawdown {:.4} (observed {}); {within} of {compared} untargeted outcomes within the 90% interval",
@@ -80,7 +81,19 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     Ok(())
 }
 
-/// The files named, folders expanded to their `*.toml` files in name order.
+/// Several episodes run in one command: says which one a problem belongs to.
+fn in_file(e: Error, file: &Path) -> Error {
+    match e {
+        Error::BadInput(m) if !m.contains(&file.display().to_string()) => {
+            Error::BadInput(format!("{}: {m}", file.display()))
+        }
+        other => other,
+    }
+}
+
+/// The files named, folders expanded to their `*.toml` files in name order. A file named
+/// twice (itself and in its folder, or by two spellings) is refused: it would be calibrated
+/// twice and appear twice in the table.
 fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
@@ -106,6 +119,18 @@ fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 p.display()
             )));
         }
+    }
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for f in &files {
+        let real = f.canonicalize().unwrap_or_else(|_| f.clone());
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(Error::BadInput(format!(
+                "{} and {} are the same episode; name each episode once",
+                first.display(),
+                f.display()
+            )));
+        }
+        seen.push((real, f));
     }
     Ok(files)
 }

@@ -33,6 +33,10 @@ pub const DEFAULT_KEY: &str = "price.stress.drop";
 /// The bracket searched for [`DEFAULT_KEY`] unless another is given.
 pub const DEFAULT_DROP_BRACKET: (f64, f64) = (0.0, 0.95);
 
+/// The fewest evaluations a search can make: it simulates both ends of the bracket before
+/// anything else, to see that they straddle the target.
+pub const MIN_EVALUATIONS: usize = 2;
+
 /// What to calibrate and how hard to try.
 #[derive(Debug, Clone)]
 pub struct Search {
@@ -49,7 +53,7 @@ pub struct Search {
     pub bracket: Option<(f64, f64)>,
     /// Stop once the median is within this share of the target (absolute when the target is 0).
     pub tolerance: f64,
-    /// Give up after this many simulations.
+    /// Give up after this many simulations (at least [`MIN_EVALUATIONS`]).
     pub max_evaluations: usize,
 }
 
@@ -180,6 +184,13 @@ pub struct Plan {
 /// Checks everything [`calibrate`] needs to search `base` (a scenario loaded with the
 /// command's overrides), without simulating anything.
 pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
+    if search.max_evaluations < MIN_EVALUATIONS {
+        return Err(Error::BadInput(format!(
+            "--max-evaluations {}: the search needs at least {MIN_EVALUATIONS} (it simulates \
+             both ends of the bracket first)",
+            search.max_evaluations
+        )));
+    }
     // The resolved scenario fixes the seed: every evaluation below runs on the same numbers.
     let doc: toml::Value = toml::from_str(&base.to_toml()).expect("a resolved scenario parses");
     check_key(&doc, &search.key)?;
@@ -226,7 +237,7 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
             .collect();
         *ps = keep;
     }
-    Ok(Plan {
+    let plan = Plan {
         search: search.clone(),
         base,
         searched_text: toml::to_string(&searched).expect("a scenario serializes"),
@@ -234,7 +245,24 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
         index: usize::from(policy != 0),
         lo,
         hi,
-    })
+    };
+    // Each end is checked as the scenario would check it: an end it refuses (a drop of 2)
+    // would otherwise fail only after the other end had been simulated.
+    let bracket = if search.bracket.is_some() {
+        "--bracket"
+    } else {
+        "the default bracket"
+    };
+    for end in [lo, hi] {
+        plan.at(&plan.searched_text, end).map_err(|e| match e {
+            Error::InvalidScenario { .. } => Error::BadInput(format!(
+                "{bracket} {lo},{hi}: {} = {end} is not a value the scenario allows; {e}",
+                search.key
+            )),
+            other => other,
+        })?;
+    }
+    Ok(plan)
 }
 
 impl Plan {

@@ -430,3 +430,61 @@ fn a_backtest_checks_every_episode_before_it_runs_one() {
         assert!(!err.contains("calibrating"), "{all:?} ran first: {err}");
     }
 }
+
+#[test]
+fn calibration_checks_its_bracket_and_evaluation_budget_before_it_runs() {
+    let tmp = setup();
+    let d = tmp.path();
+    for (args, needle) in [
+        // An end the scenario refuses used to fail only after the other end was simulated.
+        (
+            &["--bracket", "0.1,2"][..],
+            "--bracket 0.1,2: price.stress.drop = 2",
+        ),
+        (&["--bracket=-0.5,0.5"][..], "price.stress.drop = -0.5"),
+        // Fewer evaluations than the two bracket ends used to be raised to 2 silently.
+        (&["--max-evaluations", "0"][..], "--max-evaluations 0"),
+        (&["--max-evaluations", "1"][..], "--max-evaluations 1"),
+    ] {
+        let all = [
+            &[
+                "calibrate",
+                "synthetic.toml",
+                "--target",
+                "max_drawdown=0.1",
+            ][..],
+            &["--paths", "5", "--out", "c.toml"],
+            args,
+        ]
+        .concat();
+        let (code, _, err) = cascade(d, &all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected `{needle}` in {err}"
+        );
+        assert!(!err.contains("evaluation  1"), "{args:?} ran first: {err}");
+        assert!(!d.join("c.toml").exists(), "{args:?} wrote a file");
+    }
+    // Two is enough when an end of the bracket is the answer.
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0",
+            "--bracket",
+            "0,0.5",
+            "--tolerance",
+            "1",
+            "--max-evaluations",
+            "2",
+            "--paths",
+            "5",
+            "--out",
+            "c.toml",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}

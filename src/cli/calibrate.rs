@@ -35,7 +35,7 @@ pub struct CalibrateArgs {
     /// Stop once the median is within this share of the target.
     #[arg(long, default_value_t = 1e-3)]
     tolerance: f64,
-    /// Give up after this many simulations.
+    /// Give up after this many simulations (at least 2: both ends of the bracket).
     #[arg(long, default_value_t = 40)]
     max_evaluations: usize,
 }
@@ -66,7 +66,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             .map(calibrate::parse_bracket)
             .transpose()?,
         tolerance: args.tolerance,
-        max_evaluations: args.max_evaluations.max(2),
+        max_evaluations: args.max_evaluations,
     };
     let quiet = args.common.quiet;
     let mut n = 0;

@@ -807,6 +807,17 @@ fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
     cascade(tmp.path(), &["init", "no-such-dir/mine.toml"])
         .expect_code(2)
         .expect_stderr(&["no-such-dir"]);
+
+    // A directory is a path without its file name: bad input with or without --force (it
+    // used to fail writing, "Is a directory", exit code 1).
+    fs::create_dir(tmp.path().join("dir")).unwrap();
+    for force in [&[][..], &["--force"]] {
+        let args = [&["init", "dir"][..], force].concat();
+        cascade(tmp.path(), &args)
+            .expect_code(2)
+            .expect_stderr(&["dir is a directory", "dir/scenario.toml"]);
+    }
+    assert_eq!(fs::read_dir(tmp.path().join("dir")).unwrap().count(), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -334,6 +334,15 @@ fn unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
 const STARTER: &str = include_str!("../../scenarios/quickstart.toml");
 
 fn init(path: &Path, force: bool) -> Result<()> {
+    // --force replaces a file; a directory here is a path missing its file name, which
+    // neither --force nor the disk can fix.
+    if path.is_dir() {
+        return Err(Error::BadInput(format!(
+            "{} is a directory; give the scenario file to write, e.g. {}",
+            path.display(),
+            path.join("scenario.toml").display()
+        )));
+    }
     if path.exists() && !force {
         return Err(Error::BadInput(format!(
             "{} already exists; pass --force to replace it",

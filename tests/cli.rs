@@ -783,6 +783,22 @@ fn the_readme_scenario_example_is_valid_as_printed() {
 }
 
 #[test]
+fn the_readme_says_how_to_get_cascade_before_calling_it() {
+    // Its examples call a bare `cascade`, which a fresh clone does not have on its PATH.
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let first_call = readme
+        .find("`cascade ")
+        .expect("the README has `cascade ...` examples");
+    for how in ["cargo install --path .", "target/release/cascade"] {
+        let said = readme.find(how).unwrap_or(usize::MAX);
+        assert!(
+            said < first_call,
+            "`{how}` is not said before the first `cascade ...`"
+        );
+    }
+}
+
+#[test]
 fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
     let tmp = TempDir::new().unwrap();
     cascade(tmp.path(), &["init", "mine.toml"]).expect_code(0);

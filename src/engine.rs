@@ -301,6 +301,8 @@ struct PathRun<'a> {
     /// What the last search for crossings priced the index at (the shared log price when no
     /// venue marks to the index).
     crossing_index: f64,
+    /// The log index when the step's cascade began (its first search).
+    index_before: f64,
 }
 
 impl<'a> PathRun<'a> {
@@ -359,6 +361,7 @@ impl<'a> PathRun<'a> {
             opened: 0.0,
             step: 0,
             crossing_index: log_start,
+            index_before: log_start,
         };
         run.update_band();
         run
@@ -654,6 +657,7 @@ impl<'a> PathRun<'a> {
                 for st in &mut self.s.venues {
                     st.log_price_before = st.log_price;
                 }
+                self.index_before = self.crossing_index;
             }
             rounds += 1;
             // Net forced sells per venue, in notional at the start price.
@@ -729,9 +733,14 @@ impl<'a> PathRun<'a> {
             return;
         }
         let post = st.log_price;
-        let fill = Fill {
-            log_before: st.log_price_before,
-            log_after: post,
+        let fill = match v.mark {
+            MarkPrice::Own => Fill::between(st.log_price_before, post),
+            // The last search priced the index after the last round.
+            MarkPrice::Index => Fill {
+                offset_before: st.log_price_before - self.index_before,
+                offset_after: post - self.crossing_index,
+                ..Fill::between(st.log_price_before, post)
+            },
         };
         let add_on = st.add_on();
         let (mut longs, mut shorts) = st.start.settle(v.ladders(), fill, add_on);

@@ -73,6 +73,9 @@ struct Prefix {
     /// Quantity x the trigger price to the power [`join_weight`]: a tranche that joins a
     /// step's cascade late fills at its trigger and the step's last price weighted so.
     qty_join_trigger: f64,
+    /// Quantity x key (log trigger, signed as the keys are): where a stretch's tranches lie,
+    /// for the join offsets of a venue marked to the index ([`Fill::join_offset`]).
+    qty_key: f64,
     /// Tranches that are a position's first (counts liquidated positions).
     first: u32,
 }
@@ -102,22 +105,59 @@ struct Tranche {
 /// which moves most early in the flow). A tranche that the cascade itself reached joins the
 /// flow at its trigger and fills between its trigger and `log_after`, weighted the same. So no
 /// tranche fills better than the price that triggered it, and fills do not depend on how many
-/// rounds the cascade took.
+/// rounds the cascade took. On a venue marked to the index, "past its trigger" and "at its
+/// trigger" are the index's, and the venue's own price then is the trigger moved by the
+/// venue's offset from the index: `offset_before` when the cascade began, and for the
+/// tranches it reached, the offset where the index reached them ([`Fill::join_offset`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
     /// Log price when the step's cascade began.
     pub log_before: f64,
     /// Log price at its end.
     pub log_after: f64,
+    /// Log of the venue's price over its mark price when the cascade began (0 for a venue
+    /// marked to its own price): a tranche was past its trigger then if the mark was.
+    pub offset_before: f64,
+    /// The same at the cascade's end.
+    pub offset_after: f64,
 }
 
 impl Fill {
+    /// A move from `log_before` to `log_after` on a venue marked to its own price.
+    pub fn between(log_before: f64, log_after: f64) -> Fill {
+        Fill {
+            log_before,
+            log_after,
+            offset_before: 0.0,
+            offset_after: 0.0,
+        }
+    }
+
+    /// The venue's price over its mark (log) when the mark reached a stretch of tranches whose
+    /// mean log trigger (as the mark sees them) `mean_log_trigger` gives: interpolated between
+    /// the offsets at the cascade's start and end, at that point of the mark's move. Both
+    /// prices move with the step's cumulative forced flow, and so does the offset; taking it
+    /// linear in the mark is exact when the offset moves in proportion to the mark (as when
+    /// the venue's price stays put while the index moves), and one offset for the stretch's
+    /// mean trigger is off for its other tranches only to second order in their spread (the
+    /// prefix sums carry one offset per stretch).
+    fn join_offset(&self, mean_log_trigger: impl FnOnce() -> f64) -> f64 {
+        if self.offset_after == self.offset_before {
+            return self.offset_before;
+        }
+        let mark_before = self.log_before - self.offset_before;
+        let moved = (self.log_after - self.offset_after) - mark_before;
+        let along = if moved != 0.0 {
+            ((mean_log_trigger() - mark_before) / moved).clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        self.offset_before + along * (self.offset_after - self.offset_before)
+    }
+
     /// Every crossed tranche filled at the one price `exp(log_price)`.
     pub fn at(log_price: f64) -> Fill {
-        Fill {
-            log_before: log_price,
-            log_after: log_price,
-        }
+        Fill::between(log_price, log_price)
     }
 }
 
@@ -168,7 +208,7 @@ impl Run {
             bk_ratio: log_bk_ratio.exp(),
             ..Run::default()
         };
-        let (mut q, mut qt, mut qe, mut qs, mut c) = (0.0, 0.0, 0.0, 0.0, 0u32);
+        let (mut q, mut qt, mut qe, mut qs, mut qk, mut c) = (0.0, 0.0, 0.0, 0.0, 0.0, 0u32);
         run.prefix.push(Prefix::default());
         for t in tranches {
             run.keys.push(t.key);
@@ -176,12 +216,14 @@ impl Run {
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
             qs += t.quantity * t.join_trigger;
+            qk += t.quantity * t.key;
             c += u32::from(t.first);
             run.prefix.push(Prefix {
                 qty: q,
                 qty_trigger: qt,
                 qty_entry: qe,
                 qty_join_trigger: qs,
+                qty_key: qk,
                 first: c,
             });
         }
@@ -262,11 +304,13 @@ impl Run {
         let mut parts = Parts::default();
         // A fill weighs where a tranche joined the flow by w, the step's last price by 1 - w.
         let w = ladder.join_weight;
-        // Tranches the price had passed when the cascade began sort first (their scaled
-        // triggers are at or beyond `log_before`): one fill price, `exp(log_mid)`. Bankruptcy
-        // beyond the fill (bad debt) sorts first, then equity short of the fee, then equity
-        // that pays the whole fee.
-        let late = self.partition_within(a, b, |k| k <= -s * (fill.log_before - log_scale));
+        // Tranches the mark had passed when the cascade began sort first (their scaled
+        // triggers are at or beyond the mark then, `log_before - offset_before`): one fill
+        // price, `exp(log_mid)`. Bankruptcy beyond the fill (bad debt) sorts first, then
+        // equity short of the fee, then equity that pays the whole fee.
+        let late = self.partition_within(a, b, |k| {
+            k <= -s * (fill.log_before - fill.offset_before - log_scale)
+        });
         // Most stretches are all early or all late: skip the other part's searches and exp.
         if a < late {
             let log_mid = w * fill.log_before + (1.0 - w) * fill.log_after;
@@ -281,12 +325,17 @@ impl Run {
                 &mut parts,
             );
         }
-        // The others fill at (trigger x scale)^w x after^(1 - w) = trigger^w x exp(log_root):
+        // The others fill at (trigger x scale x join)^w x after^(1 - w), `join` the venue's
+        // price over its mark as they were reached, = trigger^w x exp(log_root):
         // bankruptcy (r x trigger) is beyond that where trigger^(1 - w) is beyond
         // exp(log_root) / r, and equity is short of the fee where that holds with the fill
         // times the fee factor.
         if late < b {
-            let log_root = w * log_scale + (1.0 - w) * fill.log_after;
+            let join_offset = fill.join_offset(|| {
+                let (x, y) = (&self.prefix[late], &self.prefix[b]);
+                -s * (y.qty_key - x.qty_key) / (y.qty - x.qty) + log_scale
+            });
+            let log_root = w * (log_scale + join_offset) + (1.0 - w) * fill.log_after;
             let root = log_root.exp();
             self.split(
                 (late, b),

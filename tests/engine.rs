@@ -7,7 +7,7 @@ use std::path::Path;
 use cascade::book::{Position, Side};
 use cascade::engine::{self, Ledger, Scratch};
 use cascade::market::{Market, VenueTerms};
-use cascade::metrics::{Metric, RowLayout};
+use cascade::metrics::{Metric, RowLayout, VenueMetric};
 use cascade::runner::{self, PathRange, RunOptions};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
@@ -616,9 +616,86 @@ fn a_fixed_seed_gives_pinned_values() {
     // fills under the square-root law, which the quickstart uses, began weighting the step's
     // last price by 2/3 rather than 1/2: that law moves the price most early in the flow, so a
     // sell spread over the step's flow fills at 2/3 of the move (`liquidity::join_weight`).
+    // And again (5177681.292776766 before) when tranches of venues marked to the index began
+    // joining the flow at the venue's own price as the index reached them, not at the index's
+    // level (`cascade::ladder::Fill::join_offset`).
     assert_eq!(row[Metric::LiquidatedNotional.index()], 1102224883.3063865);
     assert_eq!(row[Metric::LiquidatedPositions.index()], 3737.0);
     assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155157);
-    assert_eq!(row[Metric::BadDebt.index()], 5177681.292776766);
+    assert_eq!(row[Metric::BadDebt.index()], 5615839.842849297);
     assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
+}
+
+#[test]
+fn an_index_marked_venue_sells_at_its_own_price_not_at_the_index() {
+    // Venue b is marked to an index that venue a (99% of the open interest, thin book, own
+    // mark) drags down with its own cascade; b's book is bottomless and routing is zero, so
+    // b's price stays at the fundamental, 95 after the drop in step 1. Every tranche of b the
+    // index triggers is therefore sold at 95, including those its mark reached only as a's
+    // cascade went on: b's fills average 95 and leave no bad debt, although the index falls
+    // far below b's bankruptcy prices.
+    let text = r#"
+name = "index-fills"
+[simulation]
+paths = 1
+steps = 10
+seed = 1
+[price]
+start = 100.0
+annual_volatility = 0.0
+[price.stress]
+drop = 0.05
+start_step = 1
+duration_steps = 1
+[liquidity]
+shared_depth_1pct = 1.0e15
+routing = 0.0
+[[venues]]
+name = "a"
+jurisdiction = "x"
+initial_margin = 0.05
+maintenance_margin = 0.025
+liquidation_fee = 0.0
+depth_1pct = 2.0e7
+open_interest = 1.0e9
+[venues.book]
+positions = 2000
+long_leverage = { median = 8.0, dispersion = 0.4 }
+short_leverage = { median = 2.0, dispersion = 0.1 }
+[[venues]]
+name = "b"
+jurisdiction = "x"
+initial_margin = 0.1
+maintenance_margin = 0.025
+liquidation_fee = 0.005
+depth_1pct = 1.0e15
+mark_price = "index"
+open_interest = 1.0e7
+[venues.book]
+positions = 2000
+long_leverage = { median = 8.0, dispersion = 0.4 }
+short_leverage = { median = 2.0, dispersion = 0.1 }
+entry_dispersion = 0.0
+"#;
+    let s = load(text, &[]);
+    let market = cascade::policy::markets(&s, &s.books()).swap_remove(0);
+    let (row, ledger, scratch) = one_path(&market, &returns(&s, 0));
+    let layout = RowLayout { venues: 2 };
+    let liquidated_b = row[layout.venue(1, VenueMetric::LiquidatedLongNotional)];
+    let trough = scratch
+        .log_price_path
+        .iter()
+        .fold(0.0f64, |a, &b| a.min(b))
+        .exp();
+    assert!(
+        liquidated_b > 0.0 && trough < 0.85,
+        "b liquidated {liquidated_b}, the index fell to {trough}"
+    );
+    // Every b tranche pays the whole fee (a pays none), so the fees give b's average fill.
+    let average_fill = ledger.fees / (0.005 * liquidated_b / 100.0);
+    assert!(
+        (average_fill / 95.0 - 1.0).abs() < 1e-3,
+        "b filled at {average_fill} on average, not at its own price 95"
+    );
+    assert_eq!(row[layout.venue(1, VenueMetric::BadDebt)], 0.0);
 }

@@ -170,10 +170,7 @@ fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
             for (from, to) in [(0.04, 0.12), (0.01, 0.02), (0.0, 0.3)] {
                 let (before, after) = (100.0 * (1.0 - s * from), 100.0 * (1.0 - s * to));
                 let crossed = ladder.crossed_until(0, after.ln());
-                let fill = Fill {
-                    log_before: before.ln(),
-                    log_after: after.ln(),
-                };
+                let fill = Fill::between(before.ln(), after.ln());
                 let sweep = ladder.sweep(0, crossed, fill, 0.0, 1.0);
                 let [q, fees, bad, returned, stake] =
                     by_position(&positions, &margin, fee, (before, after), w);

@@ -442,6 +442,8 @@ fn calibration_checks_its_bracket_and_evaluation_budget_before_it_runs() {
             "--bracket 0.1,2: price.stress.drop = 2",
         ),
         (&["--bracket=-0.5,0.5"][..], "price.stress.drop = -0.5"),
+        // A negative end needs no `=`: it is the bracket, not a flag.
+        (&["--bracket", "-0.5,0.5"][..], "price.stress.drop = -0.5"),
         // Fewer evaluations than the two bracket ends used to be raised to 2 silently.
         (&["--max-evaluations", "0"][..], "--max-evaluations 0"),
         (&["--max-evaluations", "1"][..], "--max-evaluations 1"),

@@ -541,6 +541,11 @@ fn set_values_are_validated_like_file_values() {
         &["--set", "simulation.seed=1", "--set", "simulation.seed=2"],
         "--set simulation.seed is given twice",
     );
+    // Brackets must close around an index: `venues[0.x` is not `venues.0.x`.
+    refused(
+        &["--set", "venues[0.initial_margin=0.05"],
+        "the key must be a dotted path",
+    );
     // Keys as the problems print them: `venues[1]` is `venues.1`.
     let out = cascade(
         tmp.path(),

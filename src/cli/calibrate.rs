@@ -30,7 +30,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     policy: Option<String>,
     /// Range of the key searched (default 0,0.95 for price.stress.drop; required otherwise).
-    #[arg(long, value_name = "LO,HI")]
+    #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
     bracket: Option<String>,
     /// Stop once the median is within this share of the target.
     #[arg(long, default_value_t = 1e-3)]

@@ -38,11 +38,26 @@ impl Override {
 /// The dotted key path of `--set text` from its key part: list indices may also be written
 /// as the problems print them (`venues[1].initial_margin` is `venues.1.initial_margin`).
 pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "--set {text}: the key must be a dotted path like liquidity.routing or \
+             venues.0.depth_1pct (or venues[0].depth_1pct)"
+        )
+    };
+    // Every `[` closes with `]` around a list index, and no `]` stands alone.
+    let mut rest = key.trim();
+    while let Some(open) = rest.find(['[', ']']) {
+        let index = rest[open..]
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(index, _)| index)
+            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(bad)?;
+        rest = &rest[open + index.len() + 2..];
+    }
     let key = key.trim().replace('[', ".").replace(']', "");
     if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(format!(
-            "--set {text}: the key must be a dotted path like liquidity.routing or venues.0.depth_1pct"
-        ));
+        return Err(bad());
     }
     Ok(key)
 }

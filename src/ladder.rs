@@ -108,7 +108,7 @@ struct Tranche {
 /// rounds the cascade took. On a venue marked to the index, "past its trigger" and "at its
 /// trigger" are the index's, and the venue's own price then is the trigger moved by the
 /// venue's offset from the index: `offset_before` when the cascade began, and for the
-/// tranches it reached, the offset where the index reached them ([`Fill::join_offset`]).
+/// tranches it reached, the offset where the index reached them (`Fill::join_offset`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
     /// Log price when the step's cascade began.

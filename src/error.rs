@@ -73,3 +73,22 @@ impl Error {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Refuses a list of files or directories that names one of them twice (two spellings, or a
+/// link such as `output/x/latest` beside its target): it would be counted twice. `what` says
+/// what two of them are ("the same directory"), `ask` what to do instead.
+pub fn named_once(paths: &[PathBuf], what: &str, ask: &str) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for path in paths {
+        let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(Error::BadInput(format!(
+                "{} and {} are {what}; {ask}",
+                first.display(),
+                path.display()
+            )));
+        }
+        seen.push((real, path));
+    }
+    Ok(())
+}

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{self, Error, Result};
 use crate::metrics::RowLayout;
 use crate::runner::{PathRange, RunOutput};
 use crate::scenario::Scenario;
@@ -292,19 +292,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             "merge needs at least one shard directory".into(),
         ));
     }
-    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
-    for dir in dirs {
-        // `output/x/*` also matches the `latest` link: name the same directory given twice.
-        let real = fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
-            return Err(Error::BadInput(format!(
-                "{} and {} are the same directory; give each shard once",
-                first.display(),
-                dir.display()
-            )));
-        }
-        seen.push((real, dir));
-    }
+    // `output/x/*` also matches the `latest` link: name the same directory given twice.
+    error::named_once(dirs, "the same directory", "give each shard once")?;
     let mut shards = Vec::new();
     for dir in dirs {
         let path = dir.join("manifest.json");

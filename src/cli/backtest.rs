@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use cascade::backtest;
-use cascade::error::{Error, Result};
+use cascade::error::{self, Error, Result};
 
 use super::Common;
 
@@ -120,18 +120,7 @@ fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             )));
         }
     }
-    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
-    for f in &files {
-        let real = f.canonicalize().unwrap_or_else(|_| f.clone());
-        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
-            return Err(Error::BadInput(format!(
-                "{} and {} are the same episode; name each episode once",
-                first.display(),
-                f.display()
-            )));
-        }
-        seen.push((real, f));
-    }
+    error::named_once(&files, "the same episode", "name each episode once")?;
     Ok(files)
 }
 

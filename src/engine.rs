@@ -433,7 +433,11 @@ impl<'a> PathRun<'a> {
         for (t, &r) in returns.iter().enumerate() {
             self.step = t;
             self.x = (self.x + r).clamp(x_low, x_high);
-            min_x = min_x.min(self.x);
+            // Comparisons rather than f64::min/max throughout the step: the same for the
+            // numbers here (both skip NaN), in fewer instructions on every step.
+            if self.x < min_x {
+                min_x = self.x;
+            }
             self.shared.transient *= lm.resilience_decay;
             let z = self.x + self.shared.level();
             if self.locals_active {
@@ -463,12 +467,20 @@ impl<'a> PathRun<'a> {
             if self.locals_active {
                 let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
                 for st in &self.s.venues {
-                    lo = lo.min(st.log_price);
-                    hi = hi.max(st.log_price);
+                    if st.log_price < lo {
+                        lo = st.log_price;
+                    }
+                    if st.log_price > hi {
+                        hi = st.log_price;
+                    }
                 }
-                max_gap = max_gap.max(hi - lo);
+                if hi - lo > max_gap {
+                    max_gap = hi - lo;
+                }
             }
-            min_log_index = min_log_index.min(log_index);
+            if log_index < min_log_index {
+                min_log_index = log_index;
+            }
             if lm.withdrawal > 0.0 {
                 let d = lm.resilience_decay;
                 self.recent_move =

@@ -169,7 +169,9 @@ fn price_bin(lp: f64) -> usize {
         return (x.max(0.0) as usize).min(DEEP_BINS - 1);
     }
     let x = (lp - PRICE_LOW) / (PRICE_HIGH - PRICE_LOW) * FINE_BINS as f64;
-    DEEP_BINS + (x as usize).min(FINE_BINS - 1)
+    // Clamped as a float (a NaN stays NaN and casts to 0, as before): the cast then needs no
+    // saturation, on every step of every path.
+    DEEP_BINS + x.clamp(0.0, (FINE_BINS - 1) as f64) as u32 as usize
 }
 
 fn liq_bin(share: f64) -> usize {

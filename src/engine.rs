@@ -300,6 +300,9 @@ struct PathRun<'a> {
     /// Quiet band: with every venue at the shared price, nothing triggers strictly inside.
     band_low: f64,
     band_high: f64,
+    /// The band every venue marked to the index shares (their bands' intersection).
+    index_band_low: f64,
+    index_band_high: f64,
     recent_move: f64,
     liquidated: f64,
     /// Notional (at the start price, per side) of cohorts opened so far.
@@ -364,6 +367,8 @@ impl<'a> PathRun<'a> {
             locals_active: false,
             band_low: 0.0,
             band_high: 0.0,
+            index_band_low: 0.0,
+            index_band_high: 0.0,
             recent_move: 0.0,
             liquidated: 0.0,
             opened: 0.0,
@@ -377,6 +382,7 @@ impl<'a> PathRun<'a> {
 
     fn update_band(&mut self) {
         let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
+        let (mut index_low, mut index_high) = (f64::NEG_INFINITY, f64::INFINITY);
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             let (mut vl, mut vh) = st.start.band(v.ladders(), st.add_on());
             if !v.cohorts.is_empty() {
@@ -393,11 +399,26 @@ impl<'a> PathRun<'a> {
             }
             st.band_low = vl + BAND_SLACK;
             st.band_high = vh - BAND_SLACK;
-            low = low.max(st.band_low);
-            high = high.min(st.band_high);
+            // Comparisons rather than f64::max/min: edges are never NaN.
+            if st.band_low > low {
+                low = st.band_low;
+            }
+            if st.band_high < high {
+                high = st.band_high;
+            }
+            if v.mark == MarkPrice::Index {
+                if st.band_low > index_low {
+                    index_low = st.band_low;
+                }
+                if st.band_high < index_high {
+                    index_high = st.band_high;
+                }
+            }
         }
         self.band_low = low;
         self.band_high = high;
+        self.index_band_low = index_low;
+        self.index_band_high = index_high;
     }
 
     /// The step's log index if no venue can cross a trigger at shared log price `z`, `None`
@@ -412,10 +433,13 @@ impl<'a> PathRun<'a> {
         }
         // `decay_locals` priced the venues at `z`.
         let log_index = self.log_index(z);
-        let quiet = self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
-            let mark = mark(v.mark, st.log_price, log_index);
-            mark > st.band_low && mark < st.band_high
-        });
+        // Venues marked to the index are tested at once, against their common band.
+        let index_quiet = log_index > self.index_band_low && log_index < self.index_band_high;
+        let quiet = (index_quiet || !self.m.any_index_mark)
+            && self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
+                v.mark == MarkPrice::Index
+                    || (st.log_price > st.band_low && st.log_price < st.band_high)
+            });
         quiet.then_some(log_index)
     }
 

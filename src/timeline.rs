@@ -60,31 +60,36 @@ impl Timeline {
 
     /// Adds one path of one policy.
     pub fn record(&mut self, policy: usize, log_price: &[f64], liquidated: &[f64]) {
-        // Plain slices of the policy's `[bin, step]` block: this runs every step of every
-        // path, and ndarray's checked 2-d indexing costs more than the counting.
+        // Plain slices of the policy's `[bin, step]` and `[step, {min, max}]` blocks, each
+        // pass counting and widening together: this runs every step of every path, and
+        // ndarray's checked 2-d indexing costs more than the counting.
         let steps = self.price.len_of(Axis(2));
-        let mut price = self.price.index_axis_mut(Axis(0), policy);
-        let price = price
-            .as_slice_mut()
-            .expect("timelines are in standard layout");
-        for (t, &lp) in log_price.iter().enumerate() {
+        let price = policy_block(&mut self.price, policy);
+        let price_range = policy_block(&mut self.price_range, policy);
+        for ((t, &lp), range) in log_price
+            .iter()
+            .enumerate()
+            .zip(price_range.chunks_exact_mut(2))
+        {
             price[price_bin(lp) * steps + t] += 1;
+            widen(range, lp);
         }
-        let mut liq = self.liquidated.index_axis_mut(Axis(0), policy);
-        let liq = liq
-            .as_slice_mut()
-            .expect("timelines are in standard layout");
+        let liq = policy_block(&mut self.liquidated, policy);
+        let liq_range = policy_block(&mut self.liquidated_range, policy);
         // Cumulative liquidations change on few steps: reuse the bin (a log10) while they don't.
         let (mut last, mut bin) = (f64::NAN, 0);
-        for (t, &l) in liquidated.iter().enumerate() {
+        for ((t, &l), range) in liquidated
+            .iter()
+            .enumerate()
+            .zip(liq_range.chunks_exact_mut(2))
+        {
             if l != last {
                 last = l;
                 bin = liq_bin(l / self.scale);
             }
             liq[bin * steps + t] += 1;
+            widen(range, l);
         }
-        widen(&mut self.price_range, policy, log_price);
-        widen(&mut self.liquidated_range, policy, liquidated);
     }
 
     /// Adds another timeline's counts (exact, in any order).
@@ -143,18 +148,23 @@ fn empty_ranges(policies: usize, steps: usize) -> Array3<f64> {
     r
 }
 
-fn widen(ranges: &mut Array3<f64>, policy: usize, values: &[f64]) {
-    let mut r = ranges.index_axis_mut(Axis(0), policy);
-    let r = r.as_slice_mut().expect("ranges are in standard layout");
+/// One policy's block of a `[policy, ..]` array, as a plain slice.
+fn policy_block<T>(a: &mut Array3<T>, policy: usize) -> &mut [T] {
+    a.index_axis_mut(Axis(0), policy)
+        .into_slice()
+        .expect("timelines are in standard layout")
+}
+
+/// Widens a `{min, max}` pair to take in `v`.
+#[inline]
+fn widen(pair: &mut [f64], v: f64) {
     // Comparisons rather than f64::min and max: both skip a NaN, but the comparisons take
     // fewer instructions, and this runs on every step of every path.
-    for (pair, &v) in r.chunks_exact_mut(2).zip(values) {
-        if v < pair[0] {
-            pair[0] = v;
-        }
-        if v > pair[1] {
-            pair[1] = v;
-        }
+    if v < pair[0] {
+        pair[0] = v;
+    }
+    if v > pair[1] {
+        pair[1] = v;
     }
 }
 

@@ -898,9 +898,9 @@ fn mark(kind: MarkPrice, own: f64, index: f64) -> f64 {
 
 /// Below this magnitude the series in [`exp_m1`] and [`ln_1p`] are accurate to double
 /// precision: the first omitted term is under 1e-21 of the result, and results lie within an
-/// ulp of libm's. Below [`SHORT_SERIES_LIMIT`], where
-/// the dislocations of calm steps lie, fewer terms do; the longer series, for a cascade's
-/// larger ones, still executes under half the instructions of a libm call.
+/// ulp of libm's. Below [`SHORT_SERIES_LIMIT`], where the dislocations of calm steps lie,
+/// fewer terms do; the longer series, for a cascade's larger ones, still executes under half
+/// the instructions of a libm call.
 const SERIES_LIMIT: f64 = 1e-2;
 
 /// Below this magnitude the series need only their first terms ([`EXP_M1_SHORT`] and

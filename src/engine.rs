@@ -545,6 +545,7 @@ impl<'a> PathRun<'a> {
             for st in &mut self.s.venues {
                 st.local = Pool::default();
                 st.dislocation = 0.0;
+                st.log_price = z;
             }
             self.locals_active = false;
         }

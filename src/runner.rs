@@ -19,7 +19,7 @@ use crate::metrics::RowLayout;
 use crate::progress::Progress;
 use crate::scenario::Scenario;
 use crate::shocks::ShockModel;
-use crate::timeline::Timeline;
+use crate::timeline::{Recorder, Timeline};
 
 /// Paths per batch: the unit of parallel work and of progress.
 pub const BATCH: usize = 64;
@@ -123,7 +123,7 @@ pub fn run(
         .map_or(1.0, |m| m.total_open_interest)
         .max(1.0);
     let mut rows = vec![0.0; range.len() * policies * row_len];
-    let timelines: Vec<Mutex<Option<Timeline>>> = (0..threads).map(|_| Mutex::new(None)).collect();
+    let recorders: Vec<Mutex<Option<Recorder>>> = (0..threads).map(|_| Mutex::new(None)).collect();
     let progress = Progress::paths(range.len() as u64, options.progress);
     let seed = scenario.seed();
     let started = Instant::now();
@@ -138,9 +138,9 @@ pub fn run(
                         return;
                     }
                     let worker = rayon::current_thread_index().unwrap_or(0);
-                    let mut slot = timelines[worker].lock().expect("no panics while held");
-                    let timeline =
-                        slot.get_or_insert_with(|| Timeline::new(policies, steps, scale));
+                    let mut slot = recorders[worker].lock().expect("no panics while held");
+                    let recorder =
+                        slot.get_or_insert_with(|| Recorder::new(policies, steps, scale));
                     let first = range.start + (batch * BATCH) as u64;
                     for (k, path_rows) in chunk.chunks_mut(policies * row_len).enumerate() {
                         shocks.fill_path(seed, first + k as u64, returns);
@@ -150,7 +150,7 @@ pub fn run(
                             .enumerate()
                         {
                             engine::simulate(market, returns, scratch, row);
-                            timeline.record(p, &scratch.log_price_path, &scratch.liquidated_path);
+                            recorder.record(p, &scratch.log_price_path, &scratch.liquidated_path);
                         }
                     }
                     progress.advance(chunk.len() / (policies * row_len));
@@ -162,11 +162,11 @@ pub fn run(
         return Err(Error::Interrupted);
     }
     let mut timeline = Timeline::new(policies, steps, scale);
-    for t in timelines
+    for r in recorders
         .into_iter()
         .filter_map(|m| m.into_inner().ok().flatten())
     {
-        timeline.merge(&t);
+        timeline.merge(&r.finish());
     }
     Ok(RunOutput {
         range,

@@ -26,8 +26,9 @@ const LIQ_BINS: usize = 1 + 8 * 40; // 40 bins per decade
 /// The quantiles reported per step.
 pub const QUANTILES: [f64; 5] = [0.05, 0.25, 0.50, 0.75, 0.95];
 
-/// Bytes one policy's histograms take per step: both sets of counts and both ranges.
-pub const BYTES_PER_STEP: f64 = ((PRICE_BINS + LIQ_BINS) * 4 + 2 * 2 * 8) as f64;
+/// Bytes one policy's histograms take per step: both sets of counts and both ranges (which a
+/// [`Recorder`] keeps twice).
+pub const BYTES_PER_STEP: f64 = ((PRICE_BINS + LIQ_BINS) * 4 + 2 * 2 * 2 * 8) as f64;
 
 /// Histograms of price and cumulative liquidations, per policy, bin and step.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,40 +56,6 @@ impl Timeline {
             price_range: empty_ranges(policies, steps),
             liquidated_range: empty_ranges(policies, steps),
             scale,
-        }
-    }
-
-    /// Adds one path of one policy.
-    pub fn record(&mut self, policy: usize, log_price: &[f64], liquidated: &[f64]) {
-        // Plain slices of the policy's `[bin, step]` and `[step, {min, max}]` blocks, each
-        // pass counting and widening together: this runs every step of every path, and
-        // ndarray's checked 2-d indexing costs more than the counting.
-        let steps = self.price.len_of(Axis(2));
-        let price = policy_block(&mut self.price, policy);
-        let price_range = policy_block(&mut self.price_range, policy);
-        for ((t, &lp), range) in log_price
-            .iter()
-            .enumerate()
-            .zip(price_range.chunks_exact_mut(2))
-        {
-            price[price_bin(lp) * steps + t] += 1;
-            widen(range, lp);
-        }
-        let liq = policy_block(&mut self.liquidated, policy);
-        let liq_range = policy_block(&mut self.liquidated_range, policy);
-        // Cumulative liquidations change on few steps: reuse the bin (a log10) while they don't.
-        let (mut last, mut bin) = (f64::NAN, 0);
-        for ((t, &l), range) in liquidated
-            .iter()
-            .enumerate()
-            .zip(liq_range.chunks_exact_mut(2))
-        {
-            if l != last {
-                last = l;
-                bin = liq_bin(l / self.scale);
-            }
-            liq[bin * steps + t] += 1;
-            widen(range, l);
         }
     }
 
@@ -140,6 +107,192 @@ impl Timeline {
     }
 }
 
+/// One worker's paths on their way into a [`Timeline`], recorded at a small cost per step.
+///
+/// A path stays in one bin for many steps (a price bin is 0.5% of log price wide, and
+/// cumulative liquidations move only on cascade steps), so the counts are kept as differences
+/// along the steps: a path in bin `b` from step `t0` until step `t1` adds one at `[b, t0]` and
+/// takes one away at `[b, t1]`, and [`Recorder::finish`] sums each bin's row. Counting every
+/// step instead scattered one increment per step over megabytes of counts. The differences
+/// wrap (they may be negative), and the sums are the counts exactly. Ranges are kept as rows
+/// of minima and maxima, which the compiler widens several steps at a time.
+#[derive(Debug)]
+pub struct Recorder {
+    /// Differences of the counts, in a timeline's shape.
+    differences: Timeline,
+    steps: usize,
+    /// `[policy, step]` ranges of the log price over start price.
+    price_low: Vec<f64>,
+    price_high: Vec<f64>,
+    /// `[policy, step]` ranges of cumulative liquidated notional (USD).
+    liquidated_low: Vec<f64>,
+    liquidated_high: Vec<f64>,
+    /// Each bin's interior (see [`add_runs`]), computed once: a path enters tens of bins.
+    price_interiors: Vec<(f64, f64)>,
+    liquidated_interiors: Vec<(f64, f64)>,
+}
+
+impl Recorder {
+    /// Nothing recorded yet, for `policies` policies over `steps` steps (see [`Timeline::new`]).
+    pub fn new(policies: usize, steps: usize, scale: f64) -> Recorder {
+        let n = policies * steps;
+        Recorder {
+            differences: Timeline::new(policies, steps, scale),
+            steps,
+            price_low: vec![f64::INFINITY; n],
+            price_high: vec![f64::NEG_INFINITY; n],
+            liquidated_low: vec![f64::INFINITY; n],
+            liquidated_high: vec![f64::NEG_INFINITY; n],
+            price_interiors: (0..PRICE_BINS).map(price_interior).collect(),
+            liquidated_interiors: (0..LIQ_BINS)
+                .map(|b| liquidated_interior(b, scale))
+                .collect(),
+        }
+    }
+
+    /// Adds one path of one policy: its log price over start price and its cumulative
+    /// liquidated notional (USD), each one value per step.
+    pub fn record(&mut self, policy: usize, log_price: &[f64], liquidated: &[f64]) {
+        let steps = self.steps;
+        let rows = policy * steps..(policy + 1) * steps;
+        widen(
+            &mut self.price_low[rows.clone()],
+            &mut self.price_high[rows.clone()],
+            log_price,
+        );
+        widen(
+            &mut self.liquidated_low[rows.clone()],
+            &mut self.liquidated_high[rows],
+            liquidated,
+        );
+        let t = &mut self.differences;
+        add_runs(
+            policy_block(&mut t.price, policy),
+            log_price,
+            price_bin,
+            &self.price_interiors,
+        );
+        let scale = t.scale;
+        add_runs(
+            policy_block(&mut t.liquidated, policy),
+            liquidated,
+            |l| liq_bin(l / scale),
+            &self.liquidated_interiors,
+        );
+    }
+
+    /// The timeline of every path recorded.
+    pub fn finish(self) -> Timeline {
+        let mut t = self.differences;
+        for counts in [&mut t.price, &mut t.liquidated] {
+            let counts = counts
+                .as_slice_mut()
+                .expect("timelines are in standard layout");
+            for row in counts.chunks_exact_mut(self.steps) {
+                let mut sum = 0u32;
+                for c in row {
+                    sum = sum.wrapping_add(*c);
+                    *c = sum;
+                }
+            }
+        }
+        for (range, (low, high)) in [
+            (&mut t.price_range, (&self.price_low, &self.price_high)),
+            (
+                &mut t.liquidated_range,
+                (&self.liquidated_low, &self.liquidated_high),
+            ),
+        ] {
+            let range = range
+                .as_slice_mut()
+                .expect("timelines are in standard layout");
+            for (pair, (&lo, &hi)) in range.chunks_exact_mut(2).zip(low.iter().zip(high)) {
+                pair[0] = lo;
+                pair[1] = hi;
+            }
+        }
+        t
+    }
+}
+
+/// Adds a path's values, one per step, to the `[bin, step]` differences `block` (as many
+/// columns as values): one where each run of steps in one bin starts, minus one where it ends.
+/// The last run ends after the last step, which no count includes. `interiors[b]` is a
+/// closed range of values certainly in bin `b`: a step inside the current bin's costs two
+/// comparisons, and only the others compute a bin.
+fn add_runs(
+    block: &mut [u32],
+    values: &[f64],
+    bin: impl Fn(f64) -> usize,
+    interiors: &[(f64, f64)],
+) {
+    let steps = values.len();
+    let Some(&first) = values.first() else {
+        return;
+    };
+    let mut current = bin(first);
+    let (mut low, mut high) = interiors[current];
+    block[current * steps] = block[current * steps].wrapping_add(1);
+    for (t, &v) in values.iter().enumerate().skip(1) {
+        if v >= low && v <= high {
+            continue;
+        }
+        let b = bin(v);
+        if b != current {
+            let (end, start) = (current * steps + t, b * steps + t);
+            block[end] = block[end].wrapping_sub(1);
+            block[start] = block[start].wrapping_add(1);
+            current = b;
+            (low, high) = interiors[b];
+        }
+    }
+}
+
+/// How far inside a bin's edges (in log price, or relative for liquidations) a value must be
+/// to be in the bin whatever the rounding of [`price_bin`] and [`liq_bin`]: far more than
+/// their arithmetic's error (about 1e-15), far less than a bin (5e-3 and 6e-2).
+const EDGE_SLACK: f64 = 1e-9;
+
+/// Log prices certainly in price bin `bin`: its edges moved inward by [`EDGE_SLACK`], and
+/// unbounded beyond the outermost bins (which take every price beyond them).
+fn price_interior(bin: usize) -> (f64, f64) {
+    let edge = |b: usize| price_value((b, 0.0));
+    let low = if bin == 0 {
+        f64::NEG_INFINITY
+    } else {
+        edge(bin) + EDGE_SLACK
+    };
+    let high = if bin == PRICE_BINS - 1 {
+        f64::INFINITY
+    } else {
+        edge(bin + 1) - EDGE_SLACK
+    };
+    (low, high)
+}
+
+/// Cumulative liquidations (USD, bins relative to `scale`) certainly in liquidation bin
+/// `bin`: nothing above zero in the zero bin, any positive amount up to the second edge in
+/// the first (which takes every share below its edge), and unbounded in the last.
+fn liquidated_interior(bin: usize, scale: f64) -> (f64, f64) {
+    let edge = |b: usize| scale * liq_value((b, 0.0));
+    match bin {
+        0 => (f64::NEG_INFINITY, 0.0),
+        _ => {
+            let low = if bin == 1 {
+                scale * f64::MIN_POSITIVE
+            } else {
+                edge(bin) * (1.0 + EDGE_SLACK)
+            };
+            let high = if bin == LIQ_BINS - 1 {
+                f64::INFINITY
+            } else {
+                edge(bin + 1) * (1.0 - EDGE_SLACK)
+            };
+            (low, high)
+        }
+    }
+}
+
 /// Ranges that any value widens: min = +inf, max = -inf.
 fn empty_ranges(policies: usize, steps: usize) -> Array3<f64> {
     let mut r = Array3::zeros((policies, steps, 2));
@@ -155,16 +308,14 @@ fn policy_block<T>(a: &mut Array3<T>, policy: usize) -> &mut [T] {
         .expect("timelines are in standard layout")
 }
 
-/// Widens a `{min, max}` pair to take in `v`.
+/// Widens each step's range `[low, high]` to take in its value in `values`.
 #[inline]
-fn widen(pair: &mut [f64], v: f64) {
-    // Comparisons rather than f64::min and max: both skip a NaN, but the comparisons take
-    // fewer instructions, and this runs on every step of every path.
-    if v < pair[0] {
-        pair[0] = v;
-    }
-    if v > pair[1] {
-        pair[1] = v;
+fn widen(low: &mut [f64], high: &mut [f64], values: &[f64]) {
+    // Selects rather than f64::min and max: both skip a NaN, but the selects compile to the
+    // processor's own minimum and maximum, several steps per instruction.
+    for ((lo, hi), &v) in low.iter_mut().zip(high.iter_mut()).zip(values) {
+        *lo = if v < *lo { v } else { *lo };
+        *hi = if v > *hi { v } else { *hi };
     }
 }
 
@@ -230,6 +381,82 @@ fn quantile(counts: impl Iterator<Item = u32> + Clone, q: f64) -> (usize, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use rand_distr::{Distribution, Uniform};
+
+    /// Values on every bin edge and just either side of it (inside the interiors' slack and
+    /// beyond it), beyond the outermost bins, zeros of both signs and NaN.
+    fn awkward(edges: impl Iterator<Item = f64>, relative: bool) -> Vec<f64> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            -1e300,
+            1e300,
+            f64::MIN_POSITIVE,
+            1e-300,
+        ];
+        for e in edges {
+            for d in [0.0, 1e-15, 1e-12, 1e-9, 2e-9] {
+                let d = if relative { d * e } else { d };
+                v.extend([e - d, e + d]);
+            }
+        }
+        v
+    }
+
+    /// The differences, runs and interiors of [`Recorder`] give exactly the counts and ranges
+    /// of binning every step, even for paths that sit on bin edges.
+    #[test]
+    fn recorded_counts_are_those_of_binning_every_step() {
+        let (policies, steps, scale) = (2, 40, 3.0e9);
+        let prices = awkward((0..PRICE_BINS).map(|b| price_value((b, 0.0))), false);
+        let liquidations = awkward((1..LIQ_BINS).map(|b| scale * liq_value((b, 0.0))), true);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (pick_price, pick_liq) = (
+            Uniform::new(0, prices.len()).unwrap(),
+            Uniform::new(0, liquidations.len()).unwrap(),
+        );
+        let coin = Uniform::new(0.0, 1.0).unwrap();
+        let mut recorder = Recorder::new(policies, steps, scale);
+        let mut price = Array3::<u32>::zeros((policies, PRICE_BINS, steps));
+        let mut liq = Array3::<u32>::zeros((policies, LIQ_BINS, steps));
+        let mut ranges = empty_ranges(policies, steps);
+        let mut liq_ranges = empty_ranges(policies, steps);
+        for path in 0..600 {
+            let policy = path % policies;
+            // Runs of repeated values, as on real paths, broken at random.
+            let (mut lp, mut l) = (Vec::new(), Vec::new());
+            for t in 0..steps {
+                let new = t == 0 || coin.sample(&mut rng) < 0.3;
+                lp.push(if new {
+                    prices[pick_price.sample(&mut rng)]
+                } else {
+                    lp[t - 1]
+                });
+                l.push(if new {
+                    liquidations[pick_liq.sample(&mut rng)]
+                } else {
+                    l[t - 1]
+                });
+            }
+            recorder.record(policy, &lp, &l);
+            for t in 0..steps {
+                price[[policy, price_bin(lp[t]), t]] += 1;
+                liq[[policy, liq_bin(l[t] / scale), t]] += 1;
+                for (r, v) in [(&mut ranges, lp[t]), (&mut liq_ranges, l[t])] {
+                    r[[policy, t, 0]] = r[[policy, t, 0]].min(v);
+                    r[[policy, t, 1]] = r[[policy, t, 1]].max(v);
+                }
+            }
+        }
+        let timeline = recorder.finish();
+        assert_eq!(timeline.price, price);
+        assert_eq!(timeline.liquidated, liq);
+        assert_eq!(timeline.price_range, ranges);
+        assert_eq!(timeline.liquidated_range, liq_ranges);
+    }
 
     /// Wherever the prices of a step are, from a calm market to a near-total loss, each band is
     /// within one bin (plus the spacing of the sample) of the exact quantile.
@@ -237,14 +464,14 @@ mod tests {
     fn bands_are_within_a_bin_of_the_exact_quantiles_down_to_a_near_total_loss() {
         let n = 1000;
         for centre in [0.3, -0.05, -0.5, -1.55, -1.7, -2.5, -4.0, -6.5] {
-            let mut timeline = Timeline::new(1, 1, 1.0);
+            let mut recorder = Recorder::new(1, 1, 1.0);
             let mut prices: Vec<f64> = (0..n)
                 .map(|i| centre + 0.3 * ((f64::from(i) + 0.5) / f64::from(n) - 0.5))
                 .collect();
             for &lp in &prices {
-                timeline.record(0, &[lp], &[0.0]);
+                recorder.record(0, &[lp], &[0.0]);
             }
-            let (bands, _) = timeline.bands(0, 1.0);
+            let (bands, _) = recorder.finish().bands(0, 1.0);
             prices.sort_by(f64::total_cmp);
             for (j, q) in QUANTILES.iter().enumerate() {
                 let exact = prices[(q * f64::from(n)) as usize];

@@ -350,10 +350,9 @@ impl<'a> PathRun<'a> {
             },
         );
         s.first_intervention = None;
-        s.log_price_path.clear();
-        s.log_price_path.reserve(steps);
-        s.liquidated_path.clear();
-        s.liquidated_path.reserve(steps);
+        // Every step writes its entry: a buffer already this long is reused as it is.
+        s.log_price_path.resize(steps, 0.0);
+        s.liquidated_path.resize(steps, 0.0);
         let funds_start = m.funds.iter().sum();
         let mut run = PathRun {
             m,
@@ -457,7 +456,12 @@ impl<'a> PathRun<'a> {
             self.log_start + MAX_FUNDAMENTAL_MOVE,
         );
         let supervised = !self.m.supervisors.is_empty();
-        for (t, &r) in returns.iter().enumerate() {
+        // The per-step figures are written through the loop's own iterators (no index checks),
+        // so they leave the scratch buffers for the loop.
+        let mut log_price_path = std::mem::take(&mut self.s.log_price_path);
+        let mut liquidated_path = std::mem::take(&mut self.s.liquidated_path);
+        let figures = log_price_path.iter_mut().zip(liquidated_path.iter_mut());
+        for ((t, &r), (log_price_out, liquidated_out)) in returns.iter().enumerate().zip(figures) {
             self.step = t;
             self.x = (self.x + r).clamp(x_low, x_high);
             // Comparisons rather than f64::min/max in the step loop: the same for the numbers
@@ -514,9 +518,11 @@ impl<'a> PathRun<'a> {
                     d * self.recent_move + (1.0 - d) * (log_index - prev_log_index).abs();
             }
             prev_log_index = log_index;
-            self.s.log_price_path.push(log_index - self.log_start);
-            self.s.liquidated_path.push(self.liquidated);
+            *log_price_out = log_index - self.log_start;
+            *liquidated_out = self.liquidated;
         }
+        self.s.log_price_path = log_price_path;
+        self.s.liquidated_path = liquidated_path;
         let dd = 1.0 - (min_log_index - self.log_start).exp();
         let exo = 1.0 - (min_x - self.log_start).exp();
         self.set(Metric::MaxDrawdown, dd);
@@ -534,6 +540,11 @@ impl<'a> PathRun<'a> {
         let lm = self.m.liquidity;
         let mut any = false;
         for st in &mut self.s.venues {
+            // A venue no cascade has moved (the onshore ones, mostly) trades at `z` as it is.
+            if st.local.permanent == 0.0 && st.local.transient == 0.0 {
+                st.log_price = z;
+                continue;
+            }
             st.local.permanent *= lm.arbitrage_decay;
             st.local.transient *= lm.arbitrage_decay * lm.resilience_decay;
             let level = st.local.level();

@@ -312,9 +312,11 @@ struct PathRun<'a> {
     opened: f64,
     /// Index of the current step.
     step: usize,
-    /// What the last search for crossings priced the index at (the shared log price when no
-    /// venue marks to the index).
+    /// The log index the last search for crossings priced.
     crossing_index: f64,
+    /// What the step needs of the venues' prices while they trade apart: a dislocated calm
+    /// step's `decay_locals` gathers it, a cascade step its spread.
+    step_prices: StepPrices,
     /// The log index when the step's cascade began (its first search).
     index_before: f64,
 }
@@ -376,6 +378,7 @@ impl<'a> PathRun<'a> {
             opened: 0.0,
             step: 0,
             crossing_index: log_start,
+            step_prices: StepPrices::default(),
             index_before: log_start,
         };
         run.update_band();
@@ -434,7 +437,7 @@ impl<'a> PathRun<'a> {
             return (z > self.band_low && z < self.band_high).then_some(z);
         }
         // `decay_locals` priced the venues at `z`.
-        let log_index = self.log_index(z);
+        let log_index = log_index(z, self.step_prices.weighted_dislocation);
         // Venues marked to the index are tested at once, against their common band.
         let index_quiet = log_index > self.index_band_low && log_index < self.index_band_high;
         let quiet = (index_quiet || !self.m.any_index_mark)
@@ -482,32 +485,24 @@ impl<'a> PathRun<'a> {
                 None => {
                     let depth_factor = lm.depth_factor(self.recent_move);
                     self.cascade(depth_factor);
-                    // The cascade moved the shared price: centre the index on where it is now.
-                    let z = self.x + self.shared.level();
-                    if !self.locals_active {
-                        z
-                    } else if self.m.any_index_mark {
-                        // The cascade's last search for crossings computed this very index
-                        // (same centre, same venue prices).
+                    if self.locals_active {
+                        // The cascade's last search for crossings priced the venues and the
+                        // index where the cascade left them.
+                        let spread = self
+                            .s
+                            .venues
+                            .iter()
+                            .fold(Spread::EMPTY, |s, st| s.widened(st.log_price));
+                        self.step_prices.spread = spread;
                         self.crossing_index
                     } else {
-                        self.log_index(z)
+                        // Nothing crossed and nothing is dislocated: the shared price.
+                        self.x + self.shared.level()
                     }
                 }
             };
-            if self.locals_active {
-                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-                for st in &self.s.venues {
-                    if st.log_price < lo {
-                        lo = st.log_price;
-                    }
-                    if st.log_price > hi {
-                        hi = st.log_price;
-                    }
-                }
-                if hi - lo > max_gap {
-                    max_gap = hi - lo;
-                }
+            if self.locals_active && self.step_prices.spread.width() > max_gap {
+                max_gap = self.step_prices.spread.width();
             }
             if log_index < min_log_index {
                 min_log_index = log_index;
@@ -534,24 +529,29 @@ impl<'a> PathRun<'a> {
         self.set(Metric::MaxVenueGap, max_gap.exp() - 1.0);
     }
 
-    /// Lets the venues' dislocations decay toward the shared log price `z` for a step, and
-    /// prices the venues at `z`; ends the dislocations once all are negligible.
+    /// Lets the venues' dislocations decay toward the shared log price `z` for a step, prices
+    /// the venues at `z` and keeps what the step needs of their prices ([`StepPrices`]); ends
+    /// the dislocations once all are negligible.
     fn decay_locals(&mut self, z: f64) {
         let lm = self.m.liquidity;
         let mut any = false;
-        for st in &mut self.s.venues {
+        let mut prices = StepPrices::default();
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             // A venue no cascade has moved (the onshore ones, mostly) trades at `z` as it is.
             if st.local.permanent == 0.0 && st.local.transient == 0.0 {
                 st.log_price = z;
-                continue;
+            } else {
+                st.local.permanent *= lm.arbitrage_decay;
+                st.local.transient *= lm.arbitrage_decay * lm.resilience_decay;
+                let level = st.local.level();
+                st.dislocation = exp_m1(level);
+                st.log_price = z + level;
+                any |= level.abs() >= NEGLIGIBLE_DISLOCATION;
             }
-            st.local.permanent *= lm.arbitrage_decay;
-            st.local.transient *= lm.arbitrage_decay * lm.resilience_decay;
-            let level = st.local.level();
-            st.dislocation = exp_m1(level);
-            st.log_price = z + level;
-            any |= level.abs() >= NEGLIGIBLE_DISLOCATION;
+            prices.weighted_dislocation += v.weight * st.dislocation;
+            prices.spread = prices.spread.widened(st.log_price);
         }
+        self.step_prices = prices;
         if !any {
             for st in &mut self.s.venues {
                 st.local = Pool::default();
@@ -562,31 +562,15 @@ impl<'a> PathRun<'a> {
         }
     }
 
-    /// Sets every venue's current log price and returns the log index (for index marks).
+    /// Sets every venue's current log price and returns the log index.
     fn price_venues(&mut self) -> f64 {
         let base = self.x + self.shared.level();
-        for st in &mut self.s.venues {
+        let mut weighted_dislocation = 0.0;
+        for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             st.log_price = base + st.local.level();
+            weighted_dislocation += v.weight * st.dislocation;
         }
-        if self.m.any_index_mark {
-            self.log_index(base)
-        } else {
-            base
-        }
-    }
-
-    /// Log of the open-interest-weighted average of the venues' prices, around the shared log
-    /// price `base`: `base + ln(1 + sum w (exp(d) - 1))` over the venues' dislocations `d`,
-    /// whose `exp(d) - 1` each venue keeps up to date as its pool moves.
-    fn log_index(&self, base: f64) -> f64 {
-        let u: f64 = self
-            .m
-            .venues
-            .iter()
-            .zip(&self.s.venues)
-            .map(|(v, st)| v.weight * st.dislocation)
-            .sum();
-        base + ln_1p(u)
+        log_index(base, weighted_dislocation)
     }
 
     /// Finds the tranches each venue's mark has crossed; returns whether any has.
@@ -897,6 +881,73 @@ impl<'a> PathRun<'a> {
         self.ledger.funds_end = self.s.funds.iter().sum();
         self.ledger
     }
+}
+
+/// What a step needs of the venues' prices, gathered while they are set (one pass over the
+/// venues rather than one for the index and one for the spread).
+#[derive(Debug, Clone, Copy)]
+struct StepPrices {
+    /// The venues' weights times their dislocations (`exp(level) - 1`), summed: see
+    /// [`log_index`].
+    weighted_dislocation: f64,
+    /// The range of the venues' log prices.
+    spread: Spread,
+}
+
+impl Default for StepPrices {
+    fn default() -> Self {
+        StepPrices {
+            weighted_dislocation: 0.0,
+            spread: Spread::EMPTY,
+        }
+    }
+}
+
+/// The range of some log prices.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    low: f64,
+    high: f64,
+}
+
+impl Spread {
+    /// No price yet.
+    const EMPTY: Spread = Spread {
+        low: f64::INFINITY,
+        high: f64::NEG_INFINITY,
+    };
+
+    /// The range taking in `log_price` too.
+    #[inline]
+    fn widened(self, log_price: f64) -> Spread {
+        // Comparisons rather than f64::min/max: prices are never NaN, and this runs for every
+        // venue on every dislocated step.
+        Spread {
+            low: if log_price < self.low {
+                log_price
+            } else {
+                self.low
+            },
+            high: if log_price > self.high {
+                log_price
+            } else {
+                self.high
+            },
+        }
+    }
+
+    /// High less low.
+    fn width(&self) -> f64 {
+        self.high - self.low
+    }
+}
+
+/// Log of the open-interest-weighted average of the venues' prices, around the shared log
+/// price `base`: `base + ln(1 + sum w (exp(d) - 1))` over the venues' dislocations `d`, given
+/// that sum (each venue keeps its `exp(d) - 1` up to date as its pool moves).
+#[inline]
+fn log_index(base: f64, weighted_dislocation: f64) -> f64 {
+    base + ln_1p(weighted_dislocation)
 }
 
 /// The log mark price of a venue: its own log price, or the index's.

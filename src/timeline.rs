@@ -219,7 +219,7 @@ impl Recorder {
 /// columns as values): one where each run of steps in one bin starts, minus one where it ends.
 /// The last run ends after the last step, which no count includes. `interiors[b]` is a
 /// closed range of values certainly in bin `b`: a step inside the current bin's costs two
-/// comparisons, and only the others compute a bin.
+/// comparisons, and only the others compute a bin. `bin` must be monotone in the value.
 fn add_runs(
     block: &mut [u32],
     values: &[f64],
@@ -244,6 +244,13 @@ fn add_runs(
             block[start] = block[start].wrapping_add(1);
             current = b;
             (low, high) = interiors[b];
+        } else if v < low {
+            // A bin is a range of values (bins are monotone in the value), so the interior
+            // may take in a value found in it: a path that stays on an edge (a price that does
+            // not move, in a deterministic scenario) computes its bin once, not every step.
+            low = v;
+        } else if v > high {
+            high = v;
         }
     }
 }

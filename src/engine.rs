@@ -248,6 +248,14 @@ impl VenueState {
     fn add_on(&self) -> (f64, f64) {
         (self.long_shift, self.short_shift)
     }
+
+    /// Whether the venue, marked `mark`, crosses nothing at its own price (a venue marked to
+    /// the index is tested against the index instead).
+    #[inline]
+    fn quiet_at_own_price(&self, mark: MarkPrice) -> bool {
+        mark == MarkPrice::Index
+            || (self.log_price > self.band_low && self.log_price < self.band_high)
+    }
 }
 
 /// A supervisor's state on one path.
@@ -440,11 +448,18 @@ impl<'a> PathRun<'a> {
         let log_index = log_index(z, self.step_prices.weighted_dislocation);
         // Venues marked to the index are tested at once, against their common band.
         let index_quiet = log_index > self.index_band_low && log_index < self.index_band_high;
-        let quiet = (index_quiet || !self.m.any_index_mark)
-            && self.m.venues.iter().zip(&self.s.venues).all(|(v, st)| {
-                v.mark == MarkPrice::Index
-                    || (st.log_price > st.band_low && st.log_price < st.band_high)
-            });
+        // `decay_locals` tested the venues marked to their own prices, unless a supervisor
+        // may have moved their bands since.
+        let own_quiet = if self.m.supervisors.is_empty() {
+            self.step_prices.own_quiet
+        } else {
+            self.m
+                .venues
+                .iter()
+                .zip(&self.s.venues)
+                .all(|(v, st)| st.quiet_at_own_price(v.mark))
+        };
+        let quiet = (index_quiet || !self.m.any_index_mark) && own_quiet;
         quiet.then_some(log_index)
     }
 
@@ -550,6 +565,7 @@ impl<'a> PathRun<'a> {
             }
             prices.weighted_dislocation += v.weight * st.dislocation;
             prices.spread = prices.spread.widened(st.log_price);
+            prices.own_quiet &= st.quiet_at_own_price(v.mark);
         }
         self.step_prices = prices;
         if !any {
@@ -892,6 +908,8 @@ struct StepPrices {
     weighted_dislocation: f64,
     /// The range of the venues' log prices.
     spread: Spread,
+    /// No venue marked to its own price crosses anything at it.
+    own_quiet: bool,
 }
 
 impl Default for StepPrices {
@@ -899,6 +917,7 @@ impl Default for StepPrices {
         StepPrices {
             weighted_dislocation: 0.0,
             spread: Spread::EMPTY,
+            own_quiet: true,
         }
     }
 }

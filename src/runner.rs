@@ -162,7 +162,7 @@ pub fn run(
         return Err(Error::Interrupted);
     }
     // The first worker's timeline takes in the others' (a fresh one would cost an allocation
-    // of megabytes and a pass over it, a few percent of a run of a thousand paths).
+    // of megabytes and a pass over it, about 1% of a run of a thousand paths).
     let timeline = recorders
         .into_iter()
         .filter_map(|m| m.into_inner().ok().flatten())

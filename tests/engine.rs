@@ -627,6 +627,8 @@ fn a_fixed_seed_gives_pinned_values() {
     assert_eq!(row[Metric::MaxDrawdown.index()], 0.19783619745155023);
     assert_eq!(row[Metric::BadDebt.index()], 5615839.842849119);
     assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
+    // The largest gap between venues, measured on dislocated calm steps and after cascades.
+    assert_eq!(row[Metric::MaxVenueGap.index()], 0.03229886749859112);
 }
 
 #[test]

@@ -234,7 +234,8 @@ impl Run {
     /// search from `from`: the boundaries a cascade looks for lie close to where it starts.
     #[inline]
     fn partition_within(&self, from: usize, n: usize, pred: impl Fn(f64) -> bool) -> usize {
-        let keys = &self.keys;
+        // Cut to `n` once, so that `hi < n` is the only test each probe needs.
+        let keys = &self.keys[..n];
         if from >= n || !pred(keys[from]) {
             return from;
         }

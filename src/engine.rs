@@ -9,7 +9,7 @@
 
 use crate::book::Side;
 use crate::ladder::{Fill, Ladder, Sweep};
-use crate::liquidity::Pool;
+use crate::liquidity::{LiquidityModel, Pool};
 use crate::market::Market;
 use crate::metrics::{Metric, RowLayout, VenueMetric};
 use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
@@ -253,8 +253,7 @@ impl VenueState {
     /// the index is tested against the index instead).
     #[inline]
     fn quiet_at_own_price(&self, mark: MarkPrice) -> bool {
-        mark == MarkPrice::Index
-            || (self.log_price > self.band_low && self.log_price < self.band_high)
+        mark == MarkPrice::Index || inside(self.log_price, self.band_low, self.band_high)
     }
 }
 
@@ -442,12 +441,12 @@ impl<'a> PathRun<'a> {
     /// nothing (callgrind, benchmark scenario).
     fn quiet(&mut self, z: f64) -> Option<f64> {
         if !self.locals_active {
-            return (z > self.band_low && z < self.band_high).then_some(z);
+            return inside(z, self.band_low, self.band_high).then_some(z);
         }
         // `decay_locals` priced the venues at `z`.
         let log_index = log_index(z, self.step_prices.weighted_dislocation);
         // Venues marked to the index are tested at once, against their common band.
-        let index_quiet = log_index > self.index_band_low && log_index < self.index_band_high;
+        let index_quiet = inside(log_index, self.index_band_low, self.index_band_high);
         // `decay_locals` tested the venues marked to their own prices, unless a supervisor
         // may have moved their bands since.
         let own_quiet = if self.m.supervisors.is_empty() {
@@ -465,29 +464,28 @@ impl<'a> PathRun<'a> {
 
     fn run(&mut self, returns: &[f64]) {
         let lm = self.m.liquidity;
-        let mut min_log_index = self.log_start;
-        let mut min_x = self.log_start;
-        let mut max_gap = 0.0f64;
-        let mut prev_log_index = self.log_start;
-        let (x_low, x_high) = (
-            self.log_start - MAX_FUNDAMENTAL_MOVE,
-            self.log_start + MAX_FUNDAMENTAL_MOVE,
-        );
+        let mut track = Track::new(self.log_start);
         let supervised = !self.m.supervisors.is_empty();
-        // The per-step figures are written through the loop's own iterators (no index checks),
-        // so they leave the scratch buffers for the loop.
+        // The per-step figures leave the scratch buffers for the loop, so that a calm stretch
+        // can write them beside the path's state.
         let mut log_price_path = std::mem::take(&mut self.s.log_price_path);
         let mut liquidated_path = std::mem::take(&mut self.s.liquidated_path);
-        let figures = log_price_path.iter_mut().zip(liquidated_path.iter_mut());
-        for ((t, &r), (log_price_out, liquidated_out)) in returns.iter().enumerate().zip(figures) {
-            self.step = t;
-            self.x = (self.x + r).clamp(x_low, x_high);
-            // Comparisons rather than f64::min/max in the step loop: the same for the numbers
-            // here (both skip NaN), in fewer instructions on every step.
-            if self.x < min_x {
-                min_x = self.x;
+        let mut t = 0;
+        while t < returns.len() {
+            if !self.locals_active && !supervised {
+                t = self.calm_steps(
+                    t,
+                    returns,
+                    &mut track,
+                    &mut log_price_path,
+                    &mut liquidated_path,
+                );
+                if t == returns.len() {
+                    break;
+                }
             }
-            self.shared.transient *= lm.resilience_decay;
+            self.step = t;
+            (self.x, self.shared.transient) = self.moved(self.x, self.shared.transient, returns[t]);
             let z = self.x + self.shared.level();
             if self.locals_active {
                 self.decay_locals(z);
@@ -516,32 +514,77 @@ impl<'a> PathRun<'a> {
                     }
                 }
             };
-            if self.locals_active && self.step_prices.spread.width() > max_gap {
-                max_gap = self.step_prices.spread.width();
+            if self.locals_active && self.step_prices.spread.width() > track.max_gap {
+                track.max_gap = self.step_prices.spread.width();
             }
-            if log_index < min_log_index {
-                min_log_index = log_index;
-            }
-            if lm.withdrawal > 0.0 {
-                let d = lm.resilience_decay;
-                self.recent_move =
-                    d * self.recent_move + (1.0 - d) * (log_index - prev_log_index).abs();
-            }
-            prev_log_index = log_index;
-            *log_price_out = log_index - self.log_start;
-            *liquidated_out = self.liquidated;
+            track.close_step(&lm, &mut self.recent_move, self.x, log_index);
+            log_price_path[t] = log_index - self.log_start;
+            liquidated_path[t] = self.liquidated;
+            t += 1;
         }
         self.s.log_price_path = log_price_path;
         self.s.liquidated_path = liquidated_path;
-        let dd = 1.0 - (min_log_index - self.log_start).exp();
-        let exo = 1.0 - (min_x - self.log_start).exp();
+        let dd = 1.0 - (track.min_log_index - self.log_start).exp();
+        let exo = 1.0 - (track.min_x - self.log_start).exp();
         self.set(Metric::MaxDrawdown, dd);
         self.set(Metric::ExogenousDrawdown, exo);
         self.set(
             Metric::Amplification,
             dd.max(DRAWDOWN_FLOOR) / exo.max(DRAWDOWN_FLOOR),
         );
-        self.set(Metric::MaxVenueGap, max_gap.exp() - 1.0);
+        self.set(Metric::MaxVenueGap, track.max_gap.exp() - 1.0);
+    }
+
+    /// The fundamental and the shared pool's transient part one step on, after the exogenous
+    /// log return `r`, from `x` and `transient`.
+    #[inline(always)]
+    fn moved(&self, x: f64, transient: f64, r: f64) -> (f64, f64) {
+        (
+            (x + r).clamp(
+                self.log_start - MAX_FUNDAMENTAL_MOVE,
+                self.log_start + MAX_FUNDAMENTAL_MOVE,
+            ),
+            transient * self.m.liquidity.resilience_decay,
+        )
+    }
+
+    /// Runs the steps from `t` on while they are calm: nothing dislocated, no supervisor, and
+    /// the shared price inside the quiet band, where a step is the fundamental's move, the
+    /// shared pool's decay and two comparisons. The path's scalars are copied into locals
+    /// for the stretch, so that they stay in registers (as fields they were loaded and
+    /// stored on every step, a third of a calm step's instructions). Returns the first step
+    /// that is not calm, not yet run (its arithmetic is repeated when it runs), or the end.
+    fn calm_steps(
+        &mut self,
+        t: usize,
+        returns: &[f64],
+        track: &mut Track,
+        log_price_path: &mut [f64],
+        liquidated_path: &mut [f64],
+    ) -> usize {
+        let lm = self.m.liquidity;
+        let (mut x, mut transient, mut recent_move, mut tr) =
+            (self.x, self.shared.transient, self.recent_move, *track);
+        let (permanent, low, high) = (self.shared.permanent, self.band_low, self.band_high);
+        let mut end = t;
+        let figures = log_price_path[t..]
+            .iter_mut()
+            .zip(&mut liquidated_path[t..]);
+        for (&r, (log_price_out, liquidated_out)) in returns[t..].iter().zip(figures) {
+            let (next_x, next_transient) = self.moved(x, transient, r);
+            // The shared pool's level, summed as `Pool::level` sums it.
+            let z = next_x + (permanent + next_transient);
+            if !inside(z, low, high) {
+                break;
+            }
+            (x, transient) = (next_x, next_transient);
+            tr.close_step(&lm, &mut recent_move, x, z);
+            *log_price_out = z - self.log_start;
+            *liquidated_out = self.liquidated;
+            end += 1;
+        }
+        (self.x, self.shared.transient, self.recent_move, *track) = (x, transient, recent_move, tr);
+        end
     }
 
     /// Lets the venues' dislocations decay toward the shared log price `z` for a step, prices
@@ -963,12 +1006,59 @@ impl Spread {
     }
 }
 
+/// What the step loop tracks besides the path's state: running extremes and the last index.
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    min_log_index: f64,
+    min_x: f64,
+    /// Largest range of the venues' log prices so far.
+    max_gap: f64,
+    prev_log_index: f64,
+}
+
+impl Track {
+    fn new(log_start: f64) -> Track {
+        Track {
+            min_log_index: log_start,
+            min_x: log_start,
+            max_gap: 0.0,
+            prev_log_index: log_start,
+        }
+    }
+
+    /// Takes in a step that ended at fundamental `x` and log index `log_index`, and moves
+    /// `recent_move`, the recent average absolute move depth withdrawal follows.
+    #[inline(always)]
+    fn close_step(&mut self, lm: &LiquidityModel, recent_move: &mut f64, x: f64, log_index: f64) {
+        // Comparisons rather than f64::min/max in the step loop: the same for the numbers
+        // here (both skip NaN), in fewer instructions on every step.
+        if x < self.min_x {
+            self.min_x = x;
+        }
+        if log_index < self.min_log_index {
+            self.min_log_index = log_index;
+        }
+        if lm.withdrawal > 0.0 {
+            let d = lm.resilience_decay;
+            *recent_move = d * *recent_move + (1.0 - d) * (log_index - self.prev_log_index).abs();
+        }
+        self.prev_log_index = log_index;
+    }
+}
+
 /// Log of the open-interest-weighted average of the venues' prices, around the shared log
 /// price `base`: `base + ln(1 + sum w (exp(d) - 1))` over the venues' dislocations `d`, given
 /// that sum (each venue keeps its `exp(d) - 1` up to date as its pool moves).
 #[inline]
 fn log_index(base: f64, weighted_dislocation: f64) -> f64 {
     base + ln_1p(weighted_dislocation)
+}
+
+/// Whether the log price `p` lies strictly inside the band from `low` to `high` (a quiet band:
+/// no trigger strictly inside).
+#[inline(always)]
+fn inside(p: f64, low: f64, high: f64) -> bool {
+    p > low && p < high
 }
 
 /// The log mark price of a venue: its own log price, or the index's.

@@ -218,6 +218,11 @@ struct VenueState {
     /// Cohorts opened so far (they open in level order).
     cohorts_open: usize,
     local: Pool,
+    /// `local` has taken flow since the venues last traded at the shared price (else it is
+    /// zero, and a dislocated calm step leaves the venue at the shared price without
+    /// decaying it). A flag rather than a test of the pool's two parts for zero: it is read
+    /// for every venue on every dislocated calm step.
+    moved: bool,
     /// `exp(level) - 1` of `local`: the venue's price over the shared price, less one. Kept
     /// with the pool, so that the index costs a weighted sum rather than an exponential per
     /// venue: a round recomputes it only for the venues that crossed (a dislocated calm step,
@@ -596,7 +601,7 @@ impl<'a> PathRun<'a> {
         let mut prices = StepPrices::default();
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
             // A venue no cascade has moved (the onshore ones, mostly) trades at `z` as it is.
-            if st.local.permanent == 0.0 && st.local.transient == 0.0 {
+            if !st.moved {
                 st.log_price = z;
             } else {
                 st.local.permanent *= lm.arbitrage_decay;
@@ -614,6 +619,7 @@ impl<'a> PathRun<'a> {
         if !any {
             for st in &mut self.s.venues {
                 st.local = Pool::default();
+                st.moved = false;
                 st.dislocation = 0.0;
                 st.log_price = z;
             }
@@ -787,6 +793,7 @@ impl<'a> PathRun<'a> {
                 shared_flow += v.routing * flow;
                 st.local
                     .absorb(&lm, (1.0 - v.routing) * flow, v.depth * depth_factor);
+                st.moved = true;
                 st.dislocation = exp_m1(st.local.level());
             }
             self.shared

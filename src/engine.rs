@@ -490,7 +490,8 @@ impl<'a> PathRun<'a> {
                 }
             }
             self.step = t;
-            (self.x, self.shared.transient) = self.moved(self.x, self.shared.transient, returns[t]);
+            (self.x, self.shared.transient) =
+                self.advanced(self.x, self.shared.transient, returns[t]);
             let z = self.x + self.shared.level();
             if self.locals_active {
                 self.decay_locals(z);
@@ -543,7 +544,7 @@ impl<'a> PathRun<'a> {
     /// The fundamental and the shared pool's transient part one step on, after the exogenous
     /// log return `r`, from `x` and `transient`.
     #[inline(always)]
-    fn moved(&self, x: f64, transient: f64, r: f64) -> (f64, f64) {
+    fn advanced(&self, x: f64, transient: f64, r: f64) -> (f64, f64) {
         (
             (x + r).clamp(
                 self.log_start - MAX_FUNDAMENTAL_MOVE,
@@ -576,7 +577,7 @@ impl<'a> PathRun<'a> {
             .iter_mut()
             .zip(&mut liquidated_path[t..]);
         for (&r, (log_price_out, liquidated_out)) in returns[t..].iter().zip(figures) {
-            let (next_x, next_transient) = self.moved(x, transient, r);
+            let (next_x, next_transient) = self.advanced(x, transient, r);
             // The shared pool's level, summed as `Pool::level` sums it.
             let z = next_x + (permanent + next_transient);
             if !inside(z, low, high) {

@@ -911,22 +911,21 @@ impl<'a> PathRun<'a> {
         self.ledger.adl += adl_total;
         self.ledger.unabsorbed += unabsorbed;
 
-        let l = self.layout;
-        let row = &mut *self.row;
-        row[Metric::LiquidatedNotional.index()] += long_notional + short_notional;
-        row[Metric::LiquidatedLongNotional.index()] += long_notional;
-        row[Metric::LiquidatedShortNotional.index()] += short_notional;
-        row[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
-        row[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
-        row[Metric::InsuranceFundDrawn.index()] += drawn;
-        row[Metric::AdlNotional.index()] += adl_notional;
-        row[Metric::UnabsorbedLoss.index()] += unabsorbed;
-        row[l.venue(i, VenueMetric::LiquidatedLongNotional)] += long_notional;
-        row[l.venue(i, VenueMetric::LiquidatedShortNotional)] += short_notional;
-        row[l.venue(i, VenueMetric::BadDebt)] += longs.bad_debt + shorts.bad_debt;
-        row[l.venue(i, VenueMetric::InsuranceFundDrawn)] += drawn;
-        row[l.venue(i, VenueMetric::AdlNotional)] += adl_notional;
-        row[l.venue(i, VenueMetric::UnabsorbedLoss)] += unabsorbed;
+        let (path, venue) = self.layout.cells(self.row, i);
+        path[Metric::LiquidatedNotional.index()] += long_notional + short_notional;
+        path[Metric::LiquidatedLongNotional.index()] += long_notional;
+        path[Metric::LiquidatedShortNotional.index()] += short_notional;
+        path[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
+        path[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
+        path[Metric::InsuranceFundDrawn.index()] += drawn;
+        path[Metric::AdlNotional.index()] += adl_notional;
+        path[Metric::UnabsorbedLoss.index()] += unabsorbed;
+        venue[VenueMetric::LiquidatedLongNotional.index()] += long_notional;
+        venue[VenueMetric::LiquidatedShortNotional.index()] += short_notional;
+        venue[VenueMetric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
+        venue[VenueMetric::InsuranceFundDrawn.index()] += drawn;
+        venue[VenueMetric::AdlNotional.index()] += adl_notional;
+        venue[VenueMetric::UnabsorbedLoss.index()] += unabsorbed;
     }
 
     fn set(&mut self, metric: Metric, value: f64) {

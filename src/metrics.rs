@@ -132,6 +132,12 @@ impl VenueMetric {
         VenueMetric::UnabsorbedLoss,
     ];
 
+    /// Position within a venue's cells.
+    #[inline]
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Column suffix (`<venue>.<name>` in `paths.csv`).
     pub fn name(self) -> &'static str {
         match self {
@@ -166,7 +172,28 @@ impl RowLayout {
     /// Position of a venue metric.
     #[inline]
     pub fn venue(&self, venue: usize, m: VenueMetric) -> usize {
-        Metric::ALL.len() + venue * VenueMetric::ALL.len() + m as usize
+        Metric::ALL.len() + venue * VenueMetric::ALL.len() + m.index()
+    }
+
+    /// The path's cells of `row` and venue `venue`'s, as arrays that [`Metric::index`] and
+    /// [`VenueMetric::index`] index without a bounds check each (two checks in all).
+    #[inline]
+    pub fn cells<'r>(
+        &self,
+        row: &'r mut [f64],
+        venue: usize,
+    ) -> (
+        &'r mut [f64; Metric::ALL.len()],
+        &'r mut [f64; VenueMetric::ALL.len()],
+    ) {
+        let (path, venues) = row.split_at_mut(Metric::ALL.len());
+        let at = venue * VenueMetric::ALL.len();
+        (
+            path.try_into().expect("a row holds every path metric"),
+            (&mut venues[at..at + VenueMetric::ALL.len()])
+                .try_into()
+                .expect("a row holds every venue's metrics"),
+        )
     }
 
     /// Column names of a row, venue columns as `<venue>.<metric>`.

@@ -632,6 +632,52 @@ fn a_fixed_seed_gives_pinned_values() {
 }
 
 #[test]
+fn venue_figures_add_up_to_the_paths_figures() {
+    // Each path figure a venue also reports is the sum of the venues' own: a venue's cells
+    // written to another venue's place, or dropped, break the sum.
+    let s = quickstart(64);
+    let out = run_with_threads(&s, 1);
+    let pairs = [
+        (
+            Metric::LiquidatedLongNotional,
+            VenueMetric::LiquidatedLongNotional,
+        ),
+        (
+            Metric::LiquidatedShortNotional,
+            VenueMetric::LiquidatedShortNotional,
+        ),
+        (Metric::BadDebt, VenueMetric::BadDebt),
+        (Metric::InsuranceFundDrawn, VenueMetric::InsuranceFundDrawn),
+        (Metric::AdlNotional, VenueMetric::AdlNotional),
+        (Metric::UnabsorbedLoss, VenueMetric::UnabsorbedLoss),
+    ];
+    let mut venues_liquidating = 0;
+    for policy in 0..out.policies {
+        for path in 0..s.file().simulation.paths {
+            let row = out.row(path, policy);
+            for (m, vm) in pairs {
+                let per_venue: Vec<f64> = (0..out.layout.venues)
+                    .map(|v| row[out.layout.venue(v, vm)])
+                    .collect();
+                let sum: f64 = per_venue.iter().sum();
+                let total = row[m.index()];
+                assert!(
+                    (sum - total).abs() <= 1e-9 * total.abs(),
+                    "policy {policy}, path {path}, {}: venues {per_venue:?} against {total}",
+                    m.name()
+                );
+                if vm == VenueMetric::LiquidatedLongNotional {
+                    venues_liquidating =
+                        venues_liquidating.max(per_venue.iter().filter(|&&x| x > 0.0).count());
+                }
+            }
+        }
+    }
+    // Not vacuous: some path liquidates on more than one venue.
+    assert!(venues_liquidating >= 2, "{venues_liquidating}");
+}
+
+#[test]
 fn an_index_marked_venue_sells_at_its_own_price_not_at_the_index() {
     // Venue b is marked to an index that venue a (99% of the open interest, thin book, own
     // mark) drags down with its own cascade; b's book is bottomless and routing is zero, so

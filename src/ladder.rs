@@ -19,6 +19,11 @@ use crate::scenario::file::ImpactLaw;
 /// at most half of this, 0.5 basis points of price.
 pub const CLASS_WIDTH: f64 = 1e-4;
 
+/// Keys past its start that a search counts in one go, without branches, before it gallops:
+/// on the benchmark scenario about three searches in four that cross anything cross fewer than
+/// this many tranches, and a count costs no mispredicted branch where a gallop's end costs one.
+const WINDOW: usize = 16;
+
 /// A sorted ladder of tranches with prefix sums.
 ///
 /// The fee / bad-debt split of a stretch needs the tranches in order of bankruptcy price as
@@ -230,8 +235,9 @@ impl Run {
         run
     }
 
-    /// First index in `from..n` whose key fails `pred`, or `n` (keys ascending), by galloping
-    /// search from `from`: the boundaries a cascade looks for lie close to where it starts.
+    /// First index in `from..n` whose key fails `pred`, or `n` (keys ascending, `pred` true on
+    /// a prefix of them), by counting the [`WINDOW`] keys after `from` and then galloping: the
+    /// boundaries a cascade looks for lie close to where it starts.
     #[inline]
     fn partition_within(&self, from: usize, n: usize, pred: impl Fn(f64) -> bool) -> usize {
         // Cut to `n` once, so that `hi < n` is the only test each probe needs.
@@ -241,6 +247,14 @@ impl Run {
         }
         let mut lo = from + 1;
         let mut step = 1;
+        if let Some(window) = keys.get(lo..lo + WINDOW) {
+            let crossed: usize = window.iter().map(|&k| usize::from(pred(k))).sum();
+            if crossed < WINDOW {
+                return lo + crossed;
+            }
+            lo += WINDOW;
+            step = WINDOW;
+        }
         let mut hi = lo;
         while hi < n && pred(keys[hi]) {
             lo = hi + 1;
@@ -617,5 +631,40 @@ impl EntryIndex {
         };
         let s = self.side.sign();
         ((s * (price * q - qe)).max(0.0), price * q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {
+        // Lengths and distances on both sides of the window and of the gallop's steps, with
+        // repeated keys (tranches with one trigger).
+        for n in [
+            0,
+            1,
+            2,
+            WINDOW - 1,
+            WINDOW,
+            WINDOW + 1,
+            WINDOW + 2,
+            3 * WINDOW + 5,
+            200,
+        ] {
+            let run = Run {
+                keys: (0..n).map(|i| (i / 3) as f64).collect(),
+                ..Run::default()
+            };
+            for from in 0..=n {
+                for limit in -1..=(n as i32 / 3 + 1) {
+                    let limit = f64::from(limit);
+                    let expected = from + run.keys[from..].iter().filter(|&&k| k <= limit).count();
+                    let found = run.partition_within(from, n, |k| k <= limit);
+                    assert_eq!(found, expected, "n {n}, from {from}, limit {limit}");
+                }
+            }
+        }
     }
 }

@@ -1135,11 +1135,38 @@ const LN_1P: [f64; 10] = [
 ];
 const LN_1P_SHORT: usize = 7;
 
-/// `x * (c[0] + x * (c[1] + ... + x * c[n - 1]))`, in Horner form.
+/// `x * (c[0] + c[1] x + ... + c[n - 1] x^(n - 1))`, in Estrin's form.
 #[inline(always)]
 fn series(x: f64, c: &[f64]) -> f64 {
-    let (last, rest) = c.split_last().expect("a series has terms");
-    x * rest.iter().rev().fold(*last, |acc, &k| k + x * acc)
+    // Pairs first: c[2j] + c[2j + 1] x, then pairs of pairs in x^2, and so on. The terms of
+    // each level are independent, so the chain of dependent operations is about log2(n)
+    // steps long rather than n (a round waits on two series: see `exp_m1`).
+    let mut terms = [0.0; 8];
+    let pairs = c.chunks_exact(2);
+    let odd = pairs.remainder().first().copied();
+    let mut m = 0;
+    for (t, pair) in terms.iter_mut().zip(pairs) {
+        *t = pair[0] + pair[1] * x;
+        m += 1;
+    }
+    if let Some(last) = odd {
+        terms[m] = last;
+        m += 1;
+    }
+    let mut power = x * x;
+    while m > 1 {
+        let half = m.div_ceil(2);
+        for j in 0..half {
+            terms[j] = if 2 * j + 1 < m {
+                terms[2 * j] + terms[2 * j + 1] * power
+            } else {
+                terms[2 * j]
+            };
+        }
+        m = half;
+        power *= power;
+    }
+    x * terms[0]
 }
 
 /// `exp(x) - 1`, by its Taylor series for small `x`.

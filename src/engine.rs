@@ -126,8 +126,6 @@ impl Holding {
         } else {
             self.short_ptr
         };
-        longs.prefetch_boundary(self.long_to);
-        shorts.prefetch_boundary(self.short_to);
         self.long_to > self.long_ptr || self.short_to > self.short_ptr
     }
 

@@ -493,17 +493,14 @@ impl Ladder {
     #[inline]
     pub fn crossed_until(&self, from: usize, log_mark: f64) -> usize {
         let limit = -self.side.sign() * log_mark;
-        self.all
-            .partition_within(from, self.all.keys.len(), |k| k <= limit)
-    }
-
-    /// Starts loading the prefix sums at boundary `i` into cache (a hint; no effect on
-    /// results). A round searches every venue's ladders before it reads their prefix sums, so
-    /// on a book too large for the cache the reads' misses overlap the other searches instead
-    /// of following one another.
-    #[inline(always)]
-    pub fn prefetch_boundary(&self, i: usize) {
-        prefetch(self.all.prefix.as_ptr().wrapping_add(i));
+        let to = self
+            .all
+            .partition_within(from, self.all.keys.len(), |k| k <= limit);
+        // The caller reads the prefix sums there next ([`Ladder::quantity_between`]); a round
+        // searches every venue's ladders before it reads any, so on a book too large for the
+        // cache the misses overlap the other searches instead of following one another.
+        prefetch(self.all.prefix.as_ptr().wrapping_add(to));
+        to
     }
 
     /// Quantity of tranches `a..b`.

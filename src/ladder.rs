@@ -637,8 +637,9 @@ mod tests {
 
     #[test]
     fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {
-        // Lengths and distances on both sides of the window and of the gallop's steps, with
-        // repeated keys (tranches with one trigger).
+        // Lengths and distances on both sides of the window and of the gallop's steps (and
+        // its bisections, up to hundreds of keys), with repeated keys (tranches with one
+        // trigger), against the standard library's bisection.
         for n in [
             0,
             1,
@@ -649,6 +650,7 @@ mod tests {
             WINDOW + 2,
             3 * WINDOW + 5,
             200,
+            2_000,
         ] {
             let run = Run {
                 keys: (0..n).map(|i| (i / 3) as f64).collect(),
@@ -657,7 +659,7 @@ mod tests {
             for from in 0..=n {
                 for limit in -1..=(n as i32 / 3 + 1) {
                     let limit = f64::from(limit);
-                    let expected = from + run.keys[from..].iter().filter(|&&k| k <= limit).count();
+                    let expected = from + run.keys[from..].partition_point(|&k| k <= limit);
                     let found = run.partition_within(from, n, |k| k <= limit);
                     assert_eq!(found, expected, "n {n}, from {from}, limit {limit}");
                 }

@@ -1138,8 +1138,11 @@ const LN_1P_SHORT: usize = 7;
 fn series(x: f64, c: &[f64]) -> f64 {
     // Pairs first: c[2j] + c[2j + 1] x, then pairs of pairs in x^2, and so on. The terms of
     // each level are independent, so the chain of dependent operations is about log2(n)
-    // steps long rather than n (a round waits on two series: see `exp_m1`).
+    // steps long rather than n: a cascade round waits on two series, each crossing venue's
+    // dislocation and then the index that marks the venues marked to it.
     let mut terms = [0.0; 8];
+    // The lengths are constants where this is inlined, so the check costs nothing.
+    assert!(c.len() <= 2 * terms.len(), "a series of at most 16 terms");
     let pairs = c.chunks_exact(2);
     let odd = pairs.remainder().first().copied();
     let mut m = 0;

@@ -20,8 +20,9 @@ use crate::scenario::file::ImpactLaw;
 pub const CLASS_WIDTH: f64 = 1e-4;
 
 /// Keys past its start that a search counts in one go, without branches, before it gallops:
-/// on the benchmark scenario about three searches in four that cross anything cross fewer than
-/// this many tranches, and a count costs no mispredicted branch where a gallop's end costs one.
+/// on the benchmark scenario nearly three searches in four that cross anything cross fewer
+/// than this many tranches, and a count costs no mispredicted branch where a gallop's end
+/// costs one.
 const WINDOW: usize = 16;
 
 /// A sorted ladder of tranches with prefix sums.
@@ -547,8 +548,9 @@ impl Ladder {
 #[inline(always)]
 fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults and never reads into the program, so any
-    // address is sound, and SSE, which the instruction needs, is part of every x86-64 target.
+    // SAFETY: a prefetch is only a hint: it never faults and changes no state the program can
+    // see, so any address is sound; SSE, which the instruction needs, is part of every x86-64
+    // target.
     unsafe {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         _mm_prefetch::<_MM_HINT_T0>(p.cast());

@@ -641,8 +641,10 @@ mod tests {
     fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {
         // Lengths and distances on both sides of the window and of the gallop's steps (and
         // its bisections, up to hundreds of keys), with repeated keys (tranches with one
-        // trigger), against the standard library's bisection.
-        for n in [
+        // trigger), against the standard library's bisection. Searches also stop at ends short
+        // of the ladder (a sweep searches within its stretch), where the keys past the end
+        // would pass: a search that looked beyond its end would count them.
+        for len in [
             0,
             1,
             2,
@@ -655,15 +657,21 @@ mod tests {
             2_000,
         ] {
             let run = Run {
-                keys: (0..n).map(|i| (i / 3) as f64).collect(),
+                keys: (0..len).map(|i| (i / 3) as f64).collect(),
                 ..Run::default()
             };
-            for from in 0..=n {
-                for limit in -1..=(n as i32 / 3 + 1) {
-                    let limit = f64::from(limit);
-                    let expected = from + run.keys[from..].partition_point(|&k| k <= limit);
-                    let found = run.partition_within(from, n, |k| k <= limit);
-                    assert_eq!(found, expected, "n {n}, from {from}, limit {limit}");
+            for from in 0..=len {
+                let ends = [0, 1, 2, WINDOW, WINDOW + 1, WINDOW + 2, 3 * WINDOW]
+                    .map(|d| (from + d).min(len))
+                    .into_iter()
+                    .chain([len]);
+                for n in ends {
+                    for limit in -1..=(len as i32 / 3 + 1) {
+                        let limit = f64::from(limit);
+                        let expected = from + run.keys[from..n].partition_point(|&k| k <= limit);
+                        let found = run.partition_within(from, n, |k| k <= limit);
+                        assert_eq!(found, expected, "len {len}, from {from}, end {n}, {limit}");
+                    }
                 }
             }
         }

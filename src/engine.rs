@@ -884,9 +884,8 @@ impl<'a> PathRun<'a> {
             drawn += paid;
             let mut rest = bad - paid;
             if rest > 0.0 && v.adl {
-                // The price is needed only here: most rounds never reach ADL.
                 let opened = open.iter().map(|h| h.shift);
-                let (profit, notional) = v.profits(opposite, post.exp(), opened);
+                let (profit, notional) = v.profits(opposite, post, opened);
                 let available = (profit - *taken).max(0.0);
                 let adl = rest.min(available);
                 if adl > 0.0 {

@@ -242,6 +242,8 @@ struct VenueState {
     unabsorbed: f64,
     /// Liquidations are paused (circuit breaker) while the step index is below this.
     halted_until: usize,
+    /// The venue's books moved (a crossing taken, a cohort opened) since its band was set.
+    band_stale: bool,
     /// The last search for crossings found new ones on this venue.
     crossing: bool,
     /// Log shift of every trigger after margin add-ons (<= 0 for longs, >= 0 for shorts).
@@ -393,29 +395,35 @@ impl<'a> PathRun<'a> {
             step_prices: StepPrices::default(),
             index_before: log_start,
         };
-        run.update_band();
+        run.update_band(true);
         run
     }
 
-    fn update_band(&mut self) {
+    /// Recomputes the quiet bands: every venue's if `all`, else only those whose books moved
+    /// since (`band_stale`), then the path's from the venues'. A cascade step moves the books
+    /// of a few venues; the others' bands stand.
+    fn update_band(&mut self, all: bool) {
         let (mut low, mut high) = (f64::NEG_INFINITY, f64::INFINITY);
         let (mut index_low, mut index_high) = (f64::NEG_INFINITY, f64::INFINITY);
         for (v, st) in self.m.venues.iter().zip(&mut self.s.venues) {
-            let (mut vl, mut vh) = st.start.band(v.ladders(), st.add_on());
-            if !v.cohorts.is_empty() {
-                let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
-                for (c, h) in v.cohorts.iter().zip(open) {
-                    let (l, hi) = h.band(c.ladders(), st.add_on());
-                    vl = vl.max(l);
-                    vh = vh.min(hi);
+            if all || st.band_stale {
+                st.band_stale = false;
+                let (mut vl, mut vh) = st.start.band(v.ladders(), st.add_on());
+                if !v.cohorts.is_empty() {
+                    let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                    for (c, h) in v.cohorts.iter().zip(open) {
+                        let (l, hi) = h.band(c.ladders(), st.add_on());
+                        vl = vl.max(l);
+                        vh = vh.min(hi);
+                    }
+                    // The next cohort opens once the mark reaches its level.
+                    if let Some(c) = v.cohorts.get(st.cohorts_open) {
+                        vl = vl.max(c.log_level);
+                    }
                 }
-                // The next cohort opens once the mark reaches its level.
-                if let Some(c) = v.cohorts.get(st.cohorts_open) {
-                    vl = vl.max(c.log_level);
-                }
+                st.band_low = vl + BAND_SLACK;
+                st.band_high = vh - BAND_SLACK;
             }
-            st.band_low = vl + BAND_SLACK;
-            st.band_high = vh - BAND_SLACK;
             // Comparisons rather than f64::max/min: edges are never NaN.
             if st.band_low > low {
                 low = st.band_low;
@@ -734,7 +742,8 @@ impl<'a> PathRun<'a> {
             acted = true;
         }
         if acted {
-            self.update_band();
+            // Add-ons move every trigger of the venues acted on.
+            self.update_band(true);
         }
     }
 
@@ -793,6 +802,7 @@ impl<'a> PathRun<'a> {
                 st.local
                     .absorb(&lm, (1.0 - v.routing) * flow, v.depth * depth_factor);
                 st.moved = true;
+                st.band_stale = true;
                 st.dislocation = exp_m1(st.local.level());
             }
             self.shared
@@ -811,7 +821,7 @@ impl<'a> PathRun<'a> {
         if m.cohorts > 0 {
             self.open_cohorts();
         }
-        self.update_band();
+        self.update_band(false);
     }
 
     /// Opens every cohort whose level its venue's mark has reached, at that mark: entries,
@@ -833,6 +843,7 @@ impl<'a> PathRun<'a> {
                     Holding::opened(mark - c.log_level);
                 self.opened += c.longs.total_quantity() * self.m.start;
                 st.cohorts_open += 1;
+                st.band_stale = true;
             }
         }
     }

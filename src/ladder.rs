@@ -259,18 +259,20 @@ impl Run {
         }
         let count =
             |stretch: &[f64]| -> usize { stretch.iter().map(|&k| usize::from(pred(k))).sum() };
-        let lo = from + 1;
-        if let Some(window) = keys.get(lo..lo + WINDOW) {
+        // Every key before `passed` passes.
+        let mut passed = from + 1;
+        if let Some(window) = keys.get(passed..passed + WINDOW) {
             let crossed = count(window);
             if crossed < WINDOW {
-                return lo + crossed;
+                return passed + crossed;
             }
+            passed += WINDOW;
         }
-        // The answer lies in the stretch before the first sampled key at or after `lo` that
-        // fails (stretch `j - 1`); the keys before `from` pass too (`pred` holds on a
+        // The answer lies in the stretch before the first sampled key at or after `passed`
+        // that fails (stretch `j - 1`); the keys before `from` pass too (`pred` holds on a
         // prefix), so it is that stretch's start plus its keys that pass.
         let sample = &self.sample[..n.div_ceil(SAMPLE)];
-        let j = gallop(sample, lo.div_ceil(SAMPLE), &pred);
+        let j = gallop(sample, passed.div_ceil(SAMPLE), &pred);
         let start = (j - 1) * SAMPLE;
         start + count(&keys[start..(j * SAMPLE).min(n)])
     }

@@ -64,7 +64,7 @@ impl VenueModel {
     ///
     /// Out of line and cold: few settlements reach ADL, and inlined, the compiler computed the
     /// price (an `exp`, which it may move freely) on every settlement of every venue, in
-    /// case (1% of a benchmark path's instructions).
+    /// case (0.6% of the engine's instructions on the benchmark scenario).
     #[cold]
     #[inline(never)]
     pub fn profits(
@@ -73,13 +73,13 @@ impl VenueModel {
         log_price: f64,
         opened: impl Iterator<Item = f64>,
     ) -> (f64, f64) {
-        let price = log_price.exp();
         fn entries<'a>(side: Side, long: &'a EntryIndex, short: &'a EntryIndex) -> &'a EntryIndex {
             match side {
                 Side::Long => long,
                 Side::Short => short,
             }
         }
+        let price = log_price.exp();
         let (mut profit, mut notional) =
             entries(side, &self.long_entries, &self.short_entries).profits(price);
         for (c, shift) in self.cohorts.iter().zip(opened) {

@@ -537,18 +537,20 @@ impl Ladder {
         if self.classes.is_empty() || a >= b {
             return self.all.sweep(self, (a, b), fill, log_scale, entry_scale);
         }
-        let n = self.all.keys.len();
         let mut total = Sweep::default();
         for class in &self.classes {
-            let local = |i: usize| {
-                if i >= n {
-                    class.keys.len()
-                } else {
-                    let bound = self.all.keys[i];
-                    class.keys.partition_point(|&k| k < bound)
+            // The class's tranches before pointer `i`, counted from `from` on (a search, as
+            // the ends of a step's stretch lie close together).
+            let local = |from: usize, i: usize| {
+                let len = class.keys.len();
+                match self.all.keys.get(i) {
+                    Some(&bound) => class.partition_within(from, len, |k| k < bound),
+                    None => len,
                 }
             };
-            let part = class.sweep(self, (local(a), local(b)), fill, log_scale, entry_scale);
+            let start = local(0, a);
+            let end = local(start, b);
+            let part = class.sweep(self, (start, end), fill, log_scale, entry_scale);
             total.add(&part);
         }
         total

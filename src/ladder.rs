@@ -671,9 +671,9 @@ mod tests {
 
     #[test]
     fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {
-        // Lengths and distances on both sides of the window and of the gallop's steps (and
-        // its bisections, up to hundreds of keys), with repeated keys (tranches with one
-        // trigger), against the standard library's bisection. Searches also stop at ends short
+        // Lengths and distances on both sides of the window, of the sample's stretches and
+        // of its gallop's steps and bisections (up to a hundred sampled keys), with repeated
+        // keys (tranches with one trigger), against the standard library's bisection. Searches also stop at ends short
         // of the ladder (a sweep searches within its stretch), where the keys past the end
         // would pass: a search that looked beyond its end would count them.
         for len in [

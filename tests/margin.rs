@@ -141,6 +141,56 @@ fn a_tiered_ladder_sweeps_like_position_by_position_accounting() {
 }
 
 #[test]
+fn a_tiered_ladder_swept_in_pieces_books_what_one_sweep_books() {
+    // A step's stretch is swept from where the last step's ended, so a tiered ladder must map
+    // both ends of any stretch into each of its classes: the pieces of a stretch, cut at
+    // crossing points, add up to the whole (a class mapping that ignored a start past zero,
+    // or searched past its end, would count tranches twice or not at all).
+    let (margin, fee) = (binance(), 0.005);
+    for side in [Side::Long, Side::Short] {
+        let s = side.sign();
+        let positions = book(side, &margin);
+        let ladder = Ladder::build(&positions, side, &margin, fee, None, ImpactLaw::Sqrt);
+        assert!(ladder.classes() > 10, "{side:?}: {}", ladder.classes());
+        let fill = Fill::at((100.0 * (1.0 - s * 0.03)).ln());
+        // From the ladder's start (some of this book's positions are past their trigger at
+        // the start price) to a 30% move.
+        let cuts: Vec<usize> = [0.0, 0.004, 0.01, 0.02, 0.05, 0.1, 0.3]
+            .iter()
+            .map(|m: &f64| ladder.crossed_until(0, (100.0 * (1.0 - s * m)).ln()))
+            .collect();
+        let cuts = [&[0][..], &cuts].concat();
+        assert!(
+            cuts.windows(2).filter(|w| w[1] > w[0]).count() >= 6,
+            "{cuts:?}"
+        );
+        let whole = ladder.sweep(0, cuts[cuts.len() - 1], fill, 0.0, 1.0);
+        let mut pieces = Sweep::default();
+        for w in cuts.windows(2) {
+            pieces.add(&ladder.sweep(w[0], w[1], fill, 0.0, 1.0));
+        }
+        assert_eq!(pieces.positions, whole.positions, "{side:?}");
+        for (name, a, b) in [
+            ("quantity", pieces.quantity, whole.quantity),
+            ("stake", pieces.stake, whole.stake),
+            ("returned", pieces.returned, whole.returned),
+            ("fees", pieces.fees, whole.fees),
+            ("bad debt", pieces.bad_debt, whole.bad_debt),
+            ("counterparty", pieces.counterparty, whole.counterparty),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                "{side:?} {name}: {a} vs {b}"
+            );
+        }
+        assert!(
+            whole.bad_debt > 0.0 && whole.fees > 0.0,
+            "{side:?}: {whole:?}"
+        );
+    }
+}
+
+#[test]
 fn tranches_the_cascade_reaches_fill_no_better_than_their_trigger() {
     // A step whose cascade moves the price 4% and then 12% past where it began: positions
     // already past their trigger when it began fill between the two prices, the others between

@@ -12,7 +12,7 @@ use rand_distr::{Distribution, Normal, Pareto, StandardNormal};
 use serde::Deserialize;
 
 use crate::margin::{MarginSchedule, Trigger};
-use crate::scenario::file::{Book, LeverageMix};
+use crate::scenario::file::{Book, LeverageMix, Opening};
 
 /// Which side of the market a position is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -146,6 +146,18 @@ pub struct BookSpec {
 }
 
 impl BookSpec {
+    /// The parameters of each cohort `opening` opens, defaults filled in: entries at the
+    /// level's price (no dispersion).
+    pub fn from_opening(opening: &Opening) -> BookSpec {
+        BookSpec {
+            positions: opening.positions.unwrap_or(1_000),
+            long_leverage: opening.long_leverage,
+            short_leverage: opening.short_leverage,
+            entry_dispersion: 0.0,
+            size_tail: opening.size_tail.unwrap_or(1.5),
+        }
+    }
+
     /// The generated-book parameters of `book`, defaults filled in.
     pub fn from_book(book: &Book) -> BookSpec {
         BookSpec {

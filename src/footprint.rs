@@ -9,6 +9,7 @@ use crate::book::BookSpec;
 use crate::error::{Error, Result};
 use crate::metrics::RowLayout;
 use crate::scenario::Scenario;
+use crate::scenario::file::Venue;
 use crate::timeline;
 
 /// Bytes a generated position takes before its ladders are built.
@@ -31,9 +32,10 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// The footprint of `paths` paths of `scenario` on `threads` worker threads. Books read
-    /// from CSV are left out (their file's size bounds them), as are cohorts opening during the
-    /// horizon: this finds runs that cannot fit, it is not a budget.
+    /// The footprint of `paths` paths of `scenario` on `threads` worker threads. Every book
+    /// counts, generated or read from CSV, and so do the cohorts that open during the horizon:
+    /// each position is cut into as many tranches as its venue's `partial_fraction` makes
+    /// (one slice of that share of it per trigger), in every policy's ladders.
     pub fn of(scenario: &Scenario, paths: u64, threads: usize) -> Footprint {
         let f = scenario.file();
         let policies = f.policies.len().max(1) as f64;
@@ -44,10 +46,15 @@ impl Footprint {
         let books = f
             .venues
             .iter()
-            .filter(|v| v.book.positions_csv.is_none())
-            .map(|v| {
-                let per_side = f64::from(BookSpec::from_book(&v.book).positions);
-                2.0 * per_side * (POSITION_BYTES + policies * TRANCHE_BYTES)
+            .enumerate()
+            .map(|(i, v)| {
+                let start = scenario.book_len(i) as f64;
+                let opening = v.opening.as_ref().map_or(0.0, |o| {
+                    let per_side = f64::from(BookSpec::from_opening(o).positions);
+                    o.levels.len() as f64 * 2.0 * per_side
+                });
+                start * POSITION_BYTES
+                    + policies * tranches_per_position(v) * (start + opening) * TRANCHE_BYTES
             })
             .sum();
         Footprint {
@@ -66,6 +73,14 @@ impl Footprint {
     }
 }
 
+/// The tranches partial liquidation cuts a position of venue `v` into: one per slice of
+/// `partial_fraction` of it (the last slice may be smaller), one under full liquidation.
+fn tranches_per_position(v: &Venue) -> f64 {
+    // The margin keeps a share exactly 1 / k from counting a (k + 1)th slice of rounding.
+    v.partial_fraction
+        .map_or(1.0, |f| (1.0 / f - 1e-9).ceil().max(1.0))
+}
+
 /// Refuses a study of `paths` paths on `threads` threads that would hold more memory than the
 /// machine has (where the machine says how much: Linux's `/proc/meminfo`).
 pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
@@ -82,7 +97,8 @@ pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
         "this run would hold at least {} at once, more than this machine's {}: per-path results {} \
          ({paths} paths x {} {}), step histograms {} ({} steps on {threads} threads), books \
          {}. Use fewer paths (or split them: --shard K/N, then cascade merge), fewer steps, \
-         fewer --threads or fewer book.positions",
+         fewer --threads, fewer book.positions or opening.positions, or a larger \
+         partial_fraction",
         gb(need.total()),
         gb(memory),
         gb(need.rows),

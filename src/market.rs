@@ -321,13 +321,7 @@ fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) 
     let Some(o) = &v.opening else {
         return Vec::new();
     };
-    let spec = BookSpec {
-        positions: o.positions.unwrap_or(1_000),
-        long_leverage: o.long_leverage,
-        short_leverage: o.short_leverage,
-        entry_dispersion: 0.0,
-        size_tail: o.size_tail.unwrap_or(1.5),
-    };
+    let spec = BookSpec::from_opening(o);
     o.levels
         .iter()
         .enumerate()

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError};
 
@@ -71,28 +71,39 @@ impl Destination {
         force: bool,
     ) -> Result<Destination> {
         if let Some(out) = out {
-            if out.exists() && !force {
+            let target = out_directory(out)?;
+            if target.exists() && !force {
                 return Err(Error::BadInput(format!(
                     "{} already exists; pass --force to replace it, or choose another --out",
-                    out.display()
+                    target.display()
                 )));
             }
-            if out.exists() && !is_result_dir(out) {
+            if target.exists() && !is_result_dir(&target) {
                 return Err(Error::BadInput(format!(
                     "{} exists and is not a cascade result directory (no manifest.json written by \
                      cascade); refusing to replace it",
-                    out.display()
+                    target.display()
                 )));
             }
-            ensure_parent(out)?;
+            ensure_parent(&target)?;
             return Ok(Destination {
-                target: out.to_path_buf(),
+                target,
                 latest: None,
                 force,
             });
         }
         let dir = root.join(scenario);
         ensure_parent(&dir.join("x"))?;
+        let latest = dir.join("latest");
+        // A directory there (a result written with `--out .../latest`) cannot be replaced by
+        // the link: found now, not after the run.
+        if fs::symlink_metadata(&latest).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::BadInput(format!(
+                "{} is a directory, not the link to the newest result; rename or remove it, \
+                 or pass --out",
+                latest.display()
+            )));
+        }
         let mut stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ").to_string();
         if let Some(tag) = tag {
             stamp = format!("{stamp}-{tag}");
@@ -105,7 +116,7 @@ impl Destination {
         }
         Ok(Destination {
             target,
-            latest: Some(dir.join("latest")),
+            latest: Some(latest),
             force: false,
         })
     }
@@ -175,6 +186,31 @@ impl Destination {
         }
         Ok(target)
     }
+}
+
+/// `--out` as the directory a run or sweep writes (and with `--force` replaces): `d/.` is `d`
+/// (the `.` would make a replacement remove `d`'s files, then fail to remove `d` itself);
+/// `.`, `..` and the root name no directory that can be replaced, and a symbolic link would be
+/// replaced by a directory (a `latest` that no later run can update) while what it points at
+/// stays: all refused.
+pub fn out_directory(out: &Path) -> Result<PathBuf> {
+    let normal: PathBuf = out.components().collect();
+    if !matches!(normal.components().next_back(), Some(Component::Normal(_))) {
+        return Err(Error::BadInput(format!(
+            "--out {} must name the result directory itself (not `.`, `..` or the root), \
+             e.g. --out results/run-1",
+            out.display()
+        )));
+    }
+    if fs::symlink_metadata(&normal).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to = fs::read_link(&normal).unwrap_or_default();
+        return Err(Error::BadInput(format!(
+            "--out {} is a symbolic link (to {}); give the directory it points to",
+            out.display(),
+            to.display()
+        )));
+    }
+    Ok(normal)
 }
 
 /// Whether `dir` holds a result `cascade` wrote: its `manifest.json` is JSON whose `tool` is

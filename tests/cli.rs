@@ -884,6 +884,79 @@ fn run_with_out_writes_every_file_and_refuses_to_overwrite_without_force() {
     }
 }
 
+/// `--out res/.` is `res` and `--force` replaces it whole; `.` (from inside a result) and a link
+/// name no directory that can be replaced, so they are refused and change nothing: replacing
+/// `res/.` literally removed `res`'s files and then failed, and replacing a link (`latest`)
+/// left a directory where every later run expects the link.
+#[test]
+fn force_replaces_the_directory_a_path_names_and_never_a_dot_or_a_link() {
+    let tmp = scratch_with("tiny.toml");
+    run_ok(tmp.path(), "tiny.toml", &["--out", "res"]);
+    let dir = tmp.path().join("res");
+    run_ok(tmp.path(), "tiny.toml", &["--out", "res/.", "--force"]);
+    for f in RESULT_FILES {
+        assert!(
+            dir.join(f).is_file(),
+            "{f} missing after --out res/. --force"
+        );
+    }
+    let before = snapshot(&dir);
+    cascade(
+        &dir,
+        &["run", "../tiny.toml", "--quiet", "--out", ".", "--force"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["--out .", "must name the result directory"]);
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "a refused --out . changed the result"
+    );
+
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("res", tmp.path().join("link")).unwrap();
+        cascade(
+            tmp.path(),
+            &["run", "tiny.toml", "--quiet", "--out", "link", "--force"],
+        )
+        .expect_code(2)
+        .expect_stderr(&["link", "symbolic link"]);
+        assert!(
+            fs::symlink_metadata(tmp.path().join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(snapshot(&dir), before, "a refused link changed the result");
+
+        // The same for `latest`; and a `latest` that became a directory some other way is
+        // found before the run, not after it when the link cannot replace it.
+        run_ok(tmp.path(), "tiny.toml", &[]);
+        let root = tmp.path().join("output/tiny");
+        cascade(
+            tmp.path(),
+            &[
+                "run",
+                "tiny.toml",
+                "--quiet",
+                "--out",
+                "output/tiny/latest",
+                "--force",
+            ],
+        )
+        .expect_code(2)
+        .expect_stderr(&["latest", "symbolic link"]);
+        fs::remove_file(root.join("latest")).unwrap();
+        fs::create_dir(root.join("latest")).unwrap();
+        let listed = entries(&root);
+        cascade(tmp.path(), &["run", "tiny.toml", "--quiet"])
+            .expect_code(2)
+            .expect_stderr(&["output/tiny/latest", "is a directory"]);
+        assert_eq!(entries(&root), listed, "a refused run wrote a result");
+    }
+}
+
 #[test]
 fn force_never_replaces_a_directory_that_is_not_a_result() {
     let tmp = scratch_with("tiny.toml");
@@ -1527,6 +1600,35 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
                 s,
                 "--set",
                 "venues.0.book.positions=4000000000",
+                "--out",
+                "r",
+            ],
+            "books",
+        ),
+        // Partial liquidation cuts each position into a tranche per slice: at 1% a side of
+        // 40 million positions is 4 billion tranches (would fit as one tranche each).
+        (
+            vec![
+                "run",
+                s,
+                "--set",
+                "venues.1.partial_fraction=0.01",
+                "--set",
+                "venues.1.book.positions=40000000",
+                "--out",
+                "r",
+            ],
+            "books",
+        ),
+        // Cohorts opening during the horizon are books too.
+        (
+            vec![
+                "run",
+                s,
+                "--set",
+                "venues.0.opening={levels=[0.05,0.1],notional=1e8,positions=4000000000,\
+                 long_leverage={median=4.5,dispersion=0.6},\
+                 short_leverage={median=4.5,dispersion=0.6}}",
                 "--out",
                 "r",
             ],

@@ -213,6 +213,26 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("one of the shards"), "{stderr}");
     assert_eq!(fs::read(d.join("a1/paths.csv")).unwrap(), a1);
+    // So would writing it over a result directory that holds the shards.
+    copy_dir(&d.join("whole"), &d.join("holder"));
+    for shard in ["a1", "a2", "a3"] {
+        copy_dir(&d.join(shard), &d.join("holder").join(shard));
+    }
+    let (code, stderr) = cascade(
+        d,
+        &[
+            "merge",
+            "holder/a1",
+            "holder/a2",
+            "holder/a3",
+            "--out",
+            "holder",
+            "--force",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("holds one of the shards"), "{stderr}");
+    assert_eq!(fs::read(d.join("holder/a1/paths.csv")).unwrap(), a1);
     ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
     same_files(&d.join("whole"), &d.join("m"));
     // The merge's manifest keeps the shards' provenance: the scenario file as named and as

@@ -449,14 +449,15 @@ fn finish(dir: &Path, study: &Study, manifest: &Manifest, parquet: bool) -> Resu
 
 fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bool) -> Result<()> {
     let provenance = Provenance::now(Path::new("merge"), &[]);
-    // Replacing a shard with the merge would lose that shard's data, --force or not.
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
+    // Replacing a shard, or a directory holding one, with the merge would lose that shard's
+    // data, --force or not.
+    let within = |shard: &Path, out: &Path| match (shard.canonicalize(), out.canonicalize()) {
+        (Ok(shard), Ok(out)) => shard.starts_with(out),
         _ => false,
     };
-    if let Some(shard) = dirs.iter().find(|d| same(d, out)) {
+    if let Some(shard) = dirs.iter().find(|d| within(d, out)) {
         return Err(Error::BadInput(format!(
-            "--out {} is one of the shards being merged ({}); write the merge elsewhere",
+            "--out {} is or holds one of the shards being merged ({}); write the merge elsewhere",
             out.display(),
             shard.display()
         )));

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use cascade::error::{Error, Result};
-use cascade::results::Destination;
+use cascade::results::{self, Destination};
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
@@ -64,11 +64,19 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     )?;
     let name = first.file().name.clone();
     let root = match out {
-        Some(o) => o.to_path_buf(),
-        None => PathBuf::from("output").join(&name).join(format!(
-            "sweep-{}",
-            chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ")
-        )),
+        Some(o) => results::out_directory(o)?,
+        None => {
+            // A new name, never one a sweep started in the same second already took.
+            let dir = PathBuf::from("output").join(&name);
+            let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
+            let mut root = dir.join(format!("sweep-{stamp}"));
+            let mut n = 2;
+            while root.exists() {
+                root = dir.join(format!("sweep-{stamp}-{n}"));
+                n += 1;
+            }
+            root
+        }
     };
     // Shards of one sweep start together into one directory: each joins what the first made.
     let joining = resume || shard.is_some();

@@ -258,6 +258,15 @@ impl Scenario {
         out
     }
 
+    /// How many positions venue `venue`'s book starts with: its snapshot's rows, or the
+    /// generated book's longs and shorts.
+    pub fn book_len(&self, venue: usize) -> usize {
+        match &self.snapshots[venue] {
+            Some(positions) => positions.len(),
+            None => 2 * BookSpec::from_book(&self.file.venues[venue].book).positions as usize,
+        }
+    }
+
     /// The positions of every venue, in venue order: the snapshot, or a book drawn from the seed.
     pub fn books(&self) -> Vec<Vec<Position>> {
         let f = &self.file;

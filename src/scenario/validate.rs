@@ -409,12 +409,13 @@ fn check_label(c: &mut Checker, path: String, name: &str) -> bool {
     }
     if let Some(ch) = name
         .chars()
-        .find(|&ch| ch == ',' || ch == '"' || ch.is_control())
+        .find(|&ch| matches!(ch, ',' | '"' | '/' | '\\') || ch.is_control())
     {
         c.fail(
             path,
             format!(
-                "`{}` must not contain {ch:?}: names become columns and cells of the CSV results",
+                "`{}` must not contain {ch:?}: names become columns and cells of the CSV \
+                 results, and parts of chart file names",
                 name.escape_debug()
             ),
         );
@@ -475,8 +476,9 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
             (LiquidationMode::Partial, Some(f)) => c.number(
                 &at("partial_fraction"),
                 f,
-                f > 0.0 && f <= 1.0,
-                "above 0 and at most 1",
+                (MIN_PARTIAL_FRACTION..=1.0).contains(&f),
+                "at least 0.01 and at most 1 (the share closed per trigger: each slice is a \
+                 tranche of the ladder, and 0.01 already cuts a position into 100)",
             ),
             (LiquidationMode::Full, Some(_)) => c.fail(
                 at("partial_fraction"),
@@ -491,6 +493,10 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
         check_opening(c, i, v);
     }
 }
+
+/// The smallest `partial_fraction`: a position is cut at build time into one tranche per
+/// slice, so a share of 1e-6 would make a million of them per position.
+const MIN_PARTIAL_FRACTION: f64 = 0.01;
 
 /// Levels are falls within (0, 1), ascending; sizes and distributions as in a book.
 fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {
@@ -527,7 +533,7 @@ fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {
         }
         previous = Some((key, l));
     }
-    c.positive(&at("notional"), o.notional);
+    c.usd(&at("notional"), o.notional, false);
     if o.positions == Some(0) {
         c.fail(at("positions"), "must be at least 1");
     }

@@ -148,24 +148,10 @@ pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Proble
 /// inside the key, or one that names it (`... must be below simulation.steps (10)`, or a
 /// sibling's `... must be below initial_margin (0.001)`).
 pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
-    let within = |path: &str, at: &str| {
-        path.strip_prefix(at)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-    };
-    let names = |message: &str, key: &str| {
-        message.match_indices(key).any(|(i, _)| {
-            let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
-            !message[..i].ends_with(word) && !message[i + key.len()..].starts_with(word)
-        })
-    };
     for p in problems {
         let set_here = overrides.iter().rev().find(|ov| {
             let parts: Vec<&str> = ov.key.split('.').collect();
-            let at = display_path(&parts);
-            let (last, parent) = parts.split_last().expect("a key has a part");
-            within(&p.path, &at)
-                || names(&p.message, &at)
-                || (within(&p.path, &display_path(parent)) && names(&p.message, last))
+            concerns(p, &display_path(&parts))
         });
         if let Some(ov) = set_here {
             p.message.push_str(&format!(
@@ -174,6 +160,34 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
             ));
         }
     }
+}
+
+/// Whether `problem` is about the key at `key` (a key path as problems print it): at or inside
+/// it, naming it by its path (`... must be below simulation.steps (10)`), or a sibling's
+/// problem naming it (`partial_fraction: ... only used with liquidation = "partial"`, or
+/// `... must be below initial_margin (0.001)`). A top-level key (`name`, `price`) is too common
+/// a word to be recognised by name.
+pub fn concerns(problem: &Problem, key: &str) -> bool {
+    let within = |path: &str, at: &str| {
+        path.strip_prefix(at)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    };
+    let names = |word: &str| {
+        let message = &problem.message;
+        message.match_indices(word).any(|(i, _)| {
+            let part_of_word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+            !message[..i].ends_with(part_of_word)
+                && !message[i + word.len()..].starts_with(part_of_word)
+        })
+    };
+    if within(&problem.path, key) {
+        return true;
+    }
+    let Some(split) = key.rfind(['.', '[']) else {
+        return false;
+    };
+    let (parent, last) = (&key[..split], key[split..].trim_start_matches('.'));
+    names(key) || (within(&problem.path, parent) && names(last))
 }
 
 /// Formats dotted key parts as a key path, with numeric parts as indices.
@@ -291,6 +305,22 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 {
                     return fail(problems);
                 }
+                // A choice (`impact`, `model`, ...) misspelt or of the wrong type: said in the
+                // schema's words, with the nearest choice, and a valid choice stands in so
+                // that the rest of the file is still checked.
+                let choice = missing_key
+                    .is_none()
+                    .then(|| schema_at(&schema, &segments))
+                    .flatten()
+                    .and_then(|node| choices(&schema, node))
+                    .and_then(|choices| {
+                        let found = value_at(&mut doc, &segments)?.clone();
+                        Some(choice_problem(&choices, &found))
+                    });
+                let (message, choice) = match choice {
+                    Some((message, stand_in)) => (message, Some(stand_in)),
+                    None => (message, None),
+                };
                 // A missing key gets a stand-in of its schema type too, so that every missing
                 // key is reported at once rather than one per attempt.
                 let worked_around = match &missing_key {
@@ -300,7 +330,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                         }
                         insert_at(&mut doc, &segments, key, value)
                     }),
-                    None => match stand_in(&message) {
+                    None => match choice.or_else(|| stand_in(&message)) {
                         Some(value) => replace_at(&mut doc, &segments, value),
                         None => remove_at(&mut doc, &segments),
                     },
@@ -342,15 +372,7 @@ fn stand_in(message: &str) -> Option<toml::Value> {
 /// (an empty table or list for those: what serde then finds missing inside is not reported);
 /// `None` for enumerations and unions.
 fn schema_stand_in(root: &Json, path: &[Segment], key: &str) -> Option<toml::Value> {
-    let mut node = root;
-    for segment in path {
-        let resolved = resolve(root, node);
-        node = match segment {
-            Segment::Map { key } => resolved.get("properties")?.get(key)?,
-            Segment::Seq { .. } => resolved.get("items")?,
-            _ => return None,
-        };
-    }
+    let node = schema_at(root, path)?;
     let property = resolve(root, resolve(root, node).get("properties")?.get(key)?);
     match property.get("type")?.as_str()? {
         "number" => Some(toml::Value::Float(1.0)),
@@ -361,6 +383,72 @@ fn schema_stand_in(root: &Json, path: &[Segment], key: &str) -> Option<toml::Val
         "object" => Some(toml::Value::Table(toml::Table::new())),
         _ => None,
     }
+}
+
+/// The schema of the value at `path` (unresolved: an `Option` is still its `anyOf`).
+fn schema_at<'a>(root: &'a Json, path: &[Segment]) -> Option<&'a Json> {
+    let mut node = root;
+    for segment in path {
+        let resolved = resolve(root, node);
+        node = match segment {
+            Segment::Map { key } => resolved.get("properties")?.get(key)?,
+            Segment::Seq { .. } => resolved.get("items")?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// The strings a choice allows (a unit-variant enumeration, also inside an `Option`), if the
+/// schema `node` is one.
+fn choices(root: &Json, node: &Json) -> Option<Vec<String>> {
+    let node = resolve(root, node);
+    if let Some(options) = node.get("oneOf").and_then(Json::as_array) {
+        return options
+            .iter()
+            .map(|o| o.get("const").and_then(Json::as_str).map(str::to_string))
+            .collect();
+    }
+    node.get("anyOf")
+        .and_then(Json::as_array)?
+        .iter()
+        .find_map(|option| choices(root, option))
+}
+
+/// What is wrong with `found` where one of `choices` belongs, and the choice that stands in
+/// for it: the nearest one, else the first.
+fn choice_problem(choices: &[String], found: &toml::Value) -> (String, toml::Value) {
+    let list = choices
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (message, near) = match found {
+        toml::Value::String(text) => {
+            let near = nearest(text, choices.iter().map(String::as_str));
+            let hint = near.map_or(String::new(), |c| format!("; did you mean `{c}`?"));
+            (
+                format!("unknown choice `{text}`: expected one of {list}{hint}"),
+                near,
+            )
+        }
+        other => (
+            format!("expected one of {list} (in quotes), found {other}"),
+            None,
+        ),
+    };
+    let stand_in = near.unwrap_or(&choices[0]).to_string();
+    (message, toml::Value::String(stand_in))
+}
+
+/// The one of `options` nearest to `word` (case aside), if any is near.
+fn nearest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_lowercase();
+    options
+        .map(|o| (strsim::jaro_winkler(&word, &o.to_lowercase()), o))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, o)| o)
 }
 
 /// Inserts `key = value` into the table at `path` in `doc`; returns whether there is one.
@@ -456,13 +544,8 @@ fn unknown_key_problem(schema: &Json, parts: &[String]) -> Problem {
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     let (key, parent) = refs.split_last().expect("an ignored key has a name");
     let valid = valid_keys(schema, parent);
-    let nearest = valid
-        .iter()
-        .map(|k| (strsim::jaro_winkler(key, k), k))
-        .filter(|(score, _)| *score > 0.75)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let message = match nearest {
-        Some((_, k)) => format!("unknown key `{key}`; did you mean `{k}`?"),
+    let message = match nearest(key, valid.iter().map(String::as_str)) {
+        Some(k) => format!("unknown key `{key}`; did you mean `{k}`?"),
         None if valid.is_empty() => format!("unknown key `{key}`"),
         None => format!("unknown key `{key}`; valid keys here: {}", valid.join(", ")),
     };

@@ -81,16 +81,11 @@ impl Scenario {
         // would only confuse. (A list element compared with the one before it, as `levels`
         // are, names that one by its whole path, so the check after a stand-in drops too.)
         let removed = parsed.removed;
-        problems.extend(validate::check(&file).into_iter().filter(|p| {
-            !removed.iter().any(|r| {
-                // At the value, inside it (a missing table's stand-in), or about it.
-                p.path
-                    .strip_prefix(r.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-                    // (a bare top-level key such as `name` or `price` is too common a word)
-                    || (r.contains(['.', '[']) && p.message.contains(r.as_str()))
-            })
-        }));
+        problems.extend(
+            validate::check(&file)
+                .into_iter()
+                .filter(|p| !removed.iter().any(|r| load::concerns(p, r))),
+        );
         let base = source.parent().unwrap_or(Path::new("."));
         let mut snapshots = Vec::with_capacity(file.venues.len());
         let mut inputs = Vec::new();

@@ -69,6 +69,21 @@ impl Error {
             source,
         }
     }
+
+    /// An I/O error on a path the user named: bad input (exit code 2) where the path itself is
+    /// the problem (no permission, a read-only file system, a name the system refuses, a
+    /// folder that is a file), an I/O failure otherwise (a full disk, say).
+    pub fn at_path(context: impl Into<String>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::{
+            InvalidFilename, IsADirectory, NotADirectory, NotFound, PermissionDenied,
+            ReadOnlyFilesystem,
+        };
+        match source.kind() {
+            PermissionDenied | ReadOnlyFilesystem | InvalidFilename | NotADirectory
+            | IsADirectory | NotFound => Error::BadInput(format!("{}: {source}", context.into())),
+            _ => Error::io(context, source),
+        }
+    }
 }
 
 /// The library's result type.

@@ -86,6 +86,14 @@ impl Destination {
                 )));
             }
             ensure_parent(&target)?;
+            // The name itself may be refused (too long, say): found now, not after the run.
+            if !target.exists() {
+                fs::create_dir(&target)
+                    .and_then(|()| fs::remove_dir(&target))
+                    .map_err(|e| {
+                        Error::at_path(format!("cannot create {}", target.display()), e)
+                    })?;
+            }
             return Ok(Destination {
                 target,
                 latest: None,

@@ -1019,6 +1019,19 @@ fn run_with_an_unusable_out_path_is_bad_input() {
     );
     out.expect_code(2).expect_stderr(&["a-file"]);
     assert_eq!(read(&tmp.path().join("a-file")), "not a directory");
+    // A name the file system refuses (longer than its 255 bytes) is found before the run,
+    // not after it; and `init` says the same of a file it cannot create.
+    let long = "x".repeat(300);
+    cascade(tmp.path(), &["run", "tiny.toml", "--quiet", "--out", &long])
+        .expect_code(2)
+        .expect_stderr(&["cannot create", &long]);
+    cascade(tmp.path(), &["init", &format!("{long}.toml")])
+        .expect_code(2)
+        .expect_stderr(&["cannot write", &long]);
+    assert_eq!(
+        entries(tmp.path()),
+        BTreeSet::from(["a-file".to_string(), "tiny.toml".to_string()])
+    );
 }
 
 #[test]

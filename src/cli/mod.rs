@@ -360,7 +360,7 @@ fn init(path: &Path, force: bool) -> Result<()> {
         )));
     }
     std::fs::write(path, STARTER)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        .map_err(|e| Error::at_path(format!("cannot write {}", path.display()), e))?;
     eprintln!(
         "wrote {}; run it with: cascade run {}",
         path.display(),

@@ -213,20 +213,22 @@ pub fn generate(
         let units = open_interest / start;
         for (z, offset, size) in draws {
             let quantity = size * (units / total);
-            let max_leverage = margin.max_leverage(quantity * start);
-            let leverage = (mix.median.ln() + mix.dispersion * z)
-                .exp()
-                .clamp(1.0, max_leverage);
+            let drawn = (mix.median.ln() + mix.dispersion * z).exp().max(1.0);
             // An entry that would start past its trigger is mirrored to the other side of the
             // start price (a long bought above the price where it would now be liquidated is
-            // taken as bought as far below it), where it is always safe. Mirroring instead of
-            // redrawing keeps the number of draws per position fixed, so changing a margin
-            // rate changes only the positions it touches.
+            // taken as bought as far below it), where it is safe at any leverage the venue
+            // allows. Mirroring instead of redrawing keeps the number of draws per position
+            // fixed. Whether to mirror is decided at the drawn leverage, before the venue's
+            // cap: decided at the capped one, a higher initial margin left unmirrored (bought
+            // above the start, so triggering just below it) positions that a lower one
+            // mirrored, and liquidated more on the same path (MODEL.md section 9). So the
+            // entries do not depend on the initial margin, and raising it only lowers
+            // leverage, and with it every long's trigger (raises every short's).
             let mut position = Position {
                 side,
                 quantity,
                 entry: start * offset.exp(),
-                leverage,
+                leverage: drawn,
             };
             let trigger = position.trigger(margin).price;
             let past = match side {
@@ -236,6 +238,7 @@ pub fn generate(
             if past {
                 position.entry = start * (-offset).exp();
             }
+            position.leverage = drawn.min(margin.max_leverage(quantity * start));
             book.push(position);
         }
     }
@@ -398,7 +401,59 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 mod tests {
     use std::path::Path;
 
-    use super::{MAX_CSV_PROBLEMS, read_csv};
+    use super::{BookSpec, MAX_CSV_PROBLEMS, Side, Stream, generate, read_csv};
+    use crate::margin::MarginSchedule;
+    use crate::scenario::file::LeverageMix;
+
+    /// Raising the initial margin (maintenance unchanged) redraws the same book with less
+    /// leverage and the same entries: no long's trigger rises, no short's falls, and none
+    /// starts past its trigger. Levered positions whose entries lie beyond their triggers
+    /// are most of this book, so a choice of entry that depended on the cap would show.
+    #[test]
+    fn a_higher_initial_margin_only_moves_triggers_away_from_the_start() {
+        let spec = BookSpec {
+            positions: 2_000,
+            long_leverage: LeverageMix {
+                median: 15.0,
+                dispersion: 0.3,
+            },
+            short_leverage: LeverageMix {
+                median: 15.0,
+                dispersion: 0.3,
+            },
+            entry_dispersion: 0.05,
+            size_tail: 1.5,
+        };
+        let book = |im: f64| {
+            let margin = MarginSchedule::flat(im, 0.02);
+            let positions = generate(&spec, 100.0, 1e9, &margin, 7, Stream::Start { venue: 0 });
+            (positions, margin)
+        };
+        let (loose, loose_margin) = book(0.05);
+        let (tight, tight_margin) = book(0.10);
+        let mut capped = 0;
+        for (a, b) in loose.iter().zip(&tight) {
+            assert_eq!(
+                (a.side, a.entry),
+                (b.side, b.entry),
+                "entries must not move"
+            );
+            assert!(b.leverage <= a.leverage && b.leverage <= 10.0);
+            capped += usize::from(b.leverage < a.leverage);
+            let (ta, tb) = (
+                a.trigger(&loose_margin).price,
+                b.trigger(&tight_margin).price,
+            );
+            match a.side {
+                Side::Long => assert!(tb <= ta && tb < 100.0, "{a:?} {ta} -> {b:?} {tb}"),
+                Side::Short => assert!(tb >= ta && tb > 100.0, "{a:?} {ta} -> {b:?} {tb}"),
+            }
+        }
+        assert!(
+            capped > 1_000,
+            "the tighter cap binds on most positions ({capped})"
+        );
+    }
 
     /// Every bad line is listed up to the cap, then counted; a good line is never listed.
     #[test]

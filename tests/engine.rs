@@ -532,6 +532,18 @@ proptest! {
         let refs: Vec<&str> = depth_overrides.iter().map(String::as_str).collect();
         let deep = load(&text, &refs);
         let deep_market = long_only_market(&deep, 1.0 / im);
+        // The same through the scenario, as `--set venues.N.initial_margin` and sweeps raise
+        // it: the books are drawn again under the higher rate (tiers left out, as they
+        // would have to rise with it).
+        let untiered = without_lines(&text, "margin_tiers =");
+        let redrawn = |im: f64| {
+            let set: Vec<String> = (0..f.venues.len())
+                .map(|i| format!("venues.{i}.initial_margin={im}"))
+                .collect();
+            let refs: Vec<&str> = set.iter().map(String::as_str).collect();
+            long_only_market(&load(&untiered, &refs), f64::INFINITY)
+        };
+        let (redrawn_loose, redrawn_tight) = (redrawn(im), redrawn((im / cap_ratio).min(1.0)));
         let liq = Metric::LiquidatedNotional.index();
         let dd = Metric::MaxDrawdown.index();
         for path in 0..4 {
@@ -539,6 +551,9 @@ proptest! {
             let (base, _, _) = one_path(&loose, &r);
             let (capped, _, _) = one_path(&tight, &r);
             prop_assert!(no_more(capped[liq], base[liq]), "higher IM: {} > {}", capped[liq], base[liq]);
+            let (a, _, _) = one_path(&redrawn_loose, &r);
+            let (b, _, _) = one_path(&redrawn_tight, &r);
+            prop_assert!(no_more(b[liq], a[liq]), "higher IM, books redrawn: {} > {}", b[liq], a[liq]);
             let (hard, _, _) = one_path(&harder_market, &returns(&harder, path));
             prop_assert!(no_more(base[liq], hard[liq]), "bigger shock: {} < {}", hard[liq], base[liq]);
             let (deep_row, _, _) = one_path(&deep_market, &r);

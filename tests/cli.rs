@@ -536,10 +536,29 @@ fn set_values_are_validated_like_file_values() {
         "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
-    // A key given twice: one value would be dropped silently.
+    // A key given twice: one value would be dropped silently. So would a key inside a table
+    // that another override sets whole, whichever comes last.
     refused(
         &["--set", "simulation.seed=1", "--set", "simulation.seed=2"],
         "--set simulation.seed is given twice",
+    );
+    refused(
+        &[
+            "--set",
+            "liquidity.routing=0.3",
+            "--set",
+            "liquidity={routing=0.9}",
+        ],
+        "--set liquidity.routing and --set liquidity set the same value",
+    );
+    refused(
+        &[
+            "--set",
+            "simulation={paths=5,steps=100,seed=3}",
+            "--paths",
+            "7",
+        ],
+        "--paths and --set simulation both set simulation.paths",
     );
     // Brackets must close around an index: `venues[0.x` is not `venues.0.x`.
     refused(

@@ -150,13 +150,13 @@ impl Common {
             ("--paths", self.paths.is_some(), "simulation.paths"),
             ("--seed", self.seed.is_some(), "simulation.seed"),
         ] {
-            let set_too = self.set.iter().any(|s| {
-                s.split_once('=')
-                    .is_some_and(|(k, _)| parse_key(s, k).is_ok_and(|k| k == key))
+            let set_too = self.set.iter().find_map(|s| {
+                let (k, _) = s.split_once('=')?;
+                parse_key(s, k).ok().filter(|k| overlap(k, key))
             });
-            if given && set_too {
+            if let (true, Some(set)) = (given, set_too) {
                 return Err(Error::BadInput(format!(
-                    "{flag} and --set {key}=... both set {key}; give one of them"
+                    "{flag} and --set {set} both set {key}; give one of them"
                 )));
             }
         }
@@ -318,16 +318,33 @@ fn warn_cells(cells: &[(String, &Scenario)], path: &Path) {
 /// Refuses a key given twice with `--set`: one value would be dropped silently (the run) or
 /// the grid would be labelled with both (a sweep).
 fn unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
-    let mut seen = std::collections::BTreeSet::new();
+    let mut seen: Vec<&str> = Vec::new();
     for key in keys {
-        if !seen.insert(key) {
-            return Err(Error::BadInput(format!(
-                "--set {key} is given twice; give each key once (a sweep takes its values as \
-                 one list: --set {key}=V1,V2)"
-            )));
+        if let Some(first) = seen.iter().find(|k| overlap(k, key)) {
+            let message = if *first == key {
+                format!(
+                    "--set {key} is given twice; give each key once (a sweep takes its values \
+                     as one list: --set {key}=V1,V2)"
+                )
+            } else {
+                // One sets a table, the other a key inside it: whichever came last would
+                // silently undo the other.
+                format!("--set {first} and --set {key} set the same value; give one of them")
+            };
+            return Err(Error::BadInput(message));
         }
+        seen.push(key);
     }
     Ok(())
+}
+
+/// Whether two dotted keys set the same value: equal, or one a table holding the other.
+fn overlap(a: &str, b: &str) -> bool {
+    let holds = |table: &str, key: &str| {
+        key.strip_prefix(table)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    holds(a, b) || holds(b, a)
 }
 
 /// The starter scenario `init` writes: the quickstart, which CI runs on every change.

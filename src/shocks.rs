@@ -3,8 +3,10 @@
 //! Models are built once per scenario with validated parameters ([`ShockModel::new`]) and
 //! then fill a path's returns from that path's generator; sampling never fails. Every model
 //! is a martingale in price (the drift compensates the convexity of the log), so the shock
-//! process does not by itself push prices down; the stress drop is layered on top. The one
-//! exception is historical replay, which returns the series as it is, drift included.
+//! process does not by itself push prices down; the stress drop is layered on top. Two
+//! exceptions: Student-t innovations are compensated to second order only (the exponential
+//! of a Student-t variable has no finite mean), and historical replay returns the series as
+//! it is, drift included.
 
 use std::sync::Arc;
 

@@ -536,6 +536,31 @@ fn set_values_are_validated_like_file_values() {
         "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
+    // Nor do the tables such an override would have created on the way (an `opening` with
+    // none of its required keys) add problems of their own.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.0.opening.levels.0=0.1",
+        ],
+    );
+    out.expect_code(2)
+        .expect_stderr(&["`venues[0].opening.levels` is not in the scenario"]);
+    assert!(!out.stderr.contains("missing"), "{}", out.stderr);
+    // A duplicate name set on the command line is attributed to it, though reported at the
+    // venue that comes later.
+    cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "venues.0.name=onshore"],
+    )
+    .expect_code(2)
+    .expect_stderr(&[
+        "venues[1].name: `onshore` is also venues[0].name",
+        "command-line override `venues.0.name",
+    ]);
     // A key given twice: one value would be dropped silently. So would a key inside a table
     // that another override sets whole, whichever comes last.
     refused(

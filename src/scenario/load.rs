@@ -85,8 +85,17 @@ pub fn parse_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-/// Applies one override to a parsed document, creating missing tables on the way.
+/// Applies one override to a parsed document, creating missing tables on the way; one that
+/// cannot be applied leaves the document as it was (the tables it created on the way would
+/// only add problems of their own: `opening` missing every required key, say).
 pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
+    let mut edited = doc.clone();
+    set_at(&mut edited, ov)?;
+    *doc = edited;
+    Ok(())
+}
+
+fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
     let parts: Vec<&str> = ov.key.split('.').collect();
     let problem = |msg: String| Problem {
         path: display_path(&parts),

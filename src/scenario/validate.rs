@@ -3,7 +3,7 @@
 //! After [`check`] returns no problem, the engine may rely on every invariant stated here:
 //! positive prices and depths, margins ordered, shares within [0, 1], known jurisdictions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::file::{
     FundSizing, LiquidationMode, Policy, Price, PriceModel, ScenarioFile, Supervision,
@@ -428,17 +428,22 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
     if s.venues.is_empty() {
         c.fail("venues", "at least one [[venues]] entry is required");
     }
-    let mut names = BTreeSet::new();
+    let mut names = BTreeMap::new();
     for (i, v) in s.venues.iter().enumerate() {
         let at = |key: &str| format!("venues[{i}].{key}");
-        if check_label(c, at("name"), &v.name) && !names.insert(v.name.as_str()) {
-            c.fail(
-                at("name"),
-                format!(
-                    "`{}` is used by an earlier venue; names must be unique",
-                    v.name
-                ),
-            );
+        if check_label(c, at("name"), &v.name) {
+            // The earlier one by its key path, so that an override of either is named.
+            if let Some(first) = names.get(v.name.as_str()) {
+                c.fail(
+                    at("name"),
+                    format!(
+                        "`{}` is also venues[{first}].name; names must be unique",
+                        v.name
+                    ),
+                );
+            } else {
+                names.insert(v.name.as_str(), i);
+            }
         }
         check_label(c, at("jurisdiction"), &v.jurisdiction);
         c.number(
@@ -679,17 +684,22 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
         );
     }
     let jurisdictions: BTreeSet<&str> = s.venues.iter().map(|v| v.jurisdiction.as_str()).collect();
-    let mut names = BTreeSet::new();
+    let mut names = BTreeMap::new();
     for (i, p) in s.policies.iter().enumerate() {
         let at = |key: &str| format!("policies[{i}].{key}");
-        if check_label(c, at("name"), &p.name) && !names.insert(p.name.as_str()) {
-            c.fail(
-                at("name"),
-                format!(
-                    "`{}` is used by an earlier policy; names must be unique",
-                    p.name
-                ),
-            );
+        if check_label(c, at("name"), &p.name) {
+            // The earlier one by its key path, so that an override of either is named.
+            if let Some(first) = names.get(p.name.as_str()) {
+                c.fail(
+                    at("name"),
+                    format!(
+                        "`{}` is also policies[{first}].name; names must be unique",
+                        p.name
+                    ),
+                );
+            } else {
+                names.insert(p.name.as_str(), i);
+            }
         }
         check_levers_apply(c, i, p, s);
         for (j, name) in p.cooperating.iter().enumerate() {

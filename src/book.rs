@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Pareto, StandardNormal};
 use serde::Deserialize;
 
+use crate::csv_lines::BadLines;
 use crate::margin::{MarginSchedule, Trigger};
 use crate::scenario::file::{Book, LeverageMix, Opening};
 
@@ -254,13 +255,10 @@ struct Row {
     leverage: f64,
 }
 
-/// Bad lines of a positions CSV reported at most: past this, the rest waits for a fix.
-const MAX_CSV_PROBLEMS: usize = 20;
-
 /// Reads a positions snapshot with columns `side,notional,entry_price,leverage`.
 ///
 /// `bytes` is the file's content, read from `path` (which names it in messages). Every bad line
-/// is reported (up to `MAX_CSV_PROBLEMS`, then a count of the rest), each message naming the
+/// is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES), then a count of the rest), each message naming the
 /// file, the line and the column, so they can be shown as they are.
 pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>> {
     let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
@@ -282,14 +280,13 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         return Err(missing);
     }
     let mut out = Vec::new();
-    let mut problems = Vec::new();
-    let mut bad_lines = 0usize;
+    let mut bad = BadLines::new(path, bytes);
     for (i, record) in reader.records().enumerate() {
         let at = match &record {
             Ok(r) => r.position(),
             Err(e) => e.position(),
         }
-        .map(csv::Position::byte);
+        .cloned();
         let found = match record.map(|r| (r.deserialize::<Row>(Some(&headers)), r)) {
             Ok((Ok(row), _)) => match position(&row) {
                 Ok(p) => {
@@ -301,25 +298,9 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
             Ok((Err(e), record)) => vec![unreadable(&e, &headers, &record)],
             Err(e) => vec![e.to_string()],
         };
-        bad_lines += 1;
-        if bad_lines <= MAX_CSV_PROBLEMS {
-            // Counted for reported lines alone: a scan from the start for every record would
-            // make reading a million-line snapshot quadratic.
-            let line = at.map_or(i + 2, |byte| line_of(bytes, byte));
-            problems.extend(
-                found
-                    .into_iter()
-                    .map(|m| format!("{} line {line}: {m}", path.display())),
-            );
-        }
+        bad.add(at.as_ref(), i, found);
     }
-    if bad_lines > MAX_CSV_PROBLEMS {
-        problems.push(format!(
-            "{}: {} more bad lines not listed",
-            path.display(),
-            bad_lines - MAX_CSV_PROBLEMS
-        ));
-    }
+    let problems = bad.finish();
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -327,20 +308,6 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         return Err(whole(&"no positions"));
     }
     Ok(out)
-}
-
-/// The line (from 1) of the record the reader places at byte `start`. The reader's own line
-/// count is off by one after a Windows line end or a blank line: it places the record at the
-/// line end it has not consumed yet. A record never begins with a line end, so skipping those
-/// finds its first byte, and counting line feeds before it is right for every line end and for
-/// quoted fields that span lines.
-fn line_of(bytes: &[u8], start: u64) -> usize {
-    let start = usize::try_from(start).map_or(bytes.len(), |s| s.min(bytes.len()));
-    let first = bytes[start..]
-        .iter()
-        .position(|b| !matches!(b, b'\r' | b'\n'))
-        .map_or(bytes.len(), |k| start + k);
-    1 + bytes[..first].iter().filter(|&&b| b == b'\n').count()
 }
 
 /// Why a row could not be read, naming the column and quoting its value.
@@ -401,7 +368,8 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 mod tests {
     use std::path::Path;
 
-    use super::{BookSpec, MAX_CSV_PROBLEMS, Side, Stream, generate, read_csv};
+    use super::{BookSpec, Side, Stream, generate, read_csv};
+    use crate::csv_lines::MAX_BAD_LINES;
     use crate::margin::MarginSchedule;
     use crate::scenario::file::LeverageMix;
 
@@ -459,18 +427,18 @@ mod tests {
     #[test]
     fn a_csv_with_many_bad_lines_lists_the_first_and_counts_the_rest() {
         let mut text = String::from("side,notional,entry_price,leverage\n");
-        for _ in 0..MAX_CSV_PROBLEMS + 5 {
+        for _ in 0..MAX_BAD_LINES + 5 {
             text.push_str("long,1000,100,5\nlong,1000,100,0.5\n");
         }
         let problems =
             read_csv(Path::new("book.csv"), text.as_bytes()).expect_err("bad lines are refused");
-        assert_eq!(problems.len(), MAX_CSV_PROBLEMS + 1, "{problems:#?}");
+        assert_eq!(problems.len(), MAX_BAD_LINES + 1, "{problems:#?}");
         // Bad lines are the odd data lines: 3, 5, 7, ...
-        for (k, p) in problems[..MAX_CSV_PROBLEMS].iter().enumerate() {
+        for (k, p) in problems[..MAX_BAD_LINES].iter().enumerate() {
             let line = 3 + 2 * k;
             assert!(p.contains(&format!(" line {line}: leverage (0.5)")), "{p}");
         }
-        assert!(problems[MAX_CSV_PROBLEMS].ends_with(": 5 more bad lines not listed"));
+        assert!(problems[MAX_BAD_LINES].ends_with(": 5 more bad lines not listed"));
     }
 
     /// Line numbers are the file's, whatever its line ends, blank lines or quoted line breaks.

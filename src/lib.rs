@@ -19,6 +19,7 @@ pub mod book;
 pub mod calibrate;
 pub mod charts;
 pub mod columnar;
+pub mod csv_lines;
 pub mod engine;
 pub mod error;
 pub mod footprint;

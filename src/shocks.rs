@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal, StudentT, Uniform};
 
+use crate::csv_lines::BadLines;
 use crate::scenario::file::{Price, PriceModel};
 
 /// Seconds in a year, for annualised volatility (crypto trades every day).
@@ -214,60 +215,60 @@ impl ShockModel {
 pub const MAX_LOG_RETURN: f64 = 10.0;
 
 /// Reads the per-step log returns of a `historical` price: a CSV with a header and a
-/// `log_return` column (other columns are ignored), from `bytes` read from `path`. Errors name
-/// the file and the line.
-pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>, String> {
+/// `log_return` column (other columns are ignored), from `bytes` read from `path`. Every bad
+/// line is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES)), each naming the file and the line.
+pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>, Vec<String>> {
+    let whole = |message: String| vec![format!("{}: {message}", path.display())];
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let headers = reader.headers().map_err(|e| whole(e.to_string()))?;
     let column = headers
         .iter()
         .position(|h| h == "log_return")
         .ok_or_else(|| {
-            format!(
-                "{}: missing column `log_return` (one per-step log return per row)",
-                path.display()
-            )
+            whole("missing column `log_return` (one per-step log return per row)".to_string())
         })?;
     let mut out = Vec::new();
+    let mut bad = BadLines::new(path, bytes);
     for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| format!("{} line {}: {e}", path.display(), i + 2))?;
-        let line = record.position().map_or(i as u64 + 2, |p| p.line());
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                bad.add(e.position(), i, vec![e.to_string()]);
+                continue;
+            }
+        };
         let field = record.get(column).unwrap_or("");
-        match field.parse::<f64>() {
-            Ok(v) if v.abs() <= MAX_LOG_RETURN => out.push(v),
-            Ok(v) if v.is_finite() => {
-                return Err(format!(
-                    "{} line {line}: log_return `{field}` is not a one-step log return (at most \
-                     {MAX_LOG_RETURN} either way, a factor of 22,000); is the column prices? \
-                     Write ln(p_t / p_t-1)",
-                    path.display()
-                ));
+        let problem = match field.parse::<f64>() {
+            Ok(v) if v.abs() <= MAX_LOG_RETURN => {
+                out.push(v);
+                continue;
             }
-            _ => {
-                return Err(format!(
-                    "{} line {line}: log_return `{field}` must be a finite number",
-                    path.display()
-                ));
-            }
-        }
+            Ok(v) if v.is_finite() => format!(
+                "log_return `{field}` is not a one-step log return (at most {MAX_LOG_RETURN} \
+                 either way, a factor of 22,000); is the column prices? Write ln(p_t / p_t-1)"
+            ),
+            _ => format!("log_return `{field}` must be a finite number"),
+        };
+        bad.add(record.position(), i, vec![problem]);
+    }
+    let problems = bad.finish();
+    if !problems.is_empty() {
+        return Err(problems);
     }
     if out.is_empty() {
-        return Err(format!("{}: no returns", path.display()));
+        return Err(whole("no returns".to_string()));
     }
     // Small prices (a token at 0.5 USD) pass the bound, but a column of them, read as
     // returns, rises by more than 1% every step. A run of small rises is a valid series (a
     // dozen random steps are all up one time in 4,000).
     let mean = out.iter().sum::<f64>() / out.len() as f64;
     if out.len() >= 10 && out.iter().all(|&r| r > 0.0) && mean > 0.01 {
-        return Err(format!(
-            "{}: every log_return is positive, {mean:.3} a step on average, which no price \
-             series does; is the column prices? Write ln(p_t / p_t-1)",
-            path.display()
-        ));
+        return Err(whole(format!(
+            "every log_return is positive, {mean:.3} a step on average, which no price series \
+             does; is the column prices? Write ln(p_t / p_t-1)"
+        )));
     }
     Ok(out)
 }

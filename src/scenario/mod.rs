@@ -120,7 +120,7 @@ impl Scenario {
             .then(|| file.price.returns_csv.as_ref().map(|rel| base.join(rel)))
             .flatten();
         if let Some(path) = returns_path {
-            let read = read_input(&path).and_then(|bytes| {
+            let read = read_input(&path).map_err(|m| vec![m]).and_then(|bytes| {
                 crate::shocks::read_returns_csv(&path, &bytes).map(|returns| (returns, bytes))
             });
             match read {
@@ -133,10 +133,10 @@ impl Scenario {
                         bytes,
                     });
                 }
-                Err(message) => problems.push(Problem {
+                Err(messages) => problems.extend(messages.into_iter().map(|message| Problem {
                     path: "price.returns_csv".to_string(),
                     message,
-                }),
+                })),
             }
         }
         if !problems.is_empty() {

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
 use crate::runner::RunOptions;
+use crate::scenario::load::apply_override;
 use crate::scenario::{Override, Scenario};
 use crate::study;
 
@@ -465,12 +466,8 @@ pub fn calibrated_text(
             for o in overrides.iter().chain([&seed, &value]) {
                 set_in_place(doc.as_item_mut(), o)?;
             }
-            for (i, path) in absolute_snapshots(scenario, out) {
-                let snapshot = Override {
-                    key: format!("venues.{i}.book.positions_csv"),
-                    value: toml::Value::String(path),
-                };
-                set_in_place(doc.as_item_mut(), &snapshot)?;
+            for o in absolute_inputs(scenario, out) {
+                set_in_place(doc.as_item_mut(), &o)?;
             }
             Some(format!("{header}{doc}"))
         });
@@ -508,9 +505,10 @@ fn set_in_place(root: &mut toml_edit::Item, o: &Override) -> Option<()> {
     Some(())
 }
 
-/// Venues whose relative position snapshot must become absolute for a file at `out`: it is
-/// in another folder than the scenario the path was relative to.
-fn absolute_snapshots(scenario: &Scenario, out: &Path) -> Vec<(usize, String)> {
+/// The data files (position snapshots, historical returns) that a file at `out` must name by
+/// absolute paths, as overrides of their keys: the relative ones, when `out` is in another
+/// folder than the scenario they were relative to.
+fn absolute_inputs(scenario: &Scenario, out: &Path) -> Vec<Override> {
     let dir = |p: &Path| {
         let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
         std::fs::canonicalize(parent.unwrap_or(Path::new("."))).ok()
@@ -518,37 +516,37 @@ fn absolute_snapshots(scenario: &Scenario, out: &Path) -> Vec<(usize, String)> {
     let Some(base) = dir(scenario.source()).filter(|d| Some(d) != dir(out).as_ref()) else {
         return Vec::new();
     };
-    scenario
-        .file()
-        .venues
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| {
-            let p = v.book.positions_csv.as_ref()?;
-            p.is_relative()
-                .then(|| (i, base.join(p).display().to_string()))
+    let f = scenario.file();
+    let snapshots = f.venues.iter().enumerate().filter_map(|(i, v)| {
+        let p = v.book.positions_csv.as_ref()?;
+        Some((format!("venues.{i}.book.positions_csv"), p))
+    });
+    let returns = f
+        .price
+        .returns_csv
+        .as_ref()
+        .map(|p| ("price.returns_csv".to_string(), p));
+    snapshots
+        .chain(returns)
+        .filter(|(_, p)| p.is_relative())
+        .map(|(key, p)| Override {
+            key,
+            value: toml::Value::String(base.join(p).display().to_string()),
         })
         .collect()
 }
 
-/// The resolved scenario as text for a file at `out`, its relative position snapshots made
-/// absolute where `out` is in another folder ([`absolute_snapshots`]).
+/// The resolved scenario as text for a file at `out`, its relative data files made absolute
+/// where `out` is in another folder ([`absolute_inputs`]).
 fn resolved_at(scenario: &Scenario, out: &Path) -> String {
     let text = scenario.to_toml();
-    let moved = absolute_snapshots(scenario, out);
+    let moved = absolute_inputs(scenario, out);
     if moved.is_empty() {
         return text;
     }
     let mut doc: toml::Value = toml::from_str(&text).expect("a resolved scenario parses");
-    if let Some(toml::Value::Array(venues)) = doc.get_mut("venues") {
-        for (i, path) in moved {
-            if let Some(toml::Value::String(p)) = venues[i]
-                .get_mut("book")
-                .and_then(|b| b.get_mut("positions_csv"))
-            {
-                *p = path;
-            }
-        }
+    for o in &moved {
+        apply_override(&mut doc, o).expect("a resolved scenario has every data file's key");
     }
     toml::to_string_pretty(&doc).expect("a scenario serializes")
 }

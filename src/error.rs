@@ -39,6 +39,13 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C); nothing was written.
     #[error("interrupted; no result was written")]
     Interrupted,
+    /// A sweep was interrupted: the cell being run was not written, the cells finished before
+    /// it were.
+    #[error(
+        "interrupted; the cell being run was not written, the cells finished before it are \
+         kept in {0}: add --resume to the same command to finish the sweep"
+    )]
+    SweepInterrupted(PathBuf),
     /// Reading or writing a file failed for a reason outside the user's input.
     #[error("{context}: {source}")]
     Io {
@@ -58,7 +65,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidScenario { .. } | Error::BadInput(_) => 2,
-            Error::Io { .. } | Error::Interrupted => 1,
+            Error::Io { .. } | Error::Interrupted | Error::SweepInterrupted(_) => 1,
         }
     }
 

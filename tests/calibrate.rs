@@ -490,3 +490,59 @@ fn calibration_checks_its_bracket_and_evaluation_budget_before_it_runs() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+/// A calibrated scenario written into another folder than its source names the source's data
+/// files by absolute paths, so it runs from there and keeps the source's comments: the
+/// historical returns as well as the position snapshots (the returns stayed relative, and the
+/// written file then failed to load, falling back to the resolved scenario without comments).
+#[test]
+fn a_calibrated_scenario_written_elsewhere_still_finds_its_data_files() {
+    let tmp = setup();
+    let d = tmp.path();
+    fs::create_dir_all(d.join("episode/data")).unwrap();
+    let returns: String = (0..200)
+        .map(|t| format!("{}\n", if t % 2 == 0 { 0.001 } else { -0.001 }))
+        .collect();
+    fs::write(
+        d.join("episode/data/returns.csv"),
+        format!("log_return\n{returns}"),
+    )
+    .unwrap();
+    let text = SYNTHETIC.replace(
+        "annual_volatility = 0.2",
+        "model = \"historical\"\nreturns_csv = \"data/returns.csv\"",
+    );
+    fs::write(d.join("episode/replay.toml"), text).unwrap();
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "episode/replay.toml",
+            "--target",
+            "max_drawdown=0.15",
+            "--out",
+            "replay.calibrated.toml",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let written = fs::read_to_string(d.join("replay.calibrated.toml")).unwrap();
+    assert!(written.contains("(source: this test)"), "{written}");
+    let absolute = d.join("episode/data/returns.csv").canonicalize().unwrap();
+    assert!(
+        written.contains(&format!("returns_csv = \"{}\"", absolute.display())),
+        "{written}"
+    );
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "run",
+            "replay.calibrated.toml",
+            "--out",
+            "replayed",
+            "--quiet",
+            "--no-report",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+}

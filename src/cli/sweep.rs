@@ -191,7 +191,9 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         let dir = root.join(&cell_name);
         let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
         if dir.join("manifest.json").exists() {
-            eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
+            if !common.quiet {
+                eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
+            }
         } else {
             if !common.quiet {
                 eprintln!(
@@ -200,17 +202,30 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                     scenario.file().simulation.paths
                 );
             }
-            let provenance = Provenance::now(scenario_path, &common.set);
+            // The cell's own values, as a run of this one cell would record its --set.
+            let set: Vec<String> = cell
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let provenance = Provenance::now(scenario_path, &set);
             let destination = Destination::plan(Some(&dir), &root, &name, None, true)?;
-            let study = study::simulate(scenario, None, common.options())?;
+            // An interrupt loses this cell only: the finished ones stay for --resume.
+            let kept = |e: Error| match e {
+                Error::Interrupted => Error::SweepInterrupted(root.clone()),
+                e => e,
+            };
+            let study = study::simulate(scenario, None, common.options()).map_err(kept)?;
             let manifest = study.manifest(&provenance);
-            destination.commit(|d| {
-                finish(d, &study, &manifest, outputs.parquet)?;
-                if !outputs.no_report {
-                    cascade::report::build(d)?;
-                }
-                Ok(())
-            })?;
+            destination
+                .commit(|d| {
+                    finish(d, &study, &manifest, outputs.parquet)?;
+                    if !outputs.no_report {
+                        cascade::report::build(d)?;
+                    }
+                    Ok(())
+                })
+                .map_err(kept)?;
         }
         let summary_path = dir.join("summary.json");
         let text = fs::read_to_string(&summary_path)

@@ -210,7 +210,16 @@ pub fn episode(
     progress: impl FnMut(&calibrate::Evaluation),
 ) -> Result<Episode> {
     let (path, observed) = (&prepared.path, prepared.observed.clone());
-    let found = prepared.calibration.run(options, progress)?;
+    // A drop out of the shock's reach is a question about the episode's observation.
+    let found = prepared
+        .calibration
+        .run(options, progress)
+        .map_err(|e| match e {
+            Error::BadInput(m) => {
+                Error::BadInput(format!("{m}; check the episode's observed.price_drop"))
+            }
+            e => e,
+        })?;
     let scenario = found.scenario;
     let paths = scenario.file().simulation.paths;
     let seed = scenario.seed();

@@ -315,8 +315,8 @@ impl Plan {
         if !(low - tolerance..=high + tolerance).contains(&target) {
             return Err(Error::BadInput(format!(
                 "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
-                 {} = {lo} and {f_hi} at {hi}; widen the bracket (`cascade calibrate --bracket LO,HI`) \
-                 or, for a backtest episode, check its observed.price_drop",
+                 {} = {lo} and {f_hi} at {hi}; widen the bracket (--bracket LO,HI) or choose a \
+                 target in reach",
                 search.metric.name(),
                 search.key
             )));

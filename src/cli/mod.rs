@@ -482,7 +482,18 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
     let destination = Destination::plan(Some(out), Path::new("output"), "merge", None, force)?;
     let merged = shard::merge(dirs)?;
     // Shards run with --parquet merge into what the unsharded run would have written: with it.
-    let parquet = parquet || dirs.iter().all(|d| d.join("paths.parquet").is_file());
+    let with_parquet = dirs
+        .iter()
+        .filter(|d| d.join("paths.parquet").is_file())
+        .count();
+    let parquet = parquet || with_parquet == dirs.len();
+    if !parquet && with_parquet > 0 {
+        eprintln!(
+            "warning: {with_parquet} of {} shards were run with --parquet, the others without; \
+             the merge writes no paths.parquet unless given --parquet",
+            dirs.len()
+        );
+    }
     let study = study::from_rows(merged.scenario, merged.out);
     let mut manifest = study.manifest(&provenance);
     let origin = merged.origin;

@@ -424,27 +424,34 @@ fn check_label(c: &mut Checker, path: String, name: &str) -> bool {
     true
 }
 
+/// Every name in `list` (`venues`, `policies`) a label ([`check_label`]) and unique; a repeat
+/// names the earlier one by its key path, so that an override of either is named.
+fn check_names<'a>(c: &mut Checker, list: &str, names: impl Iterator<Item = &'a str>) {
+    let mut seen = BTreeMap::new();
+    for (i, name) in names.enumerate() {
+        let path = format!("{list}[{i}].name");
+        if !check_label(c, path.clone(), name) {
+            continue;
+        }
+        match seen.get(name) {
+            Some(first) => c.fail(
+                path,
+                format!("`{name}` is also {list}[{first}].name; names must be unique"),
+            ),
+            None => {
+                seen.insert(name, i);
+            }
+        }
+    }
+}
+
 fn check_venues(c: &mut Checker, s: &ScenarioFile) {
     if s.venues.is_empty() {
         c.fail("venues", "at least one [[venues]] entry is required");
     }
-    let mut names = BTreeMap::new();
+    check_names(c, "venues", s.venues.iter().map(|v| v.name.as_str()));
     for (i, v) in s.venues.iter().enumerate() {
         let at = |key: &str| format!("venues[{i}].{key}");
-        if check_label(c, at("name"), &v.name) {
-            // The earlier one by its key path, so that an override of either is named.
-            if let Some(first) = names.get(v.name.as_str()) {
-                c.fail(
-                    at("name"),
-                    format!(
-                        "`{}` is also venues[{first}].name; names must be unique",
-                        v.name
-                    ),
-                );
-            } else {
-                names.insert(v.name.as_str(), i);
-            }
-        }
         check_label(c, at("jurisdiction"), &v.jurisdiction);
         c.number(
             &at("initial_margin"),
@@ -684,23 +691,9 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
         );
     }
     let jurisdictions: BTreeSet<&str> = s.venues.iter().map(|v| v.jurisdiction.as_str()).collect();
-    let mut names = BTreeMap::new();
+    check_names(c, "policies", s.policies.iter().map(|p| p.name.as_str()));
     for (i, p) in s.policies.iter().enumerate() {
         let at = |key: &str| format!("policies[{i}].{key}");
-        if check_label(c, at("name"), &p.name) {
-            // The earlier one by its key path, so that an override of either is named.
-            if let Some(first) = names.get(p.name.as_str()) {
-                c.fail(
-                    at("name"),
-                    format!(
-                        "`{}` is also policies[{first}].name; names must be unique",
-                        p.name
-                    ),
-                );
-            } else {
-                names.insert(p.name.as_str(), i);
-            }
-        }
         check_levers_apply(c, i, p, s);
         for (j, name) in p.cooperating.iter().enumerate() {
             if !jurisdictions.contains(name.as_str()) {

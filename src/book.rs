@@ -258,8 +258,9 @@ struct Row {
 /// Reads a positions snapshot with columns `side,notional,entry_price,leverage`.
 ///
 /// `bytes` is the file's content, read from `path` (which names it in messages). Every bad line
-/// is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES), then a count of the rest), each message naming the
-/// file, the line and the column, so they can be shown as they are.
+/// is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES), then a count of the
+/// rest), each message naming the file, the line and the column, so they can be shown as they
+/// are.
 pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>> {
     let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
     let mut reader = csv::ReaderBuilder::new()

@@ -216,7 +216,8 @@ pub const MAX_LOG_RETURN: f64 = 10.0;
 
 /// Reads the per-step log returns of a `historical` price: a CSV with a header and a
 /// `log_return` column (other columns are ignored), from `bytes` read from `path`. Every bad
-/// line is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES)), each naming the file and the line.
+/// line is reported (up to [`MAX_BAD_LINES`](crate::csv_lines::MAX_BAD_LINES)), each naming
+/// the file and the line.
 pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>, Vec<String>> {
     let whole = |message: String| vec![format!("{}: {message}", path.display())];
     let mut reader = csv::ReaderBuilder::new()

@@ -416,7 +416,8 @@ fn choices(root: &Json, node: &Json) -> Option<Vec<String>> {
         return options
             .iter()
             .map(|o| o.get("const").and_then(Json::as_str).map(str::to_string))
-            .collect();
+            .collect::<Option<Vec<String>>>()
+            .filter(|choices| !choices.is_empty());
     }
     node.get("anyOf")
         .and_then(Json::as_array)?

@@ -116,12 +116,7 @@ impl Destination {
         if let Some(tag) = tag {
             stamp = format!("{stamp}-{tag}");
         }
-        let mut target = dir.join(&stamp);
-        let mut n = 2;
-        while target.exists() {
-            target = dir.join(format!("{stamp}-{n}"));
-            n += 1;
-        }
+        let target = unused_name(&dir, &stamp);
         Ok(Destination {
             target,
             latest: Some(latest),
@@ -194,6 +189,18 @@ impl Destination {
         }
         Ok(target)
     }
+}
+
+/// `dir/stem`, or the first of `dir/stem-2`, `dir/stem-3`, ... that does not exist: a default
+/// name that never collides with another result, even one started in the same second.
+pub fn unused_name(dir: &Path, stem: &str) -> PathBuf {
+    let mut target = dir.join(stem);
+    let mut n = 2;
+    while target.exists() {
+        target = dir.join(format!("{stem}-{n}"));
+        n += 1;
+    }
+    target
 }
 
 /// `--out` as the directory a run or sweep writes (and with `--force` replaces): `d/.` is `d`

@@ -950,3 +950,38 @@ fn a_sweep_over_paths_records_no_one_path_count_and_nests_its_cells() {
         assert!(twenty.contains(row), "{row} is not in the 20-path cell");
     }
 }
+
+/// A default sweep directory is named by the second it started; one taken already (another
+/// sweep started in the same second) gets a `-2`, as a run's does, rather than failing.
+#[test]
+fn default_sweep_directories_never_collide() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    // Every name the sweep could stamp in the next minute is taken.
+    let now = chrono::Utc::now();
+    for s in -1..60 {
+        let t = now + chrono::Duration::seconds(s);
+        let name = format!("sweep-{}", t.format("%Y-%m-%dT%H-%M-%SZ"));
+        fs::create_dir_all(d.join("output/tiny").join(name)).unwrap();
+    }
+    let s = fixture("tiny.toml");
+    let args = [
+        "sweep",
+        s.to_str().unwrap(),
+        "--paths",
+        "5",
+        "--quiet",
+        "--no-report",
+        "--set",
+        "liquidity.routing=0.2,0.8",
+    ];
+    ok(d, &args);
+    let written: Vec<String> = fs::read_dir(d.join("output/tiny"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("grid.csv").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(written[0].ends_with("Z-2"), "{written:?}");
+}

@@ -65,18 +65,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let name = first.file().name.clone();
     let root = match out {
         Some(o) => results::out_directory(o)?,
-        None => {
-            // A new name, never one a sweep started in the same second already took.
-            let dir = PathBuf::from("output").join(&name);
-            let stamp = chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ");
-            let mut root = dir.join(format!("sweep-{stamp}"));
-            let mut n = 2;
-            while root.exists() {
-                root = dir.join(format!("sweep-{stamp}-{n}"));
-                n += 1;
-            }
-            root
-        }
+        None => results::unused_name(
+            &PathBuf::from("output").join(&name),
+            &format!("sweep-{}", chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ")),
+        ),
     };
     // Shards of one sweep start together into one directory: each joins what the first made.
     let joining = resume || shard.is_some();

@@ -475,6 +475,23 @@ fn set_values_are_validated_like_file_values() {
         // The file is fine: the message says the value came from the command line.
         "(command-line override `venues.1.maintenance_margin = 0.5`)",
     ]);
+    // A tiny float is echoed as written, not as TOML's hundreds of digits.
+    cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "liquidity.routing=1e-300"],
+    )
+    .expect_code(0);
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "liquidity.shared_depth_1pct=-1e-300",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["(command-line override `liquidity.shared_depth_1pct = -1e-300`)"]);
     cascade(
         tmp.path(),
         &["validate", "tiny.toml", "--set", "simulation.paths=many"],

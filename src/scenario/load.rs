@@ -163,10 +163,13 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
             concerns(p, &display_path(&parts))
         });
         if let Some(ov) = set_here {
-            p.message.push_str(&format!(
-                " (command-line override `{} = {}`)",
-                ov.key, ov.value
-            ));
+            // A float as Rust writes it: 1e-300, not TOML's three hundred digits.
+            let value = match ov.value {
+                toml::Value::Float(x) => format!("{x:?}"),
+                ref v => v.to_string(),
+            };
+            p.message
+                .push_str(&format!(" (command-line override `{} = {value}`)", ov.key));
         }
     }
 }

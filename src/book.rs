@@ -60,6 +60,16 @@ impl Position {
         margin.trigger(self.side, self.quantity, self.bankruptcy_price())
     }
 
+    /// Whether the position is past its trigger under `margin` at `price` (a long triggering at
+    /// or above it, a short at or below): it is liquidated in the first step.
+    pub fn past_trigger(&self, margin: &MarginSchedule, price: f64) -> bool {
+        let trigger = self.trigger(margin).price;
+        match self.side {
+            Side::Long => trigger >= price,
+            Side::Short => trigger <= price,
+        }
+    }
+
     /// Equity per unit of quantity at `price`.
     fn equity_per_unit(&self, price: f64) -> f64 {
         self.entry / self.leverage + self.side.sign() * (price - self.entry)
@@ -231,12 +241,7 @@ pub fn generate(
                 entry: start * offset.exp(),
                 leverage: drawn,
             };
-            let trigger = position.trigger(margin).price;
-            let past = match side {
-                Side::Long => trigger >= start,
-                Side::Short => trigger <= start,
-            };
-            if past {
+            if position.past_trigger(margin, start) {
                 position.entry = start * (-offset).exp();
             }
             position.leverage = drawn.min(margin.max_leverage(quantity * start));

@@ -65,7 +65,13 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
                         .is_some_and(|c| c < 1.0 / own_margin[i].base_initial()))
         })
         .collect();
-    cap_leverage(&mut terms, &tightened, &cooperating, policy, f.price.start);
+    cap_leverage(
+        &mut terms,
+        (&tightened, &cooperating),
+        &own_margin,
+        policy,
+        f.price.start,
+    );
 
     let mut funds: Vec<f64> = f.venues.iter().map(|v| v.insurance_fund).collect();
     if let Some(pool) = policy.pooled_default_fund {
@@ -122,10 +128,13 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
 /// margin when new rules take effect: a position bought above today's price carries more
 /// leverage than it was opened with. Topped-up positions therefore start with equity of at
 /// least `1 / cap` of their notional, above any maintenance rate below the initial one.
+/// A position already past its trigger under the venue's own rules `own_margin` (a snapshot
+/// may hold some) is liquidated in the first step in the baseline, and so here too: a new
+/// rule does not rescue it by assuming its trader covers a loss already made.
 fn cap_leverage(
     terms: &mut [VenueTerms],
-    tightened: &[bool],
-    cooperating: &[bool],
+    (tightened, cooperating): (&[bool], &[bool]),
+    own_margin: &[MarginSchedule],
     policy: &Policy,
     start: f64,
 ) {
@@ -156,7 +165,7 @@ fn cap_leverage(
         let t = &mut terms[i];
         for p in &mut t.positions {
             let cap = t.margin.max_leverage(p.quantity * start).min(policy_cap);
-            if p.leverage_at(start) <= cap {
+            if p.leverage_at(start) <= cap || p.past_trigger(&own_margin[i], start) {
                 continue;
             }
             let moving = p.quantity * migration;

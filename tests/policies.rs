@@ -392,6 +392,43 @@ fn a_maintenance_floor_tops_positions_up_rather_than_liquidating_them() {
 }
 
 #[test]
+fn a_tighter_rule_does_not_rescue_positions_already_past_their_trigger() {
+    // Longs at 10x entered at 110 and 120 trigger at 104.2 and 113.7 under the venue's 5%
+    // maintenance, above the start price of 100: a snapshot's positions the baseline
+    // liquidates in the first step (the one at 120 past bankruptcy, 108). A floor a hair above
+    // the venue's rates, or a cap a hair below its leverage, must not "top them up" (their
+    // leverage at the start price is infinite or far above the cap) and so erase that loss.
+    let dir = tempfile::TempDir::new().unwrap();
+    let csv = dir.path().join("book.csv");
+    std::fs::write(
+        &csv,
+        "side,notional,entry_price,leverage
+long,1000000,110,10
+long,1000000,120,10
+\
+         short,2000000,100,1
+",
+    )
+    .unwrap();
+    let text = format!(
+        "name = \"under\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e15\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\nliquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e15\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"floor\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.1000001, maintenance = 0.01 }}\n[[policies]]\nname = \"cap\"\ncooperating = [\"x\"]\nleverage_cap = 9.99\n",
+        csv.to_str().unwrap()
+    );
+    let s = Scenario::from_toml(&text, Path::new("under.toml"), &[]).unwrap();
+    let (_, out) = run(&s);
+    let (liq, bad) = (Metric::LiquidatedNotional.index(), Metric::BadDebt.index());
+    for path in 0..2 {
+        let base = out.row(path, 0);
+        assert!(base[liq] > 0.0 && base[bad] > 0.0, "{base:?}");
+        for (policy, name) in [(1, "floor"), (2, "cap")] {
+            let row = out.row(path, policy);
+            assert_eq!(row[liq], base[liq], "{name}, path {path}");
+            assert_eq!(row[bad], base[bad], "{name}, path {path}");
+        }
+    }
+}
+
+#[test]
 fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
     // The whole drop comes in step 0 and nothing moves after it: a window that began at the
     // first step's own price would see no drawdown ever.

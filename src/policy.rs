@@ -67,7 +67,8 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         .collect();
     cap_leverage(
         &mut terms,
-        (&tightened, &cooperating),
+        &tightened,
+        &cooperating,
         &own_margin,
         policy,
         f.price.start,
@@ -133,7 +134,8 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
 /// rule does not rescue it by assuming its trader covers a loss already made.
 fn cap_leverage(
     terms: &mut [VenueTerms],
-    (tightened, cooperating): (&[bool], &[bool]),
+    tightened: &[bool],
+    cooperating: &[bool],
     own_margin: &[MarginSchedule],
     policy: &Policy,
     start: f64,

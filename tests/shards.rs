@@ -844,6 +844,15 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         fs::read(d.join("m/paths.parquet")).unwrap(),
         fs::read(d.join("r/paths.parquet")).unwrap()
     );
+    // Only some shards with it: the merge writes none, and says so rather than silently.
+    fs::remove_file(d.join("s2/paths.parquet")).unwrap();
+    let (code, stderr) = cascade(d, &["merge", "s1", "s2", "--out", "mixed", "--no-report"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("1 of 2 shards were run with --parquet"),
+        "{stderr}"
+    );
+    assert!(!d.join("mixed/paths.parquet").exists());
 }
 
 /// Every figure of `grid/grid.json` is the one in its cell's `summary.json`, written the same

@@ -123,7 +123,8 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
 /// Applies the policy's leverage cap (and the cap implied by higher initial margins, tier by
 /// tier) to the cooperating venues: above-cap positions are topped up to the cap, except the
 /// migration share, which moves to the venues outside the cooperating set in proportion to
-/// their open interest, at its own leverage up to each destination's cap for its size.
+/// their open interest on its side, at its own leverage up to each destination's cap for its
+/// size.
 ///
 /// Leverage is measured at the start price (notional over equity now), as a venue checks
 /// margin when new rules take effect: a position bought above today's price carries more
@@ -141,23 +142,24 @@ fn cap_leverage(
     start: f64,
 ) {
     let outside: Vec<usize> = (0..terms.len()).filter(|&i| !cooperating[i]).collect();
-    let long_oi = |t: &VenueTerms| -> f64 {
-        t.positions
+    // Each side's open interest outside: a migrating long goes where longs trade, a short
+    // where shorts do (a snapshot's sides need not match).
+    let outside_oi = |side: Side| -> Vec<f64> {
+        outside
             .iter()
-            .filter(|p| p.side == Side::Long)
-            .map(|p| p.quantity * start)
-            .sum()
+            .map(|&i| {
+                terms[i]
+                    .positions
+                    .iter()
+                    .filter(|p| p.side == side)
+                    .map(|p| p.quantity * start)
+                    .sum()
+            })
+            .collect()
     };
-    let outside_oi: Vec<f64> = outside.iter().map(|&i| long_oi(&terms[i])).collect();
-    let outside_total: f64 = outside_oi.iter().sum();
+    let (long_oi, short_oi) = (outside_oi(Side::Long), outside_oi(Side::Short));
     let outside_margin: Vec<MarginSchedule> =
         outside.iter().map(|&i| terms[i].margin.clone()).collect();
-    // With nowhere to go (full coverage, or empty outside books) nothing migrates.
-    let migration = if outside_total > 0.0 {
-        policy.migration.unwrap_or(0.0)
-    } else {
-        0.0
-    };
     let mut arrivals: Vec<Vec<Position>> = vec![Vec::new(); terms.len()];
     for i in 0..terms.len() {
         if !tightened[i] {
@@ -170,10 +172,24 @@ fn cap_leverage(
             if p.leverage_at(start) <= cap || p.past_trigger(&own_margin[i], start) {
                 continue;
             }
-            let moving = p.quantity * migration;
+            let oi = match p.side {
+                Side::Long => &long_oi,
+                Side::Short => &short_oi,
+            };
+            let total: f64 = oi.iter().sum();
+            // With nowhere to go (full coverage, or no position on this side outside) nothing
+            // migrates.
+            let moving = if total > 0.0 {
+                p.quantity * policy.migration.unwrap_or(0.0)
+            } else {
+                0.0
+            };
             for (k, &dest) in outside.iter().enumerate() {
+                if moving == 0.0 || oi[k] == 0.0 {
+                    continue;
+                }
                 let migrant = Position {
-                    quantity: moving * outside_oi[k] / outside_total,
+                    quantity: moving * oi[k] / total,
                     ..*p
                 };
                 let dest_cap = outside_margin[k].max_leverage(migrant.quantity * start);

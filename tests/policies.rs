@@ -201,6 +201,47 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
     }
 }
 
+#[test]
+fn migrating_positions_go_where_their_side_trades() {
+    // A snapshot's sides need not match: outside venue "longs-only" holds no short, so a
+    // short displaced by the cap must all go to "both", whatever the venues' long interest
+    // (which once split shorts too, sending three quarters of this one to "longs-only").
+    let dir = tempfile::TempDir::new().unwrap();
+    let book = |name: &str, rows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
+        path
+    };
+    let inside = book("inside.csv", "long,1000000,100,2\nshort,1000000,100,20\n");
+    let longs_only = book("longs-only.csv", "long,3000000,100,2\n");
+    let both = book("both.csv", "long,1000000,100,2\nshort,1000000,100,2\n");
+    let venue = |name: &str, jurisdiction: &str, csv: &Path| {
+        format!(
+            "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\nliquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e9\n[venues.book]\npositions_csv = {:?}\n",
+            csv.to_str().unwrap()
+        )
+    };
+    let text = format!(
+        "name = \"sides\"\n[simulation]\npaths = 1\nsteps = 2\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e9\n{}{}{}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"cap\"\ncooperating = [\"in\"]\nleverage_cap = 5.0\nmigration = 0.5\n",
+        venue("inside", "in", &inside),
+        venue("longs-only", "out", &longs_only),
+        venue("both", "out", &both),
+    );
+    let s = Scenario::from_toml(&text, Path::new("sides.toml"), &[]).unwrap();
+    let markets = policy::markets(&s, &s.books());
+    let (base, cap) = (&markets[0], &markets[1]);
+    let shorts = |m: &Market, i: usize| m.venues[i].shorts.total_quantity();
+    let longs = |m: &Market, i: usize| m.venues[i].longs.total_quantity();
+    // Half the short (10,000 units at 100) moves, all of it to "both".
+    assert_eq!(shorts(cap, 1), 0.0, "no short lands where none trades");
+    assert!((shorts(cap, 2) - shorts(base, 2) - 5_000.0).abs() < 1e-9);
+    assert!((shorts(cap, 0) - 5_000.0).abs() < 1e-9);
+    // The longs were under the cap: nothing of them moves.
+    for i in 0..3 {
+        assert_eq!(longs(cap, i), longs(base, i), "venue {i}");
+    }
+}
+
 /// Runs one path of a market: cumulative liquidations per step, and the step the first
 /// supervisor acted at.
 fn trace(market: &Market, s: &Scenario, path: u64) -> (Vec<f64>, Option<usize>) {

@@ -590,6 +590,51 @@ fn run_with_threads(s: &Scenario, threads: usize) -> runner::RunOutput {
 }
 
 #[test]
+fn positions_no_path_reaches_change_nothing_a_path_liquidates() {
+    // MODEL.md section 4: a path costs nothing per position it does not liquidate. Its cost
+    // is the benchmark's (`book_size`); here, its results: 20,000 positions per side per
+    // venue, with triggers 80% away, lengthen every ladder tenfold and more, and no path's
+    // liquidations, rounds or losses move (open interest grows 1%, proportionally on every
+    // venue, so the index weighs the venues as before, up to rounding).
+    let s = quickstart(24);
+    let books = s.books();
+    let mut longer = books.clone();
+    crate::unreached_books::add_unreached(&mut longer, 20_000, s.file().price.start, 0.01);
+    let base = cascade::policy::markets(&s, &books).swap_remove(0);
+    let wide = cascade::policy::markets(&s, &longer).swap_remove(0);
+    for (a, b) in base.venues.iter().zip(&wide.venues) {
+        // (Partial liquidation cuts a position into several tranches.)
+        assert!(b.longs.len() >= a.longs.len() + 20_000, "{}", a.name);
+        assert!(b.shorts.len() >= a.shorts.len() + 20_000, "{}", a.name);
+    }
+    let mut liquidated = 0.0;
+    for path in 0..24 {
+        let r = returns(&s, path);
+        let ((x, _, _), (y, _, _)) = (one_path(&base, &r), one_path(&wide, &r));
+        for m in [
+            Metric::LiquidatedPositions,
+            Metric::CascadeRounds,
+            Metric::CascadeSteps,
+        ] {
+            assert_eq!(x[m.index()], y[m.index()], "path {path}: {m:?}");
+        }
+        for m in [
+            Metric::LiquidatedNotional,
+            Metric::BadDebt,
+            Metric::MaxDrawdown,
+        ] {
+            let (a, b) = (x[m.index()], y[m.index()]);
+            assert!(
+                (a - b).abs() <= 1e-9 * a.abs(),
+                "path {path}: {m:?} {a} vs {b}"
+            );
+        }
+        liquidated += x[Metric::LiquidatedNotional.index()];
+    }
+    assert!(liquidated > 0.0, "the paths do liquidate");
+}
+
+#[test]
 fn results_do_not_depend_on_the_thread_count() {
     // 300 paths is more than four batches, so threads really split the work.
     let s = quickstart(300);

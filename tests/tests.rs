@@ -12,3 +12,4 @@ mod shards;
 mod shocks;
 mod slurm;
 mod support;
+mod unreached_books;

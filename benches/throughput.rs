@@ -7,7 +7,9 @@
 //!   positions per side per venue, on the same pre-drawn exogenous returns. A path costs
 //!   nothing per position it does not liquidate; the target is the 1,000,000-position path
 //!   within 1.5x of the 1,000-position one (not met: the README's performance section says
-//!   what grows with the book and why).
+//!   what grows with the book and why). A fifth case isolates the size of the book from what
+//!   a path liquidates: the 1,000-position books plus 999,000 positions per side per venue
+//!   that no path reaches, so ladders a thousand times longer and the same liquidations.
 //!
 //! Scenarios, books and markets are built outside the timed loops (the huge books only when
 //! their benchmark is selected). Run with `cargo bench --bench throughput`, or one group with
@@ -28,6 +30,9 @@ use cascade::scenario::Override;
 use cascade::shocks::ShockModel;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+#[path = "../tests/unreached_books.rs"]
+mod unreached_books;
+
 /// Paths per timed run of the whole Monte Carlo. A run has a fixed cost of a few milliseconds
 /// (thread pool, timeline histograms allocated and merged), about 10% of a 256-path run and
 /// 2-3% of this one, so this measures the per-path throughput real runs see.
@@ -38,6 +43,10 @@ const PATH_SET: u64 = 64;
 
 /// Positions per side per venue compared by `book_size`.
 const BOOK_SIZES: [u32; 4] = [1_000, 10_000, 100_000, 1_000_000];
+
+/// Positions per side per venue that no path reaches, added to the 1,000-position books in
+/// `book_size`'s fifth case (holding 1% of each venue's open interest).
+const UNREACHED: usize = 999_000;
 
 fn scenario_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/benchmark.toml")
@@ -89,7 +98,8 @@ fn venue_steps(c: &mut Criterion) {
     group.finish();
 }
 
-/// One market with `positions` per side per venue, and pre-drawn returns to run it on.
+/// One market with `positions` per side per venue (and `unreached` more that no path
+/// reaches), and pre-drawn returns to run it on.
 struct PathBench {
     market: Market,
     returns: Vec<Vec<f64>>,
@@ -99,7 +109,7 @@ struct PathBench {
 }
 
 impl PathBench {
-    fn new(positions: u32) -> PathBench {
+    fn new(positions: u32, unreached: usize) -> PathBench {
         let overrides: Vec<Override> = (0..load(&[]).file().venues.len())
             .map(|v| {
                 Override::parse(&format!("venues.{v}.book.positions={positions}"))
@@ -107,8 +117,12 @@ impl PathBench {
             })
             .collect();
         let scenario = load(&overrides);
-        let market = markets(&scenario).swap_remove(0);
         let f = scenario.file();
+        let mut books = scenario.books();
+        if unreached > 0 {
+            unreached_books::add_unreached(&mut books, unreached, f.price.start, 0.01);
+        }
+        let market = policy::markets(&scenario, &books).swap_remove(0);
         let steps = f.simulation.steps as usize;
         // The same exogenous returns for every book size: path i drawn as the runner draws it.
         let shocks = ShockModel::new(&f.price, f.simulation.step_seconds);
@@ -151,12 +165,16 @@ fn book_size(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(1));
-    for positions in BOOK_SIZES {
+    let cases = BOOK_SIZES
+        .map(|positions| ("simulate_one_path".to_string(), positions, 0))
+        .into_iter()
+        .chain([(format!("plus_{UNREACHED}_unreached"), 1_000, UNREACHED)]);
+    for (name, positions, unreached) in cases {
         // Built on first use, outside the timed loop, so that filtering this benchmark out
         // (`cargo bench --bench throughput -- venue_steps`) skips building the huge books.
         let mut setup: Option<PathBench> = None;
-        group.bench_function(BenchmarkId::new("simulate_one_path", positions), |b| {
-            let p = setup.get_or_insert_with(|| PathBench::new(positions));
+        group.bench_function(BenchmarkId::new(name, positions), |b| {
+            let p = setup.get_or_insert_with(|| PathBench::new(positions, unreached));
             b.iter(|| p.next_path())
         });
     }

@@ -700,12 +700,20 @@ impl<'a> PathRun<'a> {
                     quantity * self.m.start
                 }
                 SupervisionMetric::Drawdown => {
-                    let (mut sum, mut weight) = (0.0, 0.0);
+                    let (mut sum, mut weight, mut plain) = (0.0, 0.0, 0.0);
                     for &i in &sup.venues {
                         sum += self.m.venues[i].weight * self.s.venues[i].log_price;
                         weight += self.m.venues[i].weight;
+                        plain += self.s.venues[i].log_price;
                     }
-                    let now = if weight > 0.0 { sum / weight } else { self.x };
+                    // Venues with no long open interest (a snapshot's) weigh nothing in the
+                    // index: watched alone, their prices count equally. (The fundamental, used
+                    // here before, left out every move the cascade made.)
+                    let now = if weight > 0.0 {
+                        sum / weight
+                    } else {
+                        plain / sup.venues.len() as f64
+                    };
                     if state.history.len() > sup.window {
                         state.history.remove(0);
                     }

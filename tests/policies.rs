@@ -470,6 +470,51 @@ long,1000000,120,10
 }
 
 #[test]
+fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
+    // Venue "b" holds shorts only (a snapshot), so it weighs nothing in the index. Its
+    // supervisor must still watch its price, which falls with the shared price when "a"'s
+    // longs cascade (-9.5% at step 4, -4.9% of it the fundamental's): it trips at step 5, as
+    // it does when "b" holds a long instead. It once watched the fundamental and never did.
+    let dir = tempfile::TempDir::new().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let returns = write(
+        "down.csv",
+        &format!("log_return\n{}{}", "-0.01\n".repeat(5), "0.0\n".repeat(15)),
+    );
+    let longs = write(
+        "a.csv",
+        "side,notional,entry_price,leverage\nlong,100000000,100,20\n",
+    );
+    let first = |b_side: &str| {
+        let b = write(
+            &format!("b-{b_side}.csv"),
+            &format!("side,notional,entry_price,leverage\n{b_side},1000000,100,2\n"),
+        );
+        let venue = |name: &str, jurisdiction: &str, csv: &Path| {
+            format!(
+                "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\ninsurance_fund = 1.0e9\ndepth_1pct = 1.0e21\n[venues.book]\npositions_csv = {:?}\n",
+                csv.to_str().unwrap()
+            )
+        };
+        let text = format!(
+            "name = \"dd\"\n[simulation]\npaths = 1\nsteps = 20\nseed = 1\n[price]\nstart = 100.0\nmodel = \"historical\"\nreturns_csv = {:?}\n[liquidity]\nimpact = \"linear\"\nshared_depth_1pct = 2.0e7\nrouting = 1.0\npermanent_fraction = 1.0\n{}{}[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watch-b\"\ncooperating = [\"y\"]\nsupervision = {{ view = \"local\", metric = \"drawdown\", window_steps = 10, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }}\n",
+            returns.to_str().unwrap(),
+            venue("a", "x", &longs),
+            venue("b", "y", &b),
+        );
+        let s = Scenario::from_toml(&text, Path::new("dd.toml"), &[]).unwrap();
+        let markets = policy::markets(&s, &s.books());
+        trace(&markets[1], &s, 0).1
+    };
+    assert_eq!(first("long"), Some(5));
+    assert_eq!(first("short"), Some(5));
+}
+
+#[test]
 fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
     // The whole drop comes in step 0 and nothing moves after it: a window that began at the
     // first step's own price would see no drawdown ever.

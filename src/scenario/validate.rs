@@ -696,7 +696,16 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
         let at = |key: &str| format!("policies[{i}].{key}");
         check_levers_apply(c, i, p, s);
         for (j, name) in p.cooperating.iter().enumerate() {
-            if !jurisdictions.contains(name.as_str()) {
+            // A set: a jurisdiction named twice got two local supervisors, which acted twice.
+            if let Some(first) = p.cooperating[..j].iter().position(|n| n == name) {
+                c.fail(
+                    format!("policies[{i}].cooperating[{j}]"),
+                    format!(
+                        "`{name}` is also policies[{i}].cooperating[{first}]; name each \
+                         jurisdiction once"
+                    ),
+                );
+            } else if !jurisdictions.contains(name.as_str()) {
                 let known: Vec<&str> = jurisdictions.iter().copied().collect();
                 c.fail(
                     format!("policies[{i}].cooperating[{j}]"),

@@ -270,6 +270,20 @@ fn label_area(labels: &[&str]) -> u32 {
     (longest * 19 / 2 + 24).clamp(70, 320)
 }
 
+/// Width in pixels of a series legend naming `names` (swatch, text in the tick font, margins).
+fn legend_width(names: &[&str]) -> u32 {
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
+    longest * 9 + 70
+}
+
+/// The top of an axis from `lo` that keeps the values up to `hi` clear of the right `reserve`
+/// pixels of a plot `width` pixels wide, where the legend then sits without covering a bar
+/// or a point (at most half the plot is given up).
+fn clear_of_legend(lo: f64, hi: f64, width: u32, reserve: u32) -> f64 {
+    let share = (f64::from(reserve) / f64::from(width.max(1))).min(0.5);
+    lo + (hi - lo) / (1.0 - share)
+}
+
 /// Writes a centred note where a chart would be, for data with nothing to plot.
 fn empty_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, note: &str) -> DrawResult<DB> {
     let (w, h) = area.dim_in_pixel();
@@ -292,6 +306,10 @@ pub struct Sample<'a> {
     /// The metric's value on every path.
     pub values: &'a [f64],
 }
+
+/// An exceedance chart's dollar axis is logarithmic where its positive values span more than
+/// this factor (about a decade and a half).
+pub const LOG_X_SPAN: f64 = 30.0;
 
 /// Most points drawn per curve; the tail's last 200 paths are always drawn one by one.
 const MAX_CURVE_POINTS: usize = 1_000;
@@ -357,6 +375,22 @@ struct Curve<'a> {
     above: f64,
 }
 
+/// The stairs that draw `points` (from [`exceedance_points`]) as the share of paths above x:
+/// at each value the curve drops from the share at or above it to the share above it (the
+/// next point's), and stays there until the next value; past the last value, no path is
+/// above, so the curve drops to `floor` (the bottom of a log axis, which cannot show zero).
+/// Drawn flat from each point instead, it showed one path too many between two values, and
+/// a policy whose paths all had one value as a single point that drew nothing.
+fn survival_stairs(points: &[(f64, f64)], floor: f64) -> Vec<(f64, f64)> {
+    let mut stairs = Vec::with_capacity(points.len() * 2);
+    for (k, &(x, p)) in points.iter().enumerate() {
+        let above = points.get(k + 1).map_or(floor, |&(_, next)| next);
+        stairs.push((x, p));
+        stairs.push((x, above));
+    }
+    stairs
+}
+
 fn draw_exceedance<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -373,9 +407,9 @@ fn draw_exceedance<DB: DrawingBackend>(
     };
     let x_max = finite().fold(f64::NEG_INFINITY, f64::max);
     let positive_min = finite().filter(|&x| x > 0.0).fold(f64::INFINITY, f64::min);
-    // A log axis for dollar amounts spanning more than about a decade and a half; paths
-    // at zero cannot sit on it, so the legend gives each policy's share above zero.
-    let log_x = unit != Unit::Fraction && x_max / positive_min > 30.0;
+    // Paths at zero cannot sit on a log axis, so the legend gives each policy's share above
+    // zero.
+    let log_x = unit != Unit::Fraction && x_max / positive_min > LOG_X_SPAN;
     let curves: Vec<Curve> = samples
         .iter()
         .enumerate()
@@ -450,6 +484,7 @@ where
     DB: DrawingBackend,
     X: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
+    let y_floor = y.lo;
     let mut chart = ChartBuilder::on(area)
         .margin(20)
         .margin_right(40)
@@ -473,13 +508,7 @@ where
     for c in curves {
         let (policy, pts, above) = (c.policy, &c.points, c.above);
         let color = policy_color(c.index);
-        let mut stairs = Vec::with_capacity(pts.len() * 2);
-        for (k, &(x, p)) in pts.iter().enumerate() {
-            stairs.push((x, p));
-            if let Some(&(next, _)) = pts.get(k + 1) {
-                stairs.push((next, p));
-            }
-        }
+        let stairs = survival_stairs(pts, y_floor);
         let label = if above == 0.0 {
             format!("{policy}  (no path above zero)")
         } else if above < 1.0 {
@@ -588,6 +617,9 @@ fn panels_size(n: usize) -> (u32, u32) {
     (width, 70 + 50 + rows as u32 * panel_h)
 }
 
+/// Most ticks on a band chart's dollar axis.
+const Y_LABELS: usize = 7;
+
 fn draw_bands<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -635,6 +667,9 @@ fn draw_bands<DB: DrawingBackend>(
     };
     let (rows, cols) = panel_grid(bands.len());
     let panels = panels_area.split_evenly((rows, cols));
+    // Ticks at least this far apart (the axis holds at most `Y_LABELS` of them).
+    let y_tick = units::usd_ticks(y_lo, y_hi, (y_hi - y_lo) / Y_LABELS as f64);
+    let y_tick = |v: &f64| y_tick(*v);
     let baseline = bands.first();
     for (i, (b, panel)) in bands.iter().zip(&panels).enumerate() {
         let color = policy_color(i);
@@ -655,9 +690,9 @@ fn draw_bands<DB: DrawingBackend>(
             .x_desc(time.label.as_str())
             .x_label_formatter(&|v| units::trim_zeros(&format!("{v:.2}")))
             .y_desc(y_label)
-            .y_label_formatter(&|v| Unit::Usd.tick(*v))
+            .y_label_formatter(&y_tick)
             .x_labels(8)
-            .y_labels(7)
+            .y_labels(Y_LABELS)
             .draw()?;
         if let Some((s0, s1)) = time.stress {
             chart.draw_series(std::iter::once(Rectangle::new(
@@ -850,6 +885,16 @@ fn venue_panel<DB: DrawingBackend>(
     } else {
         1.0
     };
+    let x_hi = if legend {
+        let names: Vec<&str> = policies.iter().map(|p| p.policy).collect();
+        let plot = area
+            .dim_in_pixel()
+            .0
+            .saturating_sub(label_area(venues) + 14 + 30);
+        clear_of_legend(0.0, x_hi, plot, legend_width(&names))
+    } else {
+        x_hi
+    };
     let centres: Vec<f64> = (0..n).map(|i| (n - 1 - i) as f64 + 0.5).collect();
     let mut chart = ChartBuilder::on(area)
         .caption(caption, panel_font())
@@ -983,7 +1028,11 @@ fn draw_forest<DB: DrawingBackend>(
     let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
     let (metrics, policies) = forest_keys(effects);
     if effects.is_empty() {
-        empty_note(&area, "Only one policy: no comparisons to plot.")?;
+        // Either the scenario has one policy or too few paths for an interval.
+        empty_note(
+            &area,
+            "No comparisons to plot: they need a second policy and at least two paths.",
+        )?;
         return root.present();
     }
     let slot = policies.len() + 1;
@@ -1000,7 +1049,12 @@ fn draw_forest<DB: DrawingBackend>(
     let hi = finite.filter(|v| v.is_finite()).fold(0.0, f64::max);
     let (lo, hi) = (clip(lo), clip(hi));
     let pad = ((hi - lo) * 0.08).max(0.01);
+    let plot = area
+        .dim_in_pixel()
+        .0
+        .saturating_sub(label_area(&metrics) + 16 + 40);
     let (x_lo, x_hi) = (lo - pad, hi + pad);
+    let x_hi = clear_of_legend(x_lo, x_hi, plot, legend_width(&policies));
     let mut chart = ChartBuilder::on(&area)
         .margin(16)
         .margin_right(40)
@@ -1283,5 +1337,38 @@ mod tests {
         assert_eq!(pts[0], (1.0, 1.0));
         assert_eq!(*pts.last().unwrap(), (100_000.0, 1e-5));
         assert!(pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1));
+    }
+
+    #[test]
+    fn a_legend_keeps_clear_of_every_value() {
+        // 200 of 1,000 pixels for the legend: values up to 100 take the left 80%.
+        let top = clear_of_legend(0.0, 100.0, 1000, 200);
+        assert!((top - 125.0).abs() < 1e-9);
+        let top = clear_of_legend(-10.0, 30.0, 500, 100);
+        assert!(((30.0 - -10.0) / (top - -10.0) - 0.8).abs() < 1e-12);
+        // Never more than half the plot.
+        assert_eq!(clear_of_legend(0.0, 1.0, 100, 900), 2.0);
+    }
+
+    #[test]
+    fn exceedance_stairs_show_the_share_of_paths_above_each_value() {
+        // Between two values the curve is the share of paths strictly above: 3 of 4 above 1,
+        // 1 of 4 above 2, none above 3 (the floor).
+        let values = [1.0, 2.0, 2.0, 3.0];
+        let stairs = survival_stairs(&exceedance_points(&values, false), 0.01);
+        let share_above = |x: f64| values.iter().filter(|&&v| v > x).count() as f64 / 4.0;
+        for w in stairs.windows(2) {
+            let ((x0, p0), (x1, p1)) = (w[0], w[1]);
+            if x1 > x0 {
+                // A flat stretch: the share above any value inside it.
+                assert_eq!(p0, p1);
+                assert_eq!(p0, share_above((x0 + x1) / 2.0), "{stairs:?}");
+            }
+        }
+        assert_eq!(stairs.first(), Some(&(1.0, 1.0)));
+        assert_eq!(stairs.last(), Some(&(3.0, 0.01)));
+        // One value on every path still draws a line (a drop at that value).
+        let one = survival_stairs(&exceedance_points(&[5.0; 3], false), 0.01);
+        assert_eq!(one, vec![(5.0, 1.0), (5.0, 0.01)]);
     }
 }

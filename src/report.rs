@@ -124,10 +124,12 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             format!("Loss exceedance: {label}"),
             format!(
                 "Share of the {} paths on which {label} exceeded the value on the horizontal axis, one curve per policy. \
-                 Both axes are logarithmic for dollar amounts: a curve further down and to the left is a safer \
+                 The vertical axis is logarithmic, and so is the horizontal one where dollar amounts span more \
+                 than a factor of {} (its label then says so): a curve further down and to the left is a safer \
                  policy; the right end of each curve is the worst path seen. A point at 1% reads as the 99% \
                  quantile (VaR 99).",
-                units::count(s.paths as f64)
+                units::count(s.paths as f64),
+                charts::LOG_X_SPAN
             ),
         ));
     }
@@ -570,10 +572,19 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
             units::percent(p.annual_volatility)
         ),
     };
+    // A shard's summary holds its own paths, a part of the scenario's.
+    let paths = if s.paths == sim.paths {
+        units::count(s.paths as f64)
+    } else {
+        format!(
+            "{} (of the scenario's {})",
+            units::count(s.paths as f64),
+            units::count(sim.paths as f64)
+        )
+    };
     let mut text = format!(
-        "{} Monte Carlo paths of {} steps of {} seconds ({}), all from seed {}. \
+        "{paths} Monte Carlo paths of {} steps of {} seconds ({}), all from seed {}. \
          The fundamental price starts at {} and follows {model}{volatility}.",
-        units::count(sim.paths as f64),
         units::count(f64::from(sim.steps)),
         trim(dt),
         horizon_words(f64::from(sim.steps) * dt),

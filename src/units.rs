@@ -85,10 +85,57 @@ pub fn usd(v: f64) -> String {
     format!("{sign}${}", magnitude(v.abs()))
 }
 
+/// Magnitude suffixes, largest first.
+const SUFFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, "")];
+
+/// Dollar labels for the ticks of an axis from `low` to `high` about `step` apart: those of
+/// [`Unit::tick`] where they tell such ticks apart, else every tick in the magnitude of the
+/// larger end with the decimals the step needs (`$99.95k`, `$100.00k`, where three
+/// significant figures read `$100k` five times on a narrow price axis).
+pub fn usd_ticks(low: f64, high: f64, step: f64) -> impl Fn(f64) -> String {
+    // Axes put ticks at 1, 2 or 5 times a power of ten.
+    let step = if step > 0.0 {
+        let power = 10f64.powf(step.log10().floor());
+        [1.0, 2.0, 5.0, 10.0]
+            .into_iter()
+            .map(|m| m * power)
+            .find(|&nice| nice >= step)
+            .unwrap_or(step)
+    } else {
+        step
+    };
+    let ticks = if step > 0.0 && high > low {
+        ((high - low) / step).ceil().min(1000.0) as usize
+    } else {
+        0
+    };
+    let labels: Vec<String> = (0..=ticks)
+        .map(|k| Unit::Usd.tick(low + k as f64 * step))
+        .collect();
+    let fixed = if labels.windows(2).all(|w| w[0] != w[1]) {
+        None
+    } else {
+        let top = low.abs().max(high.abs());
+        let (scale, suffix) = SUFFIXES
+            .iter()
+            .copied()
+            .find(|&(scale, _)| top >= scale)
+            .unwrap_or((1.0, ""));
+        let decimals = (scale / step).log10().ceil().clamp(0.0, 12.0) as usize;
+        Some((scale, suffix, decimals))
+    };
+    move |v| match fixed {
+        None => Unit::Usd.tick(v),
+        Some((scale, suffix, decimals)) => {
+            let sign = if v < 0.0 { "-" } else { "" };
+            format!("{sign}${:.decimals$}{suffix}", v.abs() / scale)
+        }
+    }
+}
+
 /// A non-negative number with a magnitude suffix and three significant figures, without
 /// trailing zeros (`950`, `12.3k`, `4.5M`, `1B`).
 fn magnitude(a: f64) -> String {
-    const SUFFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, "")];
     // Pick the suffix after rounding, so 999,999,999.9 reads 1B, not 1000M.
     for (k, &(scale, suffix)) in SUFFIXES.iter().enumerate() {
         let scaled = a / scale;
@@ -212,6 +259,22 @@ pub fn count(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dollar_ticks_on_a_narrow_axis_are_told_apart() {
+        // A price within 0.1% of 100,000: three significant figures would read $100k.
+        let label = usd_ticks(99_930.0, 100_070.0, 20.0);
+        let ticks: Vec<String> = (0..8)
+            .map(|k| label(99_930.0 + 20.0 * f64::from(k)))
+            .collect();
+        assert!(ticks.windows(2).all(|w| w[0] != w[1]), "{ticks:?}");
+        // Ticks 20 apart need two decimals of thousands.
+        assert_eq!(label(100_000.0), "$100.00k");
+        assert_eq!(label(99_960.0), "$99.96k");
+        // A wide axis keeps the usual labels.
+        let wide = usd_ticks(0.0, 2e9, 5e8);
+        assert_eq!(wide(1.5e9), "$1.5B");
+    }
 
     #[test]
     fn formats_read_as_people_write_them() {

@@ -412,7 +412,7 @@ fn charts_with_nothing_to_plot_say_so_instead_of_failing() {
     assert!(
         check_svg_texts(&w.svg)
             .iter()
-            .any(|t| t.contains("no comparisons"))
+            .any(|t| t.contains("No comparisons to plot"))
     );
     let empty: Vec<Vec<f64>> = Vec::new();
     let w = charts::heatmap(

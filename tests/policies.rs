@@ -201,6 +201,15 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
     }
 }
 
+/// A `[[venues]]` entry at 50x (2% initial, 1% maintenance margin) whose book is the CSV
+/// `csv`, with the keys `extra` (fee, fund, depth).
+fn csv_venue(name: &str, jurisdiction: &str, csv: &Path, extra: &str) -> String {
+    format!(
+        "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\n{extra}\n[venues.book]\npositions_csv = {:?}\n",
+        csv.to_str().unwrap()
+    )
+}
+
 #[test]
 fn migrating_positions_go_where_their_side_trades() {
     // A snapshot's sides need not match: outside venue "longs-only" holds no short, so a
@@ -216,9 +225,11 @@ fn migrating_positions_go_where_their_side_trades() {
     let longs_only = book("longs-only.csv", "long,3000000,100,2\n");
     let both = book("both.csv", "long,1000000,100,2\nshort,1000000,100,2\n");
     let venue = |name: &str, jurisdiction: &str, csv: &Path| {
-        format!(
-            "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\nliquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e9\n[venues.book]\npositions_csv = {:?}\n",
-            csv.to_str().unwrap()
+        csv_venue(
+            name,
+            jurisdiction,
+            csv,
+            "liquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e9",
         )
     };
     let text = format!(
@@ -495,9 +506,11 @@ fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
             &format!("side,notional,entry_price,leverage\n{b_side},1000000,100,2\n"),
         );
         let venue = |name: &str, jurisdiction: &str, csv: &Path| {
-            format!(
-                "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\ninsurance_fund = 1.0e9\ndepth_1pct = 1.0e21\n[venues.book]\npositions_csv = {:?}\n",
-                csv.to_str().unwrap()
+            csv_venue(
+                name,
+                jurisdiction,
+                csv,
+                "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
             )
         };
         let text = format!(

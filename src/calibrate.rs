@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
 use crate::runner::RunOptions;
-use crate::scenario::load::apply_override;
+use crate::scenario::load::{apply_override, parse_key};
 use crate::scenario::{Override, Scenario};
 use crate::study;
 
@@ -173,6 +173,8 @@ pub struct Plan {
     base: Scenario,
     /// The resolved scenario with only the policies simulated (the baseline, the searched).
     searched_text: String,
+    /// The key as it reads in `searched_text`, whose list of policies is shorter.
+    searched_key: String,
     /// The whole resolved scenario.
     full_text: String,
     /// The searched policy's index among the policies simulated.
@@ -239,6 +241,7 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
         *ps = keep;
     }
     let plan = Plan {
+        searched_key: searched_key(&search.key, policy, &names)?,
         search: search.clone(),
         base,
         searched_text: toml::to_string(&searched).expect("a scenario serializes"),
@@ -255,22 +258,24 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
         "the default bracket"
     };
     for end in [lo, hi] {
-        plan.at(&plan.searched_text, end).map_err(|e| match e {
-            Error::InvalidScenario { .. } => Error::BadInput(format!(
-                "{bracket} {lo},{hi}: {} = {end} is not a value the scenario allows; {e}",
-                search.key
-            )),
-            other => other,
-        })?;
+        plan.at(&plan.searched_text, &plan.searched_key, end)
+            .map_err(|e| match e {
+                Error::InvalidScenario { .. } => Error::BadInput(format!(
+                    "{bracket} {lo},{hi}: {} = {end} is not a value the scenario allows; {e}",
+                    search.key
+                )),
+                other => other,
+            })?;
     }
     Ok(plan)
 }
 
 impl Plan {
-    /// The scenario `text` (a resolved scenario) with the key set to `x`.
-    fn at(&self, text: &str, x: f64) -> Result<Scenario> {
+    /// The scenario `text` (a resolved scenario) with `key` (the searched key as it reads
+    /// there) set to `x`.
+    fn at(&self, text: &str, key: &str, x: f64) -> Result<Scenario> {
         let set = Override {
-            key: self.search.key.clone(),
+            key: key.to_string(),
             value: toml::Value::Float(x),
         };
         Scenario::from_toml(text, self.base.source(), &[set])
@@ -290,7 +295,11 @@ impl Plan {
 
         let mut evaluations: Vec<Evaluation> = Vec::new();
         let mut evaluate = |evaluations: &mut Vec<Evaluation>, x: f64| -> Result<f64> {
-            let study = study::simulate(self.at(&self.searched_text, x)?, None, options)?;
+            let study = study::simulate(
+                self.at(&self.searched_text, &self.searched_key, x)?,
+                None,
+                options,
+            )?;
             let median = study.summary.policies[self.index]
                 .metrics
                 .0
@@ -370,7 +379,7 @@ impl Plan {
             width_before = b - a;
         }
         let best = closest(&evaluations, target);
-        let scenario = self.at(&self.full_text, best.value)?;
+        let scenario = self.at(&self.full_text, &self.search.key, best.value)?;
         Ok(Calibration {
             value: best.value,
             median: best.median,
@@ -394,6 +403,45 @@ fn closest(evaluations: &[Evaluation], target: f64) -> Evaluation {
 
 fn describe(e: Evaluation) -> String {
     format!("median {} at {}", e.median, e.value)
+}
+
+/// `key` as it reads in the list of policies the search simulates: the baseline, then the
+/// policy searched (`policy`, an index into the scenario's policies `names`) unless that is
+/// the baseline. A key into another policy cannot move the searched median (policies run
+/// independently on the same paths): refused, rather than read as whichever policy took its
+/// index in the shorter list (the search then calibrated one policy and wrote the value
+/// into another).
+fn searched_key(key: &str, policy: usize, names: &[&str]) -> Result<String> {
+    let Ok(normal) = parse_key(key, key) else {
+        // Left to the scenario's own checks, which say what a key looks like.
+        return Ok(key.to_string());
+    };
+    let mut parts = normal.splitn(3, '.');
+    let (Some("policies"), Some(index)) = (parts.next(), parts.next()) else {
+        return Ok(key.to_string());
+    };
+    let rest = parts.next().map(|r| format!(".{r}")).unwrap_or_default();
+    let index = match index.parse::<usize>() {
+        Ok(i) if i < names.len() => i,
+        _ => {
+            return Err(Error::BadInput(format!(
+                "`{key}`: the scenario has {} policies, policies.0 to policies.{}",
+                names.len(),
+                names.len() - 1
+            )));
+        }
+    };
+    if index == 0 {
+        return Ok(format!("policies.0{rest}"));
+    }
+    if index == policy {
+        return Ok(format!("policies.1{rest}"));
+    }
+    Err(Error::BadInput(format!(
+        "`{key}` sets policy `{}`, which cannot move the median of `{}` that is calibrated \
+         (policies run independently on the same paths); to calibrate it, add --policy {}",
+        names[index], names[policy], names[index]
+    )))
 }
 
 /// Refuses keys that hold something other than a number in the resolved scenario (a missing

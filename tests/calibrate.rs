@@ -220,6 +220,63 @@ fn calibration_refuses_what_it_cannot_do() {
     );
 }
 
+#[test]
+fn a_policy_lever_is_searched_on_that_policy_and_written_into_it() {
+    // The search simulates the baseline and the searched policy only, so `policies.2` there
+    // is the second entry of a shorter list. It was once set as written: refused as out of
+    // range, and `policies.1` calibrated p2 but wrote the value into p1's cap.
+    let tmp = setup();
+    let d = tmp.path();
+    let policies = "\n[[policies]]\nname = \"base\"\n\n[[policies]]\nname = \"p1\"\ncooperating = [\"x\"]\nleverage_cap = 3.0\n\n[[policies]]\nname = \"p2\"\ncooperating = [\"x\"]\nleverage_cap = 10.0\n";
+    fs::write(d.join("pol.toml"), format!("{SYNTHETIC}{policies}")).unwrap();
+    let search = |key: &str| {
+        cascade(
+            d,
+            &[
+                "calibrate",
+                "pol.toml",
+                "--quiet",
+                "--target",
+                "max_drawdown=0.056",
+                "--policy",
+                "p2",
+                "--key",
+                key,
+                "--bracket",
+                "2,20",
+                "--out",
+                "c.toml",
+            ],
+        )
+    };
+    let (code, _, err) = search("policies.1.leverage_cap");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--policy p1"), "{err}");
+    assert!(!d.join("c.toml").exists());
+
+    let (code, out, err) = search("policies.2.leverage_cap");
+    assert_eq!(code, 0, "{err}");
+    let reported: f64 = out
+        .split("median max_drawdown = ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no median in {out}"));
+    let (code, _, err) = cascade(
+        d,
+        &["run", "c.toml", "--quiet", "--no-report", "--out", "r"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let text = fs::read_to_string(d.join("r/summary.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let p2 = &summary["policies"][2];
+    assert_eq!(p2["name"], "p2");
+    assert_eq!(
+        p2["metrics"]["max_drawdown"]["p50"].as_f64(),
+        Some(reported)
+    );
+}
+
 /// The baseline's median of `metric` in a result directory.
 fn median(dir: &Path, metric: &str) -> f64 {
     let text = fs::read_to_string(dir.join("summary.json")).unwrap();

@@ -9,9 +9,12 @@
 
 use crate::scenario::file::{ImpactLaw, Liquidity};
 
-/// The furthest one pool moves the log price either way, in a step and in all (a factor of
-/// about 22,000). Only a book absurdly thin for the flow it meets gets there; the bound keeps
-/// every price strictly positive and finite, and so every sum of money.
+/// The furthest one step's metaorder moves a pool's log price either way (a factor of about
+/// 22,000), and the furthest each part of the pool's displacement, permanent and transient,
+/// reaches: together at most twice this (where the two parts split it, as with a
+/// `permanent_fraction` strictly between 0 and 1). Only a book absurdly thin for the flow it
+/// meets gets there; the bound keeps every price strictly positive and finite, and so every
+/// sum of money.
 pub const MAX_LOG_IMPACT: f64 = 10.0;
 
 /// Log-price move (positive = down) caused by net sell notional `flow` into depth `depth`.

@@ -256,12 +256,7 @@ fn a_policy_lever_is_searched_on_that_policy_and_written_into_it() {
 
     let (code, out, err) = search("policies.2.leverage_cap");
     assert_eq!(code, 0, "{err}");
-    let reported: f64 = out
-        .split("median max_drawdown = ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no median in {out}"));
+    let reported = number_after(&out, "median max_drawdown = ");
     let (code, _, err) = cascade(
         d,
         &["run", "c.toml", "--quiet", "--no-report", "--out", "r"],
@@ -275,6 +270,15 @@ fn a_policy_lever_is_searched_on_that_policy_and_written_into_it() {
         p2["metrics"]["max_drawdown"]["p50"].as_f64(),
         Some(reported)
     );
+}
+
+/// The number printed right after the first `label` in `out`.
+fn number_after(out: &str, label: &str) -> f64 {
+    out.split(label)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number after `{label}` in {out}"))
 }
 
 /// The baseline's median of `metric` in a result directory.
@@ -326,12 +330,7 @@ fn a_backtest_of_an_episode_the_model_made_recovers_the_shock_and_matches_it() {
 
     let (code, out, err) = cascade(d, &["backtest", "episode.toml", "--out", "V.md", "--quiet"]);
     assert_eq!(code, 0, "{err}");
-    let shock: f64 = out
-        .split("shock ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no shock in {out}"));
+    let shock = number_after(&out, "shock ");
     assert!(
         (shock - 0.08).abs() <= 0.01 * 0.08,
         "shock {shock}, not 0.08"

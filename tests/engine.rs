@@ -593,9 +593,9 @@ fn run_with_threads(s: &Scenario, threads: usize) -> runner::RunOutput {
 fn positions_no_path_reaches_change_nothing_a_path_liquidates() {
     // MODEL.md section 4: a path costs nothing per position it does not liquidate. Its cost
     // is the benchmark's (`book_size`); here, its results: 20,000 positions per side per
-    // venue, with triggers 80% away, lengthen every ladder tenfold and more, and no path's
-    // liquidations, rounds or losses move (open interest grows 1%, proportionally on every
-    // venue, so the index weighs the venues as before, up to rounding).
+    // venue, with triggers 80% away, lengthen every ladder (the smallest elevenfold), and no
+    // path's liquidations, rounds or losses move (open interest grows 1%, proportionally on
+    // every venue, so the index weighs the venues as before, up to rounding).
     let s = quickstart(24);
     let books = s.books();
     let mut longer = books.clone();

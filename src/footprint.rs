@@ -7,9 +7,9 @@
 
 use crate::book::BookSpec;
 use crate::error::{Error, Result};
+use crate::ladder::tranches_per_position;
 use crate::metrics::RowLayout;
 use crate::scenario::Scenario;
-use crate::scenario::file::Venue;
 use crate::timeline;
 
 /// Bytes a generated position takes before its ladders are built.
@@ -54,7 +54,10 @@ impl Footprint {
                     o.levels.len() as f64 * 2.0 * per_side
                 });
                 start * POSITION_BYTES
-                    + policies * tranches_per_position(v) * (start + opening) * TRANCHE_BYTES
+                    + policies
+                        * tranches_per_position(v.partial_fraction) as f64
+                        * (start + opening)
+                        * TRANCHE_BYTES
             })
             .sum();
         Footprint {
@@ -71,14 +74,6 @@ impl Footprint {
     pub fn total(&self) -> f64 {
         self.rows + self.histograms + self.books
     }
-}
-
-/// The tranches partial liquidation cuts a position of venue `v` into: one per slice of
-/// `partial_fraction` of it (the last slice may be smaller), one under full liquidation.
-fn tranches_per_position(v: &Venue) -> f64 {
-    // The margin keeps a share exactly 1 / k from counting a (k + 1)th slice of rounding.
-    v.partial_fraction
-        .map_or(1.0, |f| (1.0 / f - 1e-9).ceil().max(1.0))
 }
 
 /// Refuses a study of `paths` paths on `threads` threads that would hold more memory than the

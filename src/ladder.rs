@@ -393,6 +393,13 @@ impl Run {
     }
 }
 
+/// The most tranches partial liquidation cuts a position into: one per slice of
+/// `partial_fraction` of it (the last slice may be smaller), one under full liquidation.
+pub fn tranches_per_position(partial_fraction: Option<f64>) -> usize {
+    // The margin keeps a share exactly 1 / k from counting a (k + 1)th slice of rounding.
+    partial_fraction.map_or(1, |f| (1.0 / f - 1e-9).ceil().max(1.0) as usize)
+}
+
 impl Ladder {
     /// Builds the ladder of the positions of `side` in `book` under `margin`, filled under
     /// the impact law `law` (see [`Fill`]).
@@ -411,6 +418,7 @@ impl Ladder {
         law: ImpactLaw,
     ) -> Ladder {
         let s = side.sign();
+        let slices = tranches_per_position(partial_fraction);
         let mut tranches = Vec::new();
         let mut total_quantity = 0.0;
         for p in book.iter().filter(|p| p.side == side) {
@@ -419,8 +427,13 @@ impl Ladder {
             let mut left = p.quantity;
             let slice = partial_fraction.map_or(p.quantity, |f| f * p.quantity);
             let mut first = true;
+            let mut cut = 0;
             while left > 0.0 && trigger.price > 0.0 && trigger.price.is_finite() {
-                let q = if left - slice <= 1e-12 * p.quantity {
+                cut += 1;
+                // The last slice takes the rest, at the latest at the count the fraction makes:
+                // on a position of a few subnormal units (5e-324) a slice rounds to nothing,
+                // and cutting it once looped until memory ran out.
+                let q = if cut >= slices || slice <= 0.0 || left - slice <= 1e-12 * p.quantity {
                     left
                 } else {
                     slice
@@ -668,6 +681,42 @@ impl EntryIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_position_of_a_few_subnormal_units_is_cut_into_no_more_tranches_than_its_fraction_makes() {
+        // 5e-324 is the smallest positive quantity: half of it rounds to nothing.
+        let margin = MarginSchedule::flat(0.01, 0.005);
+        for (quantity, fraction) in [(5e-324, 0.5), (1e-322, 0.2164), (3.0, 0.2164), (1.0, 0.01)] {
+            let book = [Position {
+                side: Side::Short,
+                quantity,
+                entry: 1.0,
+                leverage: 2.0,
+            }];
+            let ladder = Ladder::build(
+                &book,
+                Side::Short,
+                &margin,
+                0.0,
+                Some(fraction),
+                ImpactLaw::Linear,
+            );
+            let most = tranches_per_position(Some(fraction));
+            assert!(
+                (1..=most).contains(&ladder.len()),
+                "{quantity} at {fraction}: {} tranches, at most {most}",
+                ladder.len()
+            );
+            let total = ladder.quantity_between(0, ladder.len());
+            assert!(
+                (total - quantity).abs() <= 1e-12 * quantity,
+                "{total} of {quantity}"
+            );
+        }
+        assert_eq!(tranches_per_position(Some(0.25)), 4);
+        assert_eq!(tranches_per_position(Some(0.2164)), 5);
+        assert_eq!(tranches_per_position(None), 1);
+    }
 
     #[test]
     fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {

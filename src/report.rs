@@ -349,7 +349,7 @@ fn time_axis(f: &ScenarioFile, result: &ResultDir) -> (Vec<Vec<f64>>, TimeAxis) 
         .iter()
         .map(|t| t.steps.iter().map(|&s| f64::from(s) * dt / per).collect())
         .collect();
-    let stress = f.price.stress.as_ref().map(|s| {
+    let stress = f.price.moving_stress().map(|s| {
         (
             f64::from(s.start_step) * dt / per,
             f64::from(s.start_step + s.duration_steps) * dt / per,
@@ -591,7 +591,7 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         s.seed,
         units::usd(p.start),
     );
-    if let Some(st) = &p.stress {
+    if let Some(st) = p.moving_stress() {
         text.push_str(&stress_words(st, sim.steps, dt));
     } else {
         text.push_str(" There is no deterministic stress: every move comes from the price model.");
@@ -1287,7 +1287,7 @@ fn price_method(p: &Price, steps: u32) -> String {
             }
         }
     };
-    let stress = match &p.stress {
+    let stress = match p.moving_stress() {
         None => "There is no deterministic stress.",
         // The horizon may end before the drop does, and then nothing recovers.
         Some(st) if st.recovery > 0.0 && st.start_step + st.duration_steps < steps => {

@@ -688,6 +688,36 @@ fn report_of_a_plain_scenario_claims_no_cohorts_tiers_or_recovery() {
 }
 
 #[test]
+fn a_stress_of_zero_is_described_and_drawn_as_no_stress() {
+    // A zero drop (the low end of a calibration's search) moves no step: neither section may
+    // describe a stress, and the price chart may not shade a window in which nothing happens.
+    let (_tmp, dir) = tiny_run(&["--set", "price.stress.drop=0"]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    has(
+        section(&html, "scenario"),
+        &["There is no deterministic stress: every move comes from the price model."],
+        &["drops the price by"],
+    );
+    has(
+        section(&html, "methodology"),
+        &["There is no deterministic stress."],
+        &["A deterministic stress is added"],
+    );
+    let legend = check_svg_texts(&dir.join("charts/price-fan.svg"));
+    assert!(
+        !legend.iter().any(|t| t.trim() == "stress window"),
+        "the fan chart shades a stress window: {legend:?}"
+    );
+    // The same scenario with its 10% drop does shade it (the check above can fail).
+    let (_tmp, dir) = tiny_run(&[]);
+    assert!(
+        check_svg_texts(&dir.join("charts/price-fan.svg"))
+            .iter()
+            .any(|t| t.trim() == "stress window")
+    );
+}
+
+#[test]
 fn report_of_a_recovery_after_the_last_step_says_none_happens() {
     // The drop ends on the last step: the engine applies no recovery, and neither section
     // may say it starts.

@@ -190,6 +190,14 @@ pub struct Price {
     pub returns: Vec<f64>,
 }
 
+impl Price {
+    /// The deterministic stress, if it moves the price: a drop of 0 (where a calibration's
+    /// search may start) changes no step, so reports describe and draw it as no stress.
+    pub fn moving_stress(&self) -> Option<&Stress> {
+        self.stress.as_ref().filter(|s| s.drop > 0.0)
+    }
+}
+
 /// A deterministic drop of the fundamental, the way supervisors write stress scenarios.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]

@@ -6,17 +6,28 @@
 
 use ndarray::{Array2, Array3, Axis};
 
-/// Price bins: log of price over start price, in two stretches of uniform bins. From
-/// `PRICE_LOW` to `PRICE_HIGH` (about -80% to +100%, where nearly every study's prices are)
-/// bins are 0.5% of log price wide; below, down to `PRICE_DEEP` (about -99.9%, a LUNA-like
-/// collapse), 2.5%: without them every price below -80% fell into one bin, and the bands of a
-/// deep crash collapsed onto the step's highest price.
-const PRICE_DEEP: f64 = -6.9; // about -99.9%
-const PRICE_LOW: f64 = -1.6; // about -80%
-const PRICE_HIGH: f64 = 0.7; // about +100%
-const DEEP_BINS: usize = 212; // 2.5% of log price per bin
-const FINE_BINS: usize = 460; // 0.5% of log price per bin
-const PRICE_BINS: usize = DEEP_BINS + FINE_BINS;
+/// Price bins: log of price over start price, in stretches of uniform bins, each `(lowest,
+/// highest, bins)`, lowest first. From about -80% to +100%, where nearly every study's prices
+/// are, bins are 0.5% of log price wide; 2.5% beyond, down to about -99.9% (a LUNA-like
+/// collapse) and up to ten times the start price; 10% beyond those, down to a millionth and up
+/// to a thousand times the start price. Without the outer stretches every price beyond them
+/// fell into one bin, and the bands of a deep crash or a boom collapsed onto its edge.
+const STRETCHES: [(f64, f64, usize); 5] = [
+    (-13.8, -6.9, 69),
+    (-6.9, -1.6, 212),
+    (-1.6, 0.7, 460),
+    (0.7, 2.3, 64),
+    (2.3, 6.9, 46),
+];
+const PRICE_BINS: usize = {
+    let mut bins = 0;
+    let mut i = 0;
+    while i < STRETCHES.len() {
+        bins += STRETCHES[i].2;
+        i += 1;
+    }
+    bins
+};
 
 /// Liquidation bins: a zero bin, then log10 of the share of open interest from -7 to +1.
 const LIQ_LOG_LOW: f64 = -7.0;
@@ -332,14 +343,17 @@ fn clamp(v: f64, low: f64, high: f64) -> f64 {
 }
 
 fn price_bin(lp: f64) -> usize {
-    if lp < PRICE_LOW {
-        let x = (lp - PRICE_DEEP) / (PRICE_LOW - PRICE_DEEP) * DEEP_BINS as f64;
-        return (x.max(0.0) as usize).min(DEEP_BINS - 1);
-    }
-    let x = (lp - PRICE_LOW) / (PRICE_HIGH - PRICE_LOW) * FINE_BINS as f64;
-    // Clamped as a float (a NaN stays NaN and casts to 0, as before): the cast then needs no
-    // saturation, on every step of every path.
-    DEEP_BINS + x.clamp(0.0, (FINE_BINS - 1) as f64) as u32 as usize
+    // The first stretch whose top is above `lp`; prices beyond the outermost edges go to the
+    // outermost bins (and a NaN, below no top, to the first).
+    let k = STRETCHES[..STRETCHES.len() - 1]
+        .iter()
+        .take_while(|&&(_, high, _)| lp >= high)
+        .count();
+    let first: usize = STRETCHES[..k].iter().map(|s| s.2).sum();
+    let (low, high, bins) = STRETCHES[k];
+    let x = (lp - low) / (high - low) * bins as f64;
+    // Clamped as a float (a NaN stays NaN and casts to 0): the cast then needs no saturation.
+    first + x.clamp(0.0, (bins - 1) as f64) as u32 as usize
 }
 
 fn liq_bin(share: f64) -> usize {
@@ -352,12 +366,13 @@ fn liq_bin(share: f64) -> usize {
 
 /// Log price of a fractional position in the price bins.
 fn price_value((bin, within): (usize, f64)) -> f64 {
-    match bin.checked_sub(DEEP_BINS) {
-        Some(fine) => {
-            PRICE_LOW + (fine as f64 + within) / FINE_BINS as f64 * (PRICE_HIGH - PRICE_LOW)
-        }
-        None => PRICE_DEEP + (bin as f64 + within) / DEEP_BINS as f64 * (PRICE_LOW - PRICE_DEEP),
+    let (mut k, mut first) = (0, 0);
+    while k + 1 < STRETCHES.len() && bin >= first + STRETCHES[k].2 {
+        first += STRETCHES[k].2;
+        k += 1;
     }
+    let (low, high, bins) = STRETCHES[k];
+    low + ((bin - first) as f64 + within) / bins as f64 * (high - low)
 }
 
 /// Share of open interest of a fractional position in the liquidation bins (bin 0 is zero).
@@ -465,12 +480,16 @@ mod tests {
         assert_eq!(timeline.liquidated_range, liq_ranges);
     }
 
-    /// Wherever the prices of a step are, from a calm market to a near-total loss, each band is
-    /// within one bin (plus the spacing of the sample) of the exact quantile.
+    /// Wherever the prices of a step are, from a near-total loss through a calm market to a
+    /// boom, each band is within one bin (plus the spacing of the sample) of the exact quantile.
     #[test]
-    fn bands_are_within_a_bin_of_the_exact_quantiles_down_to_a_near_total_loss() {
+    fn bands_are_within_a_bin_of_the_exact_quantiles_from_a_near_total_loss_to_a_boom() {
         let n = 1000;
-        for centre in [0.3, -0.05, -0.5, -1.55, -1.7, -2.5, -4.0, -6.5] {
+        let centres = [
+            0.3, -0.05, -0.5, -1.55, -1.7, -2.5, -4.0, -6.5, -6.9, -9.0, -13.0, 0.7, 1.5, 2.3, 4.0,
+            6.5,
+        ];
+        for centre in centres {
             let mut recorder = Recorder::new(1, 1, 1.0);
             let mut prices: Vec<f64> = (0..n)
                 .map(|i| centre + 0.3 * ((f64::from(i) + 0.5) / f64::from(n) - 0.5))
@@ -482,11 +501,9 @@ mod tests {
             prices.sort_by(f64::total_cmp);
             for (j, q) in QUANTILES.iter().enumerate() {
                 let exact = prices[(q * f64::from(n)) as usize];
-                let bin = if exact < PRICE_LOW {
-                    (PRICE_LOW - PRICE_DEEP) / DEEP_BINS as f64
-                } else {
-                    (PRICE_HIGH - PRICE_LOW) / FINE_BINS as f64
-                };
+                let b = price_bin(exact);
+                let bin = price_value((b, 1.0)) - price_value((b, 0.0));
+                assert!(bin <= 0.1 + 1e-12, "bin {b} is {bin} wide");
                 let got = bands[[0, j]].ln();
                 assert!(
                     (got - exact).abs() <= bin + 0.3 / f64::from(n),
@@ -494,5 +511,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The stretches of price bins meet edge to edge, and binning inverts [`price_value`].
+    #[test]
+    fn price_bins_tile_the_log_price_line() {
+        for pair in STRETCHES.windows(2) {
+            assert_eq!(pair[0].1, pair[1].0);
+        }
+        for b in 0..PRICE_BINS {
+            assert_eq!(price_bin(price_value((b, 0.5))), b);
+        }
+        assert_eq!(price_bin(-1e300), 0);
+        assert_eq!(price_bin(1e300), PRICE_BINS - 1);
     }
 }

@@ -321,16 +321,42 @@ pub fn check_file_target(path: &Path) -> Result<()> {
 /// Points `latest` at `target` (a sibling), replacing the old link atomically.
 fn point_latest(latest: &Path, target: &Path) -> Result<()> {
     let name = target.file_name().expect("timestamped targets have a name");
-    let tmp = latest.with_file_name(".latest-new");
-    let _ = fs::remove_file(&tmp);
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(name, &tmp)
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
-    #[cfg(not(unix))]
-    fs::write(&tmp, name.to_string_lossy().as_bytes())
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
-    fs::rename(&tmp, latest)
-        .map_err(|e| Error::io(format!("cannot update {}", latest.display()), e))
+    let dir = latest.parent().unwrap_or(Path::new("."));
+    // A fresh name each time: runs that finish together (shards of one study, on one node
+    // or several sharing the file system) each rename their own new link over `latest`.
+    let tmp = tempfile::Builder::new()
+        .prefix(".latest-")
+        .make_in(dir, |tmp| {
+            #[cfg(unix)]
+            return std::os::unix::fs::symlink(name, tmp);
+            #[cfg(not(unix))]
+            fs::write(tmp, name.to_string_lossy().as_bytes())
+        })
+        .map_err(|e| Error::io(format!("cannot create a link in {}", dir.display()), e))?;
+    tmp.persist(latest)
+        .map(drop)
+        .map_err(|e| Error::io(format!("cannot update {}", latest.display()), e.error))
+}
+
+/// What the name of every temporary file [`write_file_atomic`] writes through starts with.
+pub const WRITE_PREFIX: &str = ".cascade-write-";
+
+/// Writes the file `path` whole or not at all: into a temporary file of a fresh name beside
+/// it, renamed over it once written. A reader never sees half a file, an interruption leaves
+/// the old one, and processes writing the same file at once (shards of a sweep writing its
+/// plan) do not write into each other's temporary file.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let err = |e| Error::io(format!("cannot write {}", path.display()), e);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(WRITE_PREFIX)
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.persist(path).map(drop).map_err(|e| err(e.error))
 }
 
 /// What `manifest.json` records: what was run, by which version, where and how long.

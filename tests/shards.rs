@@ -616,6 +616,11 @@ fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
     };
     let (code, stderr) = sweep("whole", &[]);
     assert_eq!(code, 0, "{stderr}");
+    // Shards start together: the first to look finds another's plan in flight, which a
+    // directory just being started holds, and starts the sweep all the same.
+    fs::create_dir(d.join("split")).unwrap();
+    let in_flight = format!("{}plan", cascade::results::WRITE_PREFIX);
+    fs::write(d.join("split").join(&in_flight), "{").unwrap();
     // Cells 1, 3, 5 and 2, 4, as a two-task job array would run them.
     for k in ["2/2", "1/2"] {
         let (code, stderr) = sweep("split", &["--shard", k]);
@@ -643,6 +648,8 @@ fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
             })
             .collect()
     };
+    // The other shard's file has not been renamed yet (it never will be).
+    fs::remove_file(d.join("split").join(in_flight)).unwrap();
     let before = manifests("split");
     let (code, stderr) = sweep("split", &["--resume"]);
     assert_eq!(code, 0, "{stderr}");

@@ -71,12 +71,8 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     }
     let command = command_line(&args);
     let text = backtest::markdown(&episodes, &command);
-    // Written beside the target and renamed: an interrupted run leaves the old table whole.
-    let tmp = args.out.with_extension("md.partial");
-    std::fs::write(&tmp, text)
-        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, &args.out)
-        .map_err(|e| Error::io(format!("cannot write {}", args.out.display()), e))?;
+    // An interrupted run leaves the old table whole.
+    cascade::results::write_file_atomic(&args.out, text.as_bytes())?;
     sayln!("validation table: {}", args.out.display());
     Ok(())
 }

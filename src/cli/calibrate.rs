@@ -91,11 +91,10 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         },
     )?;
     refuse_existing(&out, args.common.force)?;
-    std::fs::write(
+    cascade::results::write_file_atomic(
         &out,
-        calibrate::calibrated_text(&found, &search, &overrides, &out),
-    )
-    .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))?;
+        calibrate::calibrated_text(&found, &search, &overrides, &out).as_bytes(),
+    )?;
     sayln!("{} = {}", search.key, found.value);
     sayln!(
         "median {} = {} (target {target}) after {} evaluations, {} paths, seed {}",

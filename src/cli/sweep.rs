@@ -159,7 +159,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
     // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
     let json = serde_json::to_string_pretty(&plan).expect("json");
-    write_atomic(&root, "sweep.json", format!("{json}\n").as_bytes())?;
+    results::write_file_atomic(&root.join("sweep.json"), format!("{json}\n").as_bytes())?;
     // Another shard may be writing a cell right now: only a whole sweep clears partial ones.
     if shard.is_none() {
         remove_partials(&root)?;
@@ -239,9 +239,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     if !outputs.no_report {
         heatmaps(&root, &axes, &rows)?;
     }
-    write_atomic(&root, "grid.csv", sweep::grid_csv(&axes, &rows).as_bytes())?;
+    results::write_file_atomic(
+        &root.join("grid.csv"),
+        sweep::grid_csv(&axes, &rows).as_bytes(),
+    )?;
     let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
-    write_atomic(&root, "grid.json", format!("{json}\n").as_bytes())?;
+    results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
     sayln!(
         "{} cells x {} policies: {}",
         total,
@@ -274,11 +277,11 @@ fn recorded_plan(
     resume: bool,
     shard: bool,
 ) -> Result<Option<serde_json::Value>> {
+    if !is_sweep(root) && shard && !resume && being_started(root) {
+        return Ok(None);
+    }
+    // Another shard may have written the plan since the first look.
     if !is_sweep(root) {
-        let fresh = !root.exists() || fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
-        if shard && !resume && fresh {
-            return Ok(None);
-        }
         if !resume {
             return Err(Error::BadInput(format!(
                 "{flag}: {} is not a sweep directory (no sweep.json) and is not empty; give \
@@ -302,6 +305,20 @@ fn recorded_plan(
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| Error::BadInput(format!("{flag}: {}: {e}", path.display())))
+}
+
+/// Whether `root` is a sweep no shard has got further with than writing its plan: absent,
+/// empty, or holding only the temporary files plans are written through (shards started
+/// together each write the plan, and each sees the others' files in flight).
+fn being_started(root: &Path) -> bool {
+    match fs::read_dir(root) {
+        Err(_) => !root.exists(),
+        Ok(entries) => entries.flatten().all(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(results::WRITE_PREFIX)
+        }),
+    }
 }
 
 /// Checks that a cell finished by an earlier sweep is the cell this sweep would run: same
@@ -342,14 +359,6 @@ fn remove_partials(root: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    // Named after the process: shards of one sweep write sweep.json at the same time.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let err = |e| Error::io(format!("cannot write {}", dir.join(name).display()), e);
-    fs::write(&tmp, bytes).map_err(err)?;
-    fs::rename(&tmp, dir.join(name)).map_err(err)
 }
 
 /// With exactly two swept keys, a heatmap per policy of the headline figures over the grid,

@@ -20,10 +20,11 @@ use crate::error::{self, Error, Result};
 use crate::metrics::RowLayout;
 use crate::runner::{PathRange, RunOutput};
 use crate::scenario::Scenario;
-use crate::timeline::Timeline;
+use crate::timeline::{LIQ_BINS, PRICE_BINS, Timeline};
 
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawShard")]
 pub struct Shard {
     /// Which shard, from 1 to `count`.
     pub index: u64,
@@ -31,23 +32,43 @@ pub struct Shard {
     pub count: u64,
 }
 
+/// A shard as a manifest spells it, checked into a [`Shard`]: an edited manifest's `count`
+/// of 0 would otherwise divide by zero.
+#[derive(Deserialize)]
+struct RawShard {
+    index: u64,
+    count: u64,
+}
+
+impl TryFrom<RawShard> for Shard {
+    type Error = String;
+
+    fn try_from(raw: RawShard) -> std::result::Result<Shard, String> {
+        Shard::new(raw.index, raw.count).ok_or_else(|| {
+            format!(
+                "shard {}/{} is not a shard: expected 1 <= index <= count",
+                raw.index, raw.count
+            )
+        })
+    }
+}
+
+impl Shard {
+    /// Shard `index` of `count`, if `1 <= index <= count`.
+    fn new(index: u64, count: u64) -> Option<Shard> {
+        (1..=count)
+            .contains(&index)
+            .then_some(Shard { index, count })
+    }
+}
+
 impl FromStr for Shard {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Shard, String> {
-        let parse = || -> Option<Shard> {
-            let (k, n) = s.split_once('/')?;
-            Some(Shard {
-                index: k.trim().parse().ok()?,
-                count: n.trim().parse().ok()?,
-            })
-        };
-        match parse() {
-            Some(sh) if sh.count >= 1 && (1..=sh.count).contains(&sh.index) => Ok(sh),
-            _ => Err(format!(
-                "`{s}` is not a shard: expected K/N with 1 <= K <= N, e.g. 2/8"
-            )),
-        }
+        s.split_once('/')
+            .and_then(|(k, n)| Shard::new(k.trim().parse().ok()?, n.trim().parse().ok()?))
+            .ok_or_else(|| format!("`{s}` is not a shard: expected K/N with 1 <= K <= N, e.g. 2/8"))
     }
 }
 
@@ -94,8 +115,9 @@ pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
     w.flush().map_err(err)
 }
 
-/// Reads counts written by [`write_histograms`].
-pub fn read_histograms(dir: &Path) -> Result<Timeline> {
+/// Reads counts written by [`write_histograms`] for a scenario of `policies` policies and
+/// `steps` steps.
+pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Timeline> {
     let path = dir.join(HISTOGRAMS);
     let bad = |what: &str| Error::BadInput(format!("{}: {what}", path.display()));
     let mut bytes = Vec::new();
@@ -106,13 +128,21 @@ pub fn read_histograms(dir: &Path) -> Result<Timeline> {
         return Err(bad("not a cascade histogram file"));
     }
     let word = |i: usize| u64::from_le_bytes(bytes[8 + 8 * i..16 + 8 * i].try_into().unwrap());
-    let (p, pb, lb, steps) = (
+    let (p, pb, lb, steps_read) = (
         word(0) as usize,
         word(1) as usize,
         word(2) as usize,
         word(3) as usize,
     );
     let scale = f64::from_le_bytes(bytes[40..48].try_into().unwrap());
+    let want = (policies, PRICE_BINS, LIQ_BINS, steps);
+    if (p, pb, lb, steps_read) != want {
+        return Err(bad(&format!(
+            "histograms of {p} policies, {steps_read} steps and {pb} + {lb} bins, where the \
+             scenario has {policies} policies and {steps} steps and this cascade bins in \
+             {PRICE_BINS} + {LIQ_BINS}; the file belongs to another result"
+        )));
+    }
     // A damaged header may announce sizes past any file: checked, so that it is refused.
     let sizes = (|| {
         let n_price = p.checked_mul(pb)?.checked_mul(steps)?;
@@ -358,15 +388,25 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             )));
         }
     }
-    let present: Vec<u64> = shards.iter().map(|s| s.2.index).collect();
-    let missing: Vec<String> = (1..=first_shard.count)
-        .filter(|k| !present.contains(k))
-        .map(|k| format!("{k}/{}", first_shard.count))
-        .collect();
-    if !missing.is_empty() {
+    // Indices are distinct and within the count, so as many as the count means all.
+    let count = first_shard.count;
+    let absent = count - shards.len() as u64;
+    if absent > 0 {
+        let present: Vec<u64> = shards.iter().map(|s| s.2.index).collect();
+        let named: Vec<String> = (1..=count)
+            .filter(|k| present.binary_search(k).is_err())
+            .take(5)
+            .map(|k| format!("{k}/{count}"))
+            .collect();
+        let more = absent - named.len() as u64;
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         return Err(Error::BadInput(format!(
-            "missing shards: {}",
-            missing.join(", ")
+            "missing {absent} of {count} shards: {}{more}",
+            named.join(", ")
         )));
     }
 
@@ -398,14 +438,19 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             [m.path_range[0], m.path_range[1]],
             &mut rows,
         )?;
-        let t = read_histograms(dir)?;
+        let t = read_histograms(dir, policies, scenario.file().simulation.steps as usize)?;
         match &mut timeline {
             None => timeline = Some(t),
             Some(acc) => {
-                if acc.price.dim() != t.price.dim() || acc.liquidated.dim() != t.liquidated.dim() {
+                // Liquidation bins are shares of the open interest the first shard recorded.
+                if acc.scale != t.scale {
                     return Err(Error::BadInput(format!(
-                        "{}: histograms of another shape",
-                        dir.display()
+                        "{}: histograms of open interest {} where {} has {}; the file belongs \
+                         to another result",
+                        dir.join(HISTOGRAMS).display(),
+                        t.scale,
+                        shards[0].0.join(HISTOGRAMS).display(),
+                        acc.scale
                     )));
                 }
                 acc.merge(&t);
@@ -456,7 +501,7 @@ fn read_rows(
     let base = rows.len();
     rows.resize(base + n * policies.len() * width, 0.0);
     let mut reader = csv::Reader::from_path(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let mut seen = 0usize;
+    let mut seen = vec![false; n * policies.len()];
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(format!("line {}: {e}", line + 2)))?;
         if record.len() != width + 2 {
@@ -486,14 +531,22 @@ fn read_rows(
                 line + 2
             )));
         }
-        let at = base + ((path_index - range[0]) as usize * policies.len() + p) * width;
+        let row = (path_index - range[0]) as usize * policies.len() + p;
+        if std::mem::replace(&mut seen[row], true) {
+            return Err(bad(format!(
+                "line {}: path {path_index} of policy `{}` appears twice",
+                line + 2,
+                &record[0]
+            )));
+        }
+        let at = base + row * width;
         for (k, cell) in record.iter().skip(2).enumerate() {
             rows[at + k] = cell
                 .parse()
                 .map_err(|_| bad(format!("line {}: `{cell}` is not a number", line + 2)))?;
         }
-        seen += 1;
     }
+    let seen = seen.iter().filter(|&&s| s).count();
     if seen != n * policies.len() {
         return Err(bad(format!("{seen} rows, expected {}", n * policies.len())));
     }

@@ -19,7 +19,8 @@ const STRETCHES: [(f64, f64, usize); 5] = [
     (0.7, 2.3, 64),
     (2.3, 6.9, 46),
 ];
-const PRICE_BINS: usize = {
+/// Number of price bins.
+pub const PRICE_BINS: usize = {
     let mut bins = 0;
     let mut i = 0;
     while i < STRETCHES.len() {
@@ -32,7 +33,8 @@ const PRICE_BINS: usize = {
 /// Liquidation bins: a zero bin, then log10 of the share of open interest from -7 to +1.
 const LIQ_LOG_LOW: f64 = -7.0;
 const LIQ_LOG_HIGH: f64 = 1.0;
-const LIQ_BINS: usize = 1 + 8 * 40; // 40 bins per decade
+/// Number of liquidation bins.
+pub const LIQ_BINS: usize = 1 + 8 * 40; // 40 bins per decade
 
 /// The quantiles reported per step.
 pub const QUANTILES: [f64; 5] = [0.05, 0.25, 0.50, 0.75, 0.95];

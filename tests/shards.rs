@@ -146,6 +146,9 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     shard(3, 3, "seed3", &["--seed", "99"]);
     shard(3, 3, "other3", &["--set", "liquidity.routing=0.2"]);
     shard(2, 4, "four2", &[]);
+    shard(3, 3, "steps3", &["--set", "simulation.steps=100"]);
+    shard(3, 3, "oi3", &["--set", "venues.1.open_interest=3.0e8"]);
+    shard(1, 100_000_000, "tiny1", &[]);
     ok(d, &["run", s, "--paths", "60", "--out", "whole", "--quiet"]);
     // A shard's report counts its own paths (the scenario's whole count once stood there).
     let scenario_text = |dir: &str| fs::read_to_string(d.join(dir).join("report.html")).unwrap();
@@ -163,7 +166,13 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         );
         assert!(!d.join("m").exists(), "a refused merge writes nothing");
     };
-    refused(&["a1", "a2"], "missing shards: 3/3");
+    refused(&["a1", "a2"], "missing 1 of 3 shards: 3/3");
+    // However many are missing, the refusal names a few.
+    refused(
+        &["tiny1"],
+        "missing 99999999 of 100000000 shards: 2/100000000, 3/100000000, 4/100000000, \
+         5/100000000, 6/100000000 and 99999994 more",
+    );
     refused(&["a1", "a2", "a3", "a3"], "same directory");
     copy_dir(&d.join("a3"), &d.join("a3-copy"));
     refused(&["a1", "a2", "a3", "a3-copy"], "overlapping");
@@ -193,7 +202,24 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     let histograms = fs::read(d.join("a3/histograms.bin")).unwrap();
     let mut huge = histograms.clone();
     huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut empty = histograms[..48].to_vec();
+    empty[8..40].fill(0);
+    let another = "the file belongs to another result";
     for (dir, bytes, expect) in [
+        // Histograms of another scenario's shape, or of another open interest, as the
+        // scenario of the manifest beside them would never have drawn.
+        ("huge3", huge, another),
+        ("empty3", empty, another),
+        (
+            "other-steps3",
+            fs::read(d.join("steps3/histograms.bin")).unwrap(),
+            another,
+        ),
+        (
+            "other-oi3",
+            fs::read(d.join("oi3/histograms.bin")).unwrap(),
+            "histograms of open interest 1299999999.9",
+        ),
         (
             "short3",
             histograms[..histograms.len() - 1].to_vec(),
@@ -204,13 +230,43 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
             [&histograms[..], &[0]].concat(),
             "longer than its header says",
         ),
-        ("huge3", huge, "its header is damaged"),
     ] {
         copy_dir(&d.join("a3"), &d.join(dir));
         fs::write(d.join(dir).join("histograms.bin"), bytes).unwrap();
         refused(&["a1", "a2", dir], expect);
     }
     refused(&["a1", "a2", "nowhere"], "nowhere");
+    // An edited manifest's shard count of 0 is refused, not divided by.
+    copy_dir(&d.join("a3"), &d.join("zero3"));
+    let manifest = d.join("zero3/manifest.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let edited = text.replace("\"count\": 3", "\"count\": 0");
+    assert_ne!(edited, text);
+    fs::write(&manifest, edited).unwrap();
+    refused(&["a1", "a2", "zero3"], "is not a shard");
+    // A path's row given twice (and another's left out) is refused, not read as zeros.
+    copy_dir(&d.join("a2"), &d.join("twice2"));
+    let rows = d.join("twice2/paths.csv");
+    let text = fs::read_to_string(&rows).unwrap();
+    let twenty = text
+        .lines()
+        .find(|l| l.starts_with("fragmented,20,"))
+        .unwrap();
+    let doubled: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("fragmented,21,") {
+                twenty.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    fs::write(&rows, doubled.join("\n") + "\n").unwrap();
+    refused(
+        &["a1", "twice2", "a3"],
+        "path 20 of policy `fragmented` appears twice",
+    );
     // Writing the merge over one of its shards would lose the shard, even with --force.
     let a1 = fs::read(d.join("a1/paths.csv")).unwrap();
     let (code, stderr) = cascade(d, &["merge", "a1", "a2", "a3", "--out", "./a1", "--force"]);

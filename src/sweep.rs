@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::metrics::Metric;
 use crate::scenario::Override;
-use crate::scenario::load::{check_integer_range, parse_key};
+use crate::scenario::load::{check_integer_range, parse_key, parse_value};
 
 /// The most cells one sweep may have. Every cell is validated before any runs and each
 /// writes a result directory, so a grid far beyond this (a typo such as `0..1:1000000000`)
@@ -107,14 +107,31 @@ impl Axis {
                  seed with --seed"
             ));
         }
+        let parsed: Vec<toml::Value> = values.iter().map(|v| parse_value(v)).collect();
         for (i, v) in values.iter().enumerate() {
             check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
-            // Two cells with one value would repeat a run and a row of the grid.
-            if values[..i].contains(v) {
-                return Err(format!("--set {text}: {v} is given twice"));
+            // Two cells with one value would repeat a run and a row of the grid, however the
+            // value is spelled (0.5 and 0.50, 1e8 and 100000000).
+            if let Some(j) = (0..i).find(|&j| same_value(&parsed[j], &parsed[i])) {
+                let spelled = if values[j] == *v {
+                    String::new()
+                } else {
+                    format!(" (as {})", values[j])
+                };
+                return Err(format!("--set {text}: {v} is given twice{spelled}"));
             }
         }
         Ok(Axis { key, values })
+    }
+}
+
+/// Whether two override values set a field to the same thing: numbers by value (an integer
+/// and a float are the same number where they are equal), anything else as written.
+fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    use toml::Value::{Float, Integer};
+    match (a, b) {
+        (Integer(x), Float(y)) | (Float(y), Integer(x)) => *x as f64 == *y,
+        _ => a == b,
     }
 }
 
@@ -132,7 +149,7 @@ impl Cell {
             .iter()
             .map(|(k, v)| Override {
                 key: k.clone(),
-                value: crate::scenario::load::parse_value(v),
+                value: parse_value(v),
             })
             .collect()
     }

@@ -785,6 +785,12 @@ fn sweep_values_are_validated_before_anything_runs() {
         ),
         // Two values that would share a cell directory: the second must not reuse the first.
         ("venues.0.name=a/b,a_b", "would both be written"),
+        // One value spelled twice would run one cell twice.
+        ("liquidity.routing=0.5,0.50", "0.50 is given twice (as 0.5)"),
+        (
+            "venues.0.insurance_fund=1e8,5e7,100000000",
+            "100000000 is given twice (as 1e8)",
+        ),
     ] {
         let (code, stderr) = cascade(
             tmp.path(),

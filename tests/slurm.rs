@@ -187,6 +187,45 @@ fn submit_pins_one_seed_for_every_shard() {
     );
 }
 
+/// What `cascade run` would refuse in every array task is refused at submission, before the
+/// queue: a path count or seed given twice, or one out of range.
+#[test]
+fn submit_refuses_what_every_shard_would_refuse() {
+    let tmp = TempDir::new().unwrap();
+    for (extra, expect) in [
+        (
+            &["--paths", "100", "--set", "simulation.paths=50"][..],
+            "--paths and --set simulation.paths both set the paths",
+        ),
+        (
+            &["--seed", "3", "--set", "simulation.seed=4"][..],
+            "--seed and --set simulation.seed both set the seed",
+        ),
+        (
+            &["--seed", "99999999999999999999"][..],
+            "outside the integers a scenario can hold",
+        ),
+        (&["--paths", "0"][..], "--paths must be a positive integer"),
+        (
+            &["--paths", "99999999999999999999"][..],
+            "outside the integers a scenario can hold",
+        ),
+    ] {
+        let out = Command::new("bash")
+            .arg(SUBMIT)
+            .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
+            .arg(tmp.path().join("study"))
+            .args(extra)
+            .arg(SCENARIO)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(expect), "{extra:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{extra:?}: nothing submitted");
+    }
+}
+
 /// Where the first difference between two files is, for the failure message.
 fn first_difference(actual: &[u8], expected: &[u8]) -> String {
     let (actual, expected) = (

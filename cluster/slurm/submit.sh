@@ -111,11 +111,28 @@ bin=$(abs "$bin")
 name=$(basename "$scenario" .toml)
 out=$(abs "${out:-cascade-runs/$name-$(date -u +%Y%m%dT%H%M%SZ)}")
 
-# Catch a bad scenario or override now rather than after waiting in the queue.
+# --paths and --seed are overrides of the scenario too: one of each.
+paths_set=0
+seed_set=0
+for s in "${sets[@]}"; do
+    case ${s%%=*} in
+        simulation.paths) paths_set=1 ;;
+        simulation.seed) seed_set=1 ;;
+    esac
+done
+((paths_set)) && [[ -n $paths ]] &&
+    die "--paths and --set simulation.paths both set the paths; give one of them"
+((seed_set)) && [[ -n $seed ]] &&
+    die "--seed and --set simulation.seed both set the seed; give one of them"
+
+# Catch a bad scenario, override, path count or seed now rather than after waiting in the
+# queue: validate what every shard will run.
 validate=("$bin" validate "$scenario")
 for s in "${sets[@]}"; do
     validate+=(--set "$s")
 done
+[[ -z $paths ]] || validate+=(--set "simulation.paths=$paths")
+[[ -z $seed ]] || validate+=(--set "simulation.seed=$seed")
 errors=$(mktemp)
 if ! resolved=$("${validate[@]}" 2>"$errors"); then
     die "the scenario does not validate:"$'\n'"$(cat "$errors"; rm -f "$errors")"
@@ -123,13 +140,7 @@ fi
 rm -f "$errors"
 # Every shard must draw from the same seed: without --seed (or a --set of it), pin the
 # scenario's (validate prints the resolved scenario, with a drawn seed when the file sets none).
-seed_set=0
-for s in "${sets[@]}"; do
-    if [[ ${s%%=*} == simulation.seed ]]; then seed_set=1; fi
-done
-if ((seed_set)); then
-    [[ -z $seed ]] || die "--seed and --set simulation.seed both set the seed; give one of them"
-elif [[ -z $seed ]]; then
+if ((!seed_set)) && [[ -z $seed ]]; then
     seed=$(sed -n '/^\[simulation\]/,/^\[/s/^seed = \([0-9]*\)$/\1/p' <<<"$resolved" | head -n 1)
     [[ -n $seed ]] || die "could not read the seed from 'cascade validate $scenario'"
 fi

@@ -5,13 +5,16 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // Written, not printed: a closed standard error must not turn the error into a
+            // panic (exit 101) that hides its exit code.
+            let _ = writeln!(std::io::stderr(), "error: {err}");
             ExitCode::from(err.exit_code())
         }
     }

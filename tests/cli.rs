@@ -323,6 +323,42 @@ fn invalid_scenarios_are_rejected_with_their_key_paths() {
 }
 
 #[test]
+fn a_closed_standard_error_stops_no_command() {
+    // `cascade sweep ... 2>&1 | head -1`: the reader is gone after the first line. Every note
+    // after it (progress, warnings, the error itself) must be dropped, not panic (exit 101)
+    // and stop the work half done.
+    let tmp = TempDir::new().unwrap();
+    let spawn = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+            .current_dir(tmp.path())
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        child.wait().unwrap().code()
+    };
+    let tiny = fixtures().join("tiny.toml");
+    let tiny = tiny.to_str().unwrap();
+    let sweep = [
+        "sweep",
+        tiny,
+        "--paths",
+        "4",
+        "--no-report",
+        "--out",
+        "grid",
+        "--set",
+        "liquidity.routing=0.2,0.4",
+    ];
+    assert_eq!(spawn(&sweep), Some(0));
+    assert!(tmp.path().join("grid/grid.csv").exists());
+    // An error keeps its exit code.
+    assert_eq!(spawn(&["run", "nowhere.toml"]), Some(2));
+}
+
+#[test]
 fn a_missing_scenario_file_is_bad_input() {
     let tmp = TempDir::new().unwrap();
     cascade(tmp.path(), &["run", "no-such-scenario.toml", "--quiet"])

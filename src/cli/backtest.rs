@@ -45,16 +45,17 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     for p in &prepared {
         let file = p.path();
         if !quiet {
-            eprintln!(
+            noteln!(
                 "{}: calibrating the shock to the observed drop",
                 file.display()
             );
         }
         let e = backtest::episode(p, args.common.options(), |ev| {
             if !quiet {
-                eprintln!(
+                noteln!(
                     "  stress drop {:<10.6} median max_drawdown {:.6}",
-                    ev.value, ev.median
+                    ev.value,
+                    ev.median
                 );
             }
         })

@@ -79,7 +79,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         |e| {
             n += 1;
             if !quiet {
-                eprintln!(
+                noteln!(
                     "evaluation {n:>2}: {} = {:<12.6} median {} = {:<12.6} target {}",
                     search.key,
                     e.value,
@@ -105,7 +105,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         found.scenario.seed()
     );
     if !found.within_tolerance {
-        eprintln!(
+        noteln!(
             "warning: the median jumps across the target near this value; this is the closest \
              value found. The median of {} paths is piecewise constant, and more paths smooth \
              that; but if the paths split into two groups near here (most cascades stop, or \

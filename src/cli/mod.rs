@@ -17,6 +17,15 @@ macro_rules! sayln {
     }};
 }
 
+/// A line on standard error (progress, warnings), written like [`say!`]: a reader that has
+/// gone (`2>&1 | head -1`) must not turn a note into a panic that stops the work.
+macro_rules! noteln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod backtest;
 mod calibrate;
 mod sweep;
@@ -213,9 +222,7 @@ pub fn run() -> Result<()> {
             cascade::results::remove_partial();
             std::process::exit(130);
         }
-        eprintln!(
-            "\ninterrupting: finishing the current batches (interrupt again to exit at once)"
-        );
+        noteln!("\ninterrupting: finishing the current batches (interrupt again to exit at once)");
     });
     match cli.command {
         Command::Run(args) => run_scenario(args),
@@ -311,7 +318,7 @@ fn warn_cells(cells: &[(String, &Scenario)], path: &Path) {
                 names[0]
             )
         };
-        eprintln!("warning: {}: {text}{which}", path.display());
+        noteln!("warning: {}: {text}{which}", path.display());
     }
 }
 
@@ -378,7 +385,7 @@ fn init(path: &Path, force: bool) -> Result<()> {
     }
     std::fs::write(path, STARTER)
         .map_err(|e| Error::at_path(format!("cannot write {}", path.display()), e))?;
-    eprintln!(
+    noteln!(
         "wrote {}; run it with: cascade run {}",
         path.display(),
         path.display()
@@ -488,7 +495,7 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
         .count();
     let parquet = parquet || with_parquet == dirs.len();
     if !parquet && with_parquet > 0 {
-        eprintln!(
+        noteln!(
             "warning: {with_parquet} of {} shards were run with --parquet, the others without; \
              the merge writes no paths.parquet unless given --parquet",
             dirs.len()

@@ -184,11 +184,11 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
         if dir.join("manifest.json").exists() {
             if !common.quiet {
-                eprintln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
+                noteln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
             }
         } else {
             if !common.quiet {
-                eprintln!(
+                noteln!(
                     "cell {}/{total} {cell_name}: {} paths",
                     i + 1,
                     scenario.file().simulation.paths

@@ -399,12 +399,26 @@ fn check_garch(c: &mut Checker, p: &Price) {
     }
 }
 
+/// Longest name (bytes): `heatmap-<policy>-<figure>.png` must stay within a file name's 255.
+const MAX_LABEL: usize = 80;
+
 /// Checks a name that becomes a CSV column or cell (venue, jurisdiction, policy): not empty,
-/// and free of what would split or quote a CSV field (commas, double quotes, line breaks and
-/// other control characters). Returns whether it passed.
+/// at most [`MAX_LABEL`] bytes, and free of what would split or quote a CSV field (commas,
+/// double quotes, line breaks and other control characters). Returns whether it passed.
 fn check_label(c: &mut Checker, path: String, name: &str) -> bool {
     if name.is_empty() {
         c.fail(path, "must not be empty");
+        return false;
+    }
+    if name.len() > MAX_LABEL {
+        c.fail(
+            path,
+            format!(
+                "is {} bytes long; at most {MAX_LABEL}: names become parts of chart file \
+                 names, which a file system limits to 255 bytes",
+                name.len()
+            ),
+        );
         return false;
     }
     if let Some(ch) = name

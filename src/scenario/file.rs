@@ -312,7 +312,7 @@ pub enum MarkPrice {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Venue {
-    /// Venue name, unique within the scenario.
+    /// Venue name, unique within the scenario (at most 80 bytes; no commas, quotes or slashes).
     pub name: String,
     /// Jurisdiction the venue is regulated in (policies name these).
     pub jurisdiction: String,
@@ -454,7 +454,7 @@ pub struct MarginFloor {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Policy {
-    /// Policy name, unique within the scenario.
+    /// Policy name, unique within the scenario (at most 80 bytes; no commas, quotes or slashes).
     pub name: String,
     /// Jurisdictions that adopt the policy; empty for the baseline (the first policy), which
     /// has no levers.

@@ -218,6 +218,31 @@ fn calibration_refuses_what_it_cannot_do() {
         ],
         "real-valued",
     );
+    // A --set of the key searched (or of its table) would be overwritten by every evaluation
+    // while the file's header still listed it.
+    for set in ["price.stress.drop=0.1", "price.stress={drop = 0.1}"] {
+        fails(
+            &["--target", "max_drawdown=0.1", "--set", set],
+            "the search sets `price.stress.drop` itself",
+        );
+    }
+    // A key that only begins like it is another key (refused as unknown, not as searched).
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--set",
+            "price.stress.drop_extra=1",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("drop_extra") && !err.contains("the search sets"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -377,6 +402,20 @@ fn a_backtest_needs_an_observed_table() {
         "{err}"
     );
     assert!(!tmp.path().join("V.md").exists());
+    // The backtest calibrates the stress's drop: a --set of it would be dropped.
+    let (code, _, err) = cascade(
+        tmp.path(),
+        &[
+            "backtest",
+            "synthetic.toml",
+            "--out",
+            "V.md",
+            "--set",
+            "price.stress.drop=0.2",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("the search sets `price.stress.drop`"), "{err}");
     // Flags of result directories mean nothing here and are refused, not ignored.
     let (code, _, err) = cascade(
         tmp.path(),

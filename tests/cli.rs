@@ -386,6 +386,39 @@ fn bad_flags_are_bad_input() {
         assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
     }
+    // A refusal names what the user typed: the flag, or the key the override set, once.
+    for (args, named, unnamed) in [
+        (
+            &["run", "tiny.toml", "--paths", "18446744073709551615"][..],
+            "'--paths <PATHS>'",
+            "--set",
+        ),
+        (
+            &[
+                "validate",
+                "tiny.toml",
+                "--set",
+                "simulation.step_seconds=1e300",
+            ],
+            "simulation.step_seconds: 1e300 must be positive and at most 31536000 (a year)",
+            "annual_volatility",
+        ),
+        (
+            &[
+                "validate",
+                "tiny.toml",
+                "--set",
+                "price.annual_volatility=inf",
+            ],
+            "price.annual_volatility: inf must be a finite number, zero or more",
+            "standard deviation of inf",
+        ),
+    ] {
+        let out = cascade(tmp.path(), args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.contains(named), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains(unnamed), "{args:?}: {}", out.stderr);
+    }
     assert_eq!(
         entries(tmp.path()),
         BTreeSet::from(["tiny.toml".to_string()])

@@ -112,8 +112,9 @@ enum Command {
 /// Flags shared by `run` and `sweep`.
 #[derive(Debug, Args)]
 struct Common {
-    /// Number of paths (overrides simulation.paths).
-    #[arg(long)]
+    /// Number of paths (overrides simulation.paths); TOML integers are signed, so at most
+    /// 2^63 - 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     paths: Option<u64>,
     /// Seed (overrides simulation.seed); TOML integers are signed, so at most 2^63 - 1.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]

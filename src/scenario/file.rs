@@ -90,7 +90,7 @@ pub struct Simulation {
     pub paths: u64,
     /// Horizon in steps.
     pub steps: u32,
-    /// Length of one step in seconds (60 = one-minute steps).
+    /// Length of one step in seconds (60 = one-minute steps; at most a year, 31536000).
     pub step_seconds: f64,
     /// Seed of every random number; drawn and recorded in the results when absent.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -40,7 +40,12 @@ impl Checker {
 
     /// `value` must be finite and satisfy `ok`; otherwise report `expected`.
     fn number(&mut self, path: &str, value: f64, ok: bool, expected: &str) {
-        if !value.is_finite() || !ok {
+        if !value.is_finite() {
+            self.fail(
+                path,
+                format!("{} must be a finite number, {expected}", show(value)),
+            );
+        } else if !ok {
             self.fail(path, format!("{} must be {expected}", show(value)));
         }
     }
@@ -106,7 +111,12 @@ pub fn check(s: &ScenarioFile) -> Vec<Problem> {
     if sim.steps == 0 {
         c.fail("simulation.steps", "must be at least 1");
     }
-    c.positive("simulation.step_seconds", sim.step_seconds);
+    c.number(
+        "simulation.step_seconds",
+        sim.step_seconds,
+        step_seconds_valid(sim.step_seconds),
+        &format!("positive and at most {MAX_STEP_SECONDS} (a year)"),
+    );
     if sim.max_rounds == 0 {
         c.fail("simulation.max_rounds", "must be at least 1");
     }
@@ -190,7 +200,11 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
     );
     c.non_negative("price.annual_volatility", p.annual_volatility);
     let step = shocks::step_volatility(p.annual_volatility, s.simulation.step_seconds);
-    if step > MAX_LOG_RETURN {
+    // An unusable volatility or step length is a problem of its own, reported once.
+    if step > MAX_LOG_RETURN
+        && p.annual_volatility.is_finite()
+        && step_seconds_valid(s.simulation.step_seconds)
+    {
         c.fail(
             "price.annual_volatility",
             format!(
@@ -397,6 +411,14 @@ fn check_garch(c: &mut Checker, p: &Price) {
             );
         }
     }
+}
+
+/// Longest step (seconds): a year. Cascades play out over minutes to days; a longer step
+/// only scales the volatility past anything a price model holds.
+const MAX_STEP_SECONDS: f64 = 31_536_000.0;
+
+fn step_seconds_valid(seconds: f64) -> bool {
+    seconds > 0.0 && seconds <= MAX_STEP_SECONDS
 }
 
 /// Longest name (bytes): `heatmap-<policy>-<figure>.png` must stay within a file name's 255.

@@ -54,21 +54,32 @@ impl Provenance {
     }
 }
 
-/// Builds the books and markets and simulates the scenario's paths (or one shard of them).
-pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
+/// The paths of the scenario a run simulates: all, or one shard's.
+fn path_range(scenario: &Scenario, shard: Option<Shard>) -> PathRange {
     let paths = scenario.file().simulation.paths;
-    let range = shard.map_or(
+    shard.map_or(
         PathRange {
             start: 0,
             end: paths,
         },
         |s| s.range(paths),
-    );
-    // Before the books are drawn: an impossible size fails in the first second.
+    )
+}
+
+/// Refuses a run whose memory would exceed the machine's ([`crate::footprint::check`]): for
+/// a command to call before it creates anything, as [`simulate`] does before drawing books.
+pub fn check_memory(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> Result<()> {
     let threads = options.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    crate::footprint::check(&scenario, range.len() as u64, threads)?;
+    crate::footprint::check(scenario, path_range(scenario, shard).len() as u64, threads)
+}
+
+/// Builds the books and markets and simulates the scenario's paths (or one shard of them).
+pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
+    let range = path_range(&scenario, shard);
+    // Before the books are drawn: an impossible size fails in the first second.
+    check_memory(&scenario, shard, &options)?;
     let books = scenario.books();
     let markets = policy::markets(&scenario, &books);
     let out = runner::run(&scenario, &markets, range, options)?;

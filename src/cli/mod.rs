@@ -406,6 +406,8 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     if !common.quiet {
         warn(&scenario, scenario_path);
     }
+    // Before the destination's folders are created: a refused run leaves nothing behind.
+    study::check_memory(&scenario, args.shard, &common.options())?;
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));

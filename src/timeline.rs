@@ -19,16 +19,18 @@ const STRETCHES: [(f64, f64, usize); 5] = [
     (0.7, 2.3, 64),
     (2.3, 6.9, 46),
 ];
-/// Number of price bins.
-pub const PRICE_BINS: usize = {
-    let mut bins = 0;
+/// The first bin of each stretch, and (last) the number of price bins.
+const FIRST_BIN: [usize; STRETCHES.len() + 1] = {
+    let mut first = [0; STRETCHES.len() + 1];
     let mut i = 0;
     while i < STRETCHES.len() {
-        bins += STRETCHES[i].2;
+        first[i + 1] = first[i] + STRETCHES[i].2;
         i += 1;
     }
-    bins
+    first
 };
+/// Number of price bins.
+pub const PRICE_BINS: usize = FIRST_BIN[STRETCHES.len()];
 
 /// Liquidation bins: a zero bin, then log10 of the share of open interest from -7 to +1.
 const LIQ_LOG_LOW: f64 = -7.0;
@@ -351,11 +353,10 @@ fn price_bin(lp: f64) -> usize {
         .iter()
         .take_while(|&&(_, high, _)| lp >= high)
         .count();
-    let first: usize = STRETCHES[..k].iter().map(|s| s.2).sum();
     let (low, high, bins) = STRETCHES[k];
     let x = (lp - low) / (high - low) * bins as f64;
     // Clamped as a float (a NaN stays NaN and casts to 0): the cast then needs no saturation.
-    first + x.clamp(0.0, (bins - 1) as f64) as u32 as usize
+    FIRST_BIN[k] + x.clamp(0.0, (bins - 1) as f64) as u32 as usize
 }
 
 fn liq_bin(share: f64) -> usize {
@@ -368,13 +369,13 @@ fn liq_bin(share: f64) -> usize {
 
 /// Log price of a fractional position in the price bins.
 fn price_value((bin, within): (usize, f64)) -> f64 {
-    let (mut k, mut first) = (0, 0);
-    while k + 1 < STRETCHES.len() && bin >= first + STRETCHES[k].2 {
-        first += STRETCHES[k].2;
-        k += 1;
-    }
+    // The last stretch whose first bin is at or below `bin`.
+    let k = FIRST_BIN[1..STRETCHES.len()]
+        .iter()
+        .take_while(|&&first| bin >= first)
+        .count();
     let (low, high, bins) = STRETCHES[k];
-    low + ((bin - first) as f64 + within) / bins as f64 * (high - low)
+    low + ((bin - FIRST_BIN[k]) as f64 + within) / bins as f64 * (high - low)
 }
 
 /// Share of open interest of a fractional position in the liquidation bins (bin 0 is zero).

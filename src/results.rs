@@ -351,10 +351,13 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let err = |e| Error::io(format!("cannot write {}", path.display()), e);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(WRITE_PREFIX)
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(WRITE_PREFIX);
+    // Readable as `fs::write` would leave it (0666 less the umask), not private like a
+    // temporary file: grids and calibrated scenarios on a shared cluster file system.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.persist(path).map(drop).map_err(|e| err(e.error))
 }

@@ -720,6 +720,14 @@ fn sweep_shards_share_one_directory_and_resume_writes_the_grid() {
             fs::read(d.join("whole").join(f)).unwrap(),
             "{f}"
         );
+        // Readable by others, as the cells' files are: not private like a temporary file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            let cell = d.join("split/liquidity.routing=0.1/summary.json");
+            assert_eq!(mode(&d.join("split").join(f)), mode(&cell), "{f}");
+        }
     }
     // One shard must not wipe the others' directory.
     let (code, _) = sweep("split", &["--shard", "1/2", "--force"]);

@@ -166,6 +166,8 @@ fn submit_pins_one_seed_for_every_shard() {
         "the scenario's seed"
     );
     assert_eq!(seed_of(Path::new(SCENARIO), &["--seed", "5"]), "5");
+    // As `cascade run --seed 007` reads it; a TOML integer may not have leading zeros.
+    assert_eq!(seed_of(Path::new(SCENARIO), &["--seed", "007"]), "7");
     // A --set of the seed fixes it already: no --seed beside it, which run would refuse.
     let out = Command::new("bash")
         .arg(SUBMIT)

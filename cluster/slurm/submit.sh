@@ -93,6 +93,8 @@ done
 [[ $shards =~ ^[1-9][0-9]*$ ]] || die "--shards must be a positive integer, got '$shards'"
 [[ -z $paths || $paths =~ ^[1-9][0-9]*$ ]] || die "--paths must be a positive integer, got '$paths'"
 [[ -z $seed || $seed =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, got '$seed'"
+# Without leading zeros, which a TOML integer may not have (cascade run reads 007 as 7).
+[[ $seed =~ ^0*([0-9]+)$ ]] && seed=${BASH_REMATCH[1]}
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus must be a positive integer, got '$cpus'"
 [[ -z $max_running || $max_running =~ ^[1-9][0-9]*$ ]] ||
     die "--max-running must be a positive integer, got '$max_running'"

@@ -392,19 +392,20 @@ fn a_backtest_of_an_episode_the_model_made_recovers_the_shock_and_matches_it() {
 #[test]
 fn a_backtest_needs_an_observed_table() {
     let tmp = setup();
-    let (code, _, err) = cascade(
-        tmp.path(),
+    let refused = |args: &[&str], needles: &[&str]| {
+        let (code, _, err) = cascade(tmp.path(), args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: no `{needle}` in {err}");
+        }
+        assert!(!tmp.path().join("V.md").exists(), "{args:?} wrote V.md");
+    };
+    refused(
         &["backtest", "synthetic.toml", "--out", "V.md", "--quiet"],
+        &["synthetic.toml", "[observed]"],
     );
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("synthetic.toml") && err.contains("[observed]"),
-        "{err}"
-    );
-    assert!(!tmp.path().join("V.md").exists());
     // The backtest calibrates the stress's drop: a --set of it would be dropped.
-    let (code, _, err) = cascade(
-        tmp.path(),
+    refused(
         &[
             "backtest",
             "synthetic.toml",
@@ -413,18 +414,14 @@ fn a_backtest_needs_an_observed_table() {
             "--set",
             "price.stress.drop=0.2",
         ],
+        &["the search sets `price.stress.drop`"],
     );
-    assert_eq!(code, 2);
-    assert!(err.contains("the search sets `price.stress.drop`"), "{err}");
     // Flags of result directories mean nothing here and are refused, not ignored.
-    let (code, _, err) = cascade(
-        tmp.path(),
+    refused(
         &["backtest", "synthetic.toml", "--out", "V.md", "--parquet"],
+        &["--parquet"],
     );
-    assert_eq!(code, 2);
-    assert!(err.contains("--parquet"), "{err}");
-    let (code, _, err) = cascade(
-        tmp.path(),
+    refused(
         &[
             "calibrate",
             "synthetic.toml",
@@ -432,9 +429,8 @@ fn a_backtest_needs_an_observed_table() {
             "max_drawdown=0.1",
             "--no-report",
         ],
+        &["--no-report"],
     );
-    assert_eq!(code, 2);
-    assert!(err.contains("--no-report"), "{err}");
 }
 
 #[test]

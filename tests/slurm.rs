@@ -130,6 +130,19 @@ fn job_array_script_on_a_real_slurm_cluster() {
     );
 }
 
+/// `submit.sh --dry-run` of three shards into `out`, with `extra` flags: it prints the sbatch
+/// commands without submitting, so no SLURM is needed.
+fn submit_dry_run(out: &Path, extra: &[&str], scenario: &Path) -> std::process::Output {
+    Command::new("bash")
+        .arg(SUBMIT)
+        .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
+        .arg(out)
+        .args(extra)
+        .arg(scenario)
+        .output()
+        .unwrap()
+}
+
 /// Every shard of one study gets the same seed: the one given, the scenario's, or (for a
 /// scenario without one) a single seed drawn at submission, never one drawn per shard.
 /// A dry run prints the sbatch commands without submitting, so no SLURM is needed.
@@ -140,14 +153,7 @@ fn submit_pins_one_seed_for_every_shard() {
     let unseeded_path = tmp.path().join("unseeded.toml");
     fs::write(&unseeded_path, unseeded).unwrap();
     let seed_of = |scenario: &Path, extra: &[&str]| {
-        let out = Command::new("bash")
-            .arg(SUBMIT)
-            .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
-            .arg(tmp.path().join("study"))
-            .args(extra)
-            .arg(scenario)
-            .output()
-            .unwrap();
+        let out = submit_dry_run(&tmp.path().join("study"), extra, scenario);
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(
             out.status.success(),
@@ -169,13 +175,11 @@ fn submit_pins_one_seed_for_every_shard() {
     // As `cascade run --seed 007` reads it; a TOML integer may not have leading zeros.
     assert_eq!(seed_of(Path::new(SCENARIO), &["--seed", "007"]), "7");
     // A --set of the seed fixes it already: no --seed beside it, which run would refuse.
-    let out = Command::new("bash")
-        .arg(SUBMIT)
-        .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
-        .arg(tmp.path().join("study"))
-        .args(["--set", "simulation.seed=7", SCENARIO])
-        .output()
-        .unwrap();
+    let out = submit_dry_run(
+        &tmp.path().join("study"),
+        &["--set", "simulation.seed=7"],
+        Path::new(SCENARIO),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     let array = stdout.lines().next().unwrap_or_default();
@@ -213,14 +217,7 @@ fn submit_refuses_what_every_shard_would_refuse() {
             "outside the integers a scenario can hold",
         ),
     ] {
-        let out = Command::new("bash")
-            .arg(SUBMIT)
-            .args(["--dry-run", "--shards", "3", "--bin", CASCADE, "--out"])
-            .arg(tmp.path().join("study"))
-            .args(extra)
-            .arg(SCENARIO)
-            .output()
-            .unwrap();
+        let out = submit_dry_run(&tmp.path().join("study"), extra, Path::new(SCENARIO));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
         assert!(stderr.contains(expect), "{extra:?}: {stderr}");

@@ -143,7 +143,8 @@ pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Time
              {PRICE_BINS} + {LIQ_BINS}; the file belongs to another result"
         )));
     }
-    // A damaged header may announce sizes past any file: checked, so that it is refused.
+    // The scenario's sizes (the header matches them), checked: they can exceed the address
+    // space of a 32-bit machine, where no run could have written them.
     let sizes = (|| {
         let n_price = p.checked_mul(pb)?.checked_mul(steps)?;
         let n_liq = p.checked_mul(lb)?.checked_mul(steps)?;
@@ -156,7 +157,7 @@ pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Time
         Some((n_price, n_range, counts_end, expected))
     })();
     let Some((n_price, n_range, counts_end, expected)) = sizes else {
-        return Err(bad("not a cascade histogram file (its header is damaged)"));
+        return Err(bad("histograms larger than this machine can address"));
     };
     if bytes.len() != expected {
         let what = if bytes.len() < expected {

@@ -1181,13 +1181,14 @@ fn methodology_section(w: &mut String, f: &ScenarioFile) {
         "Policies change venue rules in the cooperating jurisdictions (margin floors, leverage \
          caps and migration of displaced leverage, index marks, routing, pooled default funds, \
          algorithmic supervision). Every policy runs on the same draws as the baseline, so \
-         differences are paired path by path; confidence intervals use the normal approximation \
-         to the mean paired difference."
+         differences are paired path by path; confidence intervals of the mean paired difference \
+         use Student's t."
             .to_string(),
     );
     simulated.push(
-        "Bands over time come from fixed-bin histograms (0.5% of log price per bin; 40 bins per \
-         decade of liquidated share of open interest), so they are exact to within a bin."
+        "Bands over time come from fixed-bin histograms (0.5% of log price per bin from about \
+         -80% to +100% of the start price, wider bins beyond; 40 bins per decade of liquidated \
+         share of open interest), so they are exact to within a bin."
             .to_string(),
     );
 

@@ -128,8 +128,8 @@ pub struct Comparison {
 pub struct Paired {
     /// Mean of the per-path differences.
     pub mean_difference: f64,
-    /// 95% confidence interval of the mean difference (normal approximation); null with fewer
-    /// than two paths, where the spread of the differences is unknown.
+    /// 95% confidence interval of the mean difference (Student's t, n - 1 degrees of freedom);
+    /// null with fewer than two paths, where the spread of the differences is unknown.
     pub ci95: Option<[f64; 2]>,
     /// Mean difference over the baseline mean; null where the baseline mean is zero.
     pub relative: Option<f64>,
@@ -166,11 +166,10 @@ impl Paired {
         // With no paths every figure is NaN (null in the file).
         let n = diff.len() as f64;
         let mean = stats::mean(&diff);
-        let half = 1.959_963_984_540_054 * stats::std_dev(&diff) / n.sqrt();
         let base = stats::mean(baseline);
         Paired {
             mean_difference: mean,
-            ci95: (diff.len() >= 2).then_some([mean - half, mean + half]),
+            ci95: stats::mean_ci95(&diff),
             relative: (base != 0.0 && !base.is_nan()).then(|| mean / base),
             share_better: diff.iter().filter(|&&d| d < 0.0).count() as f64 / n,
             share_worse: diff.iter().filter(|&&d| d > 0.0).count() as f64 / n,

@@ -240,6 +240,8 @@ struct VenueState {
     band_low: f64,
     band_high: f64,
     unabsorbed: f64,
+    /// Bad debt of this step's fills owed by longs / shorts, until the funds pay it.
+    shortfall: (f64, f64),
     /// Liquidations are paused (circuit breaker) while the step index is below this.
     halted_until: usize,
     /// The venue's books moved (a crossing taken, a cohort opened) since its band was set.
@@ -282,6 +284,8 @@ pub struct Scratch {
     /// Every venue's cohorts, venue by venue ([`crate::market::VenueModel::first_cohort`]).
     cohorts: Vec<Holding>,
     funds: Vec<f64>,
+    /// Per fund: the step's claims on it, then the share of them it pays.
+    claims: Vec<f64>,
     supervisors: Vec<SupervisorState>,
     /// The step at which a supervisor first acted on the last path, if any.
     pub first_intervention: Option<usize>,
@@ -322,6 +326,8 @@ struct PathRun<'a> {
     index_band_high: f64,
     recent_move: f64,
     liquidated: f64,
+    /// Some venue settled bad debt this step that the funds have not yet covered.
+    shortfalls: bool,
     /// Notional (at the start price, per side) of cohorts opened so far.
     opened: f64,
     /// Index of the current step.
@@ -355,6 +361,7 @@ impl<'a> PathRun<'a> {
         s.cohorts.resize(m.cohorts, Holding::default());
         s.funds.clear();
         s.funds.extend_from_slice(&m.funds);
+        s.claims.resize(m.funds.len(), 0.0);
         s.supervisors.clear();
         // A drawdown window starts at the start price: a fall in the first steps is a fall from
         // it (an empty history would measure the first step from its own end).
@@ -389,6 +396,7 @@ impl<'a> PathRun<'a> {
             index_band_high: 0.0,
             recent_move: 0.0,
             liquidated: 0.0,
+            shortfalls: false,
             opened: 0.0,
             step: 0,
             crossing_index: log_start,
@@ -825,6 +833,7 @@ impl<'a> PathRun<'a> {
             for i in 0..m.venues.len() {
                 self.settle(i);
             }
+            self.cover_shortfalls();
         }
         if m.cohorts > 0 {
             self.open_cohorts();
@@ -857,8 +866,8 @@ impl<'a> PathRun<'a> {
     }
 
     /// Fills venue `i`'s tranches crossed this step between its log price before and after
-    /// the step's cascade (see [`Fill`]), and runs the loss waterfall: fees in, bad debt paid
-    /// by the fund, then ADL, then unpaid.
+    /// the step's cascade (see [`Fill`]) and books them: fees into its fund, and the bad debt
+    /// as a shortfall that [`Self::cover_shortfalls`] pays once every venue has settled.
     fn settle(&mut self, i: usize) {
         let v = &self.m.venues[i];
         let st = &mut self.s.venues[i];
@@ -883,40 +892,9 @@ impl<'a> PathRun<'a> {
             longs.add(&l);
             shorts.add(&s);
         }
-
-        let fund = &mut self.s.funds[v.fund];
-        *fund += longs.fees + shorts.fees;
-        let mut drawn = 0.0;
-        let mut adl_total = 0.0;
-        let mut adl_notional = 0.0;
-        let mut unabsorbed = 0.0;
-        // Longs' shortfall is owed to shorts, so ADL draws on profitable shorts, and vice versa.
-        for (bad, opposite, taken) in [
-            (longs.bad_debt, Side::Short, &mut st.adl_from_shorts),
-            (shorts.bad_debt, Side::Long, &mut st.adl_from_longs),
-        ] {
-            if bad <= 0.0 {
-                continue;
-            }
-            let paid = bad.min(*fund);
-            *fund -= paid;
-            drawn += paid;
-            let mut rest = bad - paid;
-            if rest > 0.0 && v.adl {
-                let opened = open.iter().map(|h| h.shift);
-                let (profit, notional) = v.profits(opposite, post, opened);
-                let available = (profit - *taken).max(0.0);
-                let adl = rest.min(available);
-                if adl > 0.0 {
-                    *taken += adl;
-                    adl_total += adl;
-                    adl_notional += adl / profit * notional;
-                    rest -= adl;
-                }
-            }
-            unabsorbed += rest;
-        }
-        st.unabsorbed += unabsorbed;
+        self.s.funds[v.fund] += longs.fees + shorts.fees;
+        st.shortfall = (longs.bad_debt, shorts.bad_debt);
+        self.shortfalls |= longs.bad_debt > 0.0 || shorts.bad_debt > 0.0;
 
         // Liquidated notional is valued at the start price, like open interest: a deeper crash
         // then never makes the same liquidations look smaller.
@@ -925,9 +903,6 @@ impl<'a> PathRun<'a> {
         self.liquidated += long_notional + short_notional;
         self.ledger.add_sweep(&longs);
         self.ledger.add_sweep(&shorts);
-        self.ledger.fund_drawn += drawn;
-        self.ledger.adl += adl_total;
-        self.ledger.unabsorbed += unabsorbed;
 
         let (path, venue) = self.layout.cells(self.row, i);
         path[Metric::LiquidatedNotional.index()] += long_notional + short_notional;
@@ -935,15 +910,90 @@ impl<'a> PathRun<'a> {
         path[Metric::LiquidatedShortNotional.index()] += short_notional;
         path[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
         path[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
-        path[Metric::InsuranceFundDrawn.index()] += drawn;
-        path[Metric::AdlNotional.index()] += adl_notional;
-        path[Metric::UnabsorbedLoss.index()] += unabsorbed;
         venue[VenueMetric::LiquidatedLongNotional.index()] += long_notional;
         venue[VenueMetric::LiquidatedShortNotional.index()] += short_notional;
         venue[VenueMetric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
-        venue[VenueMetric::InsuranceFundDrawn.index()] += drawn;
-        venue[VenueMetric::AdlNotional.index()] += adl_notional;
-        venue[VenueMetric::UnabsorbedLoss.index()] += unabsorbed;
+    }
+
+    /// The loss waterfall of the step's settled shortfalls: each fund pays its venues' bad
+    /// debt, then ADL covers what is left where enabled, and the rest is unpaid.
+    ///
+    /// A fund short of its claims pays each of them the same share (a pooled default fund
+    /// serves its members alike): paid one venue after another, the venue listed first in
+    /// the scenario would take the pool and leave the next one's loss unabsorbed, and
+    /// reordering the venues would change the result. Every venue's fees of the step are in
+    /// before any claim is paid.
+    fn cover_shortfalls(&mut self) {
+        if !std::mem::take(&mut self.shortfalls) {
+            return;
+        }
+        // Each fund's claims, then the share of them it pays.
+        let cover = &mut self.s.claims;
+        cover.iter_mut().for_each(|c| *c = 0.0);
+        for (v, st) in self.m.venues.iter().zip(&self.s.venues) {
+            cover[v.fund] += st.shortfall.0 + st.shortfall.1;
+        }
+        for (c, fund) in cover.iter_mut().zip(&mut self.s.funds) {
+            if *c <= *fund {
+                *fund -= *c;
+                *c = 1.0;
+            } else {
+                *c = (*fund / *c).clamp(0.0, 1.0);
+                *fund = 0.0;
+            }
+        }
+        for i in 0..self.m.venues.len() {
+            let v = &self.m.venues[i];
+            let st = &mut self.s.venues[i];
+            let (long_bad, short_bad) = std::mem::take(&mut st.shortfall);
+            if long_bad <= 0.0 && short_bad <= 0.0 {
+                continue;
+            }
+            let share = self.s.claims[v.fund];
+            let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+            let mut drawn = 0.0;
+            let mut adl_total = 0.0;
+            let mut adl_notional = 0.0;
+            let mut unabsorbed = 0.0;
+            // Longs' shortfall is owed to shorts, so ADL draws on profitable shorts, and vice
+            // versa.
+            for (bad, opposite, taken) in [
+                (long_bad, Side::Short, &mut st.adl_from_shorts),
+                (short_bad, Side::Long, &mut st.adl_from_longs),
+            ] {
+                if bad <= 0.0 {
+                    continue;
+                }
+                let paid = if share == 1.0 { bad } else { bad * share };
+                drawn += paid;
+                let mut rest = bad - paid;
+                if rest > 0.0 && v.adl {
+                    let opened = open.iter().map(|h| h.shift);
+                    let (profit, notional) = v.profits(opposite, st.log_price, opened);
+                    let available = (profit - *taken).max(0.0);
+                    let adl = rest.min(available);
+                    if adl > 0.0 {
+                        *taken += adl;
+                        adl_total += adl;
+                        adl_notional += adl / profit * notional;
+                        rest -= adl;
+                    }
+                }
+                unabsorbed += rest;
+            }
+            st.unabsorbed += unabsorbed;
+            self.ledger.fund_drawn += drawn;
+            self.ledger.adl += adl_total;
+            self.ledger.unabsorbed += unabsorbed;
+
+            let (path, venue) = self.layout.cells(self.row, i);
+            path[Metric::InsuranceFundDrawn.index()] += drawn;
+            path[Metric::AdlNotional.index()] += adl_notional;
+            path[Metric::UnabsorbedLoss.index()] += unabsorbed;
+            venue[VenueMetric::InsuranceFundDrawn.index()] += drawn;
+            venue[VenueMetric::AdlNotional.index()] += adl_notional;
+            venue[VenueMetric::UnabsorbedLoss.index()] += unabsorbed;
+        }
     }
 
     fn set(&mut self, metric: Metric, value: f64) {

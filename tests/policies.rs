@@ -552,3 +552,75 @@ fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
         );
     }
 }
+
+#[test]
+fn a_pooled_fund_short_of_its_claims_serves_members_whatever_their_order_in_the_file() {
+    // Two members hit in the same steps: one with ADL and no fund of its own, one without ADL.
+    // Paid in file order, the first member took the pool and the second's loss went unpaid.
+    let venue = |name: &str, jur: &str, adl: bool, fund: f64| {
+        format!(
+            "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jur}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\nliquidation_fee = 0.0\ninsurance_fund = {fund}\nadl = {adl}\ndepth_1pct = 2.0e6\nopen_interest = 3.0e8\n[venues.book]\npositions = 400\nlong_leverage = {{ median = 30.0, dispersion = 0.5 }}\nshort_leverage = {{ median = 2.0, dispersion = 0.3 }}\n"
+        )
+    };
+    let (a, b) = (venue("a", "x", true, 0.0), venue("b", "y", false, 1.0e6));
+    let text = |first: &str, second: &str| {
+        format!(
+            "name = \"order\"\n[simulation]\npaths = 40\nsteps = 60\nseed = 3\n[price]\nstart = 60000.0\nannual_volatility = 0.6\n[price.stress]\ndrop = 0.2\nstart_step = 10\nduration_steps = 10\n[liquidity]\nshared_depth_1pct = 1.0e7\nrouting = 0.5\n{first}{second}[[policies]]\nname = \"separate\"\n[[policies]]\nname = \"pooled\"\ncooperating = [\"x\", \"y\"]\npooled_default_fund = {{ sizing = \"sum\" }}\n"
+        )
+    };
+    let ab = Scenario::from_toml(&text(&a, &b), Path::new("ab.toml"), &[]).unwrap();
+    let ba = Scenario::from_toml(&text(&b, &a), Path::new("ba.toml"), &[]).unwrap();
+    // The same two books in the other order (a book is drawn on its venue index's stream).
+    let books = ab.books();
+    let swapped: Vec<_> = books.iter().rev().cloned().collect();
+    let outputs = [(&ab, books), (&ba, swapped)].map(|(s, books)| {
+        let markets = policy::markets(s, &books);
+        let range = PathRange {
+            start: 0,
+            end: s.file().simulation.paths,
+        };
+        let options = RunOptions {
+            threads: Some(1),
+            progress: false,
+        };
+        runner::run(s, &markets, range, options).unwrap()
+    });
+    let [out_ab, out_ba] = &outputs;
+    let layout = RowLayout { venues: 2 };
+    let (u, drawn) = (
+        cascade::metrics::VenueMetric::UnabsorbedLoss,
+        cascade::metrics::VenueMetric::InsuranceFundDrawn,
+    );
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    let mut short = 0;
+    for path in 0..40 {
+        for policy in 0..2 {
+            let (row_ab, row_ba) = (out_ab.row(path, policy), out_ba.row(path, policy));
+            for metric in Metric::ALL {
+                let (x, y) = (row_ab[metric.index()], row_ba[metric.index()]);
+                assert!(
+                    close(x, y),
+                    "path {path} policy {policy} {metric:?}: {x} vs {y}"
+                );
+            }
+            // Venue a is first in one file and second in the other.
+            for (va, vb) in [(0, 1), (1, 0)] {
+                for k in [u, drawn] {
+                    let (x, y) = (row_ab[layout.venue(va, k)], row_ba[layout.venue(vb, k)]);
+                    assert!(
+                        close(x, y),
+                        "path {path} policy {policy} venue {va} {k:?}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+        let pooled = out_ab.row(path, 1);
+        // The pool paid venue a (no fund of its own) and fell short of b's loss.
+        short +=
+            usize::from(pooled[layout.venue(0, drawn)] > 0.0 && pooled[layout.venue(1, u)] > 0.0);
+    }
+    assert!(
+        short > 0,
+        "no path had the pool short of both members' claims"
+    );
+}

@@ -311,3 +311,24 @@ short_leverage = { median = 20.0, dispersion = 0.0 }
         "adl notional {adl} vs {expected}"
     );
 }
+
+#[test]
+fn a_cohorts_defaults_are_filled_in_so_spelling_them_out_changes_nothing() {
+    let text = |extra: &str| {
+        format!(
+            "name = \"d\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.5\n[liquidity]\nshared_depth_1pct = 1.0e9\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\ndepth_1pct = 1.0e9\nopen_interest = 1.0e9\n[venues.opening]\nlevels = [0.05]\nnotional = 1.0e8\nlong_leverage = {{ median = 4.5, dispersion = 0.6 }}\nshort_leverage = {{ median = 4.5, dispersion = 0.6 }}\n{extra}[[policies]]\nname = \"baseline\"\n"
+        )
+    };
+    let parse =
+        |t: String| cascade::scenario::Scenario::from_toml(&t, Path::new("d.toml"), &[]).unwrap();
+    let implicit = parse(text(""));
+    let explicit = parse(text("positions = 1000\nsize_tail = 1.5\n"));
+    let opening = implicit.file().venues[0].opening.as_ref().unwrap();
+    // `validate` prints the resolved scenario, and results hash it.
+    assert_eq!(
+        (opening.positions, opening.size_tail),
+        (Some(1000), Some(1.5))
+    );
+    assert_eq!(implicit.to_toml(), explicit.to_toml());
+    assert_eq!(implicit.sha256(), explicit.sha256());
+}

@@ -365,14 +365,14 @@ pub struct Opening {
     pub levels: Vec<f64>,
     /// Notional per side per cohort (USD at the level's price).
     pub notional: f64,
-    /// Positions per side per cohort.
+    /// Positions per side per cohort (default 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<u32>,
     /// Leverage distribution of the cohort's longs (capped by the venue's tiers and rules).
     pub long_leverage: LeverageMix,
     /// Leverage distribution of the cohort's shorts.
     pub short_leverage: LeverageMix,
-    /// Pareto tail index of sizes.
+    /// Pareto tail index of sizes (default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_tail: Option<f64>,
 }
@@ -409,19 +409,20 @@ pub struct MarginTier {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Book {
-    /// Number of generated positions per side.
+    /// Number of generated positions per side (default 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<u32>,
-    /// Leverage distribution of longs.
+    /// Leverage distribution of longs (default median 10, dispersion 0.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_leverage: Option<LeverageMix>,
-    /// Leverage distribution of shorts (hedgers and basis traders lever less).
+    /// Leverage distribution of shorts (hedgers and basis traders lever less; default median
+    /// 3, dispersion 0.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_leverage: Option<LeverageMix>,
-    /// Standard deviation of log(entry / start).
+    /// Standard deviation of log(entry / start) (default 0.05).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_dispersion: Option<f64>,
-    /// Pareto tail index of position sizes (smaller = more concentrated).
+    /// Pareto tail index of position sizes (smaller = more concentrated; default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_tail: Option<f64>,
     /// CSV snapshot of positions instead of a generated book, relative to the scenario file.

@@ -157,6 +157,11 @@ impl Scenario {
                 venue.book.entry_dispersion = Some(spec.entry_dispersion);
                 venue.book.size_tail = Some(spec.size_tail);
             }
+            if let Some(opening) = &mut venue.opening {
+                let spec = BookSpec::from_opening(opening);
+                opening.positions = Some(spec.positions);
+                opening.size_tail = Some(spec.size_tail);
+            }
         }
         Ok(Scenario {
             file,

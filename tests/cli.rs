@@ -454,6 +454,109 @@ fn set_with_an_unknown_key_suggests_the_nearest_valid_key() {
 }
 
 #[test]
+fn set_inside_a_defaulted_table_keeps_its_other_defaults() {
+    // Venue 1 of tiny.toml gives no leverage mixes: validate prints the defaults (long median
+    // 10, dispersion 0.8; short median 3, dispersion 0.6), and setting one key keeps the other.
+    let tmp = scratch_with("tiny.toml");
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.1.book.long_leverage.median=5",
+            "--set",
+            "venues[1].book.short_leverage.dispersion=0.3",
+        ],
+    );
+    out.expect_code(0);
+    let resolved: toml::Table = toml::from_str(&out.stdout).unwrap();
+    let book = &resolved["venues"][1]["book"];
+    let mix = |side: &str| {
+        let m = &book[side];
+        (m["median"].as_float(), m["dispersion"].as_float())
+    };
+    assert_eq!(mix("long_leverage"), (Some(5.0), Some(0.8)));
+    assert_eq!(mix("short_leverage"), (Some(3.0), Some(0.3)));
+}
+
+#[test]
+fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
+    let tmp = scratch_with("tiny.toml");
+    // The unknown key's message lists the valid keys, `steps` and `paths` among them: neither
+    // override caused it.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--paths",
+            "5",
+            "--set",
+            "simulation.foo=1",
+            "--set",
+            "simulation.steps=50",
+        ],
+    );
+    out.expect_code(2).expect_stderr(&[
+        "simulation.foo: unknown key `foo`",
+        "(command-line override `simulation.foo = 1`)",
+    ]);
+    let first = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("simulation.foo"))
+        .unwrap();
+    assert!(
+        !first.contains("simulation.steps =") && !first.contains("simulation.paths ="),
+        "{first}"
+    );
+    // A key the file has no table for: the override created the table whose keys are missing.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.1.opening.notional=1e8",
+        ],
+    );
+    out.expect_code(2);
+    let missing: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("missing field"))
+        .collect();
+    assert_eq!(missing.len(), 3, "{}", out.stderr);
+    for line in missing {
+        assert!(
+            line.contains("(command-line override `venues.1.opening.notional"),
+            "{line}"
+        );
+    }
+    // A file's own unknown key is no override's doing, whatever the message lists.
+    fs::write(
+        tmp.path().join("typo.toml"),
+        read(&tmp.path().join("tiny.toml")).replace(
+            "seed = 11",
+            "seed = 11
+stesp = 3",
+        ),
+    )
+    .unwrap();
+    let out = cascade(
+        tmp.path(),
+        &["validate", "typo.toml", "--set", "simulation.steps=50"],
+    );
+    out.expect_code(2).expect_stderr(&["simulation.stesp"]);
+    assert!(
+        !out.stderr.contains("command-line override"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn one_path_gives_no_confidence_interval() {
     // The spread of one paired difference is unknown: an interval of zero width would look
     // conclusive. The summary holds null, the terminal and the report say n/a.

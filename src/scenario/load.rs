@@ -7,7 +7,8 @@
 use serde_json::Value as Json;
 use serde_path_to_error::Segment;
 
-use super::file::ScenarioFile;
+use super::file::{Book, ScenarioFile};
+use crate::book::BookSpec;
 use crate::error::Problem;
 
 /// A `--set KEY=VALUE` override, parsed.
@@ -120,7 +121,7 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
                     )));
                 }
                 t.entry(part.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .or_insert_with(|| toml::Value::Table(default_table(&parts[..=i])))
             }
             toml::Value::Array(a) => {
                 let len = a.len();
@@ -152,15 +153,49 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The table an override creates where the file leaves one out: empty, or the default the
+/// table stands for where it has one, so that an override of one of its keys keeps the
+/// others. A generated book's leverage mixes are the tables with defaults: `validate` prints
+/// `median = 10.0, dispersion = 0.8` for a venue that gives no `long_leverage`, and `--set
+/// venues.1.book.long_leverage.median=5` changes the median only.
+fn default_table(parts: &[&str]) -> toml::Table {
+    let spec = BookSpec::from_book(&Book::default());
+    let mix = match parts {
+        ["venues", _, "book", "long_leverage"] => spec.long_leverage,
+        ["venues", _, "book", "short_leverage"] => spec.short_leverage,
+        _ => return toml::Table::new(),
+    };
+    toml::Table::try_from(mix).expect("a leverage mix is a table of two numbers")
+}
+
 /// Marks each problem that involves a key `overrides` set, so that a user reading "q.toml
 /// is invalid" learns the value came from the command line, not the file: a problem at or
 /// inside the key, or one that names it (`... must be below simulation.steps (10)`, or a
 /// sibling's `... must be below initial_margin (0.001)`).
+///
+/// An override whose key the problem is at or inside (or whose missing table it created) is
+/// named before one the message merely mentions, and an unknown key is only ever the doing of
+/// the override that set it: its message lists the valid keys, which are other overrides'.
 pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
+    let keys: Vec<String> = overrides
+        .iter()
+        .map(|ov| display_path(&ov.key.split('.').collect::<Vec<_>>()))
+        .collect();
     for p in problems {
-        let set_here = overrides.iter().rev().find(|ov| {
-            let parts: Vec<&str> = ov.key.split('.').collect();
-            concerns(p, &display_path(&parts))
+        let last = |test: &dyn Fn(&str) -> bool| {
+            overrides
+                .iter()
+                .zip(&keys)
+                .rev()
+                .find(|(_, key)| test(key))
+                .map(|(ov, _)| ov)
+        };
+        let set_here = last(&|key| within(&p.path, key) || completes(p, key)).or_else(|| {
+            if p.message.starts_with(UNKNOWN_KEY) {
+                None
+            } else {
+                last(&|key| concerns(p, key))
+            }
         });
         if let Some(ov) = set_here {
             // A float as Rust writes it: 1e-300, not TOML's three hundred digits.
@@ -180,10 +215,6 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
 /// `... must be below initial_margin (0.001)`). A top-level key (`name`, `price`) is too common
 /// a word to be recognised by name.
 pub fn concerns(problem: &Problem, key: &str) -> bool {
-    let within = |path: &str, at: &str| {
-        path.strip_prefix(at)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
-    };
     let names = |word: &str| {
         let message = &problem.message;
         message.match_indices(word).any(|(i, _)| {
@@ -201,6 +232,25 @@ pub fn concerns(problem: &Problem, key: &str) -> bool {
     let (parent, last) = (&key[..split], key[split..].trim_start_matches('.'));
     names(key) || (within(&problem.path, parent) && names(last))
 }
+
+/// Whether the key path `path` is `at` or inside it.
+fn within(path: &str, at: &str) -> bool {
+    path.strip_prefix(at)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Whether `problem` is a field missing from a table that holds the key at `key`: the table an
+/// override of one of its keys created, where the file has none (`--set
+/// venues.1.opening.notional=1e8` for a venue without cohorts).
+fn completes(problem: &Problem, key: &str) -> bool {
+    problem.message.starts_with(MISSING_FIELD) && within(key, &problem.path) && key != problem.path
+}
+
+/// How serde's message for a missing required key begins.
+const MISSING_FIELD: &str = "missing field `";
+
+/// How the message for a key the format does not have begins.
+const UNKNOWN_KEY: &str = "unknown key `";
 
 /// Formats dotted key parts as a key path, with numeric parts as indices.
 pub fn display_path(parts: &[&str]) -> String {
@@ -292,7 +342,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 let message = e.into_inner().to_string();
                 let message = message.lines().next().unwrap_or_default().to_string();
                 let missing_key = message
-                    .strip_prefix("missing field `")
+                    .strip_prefix(MISSING_FIELD)
                     .and_then(|m| m.split('`').next())
                     .map(str::to_string);
                 let missing = missing_key.as_ref().map(|key| {
@@ -558,9 +608,9 @@ fn unknown_key_problem(schema: &Json, parts: &[String]) -> Problem {
     let (key, parent) = refs.split_last().expect("an ignored key has a name");
     let valid = valid_keys(schema, parent);
     let message = match nearest(key, valid.iter().map(String::as_str)) {
-        Some(k) => format!("unknown key `{key}`; did you mean `{k}`?"),
-        None if valid.is_empty() => format!("unknown key `{key}`"),
-        None => format!("unknown key `{key}`; valid keys here: {}", valid.join(", ")),
+        Some(k) => format!("{UNKNOWN_KEY}{key}`; did you mean `{k}`?"),
+        None if valid.is_empty() => format!("{UNKNOWN_KEY}{key}`"),
+        None => format!("{UNKNOWN_KEY}{key}`; valid keys here: {}", valid.join(", ")),
     };
     Problem {
         path: display_path(&refs),

@@ -1000,6 +1000,30 @@ fn schema_is_json_with_the_scenario_properties() {
         .map(|t| t["title"].as_str().unwrap_or("?").to_string())
         .collect();
     assert!(open.is_empty(), "tables that allow unknown keys: {open:?}");
+    // What the parser refuses for its type, the schema refuses too: an unsigned integer
+    // beyond its Rust type (u64 ones beyond TOML's signed integers), and an empty list where
+    // one entry is needed.
+    let steps = &schema["$defs"]["Simulation"]["properties"]["steps"];
+    assert_eq!(
+        steps["maximum"].as_u64(),
+        Some(u64::from(u32::MAX)),
+        "{steps}"
+    );
+    let seed = &schema["$defs"]["Simulation"]["properties"]["seed"];
+    assert_eq!(seed["maximum"].as_u64(), Some(i64::MAX as u64), "{seed}");
+    let unbounded = out
+        .stdout
+        .matches("\"format\": \"uint")
+        .count()
+        .saturating_sub(out.stdout.matches("\"maximum\"").count());
+    assert_eq!(unbounded, 0, "unsigned integers without a maximum");
+    for list in [
+        &props["venues"],
+        &props["policies"],
+        &schema["$defs"]["Opening"]["properties"]["levels"],
+    ] {
+        assert_eq!(list["minItems"].as_u64(), Some(1), "{list}");
+    }
     assert!(entries(tmp.path()).is_empty());
 }
 

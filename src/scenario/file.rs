@@ -31,9 +31,11 @@ pub struct ScenarioFile {
     #[serde(default)]
     pub liquidity: Liquidity,
     /// The derivatives venues, in the order results report them.
+    #[schemars(length(min = 1))]
     pub venues: Vec<Venue>,
     /// The policies to compare; the first is the baseline.
     #[serde(default = "default_policies")]
+    #[schemars(length(min = 1))]
     pub policies: Vec<Policy>,
     /// What happened in a historical episode, compared with the simulation by `cascade
     /// backtest`; runs ignore it.
@@ -362,6 +364,7 @@ pub struct Venue {
 #[schemars(deny_unknown_fields)]
 pub struct Opening {
     /// Falls below the start price, as shares (0.05 = 5% down), at which a cohort opens.
+    #[schemars(length(min = 1))]
     pub levels: Vec<f64>,
     /// Notional per side per cohort (USD at the level's price).
     pub notional: f64,

@@ -563,8 +563,31 @@ fn replace_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bo
 }
 
 /// The JSON Schema of the scenario format, as a JSON value.
+///
+/// Unsigned integers get the largest value the parser takes: schemars states only their
+/// minimum, and an editor would accept `steps = 5_000_000_000`, which a u32 cannot hold (and a
+/// u64 field is bounded by TOML's signed 64-bit integers).
 pub fn schema_json() -> Json {
-    schemars::schema_for!(ScenarioFile).to_value()
+    fn bound(node: &mut Json) {
+        match node {
+            Json::Object(map) => {
+                let maximum = match map.get("format").and_then(Json::as_str) {
+                    Some("uint32") => Some(u64::from(u32::MAX)),
+                    Some("uint64") => Some(i64::MAX as u64),
+                    _ => None,
+                };
+                if let Some(max) = maximum {
+                    map.insert("maximum".to_string(), max.into());
+                }
+                map.values_mut().for_each(bound);
+            }
+            Json::Array(items) => items.iter_mut().for_each(bound),
+            _ => {}
+        }
+    }
+    let mut schema = schemars::schema_for!(ScenarioFile).to_value();
+    bound(&mut schema);
+    schema
 }
 
 /// Reports every key of `value` (at `path`) that `node` of the schema does not allow.

@@ -41,7 +41,7 @@ pub struct VenueModel {
     pub mark: MarkPrice,
     /// Weight in the traded-price index (share of total open interest).
     pub weight: f64,
-    /// Long open interest at the start price (USD).
+    /// Open interest at the start price (USD): the larger side's notional.
     pub open_interest: f64,
     /// Cohorts of positions that open during the horizon, by ascending level of fall.
     pub cohorts: Vec<Cohort>,
@@ -230,14 +230,20 @@ impl Market {
     pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Market {
         let f = scenario.file();
         let start = f.price.start;
+        // Contracts outstanding: the larger side's quantity. A snapshot may hold more of one
+        // side than the other, and the unlevered rest of the market (never liquidated) holds
+        // the difference (MODEL.md section 4); a generated book holds equal sides.
         let open_interest: Vec<f64> = terms
             .iter()
             .map(|t| {
-                t.positions
-                    .iter()
-                    .filter(|p| p.side == Side::Long)
-                    .map(|p| p.quantity * start)
-                    .sum()
+                let side = |side: Side| -> f64 {
+                    t.positions
+                        .iter()
+                        .filter(|p| p.side == side)
+                        .map(|p| p.quantity * start)
+                        .sum()
+                };
+                side(Side::Long).max(side(Side::Short))
             })
             .collect();
         let total: f64 = open_interest.iter().sum();

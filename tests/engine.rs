@@ -332,6 +332,48 @@ proptest! {
 }
 
 #[test]
+fn open_interest_is_the_larger_side_of_a_snapshot_that_holds_more_of_one() {
+    // USD 1B of shorts (half at 3x, liquidated on a rise of about a third; half at 1.2x, out
+    // of reach) against USD 0.5B of longs: the unlevered rest of the market holds the other
+    // USD 0.5B of longs (MODEL.md section 4), so open interest is USD 1B and the rise closes
+    // half of it. Counted from the longs, it was 0.5B, and the rise "closed" all of it.
+    // Depth far beyond the flow: the rise alone sets the price.
+    let deep = VENUE.replace("depth_1pct = 5.0e6", "depth_1pct = 1.0e15");
+    let liquidity = "shared_depth_1pct = 1.0e15";
+    let s = load(
+        &scenario_text(&deep, "annual_volatility = 0.0", liquidity),
+        &[],
+    );
+    let start = s.file().price.start;
+    let position = |side, notional: f64, leverage| Position {
+        side,
+        quantity: notional / start,
+        entry: start,
+        leverage,
+    };
+    let mut book = vec![position(Side::Long, 5.0e8, 1.0)];
+    for leverage in [3.0, 1.2] {
+        book.extend((0..5).map(|_| position(Side::Short, 1.0e8, leverage)));
+    }
+    let market = market_with(&s, book);
+    assert_eq!(market.venues[0].open_interest, 1.0e9);
+    // Up 2%, down 0.5%, thirty times (+57%), then flat.
+    let rise: Vec<f64> = (0..200)
+        .map(|k| match k {
+            60.. => 0.0,
+            _ if k % 2 == 0 => 0.02,
+            _ => -0.005,
+        })
+        .collect();
+    let (row, _, _) = one_path(&market, &rise);
+    assert_eq!(row[Metric::LiquidatedPositions.index()], 5.0);
+    assert!(
+        (row[Metric::OpenInterestLost.index()] - 0.5).abs() < 1e-12,
+        "{row:?}"
+    );
+}
+
+#[test]
 fn the_loss_waterfall_reaches_fund_adl_and_unabsorbed_and_still_balances() {
     // Thin books, high leverage, a small fund and a crash: every stage of the waterfall runs.
     let venue = |adl: bool| {

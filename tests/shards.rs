@@ -218,7 +218,7 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         (
             "other-oi3",
             fs::read(d.join("oi3/histograms.bin")).unwrap(),
-            "histograms of open interest 1299999999.9",
+            "histograms of open interest 1300000000.0",
         ),
         (
             "short3",

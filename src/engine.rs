@@ -714,7 +714,7 @@ impl<'a> PathRun<'a> {
                         weight += self.m.venues[i].weight;
                         plain += self.s.venues[i].log_price;
                     }
-                    // Venues with no long open interest (a snapshot's) weigh nothing in the
+                    // Venues with no open interest (an empty snapshot) weigh nothing in the
                     // index: watched alone, their prices count equally. (The fundamental, used
                     // here before, left out every move the cascade made.)
                     let now = if weight > 0.0 {

@@ -135,7 +135,10 @@ pub struct Market {
     pub liquidity: LiquidityModel,
     /// Cap on cascade rounds within a step.
     pub max_rounds: u32,
-    /// Sum of the venues' long open interest (USD at the start price).
+    /// The study's open interest (USD at the start price): the sum of the venues' in the
+    /// scenario's books, the denominator of `open_interest_lost` and of the timeline's
+    /// liquidation shares. A policy keeps the baseline's ([`crate::policy::market`]), so that
+    /// every policy's shares are of the same figure.
     pub total_open_interest: f64,
     /// Whether any venue marks to the index (then marks need every venue's price).
     pub any_index_mark: bool,
@@ -225,26 +228,31 @@ impl VenueTerms {
     }
 }
 
+/// Open interest of a book (USD at the start price `start`): contracts outstanding, the larger
+/// side's notional. A snapshot may hold more of one side than the other, and the unlevered
+/// rest of the market (never liquidated) holds the difference (MODEL.md section 4); a
+/// generated book holds equal sides.
+pub fn open_interest(positions: &[Position], start: f64) -> f64 {
+    side_notional(positions, Side::Long, start).max(side_notional(positions, Side::Short, start))
+}
+
+/// Notional of one side of a book (USD at the start price `start`).
+pub fn side_notional(positions: &[Position], side: Side, start: f64) -> f64 {
+    positions
+        .iter()
+        .filter(|p| p.side == side)
+        .map(|p| p.quantity * start)
+        .sum()
+}
+
 impl Market {
     /// Builds the market of a scenario under given venue terms and fund balances.
     pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Market {
         let f = scenario.file();
         let start = f.price.start;
-        // Contracts outstanding: the larger side's quantity. A snapshot may hold more of one
-        // side than the other, and the unlevered rest of the market (never liquidated) holds
-        // the difference (MODEL.md section 4); a generated book holds equal sides.
         let open_interest: Vec<f64> = terms
             .iter()
-            .map(|t| {
-                let side = |side: Side| -> f64 {
-                    t.positions
-                        .iter()
-                        .filter(|p| p.side == side)
-                        .map(|p| p.quantity * start)
-                        .sum()
-                };
-                side(Side::Long).max(side(Side::Short))
-            })
+            .map(|t| open_interest(&t.positions, start))
             .collect();
         let total: f64 = open_interest.iter().sum();
         let law = f.liquidity.impact;

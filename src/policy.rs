@@ -2,13 +2,15 @@
 //!
 //! The first policy is the baseline. A policy whose `cooperating` list is empty changes
 //! nothing, so its market, and therefore its results, equal the baseline's exactly. Overlays
-//! never create or destroy open interest: positions above a new leverage cap are topped up,
-//! or (the migration share) moved whole to venues outside the cooperating set.
+//! never create or destroy positions: positions above a new leverage cap are topped up, or
+//! (the migration share) moved whole to venues outside the cooperating set. Moved positions
+//! change the venues' open interest (each venue's larger side), and so the index weights, but
+//! not the study's: shares of open interest are of the baseline's figure under every policy.
 
 use crate::book::{Position, Side};
 use crate::ladder::{Fill, Ladder};
 use crate::margin::MarginSchedule;
-use crate::market::{Market, Supervisor, VenueTerms};
+use crate::market::{Market, Supervisor, VenueTerms, open_interest, side_notional};
 use crate::scenario::Scenario;
 use crate::scenario::file::{FundSizing, ImpactLaw, Policy, View};
 
@@ -101,6 +103,11 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
     }
 
     let mut market = Market::build(scenario, terms, funds);
+    // Migration leaves the venues' sides unequal: an onshore venue losing more longs than
+    // shorts keeps its shorts' open interest while the offshore one gains the longs'. The sum
+    // would grow, and `open_interest_lost` and the timeline would divide by another figure
+    // than the baseline's.
+    market.total_open_interest = books.iter().map(|b| open_interest(b, f.price.start)).sum();
     if let Some(s) = &policy.supervision {
         let watched = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
             (0..f.venues.len())
@@ -147,14 +154,7 @@ fn cap_leverage(
     let outside_oi = |side: Side| -> Vec<f64> {
         outside
             .iter()
-            .map(|&i| {
-                terms[i]
-                    .positions
-                    .iter()
-                    .filter(|p| p.side == side)
-                    .map(|p| p.quantity * start)
-                    .sum()
-            })
+            .map(|&i| side_notional(&terms[i].positions, side, start))
             .collect()
     };
     let (long_oi, short_oi) = (outside_oi(Side::Long), outside_oi(Side::Short));

@@ -101,7 +101,7 @@ pub struct ProbabilitiesFile {
 pub struct VenueFile {
     /// Venue name.
     pub name: String,
-    /// Long open interest at the start price under this policy (USD).
+    /// Open interest at the start price under this policy (USD; the larger side's).
     #[serde(default)]
     pub open_interest: f64,
     /// Mean liquidated notional (USD).

@@ -90,7 +90,7 @@ pub struct Probabilities {
 pub struct GroupSummary {
     /// Venue or jurisdiction name.
     pub name: String,
-    /// Long open interest at the start price under this policy (USD).
+    /// Open interest at the start price under this policy (USD; the larger side's).
     pub open_interest: f64,
     /// Mean liquidated notional (USD).
     pub liquidated_notional_mean: f64,

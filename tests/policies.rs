@@ -199,6 +199,13 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
             "onshore venue {i} loses open interest"
         );
     }
+    // More longs than shorts move: the onshore venues keep more of their shorts' open interest
+    // than the offshore ones gain of longs, so the venues' figures sum to more than before.
+    // Shares of open interest stay shares of the baseline's (the study's) figure.
+    let summed = |m: &Market| m.venues.iter().map(|v| v.open_interest).sum::<f64>();
+    assert!(summed(partial) > summed(base) * (1.0 + 1e-9));
+    assert_eq!(summed(base), base.total_open_interest);
+    assert_eq!(partial.total_open_interest, base.total_open_interest);
 }
 
 /// A `[[venues]]` entry at 50x (2% initial, 1% maintenance margin) whose book is the CSV

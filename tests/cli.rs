@@ -534,6 +534,30 @@ fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
             "{line}"
         );
     }
+    // A table the file has, missing a key the file never gave: the override of another of its
+    // keys did not cause that.
+    let opening = "\n[venues.opening]\nnotional = 1.0e8\nlong_leverage = { median = 4.5, dispersion = 0.6 }\nshort_leverage = { median = 4.5, dispersion = 0.6 }\n\n[[venues]]\nname = \"onshore\"";
+    fs::write(
+        tmp.path().join("no-levels.toml"),
+        read(&tmp.path().join("tiny.toml")).replace("\n[[venues]]\nname = \"onshore\"", opening),
+    )
+    .unwrap();
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "no-levels.toml",
+            "--set",
+            "venues.0.opening.notional=2e8",
+        ],
+    );
+    out.expect_code(2)
+        .expect_stderr(&["venues[0].opening: missing field `levels`"]);
+    assert!(
+        !out.stderr.contains("command-line override"),
+        "{}",
+        out.stderr
+    );
     // A file's own unknown key is no override's doing, whatever the message lists.
     fs::write(
         tmp.path().join("typo.toml"),

@@ -176,7 +176,12 @@ fn default_table(parts: &[&str]) -> toml::Table {
 /// An override whose key the problem is at or inside (or whose missing table it created) is
 /// named before one the message merely mentions, and an unknown key is only ever the doing of
 /// the override that set it: its message lists the valid keys, which are other overrides'.
-pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
+///
+/// `text` is the file as written, which tells the tables an override created from those the
+/// file has.
+pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
+    let file: Option<toml::Value> = toml::from_str(text).ok();
+    let in_file = |path: &str| file.as_ref().is_some_and(|doc| holds(doc, path));
     let keys: Vec<String> = overrides
         .iter()
         .map(|ov| display_path(&ov.key.split('.').collect::<Vec<_>>()))
@@ -190,13 +195,15 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override]) {
                 .find(|(_, key)| test(key))
                 .map(|(ov, _)| ov)
         };
-        let set_here = last(&|key| within(&p.path, key) || completes(p, key)).or_else(|| {
-            if p.message.starts_with(UNKNOWN_KEY) {
-                None
-            } else {
-                last(&|key| concerns(p, key))
-            }
-        });
+        let created = || !in_file(&p.path);
+        let set_here = last(&|key| within(&p.path, key) || (completes(p, key) && created()))
+            .or_else(|| {
+                if p.message.starts_with(UNKNOWN_KEY) {
+                    None
+                } else {
+                    last(&|key| concerns(p, key))
+                }
+            });
         if let Some(ov) = set_here {
             // A float as Rust writes it: 1e-300, not TOML's three hundred digits.
             let value = match ov.value {
@@ -241,9 +248,25 @@ fn within(path: &str, at: &str) -> bool {
 
 /// Whether `problem` is a field missing from a table that holds the key at `key`: the table an
 /// override of one of its keys created, where the file has none (`--set
-/// venues.1.opening.notional=1e8` for a venue without cohorts).
+/// venues.1.opening.notional=1e8` for a venue without cohorts), if the file has no such table.
 fn completes(problem: &Problem, key: &str) -> bool {
     problem.message.starts_with(MISSING_FIELD) && within(key, &problem.path) && key != problem.path
+}
+
+/// Whether `doc` has a value at the key path `path` (as problems print it: `venues[1].opening`).
+fn holds(doc: &toml::Value, path: &str) -> bool {
+    let mut node = doc;
+    for part in path.split(['.', '[']).filter(|p| !p.is_empty()) {
+        let next = match part.strip_suffix(']') {
+            Some(index) => index.parse().ok().and_then(|i: usize| node.get(i)),
+            None => node.get(part),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// How serde's message for a missing required key begins.

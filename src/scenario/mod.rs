@@ -65,7 +65,7 @@ impl Scenario {
     /// Validates scenario text; `source` names it in errors and resolves relative CSV paths.
     pub fn from_toml(text: &str, source: &Path, overrides: &[Override]) -> Result<Scenario> {
         let invalid = |mut problems: Vec<Problem>| {
-            load::attribute(&mut problems, overrides);
+            load::attribute(&mut problems, overrides, text);
             Error::InvalidScenario {
                 file: source.to_path_buf(),
                 problems,

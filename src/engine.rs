@@ -964,7 +964,7 @@ impl<'a> PathRun<'a> {
                 if bad <= 0.0 {
                     continue;
                 }
-                let paid = if share == 1.0 { bad } else { bad * share };
+                let paid = bad * share;
                 drawn += paid;
                 let mut rest = bad - paid;
                 if rest > 0.0 && v.adl {

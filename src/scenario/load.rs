@@ -247,8 +247,8 @@ fn within(path: &str, at: &str) -> bool {
 }
 
 /// Whether `problem` is a field missing from a table that holds the key at `key`: the table an
-/// override of one of its keys created, where the file has none (`--set
-/// venues.1.opening.notional=1e8` for a venue without cohorts), if the file has no such table.
+/// override of one of its keys created (`--set venues.1.opening.notional=1e8` for a venue
+/// without cohorts) when the file has no such table, which [`attribute`] checks.
 fn completes(problem: &Problem, key: &str) -> bool {
     problem.message.starts_with(MISSING_FIELD) && within(key, &problem.path) && key != problem.path
 }

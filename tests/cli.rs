@@ -561,11 +561,7 @@ fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
     // A file's own unknown key is no override's doing, whatever the message lists.
     fs::write(
         tmp.path().join("typo.toml"),
-        read(&tmp.path().join("tiny.toml")).replace(
-            "seed = 11",
-            "seed = 11
-stesp = 3",
-        ),
+        read(&tmp.path().join("tiny.toml")).replace("seed = 11", "seed = 11\nstesp = 3"),
     )
     .unwrap();
     let out = cascade(

@@ -229,22 +229,31 @@ pub fn generate(
             // start price (a long bought above the price where it would now be liquidated is
             // taken as bought as far below it), where it is safe at any leverage the venue
             // allows. Mirroring instead of redrawing keeps the number of draws per position
-            // fixed. Whether to mirror is decided at the drawn leverage, before the venue's
-            // cap: decided at the capped one, a higher initial margin left unmirrored (bought
-            // above the start, so triggering just below it) positions that a lower one
-            // mirrored, and liquidated more on the same path (MODEL.md section 9). So the
-            // entries do not depend on the initial margin, and raising it only lowers
-            // leverage, and with it every long's trigger (raises every short's).
+            // fixed. Whether to mirror is decided before the venue's cap, at the drawn leverage
+            // or, if higher, the leverage at which a position entered at the start price sits
+            // at its maintenance requirement: decided at the capped leverage, a higher initial
+            // margin left unmirrored (bought above the start, so triggering just below it)
+            // positions that a lower one mirrored, and liquidated more on the same path
+            // (MODEL.md section 9); decided at a drawn leverage beyond that bound, a long
+            // bought just below the start (past its trigger only at such leverage) was
+            // mirrored above it, past its trigger at the capped leverage when the initial
+            // margin is below twice the maintenance. Below the bound, an entry on the safe side
+            // of the start is never past its trigger, so only entries on the other side are
+            // mirrored, and the capped position is safe. So the entries do not depend on the
+            // initial margin, and raising it only lowers leverage, and with it every long's
+            // trigger (raises every short's).
+            let notional = quantity * start;
+            let at_maintenance = notional / margin.maintenance(notional);
             let mut position = Position {
                 side,
                 quantity,
                 entry: start * offset.exp(),
-                leverage: drawn,
+                leverage: drawn.min(at_maintenance),
             };
             if position.past_trigger(margin, start) {
                 position.entry = start * (-offset).exp();
             }
-            position.leverage = drawn.min(margin.max_leverage(quantity * start));
+            position.leverage = drawn.min(margin.max_leverage(notional));
             book.push(position);
         }
     }
@@ -427,6 +436,44 @@ mod tests {
             capped > 1_000,
             "the tighter cap binds on most positions ({capped})"
         );
+    }
+
+    /// No generated position starts past its trigger, whatever the margin rates: with an
+    /// initial margin close to the maintenance (CME-like 11% and 10%), a long drawn at 1,000x
+    /// and bought just below the start was once mirrored above it, past its trigger at the
+    /// venue's 9x, and liquidated in the first step of a calm market (10% of such a book).
+    #[test]
+    fn no_generated_position_starts_past_its_trigger() {
+        let spec = BookSpec {
+            positions: 20_000,
+            long_leverage: LeverageMix {
+                median: 10.0,
+                dispersion: 1.5,
+            },
+            short_leverage: LeverageMix {
+                median: 10.0,
+                dispersion: 1.5,
+            },
+            entry_dispersion: 0.05,
+            size_tail: 1.5,
+        };
+        let schedules = [
+            MarginSchedule::flat(0.11, 0.10),
+            MarginSchedule::flat(0.05, 0.04),
+            MarginSchedule::flat(0.05, 0.02),
+            MarginSchedule::tiered(0.02, 0.01, &[(5e4, 0.1, 0.05), (2.5e5, 0.3, 0.25)]),
+        ];
+        for margin in &schedules {
+            let book = generate(&spec, 100.0, 1e9, margin, 3, Stream::Start { venue: 0 });
+            let past = book
+                .iter()
+                .filter(|p| p.past_trigger(margin, 100.0))
+                .count();
+            assert_eq!(
+                past, 0,
+                "{margin:?}: {past} positions start past their trigger"
+            );
+        }
     }
 
     /// Every bad line is listed up to the cap, then counted; a good line is never listed.

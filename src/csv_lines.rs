@@ -61,13 +61,45 @@ impl<'a> BadLines<'a> {
 /// The line (from 1) of the record the reader places at byte `start`. The reader's own line
 /// count is off by one after a Windows line end or a blank line: it places the record at the
 /// line end it has not consumed yet. A record never begins with a line end, so skipping those
-/// finds its first byte, and counting line feeds before it is right for every line end and for
-/// quoted fields that span lines.
+/// finds its first byte, and counting the line ends before it is right for quoted fields that
+/// span lines and for every line end the reader takes: a line feed, a carriage return and line
+/// feed (one end), and a lone carriage return (old Mac files).
 fn line_of(bytes: &[u8], start: u64) -> usize {
     let start = usize::try_from(start).map_or(bytes.len(), |s| s.min(bytes.len()));
     let first = bytes[start..]
         .iter()
         .position(|b| !matches!(b, b'\r' | b'\n'))
         .map_or(bytes.len(), |k| start + k);
-    1 + bytes[..first].iter().filter(|&&b| b == b'\n').count()
+    let before = &bytes[..first];
+    let lone_returns = before
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\r' && before.get(i + 1) != Some(&b'\n'))
+        .count();
+    1 + before.iter().filter(|&&b| b == b'\n').count() + lone_returns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_of;
+
+    #[test]
+    fn lines_are_counted_for_every_line_end() {
+        // The third record begins at the same place whatever ends the lines.
+        for (end, blank) in [
+            ("\n", ""),
+            ("\r\n", ""),
+            ("\r", ""),
+            ("\n", "\n"),
+            ("\r", "\r"),
+        ] {
+            let text = format!("side,notional{end}long,1{end}{blank}short,2{end}");
+            let start = text.find("short").unwrap() as u64;
+            let expected = if blank.is_empty() { 3 } else { 4 };
+            assert_eq!(line_of(text.as_bytes(), start), expected, "{text:?}");
+        }
+        // A quoted field spanning lines counts its line ends too.
+        let text = "a,b\r\n\"x\r\ny\",1\r\nz,2\r\n";
+        assert_eq!(line_of(text.as_bytes(), text.find("z,").unwrap() as u64), 4);
+    }
 }

@@ -119,6 +119,11 @@ fn fixture(name: &str) -> String {
     path.to_str().expect("fixture paths are UTF-8").to_string()
 }
 
+/// [`cascade`] with the arguments written as one line (none holds a space).
+fn cascade_line(cwd: &Path, line: &str) -> Outcome {
+    cascade(cwd, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 /// A fresh scratch directory holding a copy of the fixture `name` (run it as `name`).
 fn scratch_with(name: &str) -> TempDir {
     let tmp = TempDir::new().expect("a temporary directory");
@@ -458,16 +463,10 @@ fn set_inside_a_defaulted_table_keeps_its_other_defaults() {
     // Venue 1 of tiny.toml gives no leverage mixes: validate prints the defaults (long median
     // 10, dispersion 0.8; short median 3, dispersion 0.6), and setting one key keeps the other.
     let tmp = scratch_with("tiny.toml");
-    let out = cascade(
+    let out = cascade_line(
         tmp.path(),
-        &[
-            "validate",
-            "tiny.toml",
-            "--set",
-            "venues.1.book.long_leverage.median=5",
-            "--set",
-            "venues[1].book.short_leverage.dispersion=0.3",
-        ],
+        "validate tiny.toml --set venues.1.book.long_leverage.median=5 \
+         --set venues[1].book.short_leverage.dispersion=0.3",
     );
     out.expect_code(0);
     let resolved: toml::Table = toml::from_str(&out.stdout).unwrap();
@@ -485,18 +484,9 @@ fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
     let tmp = scratch_with("tiny.toml");
     // The unknown key's message lists the valid keys, `steps` and `paths` among them: neither
     // override caused it.
-    let out = cascade(
+    let out = cascade_line(
         tmp.path(),
-        &[
-            "run",
-            "tiny.toml",
-            "--paths",
-            "5",
-            "--set",
-            "simulation.foo=1",
-            "--set",
-            "simulation.steps=50",
-        ],
+        "run tiny.toml --paths 5 --set simulation.foo=1 --set simulation.steps=50",
     );
     out.expect_code(2).expect_stderr(&[
         "simulation.foo: unknown key `foo`",
@@ -542,14 +532,9 @@ fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
         read(&tmp.path().join("tiny.toml")).replace("\n[[venues]]\nname = \"onshore\"", opening),
     )
     .unwrap();
-    let out = cascade(
+    let out = cascade_line(
         tmp.path(),
-        &[
-            "validate",
-            "no-levels.toml",
-            "--set",
-            "venues.0.opening.notional=2e8",
-        ],
+        "validate no-levels.toml --set venues.0.opening.notional=2e8",
     );
     out.expect_code(2)
         .expect_stderr(&["venues[0].opening: missing field `levels`"]);

@@ -229,19 +229,18 @@ pub fn generate(
             // start price (a long bought above the price where it would now be liquidated is
             // taken as bought as far below it), where it is safe at any leverage the venue
             // allows. Mirroring instead of redrawing keeps the number of draws per position
-            // fixed. Whether to mirror is decided before the venue's cap, at the drawn leverage
-            // or, if higher, the leverage at which a position entered at the start price sits
-            // at its maintenance requirement: decided at the capped leverage, a higher initial
-            // margin left unmirrored (bought above the start, so triggering just below it)
-            // positions that a lower one mirrored, and liquidated more on the same path
-            // (MODEL.md section 9); decided at a drawn leverage beyond that bound, a long
-            // bought just below the start (past its trigger only at such leverage) was
-            // mirrored above it, past its trigger at the capped leverage when the initial
-            // margin is below twice the maintenance. Below the bound, an entry on the safe side
-            // of the start is never past its trigger, so only entries on the other side are
-            // mirrored, and the capped position is safe. So the entries do not depend on the
-            // initial margin, and raising it only lowers leverage, and with it every long's
-            // trigger (raises every short's).
+            // fixed. Whether to mirror is decided at the drawn leverage bounded by the one at
+            // which a position entered at the start price sits at its maintenance requirement,
+            // not at the venue's cap. Decided at the cap, a higher initial margin left
+            // unmirrored (bought above the start, so triggering just below it) positions that
+            // a lower one mirrored, and liquidated more on the same path (MODEL.md section 9).
+            // Decided at an unbounded drawn leverage, a long bought just below the start (past
+            // its trigger only at such leverage) was mirrored above it, and was past its
+            // trigger at the cap when the initial margin is below twice the maintenance. Within
+            // the bound an entry on the safe side of the start is never past its trigger, so
+            // only entries on the other side are mirrored, and the capped position is safe.
+            // So the entries do not depend on the initial margin, and raising it only lowers
+            // leverage, and with it every long's trigger (raises every short's).
             let notional = quantity * start;
             let at_maintenance = notional / margin.maintenance(notional);
             let mut position = Position {

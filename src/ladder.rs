@@ -360,7 +360,16 @@ impl Run {
         if late < b {
             let join_offset = fill.join_offset(|| {
                 let (x, y) = (&self.prefix[late], &self.prefix[b]);
-                -s * (y.qty_key - x.qty_key) / (y.qty - x.qty) + log_scale
+                let qty = y.qty - x.qty;
+                // A stretch below half an ulp of the ladder's quantity before it (dust after
+                // a whale in a snapshot) vanishes from the difference of the prefix sums, and
+                // 0 / 0 would make every fill of the sweep NaN: its first key says where it is.
+                let mean_key = if qty > 0.0 {
+                    (y.qty_key - x.qty_key) / qty
+                } else {
+                    self.keys[late]
+                };
+                -s * mean_key + log_scale
             });
             let log_root = w * (log_scale + join_offset) + (1.0 - w) * fill.log_after;
             let root = log_root.exp();
@@ -681,6 +690,46 @@ impl EntryIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stretch_the_prefix_sums_cannot_see_fills_at_finite_prices() {
+        // 0.01 after 1e15 is below half an ulp of the prefix sum: the difference of the
+        // quantity sums over the second tranche is 0. Filled late on a venue marked to the
+        // index (offsets that move), its mean trigger was 0 / 0 and every fill of the sweep
+        // NaN: fees and the fund NaN, and the stretch's bad debt (NaN).max(0) = 0.
+        let p = |quantity, leverage| Position {
+            side: Side::Long,
+            quantity,
+            entry: 1.0,
+            leverage,
+        };
+        let book = [p(1e15, 2.0), p(0.01, 1.5)];
+        let margin = MarginSchedule::flat(0.1, 0.05);
+        let ladder = Ladder::build(&book, Side::Long, &margin, 0.01, None, ImpactLaw::Linear);
+        let a = ladder.crossed_until(0, 0.5f64.ln());
+        let b = ladder.crossed_until(a, 0.3f64.ln());
+        assert_eq!((a, b), (1, 2), "the whale first, the dust later");
+        let fill = Fill {
+            log_before: 0.5f64.ln() - 0.01,
+            log_after: 0.3f64.ln() - 0.02,
+            offset_before: -0.01,
+            offset_after: -0.02,
+        };
+        let sweep = ladder.sweep(a, b, fill, 0.0, 1.0);
+        for (name, v) in [
+            ("fees", sweep.fees),
+            ("counterparty", sweep.counterparty),
+            ("returned", sweep.returned),
+            ("bad debt", sweep.bad_debt),
+            ("stake", sweep.stake),
+        ] {
+            assert!(v.is_finite(), "{name} is {v}: {sweep:?}");
+        }
+        // Both tranches in one sweep: the whale's bad debt (it fills near 0.3, bankrupt at
+        // 0.5) survives the dust beside it.
+        let both = ladder.sweep(0, b, fill, 0.0, 1.0);
+        assert!(both.bad_debt > 1e13 && both.fees.is_finite(), "{both:?}");
+    }
 
     #[test]
     fn a_position_of_a_few_subnormal_units_is_cut_into_no_more_tranches_than_its_fraction_makes() {

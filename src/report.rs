@@ -11,10 +11,13 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
 use crate::result_dir::{PairedFile, PolicyFile, ResultDir};
+use crate::results::{Staging, replace_dir};
+use crate::runner::INTERRUPT;
 use crate::scenario::file::{
     FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
     Stress, SupervisionMetric, SupervisoryAction, View,
@@ -75,21 +78,15 @@ pub fn build(dir: &Path) -> Result<Built> {
 /// only once the new ones are complete.
 pub fn rebuild(dir: &Path) -> Result<Built> {
     let result = ResultDir::read(dir)?;
-    let stage = tempfile::Builder::new()
-        .prefix(".cascade-report-")
-        .tempdir_in(dir)
-        .map_err(|e| Error::io(format!("cannot write into {}", dir.display()), e))?;
+    let stage = Staging::new_in(dir, ".cascade-report-")?;
     write(&result, stage.path())?;
-    let charts_dir = dir.join("charts");
-    if charts_dir.exists() {
-        fs::remove_dir_all(&charts_dir)
-            .map_err(|e| Error::io(format!("cannot replace {}", charts_dir.display()), e))?;
+    if INTERRUPT.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
     }
-    let moved = |from: &Path, to: &Path| {
-        fs::rename(from, to).map_err(|e| Error::io(format!("cannot write {}", to.display()), e))
-    };
-    moved(&stage.path().join("charts"), &charts_dir)?;
-    moved(&stage.path().join("report.html"), &dir.join("report.html"))?;
+    replace_dir(&stage.path().join("charts"), &dir.join("charts"))?;
+    let html = dir.join("report.html");
+    fs::rename(stage.path().join("report.html"), &html)
+        .map_err(|e| Error::io(format!("cannot write {}", html.display()), e))?;
     // The files now live under `dir`, not the stage.
     Ok(Built {
         charts: chart_list(&result, dir),

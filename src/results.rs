@@ -50,6 +50,84 @@ impl Drop for Listed {
     }
 }
 
+/// A hidden directory that files are written into before they are moved into place: removed
+/// when dropped (a failed or interrupted write), and by [`remove_partial`] on an exit that
+/// skips destructors. Once its contents are moved away, dropping it removes nothing.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    _listed: Listed,
+}
+
+impl Staging {
+    /// A new staging directory in `parent`, named `prefix` and a random suffix.
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<Staging> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot create a directory in {}", parent.display()),
+                    e,
+                )
+            })?;
+        let listed = Listed::new(dir.path());
+        Ok(Staging {
+            dir,
+            _listed: listed,
+        })
+    }
+
+    /// Where to write.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// What the directory an old result (or report) is moved aside to while its replacement moves
+/// in starts with. Never removed by a later run: a process killed between the two moves leaves
+/// the old result here, to be recovered, rather than nowhere.
+pub const REPLACED_PREFIX: &str = ".cascade-replaced-";
+
+/// Moves the directory `new` to `target`, replacing a directory there only once the new one is
+/// in place: the old one is first renamed aside (to `.cascade-replaced-*` beside it) and
+/// renamed back if the move fails, so a failure leaves the old one or the new one, never
+/// neither. Deleting the old one first lost both where the deletion failed halfway (a file
+/// the user may not remove, a file held open on NFS).
+pub fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+    let moved = |from: &Path, to: &Path| {
+        fs::rename(from, to).map_err(|e| Error::io(format!("cannot write {}", to.display()), e))
+    };
+    if fs::symlink_metadata(target).is_err() {
+        return moved(new, target);
+    }
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let aside = unused_name(
+        parent,
+        &format!("{REPLACED_PREFIX}{}-{name}", std::process::id()),
+    );
+    fs::rename(target, &aside)
+        .map_err(|e| Error::io(format!("cannot replace {}", target.display()), e))?;
+    if let Err(e) = moved(new, target) {
+        let _ = fs::rename(&aside, target);
+        return Err(e);
+    }
+    fs::remove_dir_all(&aside).map_err(|e| {
+        Error::io(
+            format!(
+                "the new result is in {}, but the old one it replaces, moved to {}, could not \
+                 be removed",
+                target.display(),
+                aside.display()
+            ),
+            e,
+        )
+    })
+}
+
 /// Where a run's results will go.
 #[derive(Debug, Clone)]
 pub struct Destination {
@@ -139,31 +217,22 @@ impl Destination {
         fs::create_dir_all(&parent)
             .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
         remove_abandoned(&parent);
-        let tmp = tempfile::Builder::new()
-            .prefix(&partial_prefix())
-            .tempdir_in(&parent)
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot create a directory in {}", parent.display()),
-                    e,
-                )
-            })?;
-        let _listed = Listed::new(tmp.path());
-        fill(tmp.path())?;
+        let stage = Staging::new_in(&parent, &partial_prefix())?;
+        fill(stage.path())?;
         // An interrupt (Ctrl-C, SIGTERM from a scheduler) that came while the files were being
         // written: drop them rather than leave a result the user asked not to have.
         if INTERRUPT.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        if self.force && self.target.exists() {
-            fs::remove_dir_all(&self.target)
-                .map_err(|e| Error::io(format!("cannot replace {}", self.target.display()), e))?;
+        if self.force {
+            // Only an explicit --out is forced, and it has no `latest` link.
+            replace_dir(stage.path(), &self.target)?;
+            return Ok(self.target.clone());
         }
-        let kept = tmp.keep();
         let mut target = self.target.clone();
         let mut n = 2;
         loop {
-            match fs::rename(&kept, &target) {
+            match fs::rename(stage.path(), &target) {
                 Ok(()) => break,
                 // A default-named target taken meanwhile by a concurrent run: take the next name.
                 Err(_) if self.latest.is_some() && target.exists() && n < 1000 => {
@@ -176,7 +245,6 @@ impl Destination {
                     n += 1;
                 }
                 Err(e) => {
-                    let _ = fs::remove_dir_all(&kept);
                     return Err(Error::io(
                         format!("cannot move results to {}", target.display()),
                         e,
@@ -504,17 +572,75 @@ pub fn write_timeline(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Resul
     w.flush().map_err(&err)
 }
 
-/// Writes every result file of a finished run into `dir`.
+/// Writes the result files of a finished run into `dir`, all but `manifest.json`, which is
+/// written last so that its end time covers the others.
 pub fn write_all(
     dir: &Path,
     scenario: &Scenario,
     out: &RunOutput,
     summary: &Summary,
-    manifest: &Manifest,
 ) -> Result<()> {
-    write_json(dir, "manifest.json", manifest)?;
     write_scenario(dir, scenario)?;
     write_json(dir, "summary.json", summary)?;
     write_paths(dir, scenario, out)?;
     write_timeline(dir, scenario, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(parent: &Path, name: &str, file: &str) -> PathBuf {
+        let dir = parent.join(name);
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(file), name).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_replaced_directory_gives_way_to_the_new_one_and_leaves_nothing_aside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = dir_with(tmp.path(), "res", "old.txt");
+        let new = dir_with(tmp.path(), "new", "new.txt");
+        replace_dir(&new, &old).unwrap();
+        assert_eq!(names(tmp.path()), ["res"]);
+        assert_eq!(names(&old), ["new.txt"]);
+        // Nothing there yet: a plain move.
+        let fresh = dir_with(tmp.path(), "fresh", "f.txt");
+        replace_dir(&fresh, &tmp.path().join("other")).unwrap();
+        assert_eq!(names(tmp.path()), ["other", "res"]);
+    }
+
+    #[test]
+    fn a_replacement_that_cannot_move_in_keeps_the_old_directory() {
+        // The old result is moved aside before the new one moves in: when that move fails, the
+        // old one goes back, whole. (Deleting it first lost both where the move, or the
+        // deletion halfway, failed.)
+        let tmp = tempfile::tempdir().unwrap();
+        let old = dir_with(tmp.path(), "res", "old.txt");
+        let missing = tmp.path().join("never-written");
+        assert!(replace_dir(&missing, &old).is_err());
+        assert_eq!(names(tmp.path()), ["res"]);
+        assert_eq!(fs::read_to_string(old.join("old.txt")).unwrap(), "res");
+    }
+
+    #[test]
+    fn an_exit_that_skips_destructors_still_removes_staging_directories() {
+        // A second interrupt exits at once: `remove_partial` must know every staging
+        // directory, a report's as well as a run's.
+        let tmp = tempfile::tempdir().unwrap();
+        let stage = Staging::new_in(tmp.path(), ".cascade-report-").unwrap();
+        fs::write(stage.path().join("report.html"), "half").unwrap();
+        remove_partial();
+        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+    }
 }

@@ -124,23 +124,38 @@ impl Study {
             threads: self.out.threads,
             overrides: p.overrides.clone(),
             started_at: p.started_at.to_rfc3339(),
-            finished_at: chrono::Utc::now().to_rfc3339(),
-            wall_seconds: p.started.elapsed().as_secs_f64(),
+            // Set when the files are written (see `write`).
+            finished_at: String::new(),
+            wall_seconds: 0.0,
             simulation_seconds: self.out.seconds,
         }
     }
 
     /// Writes every result file into `dir` (shards also keep their raw histograms), and
-    /// `paths.parquet` beside `paths.csv` when `parquet` is set.
-    pub fn write(&self, dir: &Path, manifest: &Manifest, parquet: bool) -> Result<()> {
-        results::write_all(dir, &self.scenario, &self.out, &self.summary, manifest)?;
+    /// `paths.parquet` beside `paths.csv` when `parquet` is set; `manifest.json` last, with
+    /// the end time and the wall seconds since `p` began, so that they cover writing the
+    /// files (a million-path `paths.parquet` takes a second). Charts and the report are drawn
+    /// from these files afterwards, and show this manifest.
+    pub fn write(
+        &self,
+        dir: &Path,
+        manifest: &Manifest,
+        p: &Provenance,
+        parquet: bool,
+    ) -> Result<()> {
+        results::write_all(dir, &self.scenario, &self.out, &self.summary)?;
         if parquet {
             columnar::write_paths(dir, &self.scenario, &self.out)?;
         }
         if self.shard.is_some() {
             shard::write_histograms(dir, &self.out.timeline)?;
         }
-        Ok(())
+        let manifest = Manifest {
+            finished_at: chrono::Utc::now().to_rfc3339(),
+            wall_seconds: p.started.elapsed().as_secs_f64(),
+            ..manifest.clone()
+        };
+        results::write_json(dir, "manifest.json", &manifest)
     }
 
     /// Venue-steps simulated per second (paths x steps x venues x policies / seconds).

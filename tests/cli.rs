@@ -1761,6 +1761,49 @@ fn a_snapshot_scenario_runs_and_its_resolved_copy_runs_again() {
 }
 
 #[test]
+fn the_manifest_is_written_last_and_its_end_time_covers_every_file() {
+    // Its end time and wall seconds are the run's: they cover writing paths.csv and
+    // paths.parquet (a second for a million paths), not only the simulation.
+    let tmp = scratch_with("tiny.toml");
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &["--paths", "20000", "--parquet", "--out", "res"],
+    );
+    let dir = tmp.path().join("res");
+    let modified = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+    let manifest = modified(&dir.join("manifest.json"));
+    let m = read_json(&dir.join("manifest.json"));
+    let finished = chrono::DateTime::parse_from_rfc3339(m["finished_at"].as_str().unwrap())
+        .expect("finished_at is RFC 3339");
+    for name in [
+        "scenario.toml",
+        "summary.json",
+        "paths.csv",
+        "timeline.csv",
+        "paths.parquet",
+    ] {
+        let written = modified(&dir.join(name));
+        assert!(
+            written <= manifest,
+            "{name} was written after manifest.json"
+        );
+        let written: chrono::DateTime<chrono::Utc> = written.into();
+        assert!(
+            written <= finished,
+            "{name} written at {written}, after the manifest's finished_at {finished}"
+        );
+    }
+    let started = chrono::DateTime::parse_from_rfc3339(m["started_at"].as_str().unwrap()).unwrap();
+    let wall = m["wall_seconds"].as_f64().unwrap();
+    let span = (finished - started).as_seconds_f64();
+    assert!(
+        (wall - span).abs() < 0.05,
+        "wall_seconds {wall} against {span} s from started_at to finished_at"
+    );
+}
+
+#[test]
 fn an_interrupted_run_leaves_no_result_directory() {
     // Ctrl-C (SIGINT), SIGTERM (SLURM's scancel and time limits) and SIGHUP stop the run
     // between batches and remove its temporary directory.

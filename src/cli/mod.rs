@@ -37,12 +37,12 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use cascade::error::{Error, Result};
-use cascade::results::{Destination, Manifest};
+use cascade::results::Destination;
 use cascade::runner::RunOptions;
 use cascade::scenario::load::parse_key;
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
-use cascade::study::{self, Provenance, Study};
+use cascade::study::{self, Provenance};
 
 /// `cascade --version`: the version and the code it was built from.
 const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CASCADE_BUILD"), ")");
@@ -223,7 +223,11 @@ pub fn run() -> Result<()> {
             cascade::results::remove_partial();
             std::process::exit(130);
         }
-        noteln!("\ninterrupting: finishing the current batches (interrupt again to exit at once)");
+        // Every command stops at its next safe point: a run or sweep after the batches under
+        // way, a report before it moves anything into place.
+        noteln!(
+            "\ninterrupting: stopping at the next safe point (interrupt again to exit at once)"
+        );
     });
     match cli.command {
         Command::Run(args) => run_scenario(args),
@@ -425,7 +429,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     let empty = study.out.range.is_empty();
     let report = !outputs.no_report && !empty;
     let dir = destination.commit(|dir| {
-        finish(dir, &study, &manifest, outputs.parquet)?;
+        study.write(dir, &manifest, &provenance, outputs.parquet)?;
         if report {
             cascade::report::build(dir)?;
         }
@@ -467,11 +471,6 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         sayln!("report: {}", dir.join("report.html").display());
     }
     Ok(())
-}
-
-/// Writes a finished study into the (temporary) result directory `dir`.
-fn finish(dir: &Path, study: &Study, manifest: &Manifest, parquet: bool) -> Result<()> {
-    study.write(dir, manifest, parquet)
 }
 
 fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bool) -> Result<()> {
@@ -520,7 +519,7 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
             .collect(),
     );
     let dir = destination.commit(|dir| {
-        finish(dir, &study, &manifest, parquet)?;
+        study.write(dir, &manifest, &provenance, parquet)?;
         if !no_report {
             cascade::report::build(dir)?;
         }

@@ -10,7 +10,7 @@ use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
 
-use super::{StudyArgs, finish, seeded_for_shards};
+use super::{StudyArgs, seeded_for_shards};
 
 /// `cascade sweep`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -211,7 +211,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             let manifest = study.manifest(&provenance);
             destination
                 .commit(|d| {
-                    finish(d, &study, &manifest, outputs.parquet)?;
+                    study.write(d, &manifest, &provenance, outputs.parquet)?;
                     if !outputs.no_report {
                         cascade::report::build(d)?;
                     }

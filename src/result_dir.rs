@@ -224,12 +224,19 @@ impl ResultDir {
             )));
         }
         let scenario = Scenario::load(&dir.join("scenario.toml"), &[])?;
+        let summary: SummaryFile = json(dir, "summary.json")?;
+        let timeline = timeline(dir)?;
+        let steps = u64::from(scenario.file().simulation.steps);
+        let counts = timeline
+            .iter()
+            .map(|t| (t.policy.as_str(), t.steps.len() as u64));
+        summary.agrees(&dir.join("timeline.csv"), counts, steps, "steps")?;
         Ok(ResultDir {
             path: dir.to_path_buf(),
             scenario,
-            summary: json(dir, "summary.json")?,
+            summary,
             manifest: json(dir, "manifest.json")?,
-            timeline: timeline(dir)?,
+            timeline,
         })
     }
 
@@ -255,6 +262,7 @@ impl ResultDir {
             .map(|c| index(c))
             .collect::<Result<Vec<_>>>()?;
         let mut out: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
+        let mut rows: Vec<u64> = Vec::new();
         let mut record = csv::ByteRecord::new();
         let mut line = 1;
         while reader
@@ -268,7 +276,9 @@ impl ResultDir {
                     String::from_utf8_lossy(policy).into_owned(),
                     vec![Vec::new(); cols.len()],
                 ));
+                rows.push(0);
             }
+            *rows.last_mut().expect("pushed with its policy") += 1;
             let values = &mut out.last_mut().expect("pushed above").1;
             for (v, &c) in values.iter_mut().zip(&cols) {
                 v.push(number(record.get(c)).ok_or_else(|| {
@@ -279,7 +289,51 @@ impl ResultDir {
                 })?);
             }
         }
+        let counts = out.iter().zip(&rows).map(|((p, _), &n)| (p.as_str(), n));
+        self.summary
+            .agrees(&file, counts, self.summary.paths, "paths")?;
         Ok(out)
+    }
+}
+
+impl SummaryFile {
+    /// Checks that `file` holds `rows` rows of every policy of this summary, in its order,
+    /// given `(policy, rows)` in file order: a file cut short, or filtered to some policies,
+    /// would otherwise be drawn as if it were the whole result.
+    fn agrees<'a>(
+        &self,
+        file: &Path,
+        counts: impl Iterator<Item = (&'a str, u64)>,
+        rows: u64,
+        what: &str,
+    ) -> Result<()> {
+        let found: Vec<(&str, u64)> = counts.collect();
+        let expected: Vec<(&str, u64)> = self
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), rows))
+            .collect();
+        if found == expected {
+            return Ok(());
+        }
+        let listed = |pairs: &[(&str, u64)]| {
+            if pairs.is_empty() {
+                return "no rows".to_string();
+            }
+            pairs
+                .iter()
+                .map(|(p, n)| format!("{p} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(Error::BadInput(format!(
+            "{} does not match summary.json: it has {} where summary.json has {} ({what} per \
+             policy); the files are not one result (cut short, filtered or copied from another \
+             run)",
+            file.display(),
+            listed(&found),
+            listed(&expected),
+        )))
     }
 }
 

@@ -317,6 +317,56 @@ fn report_of_a_directory_that_is_not_a_result_says_what_to_pass() {
 }
 
 #[test]
+fn report_refuses_paths_or_timeline_files_that_are_not_the_summary_s() {
+    // A file cut short, or filtered to some policies, was drawn as if it were the whole
+    // result (empty or partial charts captioned with summary.json's path count). The old
+    // charts and report stay.
+    let (tmp, dir) = tiny_run(&[]);
+    let report = fs::read_to_string(dir.join("report.html")).unwrap();
+    let keep_lines = |text: &str, keep: &dyn Fn(usize, &str) -> bool| {
+        text.lines()
+            .enumerate()
+            .filter(|&(i, l)| keep(i, l))
+            .map(|(_, l)| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let paths = fs::read_to_string(dir.join("paths.csv")).unwrap();
+    let timeline = fs::read_to_string(dir.join("timeline.csv")).unwrap();
+    let second = paths
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let cases: [(&str, String); 4] = [
+        ("paths.csv", keep_lines(&paths, &|i, _| i == 0)),
+        (
+            "paths.csv",
+            keep_lines(&paths, &|i, l| i == 0 || !l.starts_with(&second)),
+        ),
+        ("timeline.csv", keep_lines(&timeline, &|i, _| i < 20)),
+        (
+            "timeline.csv",
+            keep_lines(&timeline, &|i, l| i == 0 || !l.starts_with(&second)),
+        ),
+    ];
+    for (file, text) in cases {
+        let original = fs::read(dir.join(file)).unwrap();
+        fs::write(dir.join(file), &text).unwrap();
+        let (_, stderr) = cascade(tmp.path(), &["report", "result"], 2);
+        assert!(
+            stderr.contains(file) && stderr.contains("does not match summary.json"),
+            "{file}: {stderr}"
+        );
+        assert_eq!(fs::read_to_string(dir.join("report.html")).unwrap(), report);
+        fs::write(dir.join(file), original).unwrap();
+    }
+    cascade(tmp.path(), &["report", "result"], 0);
+}
+
+#[test]
 fn a_single_policy_run_has_no_forest_plot_and_says_there_is_nothing_to_compare() {
     let tmp = TempDir::new().unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");

@@ -95,6 +95,16 @@ struct Prefix {
     first: u32,
 }
 
+/// Bytes a tranche takes in a built ladder: its key and its prefix sums (the sampled keys add
+/// a sixteenth of a key). A ladder of a tiered schedule also keeps each tranche in the ladder
+/// of its tier's class, twice in all.
+pub const TRANCHE_BYTES: usize = size_of::<f64>() + size_of::<Prefix>();
+
+/// Bytes a tranche takes while its ladder is built, besides [`TRANCHE_BYTES`]: the list of
+/// tranches is still held while the sorted ladder is built from it (the sort's scratch space,
+/// half as many, is freed by then).
+pub const BUILD_BYTES: usize = size_of::<Tranche>();
+
 /// One tranche before sorting.
 #[derive(Debug, Clone, Copy)]
 struct Tranche {
@@ -428,7 +438,10 @@ impl Ladder {
     ) -> Ladder {
         let s = side.sign();
         let slices = tranches_per_position(partial_fraction);
-        let mut tranches = Vec::new();
+        // Sized up front: grown by doubling, the list held up to three times its tranches
+        // while it moved, on books of millions of positions.
+        let positions = book.iter().filter(|p| p.side == side).count();
+        let mut tranches = Vec::with_capacity(positions.saturating_mul(slices));
         let mut total_quantity = 0.0;
         for p in book.iter().filter(|p| p.side == side) {
             total_quantity += p.quantity;
@@ -635,6 +648,9 @@ fn classes(tranches: &[Tranche]) -> Vec<Run> {
         .collect()
 }
 
+/// Bytes a position takes in its side's [`EntryIndex`]: its entry and two prefix sums.
+pub const ENTRY_BYTES: usize = 3 * size_of::<f64>();
+
 /// Positions of one side sorted by entry price, for the profits auto-deleveraging draws on.
 #[derive(Debug, Clone)]
 pub struct EntryIndex {
@@ -656,9 +672,11 @@ impl EntryIndex {
         let mut index = EntryIndex {
             side,
             entries: rows.iter().map(|r| r.0).collect(),
-            cum_qty: vec![0.0],
-            cum_qty_entry: vec![0.0],
+            cum_qty: Vec::with_capacity(rows.len() + 1),
+            cum_qty_entry: Vec::with_capacity(rows.len() + 1),
         };
+        index.cum_qty.push(0.0);
+        index.cum_qty_entry.push(0.0);
         let (mut q, mut qe) = (0.0, 0.0);
         for (e, qty) in rows {
             q += qty;

@@ -82,6 +82,8 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     check_memory(&scenario, shard, &options)?;
     let books = scenario.books();
     let markets = policy::markets(&scenario, &books);
+    // The ladders hold what the paths need: the positions' memory is free for the run's.
+    drop(books);
     let out = runner::run(&scenario, &markets, range, options)?;
     let summary = Summary::build(&scenario, &markets, &out);
     Ok(Study {

@@ -258,6 +258,11 @@ impl Scenario {
         out
     }
 
+    /// Whether venue `venue`'s book is a snapshot read from CSV (held in memory as read).
+    pub fn has_snapshot(&self, venue: usize) -> bool {
+        self.snapshots[venue].is_some()
+    }
+
     /// How many positions venue `venue`'s book starts with: its snapshot's rows, or the
     /// generated book's longs and shorts.
     pub fn book_len(&self, venue: usize) -> usize {

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
 use crate::result_dir::{PairedFile, PolicyFile, ResultDir};
-use crate::results::{Staging, replace_dir};
+use crate::results::{Staging, remove_aside, swap_in};
 use crate::runner::INTERRUPT;
 use crate::scenario::file::{
     FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
@@ -63,6 +63,8 @@ pub struct Built {
     pub charts: Vec<Chart>,
     /// `report.html`.
     pub html: PathBuf,
+    /// The old charts, moved aside by a rebuild, where they could not be removed.
+    pub leftover: Option<PathBuf>,
 }
 
 /// Reads the result directory `dir` and writes `dir/charts/` and `dir/report.html`.
@@ -83,14 +85,17 @@ pub fn rebuild(dir: &Path) -> Result<Built> {
     if INTERRUPT.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    replace_dir(&stage.path().join("charts"), &dir.join("charts"))?;
+    let aside = swap_in(&stage.path().join("charts"), &dir.join("charts"))?;
     let html = dir.join("report.html");
     fs::rename(stage.path().join("report.html"), &html)
         .map_err(|e| Error::io(format!("cannot write {}", html.display()), e))?;
+    // Only once the report is in place too: a failed removal leaves a complete report.
+    let leftover = remove_aside(aside);
     // The files now live under `dir`, not the stage.
     Ok(Built {
         charts: chart_list(&result, dir),
         html: dir.join("report.html"),
+        leftover,
     })
 }
 
@@ -180,7 +185,11 @@ pub fn write(result: &ResultDir, out: &Path) -> Result<Built> {
     let html = out.join("report.html");
     let page = page(result, &list)?;
     fs::write(&html, page).map_err(|e| Error::io(format!("cannot write {}", html.display()), e))?;
-    Ok(Built { charts: list, html })
+    Ok(Built {
+        charts: list,
+        html,
+        leftover: None,
+    })
 }
 
 /// Draws every chart of [`plan`] into `charts_dir`.

@@ -84,30 +84,34 @@ impl Staging {
 }
 
 /// What the directory an old result (or report) is moved aside to while its replacement moves
-/// in starts with. Never removed by a later run: a process killed between the two moves leaves
-/// the old result here, to be recovered, rather than nowhere.
+/// in starts with (then the process number). Never removed by a later run: a process killed
+/// between the two moves leaves the old result here, to be recovered, rather than nowhere.
 pub const REPLACED_PREFIX: &str = ".cascade-replaced-";
 
-/// Moves the directory `new` to `target`, replacing a directory there only once the new one is
-/// in place: the old one is first renamed aside (to `.cascade-replaced-*` beside it) and
+/// The folder `path` is in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Moves the directory `new` to `target`. A directory already there is first renamed aside
+/// (to `.cascade-replaced-<pid>` beside it, a short name whatever the target's length) and
 /// renamed back if the move fails, so a failure leaves the old one or the new one, never
-/// neither. Deleting the old one first lost both where the deletion failed halfway (a file
-/// the user may not remove, a file held open on NFS).
-pub fn replace_dir(new: &Path, target: &Path) -> Result<()> {
+/// neither; deleting it first lost both where the deletion failed halfway (a file the user may
+/// not remove, a file held open on NFS). Returns where the old one went, for [`remove_aside`]
+/// once everything new is in place.
+pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
     let moved = |from: &Path, to: &Path| {
         fs::rename(from, to).map_err(|e| Error::io(format!("cannot write {}", to.display()), e))
     };
     if fs::symlink_metadata(target).is_err() {
-        return moved(new, target);
+        return moved(new, target).map(|()| None);
     }
-    let name = target.file_name().unwrap_or_default().to_string_lossy();
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     let aside = unused_name(
-        parent,
-        &format!("{REPLACED_PREFIX}{}-{name}", std::process::id()),
+        parent_of(target),
+        &format!("{REPLACED_PREFIX}{}", std::process::id()),
     );
     fs::rename(target, &aside)
         .map_err(|e| Error::io(format!("cannot replace {}", target.display()), e))?;
@@ -115,17 +119,22 @@ pub fn replace_dir(new: &Path, target: &Path) -> Result<()> {
         let _ = fs::rename(&aside, target);
         return Err(e);
     }
-    fs::remove_dir_all(&aside).map_err(|e| {
-        Error::io(
-            format!(
-                "the new result is in {}, but the old one it replaces, moved to {}, could not \
-                 be removed",
-                target.display(),
-                aside.display()
-            ),
-            e,
-        )
-    })
+    Ok(Some(aside))
+}
+
+/// Removes what [`swap_in`] moved aside; returns it if it could not be removed (the new
+/// directory is in place all the same: worth a warning, not a failure).
+pub fn remove_aside(aside: Option<PathBuf>) -> Option<PathBuf> {
+    aside.filter(|dir| fs::remove_dir_all(dir).is_err())
+}
+
+/// A result moved into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The old result it replaced, moved aside, where it could not be removed.
+    pub leftover: Option<PathBuf>,
 }
 
 /// Where a run's results will go.
@@ -209,15 +218,12 @@ impl Destination {
 
     /// Writes the directory's files with `fill` into a temporary directory, then moves it into
     /// place (replacing an old result only with `force`) and updates `latest`.
-    pub fn commit(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
-        let parent = match self.target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&parent)
+    pub fn commit(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<Committed> {
+        let parent = parent_of(&self.target);
+        fs::create_dir_all(parent)
             .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
-        remove_abandoned(&parent);
-        let stage = Staging::new_in(&parent, &partial_prefix())?;
+        remove_abandoned(parent);
+        let stage = Staging::new_in(parent, &partial_prefix())?;
         fill(stage.path())?;
         // An interrupt (Ctrl-C, SIGTERM from a scheduler) that came while the files were being
         // written: drop them rather than leave a result the user asked not to have.
@@ -226,8 +232,11 @@ impl Destination {
         }
         if self.force {
             // Only an explicit --out is forced, and it has no `latest` link.
-            replace_dir(stage.path(), &self.target)?;
-            return Ok(self.target.clone());
+            let aside = swap_in(stage.path(), &self.target)?;
+            return Ok(Committed {
+                path: self.target.clone(),
+                leftover: remove_aside(aside),
+            });
         }
         let mut target = self.target.clone();
         let mut n = 2;
@@ -255,7 +264,10 @@ impl Destination {
         if let Some(latest) = &self.latest {
             point_latest(latest, &target)?;
         }
-        Ok(target)
+        Ok(Committed {
+            path: target,
+            leftover: None,
+        })
     }
 }
 
@@ -356,10 +368,7 @@ fn remove_abandoned(parent: &Path) {
 /// Creates the directory a result will be moved into and checks that it can be written in,
 /// so an unusable path fails as bad input before the simulation rather than after it.
 fn ensure_parent(target: &Path) -> Result<()> {
-    let parent = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = parent_of(target);
     fs::create_dir_all(parent).map_err(|e| {
         Error::BadInput(format!(
             "cannot create {} for the results: {e}",
@@ -611,12 +620,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let old = dir_with(tmp.path(), "res", "old.txt");
         let new = dir_with(tmp.path(), "new", "new.txt");
-        replace_dir(&new, &old).unwrap();
+        let aside = swap_in(&new, &old).unwrap();
+        assert!(aside.is_some());
+        assert_eq!(remove_aside(aside), None);
         assert_eq!(names(tmp.path()), ["res"]);
         assert_eq!(names(&old), ["new.txt"]);
         // Nothing there yet: a plain move.
         let fresh = dir_with(tmp.path(), "fresh", "f.txt");
-        replace_dir(&fresh, &tmp.path().join("other")).unwrap();
+        assert_eq!(swap_in(&fresh, &tmp.path().join("other")).unwrap(), None);
         assert_eq!(names(tmp.path()), ["other", "res"]);
     }
 
@@ -628,7 +639,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let old = dir_with(tmp.path(), "res", "old.txt");
         let missing = tmp.path().join("never-written");
-        assert!(replace_dir(&missing, &old).is_err());
+        assert!(swap_in(&missing, &old).is_err());
         assert_eq!(names(tmp.path()), ["res"]);
         assert_eq!(fs::read_to_string(old.join("old.txt")).unwrap(), "res");
     }

@@ -1804,6 +1804,23 @@ fn the_manifest_is_written_last_and_its_end_time_covers_every_file() {
 }
 
 #[test]
+fn force_replaces_a_result_whose_name_is_near_the_file_system_s_limit() {
+    // The old result is moved aside under a short name of its own: a name built from the
+    // target's went past 255 bytes and failed after the whole run.
+    let tmp = scratch_with("tiny.toml");
+    let name = "r".repeat(240);
+    run_ok(tmp.path(), "tiny.toml", &["--paths", "5", "--out", &name]);
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &["--paths", "7", "--out", &name, "--force", "--no-report"],
+    );
+    let m = read_json(&tmp.path().join(&name).join("manifest.json"));
+    assert_eq!(m["paths"], 7);
+    assert_eq!(entries(tmp.path()).len(), 2, "{:?}", entries(tmp.path()));
+}
+
+#[test]
 fn an_interrupted_run_leaves_no_result_directory() {
     // Ctrl-C (SIGINT), SIGTERM (SLURM's scancel and time limits) and SIGHUP stop the run
     // between batches and remove its temporary directory.

@@ -306,6 +306,32 @@ fn no_report_skips_charts_and_report_rebuilds_them_without_rerunning() {
 }
 
 #[test]
+fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning() {
+    // `charts` a plain file: moved aside, it cannot be removed as a directory. The rebuild
+    // has put the new charts and report in place by then: a warning, not a failure (which
+    // left the new charts beside the old report).
+    let (tmp, dir) = tiny_run(&["--no-report"]);
+    fs::write(dir.join("charts"), "not a folder").unwrap();
+    let (stdout, stderr) = cascade(tmp.path(), &["report", "result"], 0);
+    assert!(stdout.contains("report.html"), "{stdout}");
+    assert!(stderr.contains("could not be removed"), "{stderr}");
+    assert!(dir.join("report.html").is_file());
+    for (stem, title) in CHARTS {
+        check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
+    }
+    let aside: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cascade-replaced-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        fs::read_to_string(dir.join(&aside[0])).unwrap(),
+        "not a folder"
+    );
+}
+
+#[test]
 fn report_of_a_directory_that_is_not_a_result_says_what_to_pass() {
     let tmp = TempDir::new().unwrap();
     fs::create_dir(tmp.path().join("empty")).unwrap();

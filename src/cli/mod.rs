@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use cascade::error::{Error, Result};
-use cascade::results::Destination;
+use cascade::results::{Committed, Destination};
 use cascade::runner::RunOptions;
 use cascade::scenario::load::parse_key;
 use cascade::scenario::{Override, Scenario};
@@ -257,6 +257,12 @@ pub fn run() -> Result<()> {
         } => merge(&shards, &out, force, parquet, no_report),
         Command::Report { dir } => {
             let built = cascade::report::rebuild(&dir)?;
+            if let Some(old) = &built.leftover {
+                noteln!(
+                    "warning: the old charts, moved to {}, could not be removed",
+                    old.display()
+                );
+            }
             sayln!(
                 "{} charts in {}\nreport: {}",
                 built.charts.len(),
@@ -267,6 +273,19 @@ pub fn run() -> Result<()> {
         }
         Command::Sweep(args) => sweep::run(&args),
     }
+}
+
+/// Where a result went; warns when the old result it replaced could not be removed (it is
+/// complete and in place all the same).
+fn placed(committed: Committed) -> PathBuf {
+    if let Some(old) = &committed.leftover {
+        noteln!(
+            "warning: the old result {} replaced, moved to {}, could not be removed",
+            committed.path.display(),
+            old.display()
+        );
+    }
+    committed.path
 }
 
 /// Refuses `--shard` for a scenario whose seed was drawn at load: every shard (of a run or a
@@ -428,13 +447,13 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     // still merge, but it has no figures to show or chart.
     let empty = study.out.range.is_empty();
     let report = !outputs.no_report && !empty;
-    let dir = destination.commit(|dir| {
+    let dir = placed(destination.commit(|dir| {
         study.write(dir, &manifest, &provenance, outputs.parquet)?;
         if report {
             cascade::report::build(dir)?;
         }
         Ok(())
-    })?;
+    })?);
     if empty {
         sayln!(
             "this shard holds none of the study's {} paths (it has more shards than paths): \
@@ -518,13 +537,13 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
             .map(|d| d.display().to_string())
             .collect(),
     );
-    let dir = destination.commit(|dir| {
+    let dir = placed(destination.commit(|dir| {
         study.write(dir, &manifest, &provenance, parquet)?;
         if !no_report {
             cascade::report::build(dir)?;
         }
         Ok(())
-    })?;
+    })?);
     say!("{}", table::headline(&study.summary));
     sayln!(
         "merged {} shards into {}",

@@ -209,15 +209,17 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             };
             let study = study::simulate(scenario, None, common.options()).map_err(kept)?;
             let manifest = study.manifest(&provenance);
-            destination
-                .commit(|d| {
-                    study.write(d, &manifest, &provenance, outputs.parquet)?;
-                    if !outputs.no_report {
-                        cascade::report::build(d)?;
-                    }
-                    Ok(())
-                })
-                .map_err(kept)?;
+            super::placed(
+                destination
+                    .commit(|d| {
+                        study.write(d, &manifest, &provenance, outputs.parquet)?;
+                        if !outputs.no_report {
+                            cascade::report::build(d)?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(kept)?,
+            );
         }
         let summary_path = dir.join("summary.json");
         let text = fs::read_to_string(&summary_path)

@@ -35,47 +35,7 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
     if !cooperating.contains(&true) {
         return Market::baseline(scenario, books);
     }
-    let mut terms = VenueTerms::all_baseline(scenario, books);
-    let own_margin: Vec<MarginSchedule> = terms.iter().map(|t| t.margin.clone()).collect();
-    for (i, t) in terms.iter_mut().enumerate() {
-        if !cooperating[i] {
-            continue;
-        }
-        if let Some(floor) = policy.margin_floor {
-            t.margin = t.margin.with_floor(floor.initial, floor.maintenance);
-        }
-        if let Some(mark) = policy.mark_price {
-            t.mark = mark;
-        }
-        if let Some(routing) = policy.routing {
-            t.routing = routing;
-        }
-        if let Some(cap) = policy.leverage_cap {
-            t.leverage_cap = cap;
-        }
-    }
-    // Only venues whose rules the policy tightens re-check their positions' leverage. A floor
-    // only ever raises rates, so a schedule it changed is tightened, maintenance included: a
-    // higher maintenance rate alone would otherwise liquidate, in the first step, positions
-    // that a higher initial rate would have had topped up.
-    let tightened: Vec<bool> = (0..terms.len())
-        .map(|i| {
-            cooperating[i]
-                && (terms[i].margin != own_margin[i]
-                    || policy
-                        .leverage_cap
-                        .is_some_and(|c| c < 1.0 / own_margin[i].base_initial()))
-        })
-        .collect();
-    cap_leverage(
-        &mut terms,
-        &tightened,
-        &cooperating,
-        &own_margin,
-        policy,
-        f.price.start,
-    );
-
+    let mut terms = terms(scenario, books, policy, &cooperating);
     let mut funds: Vec<f64> = f.venues.iter().map(|v| v.insurance_fund).collect();
     if let Some(pool) = policy.pooled_default_fund {
         let members: Vec<usize> = (0..terms.len()).filter(|&i| cooperating[i]).collect();
@@ -125,6 +85,90 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         };
     }
     market
+}
+
+/// Positions per venue under `policy` (longs, shorts): the books after its leverage cap moved
+/// the migration share of above-cap positions to the venues outside, for sizing the study's
+/// memory before any ladder is built ([`crate::footprint`]).
+pub fn book_sides(
+    scenario: &Scenario,
+    books: &[Vec<Position>],
+    policy: &Policy,
+) -> Vec<(usize, usize)> {
+    let cooperating: Vec<bool> = scenario
+        .file()
+        .venues
+        .iter()
+        .map(|v| policy.cooperating.contains(&v.jurisdiction))
+        .collect();
+    let count =
+        |positions: &[Position], side: Side| positions.iter().filter(|p| p.side == side).count();
+    if !cooperating.contains(&true) {
+        return books
+            .iter()
+            .map(|b| (count(b, Side::Long), count(b, Side::Short)))
+            .collect();
+    }
+    terms(scenario, books, policy, &cooperating)
+        .iter()
+        .map(|t| {
+            (
+                count(&t.positions, Side::Long),
+                count(&t.positions, Side::Short),
+            )
+        })
+        .collect()
+}
+
+/// Every venue's terms under `policy`, whose `cooperating` venues it changes.
+fn terms(
+    scenario: &Scenario,
+    books: &[Vec<Position>],
+    policy: &Policy,
+    cooperating: &[bool],
+) -> Vec<VenueTerms> {
+    let f = scenario.file();
+    let mut terms = VenueTerms::all_baseline(scenario, books);
+    let own_margin: Vec<MarginSchedule> = terms.iter().map(|t| t.margin.clone()).collect();
+    for (i, t) in terms.iter_mut().enumerate() {
+        if !cooperating[i] {
+            continue;
+        }
+        if let Some(floor) = policy.margin_floor {
+            t.margin = t.margin.with_floor(floor.initial, floor.maintenance);
+        }
+        if let Some(mark) = policy.mark_price {
+            t.mark = mark;
+        }
+        if let Some(routing) = policy.routing {
+            t.routing = routing;
+        }
+        if let Some(cap) = policy.leverage_cap {
+            t.leverage_cap = cap;
+        }
+    }
+    // Only venues whose rules the policy tightens re-check their positions' leverage. A floor
+    // only ever raises rates, so a schedule it changed is tightened, maintenance included: a
+    // higher maintenance rate alone would otherwise liquidate, in the first step, positions
+    // that a higher initial rate would have had topped up.
+    let tightened: Vec<bool> = (0..terms.len())
+        .map(|i| {
+            cooperating[i]
+                && (terms[i].margin != own_margin[i]
+                    || policy
+                        .leverage_cap
+                        .is_some_and(|c| c < 1.0 / own_margin[i].base_initial()))
+        })
+        .collect();
+    cap_leverage(
+        &mut terms,
+        &tightened,
+        cooperating,
+        &own_margin,
+        policy,
+        f.price.start,
+    );
+    terms
 }
 
 /// Applies the policy's leverage cap (and the cap implied by higher initial margins, tier by

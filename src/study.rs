@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::columnar;
 use crate::error::Result;
+use crate::footprint;
 use crate::market::Market;
 use crate::policy;
 use crate::results::{self, Manifest};
@@ -69,10 +70,16 @@ fn path_range(scenario: &Scenario, shard: Option<Shard>) -> PathRange {
 /// Refuses a run whose memory would exceed the machine's ([`crate::footprint::check`]): for
 /// a command to call before it creates anything, as [`simulate`] does before drawing books.
 pub fn check_memory(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> Result<()> {
+    let (paths, threads) = sizes(scenario, shard, options);
+    footprint::check(scenario, paths, threads)
+}
+
+/// Paths and worker threads of a run, as its memory depends on them.
+fn sizes(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> (u64, usize) {
     let threads = options.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    crate::footprint::check(scenario, path_range(scenario, shard).len() as u64, threads)
+    (path_range(scenario, shard).len() as u64, threads)
 }
 
 /// Builds the books and markets and simulates the scenario's paths (or one shard of them).
@@ -81,6 +88,9 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     // Before the books are drawn: an impossible size fails in the first second.
     check_memory(&scenario, shard, &options)?;
     let books = scenario.books();
+    // Again with the positions migration moves, before any ladder is built.
+    let (paths, threads) = sizes(&scenario, shard, &options);
+    footprint::check_books(&scenario, &books, paths, threads)?;
     let markets = policy::markets(&scenario, &books);
     // The ladders hold what the paths need: the positions' memory is free for the run's.
     drop(books);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::book::{self, BookSpec, Position};
+use crate::book::{self, BookSpec, Position, Side};
 use crate::error::{Error, Problem, Result};
 use file::ScenarioFile;
 pub use load::Override;
@@ -256,6 +256,20 @@ impl Scenario {
             }
         }
         out
+    }
+
+    /// How many longs and shorts venue `venue`'s book starts with.
+    pub fn book_sides(&self, venue: usize) -> (usize, usize) {
+        match &self.snapshots[venue] {
+            Some(positions) => {
+                let longs = positions.iter().filter(|p| p.side == Side::Long).count();
+                (longs, positions.len() - longs)
+            }
+            None => {
+                let n = BookSpec::from_book(&self.file.venues[venue].book).positions as usize;
+                (n, n)
+            }
+        }
     }
 
     /// Whether venue `venue`'s book is a snapshot read from CSV (held in memory as read).

@@ -101,8 +101,13 @@ pub fn book_sides(
         .iter()
         .map(|v| policy.cooperating.contains(&v.jurisdiction))
         .collect();
-    let count =
-        |positions: &[Position], side: Side| positions.iter().filter(|p| p.side == side).count();
+    // A position whose whole quantity migrated stays behind with none, and makes no tranche.
+    let count = |positions: &[Position], side: Side| {
+        positions
+            .iter()
+            .filter(|p| p.side == side && p.quantity > 0.0)
+            .count()
+    };
     if !cooperating.contains(&true) {
         return books
             .iter()

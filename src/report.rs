@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
 use crate::result_dir::{PairedFile, PolicyFile, ResultDir};
-use crate::results::{Staging, remove_aside, swap_in};
+use crate::results::{Staging, put_back, remove_aside, swap_in};
 use crate::runner::INTERRUPT;
 use crate::scenario::file::{
     FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
@@ -85,10 +85,18 @@ pub fn rebuild(dir: &Path) -> Result<Built> {
     if INTERRUPT.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
-    let aside = swap_in(&stage.path().join("charts"), &dir.join("charts"))?;
+    let charts = dir.join("charts");
+    let aside = swap_in(&stage.path().join("charts"), &charts)?;
     let html = dir.join("report.html");
-    fs::rename(stage.path().join("report.html"), &html)
-        .map_err(|e| Error::io(format!("cannot write {}", html.display()), e))?;
+    if let Err(e) = fs::rename(stage.path().join("report.html"), &html) {
+        // Back as they were: the old charts beside the old report, not new beside old.
+        if let Some(aside) = &aside {
+            if fs::rename(&charts, stage.path().join("charts")).is_ok() {
+                put_back(aside, &charts);
+            }
+        }
+        return Err(Error::io(format!("cannot write {}", html.display()), e));
+    }
     // Only once the report is in place too: a failed removal leaves a complete report.
     let leftover = remove_aside(aside);
     // The files now live under `dir`, not the stage.

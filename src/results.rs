@@ -84,7 +84,7 @@ impl Staging {
 }
 
 /// What the directory an old result (or report) is moved aside to while its replacement moves
-/// in starts with (then the process number). Never removed by a later run: a process killed
+/// in starts with (then the process, the machine and a random suffix). Never removed by a later run: a process killed
 /// between the two moves leaves the old result here, to be recovered, rather than nowhere.
 pub const REPLACED_PREFIX: &str = ".cascade-replaced-";
 
@@ -96,10 +96,10 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-/// Moves the directory `new` to `target`. A directory already there is first renamed aside
-/// (to `.cascade-replaced-<pid>` beside it, a short name whatever the target's length) and
-/// renamed back if the move fails, so a failure leaves the old one or the new one, never
-/// neither; deleting it first lost both where the deletion failed halfway (a file the user may
+/// Moves the directory `new` to `target`. Whatever is already there is first moved aside
+/// (to `old` in a new `.cascade-replaced-<pid>@<host>@<random>` beside it, a short name
+/// whatever the target's length) and moved back if the move fails, so a failure leaves the
+/// old one or the new one, never neither; deleting it first lost both where the deletion failed halfway (a file the user may
 /// not remove, a file held open on NFS). Returns where the old one went, for [`remove_aside`]
 /// once everything new is in place.
 pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
@@ -109,17 +109,43 @@ pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
     if fs::symlink_metadata(target).is_err() {
         return moved(new, target).map(|()| None);
     }
-    let aside = unused_name(
-        parent_of(target),
-        &format!("{REPLACED_PREFIX}{}", std::process::id()),
-    );
-    fs::rename(target, &aside)
-        .map_err(|e| Error::io(format!("cannot replace {}", target.display()), e))?;
+    // A fresh directory, named by process, machine and a random suffix, that the old one is
+    // moved into: no two replacements, even of processes with one pid on machines sharing the
+    // file system, can pick the same place.
+    let host = host().unwrap_or_else(|| "unknown".to_string());
+    let aside = tempfile::Builder::new()
+        .prefix(&format!("{REPLACED_PREFIX}{}@{host}@", std::process::id()))
+        .tempdir_in(parent_of(target))
+        .map_err(|e| Error::io(format!("cannot replace {}", target.display()), e))?
+        .keep();
+    let old = aside.join("old");
+    if let Err(e) = fs::rename(target, &old) {
+        let _ = fs::remove_dir(&aside);
+        return Err(Error::io(format!("cannot replace {}", target.display()), e));
+    }
     if let Err(e) = moved(new, target) {
-        let _ = fs::rename(&aside, target);
-        return Err(e);
+        // Another replacement of the same target may have moved in meanwhile: then the old
+        // one stays aside, and the message says where.
+        return Err(if put_back(&aside, target) {
+            e
+        } else {
+            Error::BadInput(format!(
+                "{e}; the result it would have replaced is in {}",
+                old.display()
+            ))
+        });
     }
     Ok(Some(aside))
+}
+
+/// Moves what [`swap_in`] moved `aside` back to `target` (which must be free again); whether
+/// it could.
+pub fn put_back(aside: &Path, target: &Path) -> bool {
+    let back = fs::rename(aside.join("old"), target).is_ok();
+    if back {
+        let _ = fs::remove_dir(aside);
+    }
+    back
 }
 
 /// Removes what [`swap_in`] moved aside; returns it if it could not be removed (the new

@@ -305,30 +305,112 @@ fn no_report_skips_charts_and_report_rebuilds_them_without_rerunning() {
     );
 }
 
+/// A file made immutable (`chattr +i`: not even root may remove it) under `root`; on drop,
+/// every file under `root` is made mutable again (the file moves), so the temporary directory
+/// can go.
+struct Immutable {
+    root: PathBuf,
+}
+
+impl Immutable {
+    /// `None` where the file system or the tool does not allow it.
+    fn set(root: &Path, file: &Path) -> Option<Immutable> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(file)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable {
+            root: root.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr")
+            .args(["-R", "-i"])
+            .arg(&self.root)
+            .status();
+    }
+}
+
 #[test]
 fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning() {
-    // `charts` a plain file: moved aside, it cannot be removed as a directory. The rebuild
-    // has put the new charts and report in place by then: a warning, not a failure (which
-    // left the new charts beside the old report).
-    let (tmp, dir) = tiny_run(&["--no-report"]);
-    fs::write(dir.join("charts"), "not a folder").unwrap();
+    // A file of the old charts nobody may remove (root included): moved aside, they cannot
+    // be removed. The rebuild has put the new charts and report in place by then: a
+    // warning, not a failure (which left the new charts beside the old report).
+    let (tmp, dir) = tiny_run(&[]);
+    let stuck = dir.join("charts").join("stuck.txt");
+    fs::write(&stuck, "old").unwrap();
+    fs::remove_file(dir.join("report.html")).unwrap();
+    let Some(_guard) = Immutable::set(tmp.path(), &stuck) else {
+        assert!(
+            !in_ci(),
+            "CI must be able to make a file immutable (chattr +i)"
+        );
+        eprintln!("SKIPPED: chattr +i is not available here, so no file resists removal");
+        return;
+    };
     let (stdout, stderr) = cascade(tmp.path(), &["report", "result"], 0);
     assert!(stdout.contains("report.html"), "{stdout}");
     assert!(stderr.contains("could not be removed"), "{stderr}");
     assert!(dir.join("report.html").is_file());
+    assert!(!dir.join("charts").join("stuck.txt").exists());
     for (stem, title) in CHARTS {
         check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
     }
-    let aside: Vec<String> = fs::read_dir(&dir)
+    let aside: Vec<PathBuf> = fs::read_dir(&dir)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".cascade-replaced-"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".cascade-replaced-")
+        })
         .collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
-    assert_eq!(
-        fs::read_to_string(dir.join(&aside[0])).unwrap(),
-        "not a folder"
+    assert!(
+        stderr.contains(&*aside[0].to_string_lossy()) || stderr.contains(".cascade-replaced-"),
+        "{stderr}"
     );
+    assert_eq!(
+        fs::read_to_string(aside[0].join("old").join("stuck.txt")).unwrap(),
+        "old"
+    );
+}
+
+#[test]
+fn a_report_that_cannot_be_moved_in_puts_the_old_charts_back() {
+    // `report.html` a non-empty folder, which no file can replace: the rebuild fails after
+    // the new charts moved in, and puts the old ones back rather than leave new charts beside
+    // the old report and the old charts hidden aside.
+    let (tmp, dir) = tiny_run(&[]);
+    let svg = |d: &Path| fs::read(d.join("charts").join("price-fan.svg")).unwrap();
+    let before = svg(&dir);
+    fs::write(dir.join("charts").join("marker"), "old").unwrap();
+    fs::remove_file(dir.join("report.html")).unwrap();
+    fs::create_dir_all(dir.join("report.html").join("x")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .args(["report", "result"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("report.html"), "{stderr}");
+    assert!(
+        dir.join("charts").join("marker").is_file(),
+        "the old charts are back"
+    );
+    assert_eq!(svg(&dir), before);
+    let hidden: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
 }
 
 #[test]

@@ -172,9 +172,9 @@ fn refuse(scenario: &Scenario, need: Footprint, paths: u64) -> Result<()> {
     Err(Error::BadInput(format!(
         "this run would hold about {} at once, more than this machine's {}: per-path results {} \
          ({paths} paths x {} {}), step histograms {} ({} steps, a set per thread that takes a \
-         batch of {BATCH} paths), books {} ({} more while they are built). Use fewer paths (or split them: --shard K/N, then cascade merge), fewer steps, \
-         fewer --threads, fewer book.positions or opening.positions, or a larger \
-         partial_fraction",
+         batch of {BATCH} paths), books {} ({} more while they are built). Use fewer paths (or \
+         split them: --shard K/N, then cascade merge), fewer steps, fewer --threads, fewer \
+         book.positions or opening.positions, or a larger partial_fraction",
         gb(need.total()),
         gb(memory),
         gb(need.rows),

@@ -27,11 +27,7 @@ pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<Market> {
 /// The market of one policy.
 pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> Market {
     let f = scenario.file();
-    let cooperating: Vec<bool> = f
-        .venues
-        .iter()
-        .map(|v| policy.cooperating.contains(&v.jurisdiction))
-        .collect();
+    let cooperating = cooperating(scenario, policy);
     if !cooperating.contains(&true) {
         return Market::baseline(scenario, books);
     }
@@ -95,12 +91,7 @@ pub fn book_sides(
     books: &[Vec<Position>],
     policy: &Policy,
 ) -> Vec<(usize, usize)> {
-    let cooperating: Vec<bool> = scenario
-        .file()
-        .venues
-        .iter()
-        .map(|v| policy.cooperating.contains(&v.jurisdiction))
-        .collect();
+    let cooperating = cooperating(scenario, policy);
     // A position whose whole quantity migrated stays behind with none, and makes no tranche.
     let count = |positions: &[Position], side: Side| {
         positions
@@ -122,6 +113,16 @@ pub fn book_sides(
                 count(&t.positions, Side::Short),
             )
         })
+        .collect()
+}
+
+/// Which venues `policy` covers (their jurisdiction cooperates).
+fn cooperating(scenario: &Scenario, policy: &Policy) -> Vec<bool> {
+    scenario
+        .file()
+        .venues
+        .iter()
+        .map(|v| policy.cooperating.contains(&v.jurisdiction))
         .collect()
 }
 

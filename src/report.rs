@@ -90,10 +90,10 @@ pub fn rebuild(dir: &Path) -> Result<Built> {
     let html = dir.join("report.html");
     if let Err(e) = fs::rename(stage.path().join("report.html"), &html) {
         // Back as they were: the old charts beside the old report, not new beside old.
-        if let Some(aside) = &aside {
-            if fs::rename(&charts, stage.path().join("charts")).is_ok() {
-                put_back(aside, &charts);
-            }
+        if let Some(aside) = &aside
+            && fs::rename(&charts, stage.path().join("charts")).is_ok()
+        {
+            put_back(aside, &charts);
         }
         return Err(Error::io(format!("cannot write {}", html.display()), e));
     }
@@ -1327,10 +1327,10 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
         ("seed", m.seed.to_string()),
         ("paths", units::count(m.paths as f64)),
     ];
-    if let Some([a, b]) = m.path_range {
-        if b > a {
-            rows.push(("path indices", format!("{a} to {}", b - 1)));
-        }
+    if let Some([a, b]) = m.path_range
+        && b > a
+    {
+        rows.push(("path indices", format!("{a} to {}", b - 1)));
     }
     if !m.scenario_path.is_empty() {
         rows.push((

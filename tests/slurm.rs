@@ -578,10 +578,10 @@ impl Cluster {
             ("slurmctld", &mut self.slurmctld),
             ("slurmd", &mut self.slurmd),
         ] {
-            if let Some(child) = child {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Some(format!("{name} exited ({status})"));
-                }
+            if let Some(child) = child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Some(format!("{name} exited ({status})"));
             }
         }
         None
@@ -731,15 +731,15 @@ impl Drop for Cluster {
             }
             let _ = child.wait();
         }
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.take() {
-                let kept = dir.keep();
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "slurm test failed: cluster config, state and logs kept in {}",
-                    kept.display()
-                );
-            }
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            let kept = dir.keep();
+            let _ = writeln!(
+                std::io::stderr(),
+                "slurm test failed: cluster config, state and logs kept in {}",
+                kept.display()
+            );
         }
     }
 }

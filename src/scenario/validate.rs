@@ -374,17 +374,19 @@ fn check_garch(c: &mut Checker, p: &Price) {
     if let Some(b) = p.beta {
         c.non_negative("price.beta", b);
     }
-    if let (Some(a), Some(b)) = (p.alpha, p.beta) {
-        if a.is_finite() && b.is_finite() && a + b >= 1.0 {
-            c.fail(
-                "price.alpha",
-                format!(
-                    "alpha + beta = {} must be below 1, or the variance is not stationary \
-                     (it has no finite long-run level)",
-                    a + b
-                ),
-            );
-        }
+    if let (Some(a), Some(b)) = (p.alpha, p.beta)
+        && a.is_finite()
+        && b.is_finite()
+        && a + b >= 1.0
+    {
+        c.fail(
+            "price.alpha",
+            format!(
+                "alpha + beta = {} must be below 1, or the variance is not stationary \
+                 (it has no finite long-run level)",
+                a + b
+            ),
+        );
     }
     if let Some(omega) = p.omega {
         c.positive("price.omega", omega);

@@ -84,8 +84,9 @@ impl Staging {
 }
 
 /// What the directory an old result (or report) is moved aside to while its replacement moves
-/// in starts with (then the process, the machine and a random suffix). Never removed by a later run: a process killed
-/// between the two moves leaves the old result here, to be recovered, rather than nowhere.
+/// in starts with (then the process, the machine and a random suffix). Never removed by a
+/// later run: a process killed between the two moves leaves the old result here, to be
+/// recovered, rather than nowhere.
 pub const REPLACED_PREFIX: &str = ".cascade-replaced-";
 
 /// The folder `path` is in (`.` for a bare name).
@@ -99,9 +100,9 @@ fn parent_of(path: &Path) -> &Path {
 /// Moves the directory `new` to `target`. Whatever is already there is first moved aside
 /// (to `old` in a new `.cascade-replaced-<pid>@<host>@<random>` beside it, a short name
 /// whatever the target's length) and moved back if the move fails, so a failure leaves the
-/// old one or the new one, never neither; deleting it first lost both where the deletion failed halfway (a file the user may
-/// not remove, a file held open on NFS). Returns where the old one went, for [`remove_aside`]
-/// once everything new is in place.
+/// old one or the new one, never neither; deleting it first lost both where the deletion
+/// failed halfway (a file the user may not remove, a file held open on NFS). Returns where the
+/// old one went, for [`remove_aside`] once everything new is in place.
 pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
     let moved = |from: &Path, to: &Path| {
         fs::rename(from, to).map_err(|e| Error::io(format!("cannot write {}", to.display()), e))

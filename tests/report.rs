@@ -49,6 +49,22 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Names of the entries of `dir`.
+fn names(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Names of the hidden entries of `dir` (staging and aside directories).
+fn hidden(dir: &Path) -> BTreeSet<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
 /// Runs the binary in `cwd`; panics with its output unless it exits with `code`.
 #[track_caller]
 fn cascade(cwd: &Path, args: &[&str], code: i32) -> (String, String) {
@@ -250,18 +266,11 @@ fn run_writes_every_chart_as_png_and_svg_and_the_report_by_default() {
         check_png(&dir.join("charts").join(format!("{stem}.png")));
         check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
     }
-    let listed: BTreeSet<String> = fs::read_dir(dir.join("charts"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let listed = names(&dir.join("charts"));
     assert_eq!(listed.len(), CHARTS.len() * 2, "{listed:?}");
     assert!(dir.join("report.html").is_file());
     // No staging directory is left behind.
-    let stray: Vec<_> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
+    let stray = hidden(&dir);
     assert!(stray.is_empty(), "{stray:?}");
 }
 
@@ -295,14 +304,8 @@ fn no_report_skips_charts_and_report_rebuilds_them_without_rerunning() {
         before == after,
         "`cascade report` changed the simulation's files"
     );
-    let names: BTreeSet<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        names.iter().all(|n| !n.starts_with('.')),
-        "staging left behind: {names:?}"
-    );
+    let stray = hidden(&dir);
+    assert!(stray.is_empty(), "staging left behind: {stray:?}");
 }
 
 /// A file made immutable (`chattr +i`: not even root may remove it) under `root`; on drop,
@@ -360,17 +363,12 @@ fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning()
     for (stem, title) in CHARTS {
         check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
     }
-    let aside: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(".cascade-replaced-")
-        })
-        .collect();
+    let aside: Vec<PathBuf> = hidden(&dir).iter().map(|n| dir.join(n)).collect();
     assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(
+        aside[0].to_string_lossy().contains(".cascade-replaced-"),
+        "{aside:?}"
+    );
     assert!(
         stderr.contains(&*aside[0].to_string_lossy()) || stderr.contains(".cascade-replaced-"),
         "{stderr}"
@@ -405,12 +403,8 @@ fn a_report_that_cannot_be_moved_in_puts_the_old_charts_back() {
         "the old charts are back"
     );
     assert_eq!(svg(&dir), before);
-    let hidden: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    let stray = hidden(&dir);
+    assert!(stray.is_empty(), "left behind: {stray:?}");
 }
 
 #[test]

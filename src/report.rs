@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
-use crate::result_dir::{PairedFile, PolicyFile, ResultDir};
+use crate::result_dir::{PairedFile, PolicyFile, ProbabilitiesFile, ResultDir, StatsFile};
 use crate::results::{Staging, put_back, remove_aside, swap_in};
 use crate::runner::INTERRUPT;
 use crate::scenario::file::{
@@ -924,63 +924,76 @@ fn policy_words(p: &Policy) -> String {
     parts.join("; ")
 }
 
-type Figure = (&'static str, fn(&PolicyFile) -> Option<String>);
+/// Where a row of the headline table reads its figure.
+enum Figure {
+    /// A statistic of a metric's distribution, in the metric's unit.
+    Stat(&'static str, fn(&StatsFile) -> f64),
+    /// One of the probabilities, as a percentage.
+    Probability(fn(&ProbabilitiesFile) -> f64),
+}
+
+impl Figure {
+    fn of(&self, p: &PolicyFile) -> Option<String> {
+        match self {
+            Figure::Stat(metric, pick) => {
+                let unit = units::metric(metric).1;
+                p.metric(metric).map(|d| unit.format(pick(d)))
+            }
+            Figure::Probability(pick) => Some(units::percent(pick(&p.probabilities))),
+        }
+    }
+}
 
 /// The rows of the headline table.
-fn headline_rows() -> Vec<Figure> {
-    fn stat(
-        p: &PolicyFile,
-        m: &str,
-        pick: fn(&crate::result_dir::StatsFile) -> f64,
-    ) -> Option<String> {
-        let unit = units::metric(m).1;
-        p.metric(m).map(|d| unit.format(pick(d)))
-    }
-    vec![
-        ("Liquidated notional, mean", |p| {
-            stat(p, "liquidated_notional", |d| d.mean)
-        }),
-        ("Liquidated notional, 99% quantile", |p| {
-            stat(p, "liquidated_notional", |d| d.p99)
-        }),
-        ("Liquidated notional, expected shortfall 99%", |p| {
-            stat(p, "liquidated_notional", |d| d.es99)
-        }),
-        ("Max drawdown, median", |p| {
-            stat(p, "max_drawdown", |d| d.p50)
-        }),
-        ("Max drawdown, 99% quantile", |p| {
-            stat(p, "max_drawdown", |d| d.p99)
-        }),
-        ("Amplification (drawdown / exogenous), mean", |p| {
-            stat(p, "amplification", |d| d.mean)
-        }),
-        ("Amplification, 99% quantile", |p| {
-            stat(p, "amplification", |d| d.p99)
-        }),
-        ("Bad debt, mean", |p| stat(p, "bad_debt", |d| d.mean)),
-        ("Bad debt, 99% quantile", |p| stat(p, "bad_debt", |d| d.p99)),
-        ("Insurance fund drawn, mean", |p| {
-            stat(p, "insurance_fund_drawn", |d| d.mean)
-        }),
-        ("ADL notional, mean", |p| {
-            stat(p, "adl_notional", |d| d.mean)
-        }),
-        ("Unabsorbed loss, mean", |p| {
-            stat(p, "unabsorbed_loss", |d| d.mean)
-        }),
-        ("Unabsorbed loss, worst path", |p| {
-            stat(p, "unabsorbed_loss", |d| d.max)
-        }),
-        ("Probability some venue is insolvent", |p| {
-            Some(units::percent(p.probabilities.any_insolvency))
-        }),
-        ("Probability of auto-deleveraging", |p| {
-            Some(units::percent(p.probabilities.adl))
-        }),
-        ("Probability the round cap bound", |p| {
-            Some(units::percent(p.probabilities.round_cap_hit))
-        }),
+fn headline_rows() -> [(&'static str, Figure); 16] {
+    use Figure::{Probability, Stat};
+    [
+        (
+            "Liquidated notional, mean",
+            Stat("liquidated_notional", |d| d.mean),
+        ),
+        (
+            "Liquidated notional, 99% quantile",
+            Stat("liquidated_notional", |d| d.p99),
+        ),
+        (
+            "Liquidated notional, expected shortfall 99%",
+            Stat("liquidated_notional", |d| d.es99),
+        ),
+        ("Max drawdown, median", Stat("max_drawdown", |d| d.p50)),
+        (
+            "Max drawdown, 99% quantile",
+            Stat("max_drawdown", |d| d.p99),
+        ),
+        (
+            "Amplification (drawdown / exogenous), mean",
+            Stat("amplification", |d| d.mean),
+        ),
+        (
+            "Amplification, 99% quantile",
+            Stat("amplification", |d| d.p99),
+        ),
+        ("Bad debt, mean", Stat("bad_debt", |d| d.mean)),
+        ("Bad debt, 99% quantile", Stat("bad_debt", |d| d.p99)),
+        (
+            "Insurance fund drawn, mean",
+            Stat("insurance_fund_drawn", |d| d.mean),
+        ),
+        ("ADL notional, mean", Stat("adl_notional", |d| d.mean)),
+        ("Unabsorbed loss, mean", Stat("unabsorbed_loss", |d| d.mean)),
+        (
+            "Unabsorbed loss, worst path",
+            Stat("unabsorbed_loss", |d| d.max),
+        ),
+        (
+            "Probability some venue is insolvent",
+            Probability(|q| q.any_insolvency),
+        ),
+        ("Probability of auto-deleveraging", Probability(|q| q.adl)),
+        (
+            "Probability the round cap bound",
+            Probability(|q| q.round_cap_hit),
+        ),
     ]
 }
 
@@ -1001,10 +1014,14 @@ fn headline_section(w: &mut String, result: &ResultDir) {
         let _ = write!(w, "<th>{}</th>", esc(&p.name));
     }
     let _ = writeln!(w, "</tr></thead>\n<tbody>");
-    for (label, get) in headline_rows() {
+    for (label, figure) in headline_rows() {
         let _ = write!(w, "<tr><td>{label}</td>");
         for p in &s.policies {
-            let _ = write!(w, "<td>{}</td>", get(p).unwrap_or_else(|| "n/a".into()));
+            let _ = write!(
+                w,
+                "<td>{}</td>",
+                figure.of(p).unwrap_or_else(|| "n/a".into())
+            );
         }
         let _ = writeln!(w, "</tr>");
     }

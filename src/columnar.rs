@@ -1,8 +1,10 @@
 //! `paths.parquet`: the paths table as a columnar file that pandas, polars and DuckDB read
 //! directly, for studies whose `paths.csv` runs to millions of rows.
 //!
-//! Same columns, same order and same values as `paths.csv` (`policy` as UTF-8, `path` as
-//! INT64, every figure as DOUBLE), one row group per policy and million rows, Snappy-compressed.
+//! Same columns, same order and same values as `paths.csv` (`policy` as UTF-8, `path` and the
+//! counts, such as `liquidated_positions`, as INT64, every other figure as DOUBLE), one row
+//! group per policy and million rows, Snappy-compressed. Counts are integers so that a notebook
+//! gets the same column types from every file: `pandas.read_csv` types a column by its values.
 
 use std::fs::File;
 use std::path::Path;
@@ -15,8 +17,10 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use crate::error::{Error, Result};
+use crate::metrics::Metric;
 use crate::runner::RunOutput;
 use crate::scenario::Scenario;
+use crate::units::{self, Unit};
 
 /// File name within a result directory.
 pub const FILE: &str = "paths.parquet";
@@ -44,12 +48,25 @@ pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<(
     let f = scenario.file();
     let names: Vec<String> = f.venues.iter().map(|v| v.name.clone()).collect();
     let figures = out.layout.columns(&names);
+    // The path's own metrics come first (per-venue figures are all in USD).
+    let counts: Vec<bool> = (0..figures.len())
+        .map(|k| {
+            Metric::ALL
+                .get(k)
+                .is_some_and(|m| units::metric(m.name()).1 == Unit::Count)
+        })
+        .collect();
     let mut fields = vec![
         column("policy", Physical::BYTE_ARRAY).map_err(err)?,
         column("path", Physical::INT64).map_err(err)?,
     ];
-    for name in &figures {
-        fields.push(column(name, Physical::DOUBLE).map_err(err)?);
+    for (name, &count) in figures.iter().zip(&counts) {
+        let physical = if count {
+            Physical::INT64
+        } else {
+            Physical::DOUBLE
+        };
+        fields.push(column(name, physical).map_err(err)?);
     }
     let schema = Arc::new(
         Type::group_type_builder("paths")
@@ -81,6 +98,14 @@ pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<(
                     }
                     1 => {
                         let v: Vec<i64> = (start..end).map(|i| i as i64).collect();
+                        col.typed::<Int64Type>()
+                            .write_batch(&v, None, None)
+                            .map_err(err)?;
+                    }
+                    k if counts[k - 2] => {
+                        // Sums of whole numbers far below 2^53: exact in the row's f64.
+                        let v: Vec<i64> =
+                            (start..end).map(|i| out.row(i, p)[k - 2] as i64).collect();
                         col.typed::<Int64Type>()
                             .write_batch(&v, None, None)
                             .map_err(err)?;

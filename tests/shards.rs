@@ -28,6 +28,16 @@ fn ok(dir: &Path, args: &[&str]) {
 
 const COMPARED: [&str; 4] = ["summary.json", "paths.csv", "timeline.csv", "scenario.toml"];
 
+/// The columns of `paths.csv` that count (positions, venues, rounds, steps, interventions).
+const COUNTS: [&str; 6] = [
+    "liquidated_positions",
+    "insolvent_venues",
+    "cascade_rounds",
+    "cascade_steps",
+    "round_cap_hits",
+    "interventions",
+];
+
 fn same_files(a: &Path, b: &Path) {
     for f in COMPARED {
         let (x, y) = (fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap());
@@ -883,6 +893,17 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         .map(|c| c.name().to_string())
         .collect();
     assert_eq!(fields, header, "same columns in the same order");
+    let integers: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .filter(|c| c.physical_type() == parquet::basic::Type::INT64)
+        .map(|c| c.name().to_string())
+        .collect();
+    let expected: Vec<&str> = ["path"].into_iter().chain(COUNTS).collect();
+    assert_eq!(integers, expected, "the path and the counts are integers");
     let mut rows = 0;
     for (row, line) in reader.get_row_iter(None).unwrap().zip(lines) {
         let row = row.unwrap();
@@ -890,12 +911,13 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         assert_eq!(row.get_string(0).unwrap(), cells[0]);
         assert_eq!(row.get_long(1).unwrap().to_string(), cells[1]);
         for (k, cell) in cells.iter().enumerate().skip(2) {
-            assert_eq!(
-                row.get_double(k).unwrap(),
-                cell.parse::<f64>().unwrap(),
-                "column {}",
-                header[k]
-            );
+            // Counts are integers, every other figure a double.
+            let value = if COUNTS.contains(&header[k]) {
+                row.get_long(k).unwrap() as f64
+            } else {
+                row.get_double(k).unwrap()
+            };
+            assert_eq!(value, cell.parse::<f64>().unwrap(), "column {}", header[k]);
         }
         rows += 1;
     }

@@ -66,8 +66,8 @@ struct Run {
     keys: Vec<f64>,
     /// Every [`SAMPLE`]-th key, from the first.
     sample: Vec<f64>,
-    /// Prefix sums, one entry per boundary (length n + 1), kept together so that a lookup
-    /// touches one cache line rather than four arrays.
+    /// Prefix sums, one entry per boundary (length n + 1), kept together (48 bytes) so that a
+    /// lookup touches one or two adjacent cache lines rather than six arrays.
     prefix: Vec<Prefix>,
     /// Log of bankruptcy price / trigger price: `ln(1 - rate)` for longs, `ln(1 + rate)` for
     /// shorts (unused on the `all` run of a ladder with classes).
@@ -526,7 +526,8 @@ impl Ladder {
         self.total_quantity
     }
 
-    /// Log of the trigger price of tranche `i`, or infinity past the end (never crossed).
+    /// Log of the trigger price of tranche `i`; past the end, -infinity for longs and +infinity
+    /// for shorts (never crossed).
     #[inline]
     pub fn next_log_trigger(&self, i: usize) -> f64 {
         match self.all.keys.get(i) {

@@ -51,5 +51,6 @@ pub use scenario::Scenario;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The code the binary was built from, recorded in every result beside [`VERSION`]:
-/// `git <commit>`, with `-dirty` when tracked files had uncommitted changes (set by `build.rs`).
+/// `git <commit>`, with `-dirty` when the binary's sources had uncommitted changes (set by
+/// `build.rs`, which lists them: an edited README or test does not count).
 pub const BUILD: &str = env!("CASCADE_BUILD");

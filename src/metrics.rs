@@ -43,10 +43,12 @@ pub enum Metric {
     RoundCapHits,
     /// Times a supervisor acted (circuit breaker or margin add-on).
     Interventions,
-    /// Share of the starting open interest closed by forced liquidation, counted in
-    /// contracts (notional at the start price), at most 1. Each forced close removes its
-    /// quantity from open interest, as when the other side of the forced order is closing
-    /// too; observed declines also hold voluntary deleveraging, which the model does not have.
+    /// Net share of the starting open interest gone by the end of the horizon, counted in
+    /// contracts (notional at the start price): what forced liquidation closed, less the
+    /// notional (per side) of the cohorts that opened during the horizon, between 0 and 1.
+    /// Each forced close removes its quantity from open interest, as when the other side of
+    /// the forced order is closing too; observed declines also hold voluntary deleveraging,
+    /// which the model does not have.
     OpenInterestLost,
 }
 

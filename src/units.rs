@@ -76,7 +76,7 @@ pub fn metric(name: &str) -> (&str, Unit) {
     }
 }
 
-/// US dollars with a magnitude suffix: `$950`, `$12.3k`, `$4.56M`, `$1.20B`, `-$3.0M`.
+/// US dollars with a magnitude suffix: `$950`, `$12.3k`, `$4.56M`, `$1.2B`, `-$3M`.
 pub fn usd(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();

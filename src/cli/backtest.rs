@@ -23,7 +23,8 @@ pub struct BacktestArgs {
     out: PathBuf,
 }
 
-/// Backtests every episode, in file-name order, and writes the table.
+/// Backtests every episode in the order given (a folder's files in name order), and writes
+/// the table.
 pub fn run(args: BacktestArgs) -> Result<()> {
     if args.out.exists() && !args.common.force {
         return Err(Error::BadInput(format!(

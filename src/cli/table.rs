@@ -3,7 +3,8 @@
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
 
-/// USD amounts in a compact form: 1.23B, 456M, 7.8k.
+/// USD amounts with a magnitude suffix and three decimals, which line up in a column:
+/// `$1.230B`, `$456.000M`, `$7.800k`.
 pub fn usd(v: f64) -> String {
     let a = v.abs();
     let (x, unit) = if a >= 1e9 {

@@ -1363,7 +1363,7 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
     }
     if !m.scenario_sha256.is_empty() {
         rows.push((
-            "resolved scenario SHA-256 (scenario.toml)",
+            "SHA-256 of what was run: scenario.toml and every CSV it reads (scenario_sha256)",
             format!("<code>{}</code>", esc(&m.scenario_sha256)),
         ));
     }

@@ -99,11 +99,6 @@ impl MarginSchedule {
         self.tiers[0].initial
     }
 
-    /// Whether the schedule has tiers above the base rates.
-    pub fn is_tiered(&self) -> bool {
-        self.tiers.len() > 1
-    }
-
     /// The tier of a position of `notional`: a bound belongs to the tier below it ("up to
     /// 50,000").
     fn tier(&self, notional: f64) -> &Tier {

@@ -190,6 +190,21 @@ mod tests {
     }
 
     #[test]
+    fn a_bound_belongs_to_the_tier_below_it() {
+        // "Up to 50k USDT: 125x": a position of exactly 50k may still carry 125x.
+        let m = binance();
+        for (bound, below, above) in [
+            (50_000.0, 0.008, 0.01),
+            (250_000.0, 0.01, 0.02),
+            (1_000_000.0, 0.02, 0.05),
+        ] {
+            assert_eq!(m.initial_rate(bound), below, "at {bound}");
+            assert_eq!(m.initial_rate(bound * (1.0 + 1e-12)), above, "past {bound}");
+        }
+        assert_eq!(m.max_leverage(50_000.0), 125.0);
+    }
+
+    #[test]
     fn requirement_is_continuous_across_every_bound() {
         let m = binance();
         for t in &m.tiers[1..] {

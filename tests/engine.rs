@@ -412,6 +412,69 @@ fn the_loss_waterfall_reaches_fund_adl_and_unabsorbed_and_still_balances() {
     }
 }
 
+#[test]
+fn adl_takes_no_more_than_the_other_side_has_won() {
+    // Longs at 100x, entered 1% apart below the start, go bankrupt step after step of a
+    // five-step 30% fall through a thin book; with an empty fund, each step's bad debt goes to
+    // ADL. The only shorts hold 2 BTC at 1x: what ADL can ever take from them is what they
+    // have won at the lowest price, 2 (start - low), however many steps draw on it. Without
+    // them, ADL has nothing to draw on and every dollar of bad debt is unabsorbed.
+    let start = 50_000.0;
+    let s = load(
+        &scenario_text(
+            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e7\nopen_interest = 1e9",
+            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.3\nstart_step = 2\nduration_steps = 5",
+            "impact = \"linear\"\nshared_depth_1pct = 1.0e7\nrouting = 0.0\npermanent_fraction = 1.0",
+        ),
+        &[],
+    );
+    let longs = (0..30).map(|k| Position {
+        side: Side::Long,
+        quantity: 20.0,
+        entry: start * (-0.01 * k as f64).exp(),
+        leverage: 100.0,
+    });
+    let short = Position {
+        side: Side::Short,
+        quantity: 2.0,
+        entry: start,
+        leverage: 1.0,
+    };
+    for with_shorts in [true, false] {
+        let book: Vec<Position> = longs.clone().chain(with_shorts.then_some(short)).collect();
+        let market = market_with(&s, book);
+        let (row, ledger, scratch) = one_path(&market, &returns(&s, 0));
+        assert_conserved(&ledger, 1e9);
+        let steps_liquidating = scratch
+            .liquidated_path
+            .windows(2)
+            .filter(|w| w[1] > w[0])
+            .count();
+        assert!(steps_liquidating >= 2, "{:?}", scratch.liquidated_path);
+        assert!(ledger.unabsorbed > 0.0, "{ledger:?}");
+        // The one venue's ADL cell is the path's.
+        let adl_cell = row[RowLayout { venues: 1 }.venue(0, VenueMetric::AdlNotional)];
+        assert_eq!(adl_cell, row[Metric::AdlNotional.index()]);
+        if with_shorts {
+            let low = scratch
+                .log_price_path
+                .iter()
+                .fold(f64::INFINITY, |a, &b| a.min(b));
+            let won = 2.0 * start * (1.0 - low.exp());
+            assert!(
+                ledger.adl > 0.5 * won && ledger.adl <= won * (1.0 + 1e-9),
+                "ADL {} against the shorts' winnings {won}",
+                ledger.adl
+            );
+            assert!(adl_cell > 0.0);
+        } else {
+            assert_eq!(ledger.adl, 0.0);
+            assert_eq!(adl_cell, 0.0);
+            assert_eq!(ledger.unabsorbed, ledger.bad_debt);
+        }
+    }
+}
+
 /// A long-only ladder, uniform in log price: tranche `k` triggers `k * step` below the start,
 /// each worth `notional` at the start price.
 fn uniform_log_ladder(start: f64, mm: f64, n: usize, step: f64, notional: f64) -> Vec<Position> {

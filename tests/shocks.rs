@@ -1,6 +1,7 @@
-//! The price models of issue 6: GARCH(1,1) (stationarity, variance targeting, volatility
-//! clustering, martingale drift) and historical replay (exact without bootstrap, moving
-//! blocks of the series with it, the file copied into results so they run again).
+//! The price models: the i.i.d. ones (each step's variance in closed form, martingale
+//! drifts), GARCH(1,1) (stationarity, variance targeting, volatility clustering, martingale
+//! drift), historical replay (exact without bootstrap, moving blocks of the series with it,
+//! the file copied into results so they run again) and the stress recovery.
 
 use std::path::Path;
 
@@ -76,6 +77,88 @@ fn here() -> &'static Path {
     Path::new("test.toml")
 }
 
+/// Per-path mean of `f(r)` over all steps, for `paths` paths: the values are independent
+/// across paths, so their spread gives an honest standard error even though GARCH returns
+/// are dependent within a path.
+fn path_means(s: &Scenario, paths: u64, f: impl Fn(f64) -> f64) -> (f64, f64) {
+    let means: Vec<f64> = (0..paths)
+        .map(|p| {
+            let r = returns(s, p);
+            r.iter().map(|&x| f(x)).sum::<f64>() / r.len() as f64
+        })
+        .collect();
+    let n = means.len() as f64;
+    let mean = means.iter().sum::<f64>() / n;
+    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+// ---------------------------------------------------------------------------------------
+// Gaussian, Student-t and Merton steps
+
+#[test]
+fn each_iid_model_has_its_closed_form_step_variance() {
+    // 2000 paths x 500 one-minute steps = 1e6 returns each. With per-step variance s2 and
+    // drift mu, E[r^2] = s2 + mu^2. Student-t innovations are scaled to unit variance (so
+    // 5 degrees of freedom, whose fourth moment is finite, gives the Gaussian's s2); Merton
+    // adds compound-Poisson jumps, lambda (m^2 + d^2) of variance and lambda m of mean, here
+    // 14 times the diffusion's variance, so a step that never jumps cannot pass. 5 standard
+    // errors from the independent per-path means, each below 3% of the target.
+    let vol: f64 = 0.8;
+    let s2 = vol * vol * 60.0 / (365.0 * 86_400.0);
+    let (per_day, m, d): (f64, f64, f64) = (50.0, -0.01, 0.02);
+    let lambda = per_day * 60.0 / 86_400.0;
+    let merton_mean = -0.5 * s2 - lambda * ((m + 0.5 * d * d).exp() - 1.0) + lambda * m;
+    let cases = [
+        (format!("annual_volatility = {vol}"), s2 + 0.25 * s2 * s2),
+        (
+            format!("model = \"student_t\"\nannual_volatility = {vol}\ndegrees_of_freedom = 5.0"),
+            s2 + 0.25 * s2 * s2,
+        ),
+        (
+            format!(
+                "model = \"merton\"\nannual_volatility = {vol}\njump_intensity_per_day = {per_day}\njump_mean = {m}\njump_stdev = {d}"
+            ),
+            s2 + lambda * (m * m + d * d) + merton_mean * merton_mean,
+        ),
+    ];
+    for (price, target) in &cases {
+        let s = load(&scenario_text(500, price), here());
+        let (mean, se) = path_means(&s, 2_000, |r| r * r);
+        assert!(se < 0.03 * target, "{price}: standard error {se} too large");
+        assert!(
+            (mean - target).abs() < 5.0 * se,
+            "{price}: per-step E[r^2] {mean:e}, closed form {target:e} (se {se:e})"
+        );
+    }
+}
+
+#[test]
+fn gaussian_and_merton_prices_are_martingales() {
+    // E[exp(r)] = 1 each step: the drift takes off s2/2 and, for Merton, the jumps' expected
+    // relative move lambda (exp(m + d^2/2) - 1). With daily steps at 80% volatility s2/2 is
+    // 8.8e-4, 20 standard errors of the mean of 1e6 Gaussian draws and 8 with these jumps,
+    // whose -9.5% a day is 900. (Student-t steps have no finite E[exp(r)]: their drift is the
+    // Gaussian's, an approximation.)
+    for price in [
+        "annual_volatility = 0.8",
+        "model = \"merton\"\nannual_volatility = 0.8\njump_intensity_per_day = 2.0\njump_mean = -0.05\njump_stdev = 0.05",
+    ] {
+        let text =
+            scenario_text(500, price).replace("seed = 7", "seed = 7\nstep_seconds = 86400.0");
+        let s = load(&text, here());
+        let (mean, se) = path_means(&s, 2_000, |r| r.exp() - 1.0);
+        assert!(
+            mean.abs() < 5.0 * se,
+            "{price}: E[exp(r)] - 1 = {mean:e} (se {se:e})"
+        );
+        assert!(
+            se < 1.5e-4,
+            "{price}: standard error {se:e} too large to see a missing drift"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // GARCH(1,1)
 
@@ -125,22 +208,6 @@ fn garch_validation_refuses_non_stationary_and_incomplete_parameters() {
         ),
         here(),
     );
-}
-
-/// Per-path mean of `f(r)` over all steps, for `paths` paths: the values are independent
-/// across paths, so their spread gives an honest standard error even though GARCH returns
-/// are dependent within a path.
-fn path_means(s: &Scenario, paths: u64, f: impl Fn(f64) -> f64) -> (f64, f64) {
-    let means: Vec<f64> = (0..paths)
-        .map(|p| {
-            let r = returns(s, p);
-            r.iter().map(|&x| f(x)).sum::<f64>() / r.len() as f64
-        })
-        .collect();
-    let n = means.len() as f64;
-    let mean = means.iter().sum::<f64>() / n;
-    let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
 }
 
 #[test]

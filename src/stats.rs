@@ -208,6 +208,13 @@ mod tests {
     }
 
     #[test]
+    fn share_positive_counts_only_values_above_zero() {
+        // A probability such as P(bad debt > 0): a path with none counts against it.
+        assert_eq!(super::share_positive(&[-1.0, 0.0, 2.0, 3.0, 0.0]), 0.4);
+        assert_eq!(super::share_positive(&[0.0; 3]), 0.0);
+    }
+
+    #[test]
     fn statistics_of_no_paths_are_undefined_not_zero() {
         let d = Distribution::of(&[]);
         for v in [d.mean, d.std, d.p50, d.p99, d.max, d.es95, d.es99, d.es999] {

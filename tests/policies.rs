@@ -488,6 +488,35 @@ long,1000000,120,10
 }
 
 #[test]
+fn a_leverage_cap_tops_a_large_position_up_to_its_own_tiers_cap() {
+    // Above 1M of notional the venue allows 10x, below it 100x. A 5M long at 15x (a snapshot
+    // may hold what the venue's rules no longer allow), whose maintenance is 5% of its
+    // notional less the tiers' fixed 45,000, triggers at 97.3, so the baseline liquidates it
+    // when the price falls 3.5% to 96.5. A 50x cap tightens the venue's 100x, so its positions
+    // are checked against the cap and the tier each one's size falls in: topped up to 10x, the
+    // long triggers at 93.8 and survives. Checked against the cap alone (50x), or against the
+    // tier of a small position, it would stay at 15x and go.
+    let dir = tempfile::TempDir::new().unwrap();
+    let csv = dir.path().join("book.csv");
+    std::fs::write(
+        &csv,
+        "side,notional,entry_price,leverage\nlong,5000000,100,15\nshort,5000000,100,1\n",
+    )
+    .unwrap();
+    let text = format!(
+        "name = \"tiers\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.035\nstart_step = 1\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e15\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.01\nmaintenance_margin = 0.005\nmargin_tiers = [{{ above = 1.0e6, initial_margin = 0.1, maintenance_margin = 0.05 }}]\ndepth_1pct = 1.0e15\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"cap\"\ncooperating = [\"x\"]\nleverage_cap = 50.0\n",
+        csv.to_str().unwrap()
+    );
+    let s = Scenario::from_toml(&text, Path::new("tiers.toml"), &[]).unwrap();
+    let (_, out) = run(&s);
+    let liq = Metric::LiquidatedNotional.index();
+    for path in 0..2 {
+        assert!(out.row(path, 0)[liq] > 4.0e6, "{:?}", out.row(path, 0));
+        assert_eq!(out.row(path, 1)[liq], 0.0, "{:?}", out.row(path, 1));
+    }
+}
+
+#[test]
 fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
     // Venue "b" holds shorts only (a snapshot), so it weighs nothing in the index. Its
     // supervisor must still watch its price, which falls with the shared price when "a"'s

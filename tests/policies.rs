@@ -260,6 +260,48 @@ fn migrating_positions_go_where_their_side_trades() {
     }
 }
 
+#[test]
+fn migrants_keep_to_their_destinations_tiers_and_stay_where_their_side_has_nowhere_to_go() {
+    // Inside, a long and a short at 20x meet a 5x cap with half of each above-cap position
+    // migrating. The one venue outside holds longs only and allows 2x above 100,000 of
+    // notional: the migrating long (500,000) arrives at 2x, not at its own 20x, and survives
+    // a 10% fall that liquidates the baseline's 20x long (trigger 96). The short has nowhere
+    // to go: it stays whole, topped up to the cap, rather than losing the half that found no
+    // destination.
+    let dir = tempfile::TempDir::new().unwrap();
+    let book = |name: &str, rows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
+        path
+    };
+    let inside = book("inside.csv", "long,1000000,100,20\nshort,1000000,100,20\n");
+    let outside = book("outside.csv", "long,1000000,100,1\n");
+    let extra = "liquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e15";
+    let text = format!(
+        "name = \"tiers\"\n[simulation]\npaths = 1\nsteps = 4\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.1\nstart_step = 1\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e15\n{}{}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"cap\"\ncooperating = [\"in\"]\nleverage_cap = 5.0\nmigration = 0.5\n",
+        csv_venue("inside", "in", &inside, extra),
+        csv_venue(
+            "outside",
+            "out",
+            &outside,
+            &format!(
+                "{extra}\nmargin_tiers = [{{ above = 1.0e5, initial_margin = 0.5, maintenance_margin = 0.1 }}]"
+            ),
+        ),
+    );
+    let s = Scenario::from_toml(&text, Path::new("tiers.toml"), &[]).unwrap();
+    let (markets, out) = run(&s);
+    let (base, cap) = (&markets[0], &markets[1]);
+    let longs = |m: &Market, i: usize| m.venues[i].longs.total_quantity();
+    // Half the long (5,000 units) moved; all of the short (10,000 units) stayed.
+    assert!((longs(cap, 1) - longs(base, 1) - 5_000.0).abs() < 1e-9);
+    assert_eq!(cap.venues[0].shorts.total_quantity(), 10_000.0);
+    assert_eq!(cap.venues[1].shorts.total_quantity(), 0.0);
+    let liq = Metric::LiquidatedNotional.index();
+    assert!(out.row(0, 0)[liq] > 0.0, "{:?}", out.row(0, 0));
+    assert_eq!(out.row(0, 1)[liq], 0.0, "{:?}", out.row(0, 1));
+}
+
 /// Runs one path of a market: cumulative liquidations per step, and the step the first
 /// supervisor acted at.
 fn trace(market: &Market, s: &Scenario, path: u64) -> (Vec<f64>, Option<usize>) {

@@ -398,6 +398,61 @@ fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
 }
 
 #[test]
+fn a_cover2_pool_holds_the_two_largest_stressed_losses() {
+    // Under a 15% move each venue's loss beyond bankruptcy prices, the larger side's:
+    // "a" a long at 10x (bankrupt at 90, closed at 85): 10,000 x 5 = 50,000; "b" a short at
+    // 10x (bankrupt at 110, closed at 115): 30,000 x 5 = 150,000; "c" a long at 20x (bankrupt
+    // at 95): 10,000 x 10 = 100,000. Each venue's other side is at 2x, out of reach. Cover-2
+    // is 150,000 + 100,000, unless the members' own funds sum to more.
+    let dir = tempfile::TempDir::new().unwrap();
+    let book = |name: &str, rows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
+        path
+    };
+    let books = [
+        (
+            "a",
+            book("a.csv", "long,1000000,100,10\nshort,1000000,100,2\n"),
+        ),
+        (
+            "b",
+            book("b.csv", "short,3000000,100,10\nlong,3000000,100,2\n"),
+        ),
+        (
+            "c",
+            book("c.csv", "long,1000000,100,20\nshort,1000000,100,2\n"),
+        ),
+    ];
+    for (own, pool) in [(1_000.0, 250_000.0), (100_000.0, 300_000.0)] {
+        let venues: String = books
+            .iter()
+            .map(|(name, csv)| {
+                csv_venue(
+                    name,
+                    "in",
+                    csv,
+                    &format!("liquidation_fee = 0.0\ninsurance_fund = {own}\ndepth_1pct = 1.0e9"),
+                )
+            })
+            .collect();
+        let text = format!(
+            "name = \"cover2\"\n[simulation]\npaths = 1\nsteps = 2\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e9\n{venues}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"pooled\"\ncooperating = [\"in\"]\npooled_default_fund = {{ sizing = \"cover2\", stress_move = 0.15 }}\n",
+        );
+        let s = Scenario::from_toml(&text, Path::new("cover2.toml"), &[]).unwrap();
+        let markets = policy::markets(&s, &s.books());
+        assert_eq!(markets[0].funds, vec![own; 3]);
+        // The pool takes the first member's place; the others' funds are merged into it.
+        let funds = &markets[1].funds;
+        assert!(
+            (funds[0] - pool).abs() < 1e-6 && funds[1] == 0.0 && funds[2] == 0.0,
+            "own funds {own}: {funds:?}, expected a pool of {pool}"
+        );
+        assert!(markets[1].venues.iter().all(|v| v.fund == 0));
+    }
+}
+
+#[test]
 fn pooling_the_default_fund_never_increases_unabsorbed_loss() {
     // Without ADL, a pooled fund meets every shortfall a member's own fund would have met.
     let s = scenario(

@@ -6,13 +6,13 @@ use std::path::Path;
 use cascade::book::Side;
 use cascade::engine::{self, Scratch};
 use cascade::market::Market;
-use cascade::metrics::{Metric, RowLayout};
+use cascade::metrics::{Metric, RowLayout, VenueMetric};
 use cascade::policy;
 use cascade::runner::{self, PathRange, RunOptions, RunOutput};
 use cascade::scenario::file::{FundSizing, MarginFloor, Policy, PooledFund};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
-use cascade::summary::Summary;
+use cascade::summary::{GroupSummary, Summary};
 
 /// Two jurisdictions with two venues each, plus `policies` (TOML `[[policies]]` entries after
 /// the baseline) and `liquidity` (the `[liquidity]` body).
@@ -473,6 +473,102 @@ fn pooling_the_default_fund_never_increases_unabsorbed_loss() {
         helped += usize::from(pooled < base);
     }
     assert!(helped > 0, "pooling helped on some path");
+}
+
+#[test]
+fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
+    // summary.json's groups are sums of venues path by path, so their means are sums of the
+    // venues' means; each venue's figures are its own cells; a pool reports what its members
+    // drew; a comparison's figures are those of the per-path differences.
+    let policies = "[[policies]]\nname = \"pooled\"\ncooperating = [\"onshore\", \"offshore\"]\nmargin_floor = { initial = 0.05, maintenance = 0.01 }\npooled_default_fund = { sizing = \"sum\" }\n";
+    let s = scenario(DEFAULT_LIQUIDITY, "", SHORTS, policies);
+    let (markets, out) = run(&s);
+    let summary = Summary::build(&s, &markets, &out);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+    let cell = |p: usize, v: usize, m: VenueMetric| out.column(p, out.layout.venue(v, m));
+    let figures = |g: &GroupSummary| {
+        [
+            g.liquidated_notional_mean,
+            g.liquidated_long_notional_mean,
+            g.liquidated_short_notional_mean,
+            g.bad_debt_mean,
+            g.insurance_fund_drawn_mean,
+            g.adl_notional_mean,
+            g.unabsorbed_loss_mean,
+            g.open_interest,
+        ]
+    };
+    let mut drawn = 0.0;
+    for (p, ps) in summary.policies.iter().enumerate() {
+        for (v, venue) in ps.venues.iter().enumerate() {
+            let long = cell(p, v, VenueMetric::LiquidatedLongNotional);
+            let short = cell(p, v, VenueMetric::LiquidatedShortNotional);
+            let total: Vec<f64> = long.iter().zip(&short).map(|(a, b)| a + b).collect();
+            assert!(
+                close(venue.liquidated_notional_mean, mean(&total)),
+                "{venue:?}"
+            );
+            assert!(close(venue.liquidated_long_notional_mean, mean(&long)));
+            assert!(close(
+                venue.bad_debt_mean,
+                mean(&cell(p, v, VenueMetric::BadDebt))
+            ));
+        }
+        let names: Vec<&str> = ps.jurisdictions.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["onshore", "offshore"]);
+        for (j, members) in ps.jurisdictions.iter().zip([[0, 1], [2, 3]]) {
+            let sum = members.map(|v| figures(&ps.venues[v]));
+            for (k, got) in figures(j).into_iter().enumerate() {
+                assert!(close(got, sum[0][k] + sum[1][k]), "{}: figure {k}", j.name);
+            }
+        }
+        let venues_total: f64 = ps.venues.iter().map(|v| v.liquidated_notional_mean).sum();
+        let metric = |name: &str| &ps.metrics.0.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(close(venues_total, metric("liquidated_notional").mean));
+        for fund in &ps.funds {
+            let members: Vec<usize> = fund
+                .members
+                .iter()
+                .map(|m| ps.venues.iter().position(|v| &v.name == m).unwrap())
+                .collect();
+            let of_members: f64 = members
+                .iter()
+                .map(|&v| ps.venues[v].insurance_fund_drawn_mean)
+                .sum();
+            assert!(close(fund.drawn_mean, of_members), "{fund:?}");
+            drawn += fund.drawn_mean;
+        }
+        let expected = if p == 0 { vec![1; 4] } else { vec![4] };
+        assert_eq!(
+            ps.funds.iter().map(|f| f.members.len()).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(
+            ps.funds.iter().map(|f| f.start).sum::<f64>(),
+            markets[p].funds.iter().sum::<f64>()
+        );
+    }
+    assert!(drawn > 0.0, "some fund pays on some path");
+    let liq = Metric::LiquidatedNotional.index();
+    let (policy, base) = (out.column(1, liq), out.column(0, liq));
+    // Differences within rounding of the figures (summary::TIE) are ties.
+    let diff: Vec<f64> = policy
+        .iter()
+        .zip(&base)
+        .map(|(a, b)| {
+            let tie = (a - b).abs() <= cascade::summary::TIE * a.abs().max(b.abs());
+            if tie { 0.0 } else { a - b }
+        })
+        .collect();
+    let paired = &summary.comparisons[0].metrics.0[liq].1;
+    let share =
+        |f: fn(f64) -> bool| diff.iter().filter(|&&d| f(d)).count() as f64 / diff.len() as f64;
+    assert!(close(paired.mean_difference, mean(&diff)));
+    assert!(close(paired.relative.unwrap(), mean(&diff) / mean(&base)));
+    assert_eq!(paired.share_better, share(|d| d < 0.0));
+    assert_eq!(paired.share_worse, share(|d| d > 0.0));
+    assert!(paired.share_better > 0.0 && paired.share_better < 1.0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Policies and the paired comparison (MODEL.md sections 7 and 8): what each lever must and
 //! must not do, checked on common random numbers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cascade::book::Side;
 use cascade::engine::{self, Scratch};
@@ -217,17 +217,20 @@ fn csv_venue(name: &str, jurisdiction: &str, csv: &Path, extra: &str) -> String 
     )
 }
 
+/// Writes a positions CSV `name` into `dir` with the header and `rows`; returns its path.
+fn positions_csv(dir: &Path, name: &str, rows: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
+    path
+}
+
 #[test]
 fn migrating_positions_go_where_their_side_trades() {
     // A snapshot's sides need not match: outside venue "longs-only" holds no short, so a
     // short displaced by the cap must all go to "both", whatever the venues' long interest
     // (which once split shorts too, sending three quarters of this one to "longs-only").
     let dir = tempfile::TempDir::new().unwrap();
-    let book = |name: &str, rows: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
-        path
-    };
+    let book = |name: &str, rows: &str| positions_csv(dir.path(), name, rows);
     let inside = book("inside.csv", "long,1000000,100,2\nshort,1000000,100,20\n");
     let longs_only = book("longs-only.csv", "long,3000000,100,2\n");
     let both = book("both.csv", "long,1000000,100,2\nshort,1000000,100,2\n");
@@ -269,11 +272,7 @@ fn migrants_keep_to_their_destinations_tiers_and_stay_where_their_side_has_nowhe
     // to go: it stays whole, topped up to the cap, rather than losing the half that found no
     // destination.
     let dir = tempfile::TempDir::new().unwrap();
-    let book = |name: &str, rows: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
-        path
-    };
+    let book = |name: &str, rows: &str| positions_csv(dir.path(), name, rows);
     let inside = book("inside.csv", "long,1000000,100,20\nshort,1000000,100,20\n");
     let outside = book("outside.csv", "long,1000000,100,1\n");
     let extra = "liquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e15";
@@ -405,11 +404,7 @@ fn a_cover2_pool_holds_the_two_largest_stressed_losses() {
     // at 95): 10,000 x 10 = 100,000. Each venue's other side is at 2x, out of reach. Cover-2
     // is 150,000 + 100,000, unless the members' own funds sum to more.
     let dir = tempfile::TempDir::new().unwrap();
-    let book = |name: &str, rows: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
-        path
-    };
+    let book = |name: &str, rows: &str| positions_csv(dir.path(), name, rows);
     let books = [
         (
             "a",
@@ -623,12 +618,11 @@ fn a_maintenance_floor_tops_positions_up_rather_than_liquidating_them() {
     // as a floor that also raises initial margin does (its trader tops it up to the venue's
     // cap), not liquidate it in the first step of a flat market.
     let dir = tempfile::TempDir::new().unwrap();
-    let csv = dir.path().join("book.csv");
-    std::fs::write(
-        &csv,
-        "side,notional,entry_price,leverage\nlong,1000,107,10\nshort,1000,100,2\n",
-    )
-    .unwrap();
+    let csv = positions_csv(
+        dir.path(),
+        "book.csv",
+        "long,1000,107,10\nshort,1000,100,2\n",
+    );
     let text = format!(
         "name = \"floor\"\n[simulation]\npaths = 4\nsteps = 20\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e6\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.01\ndepth_1pct = 1.0e6\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"maintenance-only\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.05, maintenance = 0.04 }}\n[[policies]]\nname = \"both\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.11, maintenance = 0.04 }}\n",
         csv.to_str().unwrap()
@@ -651,17 +645,11 @@ fn a_tighter_rule_does_not_rescue_positions_already_past_their_trigger() {
     // the venue's rates, or a cap a hair below its leverage, must not "top them up" (their
     // leverage at the start price is infinite or far above the cap) and so erase that loss.
     let dir = tempfile::TempDir::new().unwrap();
-    let csv = dir.path().join("book.csv");
-    std::fs::write(
-        &csv,
-        "side,notional,entry_price,leverage
-long,1000000,110,10
-long,1000000,120,10
-\
-         short,2000000,100,1
-",
-    )
-    .unwrap();
+    let csv = positions_csv(
+        dir.path(),
+        "book.csv",
+        "long,1000000,110,10\nlong,1000000,120,10\nshort,2000000,100,1\n",
+    );
     let text = format!(
         "name = \"under\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e15\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\nliquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e15\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"floor\"\ncooperating = [\"x\"]\nmargin_floor = {{ initial = 0.1000001, maintenance = 0.01 }}\n[[policies]]\nname = \"cap\"\ncooperating = [\"x\"]\nleverage_cap = 9.99\n",
         csv.to_str().unwrap()
@@ -690,12 +678,11 @@ fn a_leverage_cap_tops_a_large_position_up_to_its_own_tiers_cap() {
     // long triggers at 93.8 and survives. Checked against the cap alone (50x), or against the
     // tier of a small position, it would stay at 15x and go.
     let dir = tempfile::TempDir::new().unwrap();
-    let csv = dir.path().join("book.csv");
-    std::fs::write(
-        &csv,
-        "side,notional,entry_price,leverage\nlong,5000000,100,15\nshort,5000000,100,1\n",
-    )
-    .unwrap();
+    let csv = positions_csv(
+        dir.path(),
+        "book.csv",
+        "long,5000000,100,15\nshort,5000000,100,1\n",
+    );
     let text = format!(
         "name = \"tiers\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.035\nstart_step = 1\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e15\n[[venues]]\nname = \"v\"\njurisdiction = \"x\"\ninitial_margin = 0.01\nmaintenance_margin = 0.005\nmargin_tiers = [{{ above = 1.0e6, initial_margin = 0.1, maintenance_margin = 0.05 }}]\ndepth_1pct = 1.0e15\n[venues.book]\npositions_csv = {:?}\n[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"cap\"\ncooperating = [\"x\"]\nleverage_cap = 50.0\n",
         csv.to_str().unwrap()
@@ -716,23 +703,18 @@ fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
     // longs cascade (-9.5% at step 4, -4.9% of it the fundamental's): it trips at step 5, as
     // it does when "b" holds a long instead. It once watched the fundamental and never did.
     let dir = tempfile::TempDir::new().unwrap();
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let returns = write(
-        "down.csv",
-        &format!("log_return\n{}{}", "-0.01\n".repeat(5), "0.0\n".repeat(15)),
-    );
-    let longs = write(
-        "a.csv",
-        "side,notional,entry_price,leverage\nlong,100000000,100,20\n",
-    );
+    let returns = dir.path().join("down.csv");
+    std::fs::write(
+        &returns,
+        format!("log_return\n{}{}", "-0.01\n".repeat(5), "0.0\n".repeat(15)),
+    )
+    .unwrap();
+    let longs = positions_csv(dir.path(), "a.csv", "long,100000000,100,20\n");
     let first = |b_side: &str| {
-        let b = write(
+        let b = positions_csv(
+            dir.path(),
             &format!("b-{b_side}.csv"),
-            &format!("side,notional,entry_price,leverage\n{b_side},1000000,100,2\n"),
+            &format!("{b_side},1000000,100,2\n"),
         );
         let venue = |name: &str, jurisdiction: &str, csv: &Path| {
             csv_venue(

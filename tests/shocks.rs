@@ -93,6 +93,34 @@ fn path_means(s: &Scenario, paths: u64, f: impl Fn(f64) -> f64) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// Checks that the model `price` gives a per-step E[r^2] of `target` over 2000 paths of 500
+/// one-minute steps: within 5 standard errors of the per-path means, with that standard error
+/// below 3% of the target so a wrong variance cannot hide in it.
+fn assert_mean_square(price: &str, target: f64) {
+    let s = load(&scenario_text(500, price), here());
+    let (mean, se) = path_means(&s, 2_000, |r| r * r);
+    assert!(se < 0.03 * target, "{price}: standard error {se} too large");
+    assert!(
+        (mean - target).abs() < 5.0 * se,
+        "{price}: per-step E[r^2] {mean:e}, expected {target:e} (se {se:e})"
+    );
+}
+
+/// Checks that the model `price` has E[exp(r)] = 1 on 2000 paths of 500 daily steps: within 5
+/// standard errors, with that standard error below `max_se` so a missing drift shows.
+fn assert_martingale(price: &str, max_se: f64) {
+    let text = scenario_text(500, price).replace("seed = 7", "seed = 7\nstep_seconds = 86400.0");
+    let (mean, se) = path_means(&load(&text, here()), 2_000, |r| r.exp() - 1.0);
+    assert!(
+        mean.abs() < 5.0 * se,
+        "{price}: E[exp(r)] - 1 = {mean:e} (se {se:e})"
+    );
+    assert!(
+        se < max_se,
+        "{price}: standard error {se:e} too large to see a missing drift"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Gaussian, Student-t and Merton steps
 
@@ -123,13 +151,7 @@ fn each_iid_model_has_its_closed_form_step_variance() {
         ),
     ];
     for (price, target) in &cases {
-        let s = load(&scenario_text(500, price), here());
-        let (mean, se) = path_means(&s, 2_000, |r| r * r);
-        assert!(se < 0.03 * target, "{price}: standard error {se} too large");
-        assert!(
-            (mean - target).abs() < 5.0 * se,
-            "{price}: per-step E[r^2] {mean:e}, closed form {target:e} (se {se:e})"
-        );
+        assert_mean_square(price, *target);
     }
 }
 
@@ -144,18 +166,7 @@ fn gaussian_and_merton_prices_are_martingales() {
         "annual_volatility = 0.8",
         "model = \"merton\"\nannual_volatility = 0.8\njump_intensity_per_day = 2.0\njump_mean = -0.05\njump_stdev = 0.05",
     ] {
-        let text =
-            scenario_text(500, price).replace("seed = 7", "seed = 7\nstep_seconds = 86400.0");
-        let s = load(&text, here());
-        let (mean, se) = path_means(&s, 2_000, |r| r.exp() - 1.0);
-        assert!(
-            mean.abs() < 5.0 * se,
-            "{price}: E[exp(r)] - 1 = {mean:e} (se {se:e})"
-        );
-        assert!(
-            se < 1.5e-4,
-            "{price}: standard error {se:e} too large to see a missing drift"
-        );
+        assert_martingale(price, 1.5e-4);
     }
 }
 
@@ -284,13 +295,7 @@ fn garch_variance_targeting_gives_the_annual_volatility() {
         ),
     ];
     for price in &cases {
-        let s = load(&scenario_text(500, price), here());
-        let (mean, se) = path_means(&s, 2_000, |r| r * r);
-        assert!(se < 0.03 * target, "{price}: standard error {se} too large");
-        assert!(
-            (mean - target).abs() < 5.0 * se,
-            "{price}: per-step variance {mean:e}, target {target:e} (se {se:e})"
-        );
+        assert_mean_square(price, target);
     }
 }
 
@@ -300,20 +305,9 @@ fn garch_price_is_a_martingale() {
     // volatility make sigma2/2 = 8.8e-4 per step, while exp(r) - 1 has a standard deviation
     // of about sigma = 0.042, so 2000 x 500 draws pin its mean to ~4e-5: a missing or doubled
     // compensation would be 20 standard errors away.
-    let text = scenario_text(
-        500,
+    assert_martingale(
         "model = \"garch\"\nannual_volatility = 0.8\nalpha = 0.1\nbeta = 0.85",
-    )
-    .replace("seed = 7", "seed = 7\nstep_seconds = 86400.0");
-    let s = load(&text, here());
-    let (mean, se) = path_means(&s, 2_000, |r| r.exp() - 1.0);
-    assert!(
-        mean.abs() < 5.0 * se,
-        "E[exp(r)] - 1 = {mean:e} (se {se:e})"
-    );
-    assert!(
-        se < 1e-4,
-        "standard error {se:e} too large to see a missing drift"
+        1e-4,
     );
 }
 

@@ -687,7 +687,7 @@ impl<'a> PathRun<'a> {
 
     /// Lets every supervisor look at its venues and act if its metric crossed the threshold.
     fn supervise(&mut self) {
-        let log_index = self.price_venues();
+        let index = self.price_venues();
         let t = self.step;
         let mut acted = false;
         for (sup, state) in self.m.supervisors.iter().zip(&mut self.s.supervisors) {
@@ -696,7 +696,7 @@ impl<'a> PathRun<'a> {
                     let mut quantity = 0.0;
                     for &i in &sup.venues {
                         let (v, st) = (&self.m.venues[i], &self.s.venues[i]);
-                        let m = mark(v.mark, st.log_price, log_index);
+                        let m = mark(v.mark, st.log_price, index);
                         let (add_on, d) = (st.add_on(), sup.log_distance);
                         quantity += st.start.near(v.ladders(), m, add_on, d);
                         let open =
@@ -708,20 +708,24 @@ impl<'a> PathRun<'a> {
                     quantity * self.m.start
                 }
                 SupervisionMetric::Drawdown => {
-                    let (mut sum, mut weight, mut plain) = (0.0, 0.0, 0.0);
+                    // The watched venues' index, weighted as the path's traded price weighs
+                    // every venue (MODEL.md section 8: prices, not log prices, averaged by open
+                    // interest), so that a global supervisor watches the price the path
+                    // reports. Venues with no open interest (an empty snapshot) weigh nothing
+                    // in an index: watched alone, their prices count equally. (The
+                    // fundamental, used here before, left out every move the cascade made.)
+                    let weighted = sup.venues.iter().any(|&i| self.m.venues[i].weight > 0.0);
+                    let (mut sum, mut total) = (0.0, 0.0);
                     for &i in &sup.venues {
-                        sum += self.m.venues[i].weight * self.s.venues[i].log_price;
-                        weight += self.m.venues[i].weight;
-                        plain += self.s.venues[i].log_price;
+                        let w = if weighted {
+                            self.m.venues[i].weight
+                        } else {
+                            1.0
+                        };
+                        sum += w * self.s.venues[i].dislocation;
+                        total += w;
                     }
-                    // Venues with no open interest (an empty snapshot) weigh nothing in the
-                    // index: watched alone, their prices count equally. (The fundamental, used
-                    // here before, left out every move the cascade made.)
-                    let now = if weight > 0.0 {
-                        sum / weight
-                    } else {
-                        plain / sup.venues.len() as f64
-                    };
+                    let now = log_index(self.x + self.shared.level(), sum / total);
                     if state.history.len() > sup.window {
                         state.history.remove(0);
                     }

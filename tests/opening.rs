@@ -15,7 +15,7 @@ use crate::support::cascade as run_cli;
 
 /// One venue without impact (depth far beyond any flow). Its start book is at 1x and can
 /// never be liquidated; two cohorts of 20x positions open at falls of 5% and 20%.
-const SCENARIO: &str = r#"
+pub(crate) const SCENARIO: &str = r#"
 name = "opening"
 
 [simulation]
@@ -64,7 +64,7 @@ leverage_cap = 10.0
 "#;
 
 /// Log returns: 12 steps of -1% (to 88.7), then 20 of +1% (to 108.3), then flat.
-fn returns() -> String {
+pub(crate) fn returns() -> String {
     let mut csv = String::from("log_return\n");
     for t in 0..40 {
         let r = match t {

@@ -4,19 +4,22 @@
 use std::path::{Path, PathBuf};
 
 use cascade::book::Side;
-use cascade::engine::{self, Scratch};
 use cascade::market::Market;
 use cascade::metrics::{Metric, RowLayout, VenueMetric};
 use cascade::policy;
 use cascade::runner::{self, PathRange, RunOptions, RunOutput};
 use cascade::scenario::file::{FundSizing, MarginFloor, Policy, PooledFund};
 use cascade::scenario::{Override, Scenario};
-use cascade::shocks::ShockModel;
 use cascade::summary::{GroupSummary, Summary};
 
 /// Two jurisdictions with two venues each, plus `policies` (TOML `[[policies]]` entries after
 /// the baseline) and `liquidity` (the `[liquidity]` body).
-fn scenario(liquidity: &str, venue_extra: &str, short_leverage: &str, policies: &str) -> Scenario {
+pub(crate) fn scenario(
+    liquidity: &str,
+    venue_extra: &str,
+    short_leverage: &str,
+    policies: &str,
+) -> Scenario {
     let text = scenario_text(liquidity, venue_extra, short_leverage, policies);
     Scenario::from_toml(&text, Path::new("policies.toml"), &[]).unwrap()
 }
@@ -42,11 +45,11 @@ fn scenario_text(
     )
 }
 
-const DEFAULT_LIQUIDITY: &str =
+pub(crate) const DEFAULT_LIQUIDITY: &str =
     "impact = \"sqrt\"\nshared_depth_1pct = 5.0e7\nrouting = 0.6\ndepth_withdrawal = 0.5";
-const SHORTS: &str = "{ median = 3.0, dispersion = 0.6 }";
+pub(crate) const SHORTS: &str = "{ median = 3.0, dispersion = 0.6 }";
 
-fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
+pub(crate) fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
     let markets = policy::markets(s, &s.books());
     let range = PathRange {
         start: 0,
@@ -65,7 +68,7 @@ fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
     (markets, out)
 }
 
-fn bits(v: &[f64]) -> Vec<u64> {
+pub(crate) fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
@@ -210,7 +213,7 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
 
 /// A `[[venues]]` entry at 50x (2% initial, 1% maintenance margin) whose book is the CSV
 /// `csv`, with the keys `extra` (fee, fund, depth).
-fn csv_venue(name: &str, jurisdiction: &str, csv: &Path, extra: &str) -> String {
+pub(crate) fn csv_venue(name: &str, jurisdiction: &str, csv: &Path, extra: &str) -> String {
     format!(
         "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.02\nmaintenance_margin = 0.01\n{extra}\n[venues.book]\npositions_csv = {:?}\n",
         csv.to_str().unwrap()
@@ -218,7 +221,7 @@ fn csv_venue(name: &str, jurisdiction: &str, csv: &Path, extra: &str) -> String 
 }
 
 /// Writes a positions CSV `name` into `dir` with the header and `rows`; returns its path.
-fn positions_csv(dir: &Path, name: &str, rows: &str) -> PathBuf {
+pub(crate) fn positions_csv(dir: &Path, name: &str, rows: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, format!("side,notional,entry_price,leverage\n{rows}")).unwrap();
     path
@@ -299,101 +302,6 @@ fn migrants_keep_to_their_destinations_tiers_and_stay_where_their_side_has_nowhe
     let liq = Metric::LiquidatedNotional.index();
     assert!(out.row(0, 0)[liq] > 0.0, "{:?}", out.row(0, 0));
     assert_eq!(out.row(0, 1)[liq], 0.0, "{:?}", out.row(0, 1));
-}
-
-/// Runs one path of a market: cumulative liquidations per step, and the step the first
-/// supervisor acted at.
-fn trace(market: &Market, s: &Scenario, path: u64) -> (Vec<f64>, Option<usize>) {
-    let f = s.file();
-    let model = ShockModel::new(&f.price, f.simulation.step_seconds);
-    let mut returns = vec![0.0; f.simulation.steps as usize];
-    model.fill_path(s.seed(), path, &mut returns);
-    let mut scratch = Scratch::default();
-    let mut row = vec![
-        0.0;
-        RowLayout {
-            venues: market.venues.len()
-        }
-        .len()
-    ];
-    engine::simulate(market, &returns, &mut scratch, &mut row);
-    (scratch.liquidated_path.clone(), scratch.first_intervention)
-}
-
-#[test]
-fn a_global_supervisor_acts_no_later_than_local_ones() {
-    // Notional near liquidation is additive over venues, so with the same threshold the sum
-    // over all cooperating venues crosses it no later than any one jurisdiction's part.
-    let supervision = |view: &str| {
-        format!(
-            "[[policies]]\nname = \"{view}\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = {{ view = \"{view}\", metric = \"near_liquidation\", distance = 0.03, threshold = 1.5e8, action = \"circuit_breaker\", halt_steps = 5 }}\n"
-        )
-    };
-    let s = scenario(
-        DEFAULT_LIQUIDITY,
-        "",
-        SHORTS,
-        &format!("{}{}", supervision("local"), supervision("global")),
-    );
-    let markets = policy::markets(&s, &s.books());
-    assert_eq!(markets[1].supervisors.len(), 2);
-    assert_eq!(markets[2].supervisors.len(), 1);
-    let (mut both, mut global_only) = (0, 0);
-    for path in 0..s.file().simulation.paths {
-        let local = trace(&markets[1], &s, path).1;
-        let global = trace(&markets[2], &s, path).1;
-        match (local, global) {
-            (Some(l), Some(g)) => {
-                assert!(g <= l, "path {path}: global acted at {g}, local at {l}");
-                both += 1;
-                global_only += usize::from(g < l);
-            }
-            (Some(l), None) => panic!("path {path}: local acted at {l}, global never"),
-            (None, Some(_)) => global_only += 1,
-            (None, None) => {}
-        }
-    }
-    assert!(
-        both > 0 && global_only > 0,
-        "both acted on {both} paths, global earlier on {global_only}"
-    );
-}
-
-#[test]
-fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
-    // Before the supervisor acts the policy's market is the baseline's, so the two paths agree
-    // step by step up to that point; the pause then changes where the cascade goes.
-    let s = scenario(
-        DEFAULT_LIQUIDITY,
-        "",
-        SHORTS,
-        "[[policies]]\nname = \"breaker\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 20 }\n",
-    );
-    let markets = policy::markets(&s, &s.books());
-    let (mut tripped, mut changed) = (0, 0);
-    for path in 0..s.file().simulation.paths {
-        let (base, _) = trace(&markets[0], &s, path);
-        let (breaker, first) = trace(&markets[1], &s, path);
-        if let Some(t) = first {
-            tripped += 1;
-            assert_eq!(
-                bits(&base[..t]),
-                bits(&breaker[..t]),
-                "path {path} differs before step {t}"
-            );
-            changed += usize::from(base != breaker);
-        } else {
-            assert_eq!(
-                bits(&base),
-                bits(&breaker),
-                "path {path}: no trip, yet different"
-            );
-        }
-    }
-    assert!(
-        tripped > 0 && changed > 0,
-        "tripped on {tripped} paths, changed {changed}"
-    );
 }
 
 #[test]
@@ -693,74 +601,6 @@ fn a_leverage_cap_tops_a_large_position_up_to_its_own_tiers_cap() {
     for path in 0..2 {
         assert!(out.row(path, 0)[liq] > 4.0e6, "{:?}", out.row(path, 0));
         assert_eq!(out.row(path, 1)[liq], 0.0, "{:?}", out.row(path, 1));
-    }
-}
-
-#[test]
-fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
-    // Venue "b" holds shorts only (a snapshot), so it weighs nothing in the index. Its
-    // supervisor must still watch its price, which falls with the shared price when "a"'s
-    // longs cascade (-9.5% at step 4, -4.9% of it the fundamental's): it trips at step 5, as
-    // it does when "b" holds a long instead. It once watched the fundamental and never did.
-    let dir = tempfile::TempDir::new().unwrap();
-    let returns = dir.path().join("down.csv");
-    std::fs::write(
-        &returns,
-        format!("log_return\n{}{}", "-0.01\n".repeat(5), "0.0\n".repeat(15)),
-    )
-    .unwrap();
-    let longs = positions_csv(dir.path(), "a.csv", "long,100000000,100,20\n");
-    let first = |b_side: &str| {
-        let b = positions_csv(
-            dir.path(),
-            &format!("b-{b_side}.csv"),
-            &format!("{b_side},1000000,100,2\n"),
-        );
-        let venue = |name: &str, jurisdiction: &str, csv: &Path| {
-            csv_venue(
-                name,
-                jurisdiction,
-                csv,
-                "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
-            )
-        };
-        let text = format!(
-            "name = \"dd\"\n[simulation]\npaths = 1\nsteps = 20\nseed = 1\n[price]\nstart = 100.0\nmodel = \"historical\"\nreturns_csv = {:?}\n[liquidity]\nimpact = \"linear\"\nshared_depth_1pct = 2.0e7\nrouting = 1.0\npermanent_fraction = 1.0\n{}{}[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watch-b\"\ncooperating = [\"y\"]\nsupervision = {{ view = \"local\", metric = \"drawdown\", window_steps = 10, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }}\n",
-            returns.to_str().unwrap(),
-            venue("a", "x", &longs),
-            venue("b", "y", &b),
-        );
-        let s = Scenario::from_toml(&text, Path::new("dd.toml"), &[]).unwrap();
-        let markets = policy::markets(&s, &s.books());
-        trace(&markets[1], &s, 0).1
-    };
-    assert_eq!(first("long"), Some(5));
-    assert_eq!(first("short"), Some(5));
-}
-
-#[test]
-fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
-    // The whole drop comes in step 0 and nothing moves after it: a window that began at the
-    // first step's own price would see no drawdown ever.
-    let text = "name = \"first-step\"\n[simulation]\npaths = 4\nsteps = 10\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.05\nstart_step = 0\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e9\n[[venues]]\nname = \"a\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\ndepth_1pct = 1.0e9\nopen_interest = 1.0e6\n[venues.book]\npositions = 50\nlong_leverage = { median = 2.0, dispersion = 0.1 }\nshort_leverage = { median = 2.0, dispersion = 0.1 }\n[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watched\"\ncooperating = [\"x\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 1, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 2 }\n";
-    let s = Scenario::from_toml(text, Path::new("first-step.toml"), &[]).unwrap();
-    let (markets, out) = run(&s);
-    let returns = {
-        let f = s.file();
-        let mut r = vec![0.0; f.simulation.steps as usize];
-        ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut r);
-        r
-    };
-    let mut scratch = Scratch::default();
-    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
-    engine::simulate(&markets[1], &returns, &mut scratch, &mut row);
-    assert_eq!(scratch.first_intervention, Some(0));
-    for path in 0..s.file().simulation.paths {
-        assert_eq!(
-            out.row(path, 1)[Metric::Interventions.index()],
-            1.0,
-            "path {path}"
-        );
     }
 }
 

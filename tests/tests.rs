@@ -11,5 +11,6 @@ mod report;
 mod shards;
 mod shocks;
 mod slurm;
+mod supervision;
 mod support;
 mod unreached_books;

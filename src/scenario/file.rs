@@ -529,8 +529,8 @@ pub enum SupervisionMetric {
     /// Notional (USD, at the start price) of positions within `distance` above (longs) or
     /// below (shorts) their liquidation price, not yet past it; `threshold` is in USD.
     NearLiquidation,
-    /// Fall of the watched venues' price over the last `window_steps` steps; `threshold`
-    /// is a fraction.
+    /// Fall of the watched venues' price (their open-interest-weighted index, as the traded
+    /// price is every venue's) over the last `window_steps` steps; `threshold` is a fraction.
     Drawdown,
 }
 

@@ -1,0 +1,401 @@
+//! Algorithmic supervision (MODEL.md section 7): what a supervisor watches, when it acts, and
+//! what its circuit breaker or margin add-on then changes, on replayed paths whose answers
+//! can be worked out by hand.
+
+use std::fs;
+use std::path::Path;
+
+use cascade::engine::{self, Scratch};
+use cascade::market::Market;
+use cascade::metrics::{Metric, RowLayout};
+use cascade::policy;
+use cascade::scenario::Scenario;
+use cascade::shocks::ShockModel;
+
+use crate::opening;
+use crate::policies::{DEFAULT_LIQUIDITY, SHORTS, bits, csv_venue, positions_csv, run, scenario};
+
+/// Runs one path of a market: the path's scratch (its per-step figures and the step the first
+/// supervisor acted at) and its row of metrics.
+fn trace(market: &Market, s: &Scenario, path: u64) -> (Scratch, Vec<f64>) {
+    let f = s.file();
+    let model = ShockModel::new(&f.price, f.simulation.step_seconds);
+    let mut returns = vec![0.0; f.simulation.steps as usize];
+    model.fill_path(s.seed(), path, &mut returns);
+    let mut scratch = Scratch::default();
+    let mut row = vec![
+        0.0;
+        RowLayout {
+            venues: market.venues.len()
+        }
+        .len()
+    ];
+    engine::simulate(market, &returns, &mut scratch, &mut row);
+    (scratch, row)
+}
+
+/// Log returns: each `(r, n)` is `n` steps of `r`.
+fn returns(runs: &[(f64, usize)]) -> Vec<f64> {
+    runs.iter()
+        .flat_map(|&(r, n)| std::iter::repeat_n(r, n))
+        .collect()
+}
+
+/// Depth so large that no flow moves any price measurably (1e6 of notional moves it 1e-15 %).
+const NO_IMPACT: &str = "impact = \"linear\"\nshared_depth_1pct = 1.0e21\npermanent_fraction = 1.0";
+
+/// A `[[venues]]` entry whose book is the positions CSV `rows` (at 2% initial and 1%
+/// maintenance margin, see [`csv_venue`]), with the keys `extra`.
+fn venue(dir: &Path, name: &str, jurisdiction: &str, rows: &str, extra: &str) -> String {
+    let csv = positions_csv(dir, &format!("{name}.csv"), rows);
+    csv_venue(name, jurisdiction, &csv, extra)
+}
+
+/// A one-path scenario that replays `returns` from a start price of 100 over the `venues`
+/// (`[[venues]]` entries) with the `[liquidity]` body `liquidity`: the baseline, then the
+/// policy "watch", whose keys are `watch` (its cooperating jurisdictions, its supervision).
+fn replay(dir: &Path, returns: &[f64], liquidity: &str, venues: &str, watch: &str) -> Scenario {
+    let csv = dir.join("returns.csv");
+    let rows: String = returns.iter().map(|r| format!("{r}\n")).collect();
+    fs::write(&csv, format!("log_return\n{rows}")).unwrap();
+    let text = format!(
+        "name = \"watch\"\n[simulation]\npaths = 1\nsteps = {}\nseed = 1\n[price]\nstart = 100.0\nmodel = \"historical\"\nreturns_csv = \"returns.csv\"\n[liquidity]\n{liquidity}\n{venues}[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watch\"\n{watch}\n",
+        returns.len()
+    );
+    Scenario::from_toml(&text, &dir.join("watch.toml"), &[]).unwrap()
+}
+
+/// The steps at which a path's cumulative liquidated notional grows.
+fn liquidating_steps(scratch: &Scratch) -> Vec<usize> {
+    let mut before = 0.0;
+    let mut steps = Vec::new();
+    for (t, &now) in scratch.liquidated_path.iter().enumerate() {
+        if now > before {
+            steps.push(t);
+        }
+        before = now;
+    }
+    steps
+}
+
+/// The first step at whose end the price `100 exp(sum of returns)` satisfies `reached`.
+fn first_step(returns: &[f64], reached: impl Fn(f64) -> bool) -> usize {
+    let mut log = 0.0;
+    returns
+        .iter()
+        .position(|r| {
+            log += r;
+            reached(100.0 * f64::exp(log))
+        })
+        .unwrap()
+}
+
+/// Trigger prices of a position entered at 100 at 20x under 1% maintenance margin: equity
+/// `q (p - 100) + q 100 / 20` equals `0.01 q p` at `100 (1 -/+ 1/20) / (1 -/+ 0.01)`.
+const LONG_TRIGGER: f64 = 100.0 * 0.95 / 0.99;
+const SHORT_TRIGGER: f64 = 100.0 * 1.05 / 1.01;
+
+#[test]
+fn a_global_supervisor_acts_no_later_than_local_ones() {
+    // Notional near liquidation is additive over venues, so with the same threshold the sum
+    // over all cooperating venues crosses it no later than any one jurisdiction's part.
+    let supervision = |view: &str| {
+        format!(
+            "[[policies]]\nname = \"{view}\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = {{ view = \"{view}\", metric = \"near_liquidation\", distance = 0.03, threshold = 1.5e8, action = \"circuit_breaker\", halt_steps = 5 }}\n"
+        )
+    };
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        &format!("{}{}", supervision("local"), supervision("global")),
+    );
+    let markets = policy::markets(&s, &s.books());
+    assert_eq!(markets[1].supervisors.len(), 2);
+    assert_eq!(markets[2].supervisors.len(), 1);
+    let (mut both, mut global_only) = (0, 0);
+    for path in 0..s.file().simulation.paths {
+        let local = trace(&markets[1], &s, path).0.first_intervention;
+        let global = trace(&markets[2], &s, path).0.first_intervention;
+        match (local, global) {
+            (Some(l), Some(g)) => {
+                assert!(g <= l, "path {path}: global acted at {g}, local at {l}");
+                both += 1;
+                global_only += usize::from(g < l);
+            }
+            (Some(l), None) => panic!("path {path}: local acted at {l}, global never"),
+            (None, Some(_)) => global_only += 1,
+            (None, None) => {}
+        }
+    }
+    assert!(
+        both > 0 && global_only > 0,
+        "both acted on {both} paths, global earlier on {global_only}"
+    );
+}
+
+#[test]
+fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
+    // Before the supervisor acts the policy's market is the baseline's, so the two paths agree
+    // step by step up to that point; the pause then changes where the cascade goes.
+    let s = scenario(
+        DEFAULT_LIQUIDITY,
+        "",
+        SHORTS,
+        "[[policies]]\nname = \"breaker\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 20 }\n",
+    );
+    let markets = policy::markets(&s, &s.books());
+    let (mut tripped, mut changed) = (0, 0);
+    for path in 0..s.file().simulation.paths {
+        let base = trace(&markets[0], &s, path).0.liquidated_path;
+        let (breaker, _) = trace(&markets[1], &s, path);
+        let first = breaker.first_intervention;
+        let breaker = breaker.liquidated_path;
+        if let Some(t) = first {
+            tripped += 1;
+            assert_eq!(
+                bits(&base[..t]),
+                bits(&breaker[..t]),
+                "path {path} differs before step {t}"
+            );
+            changed += usize::from(base != breaker);
+        } else {
+            assert_eq!(
+                bits(&base),
+                bits(&breaker),
+                "path {path}: no trip, yet different"
+            );
+        }
+    }
+    assert!(
+        tripped > 0 && changed > 0,
+        "tripped on {tripped} paths, changed {changed}"
+    );
+}
+
+#[test]
+fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
+    // Venue "b" holds one short, which a fall cannot liquidate: no flow of its own. Its
+    // supervisor must still watch its price, which falls with the shared price when "a"'s
+    // longs cascade (-9.5% at step 4, -4.9% of it the fundamental's): it trips at step 5, as
+    // it does when "b" holds a long instead. It once watched the fundamental and never did.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 5), (0.0, 15)]);
+    let first = |b_side: &str| {
+        let extra = "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21";
+        let b = format!("{b_side},1000000,100,2\n");
+        let venues = venue(dir.path(), "a", "x", "long,100000000,100,20\n", extra)
+            + &venue(dir.path(), "b", "y", &b, extra);
+        let s = replay(
+            dir.path(),
+            &path,
+            "impact = \"linear\"\nshared_depth_1pct = 2.0e7\nrouting = 1.0\npermanent_fraction = 1.0",
+            &venues,
+            "cooperating = [\"y\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 10, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }",
+        );
+        let markets = policy::markets(&s, &s.books());
+        trace(&markets[1], &s, 0).0.first_intervention
+    };
+    assert_eq!(first("long"), Some(5));
+    assert_eq!(first("short"), Some(5));
+}
+
+#[test]
+fn a_drawdown_supervisor_measures_the_first_steps_from_the_start_price() {
+    // The whole drop comes in step 0 and nothing moves after it: a window that began at the
+    // first step's own price would see no drawdown ever.
+    let text = "name = \"first-step\"\n[simulation]\npaths = 4\nsteps = 10\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.05\nstart_step = 0\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e9\n[[venues]]\nname = \"a\"\njurisdiction = \"x\"\ninitial_margin = 0.1\nmaintenance_margin = 0.05\ndepth_1pct = 1.0e9\nopen_interest = 1.0e6\n[venues.book]\npositions = 50\nlong_leverage = { median = 2.0, dispersion = 0.1 }\nshort_leverage = { median = 2.0, dispersion = 0.1 }\n[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watched\"\ncooperating = [\"x\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 1, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 2 }\n";
+    let s = Scenario::from_toml(text, Path::new("first-step.toml"), &[]).unwrap();
+    let (markets, out) = run(&s);
+    let returns = {
+        let f = s.file();
+        let mut r = vec![0.0; f.simulation.steps as usize];
+        ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut r);
+        r
+    };
+    let mut scratch = Scratch::default();
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(&markets[1], &returns, &mut scratch, &mut row);
+    assert_eq!(scratch.first_intervention, Some(0));
+    for path in 0..s.file().simulation.paths {
+        assert_eq!(
+            out.row(path, 1)[Metric::Interventions.index()],
+            1.0,
+            "path {path}"
+        );
+    }
+}
+
+#[test]
+fn a_global_drawdown_supervisor_watches_the_traded_price() {
+    // "a" (10/11 of the open interest) holds one 20x long that the 5% fall liquidates at
+    // step 4 into its own thin book (routing 0): its price falls some 10% below "b"'s, which
+    // only follows the fundamental. From step 5 the price is flat and "a"'s dislocation
+    // decays. A global supervisor watches the index the path reports (open-interest weights
+    // on prices), so at step 5 its drawdown is exactly the reported one: a threshold a hair
+    // below it trips the supervisor at step 5, a hair above never. An equal-weight average,
+    // or a weighted average of log prices, sees another figure.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 5), (0.0, 15)]);
+    let venues = venue(
+        dir.path(),
+        "a",
+        "x",
+        "long,1000000000,100,20\n",
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e8",
+    ) + &venue(
+        dir.path(),
+        "b",
+        "y",
+        "long,100000000,100,1\n",
+        "depth_1pct = 1.0e21",
+    );
+    let liquidity =
+        "impact = \"linear\"\nshared_depth_1pct = 1.0e21\nrouting = 0.0\npermanent_fraction = 1.0";
+    let watch = |threshold: f64| {
+        let watch = format!(
+            "cooperating = [\"x\", \"y\"]\nsupervision = {{ view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = {threshold}, action = \"circuit_breaker\", halt_steps = 3 }}"
+        );
+        let s = replay(dir.path(), &path, liquidity, &venues, &watch);
+        let markets = policy::markets(&s, &s.books());
+        (trace(&markets[0], &s, 0).0, trace(&markets[1], &s, 0).0)
+    };
+    let (base, _) = watch(0.5);
+    assert_eq!(liquidating_steps(&base), [4]);
+    let reported = 1.0 - base.log_price_path[5].exp();
+    let fundamental = 1.0 - (-0.05f64).exp();
+    assert!(reported > fundamental + 0.05, "a weak case: {reported}");
+    assert_eq!(watch(reported - 1e-12).1.first_intervention, Some(5));
+    assert_eq!(watch(reported + 1e-12).1.first_intervention, None);
+}
+
+#[test]
+fn a_drawdown_supervisor_of_venues_without_open_interest_watches_their_price() {
+    // A 5x cap with full migration moves every 20x long of "e1" and "e2" to "a" outside:
+    // they hold no open interest, and so no weight in any index. Watched alone, they count
+    // equally and trade at the fundamental (no flow of theirs moves them), whose drawdown
+    // 1 - exp(-0.01 (t + 1)) first reaches 7% at step 7 (6.8% at step 6).
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 12)]);
+    let deep = "depth_1pct = 1.0e21";
+    let venues = venue(dir.path(), "a", "x", "long,100000000,100,1\n", deep)
+        + &venue(dir.path(), "e1", "y", "long,1000000,100,20\n", deep)
+        + &venue(dir.path(), "e2", "y", "long,2000000,100,20\n", deep);
+    let s = replay(
+        dir.path(),
+        &path,
+        NO_IMPACT,
+        &venues,
+        "cooperating = [\"y\"]\nleverage_cap = 5.0\nmigration = 1.0\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 20, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }",
+    );
+    let markets = policy::markets(&s, &s.books());
+    for e in 1..3 {
+        assert_eq!(markets[1].venues[e].open_interest, 0.0);
+        assert_eq!(markets[1].venues[e].weight, 0.0);
+    }
+    assert_eq!(first_step(&path, |p| p <= 93.0), 7);
+    assert_eq!(trace(&markets[1], &s, 0).0.first_intervention, Some(7));
+}
+
+#[test]
+fn a_circuit_breaker_pauses_its_venues_and_waits_as_long_again_before_it_rearms() {
+    // The price falls 1% a step for 5 steps and stays 4.9% down, so the drawdown from the
+    // start (the window spans the whole path) is at least 2% from step 2 (2.96%) to the end.
+    // A breaker of 3 steps pauses steps 2-4 and may pause again 6 steps after it paused: it
+    // acts at steps 2, 8, 14, 20, 26 and 32. The 20x long, whose trigger (95.96) the price
+    // passes at step 4 (95.12), is liquidated at step 5, when its venue trades again.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 5), (0.0, 30)]);
+    let venues = venue(
+        dir.path(),
+        "a",
+        "x",
+        "long,1000000,100,20\n",
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
+    );
+    let s = replay(
+        dir.path(),
+        &path,
+        NO_IMPACT,
+        &venues,
+        "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"circuit_breaker\", halt_steps = 3 }",
+    );
+    let markets = policy::markets(&s, &s.books());
+    let (base, _) = trace(&markets[0], &s, 0);
+    assert_eq!(first_step(&path, |p| p <= LONG_TRIGGER), 4);
+    assert_eq!(liquidating_steps(&base), [4]);
+    let (paused, row) = trace(&markets[1], &s, 0);
+    assert_eq!(paused.first_intervention, Some(2));
+    assert_eq!(row[Metric::Interventions.index()], 6.0);
+    assert_eq!(liquidating_steps(&paused), [5]);
+}
+
+#[test]
+fn a_margin_add_on_moves_every_trigger_once() {
+    // A 20x long (trigger 95.96) and a 20x short (trigger 103.96) on a path that falls 1% a
+    // step for 10 steps and then rises 1% a step. The drawdown first reaches 2% at step 2,
+    // where a 5% add-on moves the long's trigger to 95.96 x 0.95 = 91.16 and the short's to
+    // 103.96 x 1.05 = 109.16: the long goes at step 9 instead of 4, the short at step 28
+    // instead of 23. The add-on is imposed once, however long the drawdown lasts.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 10), (0.01, 20)]);
+    let venues = venue(
+        dir.path(),
+        "a",
+        "x",
+        "long,1000000,100,20\nshort,1000000,100,20\n",
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
+    );
+    let s = replay(
+        dir.path(),
+        &path,
+        NO_IMPACT,
+        &venues,
+        "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }",
+    );
+    let markets = policy::markets(&s, &s.books());
+    let steps = |long: f64, short: f64| {
+        vec![
+            first_step(&path, |p| p <= long),
+            first_step(&path, |p| p >= short),
+        ]
+    };
+    assert_eq!(steps(LONG_TRIGGER, SHORT_TRIGGER), [4, 23]);
+    assert_eq!(
+        liquidating_steps(&trace(&markets[0], &s, 0).0),
+        steps(LONG_TRIGGER, SHORT_TRIGGER)
+    );
+    let (added, row) = trace(&markets[1], &s, 0);
+    assert_eq!(added.first_intervention, Some(2));
+    assert_eq!(row[Metric::Interventions.index()], 1.0);
+    assert_eq!(
+        liquidating_steps(&added),
+        steps(LONG_TRIGGER * 0.95, SHORT_TRIGGER * 1.05)
+    );
+    assert_eq!(liquidating_steps(&added), [9, 28]);
+}
+
+#[test]
+fn notional_near_liquidation_counts_the_cohorts_that_opened() {
+    // The opening scenario's 1x start book is never near liquidation; its 5% cohort opens
+    // at step 5 with 2e8 / 95 units a side at 20x, its longs 4.04% above their trigger and
+    // its shorts 3.96% below theirs: 2 x 2e8 / 95 x 100 = USD 421.05M (at the start price)
+    // within 10% of liquidation. A supervisor acts at a threshold just below that, and never
+    // at one just above.
+    let dir = tempfile::TempDir::new().unwrap();
+    fs::write(dir.path().join("returns.csv"), opening::returns()).unwrap();
+    let near = 2.0 * 2.0e8 / 95.0 * 100.0;
+    let first = |threshold: f64| {
+        let text = opening::SCENARIO.replace(
+            "leverage_cap = 10.0",
+            &format!(
+                "supervision = {{ view = \"local\", metric = \"near_liquidation\", distance = 0.1, threshold = {threshold}, action = \"circuit_breaker\", halt_steps = 1 }}"
+            ),
+        );
+        let s = Scenario::from_toml(&text, &dir.path().join("near.toml"), &[]).unwrap();
+        let markets = policy::markets(&s, &s.books());
+        trace(&markets[1], &s, 0).0.first_intervention
+    };
+    assert_eq!(first(near * (1.0 - 1e-9)), Some(6));
+    assert_eq!(first(near * (1.0 + 1e-9)), None);
+}

@@ -6,9 +6,14 @@ use std::fs;
 use std::path::Path;
 
 use cascade::book::{Position, Side};
+use cascade::engine::{self, Scratch};
 use cascade::ladder::{Fill, Ladder};
 use cascade::margin::MarginSchedule;
+use cascade::metrics::RowLayout;
+use cascade::policy;
+use cascade::scenario::Scenario;
 use cascade::scenario::file::ImpactLaw;
+use cascade::shocks::ShockModel;
 use tempfile::TempDir;
 
 use crate::support::cascade as run_cli;
@@ -131,6 +136,36 @@ fn a_rebound_liquidates_the_shorts_opened_near_the_lows() {
     let short = mean(&r, 1, "liquidated_short_notional");
     assert_eq!(long, 0.0);
     assert!((short - side).abs() <= 1e-6 * side, "capped shorts {short}");
+}
+
+#[test]
+fn a_cohorts_liquidated_traders_had_their_margin_at_the_price_it_opened_at() {
+    // The rebound path of the test above, through the library for the path's ledger: both
+    // sides of the 5% cohort are liquidated and nothing of the 1x start book, so the margin
+    // at stake is the cohort's, 1/20 of its notional at the price it opened at (100 e^-0.06,
+    // not the level's 95 that its ladders were built at): 2 x (2e8 / 95) x 94.18 / 20. Under
+    // the 10x cap only its shorts go, with a tenth of their notional at stake.
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
+    let s = Scenario::from_toml(SCENARIO, &tmp.path().join("opening.toml"), &[]).unwrap();
+    let markets = policy::markets(&s, &s.books());
+    let f = s.file();
+    let mut path = vec![0.0; f.simulation.steps as usize];
+    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    let units = 2.0e8 / 95.0;
+    let opened = 100.0 * (-0.06f64).exp();
+    for (market, stake) in [
+        (&markets[0], 2.0 * units * opened / 20.0),
+        (&markets[1], units * opened / 10.0),
+    ] {
+        let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+        let ledger = engine::simulate(market, &path, &mut Scratch::default(), &mut row);
+        assert!(
+            (ledger.stake - stake).abs() <= 1e-6 * stake,
+            "stake {} vs {stake}",
+            ledger.stake
+        );
+    }
 }
 
 #[test]

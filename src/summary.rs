@@ -353,4 +353,16 @@ mod tests {
         assert_eq!((p.share_better, p.share_worse), (0.25, 0.0));
         assert_eq!(p.mean_difference, -0.25);
     }
+
+    #[test]
+    fn a_difference_is_relative_only_to_a_baseline_that_is_not_zero() {
+        let p = Paired::of(&[3.0, 5.0], &[2.0, 2.0]);
+        assert_eq!(p.relative, Some(1.0));
+        // Nothing is lost under the baseline: a policy that loses something has no ratio to
+        // it (not an infinity), and neither has one that loses nothing too (not 0/0).
+        assert_eq!(Paired::of(&[1.0, 0.0], &[0.0, 0.0]).relative, None);
+        assert_eq!(Paired::of(&[0.0, 0.0], &[0.0, 0.0]).relative, None);
+        // No paths: no mean, no ratio.
+        assert_eq!(Paired::of(&[], &[]).relative, None);
+    }
 }

@@ -708,24 +708,14 @@ impl<'a> PathRun<'a> {
                     quantity * self.m.start
                 }
                 SupervisionMetric::Drawdown => {
-                    // The watched venues' index, weighted as the path's traded price weighs
-                    // every venue (MODEL.md section 8: prices, not log prices, averaged by open
-                    // interest), so that a global supervisor watches the price the path
-                    // reports. Venues with no open interest (an empty snapshot) weigh nothing
-                    // in an index: watched alone, their prices count equally. (The
-                    // fundamental, used here before, left out every move the cascade made.)
-                    let weighted = sup.venues.iter().any(|&i| self.m.venues[i].weight > 0.0);
-                    let (mut sum, mut total) = (0.0, 0.0);
-                    for &i in &sup.venues {
-                        let w = if weighted {
-                            self.m.venues[i].weight
-                        } else {
-                            1.0
-                        };
-                        sum += w * self.s.venues[i].dislocation;
-                        total += w;
+                    // The watched venues' price index (see `Supervisor::index_weights`), from
+                    // their dislocations over the shared price as `price_venues` sums them.
+                    // (The fundamental, used here once, left out every move the cascade made.)
+                    let mut dislocation = 0.0;
+                    for (&i, &w) in sup.venues.iter().zip(&sup.index_weights) {
+                        dislocation += w * self.s.venues[i].dislocation;
                     }
-                    let now = log_index(self.x + self.shared.level(), sum / total);
+                    let now = log_index(self.x + self.shared.level(), dislocation);
                     if state.history.len() > sup.window {
                         state.history.remove(0);
                     }

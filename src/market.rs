@@ -153,6 +153,12 @@ pub struct Market {
 pub struct Supervisor {
     /// Indices of the watched venues (also those its action covers).
     pub venues: Vec<usize>,
+    /// Each watched venue's weight in the watched venues' price index (the drawdown metric),
+    /// summing to one: their open-interest weights, as the traded price weighs every venue
+    /// (MODEL.md section 8), so that a global supervisor watches the price the path reports.
+    /// Venues with no open interest (all of it migrated away) weigh nothing in an index:
+    /// watched alone, they count equally.
+    pub index_weights: Vec<f64>,
     /// The metric watched.
     pub metric: SupervisionMetric,
     /// Level at which it acts.
@@ -170,10 +176,23 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor of `venues` with a validated `supervision` section.
-    pub fn new(s: &Supervision, venues: Vec<usize>) -> Supervisor {
+    /// A supervisor of `venues` with a validated `supervision` section; `weights` are every
+    /// venue's weights in the traded price.
+    pub fn new(s: &Supervision, venues: Vec<usize>, weights: &[f64]) -> Supervisor {
+        let watched: f64 = venues.iter().map(|&i| weights[i]).sum();
+        let index_weights = venues
+            .iter()
+            .map(|&i| {
+                if watched > 0.0 {
+                    weights[i] / watched
+                } else {
+                    1.0 / venues.len() as f64
+                }
+            })
+            .collect();
         Supervisor {
             venues,
+            index_weights,
             metric: s.metric,
             threshold: s.threshold,
             log_distance: s.distance.map_or(0.0, f64::ln_1p),

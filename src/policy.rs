@@ -65,17 +65,21 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
     // than the baseline's.
     market.total_open_interest = books.iter().map(|b| open_interest(b, f.price.start)).sum();
     if let Some(s) = &policy.supervision {
+        let weights: Vec<f64> = market.venues.iter().map(|v| v.weight).collect();
         let watched = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
             (0..f.venues.len())
                 .filter(|&i| cooperating[i] && keep(i))
                 .collect()
         };
         market.supervisors = match s.view {
-            View::Global => vec![Supervisor::new(s, watched(&|_| true))],
+            View::Global => vec![Supervisor::new(s, watched(&|_| true), &weights)],
             View::Local => policy
                 .cooperating
                 .iter()
-                .map(|j| Supervisor::new(s, watched(&|i| f.venues[i].jurisdiction == *j)))
+                .map(|j| {
+                    let venues = watched(&|i| f.venues[i].jurisdiction == *j);
+                    Supervisor::new(s, venues, &weights)
+                })
                 .filter(|sup| !sup.venues.is_empty())
                 .collect(),
         };

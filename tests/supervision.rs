@@ -54,7 +54,14 @@ fn venue(dir: &Path, name: &str, jurisdiction: &str, rows: &str, extra: &str) ->
 /// A one-path scenario that replays `returns` from a start price of 100 over the `venues`
 /// (`[[venues]]` entries) with the `[liquidity]` body `liquidity`: the baseline, then the
 /// policy "watch", whose keys are `watch` (its cooperating jurisdictions, its supervision).
-fn replay(dir: &Path, returns: &[f64], liquidity: &str, venues: &str, watch: &str) -> Scenario {
+/// Returns the scenario and its markets, one per policy.
+fn replay(
+    dir: &Path,
+    returns: &[f64],
+    liquidity: &str,
+    venues: &str,
+    watch: &str,
+) -> (Scenario, Vec<Market>) {
     let csv = dir.join("returns.csv");
     let rows: String = returns.iter().map(|r| format!("{r}\n")).collect();
     fs::write(&csv, format!("log_return\n{rows}")).unwrap();
@@ -62,7 +69,29 @@ fn replay(dir: &Path, returns: &[f64], liquidity: &str, venues: &str, watch: &st
         "name = \"watch\"\n[simulation]\npaths = 1\nsteps = {}\nseed = 1\n[price]\nstart = 100.0\nmodel = \"historical\"\nreturns_csv = \"returns.csv\"\n[liquidity]\n{liquidity}\n{venues}[[policies]]\nname = \"base\"\n[[policies]]\nname = \"watch\"\n{watch}\n",
         returns.len()
     );
-    Scenario::from_toml(&text, &dir.join("watch.toml"), &[]).unwrap()
+    let s = Scenario::from_toml(&text, &dir.join("watch.toml"), &[]).unwrap();
+    let markets = policy::markets(&s, &s.books());
+    (s, markets)
+}
+
+/// [`replay`] over one venue, "a" in jurisdiction "x", holding the positions CSV `rows`,
+/// without impact and with a fund that covers any loss; in the policy "watch", "x" runs the
+/// global supervisor `supervision` (an inline table).
+fn replay_one_venue(
+    dir: &Path,
+    returns: &[f64],
+    rows: &str,
+    supervision: &str,
+) -> (Scenario, Vec<Market>) {
+    let a = venue(
+        dir,
+        "a",
+        "x",
+        rows,
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
+    );
+    let watch = format!("cooperating = [\"x\"]\nsupervision = {supervision}");
+    replay(dir, returns, NO_IMPACT, &a, &watch)
 }
 
 /// The steps at which a path's cumulative liquidated notional grows.
@@ -186,14 +215,13 @@ fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
         let b = format!("{b_side},1000000,100,2\n");
         let venues = venue(dir.path(), "a", "x", "long,100000000,100,20\n", extra)
             + &venue(dir.path(), "b", "y", &b, extra);
-        let s = replay(
+        let (s, markets) = replay(
             dir.path(),
             &path,
             "impact = \"linear\"\nshared_depth_1pct = 2.0e7\nrouting = 1.0\npermanent_fraction = 1.0",
             &venues,
             "cooperating = [\"y\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 10, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }",
         );
-        let markets = policy::markets(&s, &s.books());
         trace(&markets[1], &s, 0).0.first_intervention
     };
     assert_eq!(first("long"), Some(5));
@@ -256,8 +284,7 @@ fn a_global_drawdown_supervisor_watches_the_traded_price() {
         let watch = format!(
             "cooperating = [\"x\", \"y\"]\nsupervision = {{ view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = {threshold}, action = \"circuit_breaker\", halt_steps = 3 }}"
         );
-        let s = replay(dir.path(), &path, liquidity, &venues, &watch);
-        let markets = policy::markets(&s, &s.books());
+        let (s, markets) = replay(dir.path(), &path, liquidity, &venues, &watch);
         (trace(&markets[0], &s, 0).0, trace(&markets[1], &s, 0).0)
     };
     let (base, _) = watch(0.5);
@@ -281,18 +308,18 @@ fn a_drawdown_supervisor_of_venues_without_open_interest_watches_their_price() {
     let venues = venue(dir.path(), "a", "x", "long,100000000,100,1\n", deep)
         + &venue(dir.path(), "e1", "y", "long,1000000,100,20\n", deep)
         + &venue(dir.path(), "e2", "y", "long,2000000,100,20\n", deep);
-    let s = replay(
+    let (s, markets) = replay(
         dir.path(),
         &path,
         NO_IMPACT,
         &venues,
         "cooperating = [\"y\"]\nleverage_cap = 5.0\nmigration = 1.0\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 20, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }",
     );
-    let markets = policy::markets(&s, &s.books());
     for e in 1..3 {
         assert_eq!(markets[1].venues[e].open_interest, 0.0);
         assert_eq!(markets[1].venues[e].weight, 0.0);
     }
+    assert_eq!(markets[1].supervisors[0].index_weights, [0.5, 0.5]);
     assert_eq!(first_step(&path, |p| p <= 93.0), 7);
     assert_eq!(trace(&markets[1], &s, 0).0.first_intervention, Some(7));
 }
@@ -306,21 +333,12 @@ fn a_circuit_breaker_pauses_its_venues_and_waits_as_long_again_before_it_rearms(
     // passes at step 4 (95.12), is liquidated at step 5, when its venue trades again.
     let dir = tempfile::TempDir::new().unwrap();
     let path = returns(&[(-0.01, 5), (0.0, 30)]);
-    let venues = venue(
-        dir.path(),
-        "a",
-        "x",
-        "long,1000000,100,20\n",
-        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
-    );
-    let s = replay(
+    let (s, markets) = replay_one_venue(
         dir.path(),
         &path,
-        NO_IMPACT,
-        &venues,
-        "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"circuit_breaker\", halt_steps = 3 }",
+        "long,1000000,100,20\n",
+        "{ view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"circuit_breaker\", halt_steps = 3 }",
     );
-    let markets = policy::markets(&s, &s.books());
     let (base, _) = trace(&markets[0], &s, 0);
     assert_eq!(first_step(&path, |p| p <= LONG_TRIGGER), 4);
     assert_eq!(liquidating_steps(&base), [4]);
@@ -339,21 +357,12 @@ fn a_margin_add_on_moves_every_trigger_once() {
     // instead of 23. The add-on is imposed once, however long the drawdown lasts.
     let dir = tempfile::TempDir::new().unwrap();
     let path = returns(&[(-0.01, 10), (0.01, 20)]);
-    let venues = venue(
-        dir.path(),
-        "a",
-        "x",
-        "long,1000000,100,20\nshort,1000000,100,20\n",
-        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
-    );
-    let s = replay(
+    let (s, markets) = replay_one_venue(
         dir.path(),
         &path,
-        NO_IMPACT,
-        &venues,
-        "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }",
+        "long,1000000,100,20\nshort,1000000,100,20\n",
+        "{ view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }",
     );
-    let markets = policy::markets(&s, &s.books());
     let steps = |long: f64, short: f64| {
         vec![
             first_step(&path, |p| p <= long),

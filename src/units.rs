@@ -85,8 +85,32 @@ pub fn usd(v: f64) -> String {
     format!("{sign}${}", magnitude(v.abs()))
 }
 
+/// US dollars with three decimals in the value's own magnitude, so that a column of them lines
+/// up: `$1.230B`, `$456.000M`, `-$7.800k`, `$12.500`.
+pub fn usd_column(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    usd_scaled(v, magnitude_of(v.abs()), 3)
+}
+
 /// Magnitude suffixes, largest first.
 const SUFFIXES: [(f64, &str); 5] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, "")];
+
+/// The largest magnitude suffix not above `a` (none below a thousand).
+fn magnitude_of(a: f64) -> (f64, &'static str) {
+    SUFFIXES
+        .iter()
+        .copied()
+        .find(|&(scale, _)| a >= scale)
+        .unwrap_or((1.0, ""))
+}
+
+/// US dollars in the magnitude `(scale, suffix)` with a fixed number of decimals.
+fn usd_scaled(v: f64, (scale, suffix): (f64, &str), decimals: usize) -> String {
+    let sign = if v < 0.0 { "-" } else { "" };
+    format!("{sign}${:.decimals$}{suffix}", v.abs() / scale)
+}
 
 /// Dollar labels for the ticks of an axis from `low` to `high` about `step` apart: those of
 /// [`Unit::tick`] where they tell such ticks apart, else every tick in the magnitude of the
@@ -115,21 +139,13 @@ pub fn usd_ticks(low: f64, high: f64, step: f64) -> impl Fn(f64) -> String {
     let fixed = if labels.windows(2).all(|w| w[0] != w[1]) {
         None
     } else {
-        let top = low.abs().max(high.abs());
-        let (scale, suffix) = SUFFIXES
-            .iter()
-            .copied()
-            .find(|&(scale, _)| top >= scale)
-            .unwrap_or((1.0, ""));
-        let decimals = (scale / step).log10().ceil().clamp(0.0, 12.0) as usize;
-        Some((scale, suffix, decimals))
+        let magnitude = magnitude_of(low.abs().max(high.abs()));
+        let decimals = (magnitude.0 / step).log10().ceil().clamp(0.0, 12.0) as usize;
+        Some((magnitude, decimals))
     };
     move |v| match fixed {
         None => Unit::Usd.tick(v),
-        Some((scale, suffix, decimals)) => {
-            let sign = if v < 0.0 { "-" } else { "" };
-            format!("{sign}${:.decimals$}{suffix}", v.abs() / scale)
-        }
+        Some((magnitude, decimals)) => usd_scaled(v, magnitude, decimals),
     }
 }
 
@@ -287,6 +303,11 @@ mod tests {
         assert_eq!(usd(999_600.0), "$1M");
         assert_eq!(usd(0.0), "$0");
         assert_eq!(usd(0.25), "$0.25");
+        assert_eq!(usd_column(1.23e9), "$1.230B");
+        assert_eq!(usd_column(456e6), "$456.000M");
+        assert_eq!(usd_column(-7_800.0), "-$7.800k");
+        assert_eq!(usd_column(12.5), "$12.500");
+        assert_eq!(usd_column(f64::NAN), "n/a");
         assert_eq!(percent(0.5), "50%");
         assert_eq!(difference(Unit::Fraction, -0.0253), "-2.53 pp");
         assert_eq!(difference(Unit::Usd, 4.0e4), "+$40k");

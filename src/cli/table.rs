@@ -2,23 +2,7 @@
 
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
-
-/// USD amounts with a magnitude suffix and three decimals, which line up in a column:
-/// `$1.230B`, `$456.000M`, `$7.800k`.
-pub fn usd(v: f64) -> String {
-    let a = v.abs();
-    let (x, unit) = if a >= 1e9 {
-        (v / 1e9, "B")
-    } else if a >= 1e6 {
-        (v / 1e6, "M")
-    } else if a >= 1e3 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    let sign = if x < 0.0 { "-" } else { "" };
-    format!("{sign}${:.3}{unit}", x.abs())
-}
+use cascade::units::usd_column as usd;
 
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)

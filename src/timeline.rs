@@ -500,19 +500,71 @@ mod tests {
             for &lp in &prices {
                 recorder.record(0, &[lp], &[0.0]);
             }
-            let (bands, _) = recorder.finish().bands(0, 1.0);
+            let start = 25_000.0;
+            let (bands, _) = recorder.finish().bands(0, start);
             prices.sort_by(f64::total_cmp);
             for (j, q) in QUANTILES.iter().enumerate() {
                 let exact = prices[(q * f64::from(n)) as usize];
                 let b = price_bin(exact);
                 let bin = price_value((b, 1.0)) - price_value((b, 0.0));
                 assert!(bin <= 0.1 + 1e-12, "bin {b} is {bin} wide");
-                let got = bands[[0, j]].ln();
+                let got = (bands[[0, j]] / start).ln();
                 assert!(
                     (got - exact).abs() <= bin + 0.3 / f64::from(n),
                     "quantile {q} of prices around {centre}: {got} against {exact}"
                 );
             }
+        }
+    }
+
+    /// Cumulative liquidations: a band is exactly zero where at least the quantile's share of
+    /// paths liquidated nothing. Else, for amounts spread evenly in log over whole bins (a
+    /// fortieth of a decade), the interpolation within a bin is exact and the band is within the
+    /// sample's spacing of the exact quantile. A figure every path shares, even beyond the
+    /// outermost bin, is reported exactly.
+    #[test]
+    fn liquidation_bands_are_zero_or_the_exact_quantiles_to_the_sample_spacing() {
+        let (n, scale) = (1000, 2.0e9);
+        // Share of paths that liquidate nothing, and log10 of the lowest and highest share of
+        // open interest the others liquidate (bin edges).
+        for (none, low, high) in [(0.0, -6.5, 0.5), (0.3, -3.0, 0.5), (0.6, -1.0, -0.9)] {
+            let zeros = (none * f64::from(n)) as u32;
+            let spacing = (high - low) / f64::from(n - zeros);
+            let mut liquidated: Vec<f64> = (0..n)
+                .map(|i| {
+                    if i < zeros {
+                        return 0.0;
+                    }
+                    let u = (f64::from(i - zeros) + 0.5) / f64::from(n - zeros);
+                    scale * 10f64.powf(low + u * (high - low))
+                })
+                .collect();
+            let mut recorder = Recorder::new(1, 1, scale);
+            for &l in &liquidated {
+                recorder.record(0, &[0.0], &[l]);
+            }
+            let (_, bands) = recorder.finish().bands(0, 1.0);
+            liquidated.sort_by(f64::total_cmp);
+            for (j, q) in QUANTILES.iter().enumerate() {
+                let exact = liquidated[(q * f64::from(n)) as usize];
+                let got = bands[[0, j]];
+                if exact == 0.0 {
+                    assert_eq!(got, 0.0, "quantile {q} with {none} of paths at zero");
+                } else {
+                    assert!(
+                        (got / exact).log10().abs() <= spacing,
+                        "quantile {q} of 10^{low}..10^{high}: {got} against {exact}"
+                    );
+                }
+            }
+        }
+        let mut recorder = Recorder::new(1, 2, scale);
+        for _ in 0..10 {
+            recorder.record(0, &[0.0, 0.0], &[0.0, 25.0 * scale]);
+        }
+        let (_, bands) = recorder.finish().bands(0, 1.0);
+        for j in 0..QUANTILES.len() {
+            assert_eq!([bands[[0, j]], bands[[1, j]]], [0.0, 25.0 * scale]);
         }
     }
 

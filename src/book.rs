@@ -382,10 +382,49 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 mod tests {
     use std::path::Path;
 
-    use super::{BookSpec, Side, Stream, generate, read_csv};
+    use super::{BookSpec, Position, Side, Stream, generate, read_csv};
     use crate::csv_lines::MAX_BAD_LINES;
     use crate::margin::MarginSchedule;
     use crate::scenario::file::LeverageMix;
+
+    /// Leverage is notional over equity at the price, for positions entered away from it, and
+    /// a cap tops up the margin to exactly the capped leverage, keeping entry and size.
+    #[test]
+    fn leverage_follows_the_price_and_a_cap_posts_just_enough_margin() {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
+        // A 10x long entered at 110 posted 11 a unit: at 100 it has lost 10 of it (100 / 1),
+        // at 121 gained 11 (121 / 22).
+        let long = Position {
+            side: Side::Long,
+            quantity: 2.0,
+            entry: 110.0,
+            leverage: 10.0,
+        };
+        assert!(close(long.leverage_at(100.0), 100.0));
+        assert!(close(long.leverage_at(121.0), 5.5));
+        assert_eq!(long.leverage_at(99.0), f64::INFINITY);
+        // A 10x short entered at 90 posted 9: past bankruptcy at 100, 81 / 18 at 81.
+        let short = Position {
+            side: Side::Short,
+            quantity: 1.0,
+            entry: 90.0,
+            leverage: 10.0,
+        };
+        assert_eq!(short.leverage_at(100.0), f64::INFINITY);
+        assert!(close(short.leverage_at(81.0), 4.5));
+        // Capped at 20x at 100, the long needs equity 5 there: margin 15 a unit, 110 / 15 at
+        // entry.
+        let capped = long.capped_at(100.0, 20.0);
+        assert_eq!(
+            (capped.side, capped.quantity, capped.entry),
+            (Side::Long, 2.0, 110.0)
+        );
+        assert!(close(capped.leverage, 110.0 / 15.0));
+        assert!(close(capped.leverage_at(100.0), 20.0));
+        let capped = short.capped_at(81.0, 3.0);
+        assert!(close(capped.leverage_at(81.0), 3.0));
+        assert_eq!(long.capped_at(121.0, 5.5), long);
+    }
 
     /// Raising the initial margin (maintenance unchanged) redraws the same book with less
     /// leverage and the same entries: no long's trigger rises, no short's falls, and none

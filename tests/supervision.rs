@@ -222,6 +222,9 @@ fn a_drawdown_supervisor_watching_only_shorts_sees_the_cascade() {
             &venues,
             "cooperating = [\"y\"]\nsupervision = { view = \"local\", metric = \"drawdown\", window_steps = 10, threshold = 0.07, action = \"circuit_breaker\", halt_steps = 3 }",
         );
+        // Watched alone, "b" is the whole of the index, though it holds a hundredth of the
+        // market's open interest.
+        assert_eq!(markets[1].supervisors[0].index_weights, [1.0]);
         trace(&markets[1], &s, 0).0.first_intervention
     };
     assert_eq!(first("long"), Some(5));

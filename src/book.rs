@@ -382,10 +382,30 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 mod tests {
     use std::path::Path;
 
-    use super::{BookSpec, Position, Side, Stream, generate, read_csv};
+    use super::{BOOK_STREAM_BASE, BookSpec, Position, Side, Stream, generate, read_csv};
     use crate::csv_lines::MAX_BAD_LINES;
     use crate::margin::MarginSchedule;
     use crate::scenario::file::LeverageMix;
+
+    /// Every book, the start's and each cohort's of every venue, draws from a stream of its
+    /// own, above every path's: a cohort sharing a stream would repeat another book's draws.
+    #[test]
+    fn every_book_has_its_own_random_stream_above_the_paths() {
+        let mut streams: Vec<u64> = (0..5)
+            .flat_map(|venue| {
+                let cohorts = (0..5).map(move |cohort| Stream::Cohort { venue, cohort });
+                std::iter::once(Stream::Start { venue }).chain(cohorts)
+            })
+            .map(Stream::index)
+            .collect();
+        assert!(
+            streams.iter().all(|&s| s >= BOOK_STREAM_BASE),
+            "{streams:?}"
+        );
+        streams.sort_unstable();
+        streams.dedup();
+        assert_eq!(streams.len(), 30);
+    }
 
     /// Leverage is notional over equity at the price, for positions entered away from it, and
     /// a cap tops up the margin to exactly the capped leverage, keeping entry and size.

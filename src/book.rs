@@ -382,7 +382,10 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
 mod tests {
     use std::path::Path;
 
-    use super::{BOOK_STREAM_BASE, BookSpec, Position, Side, Stream, generate, read_csv};
+    use super::{
+        BOOK_STREAM_BASE, BookSpec, MAX_USD, PRICE_LIMITS, Position, Side, Stream, generate,
+        read_csv,
+    };
     use crate::csv_lines::MAX_BAD_LINES;
     use crate::margin::MarginSchedule;
     use crate::scenario::file::LeverageMix;
@@ -532,6 +535,58 @@ mod tests {
                 "{margin:?}: {past} positions start past their trigger"
             );
         }
+    }
+
+    /// A row is read at each column's bounds and refused just past them, with the column
+    /// named; a column missing from the header is named too.
+    #[test]
+    fn a_row_is_read_at_each_bound_and_refused_past_it() {
+        let read = |header: &str, row: &str| {
+            read_csv(Path::new("b.csv"), format!("{header}\n{row}\n").as_bytes())
+        };
+        let header = "side,notional,entry_price,leverage";
+        assert_eq!(
+            read(header, "Long,1000,50,2"),
+            Ok(vec![Position {
+                side: Side::Long,
+                quantity: 20.0,
+                entry: 50.0,
+                leverage: 2.0,
+            }])
+        );
+        let (low, high) = PRICE_LIMITS;
+        for row in [
+            format!("short,{MAX_USD:e},100,1"),
+            format!("long,1e-9,{low:e},5"),
+            format!("long,1,{high:e},5"),
+        ] {
+            assert!(read(header, &row).is_ok(), "{row}");
+        }
+        for (row, problem) in [
+            ("flat,1000,100,5".to_string(), "side `flat`"),
+            ("long,0,100,5".to_string(), "notional (0)"),
+            ("long,-1,100,5".to_string(), "notional (-1)"),
+            (format!("long,{:e},100,5", 2.0 * MAX_USD), "notional (2"),
+            (
+                format!("long,1,{:e},5", low / 2.0),
+                "entry_price (0.0000000000005)",
+            ),
+            (format!("long,1,{:e},5", 2.0 * high), "entry_price (2"),
+            ("long,1,100,0.999".to_string(), "leverage (0.999)"),
+            ("long,1,100,inf".to_string(), "leverage (inf)"),
+            ("long,lots,100,5".to_string(), "notional `lots`"),
+        ] {
+            let problems = read(header, &row).expect_err(&row);
+            assert!(
+                problems.len() == 1 && problems[0].contains(&format!("b.csv line 2: {problem}")),
+                "{row}: {problems:?}"
+            );
+        }
+        let problems = read("side,notional,entry_price", "long,1,100").expect_err("no leverage");
+        assert!(
+            problems[0].contains("b.csv: missing column `leverage`"),
+            "{problems:?}"
+        );
     }
 
     /// Every bad line is listed up to the cap, then counted; a good line is never listed.

@@ -483,6 +483,48 @@ mod tests {
         assert_eq!(timeline.liquidated_range, liq_ranges);
     }
 
+    /// Timelines of any split of the paths merge, in any order, into exactly the timeline of
+    /// all of them: counts and ranges.
+    #[test]
+    fn timelines_of_split_paths_merge_into_the_whole() {
+        let (policies, steps, scale) = (2, 30, 1.0e9);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let step = Uniform::new(-0.02, 0.015).unwrap();
+        let paths: Vec<(Vec<f64>, Vec<f64>)> = (0..90)
+            .map(|_| {
+                let (mut lp, mut l) = (0.0f64, 0.0f64);
+                (0..steps)
+                    .map(|_| {
+                        lp += step.sample(&mut rng);
+                        l += scale * (-lp).max(0.0) * 0.01;
+                        (lp, l)
+                    })
+                    .unzip()
+            })
+            .collect();
+        let record = |which: &dyn Fn(usize) -> bool| {
+            let mut recorder = Recorder::new(policies, steps, scale);
+            for (k, (lp, l)) in paths.iter().enumerate().filter(|(k, _)| which(*k)) {
+                recorder.record(k % policies, lp, l);
+            }
+            recorder.finish()
+        };
+        let whole = record(&|_| true);
+        let parts = [
+            record(&|k| k < 7),
+            record(&|k| (7..50).contains(&k)),
+            record(&|k| k >= 50),
+            record(&|_| false),
+        ];
+        for order in [[0, 1, 2, 3], [3, 2, 0, 1]] {
+            let mut merged = parts[order[0]].clone();
+            for &i in &order[1..] {
+                merged.merge(&parts[i]);
+            }
+            assert_eq!(merged, whole);
+        }
+    }
+
     /// Wherever the prices of a step are, from a near-total loss through a calm market to a
     /// boom, each band is within one bin (plus the spacing of the sample) of the exact quantile.
     #[test]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::csv_lines::BadLines;
 use crate::margin::{MarginSchedule, Trigger};
 use crate::scenario::file::{Book, LeverageMix, Opening};
+use crate::units::quoted;
 
 /// Which side of the market a position is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -354,18 +355,21 @@ fn position(row: &Row) -> Result<Position, Vec<String>> {
     if !(row.notional > 0.0 && row.notional <= MAX_USD) {
         problems.push(format!(
             "notional ({}) must be positive and at most {MAX_USD:e}",
-            row.notional
+            quoted(row.notional)
         ));
     }
     let (low, high) = PRICE_LIMITS;
     if !(low..=high).contains(&row.entry_price) {
         problems.push(format!(
             "entry_price ({}) must be between {low:e} and {high:e}",
-            row.entry_price
+            quoted(row.entry_price)
         ));
     }
     if !(row.leverage.is_finite() && row.leverage >= 1.0) {
-        problems.push(format!("leverage ({}) must be at least 1", row.leverage));
+        problems.push(format!(
+            "leverage ({}) must be at least 1",
+            quoted(row.leverage)
+        ));
     }
     match side {
         Some(side) if problems.is_empty() => Ok(Position {
@@ -567,10 +571,7 @@ mod tests {
             ("long,0,100,5".to_string(), "notional (0)"),
             ("long,-1,100,5".to_string(), "notional (-1)"),
             (format!("long,{:e},100,5", 2.0 * MAX_USD), "notional (2"),
-            (
-                format!("long,1,{:e},5", low / 2.0),
-                "entry_price (0.0000000000005)",
-            ),
+            (format!("long,1,{:e},5", low / 2.0), "entry_price (5e-13)"),
             (format!("long,1,{:e},5", 2.0 * high), "entry_price (2"),
             ("long,1,100,0.999".to_string(), "leverage (0.999)"),
             ("long,1,100,inf".to_string(), "leverage (inf)"),

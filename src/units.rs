@@ -91,7 +91,29 @@ pub fn usd_column(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
     }
-    usd_scaled(v, magnitude_of(v.abs()), 3)
+    let mut magnitude = magnitude_of(v.abs());
+    // Pick the suffix after rounding, so 999,999,999 reads $1.000B, not $1000.000M.
+    if (v.abs() / magnitude.0 * 1e3).round() >= 1e6
+        && let Some(&larger) = SUFFIXES
+            .iter()
+            .rev()
+            .find(|&&(scale, _)| scale > magnitude.0)
+    {
+        magnitude = larger;
+    }
+    usd_scaled(v, magnitude, 3)
+}
+
+/// A number as an error message quotes it: as written for everyday magnitudes, in scientific
+/// notation for huge and tiny ones (Rust prints 1e300 as 301 digits and 5e-13 as
+/// `0.0000000000005`).
+pub fn quoted(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
 }
 
 /// Magnitude suffixes, largest first.
@@ -308,6 +330,15 @@ mod tests {
         assert_eq!(usd_column(-7_800.0), "-$7.800k");
         assert_eq!(usd_column(12.5), "$12.500");
         assert_eq!(usd_column(f64::NAN), "n/a");
+        assert_eq!(usd_column(999_999_999.0), "$1.000B");
+        assert_eq!(usd_column(-999_999.999_6), "-$1.000M");
+        assert_eq!(usd_column(999_999.4), "$999.999k");
+        assert_eq!(usd_column(999.9996), "$1.000k");
+        assert_eq!(usd_column(2e15), "$2000.000T");
+        assert_eq!(quoted(5e-13), "5e-13");
+        assert_eq!(quoted(1e300), "1e300");
+        assert_eq!(quoted(-0.25), "-0.25");
+        assert_eq!(quoted(0.0), "0");
         assert_eq!(percent(0.5), "50%");
         assert_eq!(difference(Unit::Fraction, -0.0253), "-2.53 pp");
         assert_eq!(difference(Unit::Usd, 4.0e4), "+$40k");

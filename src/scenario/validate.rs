@@ -12,22 +12,12 @@ use super::file::{
 use crate::book::{MAX_USD, PRICE_LIMITS, Position};
 use crate::error::Problem;
 use crate::shocks::{self, MAX_JUMPS_PER_STEP, MAX_LOG_RETURN};
+use crate::units::quoted;
 
 /// Collects problems with their key paths.
 #[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
-}
-
-/// A number as a message quotes it: as written for everyday magnitudes, in scientific
-/// notation for huge and tiny ones (Rust prints 1e300 as 301 digits).
-fn show(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
-        format!("{value:e}")
-    } else {
-        format!("{value}")
-    }
 }
 
 impl Checker {
@@ -43,10 +33,10 @@ impl Checker {
         if !value.is_finite() {
             self.fail(
                 path,
-                format!("{} must be a finite number, {expected}", show(value)),
+                format!("{} must be a finite number, {expected}", quoted(value)),
             );
         } else if !ok {
-            self.fail(path, format!("{} must be {expected}", show(value)));
+            self.fail(path, format!("{} must be {expected}", quoted(value)));
         }
     }
 
@@ -210,8 +200,8 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
             format!(
                 "{} is a standard deviation of {} in log price per step of {} s; it must be \
                  at most {MAX_LOG_RETURN} (a factor of 22,000)",
-                show(p.annual_volatility),
-                show(step),
+                quoted(p.annual_volatility),
+                quoted(step),
                 s.simulation.step_seconds
             ),
         );
@@ -263,7 +253,7 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
                         &format!(
                             "zero or more, and at most {MAX_JUMPS_PER_STEP} a step ({} a day \
                              with steps of {} s)",
-                            show(MAX_JUMPS_PER_STEP * 86_400.0 / s.simulation.step_seconds),
+                            quoted(MAX_JUMPS_PER_STEP * 86_400.0 / s.simulation.step_seconds),
                             s.simulation.step_seconds
                         ),
                     );
@@ -400,8 +390,8 @@ fn check_garch(c: &mut Checker, p: &Price) {
                 format!(
                     "{} gives a long-run variance of {} per step (omega / (1 - alpha - beta)); \
                      its square root must be at most {MAX_LOG_RETURN} in log price",
-                    show(omega),
-                    show(omega / (1.0 - a - b))
+                    quoted(omega),
+                    quoted(omega / (1.0 - a - b))
                 ),
             );
         }
@@ -843,7 +833,7 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
                 format!(
                     "USD {} moves the price by 1%, a book thinner than any venue's; is it \
                      in millions? (write 2.0e7 for USD 20M)",
-                    show(depth)
+                    quoted(depth)
                 ),
             );
         }

@@ -431,6 +431,30 @@ mod tests {
         v
     }
 
+    /// The memory estimate's figure per policy and step is what a recorder holds: its counts
+    /// and ranges, and the ranges it keeps aside while recording.
+    #[test]
+    fn bytes_per_step_are_those_a_recorder_holds() {
+        let (policies, steps) = (3, 7);
+        let r = Recorder::new(policies, steps, 1e9);
+        let t = &r.differences;
+        let counts = (t.price.len() + t.liquidated.len()) * size_of::<u32>();
+        let ranges = (t.price_range.len() + t.liquidated_range.len()) * size_of::<f64>();
+        let aside = [
+            &r.price_low,
+            &r.price_high,
+            &r.liquidated_low,
+            &r.liquidated_high,
+        ]
+        .iter()
+        .map(|v| v.len() * size_of::<f64>())
+        .sum::<usize>();
+        assert_eq!(
+            (counts + ranges + aside) as f64,
+            (policies * steps) as f64 * BYTES_PER_STEP
+        );
+    }
+
     /// The differences, runs and interiors of [`Recorder`] give exactly the counts and ranges
     /// of binning every step, even for paths that sit on bin edges.
     #[test]

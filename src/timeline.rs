@@ -410,8 +410,12 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
     use rand_distr::{Distribution, Uniform};
 
-    /// Values on every bin edge and just either side of it (inside the interiors' slack and
-    /// beyond it), beyond the outermost bins, zeros of both signs and NaN.
+    /// How many special values [`awkward`] lists before the edges.
+    const SPECIAL: usize = 7;
+
+    /// Special values (zeros of both signs, NaN, beyond the outermost bins), then values on
+    /// every bin edge and just either side of it (inside the interiors' slack and beyond it),
+    /// ten an edge, lowest edge first.
     fn awkward(edges: impl Iterator<Item = f64>, relative: bool) -> Vec<f64> {
         let mut v = vec![
             0.0,
@@ -422,6 +426,7 @@ mod tests {
             f64::MIN_POSITIVE,
             1e-300,
         ];
+        assert_eq!(v.len(), SPECIAL);
         for e in edges {
             for d in [0.0, 1e-15, 1e-12, 1e-9, 2e-9] {
                 let d = if relative { d * e } else { d };
@@ -463,10 +468,18 @@ mod tests {
         let prices = awkward((0..PRICE_BINS).map(|b| price_value((b, 0.0))), false);
         let liquidations = awkward((1..LIQ_BINS).map(|b| scale * liq_value((b, 0.0))), true);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let (pick_price, pick_liq) = (
-            Uniform::new(0, prices.len()).unwrap(),
-            Uniform::new(0, liquidations.len()).unwrap(),
-        );
+        // Among thousands of values a path would seldom step between two of the few at one
+        // end (zero, then a share below the first edge): a third of the paths take only the
+        // special values and the two lowest edges, a third the special values and the two
+        // highest.
+        let ends = |n: usize| -> [Vec<usize>; 3] {
+            [
+                (0..n).collect(),
+                (0..SPECIAL + 20).collect(),
+                (0..SPECIAL).chain(n - 20..n).collect(),
+            ]
+        };
+        let (price_picks, liq_picks) = (ends(prices.len()), ends(liquidations.len()));
         let coin = Uniform::new(0.0, 1.0).unwrap();
         let mut recorder = Recorder::new(policies, steps, scale);
         let mut price = Array3::<u32>::zeros((policies, PRICE_BINS, steps));
@@ -475,17 +488,19 @@ mod tests {
         let mut liq_ranges = empty_ranges(policies, steps);
         for path in 0..600 {
             let policy = path % policies;
+            let (price_pick, liq_pick) = (&price_picks[path % 3], &liq_picks[path % 3]);
             // Runs of repeated values, as on real paths, broken at random.
             let (mut lp, mut l) = (Vec::new(), Vec::new());
             for t in 0..steps {
                 let new = t == 0 || coin.sample(&mut rng) < 0.3;
+                let mut pick = |n: usize| (coin.sample(&mut rng) * n as f64) as usize;
                 lp.push(if new {
-                    prices[pick_price.sample(&mut rng)]
+                    prices[price_pick[pick(price_pick.len())]]
                 } else {
                     lp[t - 1]
                 });
                 l.push(if new {
-                    liquidations[pick_liq.sample(&mut rng)]
+                    liquidations[liq_pick[pick(liq_pick.len())]]
                 } else {
                     l[t - 1]
                 });

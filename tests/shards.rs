@@ -185,7 +185,10 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     );
     refused(&["a1", "a2", "a3", "a3"], "same directory");
     copy_dir(&d.join("a3"), &d.join("a3-copy"));
-    refused(&["a1", "a2", "a3", "a3-copy"], "overlapping");
+    refused(
+        &["a1", "a2", "a3", "a3-copy"],
+        "are both shard 3/3: overlapping",
+    );
     // Another build of the same version (the model changes between releases).
     copy_dir(&d.join("a3"), &d.join("rebuilt3"));
     let manifest = d.join("rebuilt3/manifest.json");
@@ -214,8 +217,15 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     huge[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     let mut empty = histograms[..48].to_vec();
     empty[8..40].fill(0);
+    let mut renamed = histograms.clone();
+    renamed[..8].copy_from_slice(b"NOTCASC1");
     let another = "the file belongs to another result";
+    let foreign = "not a cascade histogram file";
     for (dir, bytes, expect) in [
+        // Another program's file, even one of the right length, and one too short for a
+        // header.
+        ("renamed3", renamed, foreign),
+        ("stub3", b"CASC".to_vec(), foreign),
         // Histograms of another scenario's shape, or of another open interest, as the
         // scenario of the manifest beside them would never have drawn.
         ("huge3", huge, another),

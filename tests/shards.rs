@@ -155,6 +155,15 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     shard(3, 3, "a3", &[]);
     shard(3, 3, "seed3", &["--seed", "99"]);
     shard(3, 3, "other3", &["--set", "liquidity.routing=0.2"]);
+    let five = [
+        "liquidity.routing=0.2",
+        "venues.0.liquidation_fee=0.004",
+        "venues.0.insurance_fund=2.0e6",
+        "venues.0.depth_1pct=6.0e6",
+        "venues.0.open_interest=1.1e9",
+    ];
+    let many: Vec<&str> = five.iter().flat_map(|set| ["--set", set]).collect();
+    shard(3, 3, "many3", &many);
     shard(2, 4, "four2", &[]);
     shard(3, 3, "steps3", &["--set", "simulation.steps=100"]);
     shard(3, 3, "oi3", &["--set", "venues.1.open_interest=3.0e8"]);
@@ -209,6 +218,8 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         &["a1", "a2", "other3"],
         "different scenarios (liquidity.routing: 0.7 vs 0.2)",
     );
+    // Past three differences, the refusal counts the rest.
+    refused(&["a1", "a2", "many3"], " and 2 more)");
     refused(&["a1", "a2", "four2"], "different shard counts");
     refused(&["a1", "a2", "whole"], "not a shard result");
     // Damaged histograms are refused, saying how, and never panic.

@@ -259,13 +259,7 @@ fn scenario_difference(a: &Path, b: &Path) -> String {
         );
         if !keys.is_empty() {
             let shown: Vec<&str> = keys.iter().take(3).map(String::as_str).collect();
-            let more = keys.len().saturating_sub(shown.len());
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            return format!("{}{more}", shown.join("; "));
+            return listed(&shown, keys.len() as u64, "; ");
         }
     }
     let files = |dir: &Path| -> Vec<PathBuf> {
@@ -282,6 +276,18 @@ fn scenario_difference(a: &Path, b: &Path) -> String {
         }
     }
     "their data files differ".to_string()
+}
+
+/// The first few of `total` items, joined by `separator`, then how many more there are
+/// (`a; b; c and 4 more`): a refusal names a few, however many there are.
+fn listed(shown: &[impl AsRef<str>], total: u64, separator: &str) -> String {
+    let joined: Vec<&str> = shown.iter().map(AsRef::as_ref).collect();
+    let more = total.saturating_sub(shown.len() as u64);
+    if more > 0 {
+        format!("{} and {more} more", joined.join(separator))
+    } else {
+        joined.join(separator)
+    }
 }
 
 /// Appends `key: a vs b` for every leaf where `a` and `b` differ, key paths under `prefix`.
@@ -399,15 +405,9 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             .take(5)
             .map(|k| format!("{k}/{count}"))
             .collect();
-        let more = absent - named.len() as u64;
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
         return Err(Error::BadInput(format!(
-            "missing {absent} of {count} shards: {}{more}",
-            named.join(", ")
+            "missing {absent} of {count} shards: {}",
+            listed(&named, absent, ", ")
         )));
     }
 

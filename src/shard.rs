@@ -258,8 +258,7 @@ fn scenario_difference(a: &Path, b: &Path) -> String {
             &mut keys,
         );
         if !keys.is_empty() {
-            let shown: Vec<&str> = keys.iter().take(3).map(String::as_str).collect();
-            return listed(&shown, keys.len() as u64, "; ");
+            return listed(&keys[..keys.len().min(3)], keys.len() as u64, "; ");
         }
     }
     let files = |dir: &Path| -> Vec<PathBuf> {

@@ -164,6 +164,20 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     ];
     let many: Vec<&str> = five.iter().flat_map(|set| ["--set", set]).collect();
     shard(3, 3, "many3", &many);
+    // The same scenario with one policy fewer: a list of another length differs as a whole.
+    let text = fs::read_to_string(s).unwrap();
+    let (one_policy, _) = text
+        .split_once("\n[[policies]]\nname = \"harmonized\"")
+        .unwrap();
+    let fewer = d.join("fewer.toml");
+    fs::write(&fewer, one_policy).unwrap();
+    let fewer = fewer.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "run", fewer, "--paths", "60", "--shard", "3/3", "--out", "fewer3", "--quiet",
+        ],
+    );
     shard(2, 4, "four2", &[]);
     shard(3, 3, "steps3", &["--set", "simulation.steps=100"]);
     shard(3, 3, "oi3", &["--set", "venues.1.open_interest=3.0e8"]);
@@ -217,6 +231,10 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     refused(
         &["a1", "a2", "other3"],
         "different scenarios (liquidity.routing: 0.7 vs 0.2)",
+    );
+    refused(
+        &["a1", "a2", "fewer3"],
+        "different scenarios (policies: [{ name = \"fragmented\" }, { ",
     );
     // Past three differences, the refusal counts the rest.
     refused(&["a1", "a2", "many3"], " and 2 more)");

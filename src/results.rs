@@ -110,6 +110,25 @@ pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
     if fs::symlink_metadata(target).is_err() {
         return moved(new, target).map(|()| None);
     }
+    let aside = move_aside(target)?;
+    if let Err(e) = moved(new, target) {
+        // Another replacement of the same target may have moved in meanwhile: then the old
+        // one stays aside, and the message says where.
+        return Err(if put_back(&aside, target) {
+            e
+        } else {
+            Error::BadInput(format!(
+                "{e}; the result it would have replaced is in {}",
+                aside.join("old").display()
+            ))
+        });
+    }
+    Ok(Some(aside))
+}
+
+/// Moves the directory `target` to `old` in a new `.cascade-replaced-<pid>@<host>@<random>`
+/// beside it, and returns that directory, for [`put_back`] or [`remove_aside`].
+pub fn move_aside(target: &Path) -> Result<PathBuf> {
     // A fresh directory, named by process, machine and a random suffix, that the old one is
     // moved into: no two replacements, even of processes with one pid on machines sharing the
     // file system, can pick the same place.
@@ -119,27 +138,14 @@ pub fn swap_in(new: &Path, target: &Path) -> Result<Option<PathBuf>> {
         .tempdir_in(parent_of(target))
         .map_err(|e| Error::io(format!("cannot replace {}", target.display()), e))?
         .keep();
-    let old = aside.join("old");
-    if let Err(e) = fs::rename(target, &old) {
+    if let Err(e) = fs::rename(target, aside.join("old")) {
         let _ = fs::remove_dir(&aside);
         return Err(Error::io(format!("cannot replace {}", target.display()), e));
     }
-    if let Err(e) = moved(new, target) {
-        // Another replacement of the same target may have moved in meanwhile: then the old
-        // one stays aside, and the message says where.
-        return Err(if put_back(&aside, target) {
-            e
-        } else {
-            Error::BadInput(format!(
-                "{e}; the result it would have replaced is in {}",
-                old.display()
-            ))
-        });
-    }
-    Ok(Some(aside))
+    Ok(aside)
 }
 
-/// Moves what [`swap_in`] moved `aside` back to `target` (which must be free again); whether
+/// Moves what [`swap_in`] or [`move_aside`] moved `aside` back to `target` (which must be free again); whether
 /// it could.
 pub fn put_back(aside: &Path, target: &Path) -> bool {
     let back = fs::rename(aside.join("old"), target).is_ok();
@@ -308,6 +314,32 @@ pub fn unused_name(dir: &Path, stem: &str) -> PathBuf {
         n += 1;
     }
     target
+}
+
+/// Creates and returns `dir/stem`, or the first of `dir/stem-2`, `dir/stem-3`, ... that no one
+/// has created: unlike [`unused_name`], taken at once, so that two processes started in the
+/// same second (sweeps replicated once per seed, say) never share one.
+pub fn claim_unused(dir: &Path, stem: &str) -> Result<PathBuf> {
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::at_path(format!("cannot create {}", dir.display()), e))?;
+    let mut n = 1;
+    loop {
+        let target = if n == 1 {
+            dir.join(stem)
+        } else {
+            dir.join(format!("{stem}-{n}"))
+        };
+        match fs::create_dir(&target) {
+            Ok(()) => return Ok(target),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => {
+                return Err(Error::at_path(
+                    format!("cannot create {}", target.display()),
+                    e,
+                ));
+            }
+        }
+    }
 }
 
 /// `--out` as the directory a run or sweep writes (and with `--force` replaces): `d/.` is `d`
@@ -669,6 +701,44 @@ mod tests {
         assert!(swap_in(&missing, &old).is_err());
         assert_eq!(names(tmp.path()), ["res"]);
         assert_eq!(fs::read_to_string(old.join("old.txt")).unwrap(), "res");
+    }
+
+    #[test]
+    fn a_claimed_name_is_never_handed_out_twice() {
+        // Two sweeps started in the same second each get a directory of their own: the name
+        // is taken by creating it, not chosen by looking and created later.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("output/x");
+        let first = claim_unused(&dir, "sweep-t").unwrap();
+        let second = claim_unused(&dir, "sweep-t").unwrap();
+        fs::write(dir.join("sweep-t-3"), "a file takes the name too").unwrap();
+        let third = claim_unused(&dir, "sweep-t").unwrap();
+        assert_eq!(first, dir.join("sweep-t"));
+        assert_eq!(second, dir.join("sweep-t-2"));
+        assert_eq!(third, dir.join("sweep-t-4"));
+        assert!(third.is_dir());
+    }
+
+    #[test]
+    fn a_directory_moved_aside_goes_back_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = dir_with(tmp.path(), "sweep", "grid.csv");
+        let aside = move_aside(&old).unwrap();
+        assert!(!old.exists());
+        assert!(
+            aside
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(REPLACED_PREFIX)
+        );
+        // The new one, half written, is in the way: the caller removes it first.
+        dir_with(tmp.path(), "sweep", "half.csv");
+        assert!(!put_back(&aside, &old), "a directory is in the way");
+        fs::remove_dir_all(&old).unwrap();
+        assert!(put_back(&aside, &old));
+        assert_eq!(names(tmp.path()), ["sweep"]);
+        assert_eq!(fs::read_to_string(old.join("grid.csv")).unwrap(), "sweep");
     }
 
     #[test]

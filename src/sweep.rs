@@ -16,6 +16,11 @@ use crate::scenario::load::{check_integer_range, parse_key, parse_value};
 /// would exhaust memory before the first cell; split a larger study into several sweeps.
 pub const MAX_CELLS: usize = 10_000;
 
+/// Why a sweep refuses cells with different seeds.
+pub const ONE_SEED: &str = "the cells of a sweep share one seed, so that they differ only by \
+                            their overrides (common random numbers); to replicate a sweep, run \
+                            it once per seed with --seed";
+
 /// One swept key and its values, as TOML text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
@@ -23,6 +28,31 @@ pub struct Axis {
     pub key: String,
     /// Values in order, each a TOML value's text.
     pub values: Vec<String>,
+}
+
+/// `v` rounded to twelve significant digits of the larger end of the range `from..to`, so
+/// that binary noise (0.30000000000000004, 9900000000.000002) does not reach the values and
+/// the cells' names, and a value that is zero up to that noise is zero. The scale is a power
+/// of ten applied as an exact integer (multiplying or dividing by it), so the result is the
+/// double nearest the rounded decimal, which prints as that decimal; beyond the powers of ten
+/// a double holds exactly, `v` is left as it is.
+fn round_to_range(v: f64, from: f64, to: f64) -> f64 {
+    let magnitude = from.abs().max(to.abs());
+    if magnitude == 0.0 {
+        return v;
+    }
+    let digits = magnitude.log10().floor() as i32 - 11;
+    match digits {
+        -22..=-1 => {
+            let scale = 10f64.powi(-digits);
+            (v * scale).round() / scale
+        }
+        0..=22 => {
+            let scale = 10f64.powi(digits);
+            (v / scale).round() * scale
+        }
+        _ => v,
+    }
 }
 
 /// Splits on commas that are not inside brackets, braces or quotes.
@@ -82,10 +112,12 @@ impl Axis {
             }
             let values = (0..n)
                 .map(|i| {
-                    let v = from + (to - from) * i as f64 / (n - 1) as f64;
-                    // Round away binary noise (0.30000000000000004) so names stay readable.
-                    let v = (v * 1e12).round() / 1e12;
-                    format!("{v}")
+                    let v = if i == n - 1 {
+                        to
+                    } else {
+                        from + (to - from) * i as f64 / (n - 1) as f64
+                    };
+                    format!("{}", round_to_range(v, from, to))
                 })
                 .collect();
             return Axis::checked(text, key, values);
@@ -101,11 +133,7 @@ impl Axis {
     /// 1e20 prints as its digits).
     fn checked(text: &str, key: String, values: Vec<String>) -> Result<Axis, String> {
         if key == "simulation.seed" && values.len() > 1 {
-            return Err(format!(
-                "--set {text}: the cells of a sweep share one seed, so that they differ only by \
-                 their overrides (common random numbers); to replicate a sweep, run it once per \
-                 seed with --seed"
-            ));
+            return Err(format!("--set {text}: {ONE_SEED}"));
         }
         let parsed: Vec<toml::Value> = values.iter().map(|v| parse_value(v)).collect();
         for (i, v) in values.iter().enumerate() {
@@ -131,6 +159,8 @@ fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
     use toml::Value::{Float, Integer};
     match (a, b) {
         (Integer(x), Float(y)) | (Float(y), Integer(x)) => *x as f64 == *y,
+        // `nan` given twice is one value given twice.
+        (Float(x), Float(y)) => x == y || (x.is_nan() && y.is_nan()),
         _ => a == b,
     }
 }
@@ -293,17 +323,14 @@ fn csv_field(s: &str) -> String {
 /// the scenario's name, the version, the seed and paths every cell uses (paths null when they
 /// are an axis), and the axes. A resumed sweep must have the same plan, so that one directory
 /// never holds two studies.
-pub fn plan_json(scenario: &str, axes: &[Axis], seed: u64, paths: u64) -> Json {
-    let swept = axes
-        .iter()
-        .any(|a| a.key == "simulation.paths" && a.values.len() > 1);
+pub fn plan_json(scenario: &str, axes: &[Axis], seed: u64, paths: Option<u64>) -> Json {
     serde_json::json!({
         "schema_version": 1,
         "scenario": scenario,
         "version": crate::VERSION,
         "build": crate::BUILD,
         "seed": seed,
-        "paths": (!swept).then_some(paths),
+        "paths": paths,
         "axes": axes_json(axes),
     })
 }
@@ -338,4 +365,59 @@ pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
         "axes": axes_json(axes),
         "rows": cells,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Vec<String> {
+        Axis::parse(text).unwrap().values
+    }
+
+    #[test]
+    fn a_range_holds_its_end_points_and_decimals_without_binary_noise() {
+        assert_eq!(values("x=0.1..0.5:5"), ["0.1", "0.2", "0.3", "0.4", "0.5"]);
+        // Past 9,000 rounding at 1e-12 absolute no longer removed the noise
+        // (9900000000.000002, 23456.788999999997).
+        assert_eq!(
+            values("x=1.1e9..9.9e9:5"),
+            [
+                "1100000000",
+                "3300000000",
+                "5500000000",
+                "7700000000",
+                "9900000000"
+            ]
+        );
+        assert_eq!(
+            values("x=12345.678..23456.789:4"),
+            ["12345.678", "16049.3816667", "19753.0853333", "23456.789"]
+        );
+        // Zero up to noise is zero, and a range crossing it keeps its sign elsewhere.
+        assert_eq!(values("x=-0.3..0.9:5"), ["-0.3", "0", "0.3", "0.6", "0.9"]);
+        assert_eq!(
+            values("x=1e-9..5e-9:3"),
+            ["0.000000001", "0.000000003", "0.000000005"]
+        );
+        // Beyond what rounding by an exact power of ten can do, a value is left as it is
+        // (this one then refused as an integer a scenario cannot hold), never made infinite.
+        let e = Axis::parse("x=1e9..1e300:2").unwrap_err();
+        assert!(e.contains("outside the integers"), "{e}");
+    }
+
+    #[test]
+    fn nan_given_twice_is_given_twice() {
+        let e = Axis::parse("x=nan,nan").unwrap_err();
+        assert!(e.contains("nan is given twice"), "{e}");
+        assert_eq!(values("x=nan,1"), ["nan", "1"]);
+    }
+
+    #[test]
+    fn the_plan_records_paths_only_when_every_cell_has_the_same() {
+        let axes = [Axis::parse("liquidity.routing=0.1,0.2").unwrap()];
+        assert_eq!(plan_json("s", &axes, 7, Some(100))["paths"], 100);
+        assert!(plan_json("s", &axes, 7, None)["paths"].is_null());
+        assert_eq!(plan_json("s", &axes, 7, None)["seed"], 7);
+    }
 }

@@ -826,6 +826,111 @@ fn sweep_resume_refuses_an_out_with_nothing_to_resume() {
     }
     assert!(!d.join("nonexist").exists(), "nothing was written");
     assert_eq!(fs::read_dir(d.join("empty")).unwrap().count(), 0);
+    // Without --resume, an existing directory that is no sweep is refused for what it is:
+    // neither --resume nor --force would take it.
+    let (code, stderr) = cascade(
+        d,
+        &[
+            "sweep",
+            s.to_str().unwrap(),
+            "--set",
+            "price.stress.drop=0.1,0.2",
+            "--out",
+            "empty",
+        ],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("empty already exists and is not a sweep directory (no sweep.json)"),
+        "{stderr}"
+    );
+}
+
+/// `--force` keeps the old sweep whole until the new one is complete: a forced sweep refused
+/// before it starts, or interrupted halfway, leaves the old sweep as it was; one that finishes
+/// leaves only itself.
+#[test]
+fn a_forced_sweep_keeps_the_old_sweep_until_the_new_one_is_complete() {
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let sweep = |extra: &[&'static str]| -> Vec<String> {
+        let mut args = vec![
+            "sweep",
+            s.to_str().unwrap(),
+            "--quiet",
+            "--no-report",
+            "--threads",
+            "1",
+            "--out",
+            "g",
+        ];
+        args.extend(extra);
+        args.into_iter().map(String::from).collect()
+    };
+    let ok = |args: Vec<String>| ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(sweep(&[
+        "--paths",
+        "5",
+        "--set",
+        "liquidity.routing=0.2,0.8",
+    ]));
+    let grid = fs::read(d.join("g/grid.csv")).unwrap();
+    let old_cells = ["g/liquidity.routing=0.2", "g/liquidity.routing=0.8"];
+    let unchanged = |when: &str| {
+        assert_eq!(fs::read(d.join("g/grid.csv")).unwrap(), grid, "{when}");
+        for cell in old_cells {
+            assert!(
+                d.join(cell).join("summary.json").is_file(),
+                "{when}: {cell}"
+            );
+        }
+        let names: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["g"], "{when}: nothing beside it");
+    };
+    // Refused before it starts (a cell too large for memory).
+    let args = sweep(&["--force", "--set", "simulation.paths=10,200000000000"]);
+    let (code, stderr) = cascade(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 2, "{stderr}");
+    unchanged("refused");
+    // Interrupted in its first cell: the old sweep is put back, its finished cells too.
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .current_dir(d)
+        .args(sweep(&[
+            "--force",
+            "--paths",
+            "2000000",
+            "--set",
+            "liquidity.routing=0.3,0.7",
+        ]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    unchanged("interrupted");
+    // Finished: the new sweep alone.
+    ok(sweep(&[
+        "--force",
+        "--paths",
+        "5",
+        "--set",
+        "liquidity.routing=0.3,0.7",
+    ]));
+    assert!(d.join("g/liquidity.routing=0.7/summary.json").is_file());
+    assert!(!d.join(old_cells[0]).exists());
+    assert_eq!(fs::read_dir(d).unwrap().count(), 1, "the old sweep is gone");
 }
 
 #[test]
@@ -847,6 +952,19 @@ fn sweep_values_are_validated_before_anything_runs() {
         (
             "venues.0.insurance_fund=1e8,5e7,100000000",
             "100000000 is given twice (as 1e8)",
+        ),
+        ("liquidity.routing=nan,nan", "nan is given twice"),
+        // A cell too large for any machine's memory fails before the first cell runs (it
+        // failed when its turn came, after the cells before it had run).
+        (
+            "simulation.paths=10,200000000000",
+            "cell 2/2 simulation.paths=200000000000",
+        ),
+        // The seed reached through its table: the cells would not share common draws.
+        (
+            "simulation={paths=5,steps=240,step_seconds=60,seed=1},\
+             {paths=5,steps=240,step_seconds=60,seed=2}",
+            "would draw from seed 2 and cell 1 from seed 1",
         ),
     ] {
         let (code, stderr) = cascade(

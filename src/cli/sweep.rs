@@ -21,7 +21,7 @@ pub struct SweepArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue an interrupted sweep in --out: finished cells are kept, the rest rerun.
-    #[arg(long, requires = "out")]
+    #[arg(long, requires = "out", conflicts_with = "force")]
     resume: bool,
     /// Run only cells K, K+N, K+2N, ... (1-based) into the shared --out, for a job array;
     /// then `--resume` without --shard writes the grid.
@@ -35,7 +35,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     let StudyArgs {
         scenario: scenario_path,
         common,
-        outputs,
+        ..
     } = &args.study;
     let (out, resume, shard) = (&args.out, args.resume, args.shard);
     let axes: Vec<Axis> = common
@@ -63,26 +63,38 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         &[cells[0].overrides(), base.clone()].concat(),
     )?;
     let name = first.file().name.clone();
-    let root = match out {
+    // A default directory is claimed (created) only once every cell has been validated, under
+    // a name no concurrent sweep took meanwhile: this one is where it will most likely be.
+    let stem = format!("sweep-{}", chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ"));
+    let parent = PathBuf::from("output").join(&name);
+    let mut root = match out {
         Some(o) => results::out_directory(o)?,
-        None => results::unused_name(
-            &PathBuf::from("output").join(&name),
-            &format!("sweep-{}", chrono::Utc::now().format("%Y-%m-%dT%H-%M-%SZ")),
-        ),
+        None => results::unused_name(&parent, &stem),
     };
     // Shards of one sweep start together into one directory: each joins what the first made.
     let joining = resume || shard.is_some();
     if root.exists() && !joining && !common.force {
-        return Err(Error::BadInput(format!(
-            "{} already exists; pass --resume to finish it, or --force to start again",
-            root.display()
-        )));
+        return Err(Error::BadInput(if is_sweep(&root) {
+            format!(
+                "{} already exists; pass --resume to finish it, or --force to start again",
+                root.display()
+            )
+        } else {
+            format!(
+                "{} already exists and is not a sweep directory (no sweep.json); choose \
+                 another --out",
+                root.display()
+            )
+        }));
     }
-    // How refusals name the flag that joined an existing directory.
-    let flag = if shard.is_some() {
-        "--shard"
+    // How refusals name the flag that joined an existing directory, and what else to do.
+    let (flag, instead) = if shard.is_some() {
+        ("--shard", "or give another --out")
     } else {
-        "--resume"
+        (
+            "--resume",
+            "or start again without --resume, with --force or another --out",
+        )
     };
     seeded_for_shards(shard, &first, scenario_path)?;
     let plan_path = root.join("sweep.json");
@@ -100,13 +112,31 @@ pub fn run(args: &SweepArgs) -> Result<()> {
             .unwrap_or(first.seed());
         base.push(Override::parse(&format!("simulation.seed={seed}")).map_err(Error::BadInput)?);
     }
-    // Validate every cell before running any, so a bad value fails in the first second.
-    let mut scenarios = Vec::with_capacity(cells.len());
-    for cell in &cells {
-        scenarios.push(Scenario::load(
-            scenario_path,
-            &[cell.overrides(), base.clone()].concat(),
-        )?);
+    // Validate every cell before running any, so a bad value fails in the first second, and
+    // before anything is created or (with --force) moved aside: its memory too, as `run`
+    // checks it.
+    let mut scenarios: Vec<Scenario> = Vec::with_capacity(cells.len());
+    for (i, cell) in cells.iter().enumerate() {
+        let scenario = Scenario::load(scenario_path, &[cell.overrides(), base.clone()].concat())?;
+        let which = || format!("cell {}/{} {}", i + 1, cells.len(), cell.name(&axes));
+        study::check_memory(&scenario, None, &common.options()).map_err(|e| match e {
+            Error::BadInput(why) => Error::BadInput(format!("{}: {why}", which())),
+            e => e,
+        })?;
+        // However an axis reaches the seed (`simulation.seed`, or the whole `simulation`
+        // table), the cells must share it.
+        if let Some(one) = scenarios.first()
+            && scenario.seed() != one.seed()
+        {
+            return Err(Error::BadInput(format!(
+                "{} would draw from seed {} and cell 1 from seed {}: {}",
+                which(),
+                scenario.seed(),
+                one.seed(),
+                sweep::ONE_SEED
+            )));
+        }
+        scenarios.push(scenario);
     }
     if !common.quiet {
         let named: Vec<(String, &Scenario)> = cells
@@ -117,7 +147,13 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         super::warn_cells(&named, scenario_path);
     }
     let s = &scenarios[0];
-    let plan = sweep::plan_json(&name, &axes, s.seed(), s.file().simulation.paths);
+    let paths = s.file().simulation.paths;
+    // Null where the cells' paths differ, however an axis sets them.
+    let same_paths = scenarios
+        .iter()
+        .all(|c| c.file().simulation.paths == paths)
+        .then_some(paths);
+    let plan = sweep::plan_json(&name, &axes, s.seed(), same_paths);
     if let Some(recorded) = recorded
         && recorded != plan
     {
@@ -138,13 +174,15 @@ pub fn run(args: &SweepArgs) -> Result<()> {
         }
         return Err(Error::BadInput(format!(
             "{flag}: {} holds another sweep ({}; see {}); finish it with the flags it was \
-             started with, or start again with --force or another --out",
+             started with, {instead}",
             root.display(),
             differs.join("; "),
             plan_path.display()
         )));
     }
-    if root.exists() && common.force && !joining {
+    // --force keeps the old sweep whole until the new one is complete: moved aside now, put
+    // back if the new one fails, removed once its grid is written.
+    let aside = if root.exists() && common.force && !joining {
         if !is_sweep_written_by_cascade(&root) {
             return Err(Error::BadInput(format!(
                 "{} exists and is not a sweep directory (no sweep.json written by cascade); \
@@ -152,108 +190,199 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 root.display()
             )));
         }
-        fs::remove_dir_all(&root)
-            .map_err(|e| Error::io(format!("cannot replace {}", root.display()), e))?;
+        Some(results::move_aside(&root)?)
+    } else {
+        None
+    };
+    if out.is_some() {
+        fs::create_dir_all(&root)
+            .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
+    } else {
+        root = results::claim_unused(&parent, &stem)?;
     }
-    fs::create_dir_all(&root)
-        .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
-    // Mark the directory as a sweep at once, so --force can recognise it even if interrupted.
-    let json = serde_json::to_string_pretty(&plan).expect("json");
-    results::write_file_atomic(&root.join("sweep.json"), format!("{json}\n").as_bytes())?;
-    // Another shard may be writing a cell right now: only a whole sweep clears partial ones.
-    if shard.is_none() {
-        remove_partials(&root)?;
-    }
-    let mine = |i: usize| shard.is_none_or(|s| i as u64 % s.count == s.index - 1);
-
-    // Every kept cell is checked before any runs: a refused resume changes nothing.
-    for (i, (cell, scenario)) in cells.iter().zip(&scenarios).enumerate() {
-        let dir = root.join(cell.name(&axes));
-        if mine(i) && dir.join("manifest.json").exists() {
-            same_study(&dir, scenario, flag)?;
-        }
-    }
-    let mut rows: Vec<GridRow> = Vec::new();
-    let total = cells.len();
-    for (i, (cell, scenario)) in cells.iter().zip(scenarios).enumerate() {
-        if !mine(i) {
-            continue;
-        }
-        let cell_name = cell.name(&axes);
-        let dir = root.join(&cell_name);
-        let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
-        if dir.join("manifest.json").exists() {
-            if !common.quiet {
-                noteln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
-            }
-        } else {
-            if !common.quiet {
+    let grid = Grid {
+        root: &root,
+        axes: &axes,
+        cells: &cells,
+        name: &name,
+        flag,
+        instead,
+        shard,
+    };
+    let filled = grid.fill(&plan, scenarios, args);
+    let Some(aside) = aside else {
+        return filled;
+    };
+    match filled {
+        Ok(()) => {
+            if let Some(left) = results::remove_aside(Some(aside)) {
                 noteln!(
-                    "cell {}/{total} {cell_name}: {} paths",
-                    i + 1,
-                    scenario.file().simulation.paths
+                    "warning: the old sweep {} replaced, moved to {}, could not be removed",
+                    root.display(),
+                    left.display()
                 );
             }
-            // The cell's own values, as a run of this one cell would record its --set.
-            let set: Vec<String> = cell
-                .values
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let provenance = Provenance::now(scenario_path, &set);
-            let destination = Destination::plan(Some(&dir), &root, &name, None, true)?;
-            // An interrupt loses this cell only: the finished ones stay for --resume.
-            let kept = |e: Error| match e {
-                Error::Interrupted => Error::SweepInterrupted(root.clone()),
-                e => e,
-            };
-            let study = study::simulate(scenario, None, common.options()).map_err(kept)?;
-            let manifest = study.manifest(&provenance);
-            super::placed(
-                destination
-                    .commit(|d| {
-                        study.write(d, &manifest, &provenance, outputs.parquet)?;
-                        if !outputs.no_report {
-                            cascade::report::build(d)?;
-                        }
-                        Ok(())
-                    })
-                    .map_err(kept)?,
-            );
+            Ok(())
         }
-        let summary_path = dir.join("summary.json");
-        let text = fs::read_to_string(&summary_path)
-            .map_err(|e| Error::io(format!("cannot read {}", summary_path.display()), e))?;
-        let summary: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
-        rows.extend(sweep::rows_of(&cell_name, &values, &summary));
+        Err(e) => Err(restore(e, &aside, &root)),
     }
-    if let Some(s) = shard {
-        // The grid needs every shard's cells: the final --resume writes it.
-        sayln!(
-            "shard {s}: {} of {total} cells in {}; when every shard has finished, `cascade \
-             sweep` with the same flags, --resume and no --shard writes grid.csv",
-            (0..total).filter(|&i| mine(i)).count(),
+}
+
+/// The error of a forced sweep that failed, once the old sweep it was replacing is back in
+/// `root` (or, where that failed, saying where the old sweep is).
+fn restore(e: Error, aside: &Path, root: &Path) -> Error {
+    let _ = fs::remove_dir_all(root);
+    if !results::put_back(aside, root) {
+        return Error::BadInput(format!(
+            "{e}; the sweep it was replacing is in {}",
+            aside.join("old").display()
+        ));
+    }
+    match e {
+        // Its finished cells went with it: nothing to resume.
+        Error::SweepInterrupted(_) => Error::Interrupted,
+        Error::BadInput(why) => Error::BadInput(format!(
+            "{why}; {} holds the sweep it was replacing, unchanged",
             root.display()
+        )),
+        e => e,
+    }
+}
+
+/// A validated grid and the directory it is written into.
+struct Grid<'a> {
+    root: &'a Path,
+    axes: &'a [Axis],
+    cells: &'a [sweep::Cell],
+    name: &'a str,
+    flag: &'a str,
+    instead: &'a str,
+    shard: Option<Shard>,
+}
+
+impl Grid<'_> {
+    /// Writes the plan, runs every cell not yet done (this shard's only, with `--shard`) and
+    /// then, without `--shard`, the grid summary and heatmaps.
+    fn fill(
+        &self,
+        plan: &serde_json::Value,
+        scenarios: Vec<Scenario>,
+        args: &SweepArgs,
+    ) -> Result<()> {
+        let Grid {
+            root,
+            axes,
+            cells,
+            name,
+            flag,
+            instead,
+            shard,
+        } = *self;
+        let StudyArgs {
+            scenario: scenario_path,
+            common,
+            outputs,
+        } = &args.study;
+        // Mark the directory as a sweep at once, so --force can recognise it even if
+        // interrupted.
+        let json = serde_json::to_string_pretty(plan).expect("json");
+        results::write_file_atomic(&root.join("sweep.json"), format!("{json}\n").as_bytes())?;
+        // Another shard may be writing a cell right now: only a whole sweep clears partial ones.
+        if shard.is_none() {
+            remove_partials(root)?;
+        }
+        let mine = |i: usize| shard.is_none_or(|s| i as u64 % s.count == s.index - 1);
+
+        // Every kept cell is checked before any runs: a refused resume changes nothing.
+        for (i, (cell, scenario)) in cells.iter().zip(&scenarios).enumerate() {
+            let dir = root.join(cell.name(axes));
+            if mine(i) && dir.join("manifest.json").exists() {
+                same_study(&dir, scenario, flag, instead)?;
+            }
+        }
+        let mut rows: Vec<GridRow> = Vec::new();
+        let total = cells.len();
+        for (i, (cell, scenario)) in cells.iter().zip(scenarios).enumerate() {
+            if !mine(i) {
+                continue;
+            }
+            let cell_name = cell.name(axes);
+            let dir = root.join(&cell_name);
+            let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
+            if dir.join("manifest.json").exists() {
+                if !common.quiet {
+                    noteln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
+                }
+            } else {
+                if !common.quiet {
+                    noteln!(
+                        "cell {}/{total} {cell_name}: {} paths",
+                        i + 1,
+                        scenario.file().simulation.paths
+                    );
+                }
+                // The cell's own values, as a run of this one cell would record its --set.
+                let set: Vec<String> = cell
+                    .values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let provenance = Provenance::now(scenario_path, &set);
+                let destination = Destination::plan(Some(&dir), root, name, None, true)?;
+                // An interrupt loses this cell only: the finished ones stay for --resume.
+                let kept = |e: Error| match e {
+                    Error::Interrupted => Error::SweepInterrupted(root.to_path_buf()),
+                    e => e,
+                };
+                let study = study::simulate(scenario, None, common.options()).map_err(kept)?;
+                let manifest = study.manifest(&provenance);
+                super::placed(
+                    destination
+                        .commit(|d| {
+                            study.write(d, &manifest, &provenance, outputs.parquet)?;
+                            if !outputs.no_report {
+                                cascade::report::build(d)?;
+                            }
+                            Ok(())
+                        })
+                        .map_err(kept)?,
+                );
+            }
+            let summary_path = dir.join("summary.json");
+            let text = fs::read_to_string(&summary_path)
+                .map_err(|e| Error::io(format!("cannot read {}", summary_path.display()), e))?;
+            let summary: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
+            rows.extend(sweep::rows_of(&cell_name, &values, &summary));
+        }
+        if let Some(s) = shard {
+            // The grid needs every shard's cells: the final --resume writes it.
+            sayln!(
+                "shard {s}: {} of {total} cells in {}; when every shard has finished, `cascade \
+                 sweep` with the same flags, --resume and no --shard writes grid.csv",
+                (0..total).filter(|&i| mine(i)).count(),
+                root.display()
+            );
+            return Ok(());
+        }
+        if !outputs.no_report {
+            heatmaps(root, axes, &rows)?;
+        }
+        results::write_file_atomic(
+            &root.join("grid.csv"),
+            sweep::grid_csv(axes, &rows).as_bytes(),
+        )?;
+        let json =
+            serde_json::to_string_pretty(&sweep::grid_json(name, axes, &rows)).expect("json");
+        results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
+        sayln!(
+            "{} cells x {} policies: {}",
+            total,
+            rows.len() / total.max(1),
+            root.join("grid.csv").display()
         );
-        return Ok(());
+        Ok(())
     }
-    if !outputs.no_report {
-        heatmaps(&root, &axes, &rows)?;
-    }
-    results::write_file_atomic(
-        &root.join("grid.csv"),
-        sweep::grid_csv(&axes, &rows).as_bytes(),
-    )?;
-    let json = serde_json::to_string_pretty(&sweep::grid_json(&name, &axes, &rows)).expect("json");
-    results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
-    sayln!(
-        "{} cells x {} policies: {}",
-        total,
-        rows.len() / total.max(1),
-        root.join("grid.csv").display()
-    );
-    Ok(())
 }
 
 /// Whether `--force` may delete `root`: its `sweep.json` is the plan a sweep writes first,
@@ -326,7 +455,7 @@ fn being_started(root: &Path) -> bool {
 /// Checks that a cell finished by an earlier sweep is the cell this sweep would run: same
 /// resolved scenario (file, overrides, paths, seed) and same version. Resuming with other
 /// flags would otherwise mix cells of two different studies in one grid.
-fn same_study(dir: &Path, scenario: &Scenario, flag: &str) -> Result<()> {
+fn same_study(dir: &Path, scenario: &Scenario, flag: &str, instead: &str) -> Result<()> {
     let path = dir.join("manifest.json");
     let text = fs::read_to_string(&path)
         .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
@@ -341,8 +470,8 @@ fn same_study(dir: &Path, scenario: &Scenario, flag: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::BadInput(format!(
-        "{flag}: {} was run with {why}; finish it with the flags it was started with, or \
-         start again with --force or another --out",
+        "{flag}: {} was run with {why}; finish it with the flags it was started with, \
+         {instead}",
         dir.display()
     )))
 }

@@ -904,9 +904,14 @@ impl<'a> PathRun<'a> {
         path[Metric::LiquidatedShortNotional.index()] += short_notional;
         path[Metric::LiquidatedPositions.index()] += f64::from(longs.positions + shorts.positions);
         path[Metric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
+        path[Metric::LiquidatedValue.index()] += longs.value + shorts.value;
+        path[Metric::LiquidatedLongValue.index()] += longs.value;
+        path[Metric::LiquidatedShortValue.index()] += shorts.value;
         venue[VenueMetric::LiquidatedLongNotional.index()] += long_notional;
         venue[VenueMetric::LiquidatedShortNotional.index()] += short_notional;
         venue[VenueMetric::BadDebt.index()] += longs.bad_debt + shorts.bad_debt;
+        venue[VenueMetric::LiquidatedLongValue.index()] += longs.value;
+        venue[VenueMetric::LiquidatedShortValue.index()] += shorts.value;
     }
 
     /// The loss waterfall of the step's settled shortfalls: each fund pays its venues' bad

@@ -211,6 +211,9 @@ pub struct Sweep {
     pub bad_debt: f64,
     /// What the other side of the closed positions is owed: quantity x |entry - fill|.
     pub counterparty: f64,
+    /// What the closed quantity traded for: quantity x fill (USD at the fill prices, as
+    /// exchanges and aggregators report liquidations).
+    pub value: f64,
 }
 
 impl Sweep {
@@ -223,6 +226,7 @@ impl Sweep {
         self.fees += o.fees;
         self.bad_debt += o.bad_debt;
         self.counterparty += o.counterparty;
+        self.value += o.value;
     }
 }
 
@@ -400,6 +404,7 @@ impl Run {
             qty_fill: qf,
         } = parts;
         let full_fees = fee * qf[2];
+        let value = qf[0] + qf[1] + qf[2];
         Sweep {
             quantity: q,
             positions: self.prefix[b].first - self.prefix[a].first,
@@ -407,7 +412,8 @@ impl Run {
             returned: (s * (qf[2] - r * qt[2]) - full_fees).max(0.0),
             fees: full_fees + (s * (qf[1] - r * qt[1])).max(0.0),
             bad_debt: (s * (r * qt[0] - qf[0])).max(0.0),
-            counterparty: s * (e - (qf[0] + qf[1] + qf[2])),
+            counterparty: s * (e - value),
+            value,
         }
     }
 }

@@ -50,11 +50,20 @@ pub enum Metric {
     /// the forced order is closing too; observed declines also hold voluntary deleveraging,
     /// which the model does not have.
     OpenInterestLost,
+    /// What the liquidated quantity traded for (USD at the prices the liquidations filled
+    /// at), as exchanges and aggregators report liquidations: below `liquidated_notional`
+    /// for longs sold into a falling market, above it for shorts bought back into a rising
+    /// one.
+    LiquidatedValue,
+    /// `liquidated_value` of longs.
+    LiquidatedLongValue,
+    /// `liquidated_value` of shorts.
+    LiquidatedShortValue,
 }
 
 impl Metric {
     /// Every metric, in row order.
-    pub const ALL: [Metric; 18] = [
+    pub const ALL: [Metric; 21] = [
         Metric::LiquidatedNotional,
         Metric::LiquidatedPositions,
         Metric::MaxDrawdown,
@@ -73,6 +82,9 @@ impl Metric {
         Metric::RoundCapHits,
         Metric::Interventions,
         Metric::OpenInterestLost,
+        Metric::LiquidatedValue,
+        Metric::LiquidatedLongValue,
+        Metric::LiquidatedShortValue,
     ];
 
     /// Column name.
@@ -96,6 +108,9 @@ impl Metric {
             Metric::RoundCapHits => "round_cap_hits",
             Metric::Interventions => "interventions",
             Metric::OpenInterestLost => "open_interest_lost",
+            Metric::LiquidatedValue => "liquidated_value",
+            Metric::LiquidatedLongValue => "liquidated_long_value",
+            Metric::LiquidatedShortValue => "liquidated_short_value",
         }
     }
 
@@ -121,17 +136,23 @@ pub enum VenueMetric {
     AdlNotional,
     /// Unabsorbed loss (USD); positive means the venue is insolvent on the path.
     UnabsorbedLoss,
+    /// Liquidated longs at the prices they filled at (USD).
+    LiquidatedLongValue,
+    /// Liquidated shorts at the prices they filled at (USD).
+    LiquidatedShortValue,
 }
 
 impl VenueMetric {
     /// Every venue metric, in row order.
-    pub const ALL: [VenueMetric; 6] = [
+    pub const ALL: [VenueMetric; 8] = [
         VenueMetric::LiquidatedLongNotional,
         VenueMetric::LiquidatedShortNotional,
         VenueMetric::BadDebt,
         VenueMetric::InsuranceFundDrawn,
         VenueMetric::AdlNotional,
         VenueMetric::UnabsorbedLoss,
+        VenueMetric::LiquidatedLongValue,
+        VenueMetric::LiquidatedShortValue,
     ];
 
     /// Position within a venue's cells.
@@ -149,6 +170,8 @@ impl VenueMetric {
             VenueMetric::InsuranceFundDrawn => "insurance_fund_drawn",
             VenueMetric::AdlNotional => "adl_notional",
             VenueMetric::UnabsorbedLoss => "unabsorbed_loss",
+            VenueMetric::LiquidatedLongValue => "liquidated_long_value",
+            VenueMetric::LiquidatedShortValue => "liquidated_short_value",
         }
     }
 }

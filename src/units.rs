@@ -72,6 +72,9 @@ pub fn metric(name: &str) -> (&str, Unit) {
         "round_cap_hits" => ("round cap hits", Unit::Count),
         "interventions" => ("supervisory interventions", Unit::Count),
         "open_interest_lost" => ("open interest lost", Unit::Fraction),
+        "liquidated_value" => ("liquidated value at fill prices", Unit::Usd),
+        "liquidated_long_value" => ("liquidated longs at fill prices", Unit::Usd),
+        "liquidated_short_value" => ("liquidated shorts at fill prices", Unit::Usd),
         other => (other, Unit::Count),
     }
 }

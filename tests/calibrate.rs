@@ -348,7 +348,7 @@ fn a_backtest_of_an_episode_the_model_made_recovers_the_shock_and_matches_it() {
     let episode = format!(
         "{SYNTHETIC}\n[observed]\nprice_drop = {}\nliquidated_notional = {}\nopen_interest_lost = {}\ninsurance_fund_drawn = 1.0e12\nnotes = \"made by the model itself\"\n",
         median(&truth, "max_drawdown"),
-        median(&truth, "liquidated_notional"),
+        median(&truth, "liquidated_value"),
         median(&truth, "open_interest_lost"),
     );
     fs::write(d.join("episode.toml"), episode).unwrap();

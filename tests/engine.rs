@@ -273,6 +273,11 @@ proptest! {
             let liq = row[Metric::LiquidatedNotional.index()];
             let split = row[Metric::LiquidatedLongNotional.index()] + row[Metric::LiquidatedShortNotional.index()];
             prop_assert!((liq - split).abs() <= 1e-9 * scale);
+            let value = row[Metric::LiquidatedValue.index()];
+            let split = row[Metric::LiquidatedLongValue.index()] + row[Metric::LiquidatedShortValue.index()];
+            prop_assert!((value - split).abs() <= 1e-9 * scale);
+            // Traded for something exactly when something was liquidated.
+            prop_assert_eq!(value > 0.0, liq > 0.0);
             let lost = row[Metric::OpenInterestLost.index()];
             // Net of the cohorts that opened, never more than the forced closes.
             prop_assert!(lost <= (liq / market.total_open_interest).min(1.0) + 1e-12);
@@ -844,6 +849,9 @@ fn a_fixed_seed_gives_pinned_values() {
     assert_eq!(row[Metric::CascadeRounds.index()], 147.0);
     // The largest gap between venues, measured on dislocated calm steps and after cascades.
     assert_eq!(row[Metric::MaxVenueGap.index()], 0.03229886749859112);
+    // What the liquidations traded for, at their fill prices: 85% of their notional at the
+    // start price, on a path whose traded price fell 20%.
+    assert_eq!(row[Metric::LiquidatedValue.index()], 934729315.6303803);
 }
 
 #[test]
@@ -860,6 +868,14 @@ fn venue_figures_add_up_to_the_paths_figures() {
         (
             Metric::LiquidatedShortNotional,
             VenueMetric::LiquidatedShortNotional,
+        ),
+        (
+            Metric::LiquidatedLongValue,
+            VenueMetric::LiquidatedLongValue,
+        ),
+        (
+            Metric::LiquidatedShortValue,
+            VenueMetric::LiquidatedShortValue,
         ),
         (Metric::BadDebt, VenueMetric::BadDebt),
         (Metric::InsuranceFundDrawn, VenueMetric::InsuranceFundDrawn),
@@ -964,4 +980,11 @@ entry_dispersion = 0.0
         "b filled at {average_fill} on average, not at its own price 95"
     );
     assert_eq!(row[layout.venue(1, VenueMetric::BadDebt)], 0.0);
+    // What b's longs traded for is their quantity at 95, their notional at 100 times 0.95.
+    let value_b = row[layout.venue(1, VenueMetric::LiquidatedLongValue)];
+    assert!(
+        (value_b / (0.95 * liquidated_b) - 1.0).abs() < 1e-3,
+        "b's longs traded for {value_b}, not 0.95 x {liquidated_b}"
+    );
+    assert_eq!(row[layout.venue(1, VenueMetric::LiquidatedShortValue)], 0.0);
 }

@@ -51,10 +51,12 @@ pub struct Observed {
     /// Fall of the traded price from the start (the pre-event price) to the trough, as a
     /// share: the calibration target for the median of `max_drawdown`.
     pub price_drop: f64,
-    /// Liquidated notional (USD), in the same scope as the scenario's venues.
+    /// Liquidated notional (USD at the prices the liquidations filled at, as exchanges and
+    /// aggregators report it), in the same scope as the scenario's venues: compared with the
+    /// model's `liquidated_value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liquidated_notional: Option<f64>,
-    /// Share of the liquidated notional that was long.
+    /// Share of the liquidated notional (at fill prices) that was long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_share: Option<f64>,
     /// Share of the starting open interest (in contracts) gone by the end of the episode,
@@ -67,7 +69,8 @@ pub struct Observed {
     /// Notional closed by auto-deleveraging (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adl_notional: Option<f64>,
-    /// Liquidated notional (USD) by venue name, for the venues where it is known.
+    /// Liquidated notional (USD at fill prices) by venue name, for the venues where it is
+    /// known.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub venue_liquidated: BTreeMap<String, f64>,
     /// Caveats written before the comparison, printed with it (for example: aggregator totals

@@ -167,6 +167,7 @@ impl Episode {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     path: PathBuf,
+    name: String,
     observed: Observed,
     calibration: calibrate::Plan,
 }
@@ -175,6 +176,11 @@ impl Prepared {
     /// The scenario file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The episode's name (the scenario's `name`), which heads its section of the table.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -200,6 +206,7 @@ pub fn prepare(path: &Path, overrides: &[Override]) -> Result<Prepared> {
     let search = Search::new(Metric::MaxDrawdown, observed.price_drop);
     Ok(Prepared {
         path: path.to_path_buf(),
+        name: base.file().name.clone(),
         observed,
         calibration: calibrate::plan(base, &search)?,
     })

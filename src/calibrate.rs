@@ -341,62 +341,39 @@ impl Plan {
         );
         let (low, high) = (f_lo.min(f_hi), f_lo.max(f_hi));
         if !(low - tolerance..=high + tolerance).contains(&target) {
+            // The default bracket is every drop a scenario allows: only a bracket given can be
+            // widened.
+            let remedy = if search.bracket.is_some() {
+                "widen the bracket (--bracket LO,HI) or choose a target in reach"
+            } else {
+                "choose a target in reach"
+            };
             return Err(Error::BadInput(format!(
                 "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
-                 {} = {lo} and {f_hi} at {hi}; widen the bracket (--bracket LO,HI) or choose a \
-                 target in reach",
+                 {} = {lo} and {f_hi} at {hi}; {remedy}",
                 search.metric.name(),
                 search.key
             )));
         }
         // g is the distance to the target signed so that g(a) <= 0 <= g(b).
         let sign = if f_hi >= f_lo { 1.0 } else { -1.0 };
-        let (mut a, mut b) = (lo, hi);
-        let (mut ga, mut gb) = (sign * (f_lo - target), sign * (f_hi - target));
-        let mut last_side = 0i8;
-        let mut width_two_ago = f64::INFINITY;
-        let mut width_before = b - a;
-        let mut done = ga.abs() <= tolerance || gb.abs() <= tolerance;
-        while !done && b - a > key_tolerance {
-            if evaluations.len() >= search.max_evaluations {
-                return Err(Error::BadInput(format!(
-                    "no value of {} within {} evaluations gives a median within tolerance; the \
-                     closest was {}",
-                    search.key,
-                    search.max_evaluations,
-                    describe(closest(&evaluations, target))
-                )));
-            }
-            // Illinois step, unless the last two steps did not halve the bracket.
-            let mut x = if gb > ga {
-                a - ga * (b - a) / (gb - ga)
-            } else {
-                f64::NAN
-            };
-            if b - a > 0.5 * width_two_ago || !(x > a && x < b) {
-                x = 0.5 * (a + b);
-            }
-            let g = sign * (evaluate(&mut evaluations, x)? - target);
-            if g.abs() <= tolerance {
-                done = true;
-            } else if g < 0.0 {
-                a = x;
-                ga = g;
-                if last_side == -1 {
-                    gb *= 0.5;
+        narrow(
+            |x| {
+                if evaluations.len() >= search.max_evaluations {
+                    return Err(Error::BadInput(format!(
+                        "no value of {} within {} evaluations gives a median within tolerance; \
+                         the closest was {}",
+                        search.key,
+                        search.max_evaluations,
+                        describe(closest(&evaluations, target))
+                    )));
                 }
-                last_side = -1;
-            } else {
-                b = x;
-                gb = g;
-                if last_side == 1 {
-                    ga *= 0.5;
-                }
-                last_side = 1;
-            }
-            width_two_ago = width_before;
-            width_before = b - a;
-        }
+                Ok(sign * (evaluate(&mut evaluations, x)? - target))
+            },
+            [(lo, sign * (f_lo - target)), (hi, sign * (f_hi - target))],
+            tolerance,
+            key_tolerance,
+        )?;
         let best = closest(&evaluations, target);
         let scenario = self.at(&self.full_text, &self.search.key, best.value)?;
         Ok(Calibration {
@@ -407,6 +384,57 @@ impl Plan {
             scenario,
         })
     }
+}
+
+/// Narrows the bracket `[(a, g(a)), (b, g(b))]` of a nondecreasing `g` with g(a) <= 0 <= g(b)
+/// until some |g(x)| is within `tolerance` or the bracket is no wider than `key_tolerance`:
+/// regula falsi with the Illinois modification (the end kept twice running has its `g`
+/// halved), and a bisection instead wherever the last step did not halve the bracket, or the
+/// secant point falls outside it. The target stays bracketed at every step. (Bisecting only
+/// where the last two steps together did not halve it, the usual safeguard, took 15% more
+/// evaluations over the shapes of `a_bracket_narrows_in_few_evaluations`, and 40% more on
+/// the steps a median over finitely many paths makes.)
+fn narrow(
+    mut g: impl FnMut(f64) -> Result<f64>,
+    [(mut a, mut ga), (mut b, mut gb)]: [(f64, f64); 2],
+    tolerance: f64,
+    key_tolerance: f64,
+) -> Result<()> {
+    let mut last_side = 0i8;
+    // The bracket's width before the last step.
+    let mut before = f64::INFINITY;
+    let mut done = ga.abs() <= tolerance || gb.abs() <= tolerance;
+    while !done && b - a > key_tolerance {
+        let width = b - a;
+        let mut x = if gb > ga {
+            a - ga * width / (gb - ga)
+        } else {
+            f64::NAN
+        };
+        if width > 0.5 * before || !(x > a && x < b) {
+            x = 0.5 * (a + b);
+        }
+        let gx = g(x)?;
+        if gx.abs() <= tolerance {
+            done = true;
+        } else if gx < 0.0 {
+            a = x;
+            ga = gx;
+            if last_side == -1 {
+                gb *= 0.5;
+            }
+            last_side = -1;
+        } else {
+            b = x;
+            gb = gx;
+            if last_side == 1 {
+                ga *= 0.5;
+            }
+            last_side = 1;
+        }
+        before = width;
+    }
+    Ok(())
 }
 
 /// The evaluation whose median is closest to the target (the first of equals).
@@ -463,13 +491,28 @@ fn searched_key(key: &str, policy: usize, names: &[&str]) -> Result<String> {
     )))
 }
 
-/// Refuses keys that hold something other than a number in the resolved scenario (a missing
-/// key is left to the scenario's own checks, which suggest the nearest valid key).
+/// Refuses keys that hold something other than a number in the resolved scenario, and keys
+/// inside a table the scenario does not have: setting `price.stress.drop` would add a stress
+/// with default timing the author never chose, which the calibrated file would then present
+/// as the author's. (A missing key in a table that is there is left to the scenario's own
+/// checks, which suggest the nearest valid key.)
 fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
     let mut node = Some(doc);
-    for part in key.split('.') {
+    let parts: Vec<&str> = key.split('.').collect();
+    for (depth, part) in parts.iter().enumerate() {
+        if node.is_none() {
+            // An index past a list's end is the scenario's to report, with the list's length.
+            if parts[depth - 1].parse::<usize>().is_ok() {
+                return Ok(());
+            }
+            let table = parts[..depth].join(".");
+            return Err(Error::BadInput(format!(
+                "`{key}`: the scenario has no `{table}`; add it, with the values the search \
+                 should not choose, to calibrate `{key}`"
+            )));
+        }
         node = node.and_then(|n| match n {
-            toml::Value::Table(t) => t.get(part),
+            toml::Value::Table(t) => t.get(*part),
             toml::Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
             _ => None,
         });
@@ -616,4 +659,73 @@ fn resolved_at(scenario: &Scenario, out: &Path) -> String {
         apply_override(&mut doc, o).expect("a resolved scenario has every data file's key");
     }
     toml::to_string_pretty(&doc).expect("a scenario serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The points `narrow` evaluates for `f(x) - target` on `[lo, hi]`.
+    fn points(f: impl Fn(f64) -> f64, target: f64, (lo, hi): (f64, f64)) -> Vec<f64> {
+        let mut xs = Vec::new();
+        narrow(
+            |x| {
+                xs.push(x);
+                Ok(f(x) - target)
+            },
+            [(lo, f(lo) - target), (hi, f(hi) - target)],
+            1e-3 * target,
+            1e-4 * (hi - lo),
+        )
+        .unwrap();
+        xs
+    }
+
+    /// Monotone shapes a median takes against a stress drop: convex, concave, steep and
+    /// stepped (a median over finitely many paths, or a tipping point).
+    /// A named function of the key.
+    type Shape = (&'static str, Box<dyn Fn(f64) -> f64>);
+
+    fn shapes() -> Vec<Shape> {
+        vec![
+            ("x^2", Box::new(|x: f64| x * x)),
+            ("x^4", Box::new(|x: f64| x.powi(4))),
+            ("sqrt", Box::new(|x: f64| x.sqrt())),
+            ("exp", Box::new(|x: f64| (8.0 * x).exp())),
+            ("step", Box::new(|x: f64| if x < 0.4 { x } else { x + 1.0 })),
+            ("stairs", Box::new(|x: f64| (x * 200.0).floor() / 200.0)),
+        ]
+    }
+
+    #[test]
+    fn a_bracket_narrows_to_the_target_and_keeps_it_bracketed() {
+        for (name, f) in shapes() {
+            for t in [0.05, 0.1133, 0.3, 0.7] {
+                let target = f(t);
+                let xs = points(&f, target, (0.0, 0.95));
+                let (mut a, mut b) = (0.0, 0.95);
+                for &x in &xs {
+                    assert!(x > a && x < b, "{name} {t}: {x} outside ({a}, {b})");
+                    if f(x) < target { a = x } else { b = x }
+                }
+                let last = *xs.last().unwrap();
+                let hit = (f(last) - target).abs() <= 1e-3 * target;
+                assert!(
+                    hit || b - a <= 1e-4 * 0.95,
+                    "{name} {t}: stopped at {last} in ({a}, {b})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_bracket_narrows_in_few_evaluations() {
+        // Linear: the first secant point is the answer.
+        assert_eq!(points(|x| 2.0 * x, 0.4, (0.0, 0.95)).len(), 1);
+        let total: usize = shapes()
+            .iter()
+            .flat_map(|(_, f)| [0.05, 0.1133, 0.3, 0.7].map(|t| points(f, f(t), (0.0, 0.95)).len()))
+            .sum();
+        assert!(total <= 169, "{total} evaluations");
+    }
 }

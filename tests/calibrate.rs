@@ -181,11 +181,23 @@ fn calibration_refuses_what_it_cannot_do() {
     };
     // Unknown metric: the error lists the valid names.
     fails(&["--target", "drawdown=0.1"], "max_drawdown");
-    // Beyond what the bracket reaches (a 95% drop gives about 95%): the range is named.
+    // Beyond what the bracket reaches (a 95% drop gives about 95%): the range is named, and
+    // the default bracket, every drop there is, is not offered for widening.
     fails(
         &["--target", "max_drawdown=0.99"],
         "outside what the bracket reaches",
     );
+    let (_, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.99",
+        ],
+    );
+    assert!(err.contains("choose a target in reach"), "{err}");
+    assert!(!err.contains("--bracket"), "{err}");
     fails(
         &[
             "--target",
@@ -195,8 +207,33 @@ fn calibration_refuses_what_it_cannot_do() {
             "--paths",
             "5",
         ],
-        "outside",
+        "widen the bracket (--bracket LO,HI)",
     );
+    // A stress the scenario does not have would be invented, with timing nobody chose.
+    let calm = SYNTHETIC.replace(
+        "[price.stress]\ndrop = 0.05                 # a first guess, far from the truth\n\
+         start_step = 20\nduration_steps = 20\n",
+        "",
+    );
+    assert!(!calm.contains("stress]"));
+    fs::write(d.join("calm.toml"), calm).unwrap();
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "calm.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--out",
+            "c.toml",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("the scenario has no `price.stress`; add it"),
+        "{err}"
+    );
+    assert!(!d.join("c.toml").exists());
     // Another key needs a bracket; a policy must exist; a target must be a number.
     fails(
         &["--target", "max_drawdown=0.1", "--key", "liquidity.routing"],
@@ -520,6 +557,16 @@ fn a_backtest_checks_every_episode_before_it_runs_one() {
         );
         assert!(!err.contains("calibrating"), "{all:?} ran first: {err}");
     }
+    // The same episode under two files: the copy `cascade calibrate` writes beside it.
+    let copy = fs::read_to_string(d.join("history/a-good.toml")).unwrap();
+    fs::write(d.join("history/a-good.calibrated.toml"), copy).unwrap();
+    let (code, _, err) = cascade(d, &["backtest", "history", "--out", "V.md", "--paths", "5"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("a-good.calibrated.toml and history/a-good.toml are both episode `synthetic`"),
+        "{err}"
+    );
+    assert!(!err.contains("calibrating"), "an episode ran first: {err}");
 }
 
 #[test]

@@ -79,6 +79,11 @@ fn the_validation_table_is_what_the_backtest_gives_now() {
         .unwrap()
         .replace(out.to_str().unwrap(), "VALIDATION.md");
     let committed = fs::read_to_string(repo().join("VALIDATION.md")).unwrap();
+    // The command it records writes the table again where it already is.
+    assert!(
+        fresh.contains("`cascade backtest scenarios/history --out VALIDATION.md --force`"),
+        "{fresh}"
+    );
     assert!(
         fresh == committed,
         "VALIDATION.md is out of date: regenerate it with \

@@ -42,6 +42,19 @@ pub fn run(args: BacktestArgs) -> Result<()> {
         .iter()
         .map(|file| backtest::prepare(file, &overrides).map_err(|e| in_file(e, file)))
         .collect::<Result<_>>()?;
+    // One episode under two files would be calibrated twice and share one section and anchor.
+    for (i, p) in prepared.iter().enumerate() {
+        if let Some(first) = prepared[..i].iter().find(|q| q.name() == p.name()) {
+            return Err(Error::BadInput(format!(
+                "{} and {} are both episode `{}`; backtest each episode once (a copy `cascade \
+                 calibrate` wrote beside its episode, *.calibrated.toml, is one: move it out \
+                 of the folder)",
+                first.path().display(),
+                p.path().display(),
+                p.name()
+            )));
+        }
+    }
     let mut episodes = Vec::new();
     for p in &prepared {
         let file = p.path();
@@ -135,6 +148,7 @@ fn command_line(args: &BacktestArgs) -> String {
     for s in &args.common.set {
         parts.push(format!("--set {s}"));
     }
-    parts.push(format!("--out {}", args.out.display()));
+    // The table it wrote is there now: writing it again needs --force.
+    parts.push(format!("--out {} --force", args.out.display()));
     parts.join(" ")
 }

@@ -258,14 +258,26 @@ impl Destination {
         remove_abandoned(parent);
         let stage = Staging::new_in(parent, &partial_prefix())?;
         fill(stage.path())?;
+        sync_tree(stage.path())
+            .map_err(|e| Error::io(format!("cannot write {}", stage.path().display()), e))?;
         // An interrupt (Ctrl-C, SIGTERM from a scheduler) that came while the files were being
         // written: drop them rather than leave a result the user asked not to have.
         if INTERRUPT.load(Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
         if self.force {
+            // What the plan checked hours ago may have been replaced since: only a result is
+            // ever replaced.
+            if fs::symlink_metadata(&self.target).is_ok() && !is_result_dir(&self.target) {
+                return Err(Error::BadInput(format!(
+                    "{} was replaced during the run by something that is not a cascade result \
+                     directory; refusing to replace it (the run's result is discarded)",
+                    self.target.display()
+                )));
+            }
             // Only an explicit --out is forced, and it has no `latest` link.
             let aside = swap_in(stage.path(), &self.target)?;
+            sync_dir(parent);
             return Ok(Committed {
                 path: self.target.clone(),
                 leftover: remove_aside(aside),
@@ -297,6 +309,7 @@ impl Destination {
         if let Some(latest) = &self.latest {
             point_latest(latest, &target)?;
         }
+        sync_dir(parent);
         Ok(Committed {
             path: target,
             leftover: None,
@@ -495,7 +508,34 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
-    tmp.persist(path).map(drop).map_err(|e| err(e.error))
+    // On disk before the rename makes it the file: after a crash of the machine, not only of
+    // the process, the name holds the old file or the new one, never an empty one.
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map(drop).map_err(|e| err(e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Flushes every file under `dir`, and the directories themselves, to disk: a result is
+/// durable before the rename that publishes it.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Flushes a directory's entries (a rename into it) to disk, where the system allows it: a
+/// failure here loses durability across a crash of the machine, not the result.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// What `manifest.json` records: what was run, by which version, where and how long.
@@ -701,6 +741,29 @@ mod tests {
         assert!(swap_in(&missing, &old).is_err());
         assert_eq!(names(tmp.path()), ["res"]);
         assert_eq!(fs::read_to_string(old.join("old.txt")).unwrap(), "res");
+    }
+
+    #[test]
+    fn force_replaces_only_a_result_even_one_swapped_in_during_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = dir_with(tmp.path(), "res", "old.txt");
+        fs::write(target.join("manifest.json"), r#"{"tool": "cascade"}"#).unwrap();
+        let destination = Destination::plan(Some(&target), tmp.path(), "s", None, true).unwrap();
+        // During the run, another program puts its own directory there.
+        fs::remove_dir_all(&target).unwrap();
+        dir_with(tmp.path(), "res", "theirs.txt");
+        let e = destination
+            .commit(|d| fs::write(d.join("manifest.json"), "{}").map_err(|e| Error::io("w", e)))
+            .unwrap_err();
+        assert!(e.to_string().contains("refusing to replace it"), "{e}");
+        assert_eq!(names(&target), ["theirs.txt"]);
+        assert_eq!(names(tmp.path()), ["res"], "no staging directory left");
+        // A result there is replaced.
+        fs::write(target.join("manifest.json"), r#"{"tool": "cascade"}"#).unwrap();
+        destination
+            .commit(|d| fs::write(d.join("new.txt"), "").map_err(|e| Error::io("w", e)))
+            .unwrap();
+        assert_eq!(names(&target), ["new.txt"]);
     }
 
     #[test]

@@ -14,6 +14,8 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+use crate::support;
+
 /// The per-path metrics INTERFACE.md names: `summary.json` keys and `paths.csv` columns.
 const METRICS: [&str; 12] = [
     "liquidated_notional",
@@ -1827,9 +1829,9 @@ fn an_interrupted_run_leaves_no_result_directory() {
     for signal in ["-INT", "-TERM", "-HUP"] {
         let tmp = TempDir::new().unwrap();
         let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
-        let child = Command::new(env!("CARGO_BIN_EXE_cascade"))
-            .current_dir(tmp.path())
-            .args([
+        let (code, stderr) = support::interrupted(
+            tmp.path(),
+            &[
                 "run",
                 scenario.to_str().unwrap(),
                 "--paths",
@@ -1837,20 +1839,10 @@ fn an_interrupted_run_leaves_no_result_directory() {
                 "--out",
                 "res",
                 "--no-report",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{signal}: {stderr}");
+            ],
+            signal,
+        );
+        assert_eq!(code, 1, "{signal}: {stderr}");
         assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
         let left: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()

@@ -897,27 +897,16 @@ fn a_forced_sweep_keeps_the_old_sweep_until_the_new_one_is_complete() {
     assert_eq!(code, 2, "{stderr}");
     unchanged("refused");
     // Interrupted in its first cell: the old sweep is put back, its finished cells too.
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
-        .current_dir(d)
-        .args(sweep(&[
-            "--force",
-            "--paths",
-            "2000000",
-            "--set",
-            "liquidity.routing=0.3,0.7",
-        ]))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let args = sweep(&[
+        "--force",
+        "--paths",
+        "2000000",
+        "--set",
+        "liquidity.routing=0.3,0.7",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = support::interrupted(d, &args, "-INT");
+    assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     unchanged("interrupted");
     // Finished: the new sweep alone.

@@ -675,3 +675,47 @@ fn a_pooled_fund_short_of_its_claims_serves_members_whatever_their_order_in_the_
         "no path had the pool short of both members' claims"
     );
 }
+
+#[test]
+fn a_cap_at_a_venues_own_limit_or_without_migration_changes_only_what_it_tightens() {
+    // "in" allows 16x (6.25% initial margin, exact in binary), yet its snapshot holds a long
+    // at 30x. A cap of exactly 16x tightens nothing, so nothing is re-checked and the 30x long
+    // is liquidated as in the baseline, past its bankruptcy price; a cap of 4x with no
+    // migration tops positions up where they are and sends nobody to "out".
+    let dir = tempfile::TempDir::new().unwrap();
+    let inside = positions_csv(
+        dir.path(),
+        "inside.csv",
+        "long,1000000,100,30\nlong,1000000,100,8\nshort,2000000,100,2\n",
+    );
+    let outside = positions_csv(
+        dir.path(),
+        "outside.csv",
+        "long,1000000,100,3\nshort,1000000,100,3\n",
+    );
+    let venue = |name: &str, jurisdiction: &str, csv: &Path| {
+        format!(
+            "[[venues]]\nname = \"{name}\"\njurisdiction = \"{jurisdiction}\"\ninitial_margin = 0.0625\nmaintenance_margin = 0.03125\nliquidation_fee = 0.0\ninsurance_fund = 0.0\ndepth_1pct = 1.0e9\n[venues.book]\npositions_csv = {:?}\n",
+            csv.to_str().unwrap()
+        )
+    };
+    let text = format!(
+        "name = \"limits\"\n[simulation]\npaths = 1\nsteps = 4\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.05\nstart_step = 1\nduration_steps = 1\n[liquidity]\nshared_depth_1pct = 1.0e15\n{}{}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"own\"\ncooperating = [\"in\"]\nleverage_cap = 16.0\n[[policies]]\nname = \"stay\"\ncooperating = [\"in\"]\nleverage_cap = 4.0\n",
+        venue("in", "in", &inside),
+        venue("out", "out", &outside),
+    );
+    let s = Scenario::from_toml(&text, Path::new("limits.toml"), &[]).unwrap();
+    let (_, out) = run(&s);
+    let base = out.row(0, 0);
+    assert!(base[Metric::BadDebt.index()] > 0.0, "{base:?}");
+    assert_eq!(
+        bits(out.row(0, 1)),
+        bits(base),
+        "a cap at the venue's own limit"
+    );
+    assert_ne!(bits(out.row(0, 2)), bits(base), "the 4x cap acts");
+    let books = s.books();
+    let sides = |p: usize| policy::book_sides(&s, &books, &s.file().policies[p]);
+    assert_eq!(sides(2), sides(0), "topped up where they are, none moved");
+    assert_eq!(sides(0), [(2, 1), (1, 1)]);
+}

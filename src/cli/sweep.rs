@@ -194,22 +194,24 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     } else {
         None
     };
-    if out.is_some() {
-        fs::create_dir_all(&root)
-            .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display())))?;
-    } else {
-        root = results::claim_unused(&parent, &stem)?;
-    }
-    let grid = Grid {
-        root: &root,
-        axes: &axes,
-        cells: &cells,
-        name: &name,
-        flag,
-        instead,
-        shard,
+    // From here on a failure puts the old sweep back.
+    let created = match out {
+        Some(_) => fs::create_dir_all(&root)
+            .map_err(|e| Error::BadInput(format!("cannot create {}: {e}", root.display()))),
+        None => results::claim_unused(&parent, &stem).map(|claimed| root = claimed),
     };
-    let filled = grid.fill(&plan, scenarios, args);
+    let filled = created.and_then(|()| {
+        let grid = Grid {
+            root: &root,
+            axes: &axes,
+            cells: &cells,
+            name: &name,
+            flag,
+            instead,
+            shard,
+        };
+        grid.fill(&plan, scenarios, args)
+    });
     let Some(aside) = aside else {
         return filled;
     };

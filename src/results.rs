@@ -145,8 +145,8 @@ pub fn move_aside(target: &Path) -> Result<PathBuf> {
     Ok(aside)
 }
 
-/// Moves what [`swap_in`] or [`move_aside`] moved `aside` back to `target` (which must be free again); whether
-/// it could.
+/// Moves what [`swap_in`] or [`move_aside`] moved `aside` back to `target` (which must be
+/// free again); whether it could.
 pub fn put_back(aside: &Path, target: &Path) -> bool {
     let back = fs::rename(aside.join("old"), target).is_ok();
     if back {
@@ -320,13 +320,19 @@ impl Destination {
 /// `dir/stem`, or the first of `dir/stem-2`, `dir/stem-3`, ... that does not exist: a default
 /// name that never collides with another result, even one started in the same second.
 pub fn unused_name(dir: &Path, stem: &str) -> PathBuf {
-    let mut target = dir.join(stem);
-    let mut n = 2;
-    while target.exists() {
-        target = dir.join(format!("{stem}-{n}"));
-        n += 1;
+    (1..)
+        .map(|n| numbered(dir, stem, n))
+        .find(|target| !target.exists())
+        .expect("some name is free")
+}
+
+/// The `n`th name [`unused_name`] and [`claim_unused`] try: `dir/stem`, then `dir/stem-n`.
+fn numbered(dir: &Path, stem: &str, n: u32) -> PathBuf {
+    if n == 1 {
+        dir.join(stem)
+    } else {
+        dir.join(format!("{stem}-{n}"))
     }
-    target
 }
 
 /// Creates and returns `dir/stem`, or the first of `dir/stem-2`, `dir/stem-3`, ... that no one
@@ -337,11 +343,7 @@ pub fn claim_unused(dir: &Path, stem: &str) -> Result<PathBuf> {
         .map_err(|e| Error::at_path(format!("cannot create {}", dir.display()), e))?;
     let mut n = 1;
     loop {
-        let target = if n == 1 {
-            dir.join(stem)
-        } else {
-            dir.join(format!("{stem}-{n}"))
-        };
+        let target = numbered(dir, stem, n);
         match fs::create_dir(&target) {
             Ok(()) => return Ok(target),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,

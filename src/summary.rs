@@ -100,6 +100,9 @@ pub struct GroupSummary {
     pub liquidated_short_notional_mean: f64,
     /// 99% quantile of liquidated notional (USD).
     pub liquidated_notional_p99: f64,
+    /// Mean of what the liquidations traded for, at their fill prices (USD): the figure to
+    /// set against a venue's reported liquidations.
+    pub liquidated_value_mean: f64,
     /// Mean bad debt (USD).
     pub bad_debt_mean: f64,
     /// Mean insurance fund drawn (USD).
@@ -204,6 +207,8 @@ fn group(
         liquidated_long_notional_mean: stats::mean(&long),
         liquidated_short_notional_mean: stats::mean(&short),
         liquidated_notional_p99: Distribution::of(&total).p99,
+        liquidated_value_mean: stats::mean(&col(VenueMetric::LiquidatedLongValue))
+            + stats::mean(&col(VenueMetric::LiquidatedShortValue)),
         bad_debt_mean: stats::mean(&col(VenueMetric::BadDebt)),
         insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
         adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),

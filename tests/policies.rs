@@ -400,6 +400,7 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
             g.adl_notional_mean,
             g.unabsorbed_loss_mean,
             g.open_interest,
+            g.liquidated_value_mean,
         ]
     };
     let mut drawn = 0.0;
@@ -429,6 +430,9 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
         let venues_total: f64 = ps.venues.iter().map(|v| v.liquidated_notional_mean).sum();
         let metric = |name: &str| &ps.metrics.0.iter().find(|(n, _)| n == name).unwrap().1;
         assert!(close(venues_total, metric("liquidated_notional").mean));
+        let venues_value: f64 = ps.venues.iter().map(|v| v.liquidated_value_mean).sum();
+        assert!(venues_value > 0.0 && venues_value != venues_total);
+        assert!(close(venues_value, metric("liquidated_value").mean));
         for fund in &ps.funds {
             let members: Vec<usize> = fund
                 .members

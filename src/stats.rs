@@ -173,8 +173,9 @@ mod tests {
 
     #[test]
     fn the_t_quantile_is_exact_at_any_number_of_paths() {
-        // Quantiles from mpmath, to the digits a double holds (the root of the regularized incomplete beta
-        // function at 40 digits); the expansion takes over above 1,000 degrees of freedom.
+        // Quantiles from mpmath (the root of the regularized incomplete beta function at 40
+        // digits), to the digits a double holds; the expansion takes over above 1,000 degrees
+        // of freedom.
         for (df, exact) in [
             (9.0, 2.262_157_162_798_206),
             (999.0, 1.962_341_461_133_45),

@@ -171,12 +171,14 @@ pub struct Committed {
 }
 
 /// Where a run's results will go.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Destination {
     target: PathBuf,
     /// `output/<name>/latest`, updated after a default-location run.
     latest: Option<PathBuf>,
     force: bool,
+    /// The folders planning made for the result, removed again if it is never committed.
+    made: MadeFolders,
 }
 
 impl Destination {
@@ -205,7 +207,7 @@ impl Destination {
                     target.display()
                 )));
             }
-            ensure_parent(&target)?;
+            let made = ensure_parent(&target)?;
             // The name itself may be refused (too long, say): found now, not after the run.
             if !target.exists() {
                 fs::create_dir(&target)
@@ -218,10 +220,11 @@ impl Destination {
                 target,
                 latest: None,
                 force,
+                made,
             });
         }
         let dir = root.join(scenario);
-        ensure_parent(&dir.join("x"))?;
+        let made = ensure_parent(&dir.join("x"))?;
         let latest = dir.join("latest");
         // A directory there (a result written with `--out .../latest`) cannot be replaced by
         // the link: found now, not after the run.
@@ -241,6 +244,7 @@ impl Destination {
             target,
             latest: Some(latest),
             force: false,
+            made,
         })
     }
 
@@ -250,8 +254,15 @@ impl Destination {
     }
 
     /// Writes the directory's files with `fill` into a temporary directory, then moves it into
-    /// place (replacing an old result only with `force`) and updates `latest`.
-    pub fn commit(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<Committed> {
+    /// place (replacing an old result only with `force`) and updates `latest`. On failure
+    /// the folders [`Destination::plan`] made are removed again, where still empty.
+    pub fn commit(self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<Committed> {
+        let committed = self.place(fill)?;
+        self.made.keep();
+        Ok(committed)
+    }
+
+    fn place(&self, fill: impl FnOnce(&Path) -> Result<()>) -> Result<Committed> {
         let parent = parent_of(&self.target);
         fs::create_dir_all(parent)
             .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
@@ -439,10 +450,44 @@ fn remove_abandoned(parent: &Path) {
     }
 }
 
+/// Folders made for a result not yet written: dropped before [`MadeFolders::keep`], it
+/// removes them again, innermost first, as far as they are empty, so that a run that fails
+/// or is interrupted after planning leaves no empty folders behind.
+#[derive(Debug)]
+#[must_use = "dropping it removes the folders"]
+pub struct MadeFolders(Vec<PathBuf>);
+
+impl MadeFolders {
+    /// The result is written: the folders stay.
+    pub fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for MadeFolders {
+    fn drop(&mut self) {
+        // A folder something else has written into since is not empty, and stays, as do
+        // the folders holding it.
+        for dir in self.0.iter().rev() {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// Creates the directory a result will be moved into and checks that it can be written in,
 /// so an unusable path fails as bad input before the simulation rather than after it.
-fn ensure_parent(target: &Path) -> Result<()> {
+fn ensure_parent(target: &Path) -> Result<MadeFolders> {
     let parent = parent_of(target);
+    let mut missing: Vec<PathBuf> = parent
+        .ancestors()
+        .take_while(|dir| !dir.as_os_str().is_empty() && fs::symlink_metadata(dir).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    // Made before the folders, so that a failure part way removes those made so far.
+    let made = MadeFolders(missing);
     fs::create_dir_all(parent).map_err(|e| {
         Error::BadInput(format!(
             "cannot create {} for the results: {e}",
@@ -452,14 +497,14 @@ fn ensure_parent(target: &Path) -> Result<()> {
     tempfile::Builder::new()
         .prefix(".cascade-probe-")
         .tempfile_in(parent)
-        .map(drop)
-        .map_err(|e| Error::BadInput(format!("cannot write in {}: {e}", parent.display())))
+        .map_err(|e| Error::BadInput(format!("cannot write in {}: {e}", parent.display())))?;
+    Ok(made)
 }
 
 /// Checks, before any simulation, that the file `path` (a calibrated scenario, a validation
 /// table) can be written: not a directory, in a folder that exists or can be created and can
-/// be written in.
-pub fn check_file_target(path: &Path) -> Result<()> {
+/// be written in. Keep the folders made for it once the file is written.
+pub fn check_file_target(path: &Path) -> Result<MadeFolders> {
     if path.is_dir() {
         return Err(Error::BadInput(format!(
             "--out {} is a directory; give the name of the file to write",
@@ -762,10 +807,39 @@ mod tests {
         assert_eq!(names(tmp.path()), ["res"], "no staging directory left");
         // A result there is replaced.
         fs::write(target.join("manifest.json"), r#"{"tool": "cascade"}"#).unwrap();
-        destination
+        Destination::plan(Some(&target), tmp.path(), "s", None, true)
+            .unwrap()
             .commit(|d| fs::write(d.join("new.txt"), "").map_err(|e| Error::io("w", e)))
             .unwrap();
         assert_eq!(names(&target), ["new.txt"]);
+    }
+
+    #[test]
+    fn folders_made_for_a_result_go_again_unless_it_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("a/b/c/res");
+        drop(Destination::plan(Some(&target), tmp.path(), "s", None, false).unwrap());
+        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+        // A folder something else wrote into meanwhile stays, and so do those holding it.
+        let destination = Destination::plan(Some(&target), tmp.path(), "s", None, false).unwrap();
+        fs::write(tmp.path().join("a/b/theirs.txt"), "").unwrap();
+        drop(destination);
+        assert_eq!(names(&tmp.path().join("a/b")), ["theirs.txt"]);
+        // A failed commit removes them; a committed result keeps them.
+        let fill_fails = |_: &Path| Err(Error::BadInput("no".into()));
+        let other = tmp.path().join("x/y/res");
+        let planned = Destination::plan(Some(&other), tmp.path(), "s", None, false).unwrap();
+        assert!(planned.commit(fill_fails).is_err());
+        assert!(!tmp.path().join("x").exists());
+        Destination::plan(Some(&other), tmp.path(), "s", None, false)
+            .unwrap()
+            .commit(|d| fs::write(d.join("r.txt"), "").map_err(|e| Error::io("w", e)))
+            .unwrap();
+        assert_eq!(names(&other), ["r.txt"]);
+        // At the default location too: `output/<scenario>/` goes with a run that failed.
+        let root = tmp.path().join("output");
+        drop(Destination::plan(None, &root, "s", None, false).unwrap());
+        assert!(!root.exists());
     }
 
     #[test]

@@ -441,6 +441,15 @@ fn a_backtest_needs_an_observed_table() {
         &["backtest", "synthetic.toml", "--out", "V.md", "--quiet"],
         &["synthetic.toml", "[observed]"],
     );
+    // The folder made for the table before the episodes were read goes again.
+    refused(
+        &["backtest", "synthetic.toml", "--out", "new/V.md", "--quiet"],
+        &["synthetic.toml", "[observed]"],
+    );
+    assert!(
+        !tmp.path().join("new").exists(),
+        "a refused backtest made new/"
+    );
     // The backtest calibrates the stress's drop: a --set of it would be dropped.
     refused(
         &[

@@ -1825,7 +1825,7 @@ fn force_replaces_a_result_whose_name_is_near_the_file_system_s_limit() {
 #[test]
 fn an_interrupted_run_leaves_no_result_directory() {
     // Ctrl-C (SIGINT), SIGTERM (SLURM's scancel and time limits) and SIGHUP stop the run
-    // between batches and remove its temporary directory.
+    // between batches and remove its temporary directory, and the folders made for it.
     for signal in ["-INT", "-TERM", "-HUP"] {
         let tmp = TempDir::new().unwrap();
         let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
@@ -1837,7 +1837,7 @@ fn an_interrupted_run_leaves_no_result_directory() {
                 "--paths",
                 "2000000",
                 "--out",
-                "res",
+                "made/for/res",
                 "--no-report",
             ],
             signal,

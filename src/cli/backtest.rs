@@ -32,7 +32,7 @@ pub fn run(args: BacktestArgs) -> Result<()> {
             args.out.display()
         )));
     }
-    cascade::results::check_file_target(&args.out)?;
+    let made = cascade::results::check_file_target(&args.out)?;
     let files = episode_files(&args.scenarios)?;
     let overrides = args.common.overrides()?;
     let quiet = args.common.quiet;
@@ -88,6 +88,7 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     let text = backtest::markdown(&episodes, &command);
     // An interrupted run leaves the old table whole.
     cascade::results::write_file_atomic(&args.out, text.as_bytes())?;
+    made.keep();
     sayln!("validation table: {}", args.out.display());
     Ok(())
 }

@@ -54,7 +54,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| calibrate::default_out(&args.scenario));
     refuse_existing(&out, args.common.force)?;
-    cascade::results::check_file_target(&out)?;
+    let made = cascade::results::check_file_target(&out)?;
     let search = Search {
         key: args.key.clone(),
         metric,
@@ -95,6 +95,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         &out,
         calibrate::calibrated_text(&found, &search, &overrides, &out).as_bytes(),
     )?;
+    made.keep();
     sayln!("{} = {}", search.key, found.value);
     sayln!(
         "median {} = {} (target {target}) after {} evaluations, {} paths, seed {}",

@@ -1052,6 +1052,83 @@ fn the_readme_scenario_example_is_valid_as_printed() {
 }
 
 #[test]
+fn the_readme_documents_every_key_a_result_holds() {
+    // Notebooks are written against the README: a metric, probability or statistic added
+    // to the result files without a word there is one no reader can find.
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let tmp = scratch_with("tiny.toml");
+    run_ok(
+        tmp.path(),
+        "tiny.toml",
+        &["--paths", "4", "--out", "r", "--no-report"],
+    );
+    let dir = tmp.path().join("r");
+    let summary = read_json(&dir.join("summary.json"));
+    let keys = |v: &Json| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let policy = &summary["policies"][0];
+    let comparison = &summary["comparisons"][0];
+    let mut documented = keys(&summary);
+    documented.extend(keys(policy));
+    documented.extend(keys(&policy["metrics"]));
+    documented.extend(keys(&policy["metrics"]["bad_debt"]));
+    documented.extend(keys(&policy["probabilities"]));
+    documented.extend(keys(&policy["funds"][0]));
+    documented.extend(keys(comparison));
+    documented.extend(keys(&comparison["metrics"]["bad_debt"]));
+    let paths = read(&dir.join("paths.csv"));
+    let header = paths.lines().next().unwrap();
+    // Venue columns are `<venue>.<figure>`: the figure is what is documented.
+    documented.extend(
+        header
+            .split(',')
+            .map(|c| c.rsplit('.').next().unwrap().to_string()),
+    );
+    let timeline = read(&dir.join("timeline.csv"));
+    documented.extend(
+        timeline
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .map(String::from),
+    );
+    let sweep = [
+        "sweep",
+        "tiny.toml",
+        "--set",
+        "liquidity.routing=0.5",
+        "--paths",
+        "4",
+        "--out",
+        "s",
+        "--no-report",
+        "--quiet",
+    ];
+    cascade(tmp.path(), &sweep).expect_code(0);
+    let grid = read(&tmp.path().join("s/grid.csv"));
+    // Its statistics columns are documented as `<metric>_mean`, `_p50` and `_p99`.
+    for column in grid.lines().next().unwrap().split(',') {
+        match column.rsplit_once('_') {
+            _ if column == "liquidity.routing" => {}
+            Some((metric, stat)) if ["mean", "p50", "p99"].contains(&stat) => {
+                documented.extend([metric.to_string(), format!("_{stat}")]);
+            }
+            _ => documented.push(column.to_string()),
+        }
+    }
+    // As a whole word: `bad_debt` inside `bad_debt_mean` does not count.
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let named = |key: &str| {
+        readme.match_indices(key).any(|(at, _)| {
+            !word(readme[..at].chars().next_back())
+                && !word(readme[at + key.len()..].chars().next())
+        })
+    };
+    let missing: Vec<&String> = documented.iter().filter(|key| !named(key)).collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}
+
+#[test]
 fn the_readme_says_how_to_get_cascade_before_calling_it() {
     // Its examples call a bare `cascade`, which a fresh clone does not have on its PATH.
     let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));

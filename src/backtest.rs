@@ -9,7 +9,7 @@
 //! 2. The stress drop is calibrated ([`crate::calibrate`]) so that the median `max_drawdown`
 //!    of the traded price equals the observed drop. That is the only fitted number.
 //! 3. The calibrated scenario is run, and each untargeted outcome that was observed
-//!    (liquidated notional, long share, venue split, open interest lost, insurance-fund and
+//!    (liquidated value, long share, venue split, open interest lost, insurance-fund and
 //!    ADL use) is set against the simulated median and 90% interval (5th to 95th percentile
 //!    over paths), with a verdict that takes into account what kind of figure the
 //!    observation is (a lower bound, a partial measure, or comparable as it stands).
@@ -276,9 +276,9 @@ pub fn episode(
     };
     // Observed liquidations are USD at the prices they filled at, so the simulated ones are
     // too (`liquidated_value`; `liquidated_notional`, valued at the start price, has medians
-    // 11-18% higher in the historical episodes).
+    // 12-23% higher in the historical episodes).
     push(
-        "liquidated notional".into(),
+        "liquidated value".into(),
         Unit::Usd,
         observed.liquidated_notional,
         band(metric(Metric::LiquidatedValue)),

@@ -398,7 +398,7 @@ fn a_backtest_of_an_episode_the_model_made_recovers_the_shock_and_matches_it() {
         "shock {shock}, not 0.08"
     );
     let table = fs::read_to_string(d.join("V.md")).unwrap();
-    assert_eq!(verdict(&table, "liquidated notional"), "within");
+    assert_eq!(verdict(&table, "liquidated value"), "within");
     assert_eq!(verdict(&table, "open interest lost"), "within");
     assert_eq!(
         verdict(&table, "insurance funds drawn"),

@@ -450,6 +450,16 @@ fn a_backtest_needs_an_observed_table() {
         !tmp.path().join("new").exists(),
         "a refused backtest made new/"
     );
+    // --force replaces a table, never an episode the backtest reads.
+    let episode = fs::read_to_string(tmp.path().join("synthetic.toml")).unwrap();
+    refused(
+        &["backtest", ".", "--out", "./synthetic.toml", "--force"],
+        &["--out ./synthetic.toml is the episode"],
+    );
+    assert_eq!(
+        fs::read_to_string(tmp.path().join("synthetic.toml")).unwrap(),
+        episode
+    );
     // The backtest calibrates the stress's drop: a --set of it would be dropped.
     refused(
         &[

@@ -382,6 +382,8 @@ fn bad_flags_are_bad_input() {
     let tmp = scratch_with("tiny.toml");
     for args in [
         &["run", "tiny.toml", "--threads", "0"][..],
+        // Tens of thousands of threads ran for minutes, then overflowed a stack.
+        &["run", "tiny.toml", "--threads", "1025"],
         &["run", "tiny.toml", "--paths", "0"],
         &["run", "tiny.toml", "--paths", "many"],
         &["run", "tiny.toml", "--seed", "-1"],

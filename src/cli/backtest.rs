@@ -34,6 +34,18 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     }
     let made = cascade::results::check_file_target(&args.out)?;
     let files = episode_files(&args.scenarios)?;
+    // With --force the table would replace an episode it is about to read.
+    let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+    if let Some(file) = files
+        .iter()
+        .find(|f| args.out.exists() && same(f, &args.out))
+    {
+        return Err(Error::BadInput(format!(
+            "--out {} is the episode {}; write the table elsewhere",
+            args.out.display(),
+            file.display()
+        )));
+    }
     let overrides = args.common.overrides()?;
     let quiet = args.common.quiet;
     // Every episode is loaded and checked before the first runs: calibrating one takes

@@ -119,8 +119,9 @@ struct Common {
     /// Seed (overrides simulation.seed); TOML integers are signed, so at most 2^63 - 1.
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     seed: Option<u64>,
-    /// Worker threads (default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Worker threads (default: one per core); at most 1024 (each thread keeps histograms of
+    /// its own, and tens of thousands of threads exhaust a machine long before they help).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Replace an existing --out.
     #[arg(long)]

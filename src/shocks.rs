@@ -224,6 +224,12 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
         .trim(csv::Trim::All)
         .from_reader(bytes);
     let headers = reader.headers().map_err(|e| whole(e.to_string()))?;
+    // Two would leave which one is replayed to the reader's guess.
+    if headers.iter().filter(|h| *h == "log_return").count() > 1 {
+        return Err(whole(
+            "column `log_return` appears more than once; keep the one to replay".to_string(),
+        ));
+    }
     let column = headers
         .iter()
         .position(|h| h == "log_return")

@@ -100,6 +100,21 @@ impl Scenario {
             });
             match read {
                 Ok((positions, bytes)) => {
+                    // Each row is bounded; so is the venue, like a generated book's open interest.
+                    let start = file.price.start;
+                    let oi = crate::market::open_interest(&positions, start);
+                    if start.is_finite() && start > 0.0 && oi > book::MAX_USD {
+                        problems.push(Problem {
+                            path: format!("venues[{i}].book.positions_csv"),
+                            message: format!(
+                                "{}: the snapshot's open interest at price.start is {}; it must \
+                                 be at most {:e} USD",
+                                path.display(),
+                                crate::units::usd(oi),
+                                book::MAX_USD
+                            ),
+                        });
+                    }
                     snapshots.push(Some(positions));
                     inputs.push(Input {
                         source: path,

@@ -92,6 +92,15 @@ pub fn check(s: &ScenarioFile) -> Vec<Problem> {
                 s.name
             ),
         );
+    } else if s.name.len() > MAX_LABEL {
+        c.fail(
+            "name",
+            format!(
+                "is {} bytes long; at most {MAX_LABEL}: it names the output directory, and \
+                 a file system limits a name to 255 bytes",
+                s.name.len()
+            ),
+        );
     }
 
     let sim = &s.simulation;
@@ -431,6 +440,18 @@ fn check_label(c: &mut Checker, path: String, name: &str) -> bool {
                 "is {} bytes long; at most {MAX_LABEL}: names become parts of chart file \
                  names, which a file system limits to 255 bytes",
                 name.len()
+            ),
+        );
+        return false;
+    }
+    if name.trim() != name {
+        c.fail(
+            path,
+            format!(
+                "`{}` must not begin or end with white space: tables and charts would show \
+                 it as `{}`",
+                name.escape_debug(),
+                name.trim().escape_debug()
             ),
         );
         return false;

@@ -1077,3 +1077,83 @@ fn check_supervision(c: &mut Checker, i: usize, s: &Supervision) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tiny valid scenario of the CLI tests, with `extra` TOML appended.
+    fn tiny(extra: &str) -> ScenarioFile {
+        let text = format!(
+            "{}\n{extra}",
+            include_str!("../../tests/fixtures/tiny.toml")
+        );
+        toml::from_str(&text).expect("the tiny fixture parses")
+    }
+
+    /// The key paths of what `check` refuses.
+    fn refused(s: &ScenarioFile) -> Vec<String> {
+        check(s).into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn usd_and_positive_bounds_are_exact() {
+        let mut s = tiny("");
+        assert!(refused(&s).is_empty(), "{:?}", check(&s));
+        // A fund may be empty and as large as the bound; open interest and depth not empty.
+        s.venues[0].insurance_fund = 0.0;
+        s.venues[1].insurance_fund = MAX_USD;
+        s.venues[0].open_interest = Some(MAX_USD);
+        assert!(refused(&s).is_empty(), "{:?}", check(&s));
+        s.venues[0].open_interest = Some(0.0);
+        s.venues[1].insurance_fund = MAX_USD * 1.5;
+        s.venues[1].depth_1pct = 0.0;
+        assert_eq!(
+            refused(&s),
+            [
+                "venues[0].open_interest",
+                "venues[1].insurance_fund",
+                "venues[1].depth_1pct"
+            ]
+        );
+        s.venues[0].insurance_fund = -1.0;
+        assert!(refused(&s).contains(&"venues[0].insurance_fund".to_string()));
+    }
+
+    #[test]
+    fn a_scenario_name_must_name_a_directory() {
+        for name in ["", "a b", ".hidden", "two/parts"] {
+            let mut s = tiny("");
+            s.name = name.to_string();
+            assert_eq!(refused(&s), ["name"], "{name:?}");
+        }
+        let mut s = tiny("");
+        s.name = "x".repeat(MAX_LABEL);
+        assert!(refused(&s).is_empty());
+        s.name.push('x');
+        assert_eq!(refused(&s), ["name"]);
+    }
+
+    #[test]
+    fn an_observed_drop_is_strictly_between_zero_and_one() {
+        for (drop, valid) in [(0.0, false), (1e-9, true), (0.999, true), (1.0, false)] {
+            let s = tiny(&format!("[observed]\nprice_drop = {drop:?}\n"));
+            let expected: &[&str] = if valid { &[] } else { &["observed.price_drop"] };
+            assert_eq!(refused(&s), expected, "drop {drop}");
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_price_model_is_refused() {
+        let mut s = tiny("");
+        s.price.degrees_of_freedom = Some(5.0);
+        let problems = check(&s);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "price.degrees_of_freedom");
+        assert!(
+            problems[0]
+                .message
+                .contains("is only used with model = \"student_t\"")
+        );
+    }
+}

@@ -135,8 +135,29 @@ impl Footprint {
 /// machine has (where the machine says how much: Linux's `/proc/meminfo`), before its books
 /// are drawn.
 pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
-    refuse(scenario, Footprint::of(scenario, paths, threads), paths)
+    refuse(
+        scenario,
+        Footprint::of(scenario, paths, threads),
+        paths,
+        RUN_REMEDY,
+    )
 }
+
+/// [`check`] for a merge of shards holding `paths` paths in all: it holds every path's
+/// results, two sets of histograms (the sum so far and the shard being read) and the ladders
+/// the summary needs.
+pub fn check_merge(scenario: &Scenario, paths: u64) -> Result<()> {
+    refuse(
+        scenario,
+        Footprint::of(scenario, paths, 2),
+        paths,
+        "Merge on a machine with more memory, or read the shards' paths.csv files as they are",
+    )
+}
+
+const RUN_REMEDY: &str = "Use fewer paths (or split them: --shard K/N, then cascade merge), fewer \
+    steps, fewer --threads, fewer book.positions or opening.positions, or a larger \
+    partial_fraction";
 
 /// [`check`] again once the books are drawn, with the positions each policy's migration
 /// moves (a cap that moves most of a venue's book to three others can double the ladders),
@@ -157,10 +178,11 @@ pub fn check_books(
         scenario,
         Footprint::of_books(scenario, &sides, paths, threads),
         paths,
+        RUN_REMEDY,
     )
 }
 
-fn refuse(scenario: &Scenario, need: Footprint, paths: u64) -> Result<()> {
+fn refuse(scenario: &Scenario, need: Footprint, paths: u64, remedy: &str) -> Result<()> {
     let Some(memory) = physical_memory() else {
         return Ok(());
     };
@@ -170,11 +192,9 @@ fn refuse(scenario: &Scenario, need: Footprint, paths: u64) -> Result<()> {
     let gb = |bytes: f64| format!("{:.1} GB", bytes / 1e9);
     let f = scenario.file();
     Err(Error::BadInput(format!(
-        "this run would hold about {} at once, more than this machine's {}: per-path results {} \
+        "this would hold about {} at once, more than this machine's {}: per-path results {} \
          ({paths} paths x {} {}), step histograms {} ({} steps, a set per thread that takes a \
-         batch of {BATCH} paths), books {} ({} more while they are built). Use fewer paths (or \
-         split them: --shard K/N, then cascade merge), fewer steps, fewer --threads, fewer \
-         book.positions or opening.positions, or a larger partial_fraction",
+         batch of {BATCH} paths), books {} ({} more while they are built). {remedy}",
         gb(need.total()),
         gb(memory),
         gb(need.rows),
@@ -207,6 +227,19 @@ mod tests {
     fn quickstart() -> Scenario {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
         Scenario::load(&path, &[]).expect("the quickstart loads")
+    }
+
+    #[test]
+    fn a_merge_too_large_for_the_machine_is_refused() {
+        // It aborted reserving its rows (`memory allocation of 592000000000000 bytes failed`).
+        if physical_memory().is_none() {
+            eprintln!("SKIPPED: the system does not say how much memory it has");
+            return;
+        }
+        let s = quickstart();
+        assert!(check_merge(&s, 1_000).is_ok());
+        let e = check_merge(&s, 1_000_000_000_000).unwrap_err().to_string();
+        assert!(e.contains("Merge on a machine with more memory"), "{e}");
     }
 
     #[test]

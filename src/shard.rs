@@ -191,6 +191,25 @@ pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Time
     })
 }
 
+/// Where a shard's histograms do not count each of its `paths` paths once at every step,
+/// for both figures: a file whose counts were damaged would merge into wrong bands.
+fn miscounted(t: &Timeline, paths: u64) -> Option<String> {
+    for (figure, counts) in [("price", &t.price), ("liquidation", &t.liquidated)] {
+        for (policy, bins) in counts.outer_iter().enumerate() {
+            for (step, column) in bins.columns().into_iter().enumerate() {
+                let n: u64 = column.iter().map(|&c| u64::from(c)).sum();
+                if n != paths {
+                    return Some(format!(
+                        "the {figure} histogram of policy {policy} counts {n} paths at step {}",
+                        step + 1
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// What merge needs to know of each shard, read from its `manifest.json`.
 #[derive(Debug, Clone, Deserialize)]
 struct ShardManifest {
@@ -411,6 +430,16 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
     }
 
     let scenario = Scenario::load(&first_dir.join("scenario.toml"), &[])?;
+    // The merge is summarised, and its scenario.toml written, from this file: it must be
+    // what the shards ran, not an edited copy.
+    if scenario.sha256() != first.scenario_sha256 {
+        return Err(Error::BadInput(format!(
+            "{} (or a data file it reads) is not what the shard ran: its SHA-256 differs from \
+             the scenario_sha256 of {}; was it edited after the run?",
+            first_dir.join("scenario.toml").display(),
+            first_dir.join("manifest.json").display()
+        )));
+    }
     let paths = scenario.file().simulation.paths;
     for (dir, m, sh) in &shards {
         let want = sh.range(paths);
@@ -424,6 +453,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             )));
         }
     }
+    // Before the rows are reserved: shards too large together fail as bad input, not abort.
+    crate::footprint::check_merge(&scenario, paths)?;
     let layout = RowLayout {
         venues: scenario.file().venues.len(),
     };
@@ -439,6 +470,14 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
             &mut rows,
         )?;
         let t = read_histograms(dir, policies, scenario.file().simulation.steps as usize)?;
+        let paths = m.path_range[1] - m.path_range[0];
+        if let Some(what) = miscounted(&t, paths) {
+            return Err(Error::BadInput(format!(
+                "{}: {what}, where the shard has {paths} paths; the file is damaged or \
+                 belongs to another result",
+                dir.join(HISTOGRAMS).display()
+            )));
+        }
         match &mut timeline {
             None => timeline = Some(t),
             Some(acc) => {
@@ -541,9 +580,17 @@ fn read_rows(
         }
         let at = base + row * width;
         for (k, cell) in record.iter().skip(2).enumerate() {
+            // Every figure a path records is finite: NaN or inf is damage, not a result.
             rows[at + k] = cell
-                .parse()
-                .map_err(|_| bad(format!("line {}: `{cell}` is not a number", line + 2)))?;
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "line {}: `{cell}` is not a finite number",
+                        line + 2
+                    ))
+                })?;
         }
     }
     let seen = seen.iter().filter(|&&s| s).count();

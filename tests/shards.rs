@@ -317,6 +317,36 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         &["a1", "twice2", "a3"],
         "path 20 of policy `fragmented` appears twice",
     );
+    // The merge's scenario.toml and summary come from the first shard's scenario.toml: an
+    // edited one was merged as if it had been run.
+    copy_dir(&d.join("a1"), &d.join("edited1"));
+    let toml = d.join("edited1/scenario.toml");
+    let text = fs::read_to_string(&toml).unwrap();
+    assert!(text.contains("routing = 0.7"), "{text}");
+    fs::write(&toml, text.replace("routing = 0.7", "routing = 0.1")).unwrap();
+    refused(&["edited1", "a2", "a3"], "is not what the shard ran");
+    // A figure that is not finite never comes from a run: NaN merged into null statistics.
+    copy_dir(&d.join("a2"), &d.join("nan2"));
+    let rows = d.join("nan2/paths.csv");
+    let text = fs::read_to_string(&rows).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let (first, rest) = body.split_once('\n').unwrap();
+    let cells: Vec<&str> = first.split(',').collect();
+    let damaged = [&cells[..2], &["NaN"], &cells[3..]].concat().join(",");
+    fs::write(&rows, format!("{header}\n{damaged}\n{rest}")).unwrap();
+    refused(&["a1", "nan2", "a3"], "`NaN` is not a finite number");
+    // Nor are histograms that count a path more than once: the first count (policy 0, the
+    // lowest price bin, step 1) is 48 bytes in, after the magic and the header's sizes.
+    copy_dir(&d.join("a3"), &d.join("hist3"));
+    let histograms = d.join("hist3/histograms.bin");
+    let mut bytes = fs::read(&histograms).unwrap();
+    let count = u32::from_le_bytes(bytes[48..52].try_into().unwrap());
+    bytes[48..52].copy_from_slice(&(count + 1).to_le_bytes());
+    fs::write(&histograms, bytes).unwrap();
+    refused(
+        &["a1", "a2", "hist3"],
+        "the price histogram of policy 0 counts 21 paths at step 1, where the shard has 20",
+    );
     // Writing the merge over one of its shards would lose the shard, even with --force.
     let a1 = fs::read(d.join("a1/paths.csv")).unwrap();
     let (code, stderr) = cascade(d, &["merge", "a1", "a2", "a3", "--out", "./a1", "--force"]);

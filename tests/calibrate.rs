@@ -244,6 +244,25 @@ fn calibration_refuses_what_it_cannot_do() {
         "baseline",
     );
     fails(&["--target", "max_drawdown=lots"], "not a number");
+    // A directory is no file to write, --force or not (without it, the refusal was "already
+    // exists; pass --force", which only led to this one).
+    fs::create_dir(d.join("adir")).unwrap();
+    for force in [&[][..], &["--force"]] {
+        let args = [
+            &[
+                "calibrate",
+                "synthetic.toml",
+                "--target",
+                "max_drawdown=0.1",
+            ][..],
+            force,
+            &["--out", "adir"],
+        ]
+        .concat();
+        let (code, _, err) = cascade(d, &args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--out adir is a directory"), "{err}");
+    }
     fails(
         &[
             "--target",
@@ -311,10 +330,14 @@ fn a_policy_lever_is_searched_on_that_policy_and_written_into_it() {
             ],
         )
     };
-    let (code, _, err) = search("policies.1.leverage_cap");
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--policy p1"), "{err}");
-    assert!(!d.join("c.toml").exists());
+    // Written as error messages and --set write keys too (it read as a table `policies[1]`
+    // the scenario did not have).
+    for key in ["policies.1.leverage_cap", "policies[1].leverage_cap"] {
+        let (code, _, err) = search(key);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--policy p1"), "{key}: {err}");
+        assert!(!d.join("c.toml").exists());
+    }
 
     let (code, out, err) = search("policies.2.leverage_cap");
     assert_eq!(code, 0, "{err}");

@@ -26,13 +26,14 @@ pub struct BacktestArgs {
 /// Backtests every episode in the order given (a folder's files in name order), and writes
 /// the table.
 pub fn run(args: BacktestArgs) -> Result<()> {
+    // A directory first: "already exists; pass --force" would only lead to that refusal.
+    let made = cascade::results::check_file_target(&args.out)?;
     if args.out.exists() && !args.common.force {
         return Err(Error::BadInput(format!(
             "{} already exists; pass --force to replace it",
             args.out.display()
         )));
     }
-    let made = cascade::results::check_file_target(&args.out)?;
     let files = episode_files(&args.scenarios)?;
     // With --force the table would replace an episode it is about to read.
     let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();

@@ -45,7 +45,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     let (metric, target) = calibrate::parse_target(&args.target)?;
     if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
         return Err(Error::BadInput(format!(
-            "--tolerance {}: must be a non-negative number",
+            "--tolerance {}: must be a finite non-negative number",
             args.tolerance
         )));
     }
@@ -53,10 +53,14 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| calibrate::default_out(&args.scenario));
-    refuse_existing(&out, args.common.force)?;
+    // A directory first: "already exists; pass --force" would only lead to that refusal.
     let made = cascade::results::check_file_target(&out)?;
+    refuse_existing(&out, args.common.force)?;
     let search = Search {
-        key: args.key.clone(),
+        // `venues[0].depth_1pct`, as error messages and --set write keys, is
+        // `venues.0.depth_1pct`; a key that is neither is left to the scenario's checks.
+        key: cascade::scenario::load::parse_key(&args.key, &args.key)
+            .unwrap_or_else(|_| args.key.clone()),
         metric,
         target,
         policy: args.policy.clone(),

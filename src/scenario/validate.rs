@@ -842,7 +842,8 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             format!(
                 "the drop runs to step {}, past the horizon of {steps} steps: only {:.0}% of it \
                  (in log price) is applied",
-                stress.start_step + stress.duration_steps,
+                // In u64: two u32 near their limit wrapped to a step before the start.
+                u64::from(stress.start_step) + u64::from(stress.duration_steps),
                 100.0 * share
             ),
         );
@@ -1141,6 +1142,20 @@ mod tests {
             let expected: &[&str] = if valid { &[] } else { &["observed.price_drop"] };
             assert_eq!(refused(&s), expected, "drop {drop}");
         }
+    }
+
+    #[test]
+    fn a_stress_past_the_horizon_is_warned_about_with_its_true_end() {
+        let mut s = tiny("");
+        let stress = s.price.stress.as_mut().unwrap();
+        stress.start_step = 239;
+        stress.duration_steps = u32::MAX;
+        let w = warnings(&s);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].message.contains("runs to step 4294967534, past"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -1159,6 +1159,43 @@ mod tests {
     }
 
     #[test]
+    fn jump_intensity_is_bounded_per_step() {
+        let merton = |intensity: f64| {
+            let mut s = tiny("");
+            s.price.model = PriceModel::Merton;
+            s.price.jump_intensity_per_day = Some(intensity);
+            s.price.jump_mean = Some(-0.05);
+            s.price.jump_stdev = Some(0.05);
+            refused(&s)
+        };
+        // Steps of 60 s: the bound of MAX_JUMPS_PER_STEP a step is 1,440 times that a day.
+        let per_day = MAX_JUMPS_PER_STEP * 1_440.0;
+        assert!(merton(0.0).is_empty());
+        assert!(merton(per_day).is_empty());
+        assert_eq!(merton(per_day * 1.001), ["price.jump_intensity_per_day"]);
+        assert_eq!(merton(-1.0), ["price.jump_intensity_per_day"]);
+    }
+
+    #[test]
+    fn a_garch_long_run_variance_is_bounded() {
+        // alpha + beta = 0.9: the long-run variance is ten times omega, at most
+        // MAX_LOG_RETURN squared.
+        let garch = |omega: f64| {
+            let mut s = tiny("");
+            s.price.model = PriceModel::Garch;
+            s.price.annual_volatility = 0.0;
+            s.price.alpha = Some(0.1);
+            s.price.beta = Some(0.8);
+            s.price.omega = Some(omega);
+            refused(&s)
+        };
+        let most = MAX_LOG_RETURN * MAX_LOG_RETURN * (1.0 - 0.1 - 0.8);
+        assert!(garch(most * 0.999).is_empty());
+        assert_eq!(garch(most * 1.001), ["price.omega"]);
+        assert_eq!(garch(0.0), ["price.omega"]);
+    }
+
+    #[test]
     fn a_key_of_another_price_model_is_refused() {
         let mut s = tiny("");
         s.price.degrees_of_freedom = Some(5.0);

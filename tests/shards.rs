@@ -958,7 +958,11 @@ fn sweep_values_are_validated_before_anything_runs() {
     let tmp = TempDir::new().unwrap();
     let s = fixture("tiny.toml");
     for (axis, expect) in [
-        ("liquidity.routing=0.5,1.5", "liquidity.routing"),
+        // The refusal names the cell, as a refusal for its memory does.
+        (
+            "liquidity.routing=0.5,1.5",
+            "cell 2/2 liquidity.routing=1.5: ",
+        ),
         ("liquidity.routing=0.1..0.9", "FROM..TO:N"),
         // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
         (

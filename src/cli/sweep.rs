@@ -117,8 +117,12 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     // checks it.
     let mut scenarios: Vec<Scenario> = Vec::with_capacity(cells.len());
     for (i, cell) in cells.iter().enumerate() {
-        let scenario = Scenario::load(scenario_path, &[cell.overrides(), base.clone()].concat())?;
         let which = || format!("cell {}/{} {}", i + 1, cells.len(), cell.name(&axes));
+        let scenario = Scenario::load(scenario_path, &[cell.overrides(), base.clone()].concat())
+            .map_err(|e| match e {
+                e @ Error::InvalidScenario { .. } => Error::BadInput(format!("{}: {e}", which())),
+                e => e,
+            })?;
         study::check_memory(&scenario, None, &common.options()).map_err(|e| match e {
             Error::BadInput(why) => Error::BadInput(format!("{}: {why}", which())),
             e => e,

@@ -1177,6 +1177,49 @@ mod tests {
     }
 
     #[test]
+    fn a_jump_mean_may_be_negative_down_to_the_step_bound() {
+        let merton = |mean: f64| {
+            let mut s = tiny("");
+            s.price.model = PriceModel::Merton;
+            s.price.jump_intensity_per_day = Some(1.0);
+            s.price.jump_mean = Some(mean);
+            s.price.jump_stdev = Some(0.05);
+            refused(&s)
+        };
+        assert!(merton(-MAX_LOG_RETURN).is_empty());
+        assert_eq!(merton(-MAX_LOG_RETURN * 1.001), ["price.jump_mean"]);
+    }
+
+    #[test]
+    fn garch_needs_alpha_and_beta_and_omega_replaces_the_volatility() {
+        let mut s = tiny("");
+        s.price.model = PriceModel::Garch;
+        s.price.alpha = Some(0.1);
+        assert_eq!(refused(&s), ["price.beta"]);
+        s.price.beta = Some(0.8);
+        assert!(refused(&s).is_empty());
+        s.price.omega = Some(1e-6);
+        assert_eq!(refused(&s), ["price.annual_volatility"]);
+        s.price.annual_volatility = 0.0;
+        assert!(refused(&s).is_empty());
+    }
+
+    #[test]
+    fn a_step_lasts_more_than_nothing_and_at_most_a_year() {
+        for (seconds, valid) in [(0.0, false), (1e-3, true), (MAX_STEP_SECONDS, true)] {
+            let mut s = tiny("");
+            s.simulation.step_seconds = seconds;
+            // A year-long step of 60% volatility is still a valid (if odd) scenario.
+            let expected: &[&str] = if valid {
+                &[]
+            } else {
+                &["simulation.step_seconds"]
+            };
+            assert_eq!(refused(&s), expected, "{seconds} s");
+        }
+    }
+
+    #[test]
     fn a_garch_long_run_variance_is_bounded() {
         // alpha + beta = 0.9: the long-run variance is ten times omega, at most
         // MAX_LOG_RETURN squared.

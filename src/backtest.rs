@@ -188,8 +188,12 @@ impl Prepared {
 /// `[observed]` table, a stress to calibrate, a calibration that can run), without
 /// simulating anything: a backtest of several episodes checks them all before it runs one.
 pub fn prepare(path: &Path, overrides: &[Override]) -> Result<Prepared> {
-    // The backtest calibrates the stress's drop.
-    calibrate::refuse_overridden_key(overrides, calibrate::DEFAULT_KEY)?;
+    // The backtest calibrates the stress's drop (and has no --bracket or --key to offer).
+    calibrate::refuse_overridden_key(
+        overrides,
+        calibrate::DEFAULT_KEY,
+        ": the shock is what the backtest fits to the observed drop",
+    )?;
     let base = crate::Scenario::load(path, overrides)?;
     let Some(observed) = base.file().observed.clone() else {
         return Err(Error::BadInput(format!(

@@ -160,22 +160,26 @@ pub fn calibrate(
     options: RunOptions,
     progress: impl FnMut(&Evaluation),
 ) -> Result<Calibration> {
-    refuse_overridden_key(overrides, &search.key)?;
+    refuse_overridden_key(
+        overrides,
+        &search.key,
+        " (the bracket gives the range searched), or search another key",
+    )?;
     plan(Scenario::load(path, overrides)?, search)?.run(options, progress)
 }
 
 /// Refuses a `--set` of the key searched (or of a table holding it): the search sets the key
 /// on every evaluation, so the value given would be dropped silently, while the calibrated
 /// file's header would still list it.
-pub fn refuse_overridden_key(overrides: &[Override], key: &str) -> Result<()> {
+/// `instead` says what the user can do about it with the command at hand.
+pub fn refuse_overridden_key(overrides: &[Override], key: &str, instead: &str) -> Result<()> {
     let within = |ov: &Override| {
         key.strip_prefix(ov.key.as_str())
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
     };
     match overrides.iter().find(|ov| within(ov)) {
         Some(ov) => Err(Error::BadInput(format!(
-            "--set {}: the search sets `{key}` itself; leave the --set out (the bracket gives \
-             the range searched), or search another key",
+            "--set {}: the search sets `{key}` itself; leave the --set out{instead}",
             ov.key
         ))),
         None => Ok(()),

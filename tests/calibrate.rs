@@ -493,7 +493,10 @@ fn a_backtest_needs_an_observed_table() {
             "--set",
             "price.stress.drop=0.2",
         ],
-        &["the search sets `price.stress.drop`"],
+        &[
+            "the search sets `price.stress.drop`",
+            "fits to the observed drop",
+        ],
     );
     // Flags of result directories mean nothing here and are refused, not ignored.
     refused(

@@ -36,10 +36,10 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     }
     let files = episode_files(&args.scenarios)?;
     // With --force the table would replace an episode it is about to read.
-    let same = |a: &Path, b: &Path| a.canonicalize().ok() == b.canonicalize().ok();
+    let out = args.out.canonicalize().ok();
     if let Some(file) = files
         .iter()
-        .find(|f| args.out.exists() && same(f, &args.out))
+        .find(|f| out.is_some() && f.canonicalize().ok() == out)
     {
         return Err(Error::BadInput(format!(
             "--out {} is the episode {}; write the table elsewhere",

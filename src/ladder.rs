@@ -101,15 +101,14 @@ struct Prefix {
 pub const TRANCHE_BYTES: usize = size_of::<f64>() + size_of::<Prefix>();
 
 /// Bytes a tranche takes while its ladder is built, besides [`TRANCHE_BYTES`]: the list of
-/// tranches is still held while the sorted ladder is built from it (the sort's scratch space,
-/// half as many, is freed by then).
-pub const BUILD_BYTES: usize = size_of::<Tranche>();
+/// tranches and the (key, index) pairs that sort them are held while the sorted ladder is
+/// built from them.
+pub const BUILD_BYTES: usize = size_of::<Tranche>() + size_of::<(f64, usize)>();
 
-/// One tranche before sorting.
+/// One tranche before sorting (its key, `-sign x ln(trigger)`, is kept apart: see
+/// [`Ladder::build`]).
 #[derive(Debug, Clone, Copy)]
 struct Tranche {
-    /// `-sign x ln(trigger)`, the sort key (computed once, not per comparison).
-    key: f64,
     trigger: f64,
     /// `trigger` to the power [`join_weight`].
     join_trigger: f64,
@@ -231,21 +230,28 @@ impl Sweep {
 }
 
 impl Run {
-    fn from_sorted<'a>(tranches: impl Iterator<Item = &'a Tranche>, log_bk_ratio: f64) -> Run {
+    fn from_sorted<'a>(
+        tranches: impl ExactSizeIterator<Item = (f64, &'a Tranche)>,
+        log_bk_ratio: f64,
+    ) -> Run {
+        // Sized up front: the length is known, and grown by doubling a run of millions of
+        // tranches is reallocated some twenty times.
         let mut run = Run {
+            keys: Vec::with_capacity(tranches.len()),
+            prefix: Vec::with_capacity(tranches.len() + 1),
             log_bk_ratio,
             bk_ratio: log_bk_ratio.exp(),
             ..Run::default()
         };
         let (mut q, mut qt, mut qe, mut qs, mut qk, mut c) = (0.0, 0.0, 0.0, 0.0, 0.0, 0u32);
         run.prefix.push(Prefix::default());
-        for t in tranches {
-            run.keys.push(t.key);
+        for (key, t) in tranches {
+            run.keys.push(key);
             q += t.quantity;
             qt += t.quantity * t.trigger;
             qe += t.quantity * t.entry;
             qs += t.quantity * t.join_trigger;
-            qk += t.quantity * t.key;
+            qk += t.quantity * key;
             c += u32::from(t.first);
             run.prefix.push(Prefix {
                 qty: q,
@@ -448,6 +454,12 @@ impl Ladder {
         // while it moved, on books of millions of positions.
         let positions = book.iter().filter(|p| p.side == side).count();
         let mut tranches = Vec::with_capacity(positions.saturating_mul(slices));
+        // The sort moves (key, index) pairs, not the tranches: on books of millions of
+        // positions a stable sort of the tranches themselves took half the time of building
+        // the markets. Ties keep the order of the list (the index decides), so the prefix
+        // sums' rounding does not depend on the sort's algorithm, which an unstable sort of
+        // the keys alone would leave to the Rust release.
+        let mut order: Vec<(f64, usize)> = Vec::with_capacity(tranches.capacity());
         let mut total_quantity = 0.0;
         for p in book.iter().filter(|p| p.side == side) {
             total_quantity += p.quantity;
@@ -467,8 +479,8 @@ impl Ladder {
                     slice
                 };
                 let (price, rate) = (trigger.price, trigger.rate);
+                order.push((-s * price.ln(), tranches.len()));
                 tranches.push(Tranche {
-                    key: -s * price.ln(),
                     trigger: price,
                     join_trigger: join_power(law, price),
                     quantity: q,
@@ -487,14 +499,15 @@ impl Ladder {
                 trigger = margin.trigger(side, left, price - s * equity / left);
             }
         }
-        tranches.sort_by(|a, b| a.key.total_cmp(&b.key));
+        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let in_order = || order.iter().map(|&(key, i)| (key, &tranches[i]));
         let common = tranches.first().map_or(0.0, |t| t.log_bk_ratio);
         let single = tranches.iter().all(|t| t.log_bk_ratio == common);
-        let all = Run::from_sorted(tranches.iter(), if single { common } else { 0.0 });
+        let all = Run::from_sorted(in_order(), if single { common } else { 0.0 });
         let classes = if single {
             Vec::new()
         } else {
-            classes(&tranches)
+            classes(in_order())
         };
         Ladder {
             side,
@@ -635,17 +648,17 @@ fn prefetch<T>(p: *const T) {
 
 /// Groups sorted tranches into classes of nearly equal rate, each still sorted by trigger.
 /// A class's ratio is its members' common one when they share it, else the class's centre.
-fn classes(tranches: &[Tranche]) -> Vec<Run> {
-    let mut groups: BTreeMap<i64, Vec<&Tranche>> = BTreeMap::new();
-    for t in tranches {
+fn classes<'a>(tranches: impl Iterator<Item = (f64, &'a Tranche)>) -> Vec<Run> {
+    let mut groups: BTreeMap<i64, Vec<(f64, &Tranche)>> = BTreeMap::new();
+    for (key, t) in tranches {
         let id = (t.log_bk_ratio / CLASS_WIDTH).round() as i64;
-        groups.entry(id).or_default().push(t);
+        groups.entry(id).or_default().push((key, t));
     }
     groups
         .into_iter()
         .map(|(id, members)| {
-            let first = members[0].log_bk_ratio;
-            let ratio = if members.iter().all(|t| t.log_bk_ratio == first) {
+            let first = members[0].1.log_bk_ratio;
+            let ratio = if members.iter().all(|(_, t)| t.log_bk_ratio == first) {
                 first
             } else {
                 id as f64 * CLASS_WIDTH
@@ -754,6 +767,41 @@ mod tests {
         // 0.5) survives the dust beside it.
         let both = ladder.sweep(0, b, fill, 0.0, 1.0);
         assert!(both.bad_debt > 1e13 && both.fees.is_finite(), "{both:?}");
+    }
+
+    #[test]
+    fn tranches_sort_by_trigger_and_equal_triggers_keep_the_order_of_the_book() {
+        // Equal triggers: the same entry and leverage. The order of equal keys moves the
+        // prefix sums' rounding, so it is pinned to the book's order, not left to the sort.
+        let p = |quantity, leverage| Position {
+            side: Side::Long,
+            quantity,
+            entry: 0.5,
+            leverage,
+        };
+        let margin = MarginSchedule::flat(0.1, 0.05);
+        let ladder = |book: &[Position]| {
+            Ladder::build(book, Side::Long, &margin, 0.0, None, ImpactLaw::Linear)
+        };
+        let prefix =
+            |l: &Ladder| -> Vec<f64> { (1..=l.len()).map(|b| l.quantity_between(0, b)).collect() };
+        // The 8x position triggers first (highest), wherever it is in the book.
+        let book = [p(3.0, 2.0), p(1.0, 2.0), p(7.0, 8.0), p(2.0, 2.0)];
+        assert_eq!(prefix(&ladder(&book)), [7.0, 10.0, 11.0, 13.0]);
+        let reversed: Vec<Position> = book.iter().rev().copied().collect();
+        assert_eq!(prefix(&ladder(&reversed)), [7.0, 9.0, 10.0, 13.0]);
+        // Triggers on both sides of 1 (keys of both signs) and of shorts order by price too.
+        let shorts: Vec<Position> = [0.5, 4.0, 1.5]
+            .iter()
+            .map(|&entry| Position {
+                side: Side::Short,
+                quantity: entry,
+                entry,
+                leverage: 5.0,
+            })
+            .collect();
+        let l = Ladder::build(&shorts, Side::Short, &margin, 0.0, None, ImpactLaw::Linear);
+        assert_eq!(prefix(&l), [0.5, 2.0, 6.0], "lowest short trigger first");
     }
 
     #[test]

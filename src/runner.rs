@@ -28,6 +28,16 @@ pub const BATCH: usize = 64;
 /// returns [`Error::Interrupted`] and its caller writes nothing.
 pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
+/// [`Error::Interrupted`] if [`INTERRUPT`] is set: for the steps before the paths (drawing
+/// books, building each policy's market), so that a signal stops a run with books of millions
+/// of positions within seconds rather than after the whole build.
+pub fn check_interrupt() -> Result<()> {
+    if INTERRUPT.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+
 /// A contiguous block of paths `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathRange {
@@ -158,9 +168,7 @@ pub fn run(
             );
     });
     progress.finish();
-    if INTERRUPT.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted);
-    }
+    check_interrupt()?;
     // The first worker's timeline takes in the others' (a fresh one would cost an allocation
     // of megabytes and a pass over it, about 1% of a run of a thousand paths).
     let timeline = recorders

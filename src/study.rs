@@ -88,10 +88,17 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     // Before the books are drawn: an impossible size fails in the first second.
     check_memory(&scenario, shard, &options)?;
     let books = scenario.books();
+    runner::check_interrupt()?;
     // Again with the positions migration moves, before any ladder is built.
     let (paths, threads) = sizes(&scenario, shard, &options);
     footprint::check_books(&scenario, &books, paths, threads)?;
-    let markets = policy::markets(&scenario, &books);
+    // Policy by policy, so that a signal stops books of millions of positions within one
+    // policy's build: under the 30 seconds SLURM waits after its SIGTERM before it kills.
+    let mut markets = Vec::new();
+    for p in &scenario.file().policies {
+        runner::check_interrupt()?;
+        markets.push(policy::market(&scenario, &books, p));
+    }
     // The ladders hold what the paths need: the positions' memory is free for the run's.
     drop(books);
     let out = runner::run(&scenario, &markets, range, options)?;

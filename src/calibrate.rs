@@ -217,6 +217,14 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
             search.max_evaluations
         )));
     }
+    // A key the format does not have is the flag's fault, not the bracket's (each end is
+    // checked below by loading the scenario with the key set).
+    if let Some(p) = crate::scenario::load::unknown_key(&search.key) {
+        return Err(Error::BadInput(format!(
+            "--key {}: {}",
+            search.key, p.message
+        )));
+    }
     // The resolved scenario fixes the seed: every evaluation below runs on the same numbers.
     let doc: toml::Value = toml::from_str(&base.to_toml()).expect("a resolved scenario parses");
     check_key(&doc, &search.key)?;
@@ -504,22 +512,36 @@ fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
     let mut node = Some(doc);
     let parts: Vec<&str> = key.split('.').collect();
     for (depth, part) in parts.iter().enumerate() {
-        if node.is_none() {
-            // An index past a list's end is the scenario's to report, with the list's length.
-            if parts[depth - 1].parse::<usize>().is_ok() {
-                return Ok(());
-            }
+        let Some(here) = node else {
             let table = parts[..depth].join(".");
             return Err(Error::BadInput(format!(
                 "`{key}`: the scenario has no `{table}`; add it, with the values the search \
                  should not choose, to calibrate `{key}`"
             )));
-        }
-        node = node.and_then(|n| match n {
+        };
+        node = match here {
             toml::Value::Table(t) => t.get(*part),
-            toml::Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
+            toml::Value::Array(a) => {
+                let list = parts[..depth].join(".");
+                let bad = |what: String| Err(Error::BadInput(format!("--key {key}: {what}")));
+                match part.parse::<usize>() {
+                    Ok(i) if i < a.len() => a.get(i),
+                    Ok(i) => {
+                        let n = a.len();
+                        let entries = if n == 1 { "entry" } else { "entries" };
+                        return bad(format!(
+                            "index {i} is out of range: `{list}` has {n} {entries}"
+                        ));
+                    }
+                    Err(_) => {
+                        return bad(format!(
+                            "`{list}` is a list: `{part}` should be an index, as in `{list}.0`"
+                        ));
+                    }
+                }
+            }
             _ => None,
-        });
+        };
     }
     match node {
         None | Some(toml::Value::Float(_)) => Ok(()),

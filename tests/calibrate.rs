@@ -244,6 +244,35 @@ fn calibration_refuses_what_it_cannot_do() {
         "baseline",
     );
     fails(&["--target", "max_drawdown=lots"], "not a number");
+    // A key the scenario cannot have is the --key's fault, named with the nearest valid key,
+    // not the bracket's (whose ends were the first loads to meet it).
+    let key_fails = |key: &str, needle: &str| {
+        let args = [
+            "--target",
+            "max_drawdown=0.1",
+            "--bracket",
+            "0.5,1",
+            "--key",
+            key,
+        ];
+        fails(&args, &format!("--key {key}: {needle}"));
+    };
+    key_fails(
+        "venues.0.depth_1pc",
+        "unknown key `depth_1pc`; did you mean `depth_1pct`?",
+    );
+    key_fails(
+        "price.stres.drop",
+        "unknown key `stres`; did you mean `stress`?",
+    );
+    key_fails(
+        "venues.1.depth_1pct",
+        "index 1 is out of range: `venues` has 1 entry",
+    );
+    key_fails(
+        "venues.x.depth_1pct",
+        "`venues` is a list: `x` should be an index",
+    );
     // A directory is no file to write, --force or not (without it, the refusal was "already
     // exists; pass --force", which only led to this one).
     fs::create_dir(d.join("adir")).unwrap();

@@ -631,7 +631,10 @@ fn unknown_keys(
                 path.push(key.clone());
                 match props.get(key) {
                     Some(child) => unknown_keys(root, child, v, path, problems),
-                    None => problems.push(unknown_key_problem(root, path)),
+                    None => {
+                        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                        problems.push(unknown_key_problem(root, &refs));
+                    }
                 }
                 path.pop();
             }
@@ -649,8 +652,32 @@ fn unknown_keys(
     }
 }
 
-fn unknown_key_problem(schema: &Json, parts: &[String]) -> Problem {
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+/// The problem with the dotted key path `key` (as `--set` and `calibrate --key` take it) if
+/// the scenario format has no such key: for a command to name the flag that gave it, where
+/// loading would report it among the scenario's problems. A key into a list the format has, or
+/// past a value that is not a table, is left to the scenario's own checks.
+pub fn unknown_key(key: &str) -> Option<Problem> {
+    let schema = schema_json();
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut node = resolve(&schema, &schema);
+    for (depth, part) in parts.iter().enumerate() {
+        let next = if part.parse::<usize>().is_ok() {
+            node.get("items")
+        } else {
+            node.get("properties").and_then(|p| p.get(*part))
+        };
+        match next {
+            Some(n) => node = resolve(&schema, n),
+            None if node.get("properties").is_some() => {
+                return Some(unknown_key_problem(&schema, &parts[..=depth]));
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+fn unknown_key_problem(schema: &Json, refs: &[&str]) -> Problem {
     let (key, parent) = refs.split_last().expect("an ignored key has a name");
     let valid = valid_keys(schema, parent);
     let message = match nearest(key, valid.iter().map(String::as_str)) {
@@ -659,7 +686,7 @@ fn unknown_key_problem(schema: &Json, parts: &[String]) -> Problem {
         None => format!("{UNKNOWN_KEY}{key}`; valid keys here: {}", valid.join(", ")),
     };
     Problem {
-        path: display_path(&refs),
+        path: display_path(refs),
         message,
     }
 }

@@ -382,15 +382,23 @@ pub fn out_directory(out: &Path) -> Result<PathBuf> {
             out.display()
         )));
     }
-    if fs::symlink_metadata(&normal).is_ok_and(|m| m.file_type().is_symlink()) {
-        let to = fs::read_link(&normal).unwrap_or_default();
+    refuse_link(out, &normal, "directory")?;
+    Ok(normal)
+}
+
+/// Refuses `--out` (given as `out`, checked at `path`) when it is a symbolic link, dangling or
+/// not: writing renames the new `what` over the link, which would leave what it points at as it
+/// was, and a dangling one would be replaced although something of that name exists.
+fn refuse_link(out: &Path, path: &Path, what: &str) -> Result<()> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let to = fs::read_link(path).unwrap_or_default();
         return Err(Error::BadInput(format!(
-            "--out {} is a symbolic link (to {}); give the directory it points to",
+            "--out {} is a symbolic link (to {}); give the {what} it points to",
             out.display(),
             to.display()
         )));
     }
-    Ok(normal)
+    Ok(())
 }
 
 /// Whether `dir` holds a result `cascade` wrote: its `manifest.json` is JSON whose `tool` is
@@ -502,8 +510,8 @@ fn ensure_parent(target: &Path) -> Result<MadeFolders> {
 }
 
 /// Checks, before any simulation, that the file `path` (a calibrated scenario, a validation
-/// table) can be written: not a directory, in a folder that exists or can be created and can
-/// be written in. Keep the folders made for it once the file is written.
+/// table) can be written: not a directory or a symbolic link, in a folder that exists or can
+/// be created and can be written in. Keep the folders made for it once the file is written.
 pub fn check_file_target(path: &Path) -> Result<MadeFolders> {
     if path.is_dir() {
         return Err(Error::BadInput(format!(
@@ -511,6 +519,7 @@ pub fn check_file_target(path: &Path) -> Result<MadeFolders> {
             path.display()
         )));
     }
+    refuse_link(path, path, "file")?;
     ensure_parent(path)
 }
 

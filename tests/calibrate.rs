@@ -575,6 +575,32 @@ fn an_unusable_out_is_bad_input_before_anything_runs() {
         );
         assert!(!err.contains("calibrating"), "{args:?} ran first: {err}");
     }
+    // A symbolic link, dangling or not, is named rather than replaced by a file (which left
+    // what it pointed at as it was, or took the place of a name that existed).
+    #[cfg(unix)]
+    for (link, to) in [("dangling.md", "nowhere.md"), ("linked.md", "plain")] {
+        std::os::unix::fs::symlink(to, d.join(link)).unwrap();
+        for args in [
+            vec!["backtest", "synthetic.toml", "--out", link, "--force"],
+            [
+                &[
+                    "calibrate",
+                    "synthetic.toml",
+                    "--target",
+                    "max_drawdown=0.1",
+                ][..],
+                &["--out", link, "--force"],
+            ]
+            .concat(),
+        ] {
+            let (code, _, err) = cascade(d, &args);
+            assert_eq!(code, 2, "{args:?}: {err}");
+            let named = format!("--out {link} is a symbolic link (to {to}); give the file");
+            assert!(err.contains(&named), "{args:?}: {err}");
+            let still = fs::read_link(d.join(link)).unwrap();
+            assert_eq!(still, Path::new(to), "{args:?} replaced the link");
+        }
+    }
     // Among several episodes, a problem names the episode it belongs to.
     let episode = format!("{SYNTHETIC}\n[observed]\nprice_drop = 0.99\n");
     fs::write(d.join("unreachable.toml"), episode).unwrap();

@@ -682,6 +682,17 @@ fn set_values_are_validated_like_file_values() {
         "simulation.paths",
         "(command-line override `simulation.paths = \"many\"`)",
     ]);
+    // A number as people write it but TOML does not reads as text: the problem says why.
+    for (value, hint) in [
+        (".5", "write 0.5"),
+        ("-5.", "write -5.0"),
+        ("NaN", "TOML writes these nan, inf and -inf"),
+    ] {
+        let set = format!("liquidity.routing={value}");
+        let out = cascade(tmp.path(), &["validate", "tiny.toml", "--set", &set]);
+        out.expect_code(2)
+            .expect_stderr(&["liquidity.routing", hint]);
+    }
     // A problem the override causes at another key names it too.
     cascade(
         tmp.path(),

@@ -212,8 +212,26 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
             };
             p.message
                 .push_str(&format!(" (command-line override `{} = {value}`)", ov.key));
+            if let toml::Value::String(raw) = &ov.value
+                && p.message.starts_with("invalid type: string")
+                && let Some(hint) = number_hint(raw)
+            {
+                p.message.push_str(&format!("; {hint}"));
+            }
         }
     }
+}
+
+/// What to write instead of an override's value that reads as a number to people but as text
+/// to TOML (`.5`, `5.`, `NaN`): [`parse_value`] takes what is not TOML as a string, and the
+/// problem that follows ("invalid type: string") does not say why.
+fn number_hint(raw: &str) -> Option<String> {
+    let x: f64 = raw.parse().ok()?;
+    Some(if x.is_finite() {
+        format!("TOML numbers have a digit on each side of the point: write {x:?}")
+    } else {
+        "TOML writes these nan, inf and -inf".to_string()
+    })
 }
 
 /// Whether `problem` is about the key at `key` (a key path as problems print it): at or inside

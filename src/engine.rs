@@ -13,6 +13,7 @@ use crate::liquidity::{LiquidityModel, Pool};
 use crate::market::{Cohort, Market};
 use crate::metrics::{Metric, RowLayout, VenueMetric};
 use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
+use crate::window_max::WindowMax;
 
 /// Local dislocations smaller than this (in log price) are set to zero, so that a market that
 /// has calmed down returns to the fast path where every venue trades at the shared price.
@@ -273,8 +274,8 @@ struct SupervisorState {
     busy_until: usize,
     /// Its margin add-on has been imposed (once per path).
     added: bool,
-    /// Recent log prices of the watched venues, oldest first (drawdown metric).
-    history: Vec<f64>,
+    /// The peak of the watched venues' recent log prices (drawdown metric).
+    peaks: WindowMax,
 }
 
 /// Reusable per-thread buffers; one path at a time.
@@ -362,16 +363,18 @@ impl<'a> PathRun<'a> {
         s.funds.clear();
         s.funds.extend_from_slice(&m.funds);
         s.claims.resize(m.funds.len(), 0.0);
-        s.supervisors.clear();
-        // A drawdown window starts at the start price: a fall in the first steps is a fall from
-        // it (an empty history would measure the first step from its own end).
-        s.supervisors.resize(
-            m.supervisors.len(),
-            SupervisorState {
-                history: vec![log_start],
-                ..SupervisorState::default()
-            },
-        );
+        // Reset in place: each keeps the memory of its window from path to path.
+        s.supervisors
+            .resize_with(m.supervisors.len(), SupervisorState::default);
+        for (state, sup) in s.supervisors.iter_mut().zip(&m.supervisors) {
+            state.busy_until = 0;
+            state.added = false;
+            // A step's drawdown is from the peak of the window's `window` steps before it and
+            // itself. The window starts at the start price: a fall in the first steps is a
+            // fall from it (an empty window would measure the first step from its own end).
+            state.peaks.reset(sup.window + 1);
+            state.peaks.push(log_start);
+        }
         s.first_intervention = None;
         // Every step writes its entry: a buffer already this long is reused as it is.
         s.log_price_path.resize(steps, 0.0);
@@ -716,11 +719,7 @@ impl<'a> PathRun<'a> {
                         dislocation += w * self.s.venues[i].dislocation;
                     }
                     let now = log_index(self.x + self.shared.level(), dislocation);
-                    if state.history.len() > sup.window {
-                        state.history.remove(0);
-                    }
-                    state.history.push(now);
-                    let peak = state.history.iter().copied().fold(f64::MIN, f64::max);
+                    let peak = state.peaks.push(now);
                     1.0 - (now - peak).exp()
                 }
             };

@@ -43,6 +43,7 @@ pub mod summary;
 pub mod sweep;
 pub mod timeline;
 pub mod units;
+mod window_max;
 
 pub use error::{Error, Result};
 pub use scenario::Scenario;

@@ -209,9 +209,10 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
         (1e6f64..5e7, 0.0f64..1.0, prop_oneof![Just("linear"), Just("sqrt")], 0.0f64..1.0),
         (0.0f64..1.5, 0.0f64..0.6, 1.2f64..30.0, 1.0f64..6.0),
         (0.0f64..2.0, any::<bool>(), any::<bool>(), any::<bool>()),
+        (0usize..4, 2.0f64..20.0, 0.0f64..1.0),
     )
         .prop_map(
-            |((im, mm_share, fee), (fund, adl, partial), (depth, routing, law, withdrawal), (vol, drop, long_lev, short_lev), (perm_share, index_mark, tiered, opening))| {
+            |((im, mm_share, fee), (fund, adl, partial), (depth, routing, law, withdrawal), (vol, drop, long_lev, short_lev), (perm_share, index_mark, tiered, opening), (model, cap, migration))| {
                 let mm = im * mm_share;
                 let partial = match partial {
                     Some(f) => format!("liquidation = \"partial\"\npartial_fraction = {f}"),
@@ -242,13 +243,23 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
                         2e8 * scale
                     )
                 };
+                // Every price model that needs no data file.
+                let model = [
+                    "model = \"merton\"\njump_intensity_per_day = 20.0\njump_mean = -0.02\njump_stdev = 0.03",
+                    "model = \"student_t\"\ndegrees_of_freedom = 3.0",
+                    "model = \"gbm\"",
+                    "model = \"garch\"\nalpha = 0.1\nbeta = 0.85",
+                ][model];
                 let text = format!(
-                    "name = \"prop\"\n[simulation]\npaths = 4\nsteps = 120\nseed = 3\n[price]\nstart = 30000.0\nmodel = \"merton\"\nannual_volatility = {vol}\njump_intensity_per_day = 20.0\njump_mean = -0.02\njump_stdev = 0.03\n[price.stress]\ndrop = {drop}\nstart_step = 30\nduration_steps = 20\n[liquidity]\nimpact = \"{law}\"\nshared_depth_1pct = {}\nrouting = {routing}\npermanent_fraction = {}\ndepth_withdrawal = {withdrawal}\n{}{}",
+                    "name = \"prop\"\n[simulation]\npaths = 4\nsteps = 120\nseed = 3\n[price]\nstart = 30000.0\n{model}\nannual_volatility = {vol}\n[price.stress]\ndrop = {drop}\nstart_step = 30\nduration_steps = 20\n[liquidity]\nimpact = \"{law}\"\nshared_depth_1pct = {}\nrouting = {routing}\npermanent_fraction = {}\ndepth_withdrawal = {withdrawal}\n{}{}",
                     depth * 10.0,
                     perm_share.min(1.0),
                     venue("a", "x", 1.0),
                     venue("b", "y", 0.5),
-                ) + "[[policies]]\nname = \"base\"\n[[policies]]\nname = \"coop\"\ncooperating = [\"x\", \"y\"]\nmargin_floor = { initial = 0.1, maintenance = 0.03 }\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 5, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }\n";
+                ) + "[[policies]]\nname = \"base\"\n[[policies]]\nname = \"coop\"\ncooperating = [\"x\", \"y\"]\nmargin_floor = { initial = 0.1, maintenance = 0.03 }\npooled_default_fund = { sizing = \"sum\" }\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 5, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }\n"
+                    // A cap that tops up or moves positions to the other venue, a cover-2 pool
+                    // and a circuit breaker.
+                    + &format!("[[policies]]\nname = \"capped\"\ncooperating = [\"x\"]\nleverage_cap = {cap}\nmigration = {migration}\npooled_default_fund = {{ sizing = \"cover2\", stress_move = 0.15 }}\nsupervision = {{ view = \"local\", metric = \"near_liquidation\", distance = 0.02, threshold = 2.0e7, action = \"circuit_breaker\", halt_steps = 5 }}\n");
                 (text, Vec::new())
             },
         )
@@ -257,8 +268,10 @@ fn valid_scenario() -> impl Strategy<Value = (String, Vec<String>)> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Money is conserved on every path of random valid scenarios, under the baseline and
-    /// under a policy with a pooled fund and a margin add-on, and no figure is NaN.
+    /// Money is conserved on every path of random valid scenarios (every price model without
+    /// a data file), under the baseline, a policy with a pooled fund and a margin add-on, and
+    /// one with a leverage cap, migration, a cover-2 pool and a circuit breaker; no figure is
+    /// NaN.
     #[test]
     fn money_is_conserved_on_every_path((text, _) in valid_scenario()) {
         let s = load(&text, &[]);

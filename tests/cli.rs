@@ -693,6 +693,10 @@ fn set_values_are_validated_like_file_values() {
         out.expect_code(2)
             .expect_stderr(&["liquidity.routing", hint]);
     }
+    // And text that reads as a number is a number: the problem says how to quote it.
+    cascade(tmp.path(), &["validate", "tiny.toml", "--set", "name=2024"])
+        .expect_code(2)
+        .expect_stderr(&["quote it: --set 'name=\"2024\"'"]);
     // A problem the override causes at another key names it too.
     cascade(
         tmp.path(),
@@ -776,6 +780,22 @@ fn set_values_are_validated_like_file_values() {
         &["--set", "simulation.seed=1", "--set", "simulation.seed=2"],
         "--set simulation.seed is given twice",
     );
+    // However its index is written (the last of them was kept).
+    for other in [
+        "venues[0].depth_1pct",
+        "venues.00.depth_1pct",
+        "venues.+0.depth_1pct",
+    ] {
+        refused(
+            &[
+                "--set",
+                "venues.0.depth_1pct=5e7",
+                "--set",
+                &format!("{other}=6e7"),
+            ],
+            "--set venues.0.depth_1pct is given twice",
+        );
+    }
     refused(
         &[
             "--set",

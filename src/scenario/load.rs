@@ -60,7 +60,17 @@ pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(bad());
     }
-    Ok(key)
+    // An index in its one form (`venues.01` and `venues.+1` index like `venues.1`, as `usize`
+    // parses them), so that a key given twice is seen as one: a sweep's `venues.1.x=0.05,0.1`
+    // with `venues.01.x=0.2` ran 0.2 in cells named for 0.05 and 0.1.
+    let parts: Vec<String> = key
+        .split('.')
+        .map(|part| match part.parse::<usize>() {
+            Ok(i) => i.to_string(),
+            Err(_) => part.to_string(),
+        })
+        .collect();
+    Ok(parts.join("."))
 }
 
 /// Refuses a command-line value written as an integer that TOML cannot hold: integers are
@@ -210,28 +220,39 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
                 toml::Value::Float(x) => format!("{x:?}"),
                 ref v => v.to_string(),
             };
-            p.message
-                .push_str(&format!(" (command-line override `{} = {value}`)", ov.key));
-            if let toml::Value::String(raw) = &ov.value
-                && p.message.starts_with("invalid type: string")
-                && let Some(hint) = number_hint(raw)
-            {
-                p.message.push_str(&format!("; {hint}"));
-            }
+            let hint = type_hint(ov, &p.message).map(|h| format!("; {h}"));
+            p.message.push_str(&format!(
+                " (command-line override `{} = {value}`){}",
+                ov.key,
+                hint.unwrap_or_default()
+            ));
         }
     }
 }
 
-/// What to write instead of an override's value that reads as a number to people but as text
-/// to TOML (`.5`, `5.`, `NaN`): [`parse_value`] takes what is not TOML as a string, and the
-/// problem that follows ("invalid type: string") does not say why.
-fn number_hint(raw: &str) -> Option<String> {
-    let x: f64 = raw.parse().ok()?;
-    Some(if x.is_finite() {
-        format!("TOML numbers have a digit on each side of the point: write {x:?}")
-    } else {
-        "TOML writes these nan, inf and -inf".to_string()
-    })
+/// What to write instead of an override's value whose type TOML reads otherwise than the
+/// field needs, where the problem ("invalid type: ...") does not say why: a number as people
+/// write it but TOML does not (`.5`, `5.`, `NaN`), which [`parse_value`] takes as text, or
+/// text that reads as a number or a boolean (a name `2024`).
+fn type_hint(ov: &Override, message: &str) -> Option<String> {
+    if !message.starts_with("invalid type:") {
+        return None;
+    }
+    match &ov.value {
+        toml::Value::String(raw) => {
+            let x: f64 = raw.parse().ok()?;
+            Some(if x.is_finite() {
+                format!("TOML numbers have a digit on each side of the point: write {x:?}")
+            } else {
+                "TOML writes these nan, inf and -inf".to_string()
+            })
+        }
+        v if message.ends_with("expected a string") => Some(format!(
+            "to give it as text, quote it: --set '{}=\"{v}\"'",
+            ov.key
+        )),
+        _ => None,
+    }
 }
 
 /// Whether `problem` is about the key at `key` (a key path as problems print it): at or inside

@@ -196,6 +196,26 @@ pub struct PolicyTimeline {
 /// The quantile suffixes of `timeline.csv` columns, in band order.
 const BANDS: [&str; 5] = ["p5", "p25", "p50", "p75", "p95"];
 
+/// Refuses the `scenario.toml` of the result directory `dir`, loaded as `scenario`, when it
+/// is not what ran (`ran`: "was run", "the shard ran"): its SHA-256 is not `recorded`, the
+/// `scenario_sha256` of the directory's `manifest.json`.
+pub fn check_scenario_ran(
+    dir: &Path,
+    scenario: &Scenario,
+    recorded: &str,
+    ran: &str,
+) -> Result<()> {
+    if scenario.sha256() == recorded {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "{} (or a data file it reads) is not what {ran}: its SHA-256 differs from the \
+         scenario_sha256 of {}; was it edited after the run?",
+        dir.join("scenario.toml").display(),
+        dir.join("manifest.json").display()
+    )))
+}
+
 impl ResultDir {
     /// Reads every file of a result directory the report needs (all but `paths.csv`, which
     /// can be large and is read per column with [`ResultDir::path_columns`]).
@@ -224,6 +244,12 @@ impl ResultDir {
             )));
         }
         let scenario = Scenario::load(&dir.join("scenario.toml"), &[])?;
+        let manifest: ManifestFile = json(dir, "manifest.json")?;
+        // The report's venue table and parameters come from this file: the figures beside
+        // them are of the scenario that was run. (Results older than the hash have none.)
+        if !manifest.scenario_sha256.is_empty() {
+            check_scenario_ran(dir, &scenario, &manifest.scenario_sha256, "was run")?;
+        }
         let summary: SummaryFile = json(dir, "summary.json")?;
         let timeline = timeline(dir)?;
         let steps = u64::from(scenario.file().simulation.steps);
@@ -235,7 +261,7 @@ impl ResultDir {
             path: dir.to_path_buf(),
             scenario,
             summary,
-            manifest: json(dir, "manifest.json")?,
+            manifest,
             timeline,
         })
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{self, Error, Result};
 use crate::metrics::RowLayout;
+use crate::result_dir::check_scenario_ran;
 use crate::runner::{PathRange, RunOutput};
 use crate::scenario::Scenario;
 use crate::timeline::{LIQ_BINS, PRICE_BINS, Timeline};
@@ -432,14 +433,12 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
     let scenario = Scenario::load(&first_dir.join("scenario.toml"), &[])?;
     // The merge is summarised, and its scenario.toml written, from this file: it must be
     // what the shards ran, not an edited copy.
-    if scenario.sha256() != first.scenario_sha256 {
-        return Err(Error::BadInput(format!(
-            "{} (or a data file it reads) is not what the shard ran: its SHA-256 differs from \
-             the scenario_sha256 of {}; was it edited after the run?",
-            first_dir.join("scenario.toml").display(),
-            first_dir.join("manifest.json").display()
-        )));
-    }
+    check_scenario_ran(
+        &first_dir,
+        &scenario,
+        &first.scenario_sha256,
+        "the shard ran",
+    )?;
     let paths = scenario.file().simulation.paths;
     for (dir, m, sh) in &shards {
         let want = sh.range(paths);

@@ -419,7 +419,7 @@ fn report_of_a_directory_that_is_not_a_result_says_what_to_pass() {
 }
 
 #[test]
-fn report_refuses_paths_or_timeline_files_that_are_not_the_summary_s() {
+fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
     // A file cut short, or filtered to some policies, was drawn as if it were the whole
     // result (empty or partial charts captioned with summary.json's path count). The old
     // charts and report stay.
@@ -465,6 +465,19 @@ fn report_refuses_paths_or_timeline_files_that_are_not_the_summary_s() {
         assert_eq!(fs::read_to_string(dir.join("report.html")).unwrap(), report);
         fs::write(dir.join(file), original).unwrap();
     }
+    // A scenario.toml edited after the run would put its venues and rules beside figures
+    // simulated for others (a whole venue deleted, or its margin changed, drew a report).
+    let scenario = fs::read_to_string(dir.join("scenario.toml")).unwrap();
+    let edited = scenario.replacen("seed = ", "seed = 1", 1);
+    assert_ne!(edited, scenario);
+    fs::write(dir.join("scenario.toml"), edited).unwrap();
+    let (_, stderr) = cascade(tmp.path(), &["report", "result"], 2);
+    assert!(
+        stderr.contains("scenario.toml") && stderr.contains("is not what was run"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(dir.join("report.html")).unwrap(), report);
+    fs::write(dir.join("scenario.toml"), scenario).unwrap();
     cascade(tmp.path(), &["report", "result"], 0);
 }
 

@@ -366,6 +366,45 @@ fn a_closed_standard_error_stops_no_command() {
 }
 
 #[test]
+fn output_lost_to_a_full_disk_fails_and_a_closed_pipe_does_not() {
+    // `cascade schema > file` on a full disk left a schema cut short, with exit code 0.
+    let tmp = TempDir::new().unwrap();
+    let tiny = fixtures().join("tiny.toml");
+    let tiny = tiny.to_str().unwrap();
+    let spawn = |args: &[&str], stdout: std::process::Stdio| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cascade"))
+            .current_dir(tmp.path())
+            .args(args)
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A reader that has gone: dropped before the command writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for args in [&["schema"][..], &["validate", tiny]] {
+        let (code, stderr) = spawn(args, std::process::Stdio::piped());
+        assert_eq!(code, Some(0), "{args:?} with a closed pipe: {stderr}");
+        if Path::new("/dev/full").exists() {
+            let full = fs::File::create("/dev/full").unwrap();
+            let (code, stderr) = spawn(args, full.into());
+            assert_eq!(code, Some(1), "{args:?} > /dev/full: {stderr}");
+            assert!(
+                stderr.contains("cannot write to standard output"),
+                "{stderr}"
+            );
+        } else {
+            eprintln!("SKIPPED: no /dev/full on this system to fill standard output");
+        }
+    }
+}
+
+#[test]
 fn a_missing_scenario_file_is_bad_input() {
     let tmp = TempDir::new().unwrap();
     cascade(tmp.path(), &["run", "no-such-scenario.toml", "--quiet"])

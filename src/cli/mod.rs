@@ -1,11 +1,14 @@
 //! Command-line flags and the commands behind them.
 
 /// Prints to stdout. A closed pipe (`cascade validate s.toml | head`) ends the output
-/// quietly instead of panicking: everything printed is also in the result files.
+/// quietly instead of panicking: everything printed is also in the result files. Any other
+/// failure (a full disk under `cascade schema > file`) fails the command once it has
+/// finished: see [`stdout_result`].
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = std::io::stdout().lock().write_all(format!($($arg)*).as_bytes());
+        let written = std::io::stdout().lock().write_all(format!($($arg)*).as_bytes());
+        $crate::cli::note_stdout(written);
     }};
 }
 
@@ -212,8 +215,51 @@ struct RunArgs {
     shard: Option<Shard>,
 }
 
+/// The first failure to write standard output other than a reader that has gone.
+static STDOUT_FAILURE: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Keeps the first failure of a write to standard output for [`stdout_result`]; a closed pipe
+/// is not one.
+fn note_stdout(written: std::io::Result<()>) {
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let mut first = STDOUT_FAILURE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert(e);
+    }
+}
+
+/// Flushes standard output and fails if anything written to it was lost: what `validate`
+/// and `schema` print is their whole product, and a scenario or schema cut short by a full
+/// disk was left behind with exit code 0.
+fn stdout_result() -> Result<()> {
+    use std::io::Write as _;
+    note_stdout(std::io::stdout().lock().flush());
+    let mut first = STDOUT_FAILURE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match first.take() {
+        Some(e) => Err(Error::io(
+            "cannot write to standard output (the command finished; what it printed is \
+             incomplete)"
+                .to_string(),
+            e,
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parses flags and runs the command.
 pub fn run() -> Result<()> {
+    let result = run_command();
+    // The command's own error first: a failed write to stdout is rarely the cause of it.
+    result.and_then(|()| stdout_result())
+}
+
+/// Runs the command the flags name.
+fn run_command() -> Result<()> {
     let cli = Cli::parse();
     // Ctrl-C, SIGTERM (what SLURM's scancel and job time limits send) and SIGHUP stop the
     // simulation between batches, or drop the files being written; the temporary result

@@ -226,12 +226,16 @@ impl Destination {
         let dir = root.join(scenario);
         let made = ensure_parent(&dir.join("x"))?;
         let latest = dir.join("latest");
-        // A directory there (a result written with `--out .../latest`) cannot be replaced by
-        // the link: found now, not after the run.
-        if fs::symlink_metadata(&latest).is_ok_and(|m| m.is_dir()) {
+        // Only a link is replaced: a directory there (a result written with `--out
+        // .../latest`) cannot be, and a file (someone's notes) would be lost. Found now, not
+        // after the run.
+        if let Ok(m) = fs::symlink_metadata(&latest)
+            && !m.file_type().is_symlink()
+        {
+            let what = if m.is_dir() { "a directory" } else { "a file" };
             return Err(Error::BadInput(format!(
-                "{} is a directory, not the link to the newest result; rename or remove it, \
-                 or pass --out",
+                "{} is {what}, not the link to the newest result; rename or remove it, or \
+                 pass --out",
                 latest.display()
             )));
         }

@@ -1367,6 +1367,15 @@ fn force_replaces_the_directory_a_path_names_and_never_a_dot_or_a_link() {
             .expect_code(2)
             .expect_stderr(&["output/tiny/latest", "is a directory"]);
         assert_eq!(entries(&root), listed, "a refused run wrote a result");
+        // A file there is someone's, not the link: it was replaced without a word.
+        fs::remove_dir(root.join("latest")).unwrap();
+        fs::write(root.join("latest"), "my notes").unwrap();
+        let listed = entries(&root);
+        cascade(tmp.path(), &["run", "tiny.toml", "--quiet"])
+            .expect_code(2)
+            .expect_stderr(&["output/tiny/latest is a file, not the link"]);
+        assert_eq!(entries(&root), listed, "a refused run wrote a result");
+        assert_eq!(fs::read_to_string(root.join("latest")).unwrap(), "my notes");
     }
 }
 

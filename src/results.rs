@@ -195,10 +195,7 @@ impl Destination {
         if let Some(out) = out {
             let target = out_directory(out)?;
             if target.exists() && !force {
-                return Err(Error::BadInput(format!(
-                    "{} already exists; pass --force to replace it, or choose another --out",
-                    target.display()
-                )));
+                return Err(already_exists(&target, ""));
             }
             if target.exists() && !is_result_dir(&target) {
                 return Err(Error::BadInput(format!(
@@ -210,11 +207,22 @@ impl Destination {
             let made = ensure_parent(&target)?;
             // The name itself may be refused (too long, say): found now, not after the run.
             if !target.exists() {
-                fs::create_dir(&target)
-                    .and_then(|()| fs::remove_dir(&target))
-                    .map_err(|e| {
-                        Error::at_path(format!("cannot create {}", target.display()), e)
-                    })?;
+                match fs::create_dir(&target).and_then(|()| fs::remove_dir(&target)) {
+                    Ok(()) => {}
+                    // Made meanwhile, by another run to the same --out: replaced at the end
+                    // (as a result) with --force, else the same refusal as above.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        if !force {
+                            return Err(already_exists(&target, ""));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(Error::at_path(
+                            format!("cannot create {}", target.display()),
+                            e,
+                        ));
+                    }
+                }
             }
             return Ok(Destination {
                 target,
@@ -313,6 +321,10 @@ impl Destination {
                     target = self.target.with_file_name(format!("{name}-{n}"));
                     n += 1;
                 }
+                // An explicit --out made meanwhile, by another run to it.
+                Err(_) if self.latest.is_none() && fs::symlink_metadata(&target).is_ok() => {
+                    return Err(already_exists(&target, " (made during the run)"));
+                }
                 Err(e) => {
                     return Err(Error::io(
                         format!("cannot move results to {}", target.display()),
@@ -330,6 +342,14 @@ impl Destination {
             leftover: None,
         })
     }
+}
+
+/// The refusal of an `--out` that exists, without `--force`; `when` says when it appeared.
+fn already_exists(target: &Path, when: &str) -> Error {
+    Error::BadInput(format!(
+        "{} already exists{when}; pass --force to replace it, or choose another --out",
+        target.display()
+    ))
 }
 
 /// `dir/stem`, or the first of `dir/stem-2`, `dir/stem-3`, ... that does not exist: a default
@@ -825,6 +845,27 @@ mod tests {
             .commit(|d| fs::write(d.join("new.txt"), "").map_err(|e| Error::io("w", e)))
             .unwrap();
         assert_eq!(names(&target), ["new.txt"]);
+    }
+
+    #[test]
+    fn an_out_made_during_the_run_is_refused_as_bad_input_and_kept() {
+        // Another run to the same --out finished first: the raw "Directory not empty" was an
+        // I/O failure (exit code 1), where it is the same refusal as before the run.
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("res");
+        let destination = Destination::plan(Some(&target), tmp.path(), "s", None, false).unwrap();
+        dir_with(tmp.path(), "res", "theirs.txt");
+        let e = destination
+            .commit(|d| fs::write(d.join("mine.txt"), "").map_err(|e| Error::io("w", e)))
+            .unwrap_err();
+        assert!(matches!(e, Error::BadInput(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .contains("already exists (made during the run)"),
+            "{e}"
+        );
+        assert_eq!(names(&target), ["theirs.txt"]);
+        assert_eq!(names(tmp.path()), ["res"], "no staging directory left");
     }
 
     #[test]

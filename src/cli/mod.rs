@@ -132,7 +132,8 @@ struct Common {
     /// Override a field by its dotted path, e.g. --set venues.0.initial_margin=0.05.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// No progress bar.
+    /// No progress bar or progress lines, and no warnings about the scenario (results, and
+    /// where they were written, still print).
     #[arg(long)]
     quiet: bool,
 }

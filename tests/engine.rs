@@ -553,6 +553,52 @@ open_interest = 1e9",
 }
 
 #[test]
+fn one_venue_sqrt_uniform_ladder_matches_its_exact_fixed_point() {
+    // The same ladder under the square-root law (MODEL.md section 9: "match the exact fixed
+    // point of the impact law used"). Liquidating down to a log drop d sells rho d / 0.01
+    // dollars, which move the price by 0.01 sqrt(rho d / (0.01 D)) = 0.1 sqrt(r d), r = rho / D:
+    // d = d_s + 0.1 sqrt(r) sqrt(d), a quadratic in sqrt(d) with one positive root, reached
+    // for any r (the law's impact per dollar falls, so no ladder runs away).
+    let start = 50_000.0;
+    let depth = 1.0e8;
+    let (n, step) = (40_000, 1.5e-5);
+    for (shock, ratio) in [(0.05, 0.5), (0.10, 2.0), (0.02, 5.0)] {
+        let rho = ratio * depth;
+        let notional = rho * step / 0.01;
+        let s = load(
+            &scenario_text(
+                "initial_margin = 0.5
+maintenance_margin = 0.005
+insurance_fund = 1e12
+depth_1pct = 1e9
+open_interest = 1e9",
+                &format!(
+                    "annual_volatility = 0.0\n[price.stress]\ndrop = {shock}\nstart_step = 0\nduration_steps = 1"
+                ),
+                &format!(
+                    "impact = \"sqrt\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
+                ),
+            ),
+            &["simulation.max_rounds=400"],
+        );
+        let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
+        let (row, _, _) = one_path(&market, &returns(&s, 0));
+        let d_s = -(1.0f64 - shock).ln();
+        let a = 0.1 * ratio.sqrt();
+        let root = (a + (a * a + 4.0 * d_s).sqrt()) / 2.0;
+        let expected = 1.0 - (-root * root).exp();
+        let got = row[Metric::MaxDrawdown.index()];
+        assert!(
+            (got / expected - 1.0).abs() < 0.002,
+            "shock {shock}, rho/D {ratio}: drawdown {got}, fixed point {expected}"
+        );
+        // Not the linear law's answer (which runs away at rho/D >= 1).
+        assert!(ratio >= 1.0 || (got / (1.0 - (-d_s / (1.0 - ratio)).exp()) - 1.0).abs() > 0.01);
+        assert_eq!(row[Metric::RoundCapHits.index()], 0.0);
+    }
+}
+
+#[test]
 fn a_self_sustaining_ladder_goes_all_the_way() {
     // rho / D >= 1: once started, the cascade liquidates the whole ladder.
     let start = 50_000.0;

@@ -236,9 +236,11 @@ impl Destination {
         let latest = dir.join("latest");
         // Only a link is replaced: a directory there (a result written with `--out
         // .../latest`) cannot be, and a file (someone's notes) would be lost. Found now, not
-        // after the run.
+        // after the run. (Where there are no symbolic links, `latest` is a file naming the
+        // newest result: see `point_latest`.)
         if let Ok(m) = fs::symlink_metadata(&latest)
             && !m.file_type().is_symlink()
+            && (m.is_dir() || cfg!(unix))
         {
             let what = if m.is_dir() { "a directory" } else { "a file" };
             return Err(Error::BadInput(format!(

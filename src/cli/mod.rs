@@ -2,7 +2,7 @@
 
 /// Prints to stdout. A closed pipe (`cascade validate s.toml | head`) ends the output
 /// quietly instead of panicking: everything printed is also in the result files. Any other
-/// failure (a full disk under `cascade schema > file`) fails the command once it has
+/// failure (a full disk under `cascade schema > file`) is reported once the command has
 /// finished: see [`stdout_result`].
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -232,36 +232,41 @@ fn note_stdout(written: std::io::Result<()>) {
     }
 }
 
-/// Flushes standard output and fails if anything written to it was lost: what `validate`
-/// and `schema` print is their whole product, and a scenario or schema cut short by a full
-/// disk was left behind with exit code 0.
-fn stdout_result() -> Result<()> {
+/// Flushes standard output and fails if anything written to it was lost and what the command
+/// prints is its whole product (`validate`, `schema`: a scenario or schema cut short by a full
+/// disk was left behind with exit code 0). A command whose product is files (a run, whose
+/// table is also in `summary.json`) only warns: a log that hit its quota must not mark a
+/// finished run as failed, whose rerun `--out` would then refuse.
+fn stdout_result(product: bool) -> Result<()> {
     use std::io::Write as _;
     note_stdout(std::io::stdout().lock().flush());
     let mut first = STDOUT_FAILURE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match first.take() {
-        Some(e) => Err(Error::io(
-            "cannot write to standard output (the command finished; what it printed is \
-             incomplete)"
-                .to_string(),
-            e,
-        )),
+        Some(e) if product => Err(Error::io("cannot write to standard output".to_string(), e)),
+        Some(e) => {
+            noteln!(
+                "warning: cannot write to standard output ({e}); the command finished and its \
+                 files are complete"
+            );
+            Ok(())
+        }
         None => Ok(()),
     }
 }
 
 /// Parses flags and runs the command.
 pub fn run() -> Result<()> {
-    let result = run_command();
+    let cli = Cli::parse();
+    let product = matches!(cli.command, Command::Validate { .. } | Command::Schema);
+    let result = run_command(cli);
     // The command's own error first: a failed write to stdout is rarely the cause of it.
-    result.and_then(|()| stdout_result())
+    result.and_then(|()| stdout_result(product))
 }
 
 /// Runs the command the flags name.
-fn run_command() -> Result<()> {
-    let cli = Cli::parse();
+fn run_command(cli: Cli) -> Result<()> {
     // Ctrl-C, SIGTERM (what SLURM's scancel and job time limits send) and SIGHUP stop the
     // simulation between batches, or drop the files being written; the temporary result
     // directory is then removed as the error unwinds, so an interrupted run leaves nothing

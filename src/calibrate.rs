@@ -509,6 +509,7 @@ fn searched_key(key: &str, policy: usize, names: &[&str]) -> Result<String> {
 /// as the author's. (A missing key in a table that is there is left to the scenario's own
 /// checks, which suggest the nearest valid key.)
 fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
+    let bad = |what: String| Err(Error::BadInput(format!("--key {key}: {what}")));
     let mut node = Some(doc);
     let parts: Vec<&str> = key.split('.').collect();
     for (depth, part) in parts.iter().enumerate() {
@@ -523,24 +524,28 @@ fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
             toml::Value::Table(t) => t.get(*part),
             toml::Value::Array(a) => {
                 let list = parts[..depth].join(".");
-                let bad = |what: String| Err(Error::BadInput(format!("--key {key}: {what}")));
-                match part.parse::<usize>() {
-                    Ok(i) if i < a.len() => a.get(i),
+                let n = a.len();
+                let entries = if n == 1 { "entry" } else { "entries" };
+                match crate::scenario::load::list_index(part) {
+                    Ok(i) if i < n => a.get(i),
                     Ok(i) => {
-                        let n = a.len();
-                        let entries = if n == 1 { "entry" } else { "entries" };
                         return bad(format!(
                             "index {i} is out of range: `{list}` has {n} {entries}"
                         ));
                     }
-                    Err(_) => {
+                    Err(why) => {
                         return bad(format!(
-                            "`{list}` is a list: `{part}` should be an index, as in `{list}.0`"
+                            "{why}: `{list}` is a list of {n} {entries}, indexed from 0"
                         ));
                     }
                 }
             }
-            _ => None,
+            _ => {
+                return bad(format!(
+                    "`{}` is a value, not a table, so it has no `{part}`",
+                    parts[..depth].join(".")
+                ));
+            }
         };
     }
     match node {

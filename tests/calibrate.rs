@@ -271,7 +271,12 @@ fn calibration_refuses_what_it_cannot_do() {
     );
     key_fails(
         "venues.x.depth_1pct",
-        "`venues` is a list: `x` should be an index",
+        "`x` is not an index: `venues` is a list of 1 entry",
+    );
+    key_fails("venues.00.depth_1pct", "write the index `00` as 0");
+    key_fails(
+        "price.start.x",
+        "`price.start` is a value, not a table, so it has no `x`",
     );
     // A directory is no file to write, --force or not (without it, the refusal was "already
     // exists; pass --force", which only led to this one).

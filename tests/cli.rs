@@ -828,20 +828,20 @@ fn set_values_are_validated_like_file_values() {
         &["--set", "simulation.seed=1", "--set", "simulation.seed=2"],
         "--set simulation.seed is given twice",
     );
-    // However its index is written (the last of them was kept).
-    for other in [
-        "venues[0].depth_1pct",
-        "venues.00.depth_1pct",
-        "venues.+0.depth_1pct",
-    ] {
-        refused(
-            &[
-                "--set",
-                "venues.0.depth_1pct=5e7",
-                "--set",
-                &format!("{other}=6e7"),
-            ],
+    // The same index in brackets is the same key; written another way (`00`, `+0`) it is
+    // refused, since it escaped this check and the last of them was kept.
+    for (other, expect) in [
+        (
+            "venues[0].depth_1pct",
             "--set venues.0.depth_1pct is given twice",
+        ),
+        ("venues.00.depth_1pct", "write the index `00` as 0"),
+        ("venues.+0.depth_1pct", "write the index `+0` as 0"),
+    ] {
+        let other = format!("{other}=6e7");
+        refused(
+            &["--set", "venues.0.depth_1pct=5e7", "--set", &other],
+            expect,
         );
     }
     refused(

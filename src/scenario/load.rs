@@ -60,17 +60,20 @@ pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(bad());
     }
-    // An index in its one form (`venues.01` and `venues.+1` index like `venues.1`, as `usize`
-    // parses them), so that a key given twice is seen as one: a sweep's `venues.1.x=0.05,0.1`
-    // with `venues.01.x=0.2` ran 0.2 in cells named for 0.05 and 0.1.
-    let parts: Vec<String> = key
-        .split('.')
-        .map(|part| match part.parse::<usize>() {
-            Ok(i) => i.to_string(),
-            Err(_) => part.to_string(),
-        })
-        .collect();
-    Ok(parts.join("."))
+    Ok(key)
+}
+
+/// `part` of a dotted key as an index into a list, written in its one form: `venues.01` and
+/// `venues.+1` are refused where they index a list rather than read as `venues.1`, since a key
+/// given twice in two spellings escaped the check that each key is given once (a sweep's
+/// `venues.1.x=0.05,0.1` with `venues.01.x=0.2` ran 0.2 in cells named for 0.05 and 0.1).
+/// The names of a table (a venue named `007`) are kept as written.
+pub fn list_index(part: &str) -> Result<usize, String> {
+    match part.parse::<usize>() {
+        Ok(i) if i.to_string() == part => Ok(i),
+        Ok(i) => Err(format!("write the index `{part}` as {i}")),
+        Err(_) => Err(format!("`{part}` is not an index")),
+    }
 }
 
 /// Refuses a command-line value written as an integer that TOML cannot hold: integers are
@@ -135,15 +138,16 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
             }
             toml::Value::Array(a) => {
                 let len = a.len();
-                let idx: usize = part.parse().map_err(|_| {
+                let idx = list_index(part).map_err(|why| {
                     problem(format!(
-                        "`{part}` must be an index into the list (0 to {})",
+                        "{why}: it must be an index into the list (0 to {})",
                         len.saturating_sub(1)
                     ))
                 })?;
                 let slot = a.get_mut(idx).ok_or_else(|| {
                     problem(format!(
-                        "index {idx} is out of range: the list has {len} entries"
+                        "index {idx} is out of range: the list has {len} {}",
+                        if len == 1 { "entry" } else { "entries" }
                     ))
                 })?;
                 if last {

@@ -785,11 +785,23 @@ mod tests {
         };
         let prefix =
             |l: &Ladder| -> Vec<f64> { (1..=l.len()).map(|b| l.quantity_between(0, b)).collect() };
-        // The 8x position triggers first (highest), wherever it is in the book.
-        let book = [p(3.0, 2.0), p(1.0, 2.0), p(7.0, 8.0), p(2.0, 2.0)];
-        assert_eq!(prefix(&ladder(&book)), [7.0, 10.0, 11.0, 13.0]);
+        // The 8x position triggers first (highest), wherever it is in the book; then the 2x
+        // ones in the book's order. Sixty of them: sorts keep small inputs in order anyway.
+        let mut book: Vec<Position> = (1..=60).map(|k| p(f64::from(k), 2.0)).collect();
+        book.insert(30, p(1000.0, 8.0));
+        let expected = |book: &[Position]| -> Vec<f64> {
+            let order = book.iter().filter(|q| q.leverage > 2.0);
+            let sum = order.chain(book.iter().filter(|q| q.leverage == 2.0));
+            sum.scan(0.0, |total, q| {
+                *total += q.quantity;
+                Some(*total)
+            })
+            .collect()
+        };
+        assert_eq!(prefix(&ladder(&book)), expected(&book));
         let reversed: Vec<Position> = book.iter().rev().copied().collect();
-        assert_eq!(prefix(&ladder(&reversed)), [7.0, 9.0, 10.0, 13.0]);
+        assert_eq!(prefix(&ladder(&reversed)), expected(&reversed));
+        assert_ne!(expected(&book), expected(&reversed));
         // Triggers on both sides of 1 (keys of both signs) and of shorts order by price too.
         let shorts: Vec<Position> = [0.5, 4.0, 1.5]
             .iter()

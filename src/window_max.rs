@@ -28,13 +28,18 @@ impl WindowMax {
         self.len = (len as u64).max(1);
     }
 
-    /// Adds `x` and returns the largest of the last `len` values, `x` among them.
+    /// Adds `x` and returns the largest of the last `len` values, `x` among them; NaN takes
+    /// its place in the window but is never the largest (as [`f64::max`] has it), and a
+    /// window of NaN only is NaN.
     pub fn push(&mut self, x: f64) -> f64 {
-        // A value at most `x` is never again a maximum: `x` stays in the window longer.
-        while self.candidates.back().is_some_and(|&(_, v)| v <= x) {
-            self.candidates.pop_back();
+        // A value at most `x` is never again a maximum: `x` stays in the window longer. (A NaN
+        // kept here would break the order that makes the front the maximum.)
+        if !x.is_nan() {
+            while self.candidates.back().is_some_and(|&(_, v)| v <= x) {
+                self.candidates.pop_back();
+            }
+            self.candidates.push_back((self.next, x));
         }
-        self.candidates.push_back((self.next, x));
         while self
             .candidates
             .front()
@@ -43,7 +48,7 @@ impl WindowMax {
             self.candidates.pop_front();
         }
         self.next += 1;
-        self.candidates.front().map_or(x, |&(_, v)| v)
+        self.candidates.front().map_or(f64::NAN, |&(_, v)| v)
     }
 }
 
@@ -66,6 +71,17 @@ mod tests {
                 prop_assert_eq!(w.push(x), expected, "at {} of {:?}", i, values);
             }
         }
+    }
+
+    #[test]
+    fn nan_is_never_the_largest() {
+        let mut w = WindowMax::default();
+        w.reset(3);
+        assert!(w.push(f64::NAN).is_nan(), "nothing else in the window");
+        assert_eq!(w.push(5.0), 5.0);
+        assert_eq!(w.push(f64::NAN), 5.0);
+        assert_eq!(w.push(7.0), 7.0, "a NaN between kept 5 in front of 7");
+        assert_eq!(w.push(1.0), 7.0);
     }
 
     #[test]

@@ -731,6 +731,13 @@ fn set_values_are_validated_like_file_values() {
         "(command-line override `simulation.paths = \"many\"`)",
     ]);
     // A number as people write it but TOML does not reads as text: the problem says why.
+    let paths = cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "simulation.paths=5."],
+    );
+    paths
+        .expect_code(2)
+        .expect_stderr(&["takes a whole number: write 5"]);
     for (value, hint) in [
         (".5", "write 0.5"),
         ("-5.", "write -5.0"),

@@ -242,17 +242,33 @@ fn type_hint(ov: &Override, message: &str) -> Option<String> {
     if !message.starts_with("invalid type:") {
         return None;
     }
+    // Serde names the type it expected last: `expected u64`, `expected f64`, `expected a
+    // string`.
+    let integer = ["u32", "u64", "usize", "i64"]
+        .iter()
+        .any(|t| message.ends_with(&format!("expected {t}")));
     match &ov.value {
         toml::Value::String(raw) => {
             let x: f64 = raw.parse().ok()?;
-            Some(if x.is_finite() {
-                format!("TOML numbers have a digit on each side of the point: write {x:?}")
-            } else {
+            Some(if !x.is_finite() {
                 "TOML writes these nan, inf and -inf".to_string()
+            } else if integer && x.fract() == 0.0 {
+                format!("this key takes a whole number: write {x:.0}")
+            } else {
+                format!("TOML numbers have a digit on each side of the point: write {x:?}")
             })
         }
-        v if message.ends_with("expected a string") => Some(format!(
-            "to give it as text, quote it: --set '{}=\"{v}\"'",
+        // Integers and booleans read back as typed; a float may not (1e3 prints 1000.0).
+        v @ (toml::Value::Integer(_) | toml::Value::Boolean(_))
+            if message.ends_with("expected a string") =>
+        {
+            Some(format!(
+                "to give it as text, quote it: --set '{}=\"{v}\"'",
+                ov.key
+            ))
+        }
+        _ if message.ends_with("expected a string") => Some(format!(
+            "to give it as text, quote it: --set '{}=\"...\"'",
             ov.key
         )),
         _ => None,

@@ -61,7 +61,7 @@ fn load(overrides: &[Override]) -> Scenario {
 /// One market per policy, from the scenario's own books.
 fn markets(scenario: &Scenario) -> Vec<Market> {
     let books = scenario.books();
-    policy::markets(scenario, &books)
+    policy::markets(scenario, &books).expect("no interrupt in a benchmark")
 }
 
 /// The whole Monte Carlo, single-threaded, in venue-steps per second.
@@ -122,7 +122,9 @@ impl PathBench {
         if unreached > 0 {
             unreached_books::add_unreached(&mut books, unreached, f.price.start, 0.01);
         }
-        let market = policy::markets(&scenario, &books).swap_remove(0);
+        let market = policy::markets(&scenario, &books)
+            .expect("no interrupt in a benchmark")
+            .swap_remove(0);
         let steps = f.simulation.steps as usize;
         // The same exogenous returns for every book size: path i drawn as the runner draws it.
         let shocks = ShockModel::new(&f.price, f.simulation.step_seconds);

@@ -291,7 +291,7 @@ mod tests {
             .iter()
             .map(|p| policy::book_sides(&s, &books, p))
             .collect();
-        let ladders = built(&policy::markets(&s, &books));
+        let ladders = built(&policy::markets(&s, &books).unwrap());
         (
             Footprint::of(&s, 10, 1),
             Footprint::of_books(&s, &sides, 10, 1),

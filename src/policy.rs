@@ -8,19 +8,26 @@
 //! not the study's: shares of open interest are of the baseline's figure under every policy.
 
 use crate::book::{Position, Side};
+use crate::error::Result;
 use crate::ladder::{Fill, Ladder};
 use crate::margin::MarginSchedule;
 use crate::market::{Market, Supervisor, VenueTerms, open_interest, side_notional};
+use crate::runner::check_interrupt;
 use crate::scenario::Scenario;
 use crate::scenario::file::{FundSizing, ImpactLaw, Policy, View};
 
-/// One market per policy, in scenario order, all from the same books.
-pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Vec<Market> {
+/// One market per policy, in scenario order, all from the same books; stopped between
+/// policies by an interrupt ([`crate::runner::check_interrupt`]): on books of millions of
+/// positions each policy's build takes seconds, and SLURM kills 30 s after its SIGTERM.
+pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Result<Vec<Market>> {
     scenario
         .file()
         .policies
         .iter()
-        .map(|p| market(scenario, books, p))
+        .map(|p| {
+            check_interrupt()?;
+            Ok(market(scenario, books, p))
+        })
         .collect()
 }
 

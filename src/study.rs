@@ -92,13 +92,7 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     // Again with the positions migration moves, before any ladder is built.
     let (paths, threads) = sizes(&scenario, shard, &options);
     footprint::check_books(&scenario, &books, paths, threads)?;
-    // Policy by policy, so that a signal stops books of millions of positions within one
-    // policy's build: under the 30 seconds SLURM waits after its SIGTERM before it kills.
-    let mut markets = Vec::new();
-    for p in &scenario.file().policies {
-        runner::check_interrupt()?;
-        markets.push(policy::market(&scenario, &books, p));
-    }
+    let markets = policy::markets(&scenario, &books)?;
     // The ladders hold what the paths need: the positions' memory is free for the run's.
     drop(books);
     let out = runner::run(&scenario, &markets, range, options)?;
@@ -113,16 +107,16 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
 }
 
 /// Summarises rows that were simulated elsewhere (the shards of a merge).
-pub fn from_rows(scenario: Scenario, out: RunOutput) -> Study {
-    let markets = policy::markets(&scenario, &scenario.books());
+pub fn from_rows(scenario: Scenario, out: RunOutput) -> Result<Study> {
+    let markets = policy::markets(&scenario, &scenario.books())?;
     let summary = Summary::build(&scenario, &markets, &out);
-    Study {
+    Ok(Study {
         scenario,
         markets,
         out,
         summary,
         shard: None,
-    }
+    })
 }
 
 impl Study {

@@ -275,7 +275,7 @@ proptest! {
     #[test]
     fn money_is_conserved_on_every_path((text, _) in valid_scenario()) {
         let s = load(&text, &[]);
-        for market in cascade::policy::markets(&s, &s.books()) {
+        for market in cascade::policy::markets(&s, &s.books()).unwrap() {
         let scale = 2.0 * market.total_open_interest + market.funds.iter().sum::<f64>();
         for path in 0..4 {
             let (row, ledger, scratch) = one_path(&market, &returns(&s, path));
@@ -323,9 +323,9 @@ proptest! {
         let (s, t) = (load(&text, &[]), load(&swapped, &[]));
         let books = s.books();
         let reversed: Vec<_> = books.iter().rev().cloned().collect();
-        let pairs = cascade::policy::markets(&s, &books)
+        let pairs = cascade::policy::markets(&s, &books).unwrap()
             .into_iter()
-            .zip(cascade::policy::markets(&t, &reversed));
+            .zip(cascade::policy::markets(&t, &reversed).unwrap());
         for (market, other) in pairs {
             let scale = 2.0 * market.total_open_interest + market.funds.iter().sum::<f64>();
             let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * scale;
@@ -791,7 +791,7 @@ fn quickstart(paths: u64) -> Scenario {
 }
 
 fn run_with_threads(s: &Scenario, threads: usize) -> runner::RunOutput {
-    let markets = cascade::policy::markets(s, &s.books());
+    let markets = cascade::policy::markets(s, &s.books()).unwrap();
     let range = PathRange {
         start: 0,
         end: s.file().simulation.paths,
@@ -819,8 +819,10 @@ fn positions_no_path_reaches_change_nothing_a_path_liquidates() {
     let books = s.books();
     let mut longer = books.clone();
     crate::unreached_books::add_unreached(&mut longer, 20_000, s.file().price.start, 0.01);
-    let base = cascade::policy::markets(&s, &books).swap_remove(0);
-    let wide = cascade::policy::markets(&s, &longer).swap_remove(0);
+    let base = cascade::policy::markets(&s, &books).unwrap().swap_remove(0);
+    let wide = cascade::policy::markets(&s, &longer)
+        .unwrap()
+        .swap_remove(0);
     for (a, b) in base.venues.iter().zip(&wide.venues) {
         // (Partial liquidation cuts a position into several tranches.)
         assert!(b.longs.len() >= a.longs.len() + 20_000, "{}", a.name);
@@ -1019,7 +1021,9 @@ short_leverage = { median = 2.0, dispersion = 0.1 }
 entry_dispersion = 0.0
 "#;
     let s = load(text, &[]);
-    let market = cascade::policy::markets(&s, &s.books()).swap_remove(0);
+    let market = cascade::policy::markets(&s, &s.books())
+        .unwrap()
+        .swap_remove(0);
     let (row, ledger, scratch) = one_path(&market, &returns(&s, 0));
     let layout = RowLayout { venues: 2 };
     let liquidated_b = row[layout.venue(1, VenueMetric::LiquidatedLongNotional)];

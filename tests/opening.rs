@@ -148,7 +148,7 @@ fn a_cohorts_liquidated_traders_had_their_margin_at_the_price_it_opened_at() {
     let tmp = TempDir::new().unwrap();
     fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
     let s = Scenario::from_toml(SCENARIO, &tmp.path().join("opening.toml"), &[]).unwrap();
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     let f = s.file();
     let mut path = vec![0.0; f.simulation.steps as usize];
     ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);

@@ -50,7 +50,7 @@ pub(crate) const DEFAULT_LIQUIDITY: &str =
 pub(crate) const SHORTS: &str = "{ median = 3.0, dispersion = 0.6 }";
 
 pub(crate) fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
-    let markets = policy::markets(s, &s.books());
+    let markets = policy::markets(s, &s.books()).unwrap();
     let range = PathRange {
         start: 0,
         end: s.file().simulation.paths,
@@ -91,8 +91,12 @@ fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
         rows(&out, 2),
         "a policy that does something changes results"
     );
-    let summary =
-        serde_json::to_value(Summary::build(&s, &policy::markets(&s, &s.books()), &out)).unwrap();
+    let summary = serde_json::to_value(Summary::build(
+        &s,
+        &policy::markets(&s, &s.books()).unwrap(),
+        &out,
+    ))
+    .unwrap();
     let c = &summary["comparisons"][0]["metrics"]["liquidated_notional"];
     assert_eq!(c["mean_difference"], 0.0);
     assert_eq!(c["share_better"], 0.0);
@@ -171,7 +175,7 @@ fn migration_conserves_open_interest_and_moves_it_offshore() {
         SHORTS,
         "[[policies]]\nname = \"partial\"\ncooperating = [\"onshore\"]\nleverage_cap = 5.0\nmigration = 0.4\n",
     );
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     let (base, partial) = (&markets[0], &markets[1]);
     let units = |m: &Market, side: Side| -> f64 {
         m.venues
@@ -252,7 +256,7 @@ fn migrating_positions_go_where_their_side_trades() {
         venue("both", "out", &both),
     );
     let s = Scenario::from_toml(&text, Path::new("sides.toml"), &[]).unwrap();
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     let (base, cap) = (&markets[0], &markets[1]);
     let shorts = |m: &Market, i: usize| m.venues[i].shorts.total_quantity();
     let longs = |m: &Market, i: usize| m.venues[i].longs.total_quantity();
@@ -343,7 +347,7 @@ fn a_cover2_pool_holds_the_two_largest_stressed_losses() {
             "name = \"cover2\"\n[simulation]\npaths = 1\nsteps = 2\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[liquidity]\nshared_depth_1pct = 1.0e9\n{venues}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"pooled\"\ncooperating = [\"in\"]\npooled_default_fund = {{ sizing = \"cover2\", stress_move = 0.15 }}\n",
         );
         let s = Scenario::from_toml(&text, Path::new("cover2.toml"), &[]).unwrap();
-        let markets = policy::markets(&s, &s.books());
+        let markets = policy::markets(&s, &s.books()).unwrap();
         assert_eq!(markets[0].funds, vec![own; 3]);
         // The pool takes the first member's place; the others' funds are merged into it.
         let funds = &markets[1].funds;
@@ -629,7 +633,7 @@ fn a_pooled_fund_short_of_its_claims_serves_members_whatever_their_order_in_the_
     let books = ab.books();
     let swapped: Vec<_> = books.iter().rev().cloned().collect();
     let outputs = [(&ab, books), (&ba, swapped)].map(|(s, books)| {
-        let markets = policy::markets(s, &books);
+        let markets = policy::markets(s, &books).unwrap();
         let range = PathRange {
             start: 0,
             end: s.file().simulation.paths,

@@ -70,7 +70,7 @@ fn replay(
         returns.len()
     );
     let s = Scenario::from_toml(&text, &dir.join("watch.toml"), &[]).unwrap();
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     (s, markets)
 }
 
@@ -139,7 +139,7 @@ fn a_global_supervisor_acts_no_later_than_local_ones() {
         SHORTS,
         &format!("{}{}", supervision("local"), supervision("global")),
     );
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     assert_eq!(markets[1].supervisors.len(), 2);
     assert_eq!(markets[2].supervisors.len(), 1);
     let (mut both, mut global_only) = (0, 0);
@@ -173,7 +173,7 @@ fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
         SHORTS,
         "[[policies]]\nname = \"breaker\"\ncooperating = [\"onshore\", \"offshore\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 10, threshold = 0.03, action = \"circuit_breaker\", halt_steps = 20 }\n",
     );
-    let markets = policy::markets(&s, &s.books());
+    let markets = policy::markets(&s, &s.books()).unwrap();
     let (mut tripped, mut changed) = (0, 0);
     for path in 0..s.file().simulation.paths {
         let base = trace(&markets[0], &s, path).0.liquidated_path;
@@ -405,7 +405,7 @@ fn notional_near_liquidation_counts_the_cohorts_that_opened() {
             ),
         );
         let s = Scenario::from_toml(&text, &dir.path().join("near.toml"), &[]).unwrap();
-        let markets = policy::markets(&s, &s.books());
+        let markets = policy::markets(&s, &s.books()).unwrap();
         trace(&markets[1], &s, 0).0.first_intervention
     };
     assert_eq!(first(near * (1.0 - 1e-9)), Some(6));

@@ -575,7 +575,7 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
             dirs.len()
         );
     }
-    let study = study::from_rows(merged.scenario, merged.out);
+    let study = study::from_rows(merged.scenario, merged.out)?;
     let mut manifest = study.manifest(&provenance);
     let origin = merged.origin;
     manifest.scenario_path = origin.scenario_path;

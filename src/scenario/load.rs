@@ -718,22 +718,12 @@ fn unknown_keys(
 pub fn unknown_key(key: &str) -> Option<Problem> {
     let schema = schema_json();
     let parts: Vec<&str> = key.split('.').collect();
-    let mut node = resolve(&schema, &schema);
-    for (depth, part) in parts.iter().enumerate() {
-        let next = if part.parse::<usize>().is_ok() {
-            node.get("items")
-        } else {
-            node.get("properties").and_then(|p| p.get(*part))
-        };
-        match next {
-            Some(n) => node = resolve(&schema, n),
-            None if node.get("properties").is_some() => {
-                return Some(unknown_key_problem(&schema, &parts[..=depth]));
-            }
-            None => return None,
+    match schema_walk(&schema, &parts) {
+        Err((depth, table)) if table.get("properties").is_some() => {
+            Some(unknown_key_problem(&schema, &parts[..=depth]))
         }
+        _ => None,
     }
-    None
 }
 
 fn unknown_key_problem(schema: &Json, refs: &[&str]) -> Problem {
@@ -752,8 +742,19 @@ fn unknown_key_problem(schema: &Json, refs: &[&str]) -> Problem {
 
 /// The keys the schema allows in the table at `parts`.
 fn valid_keys(schema: &Json, parts: &[&str]) -> Vec<String> {
+    schema_walk(schema, parts)
+        .ok()
+        .and_then(|node| node.get("properties"))
+        .and_then(Json::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// The schema of the value at the dotted key `parts` (numeric parts index lists), resolved;
+/// where the schema has no such key, how many parts it found and the last value they lead to.
+fn schema_walk<'a>(schema: &'a Json, parts: &[&str]) -> Result<&'a Json, (usize, &'a Json)> {
     let mut node = resolve(schema, schema);
-    for part in parts {
+    for (depth, part) in parts.iter().enumerate() {
         let next = if part.parse::<usize>().is_ok() {
             node.get("items")
         } else {
@@ -761,13 +762,10 @@ fn valid_keys(schema: &Json, parts: &[&str]) -> Vec<String> {
         };
         match next {
             Some(n) => node = resolve(schema, n),
-            None => return Vec::new(),
+            None => return Err((depth, node)),
         }
     }
-    node.get("properties")
-        .and_then(Json::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+    Ok(node)
 }
 
 /// Follows `$ref` and picks the object or array branch of `anyOf`/`oneOf` (as for `Option`).

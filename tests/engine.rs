@@ -511,16 +511,15 @@ fn uniform_log_ladder(start: f64, mm: f64, n: usize, step: f64, notional: f64) -
         .collect()
 }
 
-#[test]
-fn one_venue_linear_uniform_ladder_matches_the_closed_form() {
-    // With rho dollars of liquidations per 1% (0.01 of log price) and depth D per 1%, a log
-    // shock d_s settles at d = d_s + (rho / D) d, so d = d_s / (1 - rho / D): exact for a
-    // continuous uniform ladder under linear impact in log price. The discrete ladder is
-    // 40,000 tranches, 0.0015% apart.
+/// Checks one venue's cascade on a uniform log ladder, all flow routed to a shared pool of
+/// depth D with permanent impact, against `fixed_point(d_s, rho / D)`: the log drop a log
+/// shock `d_s` settles at, with rho dollars of liquidations per 1% (0.01 of log price). The
+/// discrete ladder is 40,000 tranches, 0.0015% apart; within 0.2%, and no round cap reached.
+fn check_uniform_ladder(law: &str, cases: &[(f64, f64)], fixed_point: impl Fn(f64, f64) -> f64) {
     let start = 50_000.0;
     let depth = 1.0e8;
     let (n, step) = (40_000, 1.5e-5);
-    for (shock, ratio) in [(0.05, 0.5), (0.10, 0.3), (0.02, 0.8)] {
+    for &(shock, ratio) in cases {
         let rho = ratio * depth;
         let notional = rho * step / 0.01;
         let s = load(
@@ -534,7 +533,7 @@ open_interest = 1e9",
                     "annual_volatility = 0.0\n[price.stress]\ndrop = {shock}\nstart_step = 0\nduration_steps = 1"
                 ),
                 &format!(
-                    "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
+                    "impact = \"{law}\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
                 ),
             ),
             &["simulation.max_rounds=400"],
@@ -542,14 +541,22 @@ open_interest = 1e9",
         let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
         let (row, _, _) = one_path(&market, &returns(&s, 0));
         let d_s = -(1.0f64 - shock).ln();
-        let expected = 1.0 - (-d_s / (1.0 - ratio)).exp();
+        let expected = 1.0 - (-fixed_point(d_s, ratio)).exp();
         let got = row[Metric::MaxDrawdown.index()];
         assert!(
             (got / expected - 1.0).abs() < 0.002,
-            "shock {shock}, rho/D {ratio}: drawdown {got}, closed form {expected}"
+            "{law}, shock {shock}, rho/D {ratio}: drawdown {got}, fixed point {expected}"
         );
         assert_eq!(row[Metric::RoundCapHits.index()], 0.0);
     }
+}
+
+#[test]
+fn one_venue_linear_uniform_ladder_matches_the_closed_form() {
+    // A log shock d_s settles at d = d_s + (rho / D) d, so d = d_s / (1 - rho / D): exact
+    // for a continuous uniform ladder under linear impact in log price.
+    let linear = |d_s: f64, r: f64| d_s / (1.0 - r);
+    check_uniform_ladder("linear", &[(0.05, 0.5), (0.10, 0.3), (0.02, 0.8)], linear);
 }
 
 #[test]
@@ -559,43 +566,12 @@ fn one_venue_sqrt_uniform_ladder_matches_its_exact_fixed_point() {
     // dollars, which move the price by 0.01 sqrt(rho d / (0.01 D)) = 0.1 sqrt(r d), r = rho / D:
     // d = d_s + 0.1 sqrt(r) sqrt(d), a quadratic in sqrt(d) with one positive root, reached
     // for any r (the law's impact per dollar falls, so no ladder runs away).
-    let start = 50_000.0;
-    let depth = 1.0e8;
-    let (n, step) = (40_000, 1.5e-5);
-    for (shock, ratio) in [(0.05, 0.5), (0.10, 2.0), (0.02, 5.0)] {
-        let rho = ratio * depth;
-        let notional = rho * step / 0.01;
-        let s = load(
-            &scenario_text(
-                "initial_margin = 0.5
-maintenance_margin = 0.005
-insurance_fund = 1e12
-depth_1pct = 1e9
-open_interest = 1e9",
-                &format!(
-                    "annual_volatility = 0.0\n[price.stress]\ndrop = {shock}\nstart_step = 0\nduration_steps = 1"
-                ),
-                &format!(
-                    "impact = \"sqrt\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
-                ),
-            ),
-            &["simulation.max_rounds=400"],
-        );
-        let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
-        let (row, _, _) = one_path(&market, &returns(&s, 0));
-        let d_s = -(1.0f64 - shock).ln();
-        let a = 0.1 * ratio.sqrt();
+    let sqrt = |d_s: f64, r: f64| {
+        let a = 0.1 * r.sqrt();
         let root = (a + (a * a + 4.0 * d_s).sqrt()) / 2.0;
-        let expected = 1.0 - (-root * root).exp();
-        let got = row[Metric::MaxDrawdown.index()];
-        assert!(
-            (got / expected - 1.0).abs() < 0.002,
-            "shock {shock}, rho/D {ratio}: drawdown {got}, fixed point {expected}"
-        );
-        // Not the linear law's answer (which runs away at rho/D >= 1).
-        assert!(ratio >= 1.0 || (got / (1.0 - (-d_s / (1.0 - ratio)).exp()) - 1.0).abs() > 0.01);
-        assert_eq!(row[Metric::RoundCapHits.index()], 0.0);
-    }
+        root * root
+    };
+    check_uniform_ladder("sqrt", &[(0.05, 0.5), (0.10, 2.0), (0.02, 5.0)], sqrt);
 }
 
 #[test]

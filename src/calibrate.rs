@@ -373,10 +373,12 @@ impl Plan {
             |x| {
                 if evaluations.len() >= search.max_evaluations {
                     return Err(Error::BadInput(format!(
-                        "no value of {} within {} evaluations gives a median within tolerance; \
-                         the closest was {}",
+                        "no value of {} within {} evaluations gives a median within tolerance \
+                         ({}); the closest was {}. Allow more (--max-evaluations) or a wider \
+                         --tolerance",
                         search.key,
                         search.max_evaluations,
+                        search.tolerance,
                         describe(closest(&evaluations, target))
                     )));
                 }

@@ -732,6 +732,31 @@ fn calibration_checks_its_bracket_and_evaluation_budget_before_it_runs() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+    // A budget spent before the tolerance is met says what to change, and writes nothing.
+    fs::remove_file(d.join("c.toml")).unwrap();
+    let (code, _, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--tolerance",
+            "0",
+            "--max-evaluations",
+            "3",
+            "--paths",
+            "5",
+            "--out",
+            "c.toml",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("within 3 evaluations") && err.contains("Allow more (--max-evaluations)"),
+        "{err}"
+    );
+    assert!(!d.join("c.toml").exists());
 }
 
 /// A calibrated scenario written into another folder than its source names the source's data

@@ -343,7 +343,7 @@ mod tests {
         let policy = &s.file().policies[2];
         assert_eq!(policy.name, "harmonized-partial");
         let (longs, shorts) = policy::book_sides(&s, &books, policy)[6];
-        let market = policy::market(&s, &books, policy);
+        let market = policy::market(&s, &books, policy).unwrap();
         let built = (market.venues[6].longs.len(), market.venues[6].shorts.len());
         // Longs at 10x are nearly all above the 2x cap and leave; shorts at 1.3x nearly all
         // stay, so the sides' counts differ by thousands and cannot be taken for each other.

@@ -4,9 +4,11 @@
 //! step needs, so that the per-path work is only arithmetic on a small state.
 
 use crate::book::{self, BookSpec, Position, Side, Stream};
+use crate::error::Result;
 use crate::ladder::{EntryIndex, Ladder};
 use crate::liquidity::LiquidityModel;
 use crate::margin::MarginSchedule;
+use crate::runner::check_interrupt;
 use crate::scenario::Scenario;
 use crate::scenario::file::{
     LiquidationMode, MarkPrice, Supervision, SupervisionMetric, SupervisoryAction, Venue,
@@ -265,8 +267,10 @@ pub fn side_notional(positions: &[Position], side: Side, start: f64) -> f64 {
 }
 
 impl Market {
-    /// Builds the market of a scenario under given venue terms and fund balances.
-    pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Market {
+    /// Builds the market of a scenario under given venue terms and fund balances; stopped
+    /// between venues by an interrupt ([`crate::runner::check_interrupt`]), since one venue's
+    /// ladders of millions of positions take seconds.
+    pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Result<Market> {
         let f = scenario.file();
         let start = f.price.start;
         let open_interest: Vec<f64> = terms
@@ -283,6 +287,7 @@ impl Market {
             .zip(&open_interest)
             .enumerate()
             .map(|(i, ((v, t), &oi))| {
+                check_interrupt()?;
                 let partial = match v.liquidation {
                     LiquidationMode::Full => None,
                     LiquidationMode::Partial => v.partial_fraction,
@@ -300,7 +305,7 @@ impl Market {
                 let cohorts = cohorts(scenario, i, &t, partial);
                 let first_cohort = cohorts_before;
                 cohorts_before += cohorts.len();
-                VenueModel {
+                Ok(VenueModel {
                     name: v.name.clone(),
                     jurisdiction: v.jurisdiction.clone(),
                     longs: ladder(Side::Long),
@@ -317,10 +322,10 @@ impl Market {
                     open_interest: oi,
                     cohorts,
                     first_cohort,
-                }
+                })
             })
-            .collect();
-        Market {
+            .collect::<Result<_>>()?;
+        Ok(Market {
             start,
             any_index_mark: venues.iter().any(|v| v.mark == MarkPrice::Index),
             cohorts: venues.iter().map(|v| v.cohorts.len()).sum(),
@@ -330,11 +335,11 @@ impl Market {
             max_rounds: f.simulation.max_rounds,
             total_open_interest: total,
             supervisors: Vec::new(),
-        }
+        })
     }
 
     /// The scenario's own market: every venue on its own terms, each with its own fund.
-    pub fn baseline(scenario: &Scenario, books: &[Vec<Position>]) -> Market {
+    pub fn baseline(scenario: &Scenario, books: &[Vec<Position>]) -> Result<Market> {
         let funds = scenario
             .file()
             .venues

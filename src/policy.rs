@@ -12,27 +12,22 @@ use crate::error::Result;
 use crate::ladder::{Fill, Ladder};
 use crate::margin::MarginSchedule;
 use crate::market::{Market, Supervisor, VenueTerms, open_interest, side_notional};
-use crate::runner::check_interrupt;
 use crate::scenario::Scenario;
 use crate::scenario::file::{FundSizing, ImpactLaw, Policy, View};
 
-/// One market per policy, in scenario order, all from the same books; stopped between
-/// policies by an interrupt ([`crate::runner::check_interrupt`]): on books of millions of
-/// positions each policy's build takes seconds, and SLURM kills 30 s after its SIGTERM.
+/// One market per policy, in scenario order, all from the same books; stopped by an
+/// interrupt between venues ([`Market::build`]).
 pub fn markets(scenario: &Scenario, books: &[Vec<Position>]) -> Result<Vec<Market>> {
     scenario
         .file()
         .policies
         .iter()
-        .map(|p| {
-            check_interrupt()?;
-            Ok(market(scenario, books, p))
-        })
+        .map(|p| market(scenario, books, p))
         .collect()
 }
 
 /// The market of one policy.
-pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> Market {
+pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> Result<Market> {
     let f = scenario.file();
     let cooperating = cooperating(scenario, policy);
     if !cooperating.contains(&true) {
@@ -65,7 +60,7 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
         funds[pool_index] = size;
     }
 
-    let mut market = Market::build(scenario, terms, funds);
+    let mut market = Market::build(scenario, terms, funds)?;
     // Migration leaves the venues' sides unequal: an onshore venue losing more longs than
     // shorts keeps its shorts' open interest while the offshore one gains the longs'. The sum
     // would grow, and `open_interest_lost` and the timeline would divide by another figure
@@ -91,7 +86,7 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
                 .collect(),
         };
     }
-    market
+    Ok(market)
 }
 
 /// Positions per venue under `policy` (longs, shorts): the books after its leverage cap moved

@@ -29,7 +29,7 @@ pub const BATCH: usize = 64;
 pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
 
 /// [`Error::Interrupted`] if [`INTERRUPT`] is set: for the steps before the paths (drawing
-/// books, building each policy's market), so that a signal stops a run with books of millions
+/// books, building each venue's ladders), so that a signal stops a run with books of millions
 /// of positions within seconds rather than after the whole build.
 pub fn check_interrupt() -> Result<()> {
     if INTERRUPT.load(Ordering::Relaxed) {

@@ -75,6 +75,7 @@ fn market_with(s: &Scenario, positions: Vec<Position>) -> Market {
         vec![VenueTerms::baseline(v, f.liquidity.routing, 0, positions)],
         vec![v.insurance_fund],
     )
+    .unwrap()
 }
 
 const VENUE: &str = r#"
@@ -91,7 +92,7 @@ positions = 400
 #[test]
 fn no_shock_and_no_volatility_liquidates_nothing() {
     let s = load(&scenario_text(VENUE, "annual_volatility = 0.0", ""), &[]);
-    let market = Market::baseline(&s, &s.books());
+    let market = Market::baseline(&s, &s.books()).unwrap();
     let (row, ledger, scratch) = one_path(&market, &returns(&s, 0));
     assert_eq!(row[Metric::LiquidatedNotional.index()], 0.0);
     assert_eq!(row[Metric::LiquidatedPositions.index()], 0.0);
@@ -133,7 +134,7 @@ positions = 300
             &format!("impact = \"{law}\"\nshared_depth_1pct = 1.0e-300"),
         );
         let s = load(&text, &[&format!("price.start={start}")]);
-        let market = Market::baseline(&s, &s.books());
+        let market = Market::baseline(&s, &s.books()).unwrap();
         for path in 0..4 {
             let (row, ledger, scratch) = one_path(&market, &returns(&s, path));
             assert!(row[Metric::LiquidatedNotional.index()] > 0.0);
@@ -161,7 +162,7 @@ fn a_stress_drop_does_liquidate() {
         ),
         &[],
     );
-    let market = Market::baseline(&s, &s.books());
+    let market = Market::baseline(&s, &s.books()).unwrap();
     let (row, _, _) = one_path(&market, &returns(&s, 0));
     assert!(row[Metric::LiquidatedNotional.index()] > 0.0);
     assert!(row[Metric::MaxDrawdown.index()] >= 0.2 - 1e-12);
@@ -410,7 +411,7 @@ fn the_loss_waterfall_reaches_fund_adl_and_unabsorbed_and_still_balances() {
             ),
             &[],
         );
-        let market = Market::baseline(&s, &s.books());
+        let market = Market::baseline(&s, &s.books()).unwrap();
         let (row, ledger, _) = one_path(&market, &returns(&s, 0));
         assert_conserved(&ledger, 2.0 * market.total_open_interest);
         assert!(
@@ -630,6 +631,7 @@ fn long_only_market(s: &Scenario, cap: f64) -> Market {
         terms,
         f.venues.iter().map(|v| v.insurance_fund).collect(),
     )
+    .unwrap()
 }
 
 /// Replaces the value of `key = ...` lines in scenario text.

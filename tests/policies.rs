@@ -117,7 +117,7 @@ fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
         }),
         ..Policy::default()
     };
-    let market = policy::market(&s, &s.books(), &levers);
+    let market = policy::market(&s, &s.books(), &levers).unwrap();
     let range = PathRange { start: 0, end: n };
     let options = RunOptions {
         threads: Some(2),

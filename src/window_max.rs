@@ -1,8 +1,9 @@
 //! The maximum of the last `n` values of a series, in constant time a value (amortized).
 //!
 //! A supervisor watching the drawdown over a window of steps needs the window's peak at every
-//! step. Scanning the window each step cost O(window) a step: a day's window of one-minute
-//! steps made the policy ten times slower than one of fifteen steps.
+//! step. Scanning the window each step cost O(window) a step: with a day's window of one-minute
+//! steps, `harmonization.toml` (five policies, one of them supervised) took twice as long as
+//! with its fifteen-step window.
 
 use std::collections::VecDeque;
 

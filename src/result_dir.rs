@@ -276,6 +276,12 @@ impl ResultDir {
             .byte_headers()
             .map_err(|e| bad(e.to_string()))?
             .clone();
+        if headers.is_empty() {
+            return Err(bad(
+                "is empty; expected a header (policy,path,...) and a row per path and policy"
+                    .into(),
+            ));
+        }
         let index = |name: &str| {
             headers
                 .iter()
@@ -309,7 +315,7 @@ impl ResultDir {
             for (v, &c) in values.iter_mut().zip(&cols) {
                 v.push(number(record.get(c)).ok_or_else(|| {
                     bad(format!(
-                        "line {line}: `{}` is not a number",
+                        "line {line}: `{}` is not a finite number",
                         String::from_utf8_lossy(record.get(c).unwrap_or_default())
                     ))
                 })?);
@@ -363,8 +369,11 @@ impl SummaryFile {
     }
 }
 
+/// A finite number: the engine writes no other, so `NaN` or `inf` is a file edited or damaged,
+/// and drawn it would bend every curve of its policy.
 fn number(field: Option<&[u8]>) -> Option<f64> {
-    std::str::from_utf8(field?).ok()?.trim().parse().ok()
+    let x: f64 = std::str::from_utf8(field?).ok()?.trim().parse().ok()?;
+    x.is_finite().then_some(x)
 }
 
 fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {

@@ -442,24 +442,46 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
         .next()
         .unwrap()
         .to_string();
-    let cases: [(&str, String); 4] = [
-        ("paths.csv", keep_lines(&paths, &|i, _| i == 0)),
+    // A damaged figure: the first path's liquidated notional (third column) made NaN.
+    let damaged: String = paths
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            if i == 1 {
+                cells[2] = "NaN";
+            }
+            format!("{}\n", cells.join(","))
+        })
+        .collect();
+    assert!(paths.starts_with("policy,path,liquidated_notional,"));
+    let mismatch = "does not match summary.json";
+    let cases: [(&str, String, &str); 6] = [
+        ("paths.csv", keep_lines(&paths, &|i, _| i == 0), mismatch),
         (
             "paths.csv",
             keep_lines(&paths, &|i, l| i == 0 || !l.starts_with(&second)),
+            mismatch,
         ),
-        ("timeline.csv", keep_lines(&timeline, &|i, _| i < 20)),
+        ("paths.csv", String::new(), "is empty"),
+        ("paths.csv", damaged, "line 2: `NaN` is not a finite number"),
+        (
+            "timeline.csv",
+            keep_lines(&timeline, &|i, _| i < 20),
+            mismatch,
+        ),
         (
             "timeline.csv",
             keep_lines(&timeline, &|i, l| i == 0 || !l.starts_with(&second)),
+            mismatch,
         ),
     ];
-    for (file, text) in cases {
+    for (file, text, expected) in cases {
         let original = fs::read(dir.join(file)).unwrap();
         fs::write(dir.join(file), &text).unwrap();
         let (_, stderr) = cascade(tmp.path(), &["report", "result"], 2);
         assert!(
-            stderr.contains(file) && stderr.contains("does not match summary.json"),
+            stderr.contains(file) && stderr.contains(expected),
             "{file}: {stderr}"
         );
         assert_eq!(fs::read_to_string(dir.join("report.html")).unwrap(), report);

@@ -804,6 +804,41 @@ fn set_values_are_validated_like_file_values() {
         "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
+    // A map's entry whose name looks like an index is the entry, in a map the file leaves
+    // out as in one it has: a venue named `007`.
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.0.name=\"007\"",
+            "--set",
+            "observed.price_drop=0.1",
+            "--set",
+            "observed.venue_liquidated.007=1e6",
+        ],
+    );
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("[observed.venue_liquidated]\n007 = 1000000.0"),
+        "{}",
+        out.stdout
+    );
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "observed.price_drop=0.1",
+            "--set",
+            "observed.venue_liquidated.007=1e6",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["observed.venue_liquidated.007: names no venue of this scenario"]);
     // Nor do the tables such an override would have created on the way (an `opening` with
     // none of its required keys) add problems of their own.
     let out = cascade(

@@ -124,8 +124,9 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
                     t.insert(part.to_string(), ov.value.clone());
                     return Ok(());
                 }
-                let next_is_index = parts[i + 1].parse::<usize>().is_ok();
-                if next_is_index && !t.contains_key(*part) {
+                // A list the file leaves out has no entries to override; a map (venue
+                // names to figures) gets the entry, whatever its name looks like.
+                if !t.contains_key(*part) && is_list(&parts[..=i]) {
                     return Err(problem(format!(
                         "`{}` is not in the scenario, so it has no entry {}; write the list \
                          in the file to override its entries",
@@ -165,6 +166,11 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
         };
     }
     Ok(())
+}
+
+/// Whether the schema has a list at the dotted key `parts`.
+fn is_list(parts: &[&str]) -> bool {
+    schema_walk(schema(), parts).is_ok_and(|node| node.get("items").is_some())
 }
 
 /// The table an override creates where the file leaves one out: empty, or the default the
@@ -305,11 +311,12 @@ fn within(path: &str, at: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }
 
-/// Whether `problem` is a field missing from a table that holds the key at `key`: the table an
-/// override of one of its keys created (`--set venues.1.opening.notional=1e8` for a venue
-/// without cohorts) when the file has no such table, which [`attribute`] checks.
+/// Whether `problem` is at a table that holds the key at `key`: the table an override of one
+/// of its keys created when the file has no such table, which [`attribute`] checks. A field
+/// missing from it (`--set venues.1.opening.notional=1e8` for a venue without cohorts), or a
+/// table where a value belongs (`--set observed.venue_liquidated.binance.x=5`).
 fn completes(problem: &Problem, key: &str) -> bool {
-    problem.message.starts_with(MISSING_FIELD) && within(key, &problem.path) && key != problem.path
+    within(key, &problem.path) && key != problem.path
 }
 
 /// Whether `doc` has a value at the key path `path` (as problems print it: `venues[1].opening`).
@@ -334,11 +341,17 @@ const MISSING_FIELD: &str = "missing field `";
 /// How the message for a key the format does not have begins.
 const UNKNOWN_KEY: &str = "unknown key `";
 
-/// Formats dotted key parts as a key path, with numeric parts as indices.
+/// Formats dotted key parts as a key path, with the parts that index a list as indices
+/// (`venues[1].name`; a map's entry keeps its name: `observed.venue_liquidated.007`).
 pub fn display_path(parts: &[&str]) -> String {
+    let schema = schema();
+    // Where the schema has no such key, a number is taken as an index.
+    let mut node = Some(resolve(schema, schema));
     let mut out = String::new();
     for p in parts {
-        if p.parse::<usize>().is_ok() {
+        let list = node.is_none_or(|n| n.get("items").is_some());
+        node = node.and_then(|n| schema_step(schema, n, p));
+        if list && p.parse::<usize>().is_ok() {
             out.push_str(&format!("[{p}]"));
         } else {
             if !out.is_empty() {
@@ -395,8 +408,8 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
         .iter()
         .filter_map(|ov| apply_override(&mut doc, ov).err())
         .collect();
-    let schema = schema_json();
-    unknown_keys(&schema, &schema, &doc, &mut Vec::new(), &mut problems);
+    let schema = schema();
+    unknown_keys(schema, schema, &doc, &mut Vec::new(), &mut problems);
     // Serde stops at its first type error. To report them all, and the range checks of the
     // values that are fine, a value of the wrong type is replaced by a stand-in of the
     // expected type (or left out, for types without an obvious one) and the document
@@ -454,9 +467,9 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 // that the rest of the file is still checked.
                 let choice = missing_key
                     .is_none()
-                    .then(|| schema_at(&schema, &segments))
+                    .then(|| schema_at(schema, &segments))
                     .flatten()
-                    .and_then(|node| choices(&schema, node))
+                    .and_then(|node| choices(schema, node))
                     .and_then(|choices| {
                         let found = value_at(&mut doc, &segments)?.clone();
                         Some(choice_problem(&choices, &found))
@@ -468,7 +481,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 // A missing key gets a stand-in of its schema type too, so that every missing
                 // key is reported at once rather than one per attempt.
                 let worked_around = match &missing_key {
-                    Some(key) => schema_stand_in(&schema, &segments, key).is_some_and(|value| {
+                    Some(key) => schema_stand_in(schema, &segments, key).is_some_and(|value| {
                         if value.is_table() {
                             tables.push(missing.clone().unwrap_or_default());
                         }
@@ -644,6 +657,12 @@ fn replace_at(doc: &mut toml::Value, path: &[Segment], value: toml::Value) -> bo
     }
 }
 
+/// [`schema_json`], made once: parsing walks it for every key an override or a problem names.
+fn schema() -> &'static Json {
+    static SCHEMA: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(schema_json)
+}
+
 /// The JSON Schema of the scenario format, as a JSON value.
 ///
 /// Unsigned integers get the largest value the parser takes: schemars states only their
@@ -716,11 +735,11 @@ fn unknown_keys(
 /// loading would report it among the scenario's problems. A key into a list the format has, or
 /// past a value that is not a table, is left to the scenario's own checks.
 pub fn unknown_key(key: &str) -> Option<Problem> {
-    let schema = schema_json();
+    let schema = schema();
     let parts: Vec<&str> = key.split('.').collect();
-    match schema_walk(&schema, &parts) {
+    match schema_walk(schema, &parts) {
         Err((depth, table)) if table.get("properties").is_some() => {
-            Some(unknown_key_problem(&schema, &parts[..=depth]))
+            Some(unknown_key_problem(schema, &parts[..=depth]))
         }
         _ => None,
     }
@@ -750,22 +769,31 @@ fn valid_keys(schema: &Json, parts: &[&str]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The schema of the value at the dotted key `parts` (numeric parts index lists), resolved;
-/// where the schema has no such key, how many parts it found and the last value they lead to.
+/// The schema of the value at the dotted key `parts` (numeric parts index lists; any part
+/// names an entry of a map, such as `observed.venue_liquidated`), resolved; where the schema
+/// has no such key, how many parts it found and the last value they lead to.
 fn schema_walk<'a>(schema: &'a Json, parts: &[&str]) -> Result<&'a Json, (usize, &'a Json)> {
     let mut node = resolve(schema, schema);
     for (depth, part) in parts.iter().enumerate() {
-        let next = if part.parse::<usize>().is_ok() {
-            node.get("items")
-        } else {
-            node.get("properties").and_then(|p| p.get(*part))
-        };
-        match next {
-            Some(n) => node = resolve(schema, n),
+        match schema_step(schema, node, part) {
+            Some(n) => node = n,
             None => return Err((depth, node)),
         }
     }
     Ok(node)
+}
+
+/// The schema of `part` within the value `node` describes, resolved: a list's element if
+/// `part` is a number and `node` a list, else a table's key or a map's entry.
+fn schema_step<'a>(schema: &'a Json, node: &'a Json, part: &str) -> Option<&'a Json> {
+    let next = if part.parse::<usize>().is_ok() && node.get("items").is_some() {
+        node.get("items")
+    } else {
+        node.get("properties")
+            .and_then(|p| p.get(part))
+            .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+    };
+    next.map(|n| resolve(schema, n))
 }
 
 /// Follows `$ref` and picks the object or array branch of `anyOf`/`oneOf` (as for `Option`).

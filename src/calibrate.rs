@@ -160,12 +160,32 @@ pub fn calibrate(
     options: RunOptions,
     progress: impl FnMut(&Evaluation),
 ) -> Result<Calibration> {
+    // The key first: `--key simulation.paths` with `--paths` is refused for the key's type,
+    // not as an override of the key searched.
+    check_searchable(&search.key)?;
     refuse_overridden_key(
         overrides,
         &search.key,
         " (the bracket gives the range searched), or search another key",
     )?;
     plan(Scenario::load(path, overrides)?, search)?.run(options, progress)
+}
+
+/// Refuses a key the scenario format does not have, or whose field does not hold a real
+/// number: a typo is the flag's fault, not the bracket's (each end is checked by loading the
+/// scenario with the key set).
+fn check_searchable(key: &str) -> Result<()> {
+    let problem = match (
+        crate::scenario::load::unknown_key(key),
+        crate::scenario::load::not_real(key),
+    ) {
+        (Some(p), _) => p.message,
+        (None, Some(holds)) => {
+            format!("it holds {holds}, not a real number; calibrate searches a real-valued field")
+        }
+        (None, None) => return Ok(()),
+    };
+    Err(Error::BadInput(format!("--key {key}: {problem}")))
 }
 
 /// Refuses a `--set` of the key searched (or of a table holding it): the search sets the key
@@ -217,14 +237,7 @@ pub fn plan(base: Scenario, search: &Search) -> Result<Plan> {
             search.max_evaluations
         )));
     }
-    // A key the format does not have is the flag's fault, not the bracket's (each end is
-    // checked below by loading the scenario with the key set).
-    if let Some(p) = crate::scenario::load::unknown_key(&search.key) {
-        return Err(Error::BadInput(format!(
-            "--key {}: {}",
-            search.key, p.message
-        )));
-    }
+    check_searchable(&search.key)?;
     // The resolved scenario fixes the seed: every evaluation below runs on the same numbers.
     let doc: toml::Value = toml::from_str(&base.to_toml()).expect("a resolved scenario parses");
     check_key(&doc, &search.key)?;
@@ -505,7 +518,7 @@ fn searched_key(key: &str, policy: usize, names: &[&str]) -> Result<String> {
     )))
 }
 
-/// Refuses keys that hold something other than a number in the resolved scenario, and keys
+/// Refuses keys past the end of a list or past a value in the resolved scenario, and keys
 /// inside a table the scenario does not have: setting `price.stress.drop` would add a stress
 /// with default timing the author never chose, which the calibrated file would then present
 /// as the author's. (A missing key in a table that is there is left to the scenario's own
@@ -550,12 +563,7 @@ fn check_key(doc: &toml::Value, key: &str) -> Result<()> {
             }
         };
     }
-    match node {
-        None | Some(toml::Value::Float(_)) => Ok(()),
-        Some(other) => Err(Error::BadInput(format!(
-            "`{key}` holds {other}, not a real number; calibrate searches a real-valued field"
-        ))),
-    }
+    Ok(())
 }
 
 /// The calibrated scenario as text for a file at `out`: the source file as its author wrote

@@ -306,8 +306,25 @@ fn calibration_refuses_what_it_cannot_do() {
             "--bracket",
             "1,2",
         ],
-        "real-valued",
+        "--key simulation.steps: it holds an integer, not a real number",
     );
+    // The key's type is its fault before the --paths that also sets it is (that refusal
+    // named a --set the command line did not have).
+    fails(
+        &[
+            "--target",
+            "max_drawdown=0.1",
+            "--key",
+            "simulation.paths",
+            "--paths",
+            "8",
+            "--bracket",
+            "1,2",
+        ],
+        "--key simulation.paths: it holds an integer, not a real number",
+    );
+    key_fails("venues.0", "it holds a table, not a real number");
+    key_fails("venues.0.adl", "it holds true or false, not a real number");
     // A --set of the key searched (or of its table) would be overwritten by every evaluation
     // while the file's header still listed it.
     for set in ["price.stress.drop=0.1", "price.stress={drop = 0.1}"] {

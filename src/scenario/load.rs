@@ -745,6 +745,31 @@ pub fn unknown_key(key: &str) -> Option<Problem> {
     }
 }
 
+/// What the format's field at the dotted `key` holds, where that is not a real number: `an
+/// integer`, `a table`, `text`, ... (`None` for a real number, or a key the format does not
+/// have, which [`unknown_key`] reports).
+pub fn not_real(key: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let node = schema_walk(schema(), &parts).ok()?;
+    let types: Vec<&str> = match node.get("type") {
+        Some(Json::Array(types)) => types.iter().filter_map(Json::as_str).collect(),
+        Some(t) => t.as_str().into_iter().collect(),
+        None => Vec::new(),
+    };
+    if types.contains(&"number") {
+        return None;
+    }
+    Some(match types.iter().find(|&&t| t != "null") {
+        Some(&"integer") => "an integer",
+        Some(&"string") => "text",
+        Some(&"boolean") => "true or false",
+        Some(&"array") => "a list",
+        Some(&"object") => "a table",
+        _ if node.get("properties").is_some() => "a table",
+        _ => "one of a set of choices",
+    })
+}
+
 fn unknown_key_problem(schema: &Json, refs: &[&str]) -> Problem {
     let (key, parent) = refs.split_last().expect("an ignored key has a name");
     let valid = valid_keys(schema, parent);

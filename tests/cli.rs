@@ -422,6 +422,11 @@ fn a_missing_scenario_file_is_bad_input() {
     cascade(tmp.path(), &["validate", "no-such-scenario.toml"])
         .expect_code(2)
         .expect_stderr(&["no-such-scenario.toml"]);
+    // A file that never ends is refused at a bound, not read until memory runs out.
+    #[cfg(unix)]
+    cascade(tmp.path(), &["run", "/dev/zero", "--quiet"])
+        .expect_code(2)
+        .expect_stderr(&["/dev/zero is invalid", "is longer than 64 MiB"]);
     assert!(entries(tmp.path()).is_empty());
 }
 

@@ -8,6 +8,7 @@ pub mod file;
 pub mod load;
 pub mod validate;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -44,6 +45,9 @@ pub struct Input {
     pub bytes: Vec<u8>,
 }
 
+/// The longest scenario file read: hundreds of venues take a few hundred kilobytes.
+const MAX_SCENARIO_BYTES: u64 = 64 << 20;
+
 /// Reads a data file, or says why not.
 fn read_input(path: &Path) -> std::result::Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -52,13 +56,26 @@ fn read_input(path: &Path) -> std::result::Result<Vec<u8>, String> {
 impl Scenario {
     /// Reads, overrides and validates a scenario file.
     pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidScenario {
+        let invalid = |message: String| Error::InvalidScenario {
             file: path.to_path_buf(),
             problems: vec![Problem {
                 path: String::new(),
-                message: format!("cannot be read: {e}"),
+                message,
             }],
-        })?;
+        };
+        // Read to a bound, so that a device that never ends (`/dev/zero`) is refused rather
+        // than read until memory runs out.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_SCENARIO_BYTES + 1).read_to_string(&mut text))
+            .map_err(|e| invalid(format!("cannot be read: {e}")))?;
+        if text.len() as u64 > MAX_SCENARIO_BYTES {
+            return Err(invalid(format!(
+                "is longer than {} MiB; a scenario is a short text (a book of positions goes in \
+                 a positions_csv file)",
+                MAX_SCENARIO_BYTES >> 20
+            )));
+        }
         Scenario::from_toml(&text, path, overrides)
     }
 

@@ -515,7 +515,7 @@ fn overrides_reach_policies() {
         DEFAULT_LIQUIDITY,
         "",
         SHORTS,
-        "[[policies]]\nname = \"p\"\ncooperating = [\"onshore\"]\nmigration = 0.1\n",
+        "[[policies]]\nname = \"p\"\ncooperating = [\"onshore\"]\nleverage_cap = 10.0\nmigration = 0.1\n",
     );
     let text = s.to_toml();
     let o = Scenario::from_toml(

@@ -975,6 +975,14 @@ fn check_levers_apply(c: &mut Checker, i: usize, p: &Policy, s: &ScenarioFile) {
     .filter_map(|(name, set)| set.then_some(name))
     .collect();
     if levers.is_empty() {
+        if i > 0 && !p.cooperating.is_empty() {
+            c.fail(
+                format!("policies[{i}]"),
+                "names cooperating jurisdictions but sets no lever, so its results would equal \
+                 the baseline's; set what they adopt (margin_floor, leverage_cap, mark_price, \
+                 routing, pooled_default_fund or supervision)",
+            );
+        }
         return;
     }
     if i == 0 {
@@ -996,6 +1004,13 @@ fn check_levers_apply(c: &mut Checker, i: usize, p: &Policy, s: &ScenarioFile) {
                  the baseline's; name the jurisdictions that adopt it",
                 levers.join(", ")
             ),
+        );
+    } else if p.migration.is_some() && p.margin_floor.is_none() && p.leverage_cap.is_none() {
+        c.fail(
+            format!("policies[{i}].migration"),
+            "moves positions above a new leverage cap, and the policy sets none (no \
+             leverage_cap, and no margin_floor, whose initial rate caps leverage), so it would \
+             move nothing; set the cap the positions leave",
         );
     } else if p.migration.is_some_and(|m| m > 0.0)
         && s.venues

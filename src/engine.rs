@@ -252,6 +252,9 @@ struct VenueState {
     /// Log shift of every trigger after margin add-ons (<= 0 for longs, >= 0 for shorts).
     long_shift: f64,
     short_shift: f64,
+    /// The shifts of a margin add-on called this step, which take effect once the step's
+    /// liquidations are done.
+    called_shift: (f64, f64),
 }
 
 impl VenueState {
@@ -329,6 +332,8 @@ struct PathRun<'a> {
     liquidated: f64,
     /// Some venue settled bad debt this step that the funds have not yet covered.
     shortfalls: bool,
+    /// A margin add-on was called this step ([`Self::impose_add_ons`] imposes it).
+    add_on_called: bool,
     /// Notional (at the start price, per side) of cohorts opened so far.
     opened: f64,
     /// Index of the current step.
@@ -400,6 +405,7 @@ impl<'a> PathRun<'a> {
             recent_move: 0.0,
             liquidated: 0.0,
             shortfalls: false,
+            add_on_called: false,
             opened: 0.0,
             step: 0,
             crossing_index: log_start,
@@ -539,6 +545,9 @@ impl<'a> PathRun<'a> {
                     }
                 }
             };
+            if self.add_on_called {
+                self.impose_add_ons();
+            }
             if self.locals_active && self.step_prices.spread.width() > track.max_gap {
                 track.max_gap = self.step_prices.spread.width();
             }
@@ -692,7 +701,6 @@ impl<'a> PathRun<'a> {
     fn supervise(&mut self) {
         let index = self.price_venues();
         let t = self.step;
-        let mut acted = false;
         for (sup, state) in self.m.supervisors.iter().zip(&mut self.s.supervisors) {
             let value = match sup.metric {
                 SupervisionMetric::NearLiquidation => {
@@ -739,21 +747,35 @@ impl<'a> PathRun<'a> {
                 }
                 SupervisoryAction::MarginAddOn => {
                     state.added = true;
+                    self.add_on_called = true;
                     for &i in &sup.venues {
                         let st = &mut self.s.venues[i];
-                        st.long_shift += (1.0 - sup.add_on).ln();
-                        st.short_shift += (1.0 + sup.add_on).ln();
+                        st.called_shift.0 += (1.0 - sup.add_on).ln();
+                        st.called_shift.1 += (1.0 + sup.add_on).ln();
                     }
                 }
             }
             self.row[Metric::Interventions.index()] += 1.0;
             self.s.first_intervention.get_or_insert(t);
-            acted = true;
         }
-        if acted {
-            // Add-ons move every trigger of the venues acted on.
-            self.update_band(true);
+    }
+
+    /// Imposes the margin add-ons called this step, now that its liquidations are done.
+    ///
+    /// A supervisor sees the step's move before its cascade and calls the add-on then; a
+    /// position the move has already carried past its trigger, or past bankruptcy, is
+    /// liquidated under the rules it had: margin posted after the loss does not undo it
+    /// (as a leverage cap does not rescue a position already past its trigger). The
+    /// positions still open, and those that open later, post it.
+    fn impose_add_ons(&mut self) {
+        self.add_on_called = false;
+        for st in &mut self.s.venues {
+            let (long, short) = std::mem::take(&mut st.called_shift);
+            st.long_shift += long;
+            st.short_shift += short;
         }
+        // Every trigger of the venues acted on moved.
+        self.update_band(true);
     }
 
     /// Cascade rounds within one step, to the fixed point or the round cap, then the step's

@@ -388,6 +388,37 @@ fn a_margin_add_on_moves_every_trigger_once() {
 }
 
 #[test]
+fn a_margin_add_on_does_not_rescue_a_position_the_move_already_liquidated() {
+    // A 20x long (trigger 95.96, bankrupt at 95) and a 20x short (trigger 103.96). The price
+    // falls 6% in step 1, past the long's trigger and its bankruptcy price, and the same
+    // step's drawdown calls a 10% add-on. The long is liquidated in step 1 with the
+    // baseline's bad debt: margin the add-on assumes posted after the loss does not undo it.
+    // The short, still open, posts the add-on: its trigger moves to 103.96 x 1.1 = 114.36.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(0.0, 1), ((0.94f64).ln(), 1), (0.01, 30)]);
+    let (s, markets) = replay_one_venue(
+        dir.path(),
+        &path,
+        "long,1000000,100,20\nshort,1000000,100,20\n",
+        "{ view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.05, action = \"margin_add_on\", add_on = 0.1 }",
+    );
+    let (base, base_row) = trace(&markets[0], &s, 0);
+    let (added, added_row) = trace(&markets[1], &s, 0);
+    assert_eq!(added.first_intervention, Some(1));
+    let short_at = |trigger: f64| first_step(&path, |p| p >= trigger);
+    assert_eq!(liquidating_steps(&base), [1, short_at(SHORT_TRIGGER)]);
+    assert_eq!(
+        liquidating_steps(&added),
+        [1, short_at(SHORT_TRIGGER * 1.1)]
+    );
+    // The long's fill at 94 is below its bankruptcy price of 95: bad debt 10,000 x 1 = 10,000
+    // in both; the short fills before its bankruptcy price and adds none.
+    let bad = Metric::BadDebt.index();
+    assert!(base_row[bad] > 9_999.0, "{}", base_row[bad]);
+    assert_eq!(added_row[bad], base_row[bad]);
+}
+
+#[test]
 fn notional_near_liquidation_counts_the_cohorts_that_opened() {
     // The opening scenario's 1x start book is never near liquidation; its 5% cohort opens
     // at step 5 with 2e8 / 95 units a side at 20x, its longs 4.04% above their trigger and

@@ -809,6 +809,40 @@ fn set_values_are_validated_like_file_values() {
         "`venues[0].margin_tiers` is not in the scenario, so it has no entry 0",
     ]);
     assert!(!out.stderr.contains("sequence"), "{}", out.stderr);
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.0.margin_tiers.x=1",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["`x` is not an index: `venues[0].margin_tiers` is a list"]);
+    // A refused override made nothing: the file's own problem where it pointed is the
+    // file's, not the override's.
+    let no_cooperating = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/invalid/policy-levers-without-cooperating.toml");
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            no_cooperating.to_str().unwrap(),
+            "--set",
+            "policies.1.cooperating.0=eu",
+        ],
+    );
+    out.expect_code(2).expect_stderr(&[
+        "`policies[1].cooperating` is not in the scenario, so it has no entry 0",
+        "policies[1].cooperating: is empty",
+    ]);
+    let file_s = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("policies[1].cooperating: is empty"))
+        .unwrap();
+    assert!(!file_s.contains("command-line override"), "{file_s}");
     // A map's entry whose name looks like an index is the entry, in a map the file leaves
     // out as in one it has: a venue named `007`.
     let out = cascade(

@@ -127,12 +127,18 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
                 // A list the file leaves out has no entries to override; a map (venue
                 // names to figures) gets the entry, whatever its name looks like.
                 if !t.contains_key(*part) && is_list(&parts[..=i]) {
-                    return Err(problem(format!(
-                        "`{}` is not in the scenario, so it has no entry {}; write the list \
-                         in the file to override its entries",
-                        display_path(&parts[..=i]),
-                        parts[i + 1]
-                    )));
+                    let list = display_path(&parts[..=i]);
+                    let next = parts[i + 1];
+                    return Err(problem(match list_index(next) {
+                        Ok(_) => format!(
+                            "`{list}` is not in the scenario, so it has no entry {next}; write \
+                             the list in the file to override its entries"
+                        ),
+                        Err(why) => format!(
+                            "{why}: `{list}` is a list (not in the scenario; write it in the \
+                             file to override its entries)"
+                        ),
+                    }));
                 }
                 t.entry(part.to_string())
                     .or_insert_with(|| toml::Value::Table(default_table(&parts[..=i])))
@@ -202,28 +208,39 @@ fn default_table(parts: &[&str]) -> toml::Table {
 pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
     let file: Option<toml::Value> = toml::from_str(text).ok();
     let in_file = |path: &str| file.as_ref().is_some_and(|doc| holds(doc, path));
+    // Only an override that was applied can have created a table: one refused (an entry of a
+    // list the file leaves out) made nothing, and the file's own problems there are its own.
+    let applied: Vec<bool> = {
+        let mut doc = file.clone();
+        overrides
+            .iter()
+            .map(|ov| doc.as_mut().is_some_and(|d| apply_override(d, ov).is_ok()))
+            .collect()
+    };
     let keys: Vec<String> = overrides
         .iter()
         .map(|ov| display_path(&ov.key.split('.').collect::<Vec<_>>()))
         .collect();
     for p in problems {
-        let last = |test: &dyn Fn(&str) -> bool| {
+        let last = |test: &dyn Fn(&str, bool) -> bool| {
             overrides
                 .iter()
-                .zip(&keys)
+                .zip(keys.iter().zip(&applied))
                 .rev()
-                .find(|(_, key)| test(key))
+                .find(|(_, (key, applied))| test(key, **applied))
                 .map(|(ov, _)| ov)
         };
         let created = || !in_file(&p.path);
-        let set_here = last(&|key| within(&p.path, key) || (completes(p, key) && created()))
-            .or_else(|| {
-                if p.message.starts_with(UNKNOWN_KEY) {
-                    None
-                } else {
-                    last(&|key| concerns(p, key))
-                }
-            });
+        let set_here = last(&|key, applied| {
+            within(&p.path, key) || (applied && completes(p, key) && created())
+        })
+        .or_else(|| {
+            if p.message.starts_with(UNKNOWN_KEY) {
+                None
+            } else {
+                last(&|key, _| concerns(p, key))
+            }
+        });
         if let Some(ov) = set_here {
             // A float as Rust writes it: 1e-300, not TOML's three hundred digits.
             let value = match ov.value {

@@ -269,39 +269,16 @@ impl ResultDir {
     /// Columns of `paths.csv` for every policy: `(policy, [values of columns[0], ...])`, in
     /// file order.
     pub fn path_columns(&self, columns: &[&str]) -> Result<Vec<(String, Vec<Vec<f64>>)>> {
-        let file = self.path.join("paths.csv");
-        let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
-        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        if headers.is_empty() {
-            return Err(bad(
-                "is empty; expected a header (policy,path,...) and a row per path and policy"
-                    .into(),
-            ));
-        }
-        let index = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h == name.as_bytes())
-                .ok_or_else(|| bad(format!("no column `{name}`")))
-        };
-        let policy_col = index("policy")?;
+        let mut csv = ResultCsv::open(self.path.join("paths.csv"), "policy,path,...")?;
+        let policy_col = csv.column("policy")?;
         let cols = columns
             .iter()
-            .map(|c| index(c))
+            .map(|c| csv.column(c))
             .collect::<Result<Vec<_>>>()?;
         let mut out: Vec<(String, Vec<Vec<f64>>)> = Vec::new();
         let mut rows: Vec<u64> = Vec::new();
         let mut record = csv::ByteRecord::new();
-        let mut line = 1;
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| bad(e.to_string()))?
-        {
-            line += 1;
+        while csv.next(&mut record)? {
             let policy = record.get(policy_col).unwrap_or_default();
             if out.last().is_none_or(|(p, _)| p.as_bytes() != policy) {
                 out.push((
@@ -313,18 +290,79 @@ impl ResultDir {
             *rows.last_mut().expect("pushed with its policy") += 1;
             let values = &mut out.last_mut().expect("pushed above").1;
             for (v, &c) in values.iter_mut().zip(&cols) {
-                v.push(number(record.get(c)).ok_or_else(|| {
-                    bad(format!(
-                        "line {line}: `{}` is not a finite number",
-                        String::from_utf8_lossy(record.get(c).unwrap_or_default())
-                    ))
-                })?);
+                v.push(csv.number(&record, c)?);
             }
         }
         let counts = out.iter().zip(&rows).map(|((p, _), &n)| (p.as_str(), n));
         self.summary
-            .agrees(&file, counts, self.summary.paths, "paths")?;
+            .agrees(&csv.file, counts, self.summary.paths, "paths")?;
         Ok(out)
+    }
+}
+
+/// A CSV file of a result (`paths.csv`, `timeline.csv`) read row by row, whose problems name
+/// the file and the line.
+struct ResultCsv {
+    file: PathBuf,
+    reader: csv::Reader<fs::File>,
+    headers: csv::ByteRecord,
+}
+
+impl ResultCsv {
+    /// Opens `file`, refusing it if it is empty; `header` says how its header begins.
+    fn open(file: PathBuf, header: &str) -> Result<ResultCsv> {
+        let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
+        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        if headers.is_empty() {
+            return Err(bad(format!(
+                "is empty; expected a header ({header}) and a row per policy and path or step"
+            )));
+        }
+        Ok(ResultCsv {
+            file,
+            reader,
+            headers,
+        })
+    }
+
+    fn bad(&self, msg: String) -> Error {
+        Error::BadInput(format!("{}: {msg}", self.file.display()))
+    }
+
+    /// The index of the column `name`.
+    fn column(&self, name: &str) -> Result<usize> {
+        self.headers
+            .iter()
+            .position(|h| h == name.as_bytes())
+            .ok_or_else(|| self.bad(format!("no column `{name}`")))
+    }
+
+    /// Reads the next row into `record`; false at the end.
+    fn next(&mut self, record: &mut csv::ByteRecord) -> Result<bool> {
+        let read = self.reader.read_byte_record(record);
+        read.map_err(|e| self.bad(e.to_string()))
+    }
+
+    /// Column `c` of `record` as a finite number: the files hold no other, so `NaN` or `inf`
+    /// is a file edited or damaged, and drawn it would bend every curve of its policy.
+    fn number(&self, record: &csv::ByteRecord, c: usize) -> Result<f64> {
+        let field = record.get(c).unwrap_or_default();
+        let parsed = std::str::from_utf8(field)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok());
+        parsed.filter(|x| x.is_finite()).ok_or_else(|| {
+            // The file's line, not a count of rows (the reader skips blank lines): where the
+            // reader began the row, which is a blank line just before it if there is one.
+            let line = record.position().map_or(0, csv::Position::line);
+            self.bad(format!(
+                "line {line}: `{}` is not a finite number",
+                String::from_utf8_lossy(field)
+            ))
+        })
     }
 }
 
@@ -369,13 +407,6 @@ impl SummaryFile {
     }
 }
 
-/// A finite number: the engine writes no other, so `NaN` or `inf` is a file edited or damaged,
-/// and drawn it would bend every curve of its policy.
-fn number(field: Option<&[u8]>) -> Option<f64> {
-    let x: f64 = std::str::from_utf8(field?).ok()?.trim().parse().ok()?;
-    x.is_finite().then_some(x)
-}
-
 fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
     let path = dir.join(name);
     let text = fs::read_to_string(&path)
@@ -385,48 +416,34 @@ fn json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T> {
 }
 
 fn timeline(dir: &Path) -> Result<Vec<PolicyTimeline>> {
-    let file = dir.join("timeline.csv");
-    let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
-    let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
-    let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
-    let index = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| bad(format!("no column `{name}`")))
-    };
-    let policy_col = index("policy")?;
-    let step_col = index("step")?;
+    let mut csv = ResultCsv::open(dir.join("timeline.csv"), "policy,step,...")?;
+    let policy_col = csv.column("policy")?;
+    let step_col = csv.column("step")?;
     let price: Vec<usize> = BANDS
         .iter()
-        .map(|b| index(&format!("price_{b}")))
+        .map(|b| csv.column(&format!("price_{b}")))
         .collect::<Result<_>>()?;
     let liq: Vec<usize> = BANDS
         .iter()
-        .map(|b| index(&format!("liquidated_{b}")))
+        .map(|b| csv.column(&format!("liquidated_{b}")))
         .collect::<Result<_>>()?;
     let mut out: Vec<PolicyTimeline> = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| bad(e.to_string()))?;
-        let line = i + 2;
-        let field = |c: usize| -> Result<f64> {
-            number(record.get(c).map(str::as_bytes))
-                .ok_or_else(|| bad(format!("line {line}: column {} is not a number", c + 1)))
-        };
+    let mut record = csv::ByteRecord::new();
+    while csv.next(&mut record)? {
         let policy = record.get(policy_col).unwrap_or_default();
-        if out.last().is_none_or(|t| t.policy != policy) {
+        if out.last().is_none_or(|t| t.policy.as_bytes() != policy) {
             out.push(PolicyTimeline {
-                policy: policy.to_string(),
+                policy: String::from_utf8_lossy(policy).into_owned(),
                 steps: Vec::new(),
                 price: Default::default(),
                 liquidated: Default::default(),
             });
         }
         let t = out.last_mut().expect("pushed above");
-        t.steps.push(field(step_col)? as u32);
+        t.steps.push(csv.number(&record, step_col)? as u32);
         for (j, (&pc, &lc)) in price.iter().zip(&liq).enumerate() {
-            t.price[j].push(field(pc)?);
-            t.liquidated[j].push(field(lc)?);
+            t.price[j].push(csv.number(&record, pc)?);
+            t.liquidated[j].push(csv.number(&record, lc)?);
         }
     }
     Ok(out)

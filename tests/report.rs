@@ -442,21 +442,25 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
         .next()
         .unwrap()
         .to_string();
-    // A damaged figure: the first path's liquidated notional (third column) made NaN.
-    let damaged: String = paths
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut cells: Vec<&str> = l.split(',').collect();
-            if i == 1 {
-                cells[2] = "NaN";
-            }
-            format!("{}\n", cells.join(","))
-        })
-        .collect();
+    // A damaged figure: the third column of the second row made `bad`, with a blank line
+    // after the header, which the line number in the message counts (it is the file's line,
+    // not the row's number).
+    let damaged = |text: &str, bad: &str| -> String {
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                if i == 2 {
+                    cells[2] = bad;
+                }
+                format!("{}{}\n", if i == 1 { "\n" } else { "" }, cells.join(","))
+            })
+            .collect()
+    };
     assert!(paths.starts_with("policy,path,liquidated_notional,"));
+    assert!(timeline.starts_with("policy,step,price_"));
     let mismatch = "does not match summary.json";
-    let cases: [(&str, String, &str); 6] = [
+    let cases: [(&str, String, &str); 8] = [
         ("paths.csv", keep_lines(&paths, &|i, _| i == 0), mismatch),
         (
             "paths.csv",
@@ -464,7 +468,17 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
             mismatch,
         ),
         ("paths.csv", String::new(), "is empty"),
-        ("paths.csv", damaged, "line 2: `NaN` is not a finite number"),
+        (
+            "paths.csv",
+            damaged(&paths, "NaN"),
+            "line 4: `NaN` is not a finite number",
+        ),
+        ("timeline.csv", String::new(), "is empty"),
+        (
+            "timeline.csv",
+            damaged(&timeline, "inf"),
+            "line 4: `inf` is not a finite number",
+        ),
         (
             "timeline.csv",
             keep_lines(&timeline, &|i, _| i < 20),

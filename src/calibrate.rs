@@ -180,6 +180,11 @@ fn check_searchable(key: &str) -> Result<()> {
         crate::scenario::load::not_real(key),
     ) {
         (Some(p), _) => p.message,
+        // Real numbers, but what happened, not what is simulated.
+        _ if key.split('.').next() == Some("observed") => "`[observed]` holds the outcomes a \
+             backtest compares with, which no simulation reads, so no value of it moves a \
+             median"
+            .to_string(),
         (None, Some(holds)) => {
             format!("it holds {holds}, not a real number; calibrate searches a real-valued field")
         }

@@ -324,6 +324,10 @@ fn calibration_refuses_what_it_cannot_do() {
         "--key simulation.paths: it holds an integer, not a real number",
     );
     key_fails("venues.0", "it holds a table, not a real number");
+    key_fails(
+        "observed.price_drop",
+        "`[observed]` holds the outcomes a backtest compares with",
+    );
     key_fails("venues.0.adl", "it holds true or false, not a real number");
     // A --set of the key searched (or of its table) would be overwritten by every evaluation
     // while the file's header still listed it.

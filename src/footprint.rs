@@ -42,7 +42,8 @@ pub struct Footprint {
     /// snapshots as read.
     pub books: f64,
     /// What building the books holds besides, and frees before the run: the positions, one
-    /// policy's copy of them, and the largest ladder's unsorted tranches.
+    /// policy's copy of them, and the unsorted tranches of the largest ladders built at once
+    /// (one venue per thread).
     pub building: f64,
 }
 
@@ -78,6 +79,8 @@ impl Footprint {
         let (mut resident, mut largest, mut copy) = (0.0, 0.0_f64, 0.0_f64);
         for books in sides {
             let mut positions = 0.0;
+            // What each venue's build holds besides its ladders, at its peak.
+            let mut builds: Vec<f64> = Vec::with_capacity(books.len());
             for (v, &(longs, shorts)) in f.venues.iter().zip(books) {
                 let per_side = v
                     .opening
@@ -95,9 +98,12 @@ impl Footprint {
                 // beside the ladders built before it; a cohort also holds its positions.
                 let side = longs.max(shorts) as f64 * slices * BUILD_BYTES as f64;
                 let cohort = per_side * (2.0 * POSITION_BYTES as f64 + slices * BUILD_BYTES as f64);
-                largest = largest.max(side).max(cohort);
+                builds.push(side.max(cohort));
                 positions += start;
             }
+            // Venues are built in parallel, one per thread: the largest builds at once.
+            builds.sort_by(|a, b| b.total_cmp(a));
+            largest = largest.max(builds.iter().take(threads.max(1)).sum());
             // A policy's copy of the books while its ladders are built.
             copy = copy.max(positions);
         }
@@ -240,6 +246,16 @@ mod tests {
         assert!(check_merge(&s, 1_000).is_ok());
         let e = check_merge(&s, 1_000_000_000_000).unwrap_err().to_string();
         assert!(e.contains("Merge on a machine with more memory"), "{e}");
+    }
+
+    #[test]
+    fn venues_built_at_once_hold_their_building_memory_at_once() {
+        // The quickstart's three venues are built in parallel, one per thread: the memory a
+        // build holds besides the ladders counts once per thread, up to one per venue.
+        let s = quickstart();
+        let building = |threads| Footprint::of(&s, 10, threads).building;
+        assert!(building(1) < building(2) && building(2) < building(3));
+        assert_eq!(building(3), building(16));
     }
 
     #[test]

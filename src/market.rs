@@ -3,6 +3,8 @@
 //! Building sorts every venue's book into liquidation ladders and derives every constant a
 //! step needs, so that the per-path work is only arithmetic on a small state.
 
+use rayon::prelude::*;
+
 use crate::book::{self, BookSpec, Position, Side, Stream};
 use crate::error::Result;
 use crate::ladder::{EntryIndex, Ladder};
@@ -270,6 +272,11 @@ impl Market {
     /// Builds the market of a scenario under given venue terms and fund balances; stopped
     /// between venues by an interrupt ([`crate::runner::check_interrupt`]), since one venue's
     /// ladders of millions of positions take seconds.
+    ///
+    /// Venues are built in parallel, on the threads of the pool it is called in: with books of
+    /// a million positions building is most of a study's time (sorting, and the kernel
+    /// zeroing the ladders' fresh pages), and each venue's ladders depend on its own terms
+    /// alone, so the market is the same whatever the thread count.
     pub fn build(scenario: &Scenario, terms: Vec<VenueTerms>, funds: Vec<f64>) -> Result<Market> {
         let f = scenario.file();
         let start = f.price.start;
@@ -279,10 +286,9 @@ impl Market {
             .collect();
         let total: f64 = open_interest.iter().sum();
         let law = f.liquidity.impact;
-        let mut cohorts_before = 0;
-        let venues: Vec<VenueModel> = f
+        let mut venues: Vec<VenueModel> = f
             .venues
-            .iter()
+            .par_iter()
             .zip(terms)
             .zip(&open_interest)
             .enumerate()
@@ -302,9 +308,6 @@ impl Market {
                         law,
                     )
                 };
-                let cohorts = cohorts(scenario, i, &t, partial);
-                let first_cohort = cohorts_before;
-                cohorts_before += cohorts.len();
                 Ok(VenueModel {
                     name: v.name.clone(),
                     jurisdiction: v.jurisdiction.clone(),
@@ -320,11 +323,17 @@ impl Market {
                     mark: t.mark,
                     weight: if total > 0.0 { oi / total } else { 0.0 },
                     open_interest: oi,
-                    cohorts,
-                    first_cohort,
+                    cohorts: cohorts(scenario, i, &t, partial),
+                    // Set below, once every venue's cohorts are counted.
+                    first_cohort: 0,
                 })
             })
             .collect::<Result<_>>()?;
+        let mut cohorts_before = 0;
+        for v in &mut venues {
+            v.first_cohort = cohorts_before;
+            cohorts_before += v.cohorts.len();
+        }
         Ok(Market {
             start,
             any_index_mark: venues.iter().any(|v| v.mark == MarkPrice::Index),

@@ -103,6 +103,17 @@ impl RunOutput {
     }
 }
 
+/// The threads `options` asks for (default: one per core), for the paths and for building
+/// the markets they run on.
+pub fn pool(options: &RunOptions) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = options.threads {
+        b = b.num_threads(t);
+    }
+    b.build()
+        .map_err(|e| Error::BadInput(format!("cannot start {:?} threads: {e}", options.threads)))
+}
+
 /// Simulates paths `range` of `scenario` under each of `markets` (one per policy).
 pub fn run(
     scenario: &Scenario,
@@ -110,15 +121,7 @@ pub fn run(
     range: PathRange,
     options: RunOptions,
 ) -> Result<RunOutput> {
-    let pool = {
-        let mut b = rayon::ThreadPoolBuilder::new();
-        if let Some(t) = options.threads {
-            b = b.num_threads(t);
-        }
-        b.build().map_err(|e| {
-            Error::BadInput(format!("cannot start {:?} threads: {e}", options.threads))
-        })?
-    };
+    let pool = pool(&options)?;
     let threads = pool.current_num_threads();
     let f = scenario.file();
     let steps = f.simulation.steps as usize;

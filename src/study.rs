@@ -92,7 +92,8 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     // Again with the positions migration moves, before any ladder is built.
     let (paths, threads) = sizes(&scenario, shard, &options);
     footprint::check_books(&scenario, &books, paths, threads)?;
-    let markets = policy::markets(&scenario, &books)?;
+    // On the run's threads: venues are built in parallel (`Market::build`).
+    let markets = runner::pool(&options)?.install(|| policy::markets(&scenario, &books))?;
     // The ladders hold what the paths need: the positions' memory is free for the run's.
     drop(books);
     let out = runner::run(&scenario, &markets, range, options)?;

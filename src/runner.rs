@@ -103,6 +103,45 @@ impl RunOutput {
     }
 }
 
+/// A batch of consecutive paths, from its first.
+struct Batch<'a> {
+    markets: &'a [Market],
+    shocks: &'a ShockModel,
+    seed: u64,
+    first: u64,
+    /// Length of one policy's row of one path.
+    row_len: usize,
+}
+
+impl Batch<'_> {
+    /// Simulates the batch's paths into `rows` (each path's rows of every policy in turn),
+    /// recording their timelines. Out of line: profiles and the README's count of a path's
+    /// instructions (`--toggle-collect`) find it by its name.
+    #[inline(never)]
+    fn simulate(
+        &self,
+        rows: &mut [f64],
+        scratch: &mut Scratch,
+        returns: &mut [f64],
+        recorder: &mut Recorder,
+    ) {
+        let path_len = self.markets.len() * self.row_len;
+        for (k, path_rows) in rows.chunks_mut(path_len).enumerate() {
+            self.shocks
+                .fill_path(self.seed, self.first + k as u64, returns);
+            for (p, (market, row)) in self
+                .markets
+                .iter()
+                .zip(path_rows.chunks_mut(self.row_len))
+                .enumerate()
+            {
+                engine::simulate(market, returns, scratch, row);
+                recorder.record(p, &scratch.log_price_path, &scratch.liquidated_path);
+            }
+        }
+    }
+}
+
 /// The threads `options` asks for (default: one per core), for the paths and for building
 /// the markets they run on.
 pub fn pool(options: &RunOptions) -> Result<rayon::ThreadPool> {
@@ -155,17 +194,14 @@ pub fn run(
                     let recorder =
                         slot.get_or_insert_with(|| Recorder::new(policies, steps, scale));
                     let first = range.start + (batch * BATCH) as u64;
-                    for (k, path_rows) in chunk.chunks_mut(policies * row_len).enumerate() {
-                        shocks.fill_path(seed, first + k as u64, returns);
-                        for (p, (market, row)) in markets
-                            .iter()
-                            .zip(path_rows.chunks_mut(row_len))
-                            .enumerate()
-                        {
-                            engine::simulate(market, returns, scratch, row);
-                            recorder.record(p, &scratch.log_price_path, &scratch.liquidated_path);
-                        }
-                    }
+                    let batch = Batch {
+                        markets,
+                        shocks: &shocks,
+                        seed,
+                        first,
+                        row_len,
+                    };
+                    batch.simulate(chunk, scratch, returns, recorder);
                     progress.advance(chunk.len() / (policies * row_len));
                 },
             );

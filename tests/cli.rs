@@ -93,6 +93,13 @@ impl Outcome {
         }
         self
     }
+
+    /// The first line of stderr that contains `needle`; panics if there is none.
+    #[track_caller]
+    fn stderr_line(&self, needle: &str) -> &str {
+        let line = self.stderr.lines().find(|l| l.contains(needle));
+        line.unwrap_or_else(|| panic!("no line of stderr contains {needle:?}:\n{}", self.stderr))
+    }
 }
 
 /// Runs `cascade ARGS` with `cwd` as the current directory.
@@ -549,11 +556,7 @@ fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
         "simulation.foo: unknown key `foo`",
         "(command-line override `simulation.foo = 1`)",
     ]);
-    let first = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("simulation.foo"))
-        .unwrap();
+    let first = out.stderr_line("simulation.foo");
     assert!(
         !first.contains("simulation.steps =") && !first.contains("simulation.paths ="),
         "{first}"
@@ -837,11 +840,7 @@ fn set_values_are_validated_like_file_values() {
         "`policies[1].cooperating` is not in the scenario, so it has no entry 0",
         "policies[1].cooperating: is empty",
     ]);
-    let file_s = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("policies[1].cooperating: is empty"))
-        .unwrap();
+    let file_s = out.stderr_line("policies[1].cooperating: is empty");
     assert!(!file_s.contains("command-line override"), "{file_s}");
     // A map's entry whose name looks like an index is the entry, in a map the file leaves
     // out as in one it has: a venue named `007`.

@@ -864,36 +864,23 @@ fn set_values_are_validated_like_file_values() {
         "{}",
         out.stdout
     );
-    cascade(
-        tmp.path(),
-        &[
-            "validate",
-            "tiny.toml",
-            "--set",
-            "observed.price_drop=0.1",
-            "--set",
-            "observed.venue_liquidated.007=1e6",
-        ],
-    )
-    .expect_code(2)
-    .expect_stderr(&["observed.venue_liquidated.007: names no venue of this scenario"]);
+    let observed = |entry: &str| {
+        let set = ["observed.price_drop=0.1", entry];
+        cascade(
+            tmp.path(),
+            &["validate", "tiny.toml", "--set", set[0], "--set", set[1]],
+        )
+    };
+    observed("observed.venue_liquidated.007=1e6")
+        .expect_code(2)
+        .expect_stderr(&["observed.venue_liquidated.007: names no venue of this scenario"]);
     // A table made where a figure belongs is the override's doing, and says so.
-    cascade(
-        tmp.path(),
-        &[
-            "validate",
-            "tiny.toml",
-            "--set",
-            "observed.price_drop=0.1",
-            "--set",
-            "observed.venue_liquidated.onshore.x=1e6",
-        ],
-    )
-    .expect_code(2)
-    .expect_stderr(&[
-        "observed.venue_liquidated.onshore: invalid type: map, expected f64 (command-line \
+    observed("observed.venue_liquidated.onshore.x=1e6")
+        .expect_code(2)
+        .expect_stderr(&[
+            "observed.venue_liquidated.onshore: invalid type: map, expected f64 (command-line \
          override `observed.venue_liquidated.onshore.x = 1000000.0`)",
-    ]);
+        ]);
     // Nor do the tables such an override would have created on the way (an `opening` with
     // none of its required keys) add problems of their own.
     let out = cascade(

@@ -8,6 +8,7 @@
 //! version with more fields still read.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -355,14 +356,33 @@ impl ResultCsv {
             .ok()
             .and_then(|t| t.trim().parse::<f64>().ok());
         parsed.filter(|x| x.is_finite()).ok_or_else(|| {
-            // The file's line, not a count of rows (the reader skips blank lines): where the
-            // reader began the row, which is a blank line just before it if there is one.
-            let line = record.position().map_or(0, csv::Position::line);
+            let line = record.position().map_or(0, |p| self.line_at(p.byte()));
             self.bad(format!(
                 "line {line}: `{}` is not a finite number",
                 String::from_utf8_lossy(field)
             ))
         })
+    }
+
+    /// The file's line where the row the reader began at byte `start` is: past the line ends
+    /// it skipped first (blank lines, and the `\n` of a `\r\n` it began at). Not a count of
+    /// rows, which blank lines would shift. Only for a message: it reads the file again.
+    fn line_at(&self, start: u64) -> u64 {
+        let mut head = Vec::new();
+        // A row starts within this of where the reader began, unless 64 KiB of blank lines
+        // come first.
+        let _ =
+            fs::File::open(&self.file).and_then(|f| f.take(start + 65_536).read_to_end(&mut head));
+        let start = (start as usize).min(head.len());
+        let mut line = 1 + head[..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        for &b in &head[start..] {
+            match b {
+                b'\n' => line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+        }
+        line
     }
 }
 

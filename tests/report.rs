@@ -442,25 +442,28 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
         .next()
         .unwrap()
         .to_string();
-    // A damaged figure: the third column of the second row made `bad`, with a blank line
-    // after the header, which the line number in the message counts (it is the file's line,
-    // not the row's number).
-    let damaged = |text: &str, bad: &str| -> String {
+    // A damaged figure: the third column of the second row made `bad`, with two blank lines
+    // just before it (the message names the file's line 5, not the row's number or a blank
+    // line), and lines ending `end`.
+    let damaged = |text: &str, bad: &str, end: &str| -> String {
         text.lines()
             .enumerate()
             .map(|(i, l)| {
                 let mut cells: Vec<&str> = l.split(',').collect();
-                if i == 2 {
+                let blank = if i == 2 {
                     cells[2] = bad;
-                }
-                format!("{}{}\n", if i == 1 { "\n" } else { "" }, cells.join(","))
+                    end.repeat(2)
+                } else {
+                    String::new()
+                };
+                format!("{blank}{}{end}", cells.join(","))
             })
             .collect()
     };
     assert!(paths.starts_with("policy,path,liquidated_notional,"));
     assert!(timeline.starts_with("policy,step,price_"));
     let mismatch = "does not match summary.json";
-    let cases: [(&str, String, &str); 8] = [
+    let cases: [(&str, String, &str); 9] = [
         ("paths.csv", keep_lines(&paths, &|i, _| i == 0), mismatch),
         (
             "paths.csv",
@@ -470,14 +473,19 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
         ("paths.csv", String::new(), "is empty"),
         (
             "paths.csv",
-            damaged(&paths, "NaN"),
-            "line 4: `NaN` is not a finite number",
+            damaged(&paths, "NaN", "\n"),
+            "line 5: `NaN` is not a finite number",
+        ),
+        (
+            "paths.csv",
+            damaged(&paths, "NaN", "\r\n"),
+            "line 5: `NaN` is not a finite number",
         ),
         ("timeline.csv", String::new(), "is empty"),
         (
             "timeline.csv",
-            damaged(&timeline, "inf"),
-            "line 4: `inf` is not a finite number",
+            damaged(&timeline, "inf", "\n"),
+            "line 5: `inf` is not a finite number",
         ),
         (
             "timeline.csv",

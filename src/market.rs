@@ -270,8 +270,8 @@ pub fn side_notional(positions: &[Position], side: Side, start: f64) -> f64 {
 
 impl Market {
     /// Builds the market of a scenario under given venue terms and fund balances; stopped
-    /// between venues by an interrupt ([`crate::runner::check_interrupt`]), since one venue's
-    /// ladders of millions of positions take seconds.
+    /// between ladders by an interrupt ([`crate::runner::check_interrupt`]), since one
+    /// ladder of millions of positions takes a second.
     ///
     /// Venues are built in parallel, on the threads of the pool it is called in: with books of
     /// a million positions building is most of a study's time (sorting, and the kernel
@@ -293,26 +293,30 @@ impl Market {
             .zip(&open_interest)
             .enumerate()
             .map(|(i, ((v, t), &oi))| {
-                check_interrupt()?;
                 let partial = match v.liquidation {
                     LiquidationMode::Full => None,
                     LiquidationMode::Partial => v.partial_fraction,
                 };
+                // A look at the flag before each ladder: several venues build at once, so a
+                // signal waits for one ladder, not one venue.
                 let ladder = |side| {
-                    Ladder::build(
+                    check_interrupt()?;
+                    Ok(Ladder::build(
                         &t.positions,
                         side,
                         &t.margin,
                         v.liquidation_fee,
                         partial,
                         law,
-                    )
+                    ))
                 };
+                let (longs, shorts) = (ladder(Side::Long)?, ladder(Side::Short)?);
+                check_interrupt()?;
                 Ok(VenueModel {
                     name: v.name.clone(),
                     jurisdiction: v.jurisdiction.clone(),
-                    longs: ladder(Side::Long),
-                    shorts: ladder(Side::Short),
+                    longs,
+                    shorts,
                     long_entries: EntryIndex::build(&t.positions, Side::Long),
                     short_entries: EntryIndex::build(&t.positions, Side::Short),
                     fee: v.liquidation_fee,

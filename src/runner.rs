@@ -142,8 +142,14 @@ impl Batch<'_> {
     }
 }
 
-/// The threads `options` asks for (default: one per core), for the paths and for building
-/// the markets they run on.
+/// The cores of the machine: the most threads that build markets at once (building is
+/// compute- and memory-bound; more threads build no faster and hold more memory at once).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The threads `options` asks for (default: rayon's, one per core unless `RAYON_NUM_THREADS`
+/// says otherwise), for the paths and, up to [`cores`], for building the markets they run on.
 pub fn pool(options: &RunOptions) -> Result<rayon::ThreadPool> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(t) = options.threads {

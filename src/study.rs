@@ -76,9 +76,7 @@ pub fn check_memory(scenario: &Scenario, shard: Option<Shard>, options: &RunOpti
 
 /// Paths and worker threads of a run, as its memory depends on them.
 fn sizes(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> (u64, usize) {
-    let threads = options.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let threads = options.threads.unwrap_or_else(rayon::current_num_threads);
     (path_range(scenario, shard).len() as u64, threads)
 }
 
@@ -92,8 +90,12 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
     // Again with the positions migration moves, before any ladder is built.
     let (paths, threads) = sizes(&scenario, shard, &options);
     footprint::check_books(&scenario, &books, paths, threads)?;
-    // On the run's threads: venues are built in parallel (`Market::build`).
-    let markets = runner::pool(&options)?.install(|| policy::markets(&scenario, &books))?;
+    // Venues are built in parallel (`Market::build`), on the run's threads up to the cores.
+    let building = RunOptions {
+        threads: Some(threads.min(runner::cores())),
+        ..options
+    };
+    let markets = runner::pool(&building)?.install(|| policy::markets(&scenario, &books))?;
     // The ladders hold what the paths need: the positions' memory is free for the run's.
     drop(books);
     let out = runner::run(&scenario, &markets, range, options)?;
@@ -109,7 +111,12 @@ pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -
 
 /// Summarises rows that were simulated elsewhere (the shards of a merge).
 pub fn from_rows(scenario: Scenario, out: RunOutput) -> Result<Study> {
-    let markets = policy::markets(&scenario, &scenario.books())?;
+    // One venue at a time: the merge's memory check counts no more builds at once.
+    let one = RunOptions {
+        threads: Some(1),
+        progress: false,
+    };
+    let markets = runner::pool(&one)?.install(|| policy::markets(&scenario, &scenario.books()))?;
     let summary = Summary::build(&scenario, &markets, &out);
     Ok(Study {
         scenario,

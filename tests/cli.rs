@@ -878,7 +878,7 @@ fn set_values_are_validated_like_file_values() {
     observed("observed.venue_liquidated.onshore.x=1e6")
         .expect_code(2)
         .expect_stderr(&[
-            "observed.venue_liquidated.onshore: invalid type: map, expected f64 (command-line \
+            "observed.venue_liquidated.onshore: invalid type: map, expected a number (command-line \
          override `observed.venue_liquidated.onshore.x = 1000000.0`)",
         ]);
     // Nor do the tables such an override would have created on the way (an `opening` with

@@ -265,11 +265,9 @@ fn type_hint(ov: &Override, message: &str) -> Option<String> {
     if !message.starts_with("invalid type:") {
         return None;
     }
-    // Serde names the type it expected last: `expected u64`, `expected f64`, `expected a
-    // string`.
-    let integer = ["u32", "u64", "usize", "i64"]
-        .iter()
-        .any(|t| message.ends_with(&format!("expected {t}")));
+    // The type expected comes last, in the words of [`in_plain_words`]: `expected a whole
+    // number, 0 or more`, `expected a number`, `expected a string`.
+    let integer = message.contains("expected a whole number");
     match &ov.value {
         toml::Value::String(raw) => {
             let x: f64 = raw.parse().ok()?;
@@ -517,7 +515,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 }
                 problems.push(Problem {
                     path: path.clone(),
-                    message,
+                    message: in_plain_words(message),
                 });
                 if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
@@ -527,6 +525,31 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
         }
     }
     fail(problems)
+}
+
+/// Serde's message for a value of the wrong type, with the Rust type it expected
+/// (`expected u64`) said as the file's reader would (`expected a whole number, 0 or more`),
+/// and for a float where a whole number belongs, the integer to write instead.
+fn in_plain_words(message: String) -> String {
+    let Some((head, rust_type)) = message.rsplit_once("expected ") else {
+        return message;
+    };
+    let (words, whole) = match rust_type {
+        "f64" | "f32" => ("a number", false),
+        "u64" | "usize" => ("a whole number, 0 or more", true),
+        "u32" => ("a whole number from 0 to 4294967295", true),
+        _ => return message,
+    };
+    // TOML reads `2000.0` as a float, which no integer field takes.
+    let written_as_float = head
+        .strip_prefix("invalid type: floating point `")
+        .and_then(|rest| rest.split('`').next())
+        .and_then(|x| x.parse::<f64>().ok())
+        .filter(|x| whole && x.fract() == 0.0 && (0.0..1e15).contains(x));
+    match written_as_float {
+        Some(x) => format!("{head}expected {words} (write {x:.0}, without the point)"),
+        None => format!("{head}expected {words}"),
+    }
 }
 
 /// A value of the type a serde type error expected (`..., expected f64`), to stand in for a

@@ -1,8 +1,13 @@
-//! The bad lines of a CSV input (a positions snapshot, a series of historical returns): every
-//! one is reported, up to a cap, each named by its line in the file, so that a file is fixed
-//! in one pass rather than one line per run.
+//! CSV files whose problems name the file's line: the bad lines of an input (a positions
+//! snapshot, a series of historical returns), every one reported up to a cap so that a file
+//! is fixed in one pass rather than one line per run, and a result's `paths.csv` or
+//! `timeline.csv` read back (by `report` and `merge`), refused at its first bad figure.
 
-use std::path::Path;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
 
 /// Bad lines reported at most: past this, the rest are counted and wait for a fix.
 pub const MAX_BAD_LINES: usize = 20;
@@ -77,6 +82,91 @@ fn line_of(bytes: &[u8], start: u64) -> usize {
         .filter(|&(i, &b)| b == b'\r' && before.get(i + 1) != Some(&b'\n'))
         .count();
     1 + before.iter().filter(|&&b| b == b'\n').count() + lone_returns
+}
+
+/// A CSV file of a result (`paths.csv`, `timeline.csv`) read row by row, whose problems name
+/// the file and the line.
+pub struct ResultCsv {
+    /// The file.
+    pub file: PathBuf,
+    reader: csv::Reader<fs::File>,
+    headers: csv::ByteRecord,
+}
+
+impl ResultCsv {
+    /// Opens `file`, refusing it if it is empty; `header` says how its header begins.
+    pub fn open(file: PathBuf, header: &str) -> Result<ResultCsv> {
+        let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
+        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| bad(e.to_string()))?
+            .clone();
+        if headers.is_empty() {
+            return Err(bad(format!(
+                "is empty; expected a header ({header}) and a row per policy and path or step"
+            )));
+        }
+        Ok(ResultCsv {
+            file,
+            reader,
+            headers,
+        })
+    }
+
+    /// The header's fields.
+    pub fn headers(&self) -> &csv::ByteRecord {
+        &self.headers
+    }
+
+    /// A problem with the file.
+    pub fn bad(&self, msg: String) -> Error {
+        Error::BadInput(format!("{}: {msg}", self.file.display()))
+    }
+
+    /// A problem with the row `record`, named by its line.
+    pub fn bad_row(&self, record: &csv::ByteRecord, msg: String) -> Error {
+        let line = record.position().map_or(0, |p| self.line_at(p.byte()));
+        self.bad(format!("line {line}: {msg}"))
+    }
+
+    /// The index of the column `name`.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.headers
+            .iter()
+            .position(|h| h == name.as_bytes())
+            .ok_or_else(|| self.bad(format!("no column `{name}`")))
+    }
+
+    /// Reads the next row into `record`; false at the end.
+    pub fn next(&mut self, record: &mut csv::ByteRecord) -> Result<bool> {
+        let read = self.reader.read_byte_record(record);
+        read.map_err(|e| self.bad(e.to_string()))
+    }
+
+    /// Column `c` of `record` as a finite number: the files hold no other, so `NaN` or `inf`
+    /// is a file edited or damaged, and drawn or merged it would bend every figure of its
+    /// policy.
+    pub fn number(&self, record: &csv::ByteRecord, c: usize) -> Result<f64> {
+        let field = record.get(c).unwrap_or_default();
+        let parsed = std::str::from_utf8(field)
+            .ok()
+            .and_then(|t| t.trim().parse::<f64>().ok());
+        parsed.filter(|x| x.is_finite()).ok_or_else(|| {
+            let shown = String::from_utf8_lossy(field);
+            self.bad_row(record, format!("`{shown}` is not a finite number"))
+        })
+    }
+
+    /// The file's line where the row the reader began at byte `start` is ([`line_of`]). Only
+    /// for a message: it reads the file again, up to 64 KiB past `start` (a row starts within
+    /// that of where the reader began unless that many blank lines come first).
+    fn line_at(&self, start: u64) -> usize {
+        let mut head = Vec::new();
+        let _ =
+            fs::File::open(&self.file).and_then(|f| f.take(start + 65_536).read_to_end(&mut head));
+        line_of(&head, start)
+    }
 }
 
 #[cfg(test)]

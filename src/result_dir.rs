@@ -8,12 +8,12 @@
 //! version with more fields still read.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 
+use crate::csv_lines::ResultCsv;
 use crate::error::{Error, Result};
 use crate::scenario::Scenario;
 
@@ -298,91 +298,6 @@ impl ResultDir {
         self.summary
             .agrees(&csv.file, counts, self.summary.paths, "paths")?;
         Ok(out)
-    }
-}
-
-/// A CSV file of a result (`paths.csv`, `timeline.csv`) read row by row, whose problems name
-/// the file and the line.
-struct ResultCsv {
-    file: PathBuf,
-    reader: csv::Reader<fs::File>,
-    headers: csv::ByteRecord,
-}
-
-impl ResultCsv {
-    /// Opens `file`, refusing it if it is empty; `header` says how its header begins.
-    fn open(file: PathBuf, header: &str) -> Result<ResultCsv> {
-        let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
-        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| bad(e.to_string()))?
-            .clone();
-        if headers.is_empty() {
-            return Err(bad(format!(
-                "is empty; expected a header ({header}) and a row per policy and path or step"
-            )));
-        }
-        Ok(ResultCsv {
-            file,
-            reader,
-            headers,
-        })
-    }
-
-    fn bad(&self, msg: String) -> Error {
-        Error::BadInput(format!("{}: {msg}", self.file.display()))
-    }
-
-    /// The index of the column `name`.
-    fn column(&self, name: &str) -> Result<usize> {
-        self.headers
-            .iter()
-            .position(|h| h == name.as_bytes())
-            .ok_or_else(|| self.bad(format!("no column `{name}`")))
-    }
-
-    /// Reads the next row into `record`; false at the end.
-    fn next(&mut self, record: &mut csv::ByteRecord) -> Result<bool> {
-        let read = self.reader.read_byte_record(record);
-        read.map_err(|e| self.bad(e.to_string()))
-    }
-
-    /// Column `c` of `record` as a finite number: the files hold no other, so `NaN` or `inf`
-    /// is a file edited or damaged, and drawn it would bend every curve of its policy.
-    fn number(&self, record: &csv::ByteRecord, c: usize) -> Result<f64> {
-        let field = record.get(c).unwrap_or_default();
-        let parsed = std::str::from_utf8(field)
-            .ok()
-            .and_then(|t| t.trim().parse::<f64>().ok());
-        parsed.filter(|x| x.is_finite()).ok_or_else(|| {
-            let line = record.position().map_or(0, |p| self.line_at(p.byte()));
-            self.bad(format!(
-                "line {line}: `{}` is not a finite number",
-                String::from_utf8_lossy(field)
-            ))
-        })
-    }
-
-    /// The file's line where the row the reader began at byte `start` is: past the line ends
-    /// it skipped first (blank lines, and the `\n` of a `\r\n` it began at). Not a count of
-    /// rows, which blank lines would shift. Only for a message: it reads the file again.
-    fn line_at(&self, start: u64) -> u64 {
-        let mut head = Vec::new();
-        // A row starts within this of where the reader began, unless 64 KiB of blank lines
-        // come first.
-        let _ =
-            fs::File::open(&self.file).and_then(|f| f.take(start + 65_536).read_to_end(&mut head));
-        let start = (start as usize).min(head.len());
-        let mut line = 1 + head[..start].iter().filter(|&&b| b == b'\n').count() as u64;
-        for &b in &head[start..] {
-            match b {
-                b'\n' => line += 1,
-                b'\r' => {}
-                _ => break,
-            }
-        }
-        line
     }
 }
 

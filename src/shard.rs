@@ -16,6 +16,7 @@ use std::str::FromStr;
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
+use crate::csv_lines::ResultCsv;
 use crate::error::{self, Error, Result};
 use crate::metrics::RowLayout;
 use crate::result_dir::check_scenario_ran;
@@ -531,70 +532,49 @@ fn read_rows(
     range: [u64; 2],
     rows: &mut Vec<f64>,
 ) -> Result<()> {
-    let path = dir.join("paths.csv");
-    let bad = |what: String| Error::BadInput(format!("{}: {what}", path.display()));
+    let mut csv = ResultCsv::open(dir.join("paths.csv"), "policy,path,...")?;
     let policies = &scenario.file().policies;
     let n = (range[1] - range[0]) as usize;
     let width = layout.len();
+    if csv.headers().len() != width + 2 {
+        return Err(csv.bad(format!(
+            "{} columns, expected {}",
+            csv.headers().len(),
+            width + 2
+        )));
+    }
     let base = rows.len();
     rows.resize(base + n * policies.len() * width, 0.0);
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let mut seen = vec![false; n * policies.len()];
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| bad(format!("line {}: {e}", line + 2)))?;
-        if record.len() != width + 2 {
-            return Err(bad(format!(
-                "line {}: {} columns, expected {}",
-                line + 2,
-                record.len(),
-                width + 2
-            )));
-        }
+    let mut record = csv::ByteRecord::new();
+    while csv.next(&mut record)? {
+        let field = |c: usize| String::from_utf8_lossy(record.get(c).unwrap_or_default());
+        let policy = field(0);
         let p = policies
             .iter()
-            .position(|pol| pol.name == record[0])
-            .ok_or_else(|| {
-                bad(format!(
-                    "line {}: unknown policy `{}`",
-                    line + 2,
-                    &record[0]
-                ))
-            })?;
-        let path_index: u64 = record[1]
+            .position(|pol| pol.name == policy)
+            .ok_or_else(|| csv.bad_row(&record, format!("unknown policy `{policy}`")))?;
+        let path_index: u64 = field(1)
             .parse()
-            .map_err(|_| bad(format!("line {}: bad path index", line + 2)))?;
+            .map_err(|_| csv.bad_row(&record, format!("bad path index `{}`", field(1))))?;
         if !(range[0]..range[1]).contains(&path_index) {
-            return Err(bad(format!(
-                "line {}: path {path_index} outside the shard",
-                line + 2
-            )));
+            return Err(csv.bad_row(&record, format!("path {path_index} outside the shard")));
         }
         let row = (path_index - range[0]) as usize * policies.len() + p;
         if std::mem::replace(&mut seen[row], true) {
-            return Err(bad(format!(
-                "line {}: path {path_index} of policy `{}` appears twice",
-                line + 2,
-                &record[0]
-            )));
+            return Err(csv.bad_row(
+                &record,
+                format!("path {path_index} of policy `{policy}` appears twice"),
+            ));
         }
         let at = base + row * width;
-        for (k, cell) in record.iter().skip(2).enumerate() {
-            // Every figure a path records is finite: NaN or inf is damage, not a result.
-            rows[at + k] = cell
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "line {}: `{cell}` is not a finite number",
-                        line + 2
-                    ))
-                })?;
+        for (k, value) in rows[at..at + width].iter_mut().enumerate() {
+            *value = csv.number(&record, k + 2)?;
         }
     }
     let seen = seen.iter().filter(|&&s| s).count();
     if seen != n * policies.len() {
-        return Err(bad(format!("{seen} rows, expected {}", n * policies.len())));
+        return Err(csv.bad(format!("{seen} rows, expected {}", n * policies.len())));
     }
     Ok(())
 }

@@ -326,6 +326,7 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     fs::write(&toml, text.replace("routing = 0.7", "routing = 0.1")).unwrap();
     refused(&["edited1", "a2", "a3"], "is not what the shard ran");
     // A figure that is not finite never comes from a run: NaN merged into null statistics.
+    // The message names the file's line, past a blank one.
     copy_dir(&d.join("a2"), &d.join("nan2"));
     let rows = d.join("nan2/paths.csv");
     let text = fs::read_to_string(&rows).unwrap();
@@ -333,8 +334,11 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     let (first, rest) = body.split_once('\n').unwrap();
     let cells: Vec<&str> = first.split(',').collect();
     let damaged = [&cells[..2], &["NaN"], &cells[3..]].concat().join(",");
-    fs::write(&rows, format!("{header}\n{damaged}\n{rest}")).unwrap();
-    refused(&["a1", "nan2", "a3"], "`NaN` is not a finite number");
+    fs::write(&rows, format!("{header}\n\n{damaged}\n{rest}")).unwrap();
+    refused(
+        &["a1", "nan2", "a3"],
+        "paths.csv: line 3: `NaN` is not a finite number",
+    );
     // Nor are histograms that count a path more than once: the first count (policy 0, the
     // lowest price bin, step 1) is 48 bytes in, after the magic and the header's sizes.
     copy_dir(&d.join("a3"), &d.join("hist3"));

@@ -22,6 +22,10 @@ pub const MAX_LOG_IMPACT: f64 = 10.0;
 /// `depth` is the notional that moves the price by 1% (0.01 in log): the two laws agree there.
 #[inline]
 pub fn impact(law: ImpactLaw, flow: f64, depth: f64) -> f64 {
+    // No flow moves no price, even against depth thinned to nothing (0 / 0 is NaN).
+    if flow == 0.0 {
+        return 0.0;
+    }
     let x = flow / depth;
     match law {
         ImpactLaw::Linear => 0.01 * x,
@@ -87,10 +91,12 @@ impl LiquidityModel {
     }
 
     /// The factor depths are multiplied by, given the recent average absolute move
-    /// (log units per step).
+    /// (log units per step). The move is scaled first: a withdrawal near the largest float
+    /// times 100 would be infinite, and times no move NaN. Past that, depth thins to 0 and
+    /// impact is bounded by [`MAX_LOG_IMPACT`].
     #[inline]
     pub fn depth_factor(&self, recent_move: f64) -> f64 {
-        1.0 / (1.0 + self.withdrawal * 100.0 * recent_move)
+        1.0 / (1.0 + self.withdrawal * (100.0 * recent_move))
     }
 }
 
@@ -150,6 +156,25 @@ mod tests {
             .map(|i| impact(law, from + width * (f64::from(i) + 0.5), depth))
             .sum::<f64>()
             / f64::from(n)
+    }
+
+    #[test]
+    fn depth_withdrawn_to_nothing_keeps_prices_finite() {
+        let m = LiquidityModel::new(&Liquidity {
+            depth_withdrawal: f64::MAX,
+            ..Liquidity::default()
+        });
+        assert_eq!(m.depth_factor(0.0), 1.0, "no move withdraws nothing");
+        let depth = m.shared_depth * m.depth_factor(0.1);
+        assert_eq!(depth, 0.0);
+        // Sells move the price as far as impact may go; buys that net them out within the
+        // step take back the step's whole impact, not a 0 / 0.
+        let mut pool = Pool::default();
+        pool.begin_step();
+        pool.absorb(&m, 1.0e6, depth);
+        assert_eq!(pool.level(), -MAX_LOG_IMPACT);
+        pool.absorb(&m, -1.0e6, depth);
+        assert_eq!(pool.level(), 0.0);
     }
 
     #[test]

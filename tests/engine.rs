@@ -115,7 +115,9 @@ fn absurdly_thin_books_keep_prices_positive_and_every_output_finite() {
     // Depth of 1e-300 USD against 1e15 USD of open interest moves a log price by ~1e300 a
     // step: unbounded impact would turn prices into 0 or infinity and money into NaN. At both
     // ends of the allowed start prices, both laws, longs and shorts (volatility squeezes the
-    // shorts), every output stays finite, prices positive, and the money still balances.
+    // shorts), every output stays finite, prices positive, and the money still balances. So
+    // does the largest depth withdrawal a file can hold, which thins depth to exactly 0 after
+    // the first move (and to NaN once, when the factor was multiplied out in another order).
     let venue = r#"
 initial_margin = 0.01
 maintenance_margin = 0.005
@@ -127,11 +129,18 @@ open_interest = 1.0e15
 [venues.book]
 positions = 300
 "#;
-    for (start, law) in [("1e-12", "linear"), ("1e12", "sqrt")] {
+    for (start, law, withdrawal) in [
+        ("1e-12", "linear", 0.0),
+        ("1e12", "sqrt", 0.0),
+        ("1", "linear", f64::MAX),
+        ("1", "sqrt", f64::MAX),
+    ] {
         let text = scenario_text(
             venue,
             "annual_volatility = 5.0\n[price.stress]\ndrop = 0.99\nstart_step = 20\nduration_steps = 5",
-            &format!("impact = \"{law}\"\nshared_depth_1pct = 1.0e-300"),
+            &format!(
+                "impact = \"{law}\"\nshared_depth_1pct = 1.0e-300\ndepth_withdrawal = {withdrawal:e}"
+            ),
         );
         let s = load(&text, &[&format!("price.start={start}")]);
         let market = Market::baseline(&s, &s.books()).unwrap();

@@ -1029,7 +1029,16 @@ impl<'a> PathRun<'a> {
         self.set(Metric::InsolventVenues, insolvent as f64);
         let oi = self.m.total_open_interest;
         if oi > 0.0 {
-            let lost = (self.liquidated - self.opened).max(0.0) / oi;
+            // A forced sale and a forced purchase on one venue may close one contract between
+            // them, so a venue loses the larger of its sides' forced closes, not their sum
+            // (which counted all of a book's open interest lost while most of it stayed open).
+            let mut closed = 0.0;
+            for i in 0..self.m.venues.len() {
+                let (_, venue) = self.layout.cells(self.row, i);
+                closed += venue[VenueMetric::LiquidatedLongNotional.index()]
+                    .max(venue[VenueMetric::LiquidatedShortNotional.index()]);
+            }
+            let lost = (closed - self.opened).max(0.0) / oi;
             self.set(Metric::OpenInterestLost, lost.min(1.0));
         }
         self.ledger.funds_end = self.s.funds.iter().sum();

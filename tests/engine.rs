@@ -360,6 +360,52 @@ proptest! {
 }
 
 #[test]
+fn a_book_that_loses_levered_longs_and_shorts_loses_the_larger_side_not_the_sum() {
+    // USD 0.3B of longs at 20x fall first, then USD 0.2B of shorts at 20x on the way back,
+    // in a book of USD 1B a side whose other positions (1.2x) are out of reach. A forced
+    // sale and a forced purchase may close one contract between them: 30% of open interest
+    // is lost, not 50%. (Summing the sides, a book losing its 50x tail on both sides in a
+    // whipsaw lost "all" of its open interest while nearly all of it stayed open.)
+    let deep = VENUE.replace("depth_1pct = 5.0e6", "depth_1pct = 1.0e15");
+    let s = load(
+        &scenario_text(
+            &deep,
+            "annual_volatility = 0.0",
+            "shared_depth_1pct = 1.0e15",
+        ),
+        &[],
+    );
+    let start = s.file().price.start;
+    let position = |side, notional: f64, leverage| Position {
+        side,
+        quantity: notional / start,
+        entry: start,
+        leverage,
+    };
+    let book = vec![
+        position(Side::Long, 3.0e8, 20.0),
+        position(Side::Long, 7.0e8, 1.2),
+        position(Side::Short, 2.0e8, 20.0),
+        position(Side::Short, 8.0e8, 1.2),
+    ];
+    let market = market_with(&s, book);
+    assert_eq!(market.venues[0].open_interest, 1.0e9);
+    // Down 10% over ten steps, back up 20% over the next ten, then flat.
+    let whipsaw: Vec<f64> = (0..200)
+        .map(|k| match k {
+            0..10 => (0.9f64).ln() / 10.0,
+            10..20 => (1.2f64 / 0.9).ln() / 10.0,
+            _ => 0.0,
+        })
+        .collect();
+    let (row, _, _) = one_path(&market, &whipsaw);
+    assert_eq!(row[Metric::LiquidatedLongNotional.index()], 3.0e8);
+    assert_eq!(row[Metric::LiquidatedShortNotional.index()], 2.0e8);
+    let lost = row[Metric::OpenInterestLost.index()];
+    assert!((lost - 0.3).abs() < 1e-12, "{lost}");
+}
+
+#[test]
 fn open_interest_is_the_larger_side_of_a_snapshot_that_holds_more_of_one() {
     // USD 1B of shorts (half at 3x, liquidated on a rise of about a third; half at 1.2x, out
     // of reach) against USD 0.5B of longs: the unlevered rest of the market holds the other

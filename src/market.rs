@@ -111,8 +111,9 @@ impl Cohort {
 ///
 /// The shift scales every price of a position by one factor, which is exact under flat
 /// margin rates. Under tiers the maintenance amounts are fixed dollars, so a cohort that opens
-/// below its level is liquidated slightly early (0.1-0.5% of price for openings 5-20% below
-/// the level on Binance's brackets) and its leverage cap is read at the level's notional.
+/// below its level is liquidated slightly early (on Binance's brackets up to 0.3% of price
+/// for openings 5% below the level and 1.4% for 20% below, the most for positions of USD 20M
+/// and more) and its leverage cap is read at the level's notional.
 #[derive(Debug, Clone)]
 pub struct Cohort {
     /// Log of the level's price.

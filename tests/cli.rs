@@ -687,6 +687,18 @@ fn set_that_is_not_key_equals_value_is_bad_input() {
     )
     .expect_code(2)
     .expect_stderr(&["simulation.paths"]);
+    // A key thousands of tables deep overflowed the stack (exit 134), not refused.
+    let deep = format!("observed{}=1", ".a".repeat(8000));
+    cascade(tmp.path(), &["run", "tiny.toml", "--set", &deep])
+        .expect_code(2)
+        .expect_stderr(&["the key has 8001 parts; a scenario's keys have at most 32"]);
+    // A value is one TOML value: what follows a line end is not silently dropped.
+    cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--set", "price.start=1\n[x]"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["price.start: invalid type: string \"1\\n[x]\", expected a number"]);
     assert_eq!(
         entries(tmp.path()),
         BTreeSet::from(["tiny.toml".to_string()])

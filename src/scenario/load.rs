@@ -60,8 +60,22 @@ pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(bad());
     }
+    // Each part is a level of tables the override creates and every later step recurses
+    // through: thousands of them overflowed the stack.
+    let parts = key.split('.').count();
+    if parts > MAX_KEY_PARTS {
+        return Err(format!(
+            "--set {text}: the key has {parts} parts; a scenario's keys have at most \
+             {MAX_KEY_PARTS}"
+        ));
+    }
     Ok(key)
 }
+
+/// Parts a `--set` key may have: the deepest key of a scenario has five
+/// (`venues.0.margin_tiers.1.above`), so this leaves room without letting a key nest tables
+/// deeper than the TOML parser lets a file nest them.
+const MAX_KEY_PARTS: usize = 32;
 
 /// `part` of a dotted key as an index into a list, written in its one form: `venues.01` and
 /// `venues.+1` are refused where they index a list rather than read as `venues.1`, since a key
@@ -95,6 +109,9 @@ pub fn check_integer_range(raw: &str) -> Result<(), String> {
 pub fn parse_value(raw: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
+        // `1\n[x]` parses as `v = 1` and a table `x`: not one value, and not to be cut at the
+        // line end.
+        .filter(|t| t.len() == 1)
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }

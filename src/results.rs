@@ -204,6 +204,9 @@ impl Destination {
                     target.display()
                 )));
             }
+            if target.exists() {
+                refuse_replacing_cwd(&target)?;
+            }
             let made = ensure_parent(&target)?;
             // The name itself may be refused (too long, say): found now, not after the run.
             if !target.exists() {
@@ -422,6 +425,22 @@ fn refuse_link(out: &Path, path: &Path, what: &str) -> Result<()> {
             "--out {} is a symbolic link (to {}); give the {what} it points to",
             out.display(),
             to.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses to replace `target` when the command runs inside it: moved aside, it would take
+/// the working directory along, and every relative path (`--out ../d` itself) would then name
+/// something else, so the new result landed beside the old one, not in its place.
+pub fn refuse_replacing_cwd(target: &Path) -> Result<()> {
+    let here = std::env::current_dir().and_then(fs::canonicalize);
+    if let (Ok(here), Ok(there)) = (here, fs::canonicalize(target))
+        && here.starts_with(&there)
+    {
+        return Err(Error::BadInput(format!(
+            "{} holds the current directory; to replace it, run from outside it",
+            target.display()
         )));
     }
     Ok(())

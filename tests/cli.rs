@@ -1430,6 +1430,28 @@ fn force_replaces_the_directory_a_path_names_and_never_a_dot_or_a_link() {
         before,
         "a refused --out . changed the result"
     );
+    // Nor `../res` from inside it: moved aside, it took the working directory along, and
+    // the new result went beside the old one, which was left in `.cascade-replaced-*`.
+    let listed = entries(tmp.path());
+    cascade(
+        &dir,
+        &[
+            "run",
+            "../tiny.toml",
+            "--quiet",
+            "--out",
+            "../res",
+            "--force",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["../res holds the current directory"]);
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "a refused ../res changed the result"
+    );
+    assert_eq!(entries(tmp.path()), listed, "a refused ../res left files");
 
     #[cfg(unix)]
     {

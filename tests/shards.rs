@@ -931,6 +931,22 @@ fn a_forced_sweep_keeps_the_old_sweep_until_the_new_one_is_complete() {
     let (code, stderr) = cascade(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 2, "{stderr}");
     unchanged("refused");
+    // Run from inside the sweep it replaces: it took the working directory along when moved
+    // aside, and the new sweep finished (exit 0) beside the old one, neither of them at `g`.
+    let mut args = sweep(&["--force", "--paths", "5"]);
+    let out = args.iter().position(|a| a == "g").unwrap();
+    args[out] = "../g".to_string();
+    args.extend(["--set".to_string(), "liquidity.routing=0.3".to_string()]);
+    let (code, stderr) = cascade(
+        &d.join("g"),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("../g holds the current directory"),
+        "{stderr}"
+    );
+    unchanged("refused from inside");
     // Interrupted in its first cell: the old sweep is put back, its finished cells too.
     let args = sweep(&[
         "--force",

@@ -194,6 +194,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 root.display()
             )));
         }
+        results::refuse_replacing_cwd(&root)?;
         Some(results::move_aside(&root)?)
     } else {
         None

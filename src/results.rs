@@ -565,7 +565,28 @@ pub fn check_file_target(path: &Path) -> Result<MadeFolders> {
         )));
     }
     refuse_link(path, path, "file")?;
+    refuse_special_file(path)?;
     ensure_parent(path)
+}
+
+/// Refuses to write over `path` when it is a device, a FIFO or a socket: the file written
+/// beside it and renamed over it replaced `/dev/null` itself for root, and writing into a
+/// FIFO blocks until something reads it.
+pub fn refuse_special_file(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() && !m.file_type().is_symlink() => {
+            Err(Error::BadInput(format!(
+                "{} is a device, FIFO or socket, not a file; give the name of a file to write",
+                path.display()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether `a` and `b` name one existing file (through links or `..`, say).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Points `latest` at `target` (a sibling), replacing the old link atomically.

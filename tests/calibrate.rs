@@ -297,6 +297,39 @@ fn calibration_refuses_what_it_cannot_do() {
         assert_eq!(code, 2, "{err}");
         assert!(err.contains("--out adir is a directory"), "{err}");
     }
+    // Nor is a FIFO (or a device: the file renamed over it replaced /dev/null for root), and
+    // --force never replaces the scenario being calibrated.
+    #[cfg(unix)]
+    {
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let scenario = fs::read(d.join("synthetic.toml")).unwrap();
+        for (out, needle) in [
+            ("fifo", "fifo is a device, FIFO or socket, not a file"),
+            (
+                "./synthetic.toml",
+                "--out ./synthetic.toml is the scenario being calibrated",
+            ),
+        ] {
+            let args = [
+                "calibrate",
+                "synthetic.toml",
+                "--target",
+                "max_drawdown=0.1",
+                "--force",
+                "--out",
+                out,
+            ];
+            let (code, _, err) = cascade(d, &args);
+            assert_eq!(code, 2, "{err}");
+            assert!(err.contains(needle), "{err}");
+        }
+        let fifo = fs::symlink_metadata(d.join("fifo")).unwrap();
+        assert!(!fifo.is_file(), "the FIFO was replaced");
+        assert_eq!(fs::read(d.join("synthetic.toml")).unwrap(), scenario);
+    }
     fails(
         &[
             "--target",

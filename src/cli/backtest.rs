@@ -36,10 +36,9 @@ pub fn run(args: BacktestArgs) -> Result<()> {
     }
     let files = episode_files(&args.scenarios)?;
     // With --force the table would replace an episode it is about to read.
-    let out = args.out.canonicalize().ok();
     if let Some(file) = files
         .iter()
-        .find(|f| out.is_some() && f.canonicalize().ok() == out)
+        .find(|f| cascade::results::same_file(f, &args.out))
     {
         return Err(Error::BadInput(format!(
             "--out {} is the episode {}; write the table elsewhere",

@@ -56,6 +56,13 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
     // A directory first: "already exists; pass --force" would only lead to that refusal.
     let made = cascade::results::check_file_target(&out)?;
     refuse_existing(&out, args.common.force)?;
+    // With --force the calibrated scenario would replace the one it was calibrated from.
+    if cascade::results::same_file(&out, &args.scenario) {
+        return Err(Error::BadInput(format!(
+            "--out {} is the scenario being calibrated; write the calibrated one elsewhere",
+            out.display()
+        )));
+    }
     let search = Search {
         // `venues[0].depth_1pct`, as error messages and --set write keys, is
         // `venues.0.depth_1pct`; a key that is neither is left to the scenario's checks.

@@ -444,6 +444,7 @@ fn init(path: &Path, force: bool) -> Result<()> {
             path.join("scenario.toml").display()
         )));
     }
+    cascade::results::refuse_special_file(path)?;
     if path.exists() && !force {
         return Err(Error::BadInput(format!(
             "{} already exists; pass --force to replace it",

@@ -647,6 +647,26 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     let (code, stderr) = cascade(d, &changed);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("another resolved scenario"), "{stderr}");
+    // A finished cell that lost its summary failed only once the grid was written (exit 1),
+    // and one that lost its manifest was run again and then refused: both are named before
+    // anything runs, and left for the user to remove.
+    let summary = fs::read(lost.join("summary.json")).unwrap();
+    fs::remove_file(lost.join("summary.json")).unwrap();
+    let (code, stderr) = cascade(d, &resume);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("summary.json"), "{stderr}");
+    assert!(stderr.contains("resume again to run it anew"), "{stderr}");
+    fs::write(lost.join("summary.json"), summary).unwrap();
+    let manifest = fs::read(kept.join("manifest.json")).unwrap();
+    fs::remove_file(kept.join("manifest.json")).unwrap();
+    let (code, stderr) = cascade(d, &resume);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is not a finished cell (no manifest.json)"),
+        "{stderr}"
+    );
+    assert!(!kept.join("manifest.json").exists(), "the damaged cell was run");
+    fs::write(kept.join("manifest.json"), manifest).unwrap();
     // And a directory that is not a sweep is not one to resume.
     ok(
         d,

@@ -303,9 +303,25 @@ impl Grid<'_> {
         // Every kept cell is checked before any runs: a refused resume changes nothing.
         for (i, (cell, scenario)) in cells.iter().zip(&scenarios).enumerate() {
             let dir = root.join(cell.name(axes));
-            if mine(i) && dir.join("manifest.json").exists() {
-                same_study(&dir, scenario, flag, instead)?;
+            if !mine(i) || !dir.exists() {
+                continue;
             }
+            // A cell is renamed into place whole, so a cell directory without a manifest or
+            // a readable summary is damaged or not the sweep's: named, and left to the user.
+            if !dir.join("manifest.json").exists() {
+                return Err(Error::BadInput(format!(
+                    "{flag}: {} is not a finished cell (no manifest.json); remove it and \
+                     resume again to run it anew",
+                    dir.display()
+                )));
+            }
+            same_study(&dir, scenario, flag, instead)?;
+            cell_summary(&dir).map_err(|e| {
+                Error::BadInput(format!(
+                    "{flag}: {e}; remove {} and resume again to run it anew",
+                    dir.display()
+                ))
+            })?;
         }
         let mut rows: Vec<GridRow> = Vec::new();
         let total = cells.len();
@@ -355,11 +371,7 @@ impl Grid<'_> {
                         .map_err(kept)?,
                 );
             }
-            let summary_path = dir.join("summary.json");
-            let text = fs::read_to_string(&summary_path)
-                .map_err(|e| Error::io(format!("cannot read {}", summary_path.display()), e))?;
-            let summary: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::BadInput(format!("{}: {e}", summary_path.display())))?;
+            let summary = cell_summary(&dir).map_err(Error::BadInput)?;
             rows.extend(sweep::rows_of(&cell_name, &values, &summary));
         }
         if let Some(s) = shard {
@@ -481,6 +493,14 @@ fn same_study(dir: &Path, scenario: &Scenario, flag: &str, instead: &str) -> Res
          {instead}",
         dir.display()
     )))
+}
+
+/// The `summary.json` of the finished cell `dir`, or what is wrong with it.
+fn cell_summary(dir: &Path) -> std::result::Result<serde_json::Value, String> {
+    let path = dir.join("summary.json");
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Removes directories a run interrupted before it could move its result into place.

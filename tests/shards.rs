@@ -665,7 +665,10 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
         stderr.contains("is not a finished cell (no manifest.json)"),
         "{stderr}"
     );
-    assert!(!kept.join("manifest.json").exists(), "the damaged cell was run");
+    assert!(
+        !kept.join("manifest.json").exists(),
+        "the damaged cell was run"
+    );
     fs::write(kept.join("manifest.json"), manifest).unwrap();
     // And a directory that is not a sweep is not one to resume.
     ok(

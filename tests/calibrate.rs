@@ -561,6 +561,12 @@ fn a_backtest_needs_an_observed_table() {
         !tmp.path().join("new").exists(),
         "a refused backtest made new/"
     );
+    // Something that exists but is no file is not said to be missing.
+    #[cfg(unix)]
+    refused(
+        &["backtest", "/dev/null", "--out", "V.md"],
+        &["/dev/null: not a scenario file or a folder of them"],
+    );
     // --force replaces a table, never an episode the backtest reads.
     let episode = fs::read_to_string(tmp.path().join("synthetic.toml")).unwrap();
     refused(

@@ -137,6 +137,11 @@ fn episode_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             files.extend(inside);
         } else if p.is_file() {
             files.push(p.clone());
+        } else if p.exists() {
+            return Err(Error::BadInput(format!(
+                "{}: not a scenario file or a folder of them (a device, FIFO or socket)",
+                p.display()
+            )));
         } else {
             return Err(Error::BadInput(format!(
                 "{}: no such file or folder",

@@ -359,36 +359,41 @@ proptest! {
     }
 }
 
+/// A one-venue market of `book` (side, notional, leverage; entered at the start price) whose
+/// depth is far beyond any flow, so that the path's returns alone set the price.
+fn deep_market(book: &[(Side, f64, f64)]) -> Market {
+    let deep = VENUE.replace("depth_1pct = 5.0e6", "depth_1pct = 1.0e15");
+    let liquidity = "shared_depth_1pct = 1.0e15";
+    let s = load(
+        &scenario_text(&deep, "annual_volatility = 0.0", liquidity),
+        &[],
+    );
+    let start = s.file().price.start;
+    let positions = book
+        .iter()
+        .map(|&(side, notional, leverage)| Position {
+            side,
+            quantity: notional / start,
+            entry: start,
+            leverage,
+        })
+        .collect();
+    market_with(&s, positions)
+}
+
 #[test]
 fn a_book_that_loses_levered_longs_and_shorts_loses_the_larger_side_not_the_sum() {
     // USD 0.3B of longs at 20x fall first, then USD 0.2B of shorts at 20x on the way back,
     // in a book of USD 1B a side whose other positions (1.2x) are out of reach. A forced
     // sale and a forced purchase may close one contract between them: 30% of open interest
-    // is lost, not 50%. (Summing the sides, a book losing its 50x tail on both sides in a
-    // whipsaw lost "all" of its open interest while nearly all of it stayed open.)
-    let deep = VENUE.replace("depth_1pct = 5.0e6", "depth_1pct = 1.0e15");
-    let s = load(
-        &scenario_text(
-            &deep,
-            "annual_volatility = 0.0",
-            "shared_depth_1pct = 1.0e15",
-        ),
-        &[],
-    );
-    let start = s.file().price.start;
-    let position = |side, notional: f64, leverage| Position {
-        side,
-        quantity: notional / start,
-        entry: start,
-        leverage,
-    };
-    let book = vec![
-        position(Side::Long, 3.0e8, 20.0),
-        position(Side::Long, 7.0e8, 1.2),
-        position(Side::Short, 2.0e8, 20.0),
-        position(Side::Short, 8.0e8, 1.2),
-    ];
-    let market = market_with(&s, book);
+    // is lost, not 50%. (Summing the sides, a book whose most levered positions on both
+    // sides went in a whipsaw lost "all" of its open interest while most of it stayed open.)
+    let market = deep_market(&[
+        (Side::Long, 3.0e8, 20.0),
+        (Side::Long, 7.0e8, 1.2),
+        (Side::Short, 2.0e8, 20.0),
+        (Side::Short, 8.0e8, 1.2),
+    ]);
     assert_eq!(market.venues[0].open_interest, 1.0e9);
     // Down 10% over ten steps, back up 20% over the next ten, then flat.
     let whipsaw: Vec<f64> = (0..200)
@@ -412,24 +417,11 @@ fn open_interest_is_the_larger_side_of_a_snapshot_that_holds_more_of_one() {
     // USD 0.5B of longs (MODEL.md section 4), so open interest is USD 1B and the rise closes
     // half of it. Counted from the longs, it was 0.5B, and the rise "closed" all of it.
     // Depth far beyond the flow: the rise alone sets the price.
-    let deep = VENUE.replace("depth_1pct = 5.0e6", "depth_1pct = 1.0e15");
-    let liquidity = "shared_depth_1pct = 1.0e15";
-    let s = load(
-        &scenario_text(&deep, "annual_volatility = 0.0", liquidity),
-        &[],
-    );
-    let start = s.file().price.start;
-    let position = |side, notional: f64, leverage| Position {
-        side,
-        quantity: notional / start,
-        entry: start,
-        leverage,
-    };
-    let mut book = vec![position(Side::Long, 5.0e8, 1.0)];
+    let mut book = vec![(Side::Long, 5.0e8, 1.0)];
     for leverage in [3.0, 1.2] {
-        book.extend((0..5).map(|_| position(Side::Short, 1.0e8, leverage)));
+        book.extend((0..5).map(|_| (Side::Short, 1.0e8, leverage)));
     }
-    let market = market_with(&s, book);
+    let market = deep_market(&book);
     assert_eq!(market.venues[0].open_interest, 1.0e9);
     // Up 2%, down 0.5%, thirty times (+57%), then flat.
     let rise: Vec<f64> = (0..200)

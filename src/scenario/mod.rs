@@ -48,9 +48,17 @@ pub struct Input {
 /// The longest scenario file read: hundreds of venues take a few hundred kilobytes.
 const MAX_SCENARIO_BYTES: u64 = 64 << 20;
 
-/// Reads a data file, or says why not.
+/// Reads a data file, or says why not. Only a regular file: a FIFO would block the run
+/// until something writes it, and a device such as `/dev/zero` never ends.
 fn read_input(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+        return Err(format!(
+            "{} is not a file (a directory, device, FIFO or socket)",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(cannot)
 }
 
 impl Scenario {

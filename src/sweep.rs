@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::metrics::Metric;
 use crate::scenario::Override;
-use crate::scenario::load::{check_integer_range, parse_key, parse_value};
+use crate::scenario::load::{Clipped, check_integer_range, parse_key, parse_value};
 
 /// The most cells one sweep may have. Every cell is validated before any runs and each
 /// writes a result directory, so a grid far beyond this (a typo such as `0..1:1000000000`)
@@ -79,13 +79,14 @@ fn split_top_level(text: &str) -> Vec<String> {
 impl Axis {
     /// Parses `KEY=V1,V2,...` or `KEY=FROM..TO:N`.
     pub fn parse(text: &str) -> Result<Axis, String> {
+        let flag = Clipped(text);
         let (key, raw) = text
             .split_once('=')
-            .ok_or_else(|| format!("--set {text}: expected KEY=V1,V2,... or KEY=FROM..TO:N"))?;
+            .ok_or_else(|| format!("--set {flag}: expected KEY=V1,V2,... or KEY=FROM..TO:N"))?;
         let key = parse_key(text, key)?;
         let raw = raw.trim();
         let bad = || {
-            format!("--set {text}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5")
+            format!("--set {flag}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5")
         };
         // Two numbers around `..` are a range whose count was forgotten (a path such as
         // ../books/a.csv is a value).
@@ -107,7 +108,7 @@ impl Axis {
             }
             if n > MAX_CELLS {
                 return Err(format!(
-                    "--set {text}: {n} values; a sweep has at most {MAX_CELLS} cells"
+                    "--set {flag}: {n} values; a sweep has at most {MAX_CELLS} cells"
                 ));
             }
             let values = (0..n)
@@ -124,7 +125,7 @@ impl Axis {
         }
         let values = split_top_level(raw);
         if values.iter().any(String::is_empty) {
-            return Err(format!("--set {text}: an empty value in the list"));
+            return Err(format!("--set {flag}: an empty value in the list"));
         }
         Axis::checked(text, key, values)
     }
@@ -132,12 +133,13 @@ impl Axis {
     /// The axis, once no value is an integer TOML cannot hold (a range's end points included:
     /// 1e20 prints as its digits).
     fn checked(text: &str, key: String, values: Vec<String>) -> Result<Axis, String> {
+        let flag = Clipped(text);
         if key == "simulation.seed" && values.len() > 1 {
-            return Err(format!("--set {text}: {ONE_SEED}"));
+            return Err(format!("--set {flag}: {ONE_SEED}"));
         }
         let parsed: Vec<toml::Value> = values.iter().map(|v| parse_value(v)).collect();
         for (i, v) in values.iter().enumerate() {
-            check_integer_range(v).map_err(|e| format!("--set {text}: {e}"))?;
+            check_integer_range(v).map_err(|e| format!("--set {flag}: {e}"))?;
             // Two cells with one value would repeat a run and a row of the grid, however the
             // value is spelled (0.5 and 0.50, 1e8 and 100000000).
             if let Some(j) = (0..i).find(|&j| same_value(&parsed[j], &parsed[i])) {
@@ -146,7 +148,8 @@ impl Axis {
                 } else {
                     format!(" (as {})", values[j])
                 };
-                return Err(format!("--set {text}: {v} is given twice{spelled}"));
+                let v = Clipped(v);
+                return Err(format!("--set {flag}: {v} is given twice{spelled}"));
             }
         }
         Ok(Axis { key, values })

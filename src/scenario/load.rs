@@ -23,12 +23,13 @@ pub struct Override {
 impl Override {
     /// Parses `KEY=VALUE`.
     pub fn parse(text: &str) -> Result<Override, String> {
+        let flag = Clipped(text);
         let (key, raw) = text
             .split_once('=')
-            .ok_or_else(|| format!("--set {text}: expected KEY=VALUE"))?;
+            .ok_or_else(|| format!("--set {flag}: expected KEY=VALUE"))?;
         let key = parse_key(text, key)?;
         let raw = raw.trim();
-        check_integer_range(raw).map_err(|e| format!("--set {text}: {e}"))?;
+        check_integer_range(raw).map_err(|e| format!("--set {flag}: {e}"))?;
         Ok(Override {
             key,
             value: parse_value(raw),
@@ -36,12 +37,34 @@ impl Override {
     }
 }
 
+/// Text from the command line as an error message echoes it: in full, or its start once it is
+/// longer than a line (a fuzzed `--set` key of 8,000 parts was echoed whole, 16 KB, ahead of
+/// the problem).
+#[derive(Debug, Clone, Copy)]
+pub struct Clipped<'a>(pub &'a str);
+
+impl std::fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 100;
+        match self.0.char_indices().nth(SHOWN) {
+            None => f.write_str(self.0),
+            Some((end, _)) => write!(
+                f,
+                "{}... ({} characters)",
+                &self.0[..end],
+                self.0.chars().count()
+            ),
+        }
+    }
+}
+
 /// The dotted key path of `--set text` from its key part: list indices may also be written
 /// as the problems print them (`venues[1].initial_margin` is `venues.1.initial_margin`).
 pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
+    let flag = Clipped(text);
     let bad = || {
         format!(
-            "--set {text}: the key must be a dotted path like liquidity.routing or \
+            "--set {flag}: the key must be a dotted path like liquidity.routing or \
              venues.0.depth_1pct (or venues[0].depth_1pct)"
         )
     };
@@ -65,7 +88,7 @@ pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
     let parts = key.split('.').count();
     if parts > MAX_KEY_PARTS {
         return Err(format!(
-            "--set {text}: the key has {parts} parts; a scenario's keys have at most \
+            "--set {flag}: the key has {parts} parts; a scenario's keys have at most \
              {MAX_KEY_PARTS}"
         ));
     }
@@ -99,7 +122,8 @@ pub fn check_integer_range(raw: &str) -> Result<(), String> {
         && raw.replace('_', "").parse::<i64>().is_err()
     {
         return Err(format!(
-            "{raw} is outside the integers a scenario can hold (-2^63 to 2^63 - 1)"
+            "{} is outside the integers a scenario can hold (-2^63 to 2^63 - 1)",
+            Clipped(raw)
         ));
     }
     Ok(())

@@ -468,6 +468,60 @@ fn merge_refuses_shards_that_read_different_data_files() {
     ok(d, &["merge", "s1", "s2-again", "--out", "m"]);
 }
 
+#[test]
+fn merge_refuses_shards_too_large_for_memory_before_reading_their_rows() {
+    // Two shards of a real run, edited as if their study held 10^12 paths: each scenario.toml
+    // says so, and each manifest carries its hash and its half of the paths. The merge must
+    // refuse for memory, as bad input, before it reserves the rows (an abort on allocation)
+    // or reads any shard's paths.csv (which still holds 3 rows).
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let s = fixture("tiny.toml");
+    let s = s.to_str().unwrap();
+    for k in ["1", "2"] {
+        let out = format!("a{k}");
+        let shard = format!("{k}/2");
+        ok(
+            d,
+            &[
+                "run",
+                s,
+                "--paths",
+                "6",
+                "--shard",
+                &shard,
+                "--out",
+                &out,
+                "--quiet",
+                "--no-report",
+            ],
+        );
+        let dir = d.join(&out);
+        let toml = fs::read_to_string(dir.join("scenario.toml")).unwrap();
+        assert!(toml.contains("\npaths = 6\n"), "{toml}");
+        let toml = toml.replace("\npaths = 6\n", "\npaths = 1000000000000\n");
+        fs::write(dir.join("scenario.toml"), toml).unwrap();
+        let sha = cascade::scenario::Scenario::load(&dir.join("scenario.toml"), &[])
+            .unwrap()
+            .sha256();
+        let path = dir.join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        m["scenario_sha256"] = sha.into();
+        m["path_range"] = match k {
+            "1" => serde_json::json!([0u64, 500_000_000_000u64]),
+            _ => serde_json::json!([500_000_000_000u64, 1_000_000_000_000u64]),
+        };
+        fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    }
+    let (code, stderr) = cascade(d, &["merge", "a1", "a2", "--out", "m"]);
+    assert_eq!(code, 2, "{stderr}");
+    for needle in ["1000000000000 paths", "Merge on a machine with more memory"] {
+        assert!(stderr.contains(needle), "no {needle:?} in: {stderr}");
+    }
+    assert!(!d.join("m").exists());
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

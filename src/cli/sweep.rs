@@ -316,6 +316,8 @@ impl Grid<'_> {
                 )));
             }
             same_study(&dir, scenario, flag, instead)?;
+            // Read here to be checked, and again for the grid below: holding them between
+            // the two would keep up to 10,000 summaries (100 KB each, five policies) at once.
             cell_summary(&dir).map_err(|e| {
                 Error::BadInput(format!(
                     "{flag}: {e}; remove {} and resume again to run it anew",

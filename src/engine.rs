@@ -988,8 +988,13 @@ impl<'a> PathRun<'a> {
                 drawn += paid;
                 let mut rest = bad - paid;
                 if rest > 0.0 && v.adl {
-                    let opened = open.iter().map(|h| h.shift);
-                    let (profit, notional) = v.profits(opposite, st.log_price, opened);
+                    let crossed = |h: &Holding| match opposite {
+                        Side::Long => h.long_ptr,
+                        Side::Short => h.short_ptr,
+                    };
+                    let opened = open.iter().map(|h| (h.shift, crossed(h)));
+                    let (profit, notional) =
+                        v.profits(opposite, st.log_price, crossed(&st.start), opened);
                     let available = (profit - *taken).max(0.0);
                     let adl = rest.min(available);
                     if adl > 0.0 {

@@ -576,6 +576,17 @@ impl Ladder {
         self.all.prefix[b].qty - self.all.prefix[a].qty
     }
 
+    /// Unrealised profit at `price` of the tranches before pointer `i` (those a path has
+    /// liquidated), each with its sign, so that a tranche out of the money counts against the
+    /// others; and their notional at `price`. What auto-deleveraging must not draw on.
+    pub fn crossed_profit(&self, i: usize, price: f64) -> (f64, f64) {
+        let p = &self.all.prefix[i];
+        (
+            self.side.sign() * (price * p.qty - p.qty_entry),
+            price * p.qty,
+        )
+    }
+
     /// Liquidates tranches `a..b`, crossed during one step, at the fills `fill` gives them
     /// (see [`Fill`]), with the ladder's fee.
     ///

@@ -61,10 +61,11 @@ impl VenueModel {
         (&self.longs, &self.shorts)
     }
 
-    /// Unrealised profit of the venue's profitable positions of `side` at log price
-    /// `log_price`, and their notional: the start book's, plus those of the cohorts that opened
-    /// at the log shifts `opened` (first cohorts first) from their levels. What
-    /// auto-deleveraging can draw on.
+    /// Unrealised profit of the venue's open profitable positions of `side` at log price
+    /// `log_price`, and their notional: what auto-deleveraging can draw on. They are the start
+    /// book's, of which the path has liquidated the first `crossed` tranches of the side's
+    /// ladder, plus those of the cohorts that opened, each given as the log shift it opened at
+    /// from its level and its own tranches crossed (first cohorts first).
     ///
     /// Out of line and cold: few settlements reach ADL, and inlined, the compiler computed the
     /// price (an `exp`, which it may move freely) on every settlement of every venue, in
@@ -75,25 +76,65 @@ impl VenueModel {
         &self,
         side: Side,
         log_price: f64,
-        opened: impl Iterator<Item = f64>,
+        crossed: usize,
+        opened: impl Iterator<Item = (f64, usize)>,
     ) -> (f64, f64) {
-        fn entries<'a>(side: Side, long: &'a EntryIndex, short: &'a EntryIndex) -> &'a EntryIndex {
-            match side {
-                Side::Long => long,
-                Side::Short => short,
-            }
-        }
         let price = log_price.exp();
-        let (mut profit, mut notional) =
-            entries(side, &self.long_entries, &self.short_entries).profits(price);
-        for (c, shift) in self.cohorts.iter().zip(opened) {
+        let (mut profit, mut notional) = open_profits(
+            side,
+            self.ladders(),
+            (&self.long_entries, &self.short_entries),
+            crossed,
+            price,
+        );
+        for (c, (shift, crossed)) in self.cohorts.iter().zip(opened) {
             // A cohort opened at `scale` times its level has every entry scaled by it: its
             // profit and notional at `price` are `scale` times the built ones' at price / scale.
             let scale = shift.exp();
-            let (p, n) = entries(side, &c.long_entries, &c.short_entries).profits(price / scale);
+            let (p, n) = open_profits(
+                side,
+                c.ladders(),
+                (&c.long_entries, &c.short_entries),
+                crossed,
+                price / scale,
+            );
             profit += scale * p;
             notional += scale * n;
         }
+        (profit, notional)
+    }
+}
+
+/// Unrealised profit at `price` of one book's profitable positions of `side`, and their
+/// notional, less those of the `crossed` tranches of the side's ladder a path has liquidated.
+///
+/// The entry index holds the whole book, so it counts the liquidated positions too (a short
+/// liquidated on a rise is in the money again after the fall that brings ADL against shorts).
+/// The crossed tranches are a prefix of the ladder, whose prefix sums give their profit and
+/// notional at once; that is exact when every one of them is in the money, as on a path that
+/// liquidated them on an earlier move the other way and has since fallen past their entries.
+/// When some are not, their own prefix sums cannot tell the two apart: the net profit of
+/// the crossed tranches is taken out while it is positive (so the figure stays between what
+/// is open and the whole side's), and nothing is taken out otherwise.
+fn open_profits(
+    side: Side,
+    (longs, shorts): (&Ladder, &Ladder),
+    (long_entries, short_entries): (&EntryIndex, &EntryIndex),
+    crossed: usize,
+    price: f64,
+) -> (f64, f64) {
+    let (ladder, entries) = match side {
+        Side::Long => (longs, long_entries),
+        Side::Short => (shorts, short_entries),
+    };
+    let (profit, notional) = entries.profits(price);
+    let (gone, gone_notional) = ladder.crossed_profit(crossed, price);
+    if gone > 0.0 {
+        (
+            (profit - gone).max(0.0),
+            (notional - gone_notional).max(0.0),
+        )
+    } else {
         (profit, notional)
     }
 }

@@ -541,6 +541,83 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
     }
 }
 
+#[test]
+fn adl_draws_only_on_the_profits_of_positions_still_open() {
+    // A 50x short (10 BTC) is liquidated by a 1.7% rise, short of its bankruptcy price; a 1x
+    // short (2 BTC) stays open. Then a 30% gap bankrupts 100x longs (20 BTC) with an empty
+    // fund, and ADL draws on the shorts. The liquidated short would have won five times what
+    // the open one has, but it is gone: ADL can take only the open short's winnings. (Counting
+    // every short of the book, as the entry index does, ADL took 180,000 against 30,000.)
+    // Then the mirror image: a 50x long liquidated by a dip, a 30% spike, ADL on the longs.
+    let start = 50_000.0;
+    let s = load(
+        &scenario_text(
+            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e12\nopen_interest = 1e9",
+            "annual_volatility = 0.0",
+            "impact = \"linear\"\nshared_depth_1pct = 1.0e12\nrouting = 0.0\npermanent_fraction = 1.0",
+        ),
+        &[],
+    );
+    for (bankrupt, drawn_on, gap) in [
+        (Side::Long, Side::Short, 0.7),
+        (Side::Short, Side::Long, 1.3),
+    ] {
+        let position = |side, quantity, leverage| Position {
+            side,
+            quantity,
+            entry: start,
+            leverage,
+        };
+        let book = vec![
+            position(bankrupt, 20.0, 100.0),
+            position(drawn_on, 10.0, 50.0),
+            position(drawn_on, 2.0, 1.0),
+        ];
+        let market = market_with(&s, book);
+        let mut returns = vec![0.0; s.file().simulation.steps as usize];
+        let first = -drawn_on.sign() * 0.017;
+        returns[1] = first;
+        returns[10] = f64::ln(gap) - first;
+        let (row, ledger, scratch) = one_path(&market, &returns);
+        assert_conserved(&ledger, 1e9);
+        let venue = |m| row[RowLayout { venues: 1 }.venue(0, m)];
+        let liquidated = match drawn_on {
+            Side::Short => VenueMetric::LiquidatedShortNotional,
+            Side::Long => VenueMetric::LiquidatedLongNotional,
+        };
+        let liquidated = venue(liquidated);
+        assert!(
+            (liquidated - 10.0 * start).abs() < 1.0,
+            "{drawn_on:?}: the 50x position is liquidated by the first move, and only it: \
+             {liquidated}"
+        );
+        assert!(
+            ledger.bad_debt > 0.0 && ledger.unabsorbed > 0.0,
+            "{ledger:?}"
+        );
+        let log_prices = scratch.log_price_path.iter().copied();
+        let extreme = match drawn_on {
+            Side::Short => log_prices.fold(f64::INFINITY, f64::min),
+            Side::Long => log_prices.fold(f64::NEG_INFINITY, f64::max),
+        };
+        let extreme = start * extreme.exp();
+        let won = 2.0 * (extreme - start).abs();
+        assert!(
+            ledger.adl > 0.99 * won && ledger.adl <= won * (1.0 + 1e-9),
+            "{drawn_on:?}: ADL {} against the open position's winnings {won}",
+            ledger.adl
+        );
+        // Every open position in profit gives up the same share of its winnings, here all of
+        // them: the notional deleveraged is the open position's.
+        let adl_notional = venue(VenueMetric::AdlNotional);
+        assert!(
+            (adl_notional - 2.0 * extreme).abs() < 1e-6 * adl_notional,
+            "{drawn_on:?}: {adl_notional} against {}",
+            2.0 * extreme
+        );
+    }
+}
+
 /// A long-only ladder, uniform in log price: tranche `k` triggers `k * step` below the start,
 /// each worth `notional` at the start price.
 fn uniform_log_ladder(start: f64, mm: f64, n: usize, step: f64, notional: f64) -> Vec<Position> {

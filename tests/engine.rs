@@ -542,6 +542,22 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
 }
 
 #[test]
+fn a_market_without_open_interest_keeps_finite_prices() {
+    // No venue holds a position, so no venue has a weight in the traded price: a weight of
+    // 0 / 0 would be NaN. A path reads the weights only once a venue's price has moved apart
+    // (weight x dislocation), which an empty start book does only through cohorts opening on
+    // it, so the weight is checked itself, and the path for finite figures.
+    let s = load(&scenario_text(VENUE, "annual_volatility = 0.5", ""), &[]);
+    let market = market_with(&s, Vec::new());
+    assert_eq!(market.venues[0].weight, 0.0);
+    let (row, ledger, scratch) = one_path(&market, &returns(&s, 0));
+    assert_conserved(&ledger, 1e9);
+    assert!(scratch.log_price_path.iter().all(|p| p.is_finite()));
+    assert!(row.iter().all(|x| x.is_finite()), "{row:?}");
+    assert_eq!(row[Metric::LiquidatedNotional.index()], 0.0);
+}
+
+#[test]
 fn adl_draws_only_on_the_profits_of_positions_still_open() {
     // A 50x short (10 BTC) is liquidated by a 1.7% rise, short of its bankruptcy price; a 1x
     // short (2 BTC) stays open. Then a 30% gap bankrupts 100x longs (20 BTC) with an empty

@@ -114,8 +114,9 @@ impl VenueModel {
 /// notional at once; that is exact when every one of them is in the money, as on a path that
 /// liquidated them on an earlier move the other way and has since fallen past their entries.
 /// When some are not, their own prefix sums cannot tell the two apart: the net profit of
-/// the crossed tranches is taken out while it is positive (so the figure stays between what
-/// is open and the whole side's), and nothing is taken out otherwise.
+/// the crossed tranches is taken out while it is positive (so the profit stays between what
+/// is open and the whole side's, and the notional loses that of the crossed tranches out of
+/// the money too), and nothing is taken out otherwise.
 fn open_profits(
     side: Side,
     (longs, shorts): (&Ladder, &Ladder),

@@ -262,12 +262,64 @@ fn a_shifted_cohort_sweeps_like_the_positions_that_opened() {
 }
 
 /// Auto-deleveraging draws on every profitable position of the opposite side, including those
-/// that opened during the horizon. The start book holds only 1x longs (never liquidated, and
-/// no shorts to deleverage); the fund is empty. The 5% cohort opens at 100 e^-0.06 = 94.18;
-/// a 15% gap then bankrupts its 20x longs, and only its own shorts, now in profit, can pay.
-/// Depth is so large that impact moves no price beyond a part in 1e14.
+/// that opened during the horizon. The 5% cohort of [`adl_cohort_run`] opens at 100 e^-0.06 =
+/// 94.18; a 15% gap then bankrupts its 20x longs, and only its own shorts, now in profit, can
+/// pay.
 #[test]
 fn adl_draws_on_the_profits_of_cohorts_that_opened() {
+    let mut returns = [0.0; 12];
+    returns[..6].fill(-0.01);
+    returns[6] = -0.15;
+    let tmp = adl_cohort_run(returns);
+    let d = tmp.path();
+    let r = d.join("r");
+    // The cohort's longs (bankrupt at 95% of 94.18) fill at the gap step's average price,
+    // below that: bad debt, with nothing in the fund.
+    let bad = mean(&r, 0, "bad_debt");
+    assert!(bad > 1.0e6, "bad debt {bad}");
+    assert_eq!(mean(&r, 0, "insurance_fund_drawn"), 0.0);
+    // The cohort's shorts hold 2e8 / 95 units entered at 94.18, worth 100 e^-0.21 now: their
+    // profit covers the shortfall many times, so nothing is left unpaid, and the notional
+    // deleveraged is the shortfall's share of that profit times the shorts' notional.
+    assert_eq!(mean(&r, 0, "unabsorbed_loss"), 0.0);
+    assert_eq!(mean(&r, 0, "insolvent_venues"), 0.0);
+    let entry = 100.0 * (-0.06f64).exp();
+    let price = 100.0 * (-0.21f64).exp();
+    let expected = bad * price / (entry - price);
+    let adl = mean(&r, 0, "adl_notional");
+    assert!(
+        (adl - expected).abs() <= 1e-9 * expected,
+        "adl notional {adl} vs {expected}"
+    );
+}
+
+/// But not on positions a path has liquidated. The cohort opens at 94.18 as above; a 4.6%
+/// rise then liquidates its 20x shorts (triggered 3.96% above their entry, short of their
+/// bankruptcy at 5%), and a 25% gap bankrupts its 20x longs: nobody in profit is left on the
+/// other side, so all of their bad debt is unabsorbed. (Counting the liquidated shorts as
+/// open, ADL took USD 118M of their notional.)
+#[test]
+fn adl_does_not_draw_on_cohort_positions_already_liquidated() {
+    let mut returns = [0.0; 12];
+    returns[..6].fill(-0.01);
+    returns[6] = 0.045;
+    returns[7] = -0.25;
+    let tmp = adl_cohort_run(returns);
+    let r = tmp.path().join("r");
+    assert!(mean(&r, 0, "liquidated_short_notional") > 1.0e8);
+    let bad = mean(&r, 0, "bad_debt");
+    assert!(bad > 1.0e6, "bad debt {bad}");
+    assert_eq!(mean(&r, 0, "adl_notional"), 0.0);
+    assert_eq!(mean(&r, 0, "unabsorbed_loss"), bad);
+    assert_eq!(mean(&r, 0, "insolvent_venues"), 1.0);
+}
+
+/// Runs one path of a venue whose start book holds only 1x longs (never liquidated, and no
+/// shorts to deleverage), with an empty fund, ADL, and a cohort of 20x longs and shorts that
+/// opens when the price first falls 5%, on the log returns `returns` (12 steps). Depth is so
+/// large that impact moves no price beyond a part in 1e14. Returns the directory holding the
+/// result `r`.
+fn adl_cohort_run(returns: [f64; 12]) -> TempDir {
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();
     let scenario = r#"
@@ -313,40 +365,18 @@ short_leverage = { median = 20.0, dispersion = 0.0 }
         "side,notional,entry_price,leverage\nlong,1000000000,100,1\n",
     )
     .unwrap();
-    let mut returns = String::from("log_return\n");
-    for t in 0..12 {
-        let r = match t {
-            0..6 => -0.01,
-            6 => -0.15,
-            _ => 0.0,
-        };
-        returns.push_str(&format!("{r}\n"));
+    let mut text = String::from("log_return\n");
+    for r in returns {
+        text.push_str(&format!("{r}\n"));
     }
+    let returns = text;
     fs::write(d.join("returns.csv"), returns).unwrap();
     let (code, _, err) = run_cli(
         d,
         &["run", "adl.toml", "--out", "r", "--quiet", "--no-report"],
     );
     assert_eq!(code, 0, "{err}");
-    let r = d.join("r");
-    // The cohort's longs (bankrupt at 95% of 94.18) fill at the gap step's average price,
-    // below that: bad debt, with nothing in the fund.
-    let bad = mean(&r, 0, "bad_debt");
-    assert!(bad > 1.0e6, "bad debt {bad}");
-    assert_eq!(mean(&r, 0, "insurance_fund_drawn"), 0.0);
-    // The cohort's shorts hold 2e8 / 95 units entered at 94.18, worth 100 e^-0.21 now: their
-    // profit covers the shortfall many times, so nothing is left unpaid, and the notional
-    // deleveraged is the shortfall's share of that profit times the shorts' notional.
-    assert_eq!(mean(&r, 0, "unabsorbed_loss"), 0.0);
-    assert_eq!(mean(&r, 0, "insolvent_venues"), 0.0);
-    let entry = 100.0 * (-0.06f64).exp();
-    let price = 100.0 * (-0.21f64).exp();
-    let expected = bad * price / (entry - price);
-    let adl = mean(&r, 0, "adl_notional");
-    assert!(
-        (adl - expected).abs() <= 1e-9 * expected,
-        "adl notional {adl} vs {expected}"
-    );
+    tmp
 }
 
 #[test]

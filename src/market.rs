@@ -447,3 +447,60 @@ fn cohorts(scenario: &Scenario, i: usize, t: &VenueTerms, partial: Option<f64>) 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::file::ImpactLaw;
+
+    #[test]
+    fn adl_draws_on_open_profits_exactly_or_within_the_whole_sides() {
+        // Three shorts: 50x at 80 (3 BTC) and at 100 (1 BTC), the two a path crosses first
+        // (triggers 1.5% above their entries), and 1x at 95 (2 BTC), never crossed here.
+        let short = |entry, quantity, leverage| Position {
+            side: Side::Short,
+            quantity,
+            entry,
+            leverage,
+        };
+        let book = [
+            short(80.0, 3.0, 50.0),
+            short(100.0, 1.0, 50.0),
+            short(95.0, 2.0, 1.0),
+        ];
+        let margin = MarginSchedule::flat(0.01, 0.005);
+        let ladder = |side| Ladder::build(&book, side, &margin, 0.0, None, ImpactLaw::Linear);
+        let ladders = (&ladder(Side::Long), &ladder(Side::Short));
+        let entries = (
+            &EntryIndex::build(&book, Side::Long),
+            &EntryIndex::build(&book, Side::Short),
+        );
+        let crossed = 2;
+        // The third tranche is the 1x short's: the first two are the ones crossed.
+        let third = ladders.1.next_log_trigger(crossed);
+        assert!(
+            (third - (95.0f64 * 2.0 / 1.005).ln()).abs() < 1e-12,
+            "{third}"
+        );
+        let at = |price| open_profits(Side::Short, ladders, entries, crossed, price);
+        // At 70 every crossed short is in the money: what is open is the 1x short's.
+        let (profit, notional) = at(70.0);
+        assert!((profit - 2.0 * 25.0).abs() < 1e-9, "{profit}");
+        assert!((notional - 2.0 * 70.0).abs() < 1e-9, "{notional}");
+        // At 90 the crossed short at 80 is out of the money and outweighs the one at 100: the
+        // open profit (the 1x short's, 10) is not known, and the figure stays between it and
+        // the whole side's (20: 10 each from the shorts at 100 and 95), never above.
+        let (profit, _) = at(90.0);
+        let whole = EntryIndex::build(&book, Side::Short).profits(90.0).0;
+        assert!((whole - 20.0).abs() < 1e-9, "{whole}");
+        assert!(
+            (10.0..=whole).contains(&profit),
+            "{profit} against 10 and {whole}"
+        );
+        // Nothing crossed, nothing taken out.
+        assert_eq!(
+            open_profits(Side::Short, ladders, entries, 0, 90.0),
+            EntryIndex::build(&book, Side::Short).profits(90.0)
+        );
+    }
+}

@@ -146,7 +146,7 @@ impl Axis {
                 let spelled = if values[j] == *v {
                     String::new()
                 } else {
-                    format!(" (as {})", values[j])
+                    format!(" (as {})", Clipped(&values[j]))
                 };
                 let v = Clipped(v);
                 return Err(format!("--set {flag}: {v} is given twice{spelled}"));

@@ -696,6 +696,12 @@ fn set_that_is_not_key_equals_value_is_bad_input() {
     ]);
     // The message names the flag by its start: it echoed all 16 KB of it.
     assert!(out.stderr.len() < 400, "{}", out.stderr);
+    // So does the value it echoes: an integer of 500 digits appears twice.
+    let wide = format!("simulation.paths={}", "9".repeat(500));
+    let out = cascade(tmp.path(), &["run", "tiny.toml", "--set", &wide]);
+    out.expect_code(2)
+        .expect_stderr(&["... (500 characters) is outside the integers"]);
+    assert!(out.stderr.len() < 400, "{}", out.stderr);
     // A value is one TOML value: what follows a line end is not silently dropped.
     cascade(
         tmp.path(),

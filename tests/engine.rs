@@ -542,7 +542,7 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
 }
 
 #[test]
-fn a_market_without_open_interest_keeps_finite_prices() {
+fn a_market_without_open_interest_gives_its_venues_weight_zero() {
     // No venue holds a position, so no venue has a weight in the traded price: a weight of
     // 0 / 0 would be NaN. A path reads the weights only once a venue's price has moved apart
     // (weight x dislocation), which an empty start book does only through cohorts opening on

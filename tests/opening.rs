@@ -369,8 +369,7 @@ short_leverage = { median = 20.0, dispersion = 0.0 }
     for r in returns {
         text.push_str(&format!("{r}\n"));
     }
-    let returns = text;
-    fs::write(d.join("returns.csv"), returns).unwrap();
+    fs::write(d.join("returns.csv"), text).unwrap();
     let (code, _, err) = run_cli(
         d,
         &["run", "adl.toml", "--out", "r", "--quiet", "--no-report"],

@@ -1649,6 +1649,37 @@ fn quiet_run_prints_nothing_on_stderr() {
 }
 
 #[test]
+fn a_sweep_switches_a_setting_whose_keys_the_file_gives() {
+    // The onshore venue liquidates partially, with a partial_fraction: under full liquidation
+    // that key is ignored with a warning, not refused, so the sweep runs both cells.
+    let tmp = scratch_with("tiny.toml");
+    let out = cascade(
+        tmp.path(),
+        &[
+            "sweep",
+            "tiny.toml",
+            "--paths",
+            "5",
+            "--no-report",
+            "--out",
+            "grid",
+            "--set",
+            "venues.1.liquidation=partial,full",
+        ],
+    );
+    out.expect_code(0).expect_stderr(&[
+        "warning: tiny.toml: venues[1].partial_fraction: is only used with liquidation = \
+         \"partial\": ignored, and left out of the resolved scenario (in 1 of 2 cells, first \
+         venues.1.liquidation=full)",
+    ]);
+    let resolved = |cell: &str| {
+        fs::read_to_string(tmp.path().join("grid").join(cell).join("scenario.toml")).unwrap()
+    };
+    assert!(resolved("venues.1.liquidation=partial").contains("partial_fraction = 0.25"));
+    assert!(!resolved("venues.1.liquidation=full").contains("partial_fraction"));
+}
+
+#[test]
 fn values_in_a_likely_wrong_unit_are_warned_about_not_refused() {
     let tmp = scratch_with("tiny.toml");
     let wrong = [

@@ -145,7 +145,7 @@ pub struct Price {
     /// Annualised volatility of log returns (0.55 = 55%); 0 gives a deterministic path.
     /// With model `garch` it is the unconditional volatility the variance is targeted to
     /// (leave it out when `omega` is given); model `historical` does not use it (the
-    /// volatility is the series'), so it must be left out.
+    /// volatility is the series') and ignores it, with a warning.
     #[serde(default)]
     pub annual_volatility: f64,
     /// Degrees of freedom of the Student-t innovations (model `student_t`, must exceed 2).

@@ -30,6 +30,9 @@ pub struct Scenario {
     /// The data files the scenario read, as read: venue snapshots in venue order, then the
     /// historical returns, if any.
     inputs: Vec<Input>,
+    /// Keys the file gives that its settings do not use, taken out of it
+    /// ([`validate::clear_unused`]).
+    ignored: Vec<Problem>,
 }
 
 /// A data file a scenario reads (a positions snapshot, historical returns), kept as it was
@@ -105,6 +108,7 @@ impl Scenario {
         // default or stand-in (or what a stand-in table holds), or of another key against it,
         // would only confuse. (A list element compared with the one before it, as `levels`
         // are, names that one by its whole path, so the check after a stand-in drops too.)
+        let ignored = validate::clear_unused(&mut file);
         let removed = parsed.removed;
         problems.extend(
             validate::check(&file)
@@ -210,6 +214,7 @@ impl Scenario {
             seed_drawn,
             snapshots,
             inputs,
+            ignored,
         })
     }
 
@@ -260,7 +265,7 @@ impl Scenario {
                 venue.book.positions_csv = copies.next();
             }
         }
-        // Validation allows returns_csv only with the historical model, which reads it.
+        // Only the historical model keeps returns_csv (`clear_unused`), and it reads it.
         if file.price.returns_csv.is_some() {
             file.price.returns_csv = copies.next();
         }
@@ -280,11 +285,13 @@ impl Scenario {
         hex(&hash.finalize())
     }
 
-    /// Values valid but most likely not meant (a unit, a date): the file's
+    /// Keys ignored, and values valid but most likely not meant (a unit, a date): keys its
+    /// settings do not use ([`validate::clear_unused`]), the file's
     /// ([`validate::warnings`]) and its position snapshots' ([`validate::snapshot_warnings`]).
     pub fn warnings(&self) -> Vec<Problem> {
         let f = &self.file;
-        let mut out = validate::warnings(f);
+        let mut out = self.ignored.clone();
+        out.extend(validate::warnings(f));
         for (i, (venue, snapshot)) in f.venues.iter().zip(&self.snapshots).enumerate() {
             if let Some(positions) = snapshot {
                 out.extend(validate::snapshot_warnings(

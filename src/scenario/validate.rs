@@ -40,12 +40,11 @@ impl Checker {
         }
     }
 
-    /// A key that belongs with a setting: required with it (`wanted`), refused without it.
-    fn needed_iff(&mut self, path: impl Into<String>, present: bool, wanted: bool, when: &str) {
-        match (present, wanted) {
-            (false, true) => self.fail(path, format!("is required with {when}")),
-            (true, false) => self.fail(path, format!("is only used with {when}; remove it")),
-            _ => {}
+    /// A key that belongs with a setting is required with it (`wanted`); without it,
+    /// [`clear_unused`] has taken it out already.
+    fn required(&mut self, path: impl Into<String>, present: bool, wanted: bool, when: &str) {
+        if wanted && !present {
+            self.fail(path, format!("is required with {when}"));
         }
     }
 
@@ -142,6 +141,163 @@ pub fn check(s: &ScenarioFile) -> Vec<Problem> {
     c.problems
 }
 
+/// A key that only one setting of another reads.
+trait Unused {
+    /// Whether the file gives it.
+    fn given(&self) -> bool;
+    /// Takes it out, as if the file had left it out.
+    fn clear(&mut self);
+}
+
+impl<T> Unused for Option<T> {
+    fn given(&self) -> bool {
+        self.is_some()
+    }
+
+    fn clear(&mut self) {
+        *self = None;
+    }
+}
+
+/// A volatility: 0 is leaving it out.
+impl Unused for f64 {
+    fn given(&self) -> bool {
+        *self != 0.0
+    }
+
+    fn clear(&mut self) {
+        *self = 0.0;
+    }
+}
+
+/// Takes out the keys that belong with another setting than the one chosen (a Student-t's
+/// degrees of freedom under `model = "gbm"`, a partial fraction under full liquidation) and
+/// returns a warning for each. Nothing reads them, so the resolved scenario (what is run,
+/// printed and hashed) leaves them out; and a file may keep every setting's keys, so that a
+/// sweep or an override switches the setting alone (`--set price.model=gbm,student_t`,
+/// `--set venues.1.liquidation=full`). [`check`] then refuses what a chosen setting lacks.
+pub fn clear_unused(s: &mut ScenarioFile) -> Vec<Problem> {
+    let mut warnings = Vec::new();
+    let mut unused = |path: String, key: &mut dyn Unused, wanted: bool, when: &str| {
+        if !wanted && key.given() {
+            key.clear();
+            warnings.push(Problem {
+                path,
+                message: format!(
+                    "is only used with {when}: ignored, and left out of the resolved scenario"
+                ),
+            });
+        }
+    };
+    let p = &mut s.price;
+    let model = p.model;
+    unused(
+        "price.degrees_of_freedom".into(),
+        &mut p.degrees_of_freedom,
+        model == PriceModel::StudentT,
+        "model = \"student_t\"",
+    );
+    let merton = [
+        ("jump_intensity_per_day", &mut p.jump_intensity_per_day),
+        ("jump_mean", &mut p.jump_mean),
+        ("jump_stdev", &mut p.jump_stdev),
+    ];
+    for (key, value) in merton {
+        let wanted = model == PriceModel::Merton;
+        unused(format!("price.{key}"), value, wanted, "model = \"merton\"");
+    }
+    let garch = [
+        ("omega", &mut p.omega),
+        ("alpha", &mut p.alpha),
+        ("beta", &mut p.beta),
+    ];
+    for (key, value) in garch {
+        let wanted = model == PriceModel::Garch;
+        unused(format!("price.{key}"), value, wanted, "model = \"garch\"");
+    }
+    let historical = model == PriceModel::Historical;
+    unused(
+        "price.returns_csv".into(),
+        &mut p.returns_csv,
+        historical,
+        "model = \"historical\"",
+    );
+    unused(
+        "price.block_bootstrap".into(),
+        &mut p.block_bootstrap,
+        historical,
+        "model = \"historical\"",
+    );
+    unused(
+        "price.annual_volatility".into(),
+        &mut p.annual_volatility,
+        !historical,
+        "a model other than \"historical\" (historical returns carry their own volatility)",
+    );
+    if let Some(st) = &mut p.stress {
+        let wanted = st.recovery > 0.0;
+        unused(
+            "price.stress.recovery_steps".into(),
+            &mut st.recovery_steps,
+            wanted,
+            "a recovery above 0",
+        );
+    }
+    for (i, v) in s.venues.iter_mut().enumerate() {
+        unused(
+            format!("venues[{i}].partial_fraction"),
+            &mut v.partial_fraction,
+            v.liquidation == LiquidationMode::Partial,
+            "liquidation = \"partial\"",
+        );
+    }
+    for (i, policy) in s.policies.iter_mut().enumerate() {
+        if let Some(pool) = &mut policy.pooled_default_fund {
+            unused(
+                format!("policies[{i}].pooled_default_fund.stress_move"),
+                &mut pool.stress_move,
+                pool.sizing == FundSizing::Cover2,
+                "sizing = \"cover2\"",
+            );
+        }
+        if let Some(sup) = &mut policy.supervision {
+            let at = |key: &str| format!("policies[{i}].supervision.{key}");
+            let near = sup.metric == SupervisionMetric::NearLiquidation;
+            let breaker = sup.action == SupervisoryAction::CircuitBreaker;
+            let keys: [(&str, &mut dyn Unused, bool, &str); 4] = [
+                (
+                    "distance",
+                    &mut sup.distance,
+                    near,
+                    "metric = \"near_liquidation\"",
+                ),
+                (
+                    "window_steps",
+                    &mut sup.window_steps,
+                    !near,
+                    "metric = \"drawdown\"",
+                ),
+                (
+                    "halt_steps",
+                    &mut sup.halt_steps,
+                    breaker,
+                    "action = \"circuit_breaker\"",
+                ),
+                (
+                    "add_on",
+                    &mut sup.add_on,
+                    !breaker,
+                    "action = \"margin_add_on\"",
+                ),
+            ];
+            for (key, value, wanted, when) in keys {
+                unused(at(key), value, wanted, when);
+            }
+        }
+    }
+    warnings
+}
+
 /// Observed outcomes are shares where they are shares, amounts where they are amounts, and
 /// name venues of the scenario.
 fn check_observed(c: &mut Checker, s: &ScenarioFile) {
@@ -215,16 +371,8 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
             ),
         );
     }
-    let only = |c: &mut Checker, key: &str, present: bool, model: &str| {
-        c.needed_iff(
-            format!("price.{key}"),
-            present,
-            false,
-            &format!("model = \"{model}\""),
-        );
-    };
-    match p.model {
-        PriceModel::StudentT => match p.degrees_of_freedom {
+    if p.model == PriceModel::StudentT {
+        match p.degrees_of_freedom {
             Some(v) => c.number(
                 "price.degrees_of_freedom",
                 v,
@@ -235,54 +383,44 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
                 "price.degrees_of_freedom",
                 "is required with model = \"student_t\" (a number above 2, e.g. 3.5)",
             ),
-        },
-        _ => only(
-            c,
-            "degrees_of_freedom",
-            p.degrees_of_freedom.is_some(),
-            "student_t",
-        ),
+        }
     }
     let jumps = [
         ("jump_intensity_per_day", p.jump_intensity_per_day),
         ("jump_mean", p.jump_mean),
         ("jump_stdev", p.jump_stdev),
     ];
-    for (key, value) in jumps {
-        if p.model == PriceModel::Merton {
-            let path = format!("price.{key}");
-            match value {
-                None => c.fail(path, "is required with model = \"merton\""),
-                Some(v) if key == "jump_intensity_per_day" => {
-                    let per_step = v * s.simulation.step_seconds / 86_400.0;
-                    c.number(
-                        &path,
-                        v,
-                        v >= 0.0 && per_step <= MAX_JUMPS_PER_STEP,
-                        &format!(
-                            "zero or more, and at most {MAX_JUMPS_PER_STEP} a step ({} a day \
-                             with steps of {} s)",
-                            quoted(MAX_JUMPS_PER_STEP * 86_400.0 / s.simulation.step_seconds),
-                            s.simulation.step_seconds
-                        ),
-                    );
-                }
-                Some(v) => {
-                    let least = if key == "jump_mean" {
-                        -MAX_LOG_RETURN
-                    } else {
-                        0.0
-                    };
-                    c.number(
-                        &path,
-                        v,
-                        (least..=MAX_LOG_RETURN).contains(&v),
-                        &format!("between {least} and {MAX_LOG_RETURN} (in log price)"),
-                    );
-                }
+    for (key, value) in jumps.into_iter().filter(|_| p.model == PriceModel::Merton) {
+        let path = format!("price.{key}");
+        match value {
+            None => c.fail(path, "is required with model = \"merton\""),
+            Some(v) if key == "jump_intensity_per_day" => {
+                let per_step = v * s.simulation.step_seconds / 86_400.0;
+                c.number(
+                    &path,
+                    v,
+                    v >= 0.0 && per_step <= MAX_JUMPS_PER_STEP,
+                    &format!(
+                        "zero or more, and at most {MAX_JUMPS_PER_STEP} a step ({} a day \
+                         with steps of {} s)",
+                        quoted(MAX_JUMPS_PER_STEP * 86_400.0 / s.simulation.step_seconds),
+                        s.simulation.step_seconds
+                    ),
+                );
             }
-        } else {
-            only(c, key, value.is_some(), "merton");
+            Some(v) => {
+                let least = if key == "jump_mean" {
+                    -MAX_LOG_RETURN
+                } else {
+                    0.0
+                };
+                c.number(
+                    &path,
+                    v,
+                    (least..=MAX_LOG_RETURN).contains(&v),
+                    &format!("between {least} and {MAX_LOG_RETURN} (in log price)"),
+                );
+            }
         }
     }
     check_garch(c, p);
@@ -293,24 +431,9 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
                 "is required with model = \"historical\" (a CSV with a `log_return` column)",
             );
         }
-        if p.annual_volatility != 0.0 {
-            c.fail(
-                "price.annual_volatility",
-                "is not used with model = \"historical\" (the volatility is the series'); \
-                 remove it",
-            );
-        }
         if p.block_bootstrap == Some(0) {
             c.fail("price.block_bootstrap", "must be at least 1 step");
         }
-    } else {
-        only(c, "returns_csv", p.returns_csv.is_some(), "historical");
-        only(
-            c,
-            "block_bootstrap",
-            p.block_bootstrap.is_some(),
-            "historical",
-        );
     }
     if let Some(st) = &p.stress {
         c.number(
@@ -323,7 +446,7 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
             c.fail("price.stress.duration_steps", "must be at least 1");
         }
         c.share("price.stress.recovery", st.recovery);
-        c.needed_iff(
+        c.required(
             "price.stress.recovery_steps",
             st.recovery_steps.is_some(),
             st.recovery > 0.0,
@@ -347,18 +470,10 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
 /// GARCH(1,1): alpha and beta required, non-negative, alpha + beta below 1 (stationarity);
 /// omega positive when given, and then `annual_volatility` is not used.
 fn check_garch(c: &mut Checker, p: &Price) {
-    let keys = [("omega", p.omega), ("alpha", p.alpha), ("beta", p.beta)];
     if p.model != PriceModel::Garch {
-        for (key, value) in keys {
-            if value.is_some() {
-                c.fail(
-                    format!("price.{key}"),
-                    "is only used with model = \"garch\"; remove it or change the model",
-                );
-            }
-        }
         return;
     }
+    let keys = [("omega", p.omega), ("alpha", p.alpha), ("beta", p.beta)];
     for key in ["alpha", "beta"] {
         if keys.iter().any(|(k, v)| *k == key && v.is_none()) {
             c.fail(
@@ -541,11 +656,7 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
                 "at least 0.01 and at most 1 (the share closed per trigger: each slice is a \
                  tranche of the ladder, and 0.01 already cuts a position into 100)",
             ),
-            (LiquidationMode::Full, Some(_)) => c.fail(
-                at("partial_fraction"),
-                "is only used with liquidation = \"partial\"",
-            ),
-            (LiquidationMode::Full, None) => {}
+            (LiquidationMode::Full, _) => {}
         }
         c.usd(&at("insurance_fund"), v.insurance_fund, true);
         c.positive(&at("depth_1pct"), v.depth_1pct);
@@ -804,11 +915,7 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
                     m > 0.0 && m < 1.0,
                     "above 0 and below 1",
                 ),
-                (FundSizing::Sum, Some(_)) => c.fail(
-                    at("pooled_default_fund.stress_move"),
-                    "is only used with sizing = \"cover2\"",
-                ),
-                (FundSizing::Sum, None) => {}
+                (FundSizing::Sum, _) => {}
             }
         }
         if let Some(sup) = &p.supervision {
@@ -1028,7 +1135,7 @@ fn check_levers_apply(c: &mut Checker, i: usize, p: &Policy, s: &ScenarioFile) {
 fn check_supervision(c: &mut Checker, i: usize, s: &Supervision) {
     let at = |key: &str| format!("policies[{i}].supervision.{key}");
     let needs = |c: &mut Checker, key: &str, present: bool, wanted: bool, when: &str| {
-        c.needed_iff(at(key), present, wanted, when);
+        c.required(at(key), present, wanted, when);
     };
     let near = s.metric == SupervisionMetric::NearLiquidation;
     needs(
@@ -1254,16 +1361,62 @@ mod tests {
     }
 
     #[test]
-    fn a_key_of_another_price_model_is_refused() {
-        let mut s = tiny("");
-        s.price.degrees_of_freedom = Some(5.0);
-        let problems = check(&s);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].path, "price.degrees_of_freedom");
-        assert!(
-            problems[0]
-                .message
-                .contains("is only used with model = \"student_t\"")
+    fn keys_of_a_setting_not_chosen_are_taken_out_with_a_warning() {
+        let mut s = tiny(
+            "pooled_default_fund = { sizing = \"sum\", stress_move = 0.2 }\n\
+             supervision = { view = \"global\", metric = \"drawdown\", threshold = 0.05, \
+             window_steps = 10, action = \"circuit_breaker\", halt_steps = 5, \
+             distance = 0.02, add_on = 0.1 }",
         );
+        s.price.degrees_of_freedom = Some(5.0);
+        s.price.jump_mean = Some(-0.03);
+        s.price.omega = Some(1e-6);
+        s.price.block_bootstrap = Some(3);
+        s.price
+            .stress
+            .as_mut()
+            .expect("tiny has a stress")
+            .recovery_steps = Some(4);
+        s.venues[0].partial_fraction = Some(0.3);
+        let kept = s.clone();
+        let cleared: Vec<String> = clear_unused(&mut s).into_iter().map(|w| w.path).collect();
+        assert_eq!(
+            cleared,
+            [
+                "price.degrees_of_freedom",
+                "price.jump_mean",
+                "price.omega",
+                "price.block_bootstrap",
+                "price.stress.recovery_steps",
+                "venues[0].partial_fraction",
+                "policies[1].pooled_default_fund.stress_move",
+                "policies[1].supervision.distance",
+                "policies[1].supervision.add_on",
+            ]
+        );
+        assert!(check(&s).is_empty(), "{:?}", check(&s));
+        assert!(clear_unused(&mut s).is_empty(), "nothing left to take out");
+        // What the chosen settings read stays.
+        assert_eq!(s.venues[1].partial_fraction, Some(0.25));
+        assert_eq!(s.price.annual_volatility, 0.6);
+        let sup = s.policies[1].supervision.expect("kept");
+        assert_eq!(
+            (sup.window_steps, sup.halt_steps, sup.distance, sup.add_on),
+            (Some(10), Some(5), None, None)
+        );
+        // Under the settings that read them, the same keys stay.
+        let mut chosen = kept;
+        chosen.price.model = PriceModel::StudentT;
+        chosen.venues[0].liquidation = LiquidationMode::Partial;
+        chosen.price.stress.as_mut().expect("a stress").recovery = 0.5;
+        let cleared: Vec<String> = clear_unused(&mut chosen)
+            .into_iter()
+            .map(|w| w.path)
+            .collect();
+        assert!(!cleared.iter().any(|p| p == "price.degrees_of_freedom"
+            || p == "venues[0].partial_fraction"
+            || p == "price.stress.recovery_steps"));
+        assert_eq!(chosen.price.degrees_of_freedom, Some(5.0));
+        assert_eq!(chosen.venues[0].partial_fraction, Some(0.3));
     }
 }

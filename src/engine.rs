@@ -233,9 +233,9 @@ struct VenueState {
     log_price: f64,
     /// Log price when the step's cascade began (the first half of its fills' average).
     log_price_before: f64,
-    /// ADL already taken from profitable longs / shorts on this path.
-    adl_from_longs: f64,
-    adl_from_shorts: f64,
+    /// What ADL has taken from profitable longs / shorts on this path.
+    adl_from_longs: Deleveraged,
+    adl_from_shorts: Deleveraged,
     /// Log prices strictly between which the venue's mark crosses no trigger and opens no
     /// cohort.
     band_low: f64,
@@ -268,6 +268,16 @@ impl VenueState {
     fn quiet_at_own_price(&self, mark: MarkPrice) -> bool {
         mark == MarkPrice::Index || inside(self.log_price, self.band_low, self.band_high)
     }
+}
+
+/// What auto-deleveraging has taken from one side of a venue on a path.
+#[derive(Debug, Clone, Copy, Default)]
+struct Deleveraged {
+    /// Profit taken (USD).
+    profit: f64,
+    /// Quantity closed: the most that the share of the open profit taken so far, times the
+    /// quantity holding it, has been.
+    quantity: f64,
 }
 
 /// A supervisor's state on one path.
@@ -993,14 +1003,21 @@ impl<'a> PathRun<'a> {
                         Side::Short => h.short_ptr,
                     };
                     let opened = open.iter().map(|h| (h.shift, crossed(h)));
-                    let (profit, notional) =
+                    let (profit, quantity) =
                         v.profits(opposite, st.log_price, crossed(&st.start), opened);
-                    let available = (profit - *taken).max(0.0);
+                    let available = (profit - taken.profit).max(0.0);
                     let adl = rest.min(available);
                     if adl > 0.0 {
-                        *taken += adl;
+                        taken.profit += adl;
                         adl_total += adl;
-                        adl_notional += adl / profit * notional;
+                        // The haircuts so far are this share of the open profit: as much of
+                        // the profitable quantity closed. A position whose profit was all
+                        // taken before is not closed again when it wins more.
+                        let closed = (taken.profit / profit).min(1.0) * quantity;
+                        if closed > taken.quantity {
+                            adl_notional += (closed - taken.quantity) * self.m.start;
+                            taken.quantity = closed;
+                        }
                         rest -= adl;
                     }
                 }

@@ -578,13 +578,10 @@ impl Ladder {
 
     /// Unrealised profit at `price` of the tranches before pointer `i` (those a path has
     /// liquidated), each with its sign, so that a tranche out of the money counts against the
-    /// others; and their notional at `price`. What auto-deleveraging must not draw on.
+    /// others; and their quantity. What auto-deleveraging must not draw on.
     pub fn crossed_profit(&self, i: usize, price: f64) -> (f64, f64) {
         let p = &self.all.prefix[i];
-        (
-            self.side.sign() * (price * p.qty - p.qty_entry),
-            price * p.qty,
-        )
+        (self.side.sign() * (price * p.qty - p.qty_entry), p.qty)
     }
 
     /// Liquidates tranches `a..b`, crossed during one step, at the fills `fill` gives them
@@ -718,7 +715,7 @@ impl EntryIndex {
         index
     }
 
-    /// Unrealised profit of the side's profitable positions at `price`, and their notional.
+    /// Unrealised profit of the side's profitable positions at `price`, and their quantity.
     pub fn profits(&self, price: f64) -> (f64, f64) {
         let k = self.entries.partition_point(|&e| e <= price);
         let n = self.entries.len();
@@ -732,7 +729,7 @@ impl EntryIndex {
             ),
         };
         let s = self.side.sign();
-        ((s * (price * q - qe)).max(0.0), price * q)
+        ((s * (price * q - qe)).max(0.0), q)
     }
 }
 

@@ -62,7 +62,7 @@ impl VenueModel {
     }
 
     /// Unrealised profit of the venue's open profitable positions of `side` at log price
-    /// `log_price`, and their notional: what auto-deleveraging can draw on. They are the start
+    /// `log_price`, and their quantity: what auto-deleveraging can draw on. They are the start
     /// book's, of which the path has liquidated the first `crossed` tranches of the side's
     /// ladder, plus those of the cohorts that opened, each given as the log shift it opened at
     /// from its level and its own tranches crossed (first cohorts first).
@@ -80,7 +80,7 @@ impl VenueModel {
         opened: impl Iterator<Item = (f64, usize)>,
     ) -> (f64, f64) {
         let price = log_price.exp();
-        let (mut profit, mut notional) = open_profits(
+        let (mut profit, mut quantity) = open_profits(
             side,
             self.ladders(),
             (&self.long_entries, &self.short_entries),
@@ -88,10 +88,11 @@ impl VenueModel {
             price,
         );
         for (c, (shift, crossed)) in self.cohorts.iter().zip(opened) {
-            // A cohort opened at `scale` times its level has every entry scaled by it: its
-            // profit and notional at `price` are `scale` times the built ones' at price / scale.
+            // A cohort opened at `scale` times its level has every entry scaled by it, and its
+            // quantities kept: its profit at `price` is `scale` times the built one's at
+            // price / scale.
             let scale = shift.exp();
-            let (p, n) = open_profits(
+            let (p, q) = open_profits(
                 side,
                 c.ladders(),
                 (&c.long_entries, &c.short_entries),
@@ -99,23 +100,23 @@ impl VenueModel {
                 price / scale,
             );
             profit += scale * p;
-            notional += scale * n;
+            quantity += q;
         }
-        (profit, notional)
+        (profit, quantity)
     }
 }
 
 /// Unrealised profit at `price` of one book's profitable positions of `side`, and their
-/// notional, less those of the `crossed` tranches of the side's ladder a path has liquidated.
+/// quantity, less those of the `crossed` tranches of the side's ladder a path has liquidated.
 ///
 /// The entry index holds the whole book, so it counts the liquidated positions too (a short
 /// liquidated on a rise is in the money again after the fall that brings ADL against shorts).
 /// The crossed tranches are a prefix of the ladder, whose prefix sums give their profit and
-/// notional at once; that is exact when every one of them is in the money, as on a path that
+/// quantity at once; that is exact when every one of them is in the money, as on a path that
 /// liquidated them on an earlier move the other way and has since fallen past their entries.
 /// When some are not, their own prefix sums cannot tell the two apart: the net profit of
 /// the crossed tranches is taken out while it is positive (so the profit stays between what
-/// is open and the whole side's, and the notional loses that of the crossed tranches out of
+/// is open and the whole side's, and the quantity loses that of the crossed tranches out of
 /// the money too), and nothing is taken out otherwise.
 fn open_profits(
     side: Side,
@@ -128,15 +129,15 @@ fn open_profits(
         Side::Long => (longs, long_entries),
         Side::Short => (shorts, short_entries),
     };
-    let (profit, notional) = entries.profits(price);
-    let (gone, gone_notional) = ladder.crossed_profit(crossed, price);
+    let (profit, quantity) = entries.profits(price);
+    let (gone, gone_quantity) = ladder.crossed_profit(crossed, price);
     if gone > 0.0 {
         (
             (profit - gone).max(0.0),
-            (notional - gone_notional).max(0.0),
+            (quantity - gone_quantity).max(0.0),
         )
     } else {
-        (profit, notional)
+        (profit, quantity)
     }
 }
 
@@ -484,9 +485,9 @@ mod tests {
         );
         let at = |price| open_profits(Side::Short, ladders, entries, crossed, price);
         // At 70 every crossed short is in the money: what is open is the 1x short's.
-        let (profit, notional) = at(70.0);
+        let (profit, quantity) = at(70.0);
         assert!((profit - 2.0 * 25.0).abs() < 1e-9, "{profit}");
-        assert!((notional - 2.0 * 70.0).abs() < 1e-9, "{notional}");
+        assert!((quantity - 2.0).abs() < 1e-12, "{quantity}");
         // At 90 the crossed short at 80 is out of the money and outweighs the one at 100: the
         // open profit (the 1x short's, 10) is not known, and the figure stays between it and
         // the whole side's (20: 10 each from the shorts at 100 and 95), never above.

@@ -483,8 +483,9 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
     // Longs at 100x, entered 1% apart below the start, go bankrupt step after step of a
     // five-step 30% fall through a thin book; with an empty fund, each step's bad debt goes to
     // ADL. The only shorts hold 2 BTC at 1x: what ADL can ever take from them is what they
-    // have won at the lowest price, 2 (start - low), however many steps draw on it. Without
-    // them, ADL has nothing to draw on and every dollar of bad debt is unabsorbed.
+    // have won at the lowest price, 2 (start - low), however many steps draw on it, and the
+    // notional it closes is theirs, 2 BTC at the start price. Without them, ADL has nothing to
+    // draw on and every dollar of bad debt is unabsorbed.
     let start = 50_000.0;
     let s = load(
         &scenario_text(
@@ -532,7 +533,13 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
                 "ADL {} against the shorts' winnings {won}",
                 ledger.adl
             );
-            assert!(adl_cell > 0.0);
+            // Each step's ADL takes all the short has won by then: the whole short is
+            // deleveraged at the first, and counted once, however often it wins again.
+            assert!(
+                (adl_cell - 2.0 * start).abs() < 1e-9 * adl_cell,
+                "ADL notional {adl_cell} against the short's {}",
+                2.0 * start
+            );
         } else {
             assert_eq!(ledger.adl, 0.0);
             assert_eq!(adl_cell, 0.0);
@@ -624,12 +631,13 @@ fn adl_draws_only_on_the_profits_of_positions_still_open() {
             ledger.adl
         );
         // Every open position in profit gives up the same share of its winnings, here all of
-        // them: the notional deleveraged is the open position's.
+        // them: the notional deleveraged is the open position's, valued at the start price
+        // like every position figure.
         let adl_notional = venue(VenueMetric::AdlNotional);
         assert!(
-            (adl_notional - 2.0 * extreme).abs() < 1e-6 * adl_notional,
+            (adl_notional - 2.0 * start).abs() < 1e-6 * adl_notional,
             "{drawn_on:?}: {adl_notional} against {}",
-            2.0 * extreme
+            2.0 * start
         );
     }
 }

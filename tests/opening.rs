@@ -280,12 +280,13 @@ fn adl_draws_on_the_profits_of_cohorts_that_opened() {
     assert_eq!(mean(&r, 0, "insurance_fund_drawn"), 0.0);
     // The cohort's shorts hold 2e8 / 95 units entered at 94.18, worth 100 e^-0.21 now: their
     // profit covers the shortfall many times, so nothing is left unpaid, and the notional
-    // deleveraged is the shortfall's share of that profit times the shorts' notional.
+    // deleveraged is the shortfall's share of that profit times the shorts' quantity, valued
+    // at the start price (100) like every position figure.
     assert_eq!(mean(&r, 0, "unabsorbed_loss"), 0.0);
     assert_eq!(mean(&r, 0, "insolvent_venues"), 0.0);
     let entry = 100.0 * (-0.06f64).exp();
     let price = 100.0 * (-0.21f64).exp();
-    let expected = bad * price / (entry - price);
+    let expected = bad * 100.0 / (entry - price);
     let adl = mean(&r, 0, "adl_notional");
     assert!(
         (adl - expected).abs() <= 1e-9 * expected,

@@ -619,11 +619,12 @@ pub fn calibrated_text(
                 key: search.key.clone(),
                 value: toml::Value::Float(found.value),
             };
-            for o in overrides.iter().chain([&seed, &value]) {
-                set_in_place(doc.as_item_mut(), o)?;
+            for o in overrides.iter().chain([&seed]) {
+                set_in_place(doc.as_item_mut(), o, "set for this calibration")?;
             }
+            set_in_place(doc.as_item_mut(), &value, "calibrated")?;
             for o in absolute_inputs(scenario, out) {
-                set_in_place(doc.as_item_mut(), &o)?;
+                set_in_place(doc.as_item_mut(), &o, "made absolute")?;
             }
             Some(format!("{header}{doc}"))
         });
@@ -642,10 +643,12 @@ pub fn calibrated_text(
     }
 }
 
-/// Sets `o.key` to `o.value` in a document being edited, keeping the comment and spacing
-/// around the value it replaces; `None` if the key leads through something not a table or
-/// an array.
-fn set_in_place(root: &mut toml_edit::Item, o: &Override) -> Option<()> {
+/// Sets `o.key` to `o.value` in a document being edited, keeping the spacing around the
+/// value it replaces; `None` if the key leads through something not a table or an array.
+/// A comment beside a value describes that value (a citation, an assumption): when the value
+/// changes, the comment says `why` and what the value was before its old text, so that no
+/// source is left vouching for a figure it did not give.
+fn set_in_place(root: &mut toml_edit::Item, o: &Override, why: &str) -> Option<()> {
     let mut item = root;
     for part in o.key.split('.') {
         item = match part.parse::<usize>() {
@@ -656,6 +659,20 @@ fn set_in_place(root: &mut toml_edit::Item, o: &Override) -> Option<()> {
     let mut value: toml_edit::Value = o.value.to_string().parse().ok()?;
     if let Some(old) = item.as_value() {
         *value.decor_mut() = old.decor().clone();
+        let mut bare = old.clone();
+        bare.decor_mut().clear();
+        let was = bare.to_string();
+        let parse = |v: &str| toml::from_str::<toml::Table>(&format!("v = {v}")).ok();
+        if parse(&was) != parse(&o.value.to_string()) {
+            let suffix = old.decor().suffix().and_then(|s| s.as_str()).unwrap_or("");
+            let (space, comment) = match suffix.split_once('#') {
+                Some((space, text)) => (space, format!(": {}", text.trim())),
+                None => ("  ", String::new()),
+            };
+            value
+                .decor_mut()
+                .set_suffix(format!("{space}# {why}; was {was}{comment}"));
+        }
     }
     *item = toml_edit::Item::Value(value);
     Some(())
@@ -710,6 +727,29 @@ fn resolved_at(scenario: &Scenario, out: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_set_in_place_keeps_its_comment_as_it_was_only_while_unchanged() {
+        let mut doc: toml_edit::DocumentMut =
+            "[a]\nx = 0.7   # cited: 70%\ny = 1_000 # a count\nz = 3\n"
+                .parse()
+                .unwrap();
+        for (key, value) in [
+            ("a.x", toml::Value::Float(0.5)),
+            ("a.y", toml::Value::Integer(1000)),
+            ("a.z", toml::Value::Integer(4)),
+        ] {
+            let o = Override {
+                key: key.into(),
+                value,
+            };
+            set_in_place(doc.as_item_mut(), &o, "set").expect("the key is there");
+        }
+        assert_eq!(
+            doc.to_string(),
+            "[a]\nx = 0.5   # set; was 0.7: cited: 70%\ny = 1000 # a count\nz = 4  # set; was 3\n"
+        );
+    }
 
     /// The points `narrow` evaluates for `f(x) - target` on `[lo, hi]`.
     fn points(f: impl Fn(f64) -> f64, target: f64, (lo, hi): (f64, f64)) -> Vec<f64> {

@@ -113,7 +113,8 @@ fn calibration_recovers_a_known_stress_drop_within_one_percent() {
     let written = d.join("synthetic.calibrated.toml");
     assert!(written.exists(), "{out}");
     // It is the source as written, comments and citations kept, with the value found in place
-    // and a header saying how it was found.
+    // and a header saying how it was found; the comment of the value found says it was
+    // calibrated and what it was, for it described the old value.
     let text = fs::read_to_string(&written).unwrap();
     assert!(
         text.starts_with(&format!(
@@ -124,7 +125,10 @@ fn calibration_recovers_a_known_stress_drop_within_one_percent() {
     );
     assert!(text.contains("(source: this test)"), "{text}");
     assert!(
-        text.contains(&format!("drop = {found}                 # a first guess")),
+        text.contains(&format!(
+            "drop = {found}                 # calibrated; was 0.05: a first guess, far from \
+             the truth\n"
+        )),
         "{text}"
     );
     let (code, _, err) = cascade(d, &["validate", "synthetic.calibrated.toml"]);

@@ -281,18 +281,9 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         .trim(csv::Trim::All)
         .from_reader(bytes);
     let headers = reader.headers().map_err(|e| whole(&e))?.clone();
-    let missing: Vec<String> = ["side", "notional", "entry_price", "leverage"]
-        .into_iter()
-        .filter(|column| !headers.iter().any(|h| h == *column))
-        .map(|column| {
-            format!(
-                "{}: missing column `{column}` (expected side,notional,entry_price,leverage)",
-                path.display()
-            )
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(missing);
+    let columns = ["side", "notional", "entry_price", "leverage"];
+    if let Some(missing) = crate::csv_lines::missing_columns(&headers, &columns) {
+        return Err(whole(&missing));
     }
     let mut out = Vec::new();
     let mut bad = BadLines::new(path, bytes);

@@ -8,9 +8,55 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::scenario::load::Clipped;
 
 /// Bad lines reported at most: past this, the rest are counted and wait for a fix.
 pub const MAX_BAD_LINES: usize = 20;
+
+/// What is wrong with an input's header that lacks some of the `expected` columns: the ones
+/// missing, the ones it has, and the likely cause (a spreadsheet's export separated by `;`,
+/// names in capitals). `None` when every expected column is there.
+pub fn missing_columns(headers: &csv::StringRecord, expected: &[&str]) -> Option<String> {
+    /// Columns of the header named at most: a file of thousands stays one line.
+    const SHOWN: usize = 8;
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h == *c))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let list = |names: &mut dyn Iterator<Item = &str>| -> String {
+        names
+            .map(|n| format!("`{}`", Clipped(n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut found = list(&mut headers.iter().take(SHOWN));
+    if headers.len() > SHOWN {
+        found += &format!(" and {} more", headers.len() - SHOWN);
+    }
+    let separator = [';', '\t', '|']
+        .into_iter()
+        .find(|s| headers.len() == 1 && headers[0].contains(*s));
+    let cause = if let Some(s) = separator {
+        format!("; its one column holds {s:?}: write the file with commas between the columns")
+    } else if missing
+        .iter()
+        .any(|m| headers.iter().any(|h| h.eq_ignore_ascii_case(m)))
+    {
+        "; column names are lower case".to_string()
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "missing column{} {} (the header must name {}; it has {found}{cause})",
+        if missing.len() == 1 { "" } else { "s" },
+        list(&mut missing.into_iter()),
+        expected.join(","),
+    ))
+}
 
 /// The bad lines of one file, gathered as its records are read.
 #[derive(Debug)]
@@ -171,6 +217,33 @@ impl ResultCsv {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_missing_columns_says_what_it_has_and_why() {
+        let expected = ["side", "notional", "entry_price", "leverage"];
+        let header = |text: &str| {
+            let mut reader = csv::Reader::from_reader(text.as_bytes());
+            missing_columns(reader.headers().unwrap(), &expected)
+        };
+        assert_eq!(header("side,notional,entry_price,leverage,extra"), None);
+        assert_eq!(
+            header("side;notional;entry_price;leverage").unwrap(),
+            "missing columns `side`, `notional`, `entry_price`, `leverage` (the header must \
+             name side,notional,entry_price,leverage; it has `side;notional;entry_price;leverage`; \
+             its one column holds ';': write the file with commas between the columns)"
+        );
+        assert_eq!(
+            header("Side,notional,Entry_Price,leverage").unwrap(),
+            "missing columns `side`, `entry_price` (the header must name \
+             side,notional,entry_price,leverage; it has `Side`, `notional`, `Entry_Price`, \
+             `leverage`; column names are lower case)"
+        );
+        let wide: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let message = header(&wide.join(",")).unwrap();
+        assert!(message.ends_with("`c7` and 992 more)"), "{message}");
+    }
+
     use super::line_of;
 
     #[test]

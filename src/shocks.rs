@@ -230,12 +230,13 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
             "column `log_return` appears more than once; keep the one to replay".to_string(),
         ));
     }
-    let column = headers
-        .iter()
-        .position(|h| h == "log_return")
-        .ok_or_else(|| {
-            whole("missing column `log_return` (one per-step log return per row)".to_string())
-        })?;
+    let Some(column) = headers.iter().position(|h| h == "log_return") else {
+        let missing = crate::csv_lines::missing_columns(headers, &["log_return"]);
+        return Err(whole(format!(
+            "{}; one per-step log return per row",
+            missing.unwrap_or_default()
+        )));
+    };
     let mut out = Vec::new();
     let mut bad = BadLines::new(path, bytes);
     for (i, record) in reader.records().enumerate() {

@@ -772,6 +772,17 @@ fn set_values_are_validated_like_file_values() {
         (".5", "write 0.5"),
         ("-5.", "write -5.0"),
         ("NaN", "TOML writes these nan, inf and -inf"),
+        ("1e400", "1e400 is beyond the largest number"),
+        // A number quoted reads as text too; a list or range of values is a sweep's.
+        (
+            "\"0.5\"",
+            "it is quoted, so it reads as text: leave out the quotes",
+        ),
+        ("0.3,0.5", "a list or range of values is for a sweep"),
+        (
+            "0.3..0.5:3",
+            "cascade sweep SCENARIO --set liquidity.routing=0.3..0.5:3",
+        ),
     ] {
         let set = format!("liquidity.routing={value}");
         let out = cascade(tmp.path(), &["validate", "tiny.toml", "--set", &set]);

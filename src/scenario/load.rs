@@ -311,8 +311,26 @@ fn type_hint(ov: &Override, message: &str) -> Option<String> {
     let integer = message.contains("expected a whole number");
     match &ov.value {
         toml::Value::String(raw) => {
+            if raw.contains(',') || raw.contains("..") {
+                return Some(format!(
+                    "a list or range of values is for a sweep, which runs one result per \
+                     value: cascade sweep SCENARIO --set {}={}",
+                    ov.key,
+                    Clipped(raw)
+                ));
+            }
             let x: f64 = raw.parse().ok()?;
-            Some(if !x.is_finite() {
+            // Text that TOML reads as a number on its own was quoted on the command line.
+            let number = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .is_ok_and(|t| t.get("v").is_some_and(|v| !v.is_str()));
+            Some(if number {
+                "it is quoted, so it reads as text: leave out the quotes".to_string()
+            } else if x.is_infinite() && !raw.to_ascii_lowercase().contains("inf") {
+                format!(
+                    "{} is beyond the largest number (about 1.8e308)",
+                    Clipped(raw)
+                )
+            } else if !x.is_finite() {
                 "TOML writes these nan, inf and -inf".to_string()
             } else if integer && x.fract() == 0.0 {
                 format!("this key takes a whole number: write {x:.0}")

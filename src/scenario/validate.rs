@@ -87,7 +87,8 @@ pub fn check(s: &ScenarioFile) -> Vec<Problem> {
         c.fail(
             "name",
             format!(
-                "`{}` must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the output directory)",
+                "`{}` must be a non-empty name of ASCII letters, digits, `-`, `_` or `.`, not \
+                 starting with `.` (it names the output directory, which a leading `.` hides)",
                 s.name
             ),
         );

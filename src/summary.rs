@@ -90,7 +90,12 @@ pub struct Probabilities {
 pub struct GroupSummary {
     /// Venue or jurisdiction name.
     pub name: String,
-    /// Open interest at the start price under this policy (USD; the larger side's).
+    /// A venue's jurisdiction (absent for a jurisdiction's entry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
+    /// Open interest at the start price under this policy (USD; the larger side's), to the
+    /// cent: a generated book's positions add up to the file's figure only to rounding
+    /// (5999999999.999998 for 6.0e9), which a reader comparing the two would trip on.
     pub open_interest: f64,
     /// Mean liquidated notional (USD).
     pub liquidated_notional_mean: f64,
@@ -181,7 +186,7 @@ impl Paired {
 }
 
 fn group(
-    name: String,
+    (name, jurisdiction): (String, Option<String>),
     open_interest: f64,
     out: &RunOutput,
     policy: usize,
@@ -202,7 +207,8 @@ fn group(
     let total: Vec<f64> = long.iter().zip(&short).map(|(a, b)| a + b).collect();
     GroupSummary {
         name,
-        open_interest,
+        jurisdiction,
+        open_interest: (open_interest * 100.0).round() / 100.0,
         liquidated_notional_mean: stats::mean(&total),
         liquidated_long_notional_mean: stats::mean(&long),
         liquidated_short_notional_mean: stats::mean(&short),
@@ -248,7 +254,10 @@ impl Summary {
                     .venues
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| group(v.name.clone(), v.open_interest, out, p, &[i]))
+                    .map(|(i, v)| {
+                        let name = (v.name.clone(), Some(v.jurisdiction.clone()));
+                        group(name, v.open_interest, out, p, &[i])
+                    })
                     .collect();
                 let jurisdictions = jurisdictions
                     .iter()
@@ -260,7 +269,7 @@ impl Summary {
                             .iter()
                             .map(|&i| market.venues[i].open_interest)
                             .sum();
-                        group(j.to_string(), oi, out, p, &members)
+                        group((j.to_string(), None), oi, out, p, &members)
                     })
                     .collect();
                 let funds = (0..market.funds.len())

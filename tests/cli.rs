@@ -1945,6 +1945,14 @@ fn result_files_follow_the_interface() {
             let ip = v["insolvency_probability"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&ip));
         }
+        // Each venue's jurisdiction, and its open interest as the file gives it (the
+        // generated positions add up to it only to rounding).
+        for (v, (jurisdiction, oi)) in vs.iter().zip([("offshore", 1.0e9), ("eu", 2.0e8)]) {
+            assert_eq!(v["jurisdiction"], jurisdiction);
+            assert_eq!(v["open_interest"].as_f64(), Some(oi));
+        }
+        let js = p["jurisdictions"].as_array().expect("jurisdictions");
+        assert!(js.iter().all(|j| j.get("jurisdiction").is_none()), "{js:?}");
     }
     // The stress liquidates something, so the statistics are not trivially zero.
     assert!(stat(&s, 0, "liquidated_notional", "max") > 0.0);

@@ -76,12 +76,21 @@ type Format = fn(f64) -> String;
 
 /// The metrics the comparison summary shows, with how to print their differences.
 const COMPARED: [(Metric, &str, Format); 5] = [
-    (Metric::LiquidatedNotional, "liquidated", usd),
-    (Metric::BadDebt, "bad debt", usd),
-    (Metric::UnabsorbedLoss, "unabsorbed", usd),
+    (Metric::LiquidatedNotional, "liquidated", signed_usd),
+    (Metric::BadDebt, "bad debt", signed_usd),
+    (Metric::UnabsorbedLoss, "unabsorbed", signed_usd),
     (Metric::MaxDrawdown, "max drawdown", pct_points),
     (Metric::InsolventVenues, "insolvent venues", plain),
 ];
+
+/// A difference in dollars, signed like the others: `+$182.299M`, `-$874.451M`.
+fn signed_usd(v: f64) -> String {
+    if v > 0.0 {
+        format!("+{}", usd(v))
+    } else {
+        usd(v)
+    }
+}
 
 fn pct_points(v: f64) -> String {
     format!("{:+.2} pp", 100.0 * v)

@@ -221,9 +221,17 @@ impl ResultDir {
     /// Reads every file of a result directory the report needs (all but `paths.csv`, which
     /// can be large and is read per column with [`ResultDir::path_columns`]).
     pub fn read(dir: &Path) -> Result<ResultDir> {
+        if !dir.exists() {
+            return Err(Error::BadInput(format!(
+                "{} does not exist; pass the directory `cascade run` printed",
+                dir.display()
+            )));
+        }
         if dir.join("grid.json").is_file() && !dir.join("summary.json").is_file() {
             return Err(Error::BadInput(format!(
-                "{} is a sweep directory; pass one of its cells (a subdirectory) to `cascade report`",
+                "{} is a sweep directory; pass one of its cells (a subdirectory) to `cascade \
+                 report`; for its heatmaps (two swept keys), run the same `cascade sweep` \
+                 command again with --resume",
                 dir.display()
             )));
         }

@@ -541,6 +541,13 @@ fn ensure_parent(target: &Path) -> Result<MadeFolders> {
     missing.reverse();
     // Made before the folders, so that a failure part way removes those made so far.
     let made = MadeFolders(missing);
+    if let Some(file) = parent.ancestors().find(|d| d.is_file()) {
+        return Err(Error::BadInput(format!(
+            "cannot create {} for the results: {} is a file, not a directory",
+            parent.display(),
+            file.display()
+        )));
+    }
     fs::create_dir_all(parent).map_err(|e| {
         Error::BadInput(format!(
             "cannot create {} for the results: {e}",

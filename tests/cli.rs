@@ -1366,7 +1366,18 @@ fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
     // A directory that is not there is a mistyped path: bad input.
     cascade(tmp.path(), &["init", "no-such-dir/mine.toml"])
         .expect_code(2)
-        .expect_stderr(&["no-such-dir"]);
+        .expect_stderr(&["no-such-dir does not exist"]);
+    // And a file where a directory should be is named as one, for a scenario and a result.
+    fs::write(tmp.path().join("afile"), "").unwrap();
+    cascade(tmp.path(), &["init", "afile/mine.toml"])
+        .expect_code(2)
+        .expect_stderr(&["cannot write afile/mine.toml: afile is not a directory"]);
+    cascade(
+        tmp.path(),
+        &["run", "mine.toml", "--paths", "2", "--out", "afile/sub/res"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["cannot create afile/sub for the results: afile is a file, not a directory"]);
 
     // A directory is a path without its file name: bad input with or without --force (it
     // used to fail writing, "Is a directory", exit code 1).

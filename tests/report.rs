@@ -416,6 +416,12 @@ fn report_of_a_directory_that_is_not_a_result_says_what_to_pass() {
         stderr.contains("not a cascade result directory"),
         "{stderr}"
     );
+    // A path that is not there says so.
+    let (_, stderr) = cascade(tmp.path(), &["report", "missing"], 2);
+    assert!(
+        stderr.contains("missing does not exist; pass the directory"),
+        "{stderr}"
+    );
 }
 
 #[test]

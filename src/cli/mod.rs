@@ -455,8 +455,13 @@ fn init(path: &Path, force: bool) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
+        let missing = if parent.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
         return Err(Error::BadInput(format!(
-            "cannot write {}: there is no directory {}",
+            "cannot write {}: {} {missing}",
             path.display(),
             parent.display()
         )));

@@ -2343,9 +2343,15 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
             ],
             "1000000 cells",
         ),
+        // validate refuses what `run` of the scenario would, printing nothing resolved.
+        (
+            vec!["validate", s, "--set", "simulation.steps=1000000000"],
+            "step histograms",
+        ),
     ] {
         let out = cascade(tmp.path(), &args);
         out.expect_code(2);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
         assert!(
             out.stderr.contains(expect),
             "{args:?}: expected {expect:?} in {}",

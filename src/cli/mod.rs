@@ -289,6 +289,12 @@ fn run_command(cli: Cli) -> Result<()> {
         Command::Validate { scenario, set } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             warn(&s, &scenario);
+            // What `cascade run` of it would refuse here, before drawing anything.
+            let defaults = RunOptions {
+                threads: None,
+                progress: false,
+            };
+            study::check_memory(&s, None, &defaults)?;
             say!("{}", s.to_toml());
             Ok(())
         }

@@ -1694,6 +1694,20 @@ fn a_sweep_switches_a_setting_whose_keys_the_file_gives() {
          \"partial\": ignored, and left out of the resolved scenario (in 1 of 2 cells, first \
          venues.1.liquidation=full)",
     ]);
+    // The headline figures print as a table, a line per cell and policy.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("venues.1.liquidation  policy      liquidated mean"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].starts_with("partial               fragmented "));
+    assert!(lines[5].starts_with("full                  harmonized "));
+    assert!(
+        lines[6].starts_with("2 cells x 2 policies: "),
+        "{}",
+        out.stdout
+    );
     let resolved = |cell: &str| {
         fs::read_to_string(tmp.path().join("grid").join(cell).join("scenario.toml")).unwrap()
     };

@@ -396,6 +396,7 @@ impl Grid<'_> {
         let json =
             serde_json::to_string_pretty(&sweep::grid_json(name, axes, &rows)).expect("json");
         results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
+        say!("{}", super::table::grid(axes, &rows));
         sayln!(
             "{} cells x {} policies: {}",
             total,

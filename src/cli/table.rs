@@ -1,11 +1,16 @@
-//! The short table of headline figures printed after a run.
+//! The short tables of headline figures printed after a run or a sweep.
 
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
+use cascade::sweep::{Axis, GridRow};
 use cascade::units::usd_column as usd;
 
 fn pct(v: f64) -> String {
-    format!("{:.2}%", 100.0 * v)
+    if v.is_finite() {
+        format!("{:.2}%", 100.0 * v)
+    } else {
+        "n/a".to_string()
+    }
 }
 
 /// One line per policy: liquidations, bad debt, drawdown and insolvency.
@@ -44,7 +49,14 @@ pub fn headline(s: &Summary) -> String {
             pct(p.probabilities.any_insolvency),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    render(&rows, 1)
+}
+
+/// Rows of cells as an aligned table: the first row a header underlined, the first `left`
+/// columns (names) left-aligned and the others (figures) right-aligned.
+fn render(rows: &[Vec<String>], left: usize) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -54,7 +66,7 @@ pub fn headline(s: &Summary) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(c, (cell, w))| {
-                if c == 0 {
+                if c < left {
                     format!("{cell:<w$}")
                 } else {
                     format!("{cell:>w$}")
@@ -67,6 +79,51 @@ pub fn headline(s: &Summary) -> String {
             out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
             out.push('\n');
         }
+    }
+    out
+}
+
+/// Grid rows a sweep prints at most; `grid.csv` holds them all.
+const GRID_ROWS_SHOWN: usize = 40;
+
+/// A sweep's headline figures, one line per cell and policy: the swept values, the policy,
+/// then mean liquidations and bad debt, median drawdown and the probability of insolvency.
+pub fn grid(axes: &[Axis], rows: &[GridRow]) -> String {
+    let mut header: Vec<String> = axes.iter().map(|a| a.key.clone()).collect();
+    header.extend(
+        [
+            "policy",
+            "liquidated mean",
+            "bad debt mean",
+            "drawdown p50",
+            "P(insolvency)",
+        ]
+        .map(String::from),
+    );
+    let mut table = vec![header];
+    for r in rows.iter().take(GRID_ROWS_SHOWN) {
+        let figure = |name: &str| {
+            r.figures
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(f64::NAN, |(_, v)| *v)
+        };
+        let mut line = r.values.clone();
+        line.extend([
+            r.policy.clone(),
+            usd(figure("liquidated_notional_mean")),
+            usd(figure("bad_debt_mean")),
+            pct(figure("max_drawdown_p50")),
+            pct(figure("p_any_insolvency")),
+        ]);
+        table.push(line);
+    }
+    let mut out = render(&table, axes.len() + 1);
+    if rows.len() > GRID_ROWS_SHOWN {
+        out.push_str(&format!(
+            "... and {} more rows in grid.csv\n",
+            rows.len() - GRID_ROWS_SHOWN
+        ));
     }
     out
 }
@@ -130,4 +187,36 @@ pub fn comparisons(s: &Summary) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_grid_prints_its_first_rows_and_counts_the_rest() {
+        let axes = [Axis {
+            key: "liquidity.routing".into(),
+            values: Vec::new(),
+        }];
+        let rows: Vec<GridRow> = (0..GRID_ROWS_SHOWN + 5)
+            .map(|i| GridRow {
+                cell: format!("c{i}"),
+                values: vec![format!("0.{i}")],
+                policy: "fragmented".into(),
+                figures: vec![("liquidated_notional_mean".into(), 1e9)],
+            })
+            .collect();
+        let text = grid(&axes, &rows);
+        let lines: Vec<&str> = text.lines().collect();
+        // Header, rule, the rows shown, and the count of the others.
+        assert_eq!(lines.len(), 2 + GRID_ROWS_SHOWN + 1, "{text}");
+        assert!(lines[2].starts_with("0.0  "), "{text}");
+        assert!(lines[2].contains("$1.000B"), "{text}");
+        assert!(lines[2].ends_with("n/a"), "a figure the row lacks: {text}");
+        assert_eq!(
+            lines[2 + GRID_ROWS_SHOWN],
+            "... and 5 more rows in grid.csv"
+        );
+    }
 }

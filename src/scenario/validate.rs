@@ -192,47 +192,50 @@ pub fn clear_unused(s: &mut ScenarioFile) -> Vec<Problem> {
     };
     let p = &mut s.price;
     let model = p.model;
-    unused(
-        "price.degrees_of_freedom".into(),
-        &mut p.degrees_of_freedom,
-        model == PriceModel::StudentT,
-        "model = \"student_t\"",
-    );
-    let merton = [
-        ("jump_intensity_per_day", &mut p.jump_intensity_per_day),
-        ("jump_mean", &mut p.jump_mean),
-        ("jump_stdev", &mut p.jump_stdev),
+    let keys: [(&str, &mut dyn Unused, PriceModel, &str); 9] = [
+        (
+            "degrees_of_freedom",
+            &mut p.degrees_of_freedom,
+            PriceModel::StudentT,
+            "student_t",
+        ),
+        (
+            "jump_intensity_per_day",
+            &mut p.jump_intensity_per_day,
+            PriceModel::Merton,
+            "merton",
+        ),
+        ("jump_mean", &mut p.jump_mean, PriceModel::Merton, "merton"),
+        (
+            "jump_stdev",
+            &mut p.jump_stdev,
+            PriceModel::Merton,
+            "merton",
+        ),
+        ("omega", &mut p.omega, PriceModel::Garch, "garch"),
+        ("alpha", &mut p.alpha, PriceModel::Garch, "garch"),
+        ("beta", &mut p.beta, PriceModel::Garch, "garch"),
+        (
+            "returns_csv",
+            &mut p.returns_csv,
+            PriceModel::Historical,
+            "historical",
+        ),
+        (
+            "block_bootstrap",
+            &mut p.block_bootstrap,
+            PriceModel::Historical,
+            "historical",
+        ),
     ];
-    for (key, value) in merton {
-        let wanted = model == PriceModel::Merton;
-        unused(format!("price.{key}"), value, wanted, "model = \"merton\"");
+    for (key, value, owner, name) in keys {
+        let when = format!("model = \"{name}\"");
+        unused(format!("price.{key}"), value, model == owner, &when);
     }
-    let garch = [
-        ("omega", &mut p.omega),
-        ("alpha", &mut p.alpha),
-        ("beta", &mut p.beta),
-    ];
-    for (key, value) in garch {
-        let wanted = model == PriceModel::Garch;
-        unused(format!("price.{key}"), value, wanted, "model = \"garch\"");
-    }
-    let historical = model == PriceModel::Historical;
-    unused(
-        "price.returns_csv".into(),
-        &mut p.returns_csv,
-        historical,
-        "model = \"historical\"",
-    );
-    unused(
-        "price.block_bootstrap".into(),
-        &mut p.block_bootstrap,
-        historical,
-        "model = \"historical\"",
-    );
     unused(
         "price.annual_volatility".into(),
         &mut p.annual_volatility,
-        !historical,
+        model != PriceModel::Historical,
         "a model other than \"historical\" (historical returns carry their own volatility)",
     );
     if let Some(st) = &mut p.stress {

@@ -455,6 +455,10 @@ fn bad_flags_are_bad_input() {
         assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
     }
+    // A negative number is a value out of range, not something to pass after `--`.
+    cascade(tmp.path(), &["run", "tiny.toml", "--paths", "-5"])
+        .expect_code(2)
+        .expect_stderr(&["'-5' for '--paths <PATHS>': -5 is not in 0..=9223372036854775807"]);
     // A refusal names what the user typed: the flag, or the key the override set, once.
     for (args, named, unnamed) in [
         (

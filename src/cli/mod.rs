@@ -115,16 +115,22 @@ enum Command {
 /// Flags shared by `run` and `sweep`.
 #[derive(Debug, Args)]
 struct Common {
-    /// Number of paths (overrides simulation.paths); TOML integers are signed, so at most
-    /// 2^63 - 1.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
-    paths: Option<u64>,
-    /// Seed (overrides simulation.seed); TOML integers are signed, so at most 2^63 - 1.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
-    seed: Option<u64>,
+    /// Number of paths (overrides simulation.paths); at most 2^63 - 1, the largest integer a
+    /// scenario file holds.
+    // Negative numbers are taken as values, so that `--paths -5` is refused as out of range
+    // rather than with clap's advice to write `-- -5`, which would pass a file named -5.
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(0..=i64::MAX))]
+    paths: Option<i64>,
+    /// Seed (overrides simulation.seed); at most 2^63 - 1, the largest integer a scenario
+    /// file holds.
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(0..=i64::MAX))]
+    seed: Option<i64>,
     /// Worker threads (default: one per core); at most 1024 (each thread keeps histograms of
     /// its own, and tens of thousands of threads exhaust a machine long before they help).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: Option<u16>,
     /// Replace an existing --out.
     #[arg(long)]

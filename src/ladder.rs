@@ -778,6 +778,56 @@ mod tests {
     }
 
     #[test]
+    fn a_scaled_tranche_on_an_index_marked_venue_fills_where_the_mark_reached_it() {
+        // One position, 10x from 1 under a 5% maintenance margin, its trigger moved 2% away
+        // by an add-on (`log_scale`), on a venue whose price falls 2% behind the index (its
+        // mark) while the mark moves from 5% to 10% against the position. Known answer: the
+        // venue's price when the mark reached the scaled trigger T' is T' x exp(offset
+        // there), the offset interpolated linearly along the mark's move; under the linear
+        // law the fill is the geometric mean of that and the venue's last price.
+        for side in [Side::Long, Side::Short] {
+            let s = side.sign();
+            let position = Position {
+                side,
+                quantity: 3.0,
+                entry: 1.0,
+                leverage: 10.0,
+            };
+            let (fee, margin) = (0.01, MarginSchedule::flat(0.1, 0.05));
+            let ladder = Ladder::build(&[position], side, &margin, fee, None, ImpactLaw::Linear);
+            let log_scale = -s * 0.02;
+            let scaled = position.trigger(&margin).price * log_scale.exp();
+            let (mark_before, mark_after) = (1.0 - s * 0.05, 1.0 - s * 0.10);
+            let offset_after = -s * 0.02;
+            let fill = Fill {
+                log_before: mark_before.ln(),
+                log_after: mark_after.ln() + offset_after,
+                offset_before: 0.0,
+                offset_after,
+            };
+            let along = (scaled / mark_before).ln() / (mark_after / mark_before).ln();
+            assert!(0.2 < along && along < 0.8, "{side:?}: reached inside the move");
+            let joined = scaled * (along * offset_after).exp();
+            let price = (joined * mark_after * offset_after.exp()).sqrt();
+            let sweep = ladder.sweep(0, 1, fill, log_scale, 1.0);
+            let value = 3.0 * price;
+            assert!(
+                (sweep.value - value).abs() < 1e-12 * value,
+                "{side:?}: filled for {} against {value}",
+                sweep.value
+            );
+            // Bankruptcy at 1 - s x 10%, scaled: for both sides the fill leaves more equity
+            // than the fee, so the whole fee is paid and the rest returned.
+            let bankruptcy = (1.0 - s * 0.1) * log_scale.exp();
+            let equity = s * 3.0 * (price - bankruptcy);
+            assert!((sweep.fees - fee * value).abs() < 1e-12 * value, "{sweep:?}");
+            let returned = equity - fee * value;
+            assert!((sweep.returned - returned).abs() < 1e-12 * value, "{sweep:?}");
+            assert_eq!(sweep.bad_debt, 0.0);
+        }
+    }
+
+    #[test]
     fn tranches_sort_by_trigger_and_equal_triggers_keep_the_order_of_the_book() {
         // Equal triggers: the same entry and leverage. The order of equal keys moves the
         // prefix sums' rounding, so it is pinned to the book's order, not left to the sort.

@@ -92,8 +92,10 @@ fn default_policies() -> Vec<Policy> {
 #[schemars(deny_unknown_fields)]
 pub struct Simulation {
     /// Number of Monte Carlo paths.
+    #[schemars(range(min = 1))]
     pub paths: u64,
     /// Horizon in steps.
+    #[schemars(range(min = 1))]
     pub steps: u32,
     /// Length of one step in seconds (60 = one-minute steps; at most a year, 31536000).
     pub step_seconds: f64,
@@ -101,6 +103,7 @@ pub struct Simulation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Cap on cascade rounds within one step; how often it binds is reported.
+    #[schemars(range(min = 1))]
     pub max_rounds: u32,
 }
 
@@ -185,6 +188,7 @@ pub struct Price {
     /// least `simulation.steps` rows); with it, each path is filled with blocks of this many
     /// consecutive returns starting at uniformly drawn rows, from the path's own generator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub block_bootstrap: Option<u32>,
     /// Optional deterministic stress drop layered on the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +218,7 @@ pub struct Stress {
     pub start_step: u32,
     /// Number of steps the drop is spread over (evenly in log price).
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub duration_steps: u32,
     /// Share of the drop (in log price) that the fundamental recovers after it, as crashes
     /// rebound from their low; 0 (the default) keeps the drop.
@@ -221,6 +226,7 @@ pub struct Stress {
     pub recovery: f64,
     /// Number of steps the recovery is spread over, from the step after the drop ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub recovery_steps: Option<u32>,
 }
 
@@ -373,6 +379,7 @@ pub struct Opening {
     pub notional: f64,
     /// Positions per side per cohort (default 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub positions: Option<u32>,
     /// Leverage distribution of the cohort's longs (capped by the venue's tiers and rules).
     pub long_leverage: LeverageMix,
@@ -417,6 +424,7 @@ pub struct MarginTier {
 pub struct Book {
     /// Number of generated positions per side (default 10,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub positions: Option<u32>,
     /// Leverage distribution of longs (default median 10, dispersion 0.8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -565,11 +573,13 @@ pub struct Supervision {
     pub distance: Option<f64>,
     /// With `drawdown`: the look-back window in steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub window_steps: Option<u32>,
     /// `circuit_breaker` or `margin_add_on`.
     pub action: SupervisoryAction,
     /// With `circuit_breaker`: steps liquidations stay paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub halt_steps: Option<u32>,
     /// With `margin_add_on`: the extra margin as a share of a position's notional at its
     /// bankruptcy price (moves triggers by the factor `1 - add_on` for longs, `1 + add_on`

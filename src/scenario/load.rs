@@ -572,9 +572,15 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                     }
                     continue;
                 }
+                // The smallest value the schema allows, so that `-5` and `0` are told the
+                // same bound (validation says "at least 1" of a 0 that parses).
+                let minimum = schema_at(schema, &segments)
+                    .and_then(|node| node.get("minimum"))
+                    .and_then(Json::as_u64)
+                    .unwrap_or(0);
                 problems.push(Problem {
                     path: path.clone(),
-                    message: in_plain_words(message),
+                    message: in_plain_words(message, minimum),
                 });
                 if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
@@ -587,16 +593,18 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
 }
 
 /// Serde's message for a value of the wrong type, with the Rust type it expected
-/// (`expected u64`) said as the file's reader would (`expected a whole number, 0 or more`),
-/// and for a float where a whole number belongs, the integer to write instead.
-fn in_plain_words(message: String) -> String {
+/// (`expected u64`) said as the file's reader would (`expected a whole number, 0 or more`,
+/// or `at least 1` where the schema's `minimum` is 1), and for a float where a whole number
+/// belongs, the integer to write instead.
+fn in_plain_words(message: String, minimum: u64) -> String {
     let Some((head, rust_type)) = message.rsplit_once("expected ") else {
         return message;
     };
-    let (words, whole) = match rust_type {
-        "f64" | "f32" => ("a number", false),
-        "u64" | "usize" => ("a whole number, 0 or more", true),
-        "u32" => ("a whole number from 0 to 4294967295", true),
+    let (words, whole) = match (rust_type, minimum) {
+        ("f64" | "f32", _) => ("a number".to_string(), false),
+        ("u64" | "usize", 0) => ("a whole number, 0 or more".to_string(), true),
+        ("u64" | "usize", m) => (format!("a whole number, at least {m}"), true),
+        ("u32", m) => (format!("a whole number from {m} to {}", u32::MAX), true),
         _ => return message,
     };
     // TOML reads `2000.0` as a float, which no integer field takes.

@@ -806,7 +806,10 @@ mod tests {
                 offset_after,
             };
             let along = (scaled / mark_before).ln() / (mark_after / mark_before).ln();
-            assert!(0.2 < along && along < 0.8, "{side:?}: reached inside the move");
+            assert!(
+                0.2 < along && along < 0.8,
+                "{side:?}: reached inside the move"
+            );
             let joined = scaled * (along * offset_after).exp();
             let price = (joined * mark_after * offset_after.exp()).sqrt();
             let sweep = ladder.sweep(0, 1, fill, log_scale, 1.0);
@@ -820,9 +823,15 @@ mod tests {
             // than the fee, so the whole fee is paid and the rest returned.
             let bankruptcy = (1.0 - s * 0.1) * log_scale.exp();
             let equity = s * 3.0 * (price - bankruptcy);
-            assert!((sweep.fees - fee * value).abs() < 1e-12 * value, "{sweep:?}");
+            assert!(
+                (sweep.fees - fee * value).abs() < 1e-12 * value,
+                "{sweep:?}"
+            );
             let returned = equity - fee * value;
-            assert!((sweep.returned - returned).abs() < 1e-12 * value, "{sweep:?}");
+            assert!(
+                (sweep.returned - returned).abs() < 1e-12 * value,
+                "{sweep:?}"
+            );
             assert_eq!(sweep.bad_debt, 0.0);
         }
     }

@@ -205,6 +205,7 @@ impl Destination {
                 )));
             }
             if target.exists() {
+                refuse_foreign_in_result(&target)?;
                 refuse_replacing_cwd(&target)?;
             }
             let made = ensure_parent(&target)?;
@@ -302,6 +303,9 @@ impl Destination {
                      directory; refusing to replace it (the run's result is discarded)",
                     self.target.display()
                 )));
+            }
+            if self.target.is_dir() {
+                refuse_foreign_in_result(&self.target)?;
             }
             // Only an explicit --out is forced, and it has no `latest` link.
             let aside = swap_in(stage.path(), &self.target)?;
@@ -454,6 +458,59 @@ pub fn is_result_dir(dir: &Path) -> bool {
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .is_some_and(|m| m["tool"] == "cascade")
+}
+
+/// The entries `cascade` writes in a result directory (files, and the `charts` and `books`
+/// folders): anything else there was put by someone else.
+const RESULT_ENTRIES: &[&str] = &[
+    "manifest.json",
+    "scenario.toml",
+    "summary.json",
+    "paths.csv",
+    "paths.parquet",
+    "timeline.csv",
+    "report.html",
+    "charts",
+    "books",
+];
+
+/// Refuses to let `--force` delete `dir` while it holds entries `cascade` did not write (a
+/// notebook beside the results, say): naming them, so the user can move them out. `ours`
+/// tells this kind of directory's own entries by name and path; a temporary file or folder
+/// of cascade (`.cascade-...`, left by an interrupted write) is always ours.
+pub fn refuse_foreign_entries(dir: &Path, ours: impl Fn(&str, &Path) -> bool) -> Result<()> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    let mut foreign: Vec<String> = entries
+        .flatten()
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().to_string(),
+                entry.path(),
+            )
+        })
+        .filter(|(name, path)| !name.starts_with(".cascade-") && !ours(name, path))
+        .map(|(name, _)| name)
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let shown = foreign.len().min(5);
+    let more = match foreign.len() - shown {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Err(Error::BadInput(format!(
+        "{} holds what cascade did not write ({}{more}), which --force would delete; move it          out first, or remove the directory yourself",
+        dir.display(),
+        foreign[..shown].join(", ")
+    )))
+}
+
+/// [`refuse_foreign_entries`] for a result directory `run` or `merge` writes.
+pub fn refuse_foreign_in_result(dir: &Path) -> Result<()> {
+    refuse_foreign_entries(dir, |name, _| RESULT_ENTRIES.contains(&name))
 }
 
 /// What every temporary result directory's name starts with.
@@ -875,7 +932,7 @@ mod tests {
     #[test]
     fn force_replaces_only_a_result_even_one_swapped_in_during_the_run() {
         let tmp = tempfile::tempdir().unwrap();
-        let target = dir_with(tmp.path(), "res", "old.txt");
+        let target = dir_with(tmp.path(), "res", "paths.csv");
         fs::write(target.join("manifest.json"), r#"{"tool": "cascade"}"#).unwrap();
         let destination = Destination::plan(Some(&target), tmp.path(), "s", None, true).unwrap();
         // During the run, another program puts its own directory there.
@@ -887,8 +944,21 @@ mod tests {
         assert!(e.to_string().contains("refusing to replace it"), "{e}");
         assert_eq!(names(&target), ["theirs.txt"]);
         assert_eq!(names(tmp.path()), ["res"], "no staging directory left");
-        // A result there is replaced.
+        // Nor a result that something else was put into during the run.
         fs::write(target.join("manifest.json"), r#"{"tool": "cascade"}"#).unwrap();
+        let e = Destination::plan(Some(&target), tmp.path(), "s", None, true).unwrap_err();
+        assert!(e.to_string().contains("(theirs.txt)"), "{e}");
+        fs::remove_file(target.join("theirs.txt")).unwrap();
+        let destination = Destination::plan(Some(&target), tmp.path(), "s", None, true).unwrap();
+        fs::write(target.join("notes.ipynb"), "").unwrap();
+        let e = destination
+            .commit(|d| fs::write(d.join("new.txt"), "").map_err(|e| Error::io("w", e)))
+            .unwrap_err();
+        assert!(e.to_string().contains("(notes.ipynb)"), "{e}");
+        assert_eq!(names(&target), ["manifest.json", "notes.ipynb"]);
+        // A result there is replaced, with the temporary files an interrupted write left.
+        fs::remove_file(target.join("notes.ipynb")).unwrap();
+        fs::write(target.join(".cascade-write-x"), "").unwrap();
         Destination::plan(Some(&target), tmp.path(), "s", None, true)
             .unwrap()
             .commit(|d| fs::write(d.join("new.txt"), "").map_err(|e| Error::io("w", e)))

@@ -1428,6 +1428,16 @@ fn run_with_out_writes_every_file_and_refuses_to_overwrite_without_force() {
         BTreeSet::from(["res".to_string(), "tiny.toml".to_string()]),
         "--force left temporary files behind"
     );
+    // A notebook put beside the results would go with them: --force is refused, naming it.
+    fs::write(dir.join("notes.ipynb"), "analysis").unwrap();
+    cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--quiet", "--out", "res", "--force"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["res holds what cascade did not write (notes.ipynb)"]);
+    assert_eq!(read(&dir.join("notes.ipynb")), "analysis");
+    fs::remove_file(dir.join("notes.ipynb")).unwrap();
     // Same scenario and seed: the replaced result has the same deterministic files.
     let after = snapshot(&dir);
     for (name, bytes) in &before {

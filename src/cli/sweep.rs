@@ -194,6 +194,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 root.display()
             )));
         }
+        refuse_foreign_in_sweep(&root)?;
         results::refuse_replacing_cwd(&root)?;
         Some(results::move_aside(&root)?)
     } else {
@@ -414,6 +415,23 @@ fn is_sweep_written_by_cascade(root: &Path) -> bool {
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .is_some_and(|plan| plan["axes"].is_array() && plan["scenario"].is_string())
+}
+
+/// Refuses to let `--force` delete the sweep `root` while it, or one of its cells, holds
+/// what the sweep did not write (see [`results::refuse_foreign_entries`]).
+fn refuse_foreign_in_sweep(root: &Path) -> Result<()> {
+    const SWEEP_ENTRIES: &[&str] = &["sweep.json", "grid.csv", "grid.json", "charts"];
+    results::refuse_foreign_entries(root, |name, path| {
+        SWEEP_ENTRIES.contains(&name) || results::is_result_dir(path)
+    })?;
+    let entries =
+        fs::read_dir(root).map_err(|e| Error::io(format!("cannot read {}", root.display()), e))?;
+    for cell in entries.flatten().map(|e| e.path()) {
+        if cell.is_dir() && results::is_result_dir(&cell) {
+            results::refuse_foreign_in_result(&cell)?;
+        }
+    }
+    Ok(())
 }
 
 fn is_sweep(root: &Path) -> bool {

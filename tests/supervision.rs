@@ -419,6 +419,46 @@ fn a_margin_add_on_does_not_rescue_a_position_the_move_already_liquidated() {
 }
 
 #[test]
+fn near_liquidation_is_within_a_factor_one_plus_distance_of_the_mark_on_both_sides() {
+    // A 20x long (trigger 95.96) on a path falling 0.01% a step, and a 20x short (trigger
+    // 103.96) on one rising 0.01% a step, each USD 1M, watched at distance 0.02 with a
+    // threshold of half that. The position counts once the mark is within a factor 1.02 of
+    // its trigger: the long at 95.96 x 1.02 = 97.88 (1.96% above its trigger), the short at
+    // 103.96 / 1.02 = 101.92. A rule of "2% of the mark" either way would act at 97.92 and
+    // 101.88 instead, four steps earlier.
+    for (rows, r, near, other) in [
+        (
+            "long,1000000,100,20\n",
+            -1e-4,
+            LONG_TRIGGER * 1.02,
+            LONG_TRIGGER / 0.98,
+        ),
+        (
+            "short,1000000,100,20\n",
+            1e-4,
+            SHORT_TRIGGER / 1.02,
+            SHORT_TRIGGER * 0.98,
+        ),
+    ] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = returns(&[(r, 300)]);
+        let (s, markets) = replay_one_venue(
+            dir.path(),
+            &path,
+            rows,
+            "{ view = \"global\", metric = \"near_liquidation\", distance = 0.02, threshold = 5.0e5, action = \"circuit_breaker\", halt_steps = 1 }",
+        );
+        let reached = |level: f64| first_step(&path, |p| (p - level) * r.signum() >= 0.0);
+        let (watched, _) = trace(&markets[1], &s, 0);
+        assert_eq!(watched.first_intervention, Some(reached(near)), "{rows}");
+        assert!(
+            reached(other) + 3 < reached(near),
+            "{rows}: the rules differ"
+        );
+    }
+}
+
+#[test]
 fn notional_near_liquidation_counts_the_cohorts_that_opened() {
     // The opening scenario's 1x start book is never near liquidation; its 5% cohort opens
     // at step 5 with 2e8 / 95 units a side at 20x, its longs 4.04% above their trigger and

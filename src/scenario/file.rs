@@ -568,7 +568,9 @@ pub struct Supervision {
     pub metric: SupervisionMetric,
     /// Level at which the supervisor acts (USD or fraction, by metric).
     pub threshold: f64,
-    /// With `near_liquidation`: how close to its trigger a position counts (0.02 = 2%).
+    /// With `near_liquidation`: how close to its trigger a position counts (0.02 = 2%): the
+    /// trigger within a factor `1 + distance` of the mark, so the same distance in log price
+    /// for longs and shorts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance: Option<f64>,
     /// With `drawdown`: the look-back window in steps.

@@ -502,7 +502,8 @@ pub fn refuse_foreign_entries(dir: &Path, ours: impl Fn(&str, &Path) -> bool) ->
         n => format!(" and {n} more"),
     };
     Err(Error::BadInput(format!(
-        "{} holds what cascade did not write ({}{more}), which --force would delete; move it          out first, or remove the directory yourself",
+        "{} holds what cascade did not write ({}{more}), which --force would delete; move it \
+         out first, or remove the directory yourself",
         dir.display(),
         foreign[..shown].join(", ")
     )))

@@ -455,10 +455,66 @@ fn bad_flags_are_bad_input() {
         assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.contains("panicked"), "{args:?}: {out:?}");
     }
-    // A negative number is a value out of range, not something to pass after `--`.
-    cascade(tmp.path(), &["run", "tiny.toml", "--paths", "-5"])
-        .expect_code(2)
-        .expect_stderr(&["'-5' for '--paths <PATHS>': -5 is not in 0..=9223372036854775807"]);
+    // A negative number is a value out of range, not something to pass after `--`; 0 and -5
+    // are told the bound the scenario's own check gives, and `10_000` reads as in a file.
+    for paths in ["-5", "0"] {
+        cascade(tmp.path(), &["run", "tiny.toml", "--paths", paths])
+            .expect_code(2)
+            .expect_stderr(&[&format!(
+                "'{paths}' for '--paths <PATHS>': expected a whole number, at least 1\n"
+            )]);
+    }
+    cascade(
+        tmp.path(),
+        &["validate", "tiny.toml", "--set", "simulation.paths=0"],
+    )
+    .expect_code(2)
+    .expect_stderr(&["simulation.paths: must be at least 1"]);
+    let spaced = cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--paths",
+            "1_0",
+            "--quiet",
+            "--no-report",
+            "--out",
+            "r",
+        ],
+    );
+    spaced.expect_code(0);
+    let summary = read(&tmp.path().join("r/summary.json"));
+    assert!(summary.contains("\"paths\": 10,"), "{summary}");
+    fs::remove_dir_all(tmp.path().join("r")).unwrap();
+    cascade(
+        tmp.path(),
+        &[
+            "calibrate",
+            "tiny.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--max-evaluations",
+            "-1",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&[
+        "'-1' for '--max-evaluations <MAX_EVALUATIONS>': expected a whole number, at least 2",
+    ]);
+    cascade(
+        tmp.path(),
+        &[
+            "calibrate",
+            "tiny.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--tolerance",
+            "-1",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&["--tolerance -1: must be a finite non-negative number"]);
     // A refusal names what the user typed: the flag, or the key the override set, once.
     for (args, named, unnamed) in [
         (
@@ -1435,7 +1491,10 @@ fn run_with_out_writes_every_file_and_refuses_to_overwrite_without_force() {
         &["run", "tiny.toml", "--quiet", "--out", "res", "--force"],
     )
     .expect_code(2)
-    .expect_stderr(&["res holds what cascade did not write (notes.ipynb)"]);
+    .expect_stderr(&[
+        "res holds what cascade did not write (notes.ipynb), which --force would delete; \
+         move it out first, or remove the directory yourself",
+    ]);
     assert_eq!(read(&dir.join("notes.ipynb")), "analysis");
     fs::remove_file(dir.join("notes.ipynb")).unwrap();
     // Same scenario and seed: the replaced result has the same deterministic files.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use cascade::calibrate::{self, Search};
+use cascade::calibrate::{self, MIN_EVALUATIONS, Search};
 use cascade::error::{Error, Result};
 
 use super::Common;
@@ -33,11 +33,12 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
     bracket: Option<String>,
     /// Stop once the median is within this share of the target.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     tolerance: f64,
     /// Give up after this many simulations (at least 2: both ends of the bracket).
-    #[arg(long, default_value_t = 40)]
-    max_evaluations: usize,
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true,
+          value_parser = super::whole_number::whole(MIN_EVALUATIONS as i64, i64::MAX))]
+    max_evaluations: i64,
 }
 
 /// Runs the search and writes the calibrated scenario.
@@ -77,7 +78,7 @@ pub fn run(args: CalibrateArgs) -> Result<()> {
             .map(calibrate::parse_bracket)
             .transpose()?,
         tolerance: args.tolerance,
-        max_evaluations: args.max_evaluations,
+        max_evaluations: args.max_evaluations as usize,
     };
     let quiet = args.common.quiet;
     let mut n = 0;

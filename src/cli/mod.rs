@@ -33,6 +33,7 @@ mod backtest;
 mod calibrate;
 mod sweep;
 mod table;
+mod whole_number;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use cascade::scenario::load::parse_key;
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
 use cascade::study::{self, Provenance};
+use whole_number::whole;
 
 /// `cascade --version`: the version and the code it was built from.
 const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CASCADE_BUILD"), ")");
@@ -119,19 +121,16 @@ struct Common {
     /// scenario file holds.
     // Negative numbers are taken as values, so that `--paths -5` is refused as out of range
     // rather than with clap's advice to write `-- -5`, which would pass a file named -5.
-    #[arg(long, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(0..=i64::MAX))]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole(1, i64::MAX))]
     paths: Option<i64>,
     /// Seed (overrides simulation.seed); at most 2^63 - 1, the largest integer a scenario
     /// file holds.
-    #[arg(long, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i64).range(0..=i64::MAX))]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole(0, i64::MAX))]
     seed: Option<i64>,
     /// Worker threads (default: one per core); at most 1024 (each thread keeps histograms of
     /// its own, and tens of thousands of threads exhaust a machine long before they help).
-    #[arg(long, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    threads: Option<u16>,
+    #[arg(long, allow_negative_numbers = true, value_parser = whole(1, 1024))]
+    threads: Option<i64>,
     /// Replace an existing --out.
     #[arg(long)]
     force: bool,
@@ -193,7 +192,7 @@ impl Common {
 
     fn options(&self) -> RunOptions {
         RunOptions {
-            threads: self.threads.map(usize::from),
+            threads: self.threads.map(|t| t as usize),
             progress: !self.quiet && std::io::stderr().is_terminal(),
         }
     }

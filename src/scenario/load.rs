@@ -572,15 +572,10 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                     }
                     continue;
                 }
-                // The smallest value the schema allows, so that `-5` and `0` are told the
-                // same bound (validation says "at least 1" of a 0 that parses).
-                let minimum = schema_at(schema, &segments)
-                    .and_then(|node| node.get("minimum"))
-                    .and_then(Json::as_u64)
-                    .unwrap_or(0);
+                let expected = schema_at(schema, &segments).map(|node| resolve(schema, node));
                 problems.push(Problem {
                     path: path.clone(),
-                    message: in_plain_words(message, minimum),
+                    message: in_plain_words(message, expected),
                 });
                 if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
@@ -592,19 +587,41 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
     fail(problems)
 }
 
-/// Serde's message for a value of the wrong type, with the Rust type it expected
-/// (`expected u64`) said as the file's reader would (`expected a whole number, 0 or more`,
-/// or `at least 1` where the schema's `minimum` is 1), and for a float where a whole number
-/// belongs, the integer to write instead.
-fn in_plain_words(message: String, minimum: u64) -> String {
+/// Serde's message for a value of the wrong type, with what it expected said as the file's
+/// reader would, from the schema of the value (`expected`): `expected u64` as `expected a
+/// whole number, 0 or more` (`at least 1` where the schema's minimum is 1), `expected struct
+/// MarginFloor` as the table to write, `expected a sequence` as a list; and for a float
+/// where a whole number belongs, the integer to write instead.
+fn in_plain_words(message: String, expected: Option<&Json>) -> String {
     let Some((head, rust_type)) = message.rsplit_once("expected ") else {
         return message;
     };
+    // The smallest value the schema allows, so that `-5` and `0` are told the same bound
+    // (validation says "at least 1" of a 0 that parses).
+    let minimum = expected
+        .and_then(|node| node.get("minimum"))
+        .and_then(Json::as_u64)
+        .unwrap_or(0);
     let (words, whole) = match (rust_type, minimum) {
         ("f64" | "f32", _) => ("a number".to_string(), false),
         ("u64" | "usize", 0) => ("a whole number, 0 or more".to_string(), true),
         ("u64" | "usize", m) => (format!("a whole number, at least {m}"), true),
         ("u32", m) => (format!("a whole number from {m} to {}", u32::MAX), true),
+        // A single string where a list of them belongs (`cooperating = "eu"`): that string
+        // in brackets.
+        ("a sequence", _) => match head
+            .strip_prefix("invalid type: string ")
+            .and_then(|rest| rest.strip_suffix(", "))
+        {
+            Some(quoted) => (format!("a list in square brackets, [{quoted}]"), false),
+            None => ("a list in square brackets, [...]".to_string(), false),
+        },
+        (name, _) if name.starts_with("struct ") => (
+            expected
+                .and_then(table_to_write)
+                .unwrap_or_else(|| "a table".to_string()),
+            false,
+        ),
         _ => return message,
     };
     // TOML reads `2000.0` as a float, which no integer field takes.
@@ -616,6 +633,32 @@ fn in_plain_words(message: String, minimum: u64) -> String {
     match written_as_float {
         Some(x) => format!("{head}expected {words} (write {x:.0}, without the point)"),
         None => format!("{head}expected {words}"),
+    }
+}
+
+/// The table a schema `node` of an object describes, as an inline table of its required
+/// keys (`a table, { initial = ..., maintenance = ... }`), or with its keys named where
+/// there are many.
+fn table_to_write(node: &Json) -> Option<String> {
+    let keys: Vec<&str> = match node.get("required").and_then(Json::as_array) {
+        Some(required) => required.iter().filter_map(Json::as_str).collect(),
+        None => node
+            .get("properties")?
+            .as_object()?
+            .keys()
+            .map(String::as_str)
+            .collect(),
+    };
+    match keys.len() {
+        0 => None,
+        1..=3 => Some(format!(
+            "a table, {{ {} }}",
+            keys.iter()
+                .map(|k| format!("{k} = ..."))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => Some(format!("a table (its required keys: {})", keys.join(", "))),
     }
 }
 

@@ -354,9 +354,16 @@ impl Destination {
 }
 
 /// The refusal of an `--out` that exists, without `--force`; `when` says when it appeared.
+/// `--force` is offered only where it would replace what is there: a result.
 fn already_exists(target: &Path, when: &str) -> Error {
+    let instead = if is_result_dir(target) {
+        "pass --force to replace it, or choose another --out"
+    } else {
+        "it is not a cascade result directory, which --force never replaces: choose another \
+         --out"
+    };
     Error::BadInput(format!(
-        "{} already exists{when}; pass --force to replace it, or choose another --out",
+        "{} already exists{when}; {instead}",
         target.display()
     ))
 }

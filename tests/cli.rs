@@ -1616,6 +1616,15 @@ fn force_never_replaces_a_directory_that_is_not_a_result() {
     let tmp = scratch_with("tiny.toml");
     fs::create_dir(tmp.path().join("precious")).unwrap();
     fs::write(tmp.path().join("precious/thesis.tex"), "years of work").unwrap();
+    // Without --force, the refusal does not suggest the flag that would be refused too.
+    let out = cascade(
+        tmp.path(),
+        &["run", "tiny.toml", "--quiet", "--out", "precious"],
+    );
+    out.expect_code(2).expect_stderr(&[
+        "precious already exists; it is not a cascade result directory, which --force never \
+         replaces: choose another --out",
+    ]);
     cascade(
         tmp.path(),
         &[

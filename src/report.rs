@@ -174,7 +174,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             format!(
                 "Each dot is a policy's mean paired difference from {} on the same paths (common random \
                  numbers), as a share of the baseline mean; whiskers are 95% confidence intervals. A filled \
-                 dot's interval excludes zero. Left of the vertical line is lower (better) than the baseline. \
+                 dot's interval excludes zero. Left of the vertical line is lower than the baseline (better, for the losses). \
                  Metrics whose baseline mean is zero have no relative change and are left out.",
                 c.baseline
             ),
@@ -1046,8 +1046,11 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
          each difference is measured path by path. <em>Mean difference</em> is the policy minus \
          the baseline, averaged over paths, with its 95% confidence interval; <em>relative</em> \
          divides it by the baseline mean; <em>lower / higher</em> are the shares of paths on which \
-         the policy did better / worse than the baseline. For every metric shown, lower is \
-         better. Rows in bold have an interval that excludes zero.</p>"
+         the policy's figure was below / above the baseline's. Lower is better for the losses \
+         (liquidations, drawdown, bad debt, ADL, unabsorbed loss, insolvent venues); a fund \
+         drawn more may be a loss absorbed rather than left unabsorbed, and under partial \
+         liquidation each slice counts as a liquidated position. Rows in bold have an \
+         interval that excludes zero.</p>"
     );
     let _ = writeln!(
         w,

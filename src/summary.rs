@@ -141,10 +141,10 @@ pub struct Paired {
     pub ci95: Option<[f64; 2]>,
     /// Mean difference over the baseline mean; null where the baseline mean is zero.
     pub relative: Option<f64>,
-    /// Share of paths where the policy's value is lower (better) than the baseline's, beyond
-    /// rounding ([`TIE`]).
+    /// Share of paths where the policy's value is lower than the baseline's, beyond rounding
+    /// ([`TIE`]): better for the losses, not necessarily for a fund's draw.
     pub share_better: f64,
-    /// Share of paths where it is higher (worse), beyond rounding.
+    /// Share of paths where it is higher, beyond rounding.
     pub share_worse: f64,
 }
 

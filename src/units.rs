@@ -275,6 +275,11 @@ pub fn difference(unit: Unit, v: f64) -> String {
     }
 }
 
+/// `n` things, in the singular or the plural as `n` asks: `1 policy`, `3 policies`.
+pub fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A count, with thousands separators for whole numbers and two decimals for means.
 pub fn count(v: f64) -> String {
     if !v.is_finite() {
@@ -300,6 +305,13 @@ pub fn count(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_thing_is_singular_and_none_or_many_are_plural() {
+        assert_eq!(counted(1, "policy", "policies"), "1 policy");
+        assert_eq!(counted(0, "policy", "policies"), "0 policies");
+        assert_eq!(counted(3, "row", "rows"), "3 rows");
+    }
 
     #[test]
     fn dollar_ticks_on_a_narrow_axis_are_told_apart() {

@@ -916,6 +916,21 @@ fn set_values_are_validated_like_file_values() {
     )
     .expect_code(2)
     .expect_stderr(&["`x` is not an index: `venues[0].margin_tiers` is a list"]);
+    // A venue or policy addressed by its name: the key that reaches it is given.
+    cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "venues.onshore.insurance_fund=0",
+        ],
+    )
+    .expect_code(2)
+    .expect_stderr(&[
+        "`onshore` is not an index: the entry named `onshore` is at index 1, so write \
+         `venues.1.insurance_fund`",
+    ]);
     // A refused override made nothing: the file's own problem where it pointed is the
     // file's, not the override's.
     let no_cooperating = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -47,6 +47,7 @@ use cascade::scenario::load::parse_key;
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
 use cascade::study::{self, Provenance};
+use cascade::units::counted;
 use whole_number::whole;
 
 /// `cascade --version`: the version and the code it was built from.
@@ -534,7 +535,6 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         say!("{}", table::headline(&study.summary));
         say!("{}", table::comparisons(&study.summary));
     }
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let shard = args
         .shard
         .map(|s| {
@@ -548,11 +548,11 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         .unwrap_or_default();
     sayln!(
         "\n{} x {}{shard} in {:.2} s ({:.0} M venue-steps/s on {}), seed {}",
-        plural(study.out.range.len(), "path"),
-        plural(study.markets.len(), "policy").replace("policys", "policies"),
+        counted(study.out.range.len(), "path", "paths"),
+        counted(study.markets.len(), "policy", "policies"),
         study.out.seconds,
         study.venue_steps_per_second() / 1e6,
-        plural(study.out.threads, "thread"),
+        counted(study.out.threads, "thread", "threads"),
         study.scenario.seed()
     );
     sayln!("results: {}", dir.display());

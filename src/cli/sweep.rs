@@ -9,6 +9,7 @@ use cascade::scenario::{Override, Scenario};
 use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
 use cascade::sweep::{self, Axis, GridRow};
+use cascade::units::counted;
 
 use super::{StudyArgs, seeded_for_shards};
 
@@ -399,9 +400,9 @@ impl Grid<'_> {
         results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
         say!("{}", super::table::grid(axes, &rows));
         sayln!(
-            "{} cells x {} policies: {}",
-            total,
-            rows.len() / total.max(1),
+            "{} x {}: {}",
+            counted(total, "cell", "cells"),
+            counted(rows.len() / total.max(1), "policy", "policies"),
             root.join("grid.csv").display()
         );
         Ok(())

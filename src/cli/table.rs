@@ -3,7 +3,7 @@
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
 use cascade::sweep::{Axis, GridRow};
-use cascade::units::usd_column as usd;
+use cascade::units::{counted, usd_column as usd};
 
 fn pct(v: f64) -> String {
     if v.is_finite() {
@@ -121,8 +121,8 @@ pub fn grid(axes: &[Axis], rows: &[GridRow]) -> String {
     let mut out = render(&table, axes.len() + 1);
     if rows.len() > GRID_ROWS_SHOWN {
         out.push_str(&format!(
-            "... and {} more rows in grid.csv\n",
-            rows.len() - GRID_ROWS_SHOWN
+            "... and {} more in grid.csv\n",
+            counted(rows.len() - GRID_ROWS_SHOWN, "row", "rows")
         ));
     }
     out

@@ -187,10 +187,27 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
             toml::Value::Array(a) => {
                 let len = a.len();
                 let idx = list_index(part).map_err(|why| {
-                    problem(format!(
-                        "{why}: it must be an index into the list (0 to {})",
-                        len.saturating_sub(1)
-                    ))
+                    // Entries are addressed by position, but a user thinks of a venue or
+                    // policy by its name: name the key that reaches it.
+                    let named = a
+                        .iter()
+                        .position(|e| e.get("name").and_then(toml::Value::as_str) == Some(part));
+                    problem(match named {
+                        Some(k) => {
+                            let mut key: Vec<String> =
+                                parts.iter().map(|p| p.to_string()).collect();
+                            key[i] = k.to_string();
+                            format!(
+                                "{why}: the entry named `{part}` is at index {k}, so write \
+                                 `{}`",
+                                key.join(".")
+                            )
+                        }
+                        None => format!(
+                            "{why}: it must be an index into the list (0 to {})",
+                            len.saturating_sub(1)
+                        ),
+                    })
                 })?;
                 let slot = a.get_mut(idx).ok_or_else(|| {
                     problem(format!(

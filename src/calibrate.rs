@@ -24,9 +24,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
 use crate::runner::RunOptions;
-use crate::scenario::load::{apply_override, parse_key};
+use crate::scenario::load::{apply_override, nearest, parse_key};
 use crate::scenario::{Override, Scenario};
 use crate::study;
+use crate::units::{self, Unit};
 
 /// The key calibrated when none is named: the size of the deterministic stress drop.
 pub const DEFAULT_KEY: &str = "price.stress.drop";
@@ -106,8 +107,10 @@ pub fn metric_named(name: &str) -> Result<Metric> {
         .find(|m| m.name() == name)
         .ok_or_else(|| {
             let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            let hint = nearest(name, names.iter().copied())
+                .map_or(String::new(), |near| format!("did you mean `{near}`? "));
             Error::BadInput(format!(
-                "unknown metric `{name}`; valid metrics: {}",
+                "unknown metric `{name}`; {hint}valid metrics: {}",
                 names.join(", ")
             ))
         })
@@ -127,6 +130,19 @@ pub fn parse_target(text: &str) -> Result<(Metric, f64)> {
         .ok()
         .filter(|v: &f64| v.is_finite())
         .ok_or_else(|| Error::BadInput(format!("--target {text}: `{value}` is not a number")))?;
+    // A share written as a percentage would run the whole search before it said the target
+    // is out of reach.
+    if units::metric(metric.name()).1 == Unit::Fraction && !(0.0..=1.0).contains(&value) {
+        return Err(Error::BadInput(format!(
+            "--target {text}: {} is a share from 0 to 1 (0.13 is 13%){}",
+            metric.name(),
+            if value > 1.0 && value <= 100.0 {
+                format!("; did you mean {}={}?", metric.name(), value / 100.0)
+            } else {
+                String::new()
+            }
+        )));
+    }
     Ok((metric, value))
 }
 

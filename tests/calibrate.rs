@@ -183,8 +183,17 @@ fn calibration_refuses_what_it_cannot_do() {
         );
         assert!(!d.join("c.toml").exists(), "{args:?} wrote a file");
     };
-    // Unknown metric: the error lists the valid names.
-    fails(&["--target", "drawdown=0.1"], "max_drawdown");
+    // Unknown metric: the error lists the valid names, and the nearest first.
+    fails(
+        &["--target", "max_drawdon=0.1"],
+        "unknown metric `max_drawdon`; did you mean `max_drawdown`? valid metrics: liquidated_notional,",
+    );
+    // A share written as a percentage is refused before any simulation, with the share.
+    fails(
+        &["--target", "max_drawdown=13"],
+        "--target max_drawdown=13: max_drawdown is a share from 0 to 1 (0.13 is 13%); did you \
+         mean max_drawdown=0.13?",
+    );
     // Beyond what the bracket reaches (a 95% drop gives about 95%): the range is named, and
     // the default bracket, every drop there is, is not offered for widening.
     fails(

@@ -767,7 +767,7 @@ fn choice_problem(choices: &[String], found: &toml::Value) -> (String, toml::Val
 }
 
 /// The one of `options` nearest to `word` (case aside), if any is near.
-fn nearest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub fn nearest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
     options
         .map(|o| (strsim::jaro_winkler(&word, &o.to_lowercase()), o))

@@ -2459,6 +2459,21 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
             vec!["validate", s, "--set", "simulation.steps=1000000000"],
             "step histograms",
         ),
+        // ... with the threads `run` will use: 1,024 of them hold 1,024 sets of histograms
+        // (the same scenario on one thread passes, below).
+        (
+            vec![
+                "validate",
+                s,
+                "--set",
+                "simulation.steps=100000",
+                "--set",
+                "simulation.paths=100000",
+                "--threads",
+                "1024",
+            ],
+            "a set per thread",
+        ),
     ] {
         let out = cascade(tmp.path(), &args);
         out.expect_code(2);
@@ -2471,6 +2486,17 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
         // Not even the folders the result would have gone into.
         assert!(!tmp.path().join("r").exists(), "{args:?} created r");
     }
+    let one_thread = [
+        "validate",
+        s,
+        "--set",
+        "simulation.steps=100000",
+        "--set",
+        "simulation.paths=100000",
+        "--threads",
+        "1",
+    ];
+    cascade(tmp.path(), &one_thread).expect_code(0);
 }
 
 #[test]

@@ -72,6 +72,10 @@ enum Command {
         /// Override a field by its dotted path, e.g. --set liquidity.routing=0.3.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// The worker threads `run` will use (default: one per core): the memory check
+        /// counts each thread's histograms.
+        #[arg(long, allow_negative_numbers = true, value_parser = whole(1, 1024))]
+        threads: Option<i64>,
     },
     /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
     Sweep(sweep::SweepArgs),
@@ -292,15 +296,19 @@ fn run_command(cli: Cli) -> Result<()> {
         Command::Run(args) => run_scenario(args),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Backtest(args) => backtest::run(args),
-        Command::Validate { scenario, set } => {
+        Command::Validate {
+            scenario,
+            set,
+            threads,
+        } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             warn(&s, &scenario);
             // What `cascade run` of it would refuse here, before drawing anything.
-            let defaults = RunOptions {
-                threads: None,
+            let options = RunOptions {
+                threads: threads.map(|t| t as usize),
                 progress: false,
             };
-            study::check_memory(&s, None, &defaults)?;
+            study::check_memory(&s, None, &options)?;
             say!("{}", s.to_toml());
             Ok(())
         }

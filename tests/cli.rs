@@ -487,34 +487,29 @@ fn bad_flags_are_bad_input() {
     let summary = read(&tmp.path().join("r/summary.json"));
     assert!(summary.contains("\"paths\": 10,"), "{summary}");
     fs::remove_dir_all(tmp.path().join("r")).unwrap();
-    cascade(
-        tmp.path(),
-        &[
-            "calibrate",
-            "tiny.toml",
-            "--target",
-            "max_drawdown=0.1",
+    // calibrate's numbers take negative values too, and say what is wrong with them.
+    for (flag, expect) in [
+        (
             "--max-evaluations",
-            "-1",
-        ],
-    )
-    .expect_code(2)
-    .expect_stderr(&[
-        "'-1' for '--max-evaluations <MAX_EVALUATIONS>': expected a whole number, at least 2",
-    ]);
-    cascade(
-        tmp.path(),
-        &[
+            "'-1' for '--max-evaluations <MAX_EVALUATIONS>': expected a whole number, at least 2",
+        ),
+        (
+            "--tolerance",
+            "--tolerance -1: must be a finite non-negative number",
+        ),
+    ] {
+        let args = [
             "calibrate",
             "tiny.toml",
             "--target",
             "max_drawdown=0.1",
-            "--tolerance",
+            flag,
             "-1",
-        ],
-    )
-    .expect_code(2)
-    .expect_stderr(&["--tolerance -1: must be a finite non-negative number"]);
+        ];
+        cascade(tmp.path(), &args)
+            .expect_code(2)
+            .expect_stderr(&[expect]);
+    }
     // A refusal names what the user typed: the flag, or the key the override set, once.
     for (args, named, unnamed) in [
         (
@@ -2372,6 +2367,14 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
     let tmp = TempDir::new().unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
     let s = scenario.to_str().unwrap();
+    let validate_sized = [
+        "validate",
+        s,
+        "--set",
+        "simulation.steps=100000",
+        "--set",
+        "simulation.paths=100000",
+    ];
     for (args, expect) in [
         (
             vec!["run", s, "--paths", "1000000000000", "--out", "r/x"],
@@ -2462,16 +2465,7 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
         // ... with the threads `run` will use: 1,024 of them hold 1,024 sets of histograms
         // (the same scenario on one thread passes, below).
         (
-            vec![
-                "validate",
-                s,
-                "--set",
-                "simulation.steps=100000",
-                "--set",
-                "simulation.paths=100000",
-                "--threads",
-                "1024",
-            ],
+            [&validate_sized[..], &["--threads", "1024"]].concat(),
             "a set per thread",
         ),
     ] {
@@ -2486,16 +2480,7 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
         // Not even the folders the result would have gone into.
         assert!(!tmp.path().join("r").exists(), "{args:?} created r");
     }
-    let one_thread = [
-        "validate",
-        s,
-        "--set",
-        "simulation.steps=100000",
-        "--set",
-        "simulation.paths=100000",
-        "--threads",
-        "1",
-    ];
+    let one_thread = [&validate_sized[..], &["--threads", "1"]].concat();
     cascade(tmp.path(), &one_thread).expect_code(0);
 }
 

@@ -602,7 +602,7 @@ pub fn calibrated_text(
     let scenario = &found.scenario;
     let header = format!(
         "# Calibrated by cascade {}: {} = {}\n# gives a median {} of {} (target {}; {} \
-         evaluations of {} paths, seed {}),\n# from {}{}. The rest is that file as written.\n\n",
+         evaluations of {} paths, seed {}),\n# from {}{}.\n# The rest is that file as written: the values changed say so, but a comment\n# elsewhere (a table's, the description) may still describe the value before.\n\n",
         crate::VERSION,
         search.key,
         found.value,

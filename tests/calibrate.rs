@@ -761,8 +761,14 @@ fn calibration_checks_its_bracket_and_evaluation_budget_before_it_runs() {
         // A negative end needs no `=`: it is the bracket, not a flag.
         (&["--bracket", "-0.5,0.5"][..], "price.stress.drop = -0.5"),
         // Fewer evaluations than the two bracket ends used to be raised to 2 silently.
-        (&["--max-evaluations", "0"][..], "--max-evaluations 0"),
-        (&["--max-evaluations", "1"][..], "--max-evaluations 1"),
+        (
+            &["--max-evaluations", "0"][..],
+            "'0' for '--max-evaluations <MAX_EVALUATIONS>': expected a whole number, at least 2",
+        ),
+        (
+            &["--max-evaluations", "1"][..],
+            "'1' for '--max-evaluations <MAX_EVALUATIONS>': expected a whole number, at least 2",
+        ),
     ] {
         let all = [
             &[

@@ -121,8 +121,8 @@ pub fn grid(axes: &[Axis], rows: &[GridRow]) -> String {
     let mut out = render(&table, axes.len() + 1);
     if rows.len() > GRID_ROWS_SHOWN {
         out.push_str(&format!(
-            "... and {} more in grid.csv\n",
-            counted(rows.len() - GRID_ROWS_SHOWN, "row", "rows")
+            "... and {} in grid.csv\n",
+            counted(rows.len() - GRID_ROWS_SHOWN, "more row", "more rows")
         ));
     }
     out

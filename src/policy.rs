@@ -41,12 +41,21 @@ pub fn market(scenario: &Scenario, books: &[Vec<Position>], policy: &Policy) -> 
             FundSizing::Sum => members.iter().map(|&i| funds[i]).sum(),
             FundSizing::Cover2 => {
                 let stress = pool.stress_move.expect("validated for cover2");
-                let mut exposures: Vec<f64> = members
+                let losses: Vec<[f64; 2]> = members
                     .iter()
-                    .map(|&i| stressed_loss(&terms[i], &f.venues[i], f.price.start, stress))
+                    .map(|&i| stressed_losses(&terms[i], &f.venues[i], f.price.start, stress))
                     .collect();
-                exposures.sort_by(|a, b| b.total_cmp(a));
-                let cover2: f64 = exposures.iter().take(2).sum();
+                // The two largest losses within one move: a fall and a rise cannot happen
+                // at once, so one member's loss on the fall and another's on the rise are
+                // never added (PFMI's cover-2 is the two largest exposures in one scenario).
+                let cover2 = [0, 1]
+                    .map(|m| {
+                        let mut exposures: Vec<f64> = losses.iter().map(|l| l[m]).collect();
+                        exposures.sort_by(|a, b| b.total_cmp(a));
+                        exposures.iter().take(2).sum::<f64>()
+                    })
+                    .into_iter()
+                    .fold(0.0, f64::max);
                 let own: f64 = members.iter().map(|&i| funds[i]).sum();
                 own.max(cover2)
             }
@@ -265,20 +274,19 @@ fn cap_leverage(
     }
 }
 
-/// A venue's loss beyond bankruptcy prices if the price jumped by `stress` against each
-/// side and every crossed position were closed at the jumped price (no cascade): the
-/// stressed exposure of cover-2 sizing. The larger of the two sides.
-fn stressed_loss(
+/// A venue's loss beyond bankruptcy prices if the price fell, then if it rose, by `stress`
+/// and every crossed position were closed at the jumped price (no cascade): its stressed
+/// exposures for cover-2 sizing, `[fall, rise]`.
+fn stressed_losses(
     terms: &VenueTerms,
     venue: &crate::scenario::file::Venue,
     start: f64,
     stress: f64,
-) -> f64 {
+) -> [f64; 2] {
     [
         (Side::Long, start * (1.0 - stress)),
         (Side::Short, start * (1.0 + stress)),
     ]
-    .into_iter()
     .map(|(side, price)| {
         let ladder = Ladder::build(
             &terms.positions,
@@ -294,5 +302,4 @@ fn stressed_loss(
             .sweep(0, crossed, Fill::at(price.ln()), 0.0, 1.0)
             .bad_debt
     })
-    .fold(0.0, f64::max)
 }

@@ -309,12 +309,14 @@ fn migrants_keep_to_their_destinations_tiers_and_stay_where_their_side_has_nowhe
 }
 
 #[test]
-fn a_cover2_pool_holds_the_two_largest_stressed_losses() {
-    // Under a 15% move each venue's loss beyond bankruptcy prices, the larger side's:
-    // "a" a long at 10x (bankrupt at 90, closed at 85): 10,000 x 5 = 50,000; "b" a short at
-    // 10x (bankrupt at 110, closed at 115): 30,000 x 5 = 150,000; "c" a long at 20x (bankrupt
-    // at 95): 10,000 x 10 = 100,000. Each venue's other side is at 2x, out of reach. Cover-2
-    // is 150,000 + 100,000, unless the members' own funds sum to more.
+fn a_cover2_pool_holds_the_two_largest_stressed_losses_of_one_move() {
+    // Each venue's loss beyond bankruptcy prices under a 15% move: on the fall, "a" a long at
+    // 10x (bankrupt at 90, closed at 85): 10,000 x 5 = 50,000, and "c" a long at 20x
+    // (bankrupt at 95): 10,000 x 10 = 100,000; on the rise, "b" a short at 10x (bankrupt at
+    // 110, closed at 115): 30,000 x 5 = 150,000. Each venue's other side is at 2x, out of
+    // reach. The fall costs the pool 50,000 + 100,000 and the rise 150,000: cover-2 is
+    // 150,000 (not b's rise plus c's fall, 250,000, which no one move brings), unless the
+    // members' own funds sum to more.
     let dir = tempfile::TempDir::new().unwrap();
     let book = |name: &str, rows: &str| positions_csv(dir.path(), name, rows);
     let books = [
@@ -331,7 +333,7 @@ fn a_cover2_pool_holds_the_two_largest_stressed_losses() {
             book("c.csv", "long,1000000,100,20\nshort,1000000,100,2\n"),
         ),
     ];
-    for (own, pool) in [(1_000.0, 250_000.0), (100_000.0, 300_000.0)] {
+    for (own, pool) in [(1_000.0, 150_000.0), (100_000.0, 300_000.0)] {
         let venues: String = books
             .iter()
             .map(|(name, csv)| {

@@ -11,7 +11,7 @@ use crate::book::Side;
 use crate::ladder::{Fill, Ladder, Sweep};
 use crate::liquidity::{LiquidityModel, Pool};
 use crate::market::{Cohort, Market};
-use crate::metrics::{Metric, RowLayout, VenueMetric};
+use crate::metrics::{self, Metric, RowLayout, VenueMetric};
 use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
 use crate::window_max::WindowMax;
 
@@ -1047,7 +1047,14 @@ impl<'a> PathRun<'a> {
     }
 
     fn finish(mut self) -> Ledger {
-        let insolvent = self.s.venues.iter().filter(|v| v.unabsorbed > 0.0).count();
+        let mut insolvent = 0;
+        for (i, st) in self.s.venues.iter().enumerate() {
+            let (_, venue) = self.layout.cells(self.row, i);
+            insolvent += usize::from(metrics::insolvent(
+                st.unabsorbed,
+                venue[VenueMetric::BadDebt.index()],
+            ));
+        }
         self.set(Metric::InsolventVenues, insolvent as f64);
         let oi = self.m.total_open_interest;
         if oi > 0.0 {

@@ -4,6 +4,17 @@
 //! then for every venue the [`VenueMetric`]s. Rows are plain slices so a batch of paths writes
 //! into one preallocated buffer without allocating per path.
 
+/// Share of a venue's bad debt below which what is left unpaid is rounding, not insolvency: a
+/// fund sized to exactly the loss it meets (a cover-2 pool whose stress move is the move that
+/// came) falls short by the last bits of two sums that reached one figure by other roads.
+pub const INSOLVENCY_ROUNDING: f64 = 1e-9;
+
+/// Whether `unabsorbed` of `bad_debt` (USD, one venue or a group of them, one path) leaves it
+/// insolvent: unpaid beyond rounding ([`INSOLVENCY_ROUNDING`]).
+pub fn insolvent(unabsorbed: f64, bad_debt: f64) -> bool {
+    unabsorbed > INSOLVENCY_ROUNDING * bad_debt
+}
+
 /// A per-path metric; its [`Metric::name`] is the `paths.csv` column and `summary.json` key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -27,7 +38,7 @@ pub enum Metric {
     AdlNotional,
     /// Bad debt neither the funds nor ADL absorbed (USD).
     UnabsorbedLoss,
-    /// Venues left with unabsorbed loss.
+    /// Venues left with unabsorbed loss (beyond rounding: see [`insolvent`]).
     InsolventVenues,
     /// Largest relative gap between the highest and lowest venue price at a step's end.
     MaxVenueGap,

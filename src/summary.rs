@@ -7,7 +7,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::market::Market;
-use crate::metrics::{Metric, VenueMetric};
+use crate::metrics::{Metric, VenueMetric, insolvent};
 use crate::runner::RunOutput;
 use crate::scenario::Scenario;
 use crate::stats::{self, Distribution};
@@ -219,7 +219,12 @@ fn group(
         insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
         adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),
         unabsorbed_loss_mean: stats::mean(&col(VenueMetric::UnabsorbedLoss)),
-        insolvency_probability: stats::share_positive(&col(VenueMetric::UnabsorbedLoss)),
+        insolvency_probability: {
+            let bad_debt = col(VenueMetric::BadDebt);
+            let unabsorbed = col(VenueMetric::UnabsorbedLoss);
+            let paths = unabsorbed.iter().zip(&bad_debt);
+            paths.filter(|&(&u, &b)| insolvent(u, b)).count() as f64 / bad_debt.len() as f64
+        },
     }
 }
 

@@ -920,6 +920,36 @@ mod tests {
     }
 
     #[test]
+    fn a_search_reads_a_logarithm_of_the_keys_it_passes_not_the_keys() {
+        // A path's cost must not grow with the book (MODEL.md section 4): a search over a
+        // million keys reads the window, a gallop's doubling steps over the sample and one
+        // stretch, about 2 log2(distance / 16) + 2 x 16 keys. Counting its reads catches a
+        // gallop whose steps grow by adding or stop growing, which still finds the key.
+        let n = 1_000_000;
+        let keys: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let run = Run {
+            sample: sample(&keys),
+            keys,
+            ..Run::default()
+        };
+        for (from, target) in [(0, 999_999), (0, 500_000), (123_456, 654_321), (10, 5_000)] {
+            let reads = std::cell::Cell::new(0_u32);
+            let limit = target as f64 - 0.5;
+            let found = run.partition_within(from, n, |k| {
+                reads.set(reads.get() + 1);
+                k <= limit
+            });
+            assert_eq!(found, target);
+            let bound = 2.0 * ((target - from) as f64 / SAMPLE as f64).log2() + 2.0 * 17.0 + 4.0;
+            assert!(
+                f64::from(reads.get()) <= bound,
+                "from {from} to {target}: {} keys read, more than {bound}",
+                reads.get()
+            );
+        }
+    }
+
+    #[test]
     fn a_search_finds_the_first_key_past_the_limit_from_anywhere() {
         // Lengths and distances on both sides of the window, of the sample's stretches and
         // of its gallop's steps and bisections (up to a hundred sampled keys), with repeated

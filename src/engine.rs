@@ -240,7 +240,6 @@ struct VenueState {
     /// cohort.
     band_low: f64,
     band_high: f64,
-    unabsorbed: f64,
     /// Bad debt of this step's fills owed by longs / shorts, until the funds pay it.
     shortfall: (f64, f64),
     /// Liquidations are paused (circuit breaker) while the step index is below this.
@@ -1023,7 +1022,6 @@ impl<'a> PathRun<'a> {
                 }
                 unabsorbed += rest;
             }
-            st.unabsorbed += unabsorbed;
             self.ledger.fund_drawn += drawn;
             self.ledger.adl += adl_total;
             self.ledger.unabsorbed += unabsorbed;
@@ -1048,10 +1046,10 @@ impl<'a> PathRun<'a> {
 
     fn finish(mut self) -> Ledger {
         let mut insolvent = 0;
-        for (i, st) in self.s.venues.iter().enumerate() {
+        for i in 0..self.m.venues.len() {
             let (_, venue) = self.layout.cells(self.row, i);
             insolvent += usize::from(metrics::insolvent(
-                st.unabsorbed,
+                venue[VenueMetric::UnabsorbedLoss.index()],
                 venue[VenueMetric::BadDebt.index()],
             ));
         }

@@ -219,11 +219,19 @@ fn group(
         insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
         adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),
         unabsorbed_loss_mean: stats::mean(&col(VenueMetric::UnabsorbedLoss)),
+        // A group is insolvent on a path where any of its venues is: one venue's unpaid loss
+        // is not rounding because a sister venue's bad debt is large.
         insolvency_probability: {
-            let bad_debt = col(VenueMetric::BadDebt);
-            let unabsorbed = col(VenueMetric::UnabsorbedLoss);
-            let paths = unabsorbed.iter().zip(&bad_debt);
-            paths.filter(|&(&u, &b)| insolvent(u, b)).count() as f64 / bad_debt.len() as f64
+            let venue = |v: usize, m: VenueMetric| out.column(policy, l.venue(v, m));
+            let mut any = vec![false; out.range.len()];
+            for &v in venues {
+                let unabsorbed = venue(v, VenueMetric::UnabsorbedLoss);
+                let bad_debt = venue(v, VenueMetric::BadDebt);
+                for (a, (&u, &b)) in any.iter_mut().zip(unabsorbed.iter().zip(&bad_debt)) {
+                    *a |= insolvent(u, b);
+                }
+            }
+            any.iter().filter(|&&a| a).count() as f64 / any.len() as f64
         },
     }
 }

@@ -361,6 +361,47 @@ fn a_cover2_pool_holds_the_two_largest_stressed_losses_of_one_move() {
     }
 }
 
+/// A `[[venues]]` entry holding USD `long` of 50x longs entered at 100 (bankrupt at 98) and
+/// USD 1M of 1x shorts, with the fund `fund`, no fee, no ADL and no impact.
+fn jump_venue(dir: &Path, name: &str, jurisdiction: &str, long: f64, fund: f64) -> String {
+    let rows = format!("long,{long},100,50\nshort,1000000,100,1\n");
+    let csv = positions_csv(dir, &format!("{name}.csv"), &rows);
+    let extra = format!(
+        "liquidation_fee = 0.0\ninsurance_fund = {fund:?}\nadl = false\ndepth_1pct = 1.0e15"
+    );
+    csv_venue(name, jurisdiction, &csv, &extra)
+}
+
+/// Two paths of a price that jumps 15% down at step 2, over `venues`: the baseline, then the
+/// `[[policies]]` entries `policies`.
+fn jump_scenario(dir: &Path, venues: &str, policies: &str) -> Scenario {
+    let text = format!(
+        "name = \"jump\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.15\nstart_step = 2\n[liquidity]\nshared_depth_1pct = 1.0e15\n{venues}[[policies]]\nname = \"baseline\"\n{policies}",
+    );
+    Scenario::from_toml(&text, &dir.join("jump.toml"), &[]).unwrap()
+}
+
+#[test]
+fn a_jurisdiction_is_insolvent_where_any_of_its_venues_is() {
+    // In jurisdiction "j", venue "small" owes 65,000 of bad debt against a fund of 1,000,
+    // and venue "large" owes 1.17e14, all paid from its fund. The unpaid 64,000 is under
+    // 1e-9 of the jurisdiction's bad debt, but it is all of the small venue's: the small
+    // venue is insolvent, and so is its jurisdiction.
+    let dir = tempfile::TempDir::new().unwrap();
+    let venues = jump_venue(dir.path(), "small", "j", 5.0e5, 1000.0)
+        + &jump_venue(dir.path(), "large", "j", 9.0e14, 1.0e15);
+    let s = jump_scenario(dir.path(), &venues, "");
+    let (markets, out) = run(&s);
+    let summary = Summary::build(&s, &markets, &out);
+    let base = &summary.policies[0];
+    let venue = |name: &str| base.venues.iter().find(|v| v.name == name).unwrap();
+    assert_eq!(venue("small").insolvency_probability, 1.0);
+    assert_eq!(venue("large").insolvency_probability, 0.0);
+    assert!(venue("small").unabsorbed_loss_mean < 1e-9 * venue("large").bad_debt_mean);
+    assert_eq!(base.jurisdictions[0].insolvency_probability, 1.0);
+    assert_eq!(base.probabilities.any_insolvency, 1.0);
+}
+
 #[test]
 fn a_pool_sized_to_exactly_the_loss_it_meets_leaves_no_venue_insolvent() {
     // Two venues' 50x longs (bankrupt at 98) fill at 85 after a 15% jump: bad debt 130,000
@@ -369,21 +410,10 @@ fn a_pool_sized_to_exactly_the_loss_it_meets_leaves_no_venue_insolvent() {
     // the pool falls short by the last bits, a few 1e-5 USD. That is rounding, not two
     // insolvent venues; the baseline's small funds leave both insolvent.
     let dir = tempfile::TempDir::new().unwrap();
-    let venue = |name: &str, long: &str| {
-        let csv = positions_csv(
-            dir.path(),
-            &format!("{name}.csv"),
-            &format!("long,{long},100,50\nshort,1000000,100,1\n"),
-        );
-        let extra =
-            "liquidation_fee = 0.0\ninsurance_fund = 1000.0\nadl = false\ndepth_1pct = 1.0e15";
-        csv_venue(name, name, &csv, extra)
-    };
-    let venues = venue("a", "1000000") + &venue("c", "2000000");
-    let text = format!(
-        "name = \"exact\"\n[simulation]\npaths = 2\nsteps = 5\nseed = 1\n[price]\nstart = 100.0\nannual_volatility = 0.0\n[price.stress]\ndrop = 0.15\nstart_step = 2\n[liquidity]\nshared_depth_1pct = 1.0e15\n{venues}[[policies]]\nname = \"baseline\"\n[[policies]]\nname = \"pooled\"\ncooperating = [\"a\", \"c\"]\npooled_default_fund = {{ sizing = \"cover2\", stress_move = 0.15 }}\n",
-    );
-    let s = Scenario::from_toml(&text, &dir.path().join("exact.toml"), &[]).unwrap();
+    let venues = jump_venue(dir.path(), "a", "a", 1.0e6, 1000.0)
+        + &jump_venue(dir.path(), "c", "c", 2.0e6, 1000.0);
+    let pooled = "[[policies]]\nname = \"pooled\"\ncooperating = [\"a\", \"c\"]\npooled_default_fund = { sizing = \"cover2\", stress_move = 0.15 }\n";
+    let s = jump_scenario(dir.path(), &venues, pooled);
     let (markets, out) = run(&s);
     assert!(
         (markets[1].funds[0] - 390_000.0).abs() < 1e-6,

@@ -642,6 +642,69 @@ fn adl_draws_only_on_the_profits_of_positions_still_open() {
     }
 }
 
+#[test]
+fn adl_with_no_profit_left_to_take_closes_nothing_more() {
+    // A fall to 0.9 bankrupts a 100x long (20 BTC) with an empty fund: ADL takes its bad debt,
+    // 90,000, from the only short in profit, a 100x short of 100 BTC that has won 500,000,
+    // and so closes 18% of it, 18 BTC. A rise to 1.008 liquidates that short (short of its
+    // bankruptcy at 1.01). A gap from 0.82 to 0.5 then bankrupts a 5x long with the other
+    // short, 30 BTC entered at 0.51, as the only one in profit: 15,000, less than the 90,000
+    // already taken, so ADL can take nothing more and closes nothing more. (Counting the side
+    // as deleveraged anyway closed all 30 BTC of it, 1.5M of notional more.)
+    let start = 50_000.0;
+    let s = load(
+        &scenario_text(
+            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e15\nopen_interest = 1e9",
+            "annual_volatility = 0.0",
+            "impact = \"linear\"\nshared_depth_1pct = 1.0e15\nrouting = 0.0\npermanent_fraction = 1.0",
+        ),
+        &[],
+    );
+    let position = |side, quantity, entry: f64, leverage| Position {
+        side,
+        quantity,
+        entry: start * entry,
+        leverage,
+    };
+    let market = market_with(
+        &s,
+        vec![
+            position(Side::Long, 20.0, 1.0, 100.0),
+            position(Side::Long, 1.0, 1.0, 5.0),
+            position(Side::Short, 100.0, 1.0, 100.0),
+            position(Side::Short, 30.0, 0.51, 1.0),
+        ],
+    );
+    let mut returns = vec![0.0; s.file().simulation.steps as usize];
+    let prices = [(1, 0.9), (3, 1.008), (5, 0.82), (7, 0.5)];
+    let mut last = 1.0;
+    for (step, price) in prices {
+        returns[step] = f64::ln(price / last);
+        last = price;
+    }
+    let (row, ledger, scratch) = one_path(&market, &returns);
+    assert_conserved(&ledger, 1e9);
+    let close = |x: f64, want: f64| (x - want).abs() <= 1e-6 * want;
+    // Each move liquidated what it should: the 100x long, the 100x short, the 5x long.
+    let liquidated: Vec<f64> = scratch
+        .liquidated_path
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    for (step, btc) in [(1, 20.0), (3, 100.0), (7, 1.0)] {
+        assert!(close(liquidated[step - 1], btc * start), "{liquidated:?}");
+    }
+    assert!(close(ledger.bad_debt, 90_000.0 + 15_000.0), "{ledger:?}");
+    assert!(close(ledger.adl, 90_000.0), "{ledger:?}");
+    assert!(close(ledger.unabsorbed, 15_000.0), "{ledger:?}");
+    let adl_notional = row[Metric::AdlNotional.index()];
+    assert!(
+        close(adl_notional, 18.0 * start),
+        "ADL closed {adl_notional} of notional, against 18 BTC's {}",
+        18.0 * start
+    );
+}
+
 /// A long-only ladder, uniform in log price: tranche `k` triggers `k * step` below the start,
 /// each worth `notional` at the start price.
 fn uniform_log_ladder(start: f64, mm: f64, n: usize, step: f64, notional: f64) -> Vec<Position> {

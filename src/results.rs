@@ -468,14 +468,16 @@ pub fn is_result_dir(dir: &Path) -> bool {
 }
 
 /// The entries `cascade` writes in a result directory (files, and the `charts` and `books`
-/// folders): anything else there was put by someone else.
+/// folders), a shard's raw histograms among them: anything else there was put by someone
+/// else.
 const RESULT_ENTRIES: &[&str] = &[
     "manifest.json",
     "scenario.toml",
     "summary.json",
     "paths.csv",
-    "paths.parquet",
+    crate::columnar::FILE,
     "timeline.csv",
+    crate::shard::HISTOGRAMS,
     "report.html",
     "charts",
     "books",

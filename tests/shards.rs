@@ -95,6 +95,16 @@ fn shards_merge_into_exactly_the_unsharded_result() {
             "a merged result is a whole result"
         );
     }
+    // A requeued array task runs its shard again over the first attempt (`--force`, as
+    // cluster/slurm/cascade-array.sh does), and a merge is redone the same way: every file
+    // either wrote is cascade's own, so --force replaces it, with the same bytes.
+    let shard = ["run", s, "--paths", "150", "--shard", "1/2", "--quiet"];
+    ok(d, &[&shard[..], &["--out", "n2-s1", "--force"]].concat());
+    ok(
+        d,
+        &["merge", "n2-s1", "n2-s2", "--out", "merged-2", "--force"],
+    );
+    same_files(&d.join("whole"), &d.join("merged-2"));
 }
 
 #[test]

@@ -55,6 +55,9 @@ impl Drop for Listed {
 /// skips destructors. Once its contents are moved away, dropping it removes nothing.
 pub struct Staging {
     dir: tempfile::TempDir,
+    /// The directory, held locked while this process writes it, where the file system can
+    /// lock: see [`remove_abandoned`].
+    _writing: Option<fs::File>,
     _listed: Listed,
 }
 
@@ -71,8 +74,12 @@ impl Staging {
                 )
             })?;
         let listed = Listed::new(dir.path());
+        let writing = fs::File::open(dir.path())
+            .ok()
+            .filter(|d| d.try_lock().is_ok());
         Ok(Staging {
             dir,
+            _writing: writing,
             _listed: listed,
         })
     }
@@ -545,6 +552,12 @@ fn partial_prefix() -> String {
 /// Removes the temporary result directories in `parent` that a process of this machine left
 /// when it was killed outright (SIGKILL, the OOM killer), which no handler can clean up.
 /// Directories of live processes, of other machines or of unknown writers are left alone.
+///
+/// A process is live if its pid is, or if it holds its directory locked: a job in another PID
+/// namespace of the same machine (a container) has a pid this one cannot see, and its
+/// directory would otherwise be removed while it writes it. The kernel drops a killed
+/// process's lock. Where the file system cannot lock a directory (some NFS mounts), the pid
+/// decides alone.
 fn remove_abandoned(parent: &Path) {
     let (Some(host), true) = (host(), Path::new("/proc/self").exists()) else {
         return;
@@ -564,10 +577,15 @@ fn remove_abandoned(parent: &Path) {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        if writer == host && !Path::new(&format!("/proc/{pid}")).exists() {
+        if writer == host && !Path::new(&format!("/proc/{pid}")).exists() && !held(&entry.path()) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Whether a process holds the directory `dir` locked ([`Staging`]): it is being written.
+pub fn held(dir: &Path) -> bool {
+    fs::File::open(dir).is_ok_and(|d| matches!(d.try_lock(), Err(fs::TryLockError::WouldBlock)))
 }
 
 /// Folders made for a result not yet written: dropped before [`MadeFolders::keep`], it
@@ -1072,5 +1090,18 @@ mod tests {
         fs::write(stage.path().join("report.html"), "half").unwrap();
         remove_partial();
         assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+    }
+
+    #[test]
+    fn a_staging_directory_is_held_while_it_is_written_and_no_longer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stage = Staging::new_in(tmp.path(), ".cascade-partial-").unwrap();
+        let dir = stage.path().to_path_buf();
+        let kept = tmp.path().join("kept");
+        // Moved into place, it is still being written until the run lets it go.
+        fs::rename(&dir, &kept).unwrap();
+        assert!(held(&kept));
+        drop(stage);
+        assert!(!held(&kept));
     }
 }

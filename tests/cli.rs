@@ -2334,10 +2334,15 @@ fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
     let live = format!(".cascade-partial-{}@{host}@abc", std::process::id());
     let other = ".cascade-partial-4999999@another-node@abc".to_string();
     let unnamed = ".cascade-partial-xyz".to_string();
-    for d in [&dead, &live, &other, &unnamed] {
+    // A run in a container of this machine: its pid is not this namespace's to see, but it
+    // holds its directory locked while it writes.
+    let contained = format!(".cascade-partial-4999998@{host}@abc");
+    for d in [&dead, &live, &other, &unnamed, &contained] {
         fs::create_dir(tmp.path().join(d)).unwrap();
         fs::write(tmp.path().join(d).join("paths.csv"), "half").unwrap();
     }
+    let writing = fs::File::open(tmp.path().join(&contained)).unwrap();
+    writing.lock().unwrap();
     cascade(
         tmp.path(),
         &[
@@ -2355,9 +2360,29 @@ fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
         !tmp.path().join(&dead).exists(),
         "abandoned by a dead process"
     );
-    for kept in [&live, &other, &unnamed] {
+    for kept in [&live, &other, &unnamed, &contained] {
         assert!(tmp.path().join(kept).exists(), "{kept} must be left alone");
     }
+    // Once its writer is gone (and with it the lock), it is abandoned too.
+    drop(writing);
+    cascade(
+        tmp.path(),
+        &[
+            "run",
+            "tiny.toml",
+            "--paths",
+            "5",
+            "--out",
+            "res",
+            "--force",
+            "--no-report",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        !tmp.path().join(&contained).exists(),
+        "abandoned once unlocked"
+    );
 }
 
 #[test]

@@ -640,6 +640,11 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     fs::remove_dir_all(&lost).unwrap();
     fs::create_dir(grid.join(".cascade-partial-abc")).unwrap();
     fs::write(grid.join(".cascade-partial-abc").join("paths.csv"), "half").unwrap();
+    // A shard still writing its cell (it holds its directory locked) keeps it.
+    let live = grid.join(".cascade-partial-live");
+    fs::create_dir(&live).unwrap();
+    let writing = fs::File::open(&live).unwrap();
+    writing.lock().unwrap();
     let mut resume = args.to_vec();
     resume.push("--resume");
     let (code, stderr) = cascade(d, &resume);
@@ -658,6 +663,12 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
         !grid.join(".cascade-partial-abc").exists(),
         "partial directories are cleared"
     );
+    assert!(
+        live.exists(),
+        "a partial directory being written is left alone"
+    );
+    drop(writing);
+    fs::remove_dir(&live).unwrap();
     assert!(
         !stderr.contains("skipped"),
         "--quiet says nothing: {stderr}"

@@ -525,7 +525,9 @@ fn cell_summary(dir: &Path) -> std::result::Result<serde_json::Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Removes directories a run interrupted before it could move its result into place.
+/// Removes directories a run interrupted before it could move its result into place, but
+/// none a live process is still writing (a shard's, run against the advice beside a whole
+/// sweep).
 fn remove_partials(root: &Path) -> Result<()> {
     let entries =
         fs::read_dir(root).map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
@@ -534,6 +536,7 @@ fn remove_partials(root: &Path) -> Result<()> {
             .file_name()
             .to_string_lossy()
             .starts_with(cascade::results::PARTIAL_PREFIX)
+            && !results::held(&entry.path())
         {
             let _ = fs::remove_dir_all(entry.path());
         }

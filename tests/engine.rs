@@ -618,6 +618,14 @@ fn adl_draws_only_on_the_profits_of_positions_still_open() {
             ledger.bad_debt > 0.0 && ledger.unabsorbed > 0.0,
             "{ledger:?}"
         );
+        // The path's and the venue's cells hold the bad debt of either side, as the ledger.
+        for cell in [row[Metric::BadDebt.index()], venue(VenueMetric::BadDebt)] {
+            assert!(
+                (cell - ledger.bad_debt).abs() <= 1e-9 * ledger.bad_debt,
+                "{bankrupt:?}: bad debt {cell} against the ledger's {}",
+                ledger.bad_debt
+            );
+        }
         let log_prices = scratch.log_price_path.iter().copied();
         let extreme = match drawn_on {
             Side::Short => log_prices.fold(f64::INFINITY, f64::min),
@@ -643,14 +651,16 @@ fn adl_draws_only_on_the_profits_of_positions_still_open() {
 }
 
 #[test]
-fn adl_with_no_profit_left_to_take_closes_nothing_more() {
+fn adl_closes_the_share_of_the_profit_it_has_taken_and_no_more() {
     // A fall to 0.9 bankrupts a 100x long (20 BTC) with an empty fund: ADL takes its bad debt,
     // 90,000, from the only short in profit, a 100x short of 100 BTC that has won 500,000,
-    // and so closes 18% of it, 18 BTC. A rise to 1.008 liquidates that short (short of its
-    // bankruptcy at 1.01). A gap from 0.82 to 0.5 then bankrupts a 5x long with the other
-    // short, 30 BTC entered at 0.51, as the only one in profit: 15,000, less than the 90,000
-    // already taken, so ADL can take nothing more and closes nothing more. (Counting the side
-    // as deleveraged anyway closed all 30 BTC of it, 1.5M of notional more.)
+    // and so closes 18% of it, 18 BTC. A fall to 0.85 bankrupts a 9x long (40 BTC, bankrupt
+    // at 8/9): ADL has now taken 90,000 plus its bad debt of the 750,000 the short has won,
+    // and has closed that share of it (22.4 BTC), 4.4 BTC more. A rise to 1.008 liquidates
+    // the short (short of its bankruptcy at 1.01). A gap from 0.82 to 0.5 then bankrupts a 5x
+    // long with the other short, 30 BTC entered at 0.51, as the only one in profit: 15,000,
+    // less than what ADL has taken, so it can take nothing more and closes nothing more.
+    // (Counting the side as deleveraged anyway closed all 30 BTC of it, 7.6 BTC more.)
     let start = 50_000.0;
     let s = load(
         &scenario_text(
@@ -670,13 +680,14 @@ fn adl_with_no_profit_left_to_take_closes_nothing_more() {
         &s,
         vec![
             position(Side::Long, 20.0, 1.0, 100.0),
+            position(Side::Long, 40.0, 1.0, 9.0),
             position(Side::Long, 1.0, 1.0, 5.0),
             position(Side::Short, 100.0, 1.0, 100.0),
             position(Side::Short, 30.0, 0.51, 1.0),
         ],
     );
     let mut returns = vec![0.0; s.file().simulation.steps as usize];
-    let prices = [(1, 0.9), (3, 1.008), (5, 0.82), (7, 0.5)];
+    let prices = [(1, 0.9), (2, 0.85), (3, 1.008), (5, 0.82), (7, 0.5)];
     let mut last = 1.0;
     for (step, price) in prices {
         returns[step] = f64::ln(price / last);
@@ -685,23 +696,29 @@ fn adl_with_no_profit_left_to_take_closes_nothing_more() {
     let (row, ledger, scratch) = one_path(&market, &returns);
     assert_conserved(&ledger, 1e9);
     let close = |x: f64, want: f64| (x - want).abs() <= 1e-6 * want;
-    // Each move liquidated what it should: the 100x long, the 100x short, the 5x long.
+    // Each move liquidated what it should: the 100x long, the 9x long, the 100x short, the
+    // 5x long.
     let liquidated: Vec<f64> = scratch
         .liquidated_path
         .windows(2)
         .map(|w| w[1] - w[0])
         .collect();
-    for (step, btc) in [(1, 20.0), (3, 100.0), (7, 1.0)] {
+    for (step, btc) in [(1, 20.0), (2, 40.0), (3, 100.0), (7, 1.0)] {
         assert!(close(liquidated[step - 1], btc * start), "{liquidated:?}");
     }
-    assert!(close(ledger.bad_debt, 90_000.0 + 15_000.0), "{ledger:?}");
-    assert!(close(ledger.adl, 90_000.0), "{ledger:?}");
+    let second = 40.0 * (8.0 / 9.0 - 0.85) * start;
+    assert!(
+        close(ledger.bad_debt, 90_000.0 + second + 15_000.0),
+        "{ledger:?}"
+    );
+    assert!(close(ledger.adl, 90_000.0 + second), "{ledger:?}");
     assert!(close(ledger.unabsorbed, 15_000.0), "{ledger:?}");
+    let closed = (90_000.0 + second) / (100.0 * 0.15 * start) * 100.0;
     let adl_notional = row[Metric::AdlNotional.index()];
     assert!(
-        close(adl_notional, 18.0 * start),
-        "ADL closed {adl_notional} of notional, against 18 BTC's {}",
-        18.0 * start
+        close(adl_notional, closed * start),
+        "ADL closed {adl_notional} of notional, against {closed} BTC's {}",
+        closed * start
     );
 }
 

@@ -562,6 +562,8 @@ fn a_market_without_open_interest_gives_its_venues_weight_zero() {
     assert!(scratch.log_price_path.iter().all(|p| p.is_finite()));
     assert!(row.iter().all(|x| x.is_finite()), "{row:?}");
     assert_eq!(row[Metric::LiquidatedNotional.index()], 0.0);
+    // No open interest, none lost (not 0 / 0).
+    assert_eq!(row[Metric::OpenInterestLost.index()], 0.0);
 }
 
 #[test]

@@ -172,9 +172,29 @@ fn a_stress_drop_does_liquidate() {
         &[],
     );
     let market = Market::baseline(&s, &s.books()).unwrap();
-    let (row, _, _) = one_path(&market, &returns(&s, 0));
+    let (row, _, scratch) = one_path(&market, &returns(&s, 0));
     assert!(row[Metric::LiquidatedNotional.index()] > 0.0);
-    assert!(row[Metric::MaxDrawdown.index()] >= 0.2 - 1e-12);
+    // Without volatility the exogenous path falls by the drop, no more; the forced sales'
+    // impact takes the traded price further, and amplification is the ratio of the two.
+    let exogenous = row[Metric::ExogenousDrawdown.index()];
+    let drawdown = row[Metric::MaxDrawdown.index()];
+    assert!((exogenous - 0.2).abs() < 1e-12, "{exogenous}");
+    assert!(drawdown > 0.2 + 1e-6, "{drawdown}");
+    let amplification = row[Metric::Amplification.index()];
+    assert!(
+        (amplification - drawdown / exogenous).abs() < 1e-12,
+        "{amplification} against {drawdown} / {exogenous}"
+    );
+    // A step cascades when it liquidates something, and a cascading step runs a round.
+    let cascading = scratch
+        .liquidated_path
+        .iter()
+        .scan(0.0, |last, &x| Some(x > std::mem::replace(last, x)))
+        .filter(|&grew| grew)
+        .count();
+    assert!(cascading > 1);
+    assert_eq!(row[Metric::CascadeSteps.index()], cascading as f64);
+    assert!(row[Metric::CascadeRounds.index()] >= cascading as f64);
 }
 
 /// Every ledger identity of one path, with a tolerance relative to the money involved.
@@ -805,13 +825,53 @@ fn one_venue_sqrt_uniform_ladder_matches_its_exact_fixed_point() {
     check_uniform_ladder("sqrt", &[(0.05, 0.5), (0.10, 2.0), (0.02, 5.0)], sqrt);
 }
 
+/// The ladder of [`uniform_log_ladder`] (`n` tranches `step` apart in log price, each of
+/// whose sales moves the price `ratio` steps) under a log shock of `shock_steps` steps, taken
+/// round by round as the model asks: each round sells what the last one's price crossed.
+/// Returns the tranches sold by the end of each step, at most `cap` rounds a step (a round
+/// stopped by the cap is neither moved nor booked, and the next step goes on), until nothing
+/// more is crossed; the steps the cap stopped; and the rounds run.
+struct ByRounds {
+    sold: Vec<usize>,
+    stopped: usize,
+    rounds: usize,
+}
+
+fn ladder_by_rounds(shock_steps: f64, ratio: f64, n: usize, cap: usize) -> ByRounds {
+    let crossed_at = |sold: usize| ((shock_steps + ratio * sold as f64).floor() as usize).min(n);
+    let mut by = ByRounds {
+        sold: Vec::new(),
+        stopped: 0,
+        rounds: 0,
+    };
+    let mut sold = 0;
+    loop {
+        let mut rounds = 0;
+        while crossed_at(sold) > sold {
+            if rounds == cap {
+                by.stopped += 1;
+                break;
+            }
+            sold = crossed_at(sold);
+            rounds += 1;
+        }
+        by.rounds += rounds;
+        by.sold.push(sold);
+        if crossed_at(sold) == sold {
+            return by;
+        }
+    }
+}
+
 #[test]
 fn a_self_sustaining_ladder_goes_all_the_way() {
-    // rho / D >= 1: once started, the cascade liquidates the whole ladder.
+    // rho / D >= 1: once started, the cascade liquidates the whole ladder; below it stops at
+    // the discrete ladder's least fixed point (996 of 2,000 tranches at 0.9, near the
+    // continuous 1,005 = 0.01005 / (1 - 0.9) / 1e-4).
     let start = 50_000.0;
     let depth = 1.0e8;
     let (n, step) = (2_000, 1e-4);
-    let notional = 1.05 * depth * step / 0.01;
+    let shock_steps = -(0.99f64.ln()) / step;
     let s = load(
         &scenario_text(
             "initial_margin = 0.5\nmaintenance_margin = 0.005\ninsurance_fund = 1e12\ndepth_1pct = 1e9\nopen_interest = 1e9",
@@ -822,18 +882,64 @@ fn a_self_sustaining_ladder_goes_all_the_way() {
         ),
         &["simulation.max_rounds=100000"],
     );
-    let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
-    let (row, _, _) = one_path(&market, &returns(&s, 0));
-    assert_eq!(row[Metric::LiquidatedPositions.index()], n as f64);
-    // The book is all longs: every contract of open interest was closed by force.
-    assert!((row[Metric::OpenInterestLost.index()] - 1.0).abs() < 1e-12);
-    // Below the critical ratio the same shock stops early.
-    let market = market_with(
-        &s,
-        uniform_log_ladder(start, 0.005, n, step, notional / 1.05 * 0.9),
+    for ratio in [1.05, 1.0, 0.9] {
+        let notional = ratio * depth * step / 0.01;
+        let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
+        let (row, _, _) = one_path(&market, &returns(&s, 0));
+        let expected = ladder_by_rounds(shock_steps, ratio, n, usize::MAX).sold[0];
+        assert_eq!(expected, if ratio >= 1.0 { n } else { 996 });
+        assert_eq!(
+            row[Metric::LiquidatedPositions.index()],
+            expected as f64,
+            "rho / D = {ratio}"
+        );
+        if ratio >= 1.0 {
+            // The book is all longs: every contract of open interest was closed by force.
+            assert!((row[Metric::OpenInterestLost.index()] - 1.0).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn a_cascade_the_round_cap_stops_goes_on_the_next_step() {
+    // The self-sustaining ladder again, at most 3 rounds a step: the first step books the
+    // tranches its three rounds crossed (315 of 2,000), not those the fourth search found, and
+    // the cap is counted; the next steps go on from there, three rounds each, until the whole
+    // ladder is gone.
+    let start = 50_000.0;
+    let depth = 1.0e8;
+    let (n, step, ratio) = (2_000, 1e-4, 1.05);
+    let s = load(
+        &scenario_text(
+            "initial_margin = 0.5\nmaintenance_margin = 0.005\ninsurance_fund = 1e12\ndepth_1pct = 1e9\nopen_interest = 1e9",
+            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.01\nstart_step = 0\nduration_steps = 1",
+            &format!(
+                "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
+            ),
+        ),
+        &["simulation.max_rounds=3"],
     );
-    let (row, _, _) = one_path(&market, &returns(&s, 0));
-    assert!(row[Metric::LiquidatedPositions.index()] < n as f64 / 2.0);
+    let notional = ratio * depth * step / 0.01;
+    let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
+    let (row, _, scratch) = one_path(&market, &returns(&s, 0));
+    let by = ladder_by_rounds(-(0.99f64.ln()) / step, ratio, n, 3);
+    assert_eq!(by.sold[0], 315);
+    assert!(
+        by.stopped > 1 && by.sold.len() == by.stopped + 1,
+        "{:?}",
+        by.sold
+    );
+    for (t, tranches) in by.sold.iter().enumerate() {
+        let booked = scratch.liquidated_path[t];
+        assert!(
+            (booked - *tranches as f64 * notional).abs() < 1e-6 * booked,
+            "step {t}: {booked} booked, against {tranches} tranches"
+        );
+    }
+    assert_eq!(row[Metric::RoundCapHits.index()], by.stopped as f64);
+    assert_eq!(row[Metric::CascadeRounds.index()], by.rounds as f64);
+    assert_eq!(row[Metric::CascadeSteps.index()], by.sold.len() as f64);
+    assert_eq!(row[Metric::LiquidatedPositions.index()], n as f64);
 }
 
 /// The scenario's markets with long positions only, leverage capped at `cap`.

@@ -403,6 +403,51 @@ fn a_jurisdiction_is_insolvent_where_any_of_its_venues_is() {
 }
 
 #[test]
+fn a_pooled_fund_books_each_members_draw_and_loss_at_that_member() {
+    // Venue "a" keeps its own fund and liquidates nothing (1x positions); "b" and "c" pool
+    // theirs (1,000 and 2,000) and their 50x longs owe 130,000 and 260,000 after the 15%
+    // jump. The pool pays each claim the same share, 3,000 / 390,000: b draws 1,000 and
+    // leaves 129,000 unpaid, c draws 2,000 and leaves 258,000. Each figure is the member's
+    // own, in its own place: the pool's index among the funds is not a venue's index.
+    let dir = tempfile::TempDir::new().unwrap();
+    let calm = positions_csv(
+        dir.path(),
+        "a.csv",
+        "long,1000000,100,1\nshort,1000000,100,1\n",
+    );
+    let venues = csv_venue(
+        "a",
+        "a",
+        &calm,
+        "liquidation_fee = 0.0\ninsurance_fund = 5000.0\nadl = false\ndepth_1pct = 1.0e15",
+    ) + &jump_venue(dir.path(), "b", "b", 1.0e6, 1000.0)
+        + &jump_venue(dir.path(), "c", "c", 2.0e6, 2000.0);
+    let pooled = "[[policies]]\nname = \"pooled\"\ncooperating = [\"b\", \"c\"]\npooled_default_fund = { sizing = \"sum\" }\n";
+    let s = jump_scenario(dir.path(), &venues, pooled);
+    let (markets, out) = run(&s);
+    let summary = Summary::build(&s, &markets, &out);
+    let pooled = &summary.policies[1];
+    let close = |x: f64, want: f64| (x - want).abs() <= 1e-6 * want.max(1.0);
+    for (name, bad, drawn) in [
+        ("a", 0.0, 0.0),
+        ("b", 130_000.0, 1_000.0),
+        ("c", 260_000.0, 2_000.0),
+    ] {
+        let v = pooled.venues.iter().find(|v| v.name == name).unwrap();
+        let got = (
+            v.bad_debt_mean,
+            v.insurance_fund_drawn_mean,
+            v.unabsorbed_loss_mean,
+        );
+        assert!(
+            close(got.0, bad) && close(got.1, drawn) && close(got.2, bad - drawn),
+            "{name}: (bad debt, drawn, unabsorbed) {got:?}, expected ({bad}, {drawn}, {})",
+            bad - drawn
+        );
+    }
+}
+
+#[test]
 fn a_pool_sized_to_exactly_the_loss_it_meets_leaves_no_venue_insolvent() {
     // Two venues' 50x longs (bankrupt at 98) fill at 85 after a 15% jump: bad debt 130,000
     // and 260,000. A cover-2 pool at the same 15% holds exactly their sum, but the path's

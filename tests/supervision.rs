@@ -176,22 +176,29 @@ fn a_circuit_breaker_changes_nothing_before_it_trips_and_something_after() {
     let markets = policy::markets(&s, &s.books()).unwrap();
     let (mut tripped, mut changed) = (0, 0);
     for path in 0..s.file().simulation.paths {
-        let base = trace(&markets[0], &s, path).0.liquidated_path;
+        let (base, _) = trace(&markets[0], &s, path);
         let (breaker, _) = trace(&markets[1], &s, path);
+        // Liquidations and the traded price, step by step.
+        let steps = |s: &Scratch, until: usize| {
+            let until = until.min(s.liquidated_path.len());
+            (
+                bits(&s.liquidated_path[..until]),
+                bits(&s.log_price_path[..until]),
+            )
+        };
         let first = breaker.first_intervention;
-        let breaker = breaker.liquidated_path;
         if let Some(t) = first {
             tripped += 1;
             assert_eq!(
-                bits(&base[..t]),
-                bits(&breaker[..t]),
+                steps(&base, t),
+                steps(&breaker, t),
                 "path {path} differs before step {t}"
             );
-            changed += usize::from(base != breaker);
+            changed += usize::from(steps(&base, usize::MAX) != steps(&breaker, usize::MAX));
         } else {
             assert_eq!(
-                bits(&base),
-                bits(&breaker),
+                steps(&base, usize::MAX),
+                steps(&breaker, usize::MAX),
                 "path {path}: no trip, yet different"
             );
         }

@@ -395,6 +395,53 @@ fn a_margin_add_on_moves_every_trigger_once() {
 }
 
 #[test]
+fn a_margin_add_on_liquidates_only_the_positions_past_their_own_moved_triggers() {
+    // The path and add-on of the test above, with a 15x long (trigger 94.28, 89.56 once the
+    // add-on moves it) and a 15x short (105.61, then 110.89) beside the 20x ones. The path
+    // falls to 90.44 and rises to 110.35: the 15x positions' moved triggers lie beyond both,
+    // so when the 20x long goes at step 9 and the 20x short at step 28, they stay open. (A
+    // search that moved the mark by the add-on the wrong way took them along.)
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 10), (0.01, 20)]);
+    let (s, markets) = replay_one_venue(
+        dir.path(),
+        &path,
+        "long,1000000,100,20\nlong,1000000,100,15\nshort,1000000,100,20\nshort,1000000,100,15\n",
+        "{ view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"margin_add_on\", add_on = 0.05 }",
+    );
+    let long_15x = 100.0 * (1.0 - 1.0 / 15.0) / 0.99;
+    let short_15x = 100.0 * (1.0 + 1.0 / 15.0) / 1.01;
+    let prices: Vec<f64> = path
+        .iter()
+        .scan(0.0, |log, r| {
+            *log += r;
+            Some(100.0 * f64::exp(*log))
+        })
+        .collect();
+    let low = prices.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = prices.iter().copied().fold(0.0, f64::max);
+    assert!(
+        long_15x * 0.95 < low && short_15x * 1.05 > high,
+        "{low} {high}"
+    );
+    // Without the add-on all four go, each at its own trigger.
+    let (base, base_row) = trace(&markets[0], &s, 0);
+    assert_eq!(base_row[Metric::LiquidatedPositions.index()], 4.0);
+    let mut each = [
+        first_step(&path, |p| p <= LONG_TRIGGER),
+        first_step(&path, |p| p <= long_15x),
+        first_step(&path, |p| p >= SHORT_TRIGGER),
+        first_step(&path, |p| p >= short_15x),
+    ];
+    each.sort_unstable();
+    assert_eq!(liquidating_steps(&base), each);
+    let (added, row) = trace(&markets[1], &s, 0);
+    assert_eq!(added.first_intervention, Some(2));
+    assert_eq!(liquidating_steps(&added), [9, 28]);
+    assert_eq!(row[Metric::LiquidatedPositions.index()], 2.0);
+}
+
+#[test]
 fn a_margin_add_on_does_not_rescue_a_position_the_move_already_liquidated() {
     // A 20x long (trigger 95.96, bankrupt at 95) and a 20x short (trigger 103.96). The price
     // falls 6% in step 1, past the long's trigger and its bankruptcy price, and the same

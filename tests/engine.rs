@@ -161,6 +161,51 @@ positions = 300
 }
 
 #[test]
+fn a_forced_sale_and_purchase_in_one_round_net_out() {
+    // A long entered at 110 and a short entered at 90, both 20x, are past their triggers at
+    // the start price of 100, each USD 1M at the start price: the first step's first round
+    // liquidates both. The long's forced sale and the short's forced purchase are the same
+    // quantity and meet in one round, so they net to no flow and the price does not move;
+    // a long alone moves it down by its impact, and a short alone up.
+    let start = 50_000.0;
+    let s = load(
+        &scenario_text(
+            "initial_margin = 0.02\nmaintenance_margin = 0.01\ninsurance_fund = 1e12\ndepth_1pct = 1e8\nopen_interest = 1e9",
+            "annual_volatility = 0.0",
+            "impact = \"linear\"\nshared_depth_1pct = 1e8\nrouting = 0.5\npermanent_fraction = 1.0",
+        ),
+        &[],
+    );
+    let position = |side, entry: f64| Position {
+        side,
+        quantity: 1.0e6 / start,
+        entry: start * entry,
+        leverage: 20.0,
+    };
+    let (long, short) = (position(Side::Long, 1.1), position(Side::Short, 0.9));
+    for (book, direction) in [
+        (vec![long, short], 0.0),
+        (vec![long], -1.0),
+        (vec![short], 1.0),
+    ] {
+        let positions = book.len();
+        let (row, _, scratch) = one_path(&market_with(&s, book), &returns(&s, 0));
+        assert_eq!(row[Metric::LiquidatedPositions.index()], positions as f64);
+        assert!(
+            scratch.liquidated_path[0] > 0.0,
+            "liquidated at the first step"
+        );
+        assert_eq!(row[Metric::CascadeRounds.index()], 1.0);
+        // USD 1M against 1e8 of depth a 1% move, shared or local alike: 1e-4 in log.
+        let moved = scratch.log_price_path[0];
+        assert!(
+            (moved - direction * 1e-4).abs() < 1e-12,
+            "{positions} positions: the price moved {moved} (log)"
+        );
+    }
+}
+
+#[test]
 fn a_stress_drop_does_liquidate() {
     // The counterpart of the test above: the same book under a 20% drop loses positions.
     let s = load(

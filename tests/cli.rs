@@ -2507,6 +2507,18 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
     }
     let one_thread = [&validate_sized[..], &["--threads", "1"]].concat();
     cascade(tmp.path(), &one_thread).expect_code(0);
+    // A study too large for one machine is checked shard by shard, as a job array runs it
+    // (cluster/slurm/submit.sh): its per-path results are refused whole, and one of a million
+    // shards passes.
+    let split = ["validate", s, "--set", "simulation.paths=1000000000000"];
+    cascade(tmp.path(), &split)
+        .expect_code(2)
+        .expect_stderr(&["per-path results"]);
+    cascade(
+        tmp.path(),
+        &[&split[..], &["--shard", "1000000/1000000"]].concat(),
+    )
+    .expect_code(0);
 }
 
 #[test]

@@ -128,8 +128,10 @@ done
     die "--seed and --set simulation.seed both set the seed; give one of them"
 
 # Catch a bad scenario, override, path count or seed now rather than after waiting in the
-# queue: validate what every shard will run.
-validate=("$bin" validate "$scenario")
+# queue: validate what every shard will run. Its memory is checked for the largest shard (the
+# last: the blocks differ by one path at most) at the threads a task gets, against this
+# machine's memory; the merge checks its own when it starts.
+validate=("$bin" validate "$scenario" --shard "$shards/$shards" --threads "$cpus")
 for s in "${sets[@]}"; do
     validate+=(--set "$s")
 done

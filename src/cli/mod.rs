@@ -76,6 +76,10 @@ enum Command {
         /// counts each thread's histograms.
         #[arg(long, allow_negative_numbers = true, value_parser = whole(1, 1024))]
         threads: Option<i64>,
+        /// Check the memory of shard K of N, as `run --shard K/N` would, rather than of the
+        /// whole study (what a job array's node must hold).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
     },
     /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
     Sweep(sweep::SweepArgs),
@@ -300,6 +304,7 @@ fn run_command(cli: Cli) -> Result<()> {
             scenario,
             set,
             threads,
+            shard,
         } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             warn(&s, &scenario);
@@ -308,7 +313,7 @@ fn run_command(cli: Cli) -> Result<()> {
                 threads: threads.map(|t| t as usize),
                 progress: false,
             };
-            study::check_memory(&s, None, &options)?;
+            study::check_memory(&s, shard, &options)?;
             say!("{}", s.to_toml());
             Ok(())
         }

@@ -2343,9 +2343,8 @@ fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
     }
     let writing = fs::File::open(tmp.path().join(&contained)).unwrap();
     writing.lock().unwrap();
-    cascade(
-        tmp.path(),
-        &[
+    let run_beside = |force: &[&str]| {
+        let run = [
             "run",
             "tiny.toml",
             "--paths",
@@ -2353,9 +2352,10 @@ fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
             "--out",
             "res",
             "--no-report",
-        ],
-    )
-    .expect_code(0);
+        ];
+        cascade(tmp.path(), &[&run[..], force].concat()).expect_code(0);
+    };
+    run_beside(&[]);
     assert!(
         !tmp.path().join(&dead).exists(),
         "abandoned by a dead process"
@@ -2365,20 +2365,7 @@ fn a_run_removes_what_a_killed_run_of_this_machine_left_behind() {
     }
     // Once its writer is gone (and with it the lock), it is abandoned too.
     drop(writing);
-    cascade(
-        tmp.path(),
-        &[
-            "run",
-            "tiny.toml",
-            "--paths",
-            "5",
-            "--out",
-            "res",
-            "--force",
-            "--no-report",
-        ],
-    )
-    .expect_code(0);
+    run_beside(&["--force"]);
     assert!(
         !tmp.path().join(&contained).exists(),
         "abandoned once unlocked"

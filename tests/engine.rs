@@ -543,6 +543,23 @@ fn the_loss_waterfall_reaches_fund_adl_and_unabsorbed_and_still_balances() {
     }
 }
 
+/// One venue with an empty fund, no fees and ADL, whose own and shared depth is `depth`
+/// (USD per 1%), under `price`: its bad debt goes straight to ADL.
+fn adl_scenario(depth: &str, price: &str) -> Scenario {
+    load(
+        &scenario_text(
+            &format!(
+                "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = {depth}\nopen_interest = 1e9"
+            ),
+            price,
+            &format!(
+                "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 0.0\npermanent_fraction = 1.0"
+            ),
+        ),
+        &[],
+    )
+}
+
 #[test]
 fn adl_takes_no_more_than_the_other_side_has_won() {
     // Longs at 100x, entered 1% apart below the start, go bankrupt step after step of a
@@ -552,13 +569,9 @@ fn adl_takes_no_more_than_the_other_side_has_won() {
     // notional it closes is theirs, 2 BTC at the start price. Without them, ADL has nothing to
     // draw on and every dollar of bad debt is unabsorbed.
     let start = 50_000.0;
-    let s = load(
-        &scenario_text(
-            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e7\nopen_interest = 1e9",
-            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.3\nstart_step = 2\nduration_steps = 5",
-            "impact = \"linear\"\nshared_depth_1pct = 1.0e7\nrouting = 0.0\npermanent_fraction = 1.0",
-        ),
-        &[],
+    let s = adl_scenario(
+        "1.0e7",
+        "annual_volatility = 0.0\n[price.stress]\ndrop = 0.3\nstart_step = 2\nduration_steps = 5",
     );
     let longs = (0..30).map(|k| Position {
         side: Side::Long,
@@ -640,14 +653,7 @@ fn adl_draws_only_on_the_profits_of_positions_still_open() {
     // every short of the book, as the entry index does, ADL took 180,000 against 30,000.)
     // Then the mirror image: a 50x long liquidated by a dip, a 30% spike, ADL on the longs.
     let start = 50_000.0;
-    let s = load(
-        &scenario_text(
-            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e12\nopen_interest = 1e9",
-            "annual_volatility = 0.0",
-            "impact = \"linear\"\nshared_depth_1pct = 1.0e12\nrouting = 0.0\npermanent_fraction = 1.0",
-        ),
-        &[],
-    );
+    let s = adl_scenario("1.0e12", "annual_volatility = 0.0");
     for (bankrupt, drawn_on, gap) in [
         (Side::Long, Side::Short, 0.7),
         (Side::Short, Side::Long, 1.3),
@@ -729,14 +735,7 @@ fn adl_closes_the_share_of_the_profit_it_has_taken_and_no_more() {
     // less than what ADL has taken, so it can take nothing more and closes nothing more.
     // (Counting the side as deleveraged anyway closed all 30 BTC of it, 7.6 BTC more.)
     let start = 50_000.0;
-    let s = load(
-        &scenario_text(
-            "initial_margin = 0.01\nmaintenance_margin = 0.005\nliquidation_fee = 0.0\ninsurance_fund = 0.0\nadl = true\ndepth_1pct = 1.0e15\nopen_interest = 1e9",
-            "annual_volatility = 0.0",
-            "impact = \"linear\"\nshared_depth_1pct = 1.0e15\nrouting = 0.0\npermanent_fraction = 1.0",
-        ),
-        &[],
-    );
+    let s = adl_scenario("1.0e15", "annual_volatility = 0.0");
     let position = |side, quantity, entry: f64, leverage| Position {
         side,
         quantity,

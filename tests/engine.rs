@@ -907,6 +907,21 @@ fn ladder_by_rounds(shock_steps: f64, ratio: f64, n: usize, cap: usize) -> ByRou
     }
 }
 
+/// The ladders' scenario: a 1% drop at the first step, all flow to one shared pool of `depth`
+/// (USD per 1%), at most `max_rounds` rounds a step.
+fn ladder_scenario(depth: f64, max_rounds: u32) -> Scenario {
+    load(
+        &scenario_text(
+            "initial_margin = 0.5\nmaintenance_margin = 0.005\ninsurance_fund = 1e12\ndepth_1pct = 1e9\nopen_interest = 1e9",
+            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.01\nstart_step = 0\nduration_steps = 1",
+            &format!(
+                "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
+            ),
+        ),
+        &[&format!("simulation.max_rounds={max_rounds}")],
+    )
+}
+
 #[test]
 fn a_self_sustaining_ladder_goes_all_the_way() {
     // rho / D >= 1: once started, the cascade liquidates the whole ladder; below it stops at
@@ -916,16 +931,7 @@ fn a_self_sustaining_ladder_goes_all_the_way() {
     let depth = 1.0e8;
     let (n, step) = (2_000, 1e-4);
     let shock_steps = -(0.99f64.ln()) / step;
-    let s = load(
-        &scenario_text(
-            "initial_margin = 0.5\nmaintenance_margin = 0.005\ninsurance_fund = 1e12\ndepth_1pct = 1e9\nopen_interest = 1e9",
-            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.01\nstart_step = 0\nduration_steps = 1",
-            &format!(
-                "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
-            ),
-        ),
-        &["simulation.max_rounds=100000"],
-    );
+    let s = ladder_scenario(depth, 100000);
     for ratio in [1.05, 1.0, 0.9] {
         let notional = ratio * depth * step / 0.01;
         let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
@@ -953,16 +959,7 @@ fn a_cascade_the_round_cap_stops_goes_on_the_next_step() {
     let start = 50_000.0;
     let depth = 1.0e8;
     let (n, step, ratio) = (2_000, 1e-4, 1.05);
-    let s = load(
-        &scenario_text(
-            "initial_margin = 0.5\nmaintenance_margin = 0.005\ninsurance_fund = 1e12\ndepth_1pct = 1e9\nopen_interest = 1e9",
-            "annual_volatility = 0.0\n[price.stress]\ndrop = 0.01\nstart_step = 0\nduration_steps = 1",
-            &format!(
-                "impact = \"linear\"\nshared_depth_1pct = {depth}\nrouting = 1.0\npermanent_fraction = 1.0"
-            ),
-        ),
-        &["simulation.max_rounds=3"],
-    );
+    let s = ladder_scenario(depth, 3);
     let notional = ratio * depth * step / 0.01;
     let market = market_with(&s, uniform_log_ladder(start, 0.005, n, step, notional));
     let (row, _, scratch) = one_path(&market, &returns(&s, 0));

@@ -225,6 +225,31 @@ fn submit_refuses_what_every_shard_would_refuse() {
     }
 }
 
+/// An option given last without its value is bad input (exit 2) in every script, as
+/// everything else they refuse.
+#[test]
+fn the_scripts_refuse_an_option_without_its_value() {
+    let dir = Path::new(SUBMIT).parent().unwrap();
+    for (script, option) in [
+        ("submit.sh", "--shards"),
+        ("submit.sh", "--set"),
+        ("cascade-array.sh", "--out"),
+        ("cascade-merge.sh", "--bin"),
+    ] {
+        let out = Command::new("bash")
+            .arg(dir.join(script))
+            .arg(option)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{script} {option}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{option} needs a value")),
+            "{script} {option}: {stderr}"
+        );
+    }
+}
+
 /// Where the first difference between two files is, for the failure message.
 fn first_difference(actual: &[u8], expected: &[u8]) -> String {
     let (actual, expected) = (

@@ -16,15 +16,19 @@ die() {
     echo "cascade-array.sh: $*" >&2
     exit 2
 }
+# Refuses an option given last without its value (exit 2, as for all bad input).
+needs_value() {
+    (($# >= 2)) || die "$1 needs a value"
+}
 
 shards=${CASCADE_SHARDS:-}
 out=${CASCADE_OUT:-}
 bin=${CASCADE_BIN:-cascade}
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --shards) shards=${2:?--shards needs a value}; shift 2 ;;
-        --out) out=${2:?--out needs a value}; shift 2 ;;
-        --bin) bin=${2:?--bin needs a value}; shift 2 ;;
+        --shards) needs_value "$@"; shards=$2; shift 2 ;;
+        --out) needs_value "$@"; out=$2; shift 2 ;;
+        --bin) needs_value "$@"; bin=$2; shift 2 ;;
         --) shift; break ;;
         *) die "unknown option $1 (cascade run flags go after --)" ;;
     esac

@@ -40,6 +40,10 @@ die() {
     echo "submit.sh: $*" >&2
     exit 2
 }
+# Refuses an option given last without its value (exit 2, as for all bad input).
+needs_value() {
+    (($# >= 2)) || die "$1 needs a value"
+}
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 shards=${CASCADE_SHARDS:-8}
@@ -63,19 +67,19 @@ scenario=${CASCADE_SCENARIO:-}
 while [[ $# -gt 0 ]]; do
     case $1 in
         -h | --help) usage; exit 0 ;;
-        --shards) shards=${2?--shards needs a value}; shift 2 ;;
-        --paths) paths=${2?--paths needs a value}; shift 2 ;;
-        --seed) seed=${2?--seed needs a value}; shift 2 ;;
-        --set) sets+=("${2?--set needs KEY=VALUE}"); shift 2 ;;
-        --time) time_limit=${2?--time needs a value}; shift 2 ;;
-        --mem) mem=${2?--mem needs a value}; shift 2 ;;
-        --cpus) cpus=${2?--cpus needs a value}; shift 2 ;;
-        --merge-time) merge_time=${2?--merge-time needs a value}; shift 2 ;;
-        --merge-mem) merge_mem=${2?--merge-mem needs a value}; shift 2 ;;
-        --max-running) max_running=${2?--max-running needs a value}; shift 2 ;;
-        --out) out=${2?--out needs a value}; shift 2 ;;
-        --bin) bin=${2?--bin needs a value}; shift 2 ;;
-        --sbatch) sbatch_extra+=("${2?--sbatch needs a value}"); shift 2 ;;
+        --shards) needs_value "$@"; shards=$2; shift 2 ;;
+        --paths) needs_value "$@"; paths=$2; shift 2 ;;
+        --seed) needs_value "$@"; seed=$2; shift 2 ;;
+        --set) needs_value "$@"; sets+=("$2"); shift 2 ;;
+        --time) needs_value "$@"; time_limit=$2; shift 2 ;;
+        --mem) needs_value "$@"; mem=$2; shift 2 ;;
+        --cpus) needs_value "$@"; cpus=$2; shift 2 ;;
+        --merge-time) needs_value "$@"; merge_time=$2; shift 2 ;;
+        --merge-mem) needs_value "$@"; merge_mem=$2; shift 2 ;;
+        --max-running) needs_value "$@"; max_running=$2; shift 2 ;;
+        --out) needs_value "$@"; out=$2; shift 2 ;;
+        --bin) needs_value "$@"; bin=$2; shift 2 ;;
+        --sbatch) needs_value "$@"; sbatch_extra+=("$2"); shift 2 ;;
         --remove-shards) remove_shards=(--remove-shards); shift ;;
         --force) force=1; shift ;;
         --dry-run) dry_run=1; shift ;;

@@ -8,6 +8,7 @@
 use crate::book::{BookSpec, Position};
 use crate::error::{Error, Result};
 use crate::ladder::{BUILD_BYTES, ENTRY_BYTES, TRANCHE_BYTES, tranches_per_position};
+use crate::memory_limit::MemoryLimit;
 use crate::metrics::RowLayout;
 use crate::policy;
 use crate::runner::BATCH;
@@ -139,15 +140,21 @@ impl Footprint {
     }
 }
 
-/// Refuses a study of `paths` paths on `threads` threads that would hold more memory than the
-/// machine has (where the machine says how much: Linux's `/proc/meminfo`), before its books
+/// Refuses a study of `paths` paths on `threads` threads that would hold more than `memory`
+/// (`None`: the memory this process may use, [`MemoryLimit::of_process`]), before its books
 /// are drawn.
-pub fn check(scenario: &Scenario, paths: u64, threads: usize) -> Result<()> {
+pub fn check(
+    scenario: &Scenario,
+    paths: u64,
+    threads: usize,
+    memory: Option<MemoryLimit>,
+) -> Result<()> {
     refuse(
         scenario,
         Footprint::of(scenario, paths, threads),
         paths,
         RUN_REMEDY,
+        memory,
     )
 }
 
@@ -160,6 +167,7 @@ pub fn check_merge(scenario: &Scenario, paths: u64) -> Result<()> {
         Footprint::of(scenario, paths, 2),
         paths,
         "Merge on a machine with more memory, or read the shards' paths.csv files as they are",
+        None,
     )
 }
 
@@ -187,44 +195,51 @@ pub fn check_books(
         Footprint::of_books(scenario, &sides, paths, threads),
         paths,
         RUN_REMEDY,
+        None,
     )
 }
 
-fn refuse(scenario: &Scenario, need: Footprint, paths: u64, remedy: &str) -> Result<()> {
-    let Some(memory) = physical_memory() else {
+fn refuse(
+    scenario: &Scenario,
+    need: Footprint,
+    paths: u64,
+    remedy: &str,
+    memory: Option<MemoryLimit>,
+) -> Result<()> {
+    let Some(memory) = memory.or_else(MemoryLimit::of_process) else {
         return Ok(());
     };
-    if need.total() <= memory {
+    if need.total() <= memory.bytes {
         return Ok(());
     }
-    let gb = |bytes: f64| format!("{:.1} GB", bytes / 1e9);
+    // A job's share can be a few hundred megabytes, where "0.3 GB" says too little.
+    let size = |bytes: f64| {
+        if bytes >= 1e9 {
+            format!("{:.1} GB", bytes / 1e9)
+        } else {
+            format!("{:.0} MB", bytes / 1e6)
+        }
+    };
     let f = scenario.file();
     Err(Error::BadInput(format!(
-        "this would hold about {} at once, more than this machine's {}: per-path results {} \
+        "this would hold about {} at once, more than the {} {}: per-path results {} \
          ({paths} paths x {} {}), step histograms {} ({} steps, a set per thread that takes a \
          batch of {BATCH} paths), books {} ({} more while they are built). {remedy}",
-        gb(need.total()),
-        gb(memory),
-        gb(need.rows),
+        size(need.total()),
+        size(memory.bytes),
+        memory.source,
+        size(need.rows),
         f.policies.len().max(1),
         if f.policies.len() > 1 {
             "policies"
         } else {
             "policy"
         },
-        gb(need.histograms),
+        size(need.histograms),
         f.simulation.steps,
-        gb(need.books),
-        gb(need.building),
+        size(need.books),
+        size(need.building),
     )))
-}
-
-/// Physical memory in bytes, if the system says (`MemTotal` of `/proc/meminfo`).
-fn physical_memory() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
 }
 
 #[cfg(test)]
@@ -240,7 +255,7 @@ mod tests {
     #[test]
     fn a_merge_too_large_for_the_machine_is_refused() {
         // It aborted reserving its rows (`memory allocation of 592000000000000 bytes failed`).
-        if physical_memory().is_none() {
+        if MemoryLimit::of_process().is_none() {
             eprintln!("SKIPPED: the system does not say how much memory it has");
             return;
         }

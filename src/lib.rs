@@ -7,7 +7,8 @@
 //! -> [`market`] (ladders and constants, per policy, with [`margin`] for tiered rates) ->
 //! [`runner`] (parallel paths, with [`shocks`] for the exogenous price and [`engine`] for one
 //! path, using [`ladder`] and [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and
-//! [`timeline`]) -> [`results`] (the result directory). [`study`] strings these together for the commands, and
+//! [`timeline`]) -> [`results`] (the result directory). [`study`] strings these together for the commands,
+//! refusing beforehand a study larger than [`memory_limit`] allows ([`footprint`]), and
 //! [`shard`] splits a study across machines and merges it back exactly.
 //! [`report`] draws the [`charts`] and writes `report.html` from a result directory's files
 //! ([`result_dir`]), with [`units`] for how figures are shown. [`calibrate`] solves for the
@@ -27,6 +28,7 @@ pub mod ladder;
 pub mod liquidity;
 pub mod margin;
 pub mod market;
+pub mod memory_limit;
 pub mod metrics;
 pub mod policy;
 pub mod progress;

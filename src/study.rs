@@ -8,6 +8,7 @@ use crate::columnar;
 use crate::error::Result;
 use crate::footprint;
 use crate::market::Market;
+use crate::memory_limit::MemoryLimit;
 use crate::policy;
 use crate::results::{self, Manifest};
 use crate::runner::{self, PathRange, RunOptions, RunOutput};
@@ -67,11 +68,17 @@ fn path_range(scenario: &Scenario, shard: Option<Shard>) -> PathRange {
     )
 }
 
-/// Refuses a run whose memory would exceed the machine's ([`crate::footprint::check`]): for
-/// a command to call before it creates anything, as [`simulate`] does before drawing books.
-pub fn check_memory(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> Result<()> {
+/// Refuses a run that would hold more than `memory` (`None`: what this process may use)
+/// ([`crate::footprint::check`]): for a command to call before it creates anything, as
+/// [`simulate`] does before drawing books.
+pub fn check_memory(
+    scenario: &Scenario,
+    shard: Option<Shard>,
+    options: &RunOptions,
+    memory: Option<MemoryLimit>,
+) -> Result<()> {
     let (paths, threads) = sizes(scenario, shard, options);
-    footprint::check(scenario, paths, threads)
+    footprint::check(scenario, paths, threads, memory)
 }
 
 /// Paths and worker threads of a run, as its memory depends on them.
@@ -84,7 +91,7 @@ fn sizes(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> (u6
 pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
     let range = path_range(&scenario, shard);
     // Before the books are drawn: an impossible size fails in the first second.
-    check_memory(&scenario, shard, &options)?;
+    check_memory(&scenario, shard, &options, None)?;
     let books = scenario.books();
     runner::check_interrupt()?;
     // Again with the positions migration moves, before any ladder is built.

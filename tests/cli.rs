@@ -104,10 +104,16 @@ impl Outcome {
 
 /// Runs `cascade ARGS` with `cwd` as the current directory.
 fn cascade(cwd: &Path, args: &[&str]) -> Outcome {
+    cascade_with(cwd, &[], args)
+}
+
+/// [`cascade`] with environment variables `vars` set.
+fn cascade_with(cwd: &Path, vars: &[(&str, &str)], args: &[&str]) -> Outcome {
     let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_BACKTRACE")
+        .envs(vars.iter().copied())
         .output()
         .expect("the cascade binary runs");
     Outcome {
@@ -2506,6 +2512,40 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
         &[&split[..], &["--shard", "1000000/1000000"]].concat(),
     )
     .expect_code(0);
+}
+
+#[test]
+fn a_study_is_checked_against_the_memory_its_job_was_given() {
+    // A SLURM task given 4G on a node of 256 GB is killed when it passes 4G: the check reads
+    // the job's share (and its control group's), not the node's. 500,000 paths of the
+    // quickstart hold about 200 MB of per-path results.
+    let tmp = TempDir::new().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let s = scenario.to_str().unwrap();
+    let run = ["run", s, "--paths", "500000", "--out", "r/x", "--quiet"];
+    for vars in [
+        [("SLURM_MEM_PER_NODE", "64"), ("SLURM_CPUS_ON_NODE", "2")],
+        [("SLURM_MEM_PER_CPU", "32"), ("SLURM_CPUS_ON_NODE", "2")],
+    ] {
+        cascade_with(tmp.path(), &vars, &run)
+            .expect_code(2)
+            .expect_stderr(&["MB this SLURM job was given", "per-path results"]);
+        assert!(!tmp.path().join("r").exists(), "{vars:?} created r");
+    }
+    // submit.sh checks a task against its --mem before it queues anything.
+    let validate = ["validate", s, "--set", "simulation.paths=500000"];
+    for (memory, code) in [("64M", 2), ("65536K", 2), ("1G", 0), ("4096", 0)] {
+        let out = cascade(tmp.path(), &[&validate[..], &["--memory", memory]].concat());
+        out.expect_code(code);
+        if code == 2 {
+            out.expect_stderr(&["67 MB given by --memory"]);
+        }
+    }
+    for bad in ["0", "4GB", "-1G", "1.5G"] {
+        cascade(tmp.path(), &[&validate[..], &["--memory", bad]].concat())
+            .expect_code(2)
+            .expect_stderr(&["--memory", "as 4G or 500M"]);
+    }
 }
 
 #[test]

@@ -546,12 +546,15 @@ fn copy_dir(from: &Path, to: &Path) {
 fn bad_shard_flags_are_bad_input() {
     let tmp = TempDir::new().unwrap();
     let s = fixture("tiny.toml");
-    for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
+    // "-1/4" is read as a value too, and told what a shard is (clap took it for a flag and
+    // advised `-- -1`).
+    for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/4"] {
         let (code, stderr) = cascade(
             tmp.path(),
             &["run", s.to_str().unwrap(), "--shard", bad, "--out", "x"],
         );
         assert_eq!(code, 2, "--shard {bad}: {stderr}");
+        assert!(stderr.contains("is not a shard"), "--shard {bad}: {stderr}");
         assert!(!tmp.path().join("x").exists());
     }
     // Without a fixed seed every shard would draw its own: refused before anything runs,

@@ -185,6 +185,16 @@ fn submit_pins_one_seed_for_every_shard() {
     let array = stdout.lines().next().unwrap_or_default();
     assert!(array.contains("--set simulation.seed=7"), "{array}");
     assert!(!array.contains("--seed"), "{array}");
+    // ... and so does a --set of the whole table that names it (every task failed with
+    // "--seed and --set simulation both set simulation.seed").
+    let out = submit_dry_run(
+        &tmp.path().join("study"),
+        &["--set", "simulation={seed=7,paths=30}"],
+        Path::new(SCENARIO),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("--seed"), "{stdout}");
     let drawn = seed_of(&unseeded_path, &[]);
     assert!(drawn.parse::<u64>().is_ok(), "{drawn}");
     assert!(
@@ -207,6 +217,20 @@ fn submit_refuses_what_every_shard_would_refuse() {
             &["--seed", "3", "--set", "simulation.seed=4"][..],
             "--seed and --set simulation.seed both set the seed",
         ),
+        (
+            &["--seed", "3", "--set", "simulation={seed=4}"][..],
+            "--seed and --set simulation.seed both set the seed",
+        ),
+        (
+            &["--paths", "100", "--set", "simulation={paths=50}"][..],
+            "--paths and --set simulation.paths both set the paths",
+        ),
+        // A task that would hold more than its --mem is refused now, not killed in the queue.
+        (
+            &["--paths", "3000000", "--mem", "100M"][..],
+            "MB given by --memory",
+        ),
+        (&["--mem", "4GB"][..], "as 4G or 500M"),
         (
             &["--seed", "99999999999999999999"][..],
             "outside the integers a scenario can hold",

@@ -124,6 +124,11 @@ for s in "${sets[@]}"; do
     case ${s%%=*} in
         simulation.paths) paths_set=1 ;;
         simulation.seed) seed_set=1 ;;
+        # The whole table, as `--set 'simulation={seed=5}'`, sets the keys it names.
+        simulation)
+            if [[ ${s#*=} == *paths* ]]; then paths_set=1; fi
+            if [[ ${s#*=} == *seed* ]]; then seed_set=1; fi
+            ;;
     esac
 done
 ((paths_set)) && [[ -n $paths ]] &&
@@ -133,9 +138,11 @@ done
 
 # Catch a bad scenario, override, path count or seed now rather than after waiting in the
 # queue: validate what every shard will run. Its memory is checked for the largest shard (the
-# last: the blocks differ by one path at most) at the threads a task gets, against this
-# machine's memory; the merge checks its own when it starts.
+# last: the blocks differ by one path at most) at the threads and memory a task gets; the
+# merge checks its own when it starts. (--mem=0 asks SLURM for all of a node's memory, which
+# only the node knows.)
 validate=("$bin" validate "$scenario" --shard "$shards/$shards" --threads "$cpus")
+[[ $mem == 0 ]] || validate+=(--memory "$mem")
 for s in "${sets[@]}"; do
     validate+=(--set "$s")
 done

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use cascade::error::{Error, Result};
+use cascade::memory_limit::{self, MemoryLimit};
 use cascade::results::{Committed, Destination};
 use cascade::runner::RunOptions;
 use cascade::scenario::load::parse_key;
@@ -78,8 +79,14 @@ enum Command {
         threads: Option<i64>,
         /// Check the memory of shard K of N, as `run --shard K/N` would, rather than of the
         /// whole study (what a job array's node must hold).
-        #[arg(long, value_name = "K/N")]
+        #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
         shard: Option<Shard>,
+        /// Check the memory against SIZE, written as SLURM's --mem (4G, 500M), rather than
+        /// against what this process may use (the least of the machine's memory, its control
+        /// group's limit and its SLURM job's): what a job array's task will be given.
+        #[arg(long, value_name = "SIZE", allow_hyphen_values = true,
+              value_parser = memory_limit::parse_size)]
+        memory: Option<f64>,
     },
     /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
     Sweep(sweep::SweepArgs),
@@ -226,7 +233,7 @@ struct RunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Simulate only shard K of N (contiguous blocks of paths), for `cascade merge`.
-    #[arg(long, value_name = "K/N")]
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
     shard: Option<Shard>,
 }
 
@@ -305,6 +312,7 @@ fn run_command(cli: Cli) -> Result<()> {
             set,
             threads,
             shard,
+            memory,
         } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             warn(&s, &scenario);
@@ -313,7 +321,11 @@ fn run_command(cli: Cli) -> Result<()> {
                 threads: threads.map(|t| t as usize),
                 progress: false,
             };
-            study::check_memory(&s, shard, &options)?;
+            let memory = memory.map(|bytes| MemoryLimit {
+                bytes,
+                source: "given by --memory",
+            });
+            study::check_memory(&s, shard, &options, memory)?;
             say!("{}", s.to_toml());
             Ok(())
         }
@@ -514,7 +526,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         warn(&scenario, scenario_path);
     }
     // Before the destination's folders are created: a refused run leaves nothing behind.
-    study::check_memory(&scenario, args.shard, &common.options())?;
+    study::check_memory(&scenario, args.shard, &common.options(), None)?;
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));

@@ -26,7 +26,13 @@ pub struct SweepArgs {
     resume: bool,
     /// Run only cells K, K+N, K+2N, ... (1-based) into the shared --out, for a job array;
     /// then `--resume` without --shard writes the grid.
-    #[arg(long, value_name = "K/N", requires = "out", conflicts_with = "force")]
+    #[arg(
+        long,
+        value_name = "K/N",
+        requires = "out",
+        conflicts_with = "force",
+        allow_hyphen_values = true
+    )]
     shard: Option<Shard>,
 }
 
@@ -124,7 +130,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 e @ Error::InvalidScenario { .. } => Error::BadInput(format!("{}: {e}", which())),
                 e => e,
             })?;
-        study::check_memory(&scenario, None, &common.options()).map_err(|e| match e {
+        study::check_memory(&scenario, None, &common.options(), None).map_err(|e| match e {
             Error::BadInput(why) => Error::BadInput(format!("{}: {why}", which())),
             e => e,
         })?;

@@ -138,6 +138,18 @@ impl Axis {
             return Err(format!("--set {flag}: {ONE_SEED}"));
         }
         let parsed: Vec<toml::Value> = values.iter().map(|v| parse_value(v)).collect();
+        // A number is kept in one spelling that reads back as the same TOML value and that
+        // `grid.csv`'s readers take for a number: pandas reads `1_000_000` or `0x10` as text,
+        // and the whole column with it.
+        let values: Vec<String> = values
+            .into_iter()
+            .zip(&parsed)
+            .map(|(v, p)| match p {
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(_) => v.replace('_', ""),
+                _ => v,
+            })
+            .collect();
         for (i, v) in values.iter().enumerate() {
             check_integer_range(v).map_err(|e| format!("--set {flag}: {e}"))?;
             // Two cells with one value would repeat a run and a row of the grid, however the
@@ -376,6 +388,17 @@ mod tests {
 
     fn values(text: &str) -> Vec<String> {
         Axis::parse(text).unwrap().values
+    }
+
+    #[test]
+    fn numbers_are_written_as_numbers_whatever_the_spelling() {
+        // grid.csv's column of `1_000_000` was text to pandas.
+        assert_eq!(
+            values("x=1_000_000,0x10,+5,2_000.5,1e8,'a_b'"),
+            ["1000000", "16", "5", "2000.5", "1e8", "'a_b'"]
+        );
+        let e = Axis::parse("x=1_000,1000").unwrap_err();
+        assert!(e.contains("1000 is given twice"), "{e}");
     }
 
     #[test]

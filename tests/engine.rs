@@ -12,6 +12,7 @@ use cascade::runner::{self, PathRange, RunOptions};
 use cascade::scenario::{Override, Scenario};
 use cascade::shocks::ShockModel;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 
 /// A small valid scenario; `extra` is appended (more venues or policies).
 fn scenario_text(venue: &str, price: &str, liquidity: &str) -> String {
@@ -369,9 +370,44 @@ proptest! {
             let lost = row[Metric::OpenInterestLost.index()];
             // Net of the cohorts that opened, never more than the forced closes.
             prop_assert!(lost <= (liq / market.total_open_interest).min(1.0) + 1e-12);
+            venues_pay_their_own_debts(&row, s.file().venues.len(), scale)?;
         }
         }
     }
+}
+
+/// Each venue's bad debt is paid at that venue: by the fund that covers it (its own, or the
+/// pool it belongs to, booked at the member), by ADL, or left unpaid there; and the venues'
+/// cells add up to the path's totals. Conservation in total alone would pass a draw or a fee
+/// booked at the wrong venue.
+fn venues_pay_their_own_debts(row: &[f64], venues: usize, scale: f64) -> Result<(), TestCaseError> {
+    use VenueMetric::{AdlNotional, BadDebt, InsuranceFundDrawn, UnabsorbedLoss};
+    let layout = RowLayout { venues };
+    let tol = 1e-9 * scale;
+    for v in 0..venues {
+        let cell = |m| row[layout.venue(v, m)];
+        let paid = cell(InsuranceFundDrawn) + cell(UnabsorbedLoss);
+        // ADL's share is not a cell (adl_notional is the notional it closed): without ADL the
+        // fund and the unpaid remainder are the whole debt, with it at most the debt.
+        if cell(AdlNotional) == 0.0 {
+            prop_assert!((cell(BadDebt) - paid).abs() <= tol, "venue {v}: {row:?}");
+        } else {
+            prop_assert!(paid <= cell(BadDebt) + tol, "venue {v}: {row:?}");
+        }
+    }
+    for (total, m) in [
+        (Metric::BadDebt, BadDebt),
+        (Metric::InsuranceFundDrawn, InsuranceFundDrawn),
+        (Metric::AdlNotional, AdlNotional),
+        (Metric::UnabsorbedLoss, UnabsorbedLoss),
+    ] {
+        let sum: f64 = (0..venues).map(|v| row[layout.venue(v, m)]).sum();
+        prop_assert!(
+            (row[total.index()] - sum).abs() <= tol,
+            "{total:?}: {row:?}"
+        );
+    }
+    Ok(())
 }
 
 proptest! {

@@ -9,7 +9,7 @@ use cascade::book::{Position, Side};
 use cascade::engine::{self, Scratch};
 use cascade::ladder::{Fill, Ladder};
 use cascade::margin::MarginSchedule;
-use cascade::metrics::RowLayout;
+use cascade::metrics::{Metric, RowLayout};
 use cascade::policy;
 use cascade::scenario::Scenario;
 use cascade::scenario::file::ImpactLaw;
@@ -168,6 +168,68 @@ fn a_cohorts_liquidated_traders_had_their_margin_at_the_price_it_opened_at() {
             ledger.stake
         );
     }
+}
+
+#[test]
+fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
+    // The 5% cohort opens at 100 e^-0.06 = 94.18 (step 6), below its level of 95 where its
+    // ladders were built: its 20x longs trigger at 90.37 and are crossed at step 11 (89.58;
+    // 90.48 at step 10). The start book's 11x longs (entries around 100) trigger near 91 and
+    // are crossed at steps 9 and 10: those steps search the venue's ladders, the cohort's
+    // too, and must not take the cohort's longs, which a trigger shifted the wrong way (to
+    // 91.96) would.
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
+    let text = SCENARIO.replacen(
+        "long_leverage = { median = 1.0, dispersion = 0.0 }",
+        "long_leverage = { median = 11.0, dispersion = 0.0 }",
+        1,
+    );
+    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
+    let books = s.books();
+    let market = &policy::markets(&s, &books).unwrap()[0];
+    let f = s.file();
+    let mut path = vec![0.0; f.simulation.steps as usize];
+    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    // The price after each step (no impact: the depth is far beyond any flow).
+    let prices: Vec<f64> = path
+        .iter()
+        .scan(100f64.ln(), |log, r| {
+            *log += r;
+            Some(log.exp())
+        })
+        .collect();
+    // The step (from 0) whose price first reaches a long's trigger, if any does.
+    let margin = MarginSchedule::flat(0.02, 0.01);
+    let crossed_at = |p: &Position| {
+        let trigger = p.trigger(&margin).price;
+        prices.iter().position(|&x| x <= trigger)
+    };
+    let cohort = Position {
+        side: Side::Long,
+        quantity: 2.0e8 / 95.0,
+        entry: prices[5],
+        leverage: 20.0,
+    };
+    assert_eq!(crossed_at(&cohort), Some(10));
+    let start: Vec<&Position> = books[0].iter().filter(|p| p.side == Side::Long).collect();
+    let searched = |step| start.iter().any(|p| crossed_at(p) == Some(step));
+    assert!(
+        searched(8) || searched(9),
+        "a weak case: no search before step 10"
+    );
+    let want = start
+        .iter()
+        .filter_map(|p| Some(p.quantity * prices[crossed_at(p)?]))
+        .sum::<f64>()
+        + cohort.quantity * prices[10];
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(market, &path, &mut Scratch::default(), &mut row);
+    let got = row[Metric::LiquidatedLongValue.index()];
+    assert!(
+        (got - want).abs() <= 1e-6 * want,
+        "liquidated longs at {got}, want {want}"
+    );
 }
 
 #[test]

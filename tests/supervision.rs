@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::Path;
 
+use cascade::book::{Position, Side};
 use cascade::engine::{self, Scratch};
 use cascade::market::Market;
 use cascade::metrics::{Metric, RowLayout};
@@ -535,4 +536,71 @@ fn notional_near_liquidation_counts_the_cohorts_that_opened() {
     };
     assert_eq!(first(near * (1.0 - 1e-9)), Some(6));
     assert_eq!(first(near * (1.0 + 1e-9)), None);
+}
+
+#[test]
+fn a_cohort_opened_past_its_level_is_near_liquidation_by_its_own_triggers() {
+    // The opening scenario's 5% cohort opens at step 5 at 100 e^-0.06 = 94.18, below its
+    // level of 95 where its ladders were built, with one side at 20x and the other at 2x
+    // (never near). Watched at distance 0.02, with a threshold below the 20x side's USD
+    // 210.5M: the supervisor acts at the first step whose mark is within a factor 1.02 of
+    // the 20x side's trigger at the price it opened at. Read at the level's price instead,
+    // the trigger moves 1.74% the wrong way, and the supervisor acts two steps early (longs)
+    // or two steps late (shorts).
+    let dir = tempfile::TempDir::new().unwrap();
+    fs::write(dir.path().join("returns.csv"), opening::returns()).unwrap();
+    let margin = cascade::margin::MarginSchedule::flat(0.02, 0.01);
+    for side in [Side::Long, Side::Short] {
+        let (long, short) = match side {
+            Side::Long => (20.0, 2.0),
+            Side::Short => (2.0, 20.0),
+        };
+        let text = opening::SCENARIO
+            .replace(
+                "leverage_cap = 10.0",
+                "supervision = { view = \"local\", metric = \"near_liquidation\", distance = 0.02, threshold = 1.0e8, action = \"circuit_breaker\", halt_steps = 1 }",
+            )
+            .replace(
+                "long_leverage = { median = 20.0",
+                &format!("long_leverage = {{ median = {long:?}"),
+            )
+            .replace(
+                "short_leverage = { median = 20.0",
+                &format!("short_leverage = {{ median = {short:?}"),
+            );
+        let s = Scenario::from_toml(&text, &dir.path().join("near.toml"), &[]).unwrap();
+        let markets = policy::markets(&s, &s.books()).unwrap();
+        let (scratch, _) = trace(&markets[1], &s, 0);
+        let path = {
+            let f = s.file();
+            let mut path = vec![0.0; f.simulation.steps as usize];
+            ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+            path
+        };
+        let opened = 100.0 * (-0.06f64).exp();
+        let trigger = Position {
+            side,
+            quantity: 1.0,
+            entry: opened,
+            leverage: 20.0,
+        }
+        .trigger(&margin)
+        .price;
+        // Seen from step 6 on, the step after it opened.
+        let near = |p: f64| match side {
+            Side::Long => p <= trigger * 1.02,
+            Side::Short => p >= trigger / 1.02,
+        };
+        let mut log = 0.0;
+        let prices: Vec<f64> = path
+            .iter()
+            .map(|r| {
+                log += r;
+                100.0 * f64::exp(log)
+            })
+            .collect();
+        let want = (6..prices.len()).find(|&t| near(prices[t]));
+        assert_eq!(scratch.first_intervention, want, "{side:?}");
+        assert_eq!(want, Some(if side == Side::Long { 8 } else { 19 }));
+    }
 }

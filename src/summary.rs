@@ -108,6 +108,10 @@ pub struct GroupSummary {
     /// Mean of what the liquidations traded for, at their fill prices (USD): the figure to
     /// set against a venue's reported liquidations.
     pub liquidated_value_mean: f64,
+    /// Mean of what the liquidated longs traded for (USD).
+    pub liquidated_long_value_mean: f64,
+    /// Mean of what the liquidated shorts traded for (USD).
+    pub liquidated_short_value_mean: f64,
     /// Mean bad debt (USD).
     pub bad_debt_mean: f64,
     /// Mean insurance fund drawn (USD).
@@ -205,6 +209,8 @@ fn group(
     let long = col(VenueMetric::LiquidatedLongNotional);
     let short = col(VenueMetric::LiquidatedShortNotional);
     let total: Vec<f64> = long.iter().zip(&short).map(|(a, b)| a + b).collect();
+    let long_value = stats::mean(&col(VenueMetric::LiquidatedLongValue));
+    let short_value = stats::mean(&col(VenueMetric::LiquidatedShortValue));
     GroupSummary {
         name,
         jurisdiction,
@@ -213,8 +219,9 @@ fn group(
         liquidated_long_notional_mean: stats::mean(&long),
         liquidated_short_notional_mean: stats::mean(&short),
         liquidated_notional_p99: Distribution::of(&total).p99,
-        liquidated_value_mean: stats::mean(&col(VenueMetric::LiquidatedLongValue))
-            + stats::mean(&col(VenueMetric::LiquidatedShortValue)),
+        liquidated_value_mean: long_value + short_value,
+        liquidated_long_value_mean: long_value,
+        liquidated_short_value_mean: short_value,
         bad_debt_mean: stats::mean(&col(VenueMetric::BadDebt)),
         insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
         adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),

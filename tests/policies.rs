@@ -542,6 +542,8 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
             g.unabsorbed_loss_mean,
             g.open_interest,
             g.liquidated_value_mean,
+            g.liquidated_long_value_mean,
+            g.liquidated_short_value_mean,
         ]
     };
     let mut drawn = 0.0;
@@ -555,6 +557,18 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
                 "{venue:?}"
             );
             assert!(close(venue.liquidated_long_notional_mean, mean(&long)));
+            for (got, m) in [
+                (
+                    venue.liquidated_long_value_mean,
+                    VenueMetric::LiquidatedLongValue,
+                ),
+                (
+                    venue.liquidated_short_value_mean,
+                    VenueMetric::LiquidatedShortValue,
+                ),
+            ] {
+                assert!(close(got, mean(&cell(p, v, m))), "{venue:?}");
+            }
             assert!(close(
                 venue.bad_debt_mean,
                 mean(&cell(p, v, VenueMetric::BadDebt))

@@ -101,14 +101,18 @@ fn job_array_script_on_a_real_slurm_cluster() {
     }
 
     // A study whose shard 2 fails: the merge must be cancelled, not left pending forever.
+    // Shard 2 checks a study of 300,000 paths (about 200 MB) instead of running its own: it
+    // fits this machine but not the task's --mem of 100M, which the task must read from
+    // SLURM and refuse with exit code 2.
     let failing = work.join("failing");
     let wrapper = work.join("cascade-failing-shard-2");
     fs::write(
         &wrapper,
         format!(
             "#!/bin/sh\n\
-             # cascade, except that shard 2 fails, as a crashed task would.\n\
-             case \" $* \" in *' --shard 2/'*) echo 'shard 2 fails on purpose' >&2; exit 3 ;; esac\n\
+             # cascade, except that shard 2 fails, as a task too large for its memory would.\n\
+             case \" $* \" in *' --shard 2/'*) exec '{CASCADE}' validate '{SCENARIO}' \
+             --set simulation.paths=300000 --threads 1 ;; esac\n\
              exec '{CASCADE}' \"$@\"\n"
         ),
     )
@@ -127,6 +131,14 @@ fn job_array_script_on_a_real_slurm_cluster() {
     assert!(
         !failing.join("result").exists(),
         "a result was written although shard 2 failed"
+    );
+    let logs: String = fs::read_dir(failing.join("logs"))
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        logs.contains("MB this SLURM job was given"),
+        "no task was refused for its SLURM memory:\n{logs}"
     );
 }
 

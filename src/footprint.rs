@@ -212,12 +212,14 @@ fn refuse(
     if need.total() <= memory.bytes {
         return Ok(());
     }
-    // A job's share can be a few hundred megabytes, where "0.3 GB" says too little.
+    // In binary units, as SLURM's --mem and the kernel count memory (a job given 100M sees
+    // "100 MiB", not "105 MB"), and in MiB below a GiB, where "0.1 GiB" says too little.
+    const MIB: f64 = 1024.0 * 1024.0;
     let size = |bytes: f64| {
-        if bytes >= 1e9 {
-            format!("{:.1} GB", bytes / 1e9)
+        if bytes >= 1024.0 * MIB {
+            format!("{:.1} GiB", bytes / (1024.0 * MIB))
         } else {
-            format!("{:.0} MB", bytes / 1e6)
+            format!("{:.0} MiB", bytes / MIB)
         }
     };
     let f = scenario.file();

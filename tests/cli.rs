@@ -2529,7 +2529,7 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
     ] {
         cascade_with(tmp.path(), &vars, &run)
             .expect_code(2)
-            .expect_stderr(&["MB this SLURM job was given", "per-path results"]);
+            .expect_stderr(&["64 MiB this SLURM job was given", "per-path results"]);
         assert!(!tmp.path().join("r").exists(), "{vars:?} created r");
     }
     // submit.sh checks a task against its --mem before it queues anything.
@@ -2538,7 +2538,7 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
         let out = cascade(tmp.path(), &[&validate[..], &["--memory", memory]].concat());
         out.expect_code(code);
         if code == 2 {
-            out.expect_stderr(&["67 MB given by --memory"]);
+            out.expect_stderr(&["64 MiB given by --memory"]);
         }
     }
     for bad in ["0", "4GB", "-1G", "1.5G"] {

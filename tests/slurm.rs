@@ -137,7 +137,7 @@ fn job_array_script_on_a_real_slurm_cluster() {
         .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(
-        logs.contains("MB this SLURM job was given"),
+        logs.contains("100 MiB this SLURM job was given"),
         "no task was refused for its SLURM memory:\n{logs}"
     );
 }
@@ -240,7 +240,7 @@ fn submit_refuses_what_every_shard_would_refuse() {
         // A task that would hold more than its --mem is refused now, not killed in the queue.
         (
             &["--paths", "3000000", "--mem", "100M"][..],
-            "MB given by --memory",
+            "100 MiB given by --memory",
         ),
         (&["--mem", "4GB"][..], "as 4G or 500M"),
         (

@@ -233,6 +233,41 @@ fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
 }
 
 #[test]
+fn a_cohorts_forced_sales_move_the_price() {
+    // The 5% cohort's 20x longs (2e8 / 95 units, USD 210.5M at the start price) are crossed
+    // at step 10; its 2x shorts and the 1x start book never are. With linear, permanent
+    // impact and USD 2.105e10 of depth per 1%, shared and local alike, their sale moves the
+    // price down by 0.01 x 210.5M / 2.105e10 = 1e-4 in log at that step (after it, arbitrage
+    // relaxes the venue's local part).
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
+    let depth = 2.0e8 / 95.0 * 100.0 / 1e-2;
+    let text = SCENARIO.replace("1.0e15", &format!("{depth:e}")).replace(
+        "short_leverage = { median = 20.0",
+        "short_leverage = { median = 2.0",
+    );
+    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
+    let market = &policy::markets(&s, &s.books()).unwrap()[0];
+    let f = s.file();
+    let mut path = vec![0.0; f.simulation.steps as usize];
+    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    let mut scratch = Scratch::default();
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(market, &path, &mut scratch, &mut row);
+    assert_eq!(row[Metric::LiquidatedPositions.index()], 50.0);
+    let mut exogenous = 0.0;
+    for (t, r) in path.iter().enumerate().take(11) {
+        exogenous += r;
+        let impact = if t == 10 { -1e-4 } else { 0.0 };
+        let moved = scratch.log_price_path[t] - exogenous;
+        assert!(
+            (moved - impact).abs() < 1e-9,
+            "step {t}: moved {moved}, want {impact}"
+        );
+    }
+}
+
+#[test]
 fn a_cohort_whose_level_is_never_reached_changes_nothing() {
     let tmp = TempDir::new().unwrap();
     let d = tmp.path();

@@ -161,15 +161,23 @@ pub fn check(
 /// [`check`] for a merge of shards holding `paths` paths in all: it holds every path's
 /// results, two sets of histograms (the sum so far and the shard being read) and the ladders
 /// the summary needs.
-pub fn check_merge(scenario: &Scenario, paths: u64) -> Result<()> {
+pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>) -> Result<()> {
     refuse(
         scenario,
         Footprint::of(scenario, paths, 2),
         paths,
-        "Merge on a machine with more memory, or read the shards' paths.csv files as they are",
-        None,
+        "Merge with more memory (a SLURM merge job: a larger --mem, or --merge-mem of \
+         cluster/slurm/submit.sh), or read the shards' paths.csv files as they are",
+        memory,
     )
 }
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What the process holds besides the study (its code, allocator and threads), and, in a
+/// cluster job, the job's shell and SLURM's step daemon charged to the same limit (a run of a
+/// small study peaks at about 9 MiB).
+const RESERVE: f64 = 64.0 * MIB;
 
 const RUN_REMEDY: &str = "Use fewer paths (or split them: --shard K/N, then cascade merge), fewer \
     steps, fewer --threads, fewer book.positions or opening.positions, or a larger \
@@ -209,12 +217,11 @@ fn refuse(
     let Some(memory) = memory.or_else(MemoryLimit::of_process) else {
         return Ok(());
     };
-    if need.total() <= memory.bytes {
+    if need.total() + RESERVE <= memory.bytes {
         return Ok(());
     }
     // In binary units, as SLURM's --mem and the kernel count memory (a job given 100M sees
     // "100 MiB", not "105 MB"), and in MiB below a GiB, where "0.1 GiB" says too little.
-    const MIB: f64 = 1024.0 * 1024.0;
     let size = |bytes: f64| {
         if bytes >= 1024.0 * MIB {
             format!("{:.1} GiB", bytes / (1024.0 * MIB))
@@ -224,10 +231,12 @@ fn refuse(
     };
     let f = scenario.file();
     Err(Error::BadInput(format!(
-        "this would hold about {} at once, more than the {} {}: per-path results {} \
+        "this would hold about {} at once, plus {} kept for the process itself, more than \
+         the {} {}: per-path results {} \
          ({paths} paths x {} {}), step histograms {} ({} steps, a set per thread that takes a \
          batch of {BATCH} paths), books {} ({} more while they are built). {remedy}",
         size(need.total()),
+        size(RESERVE),
         size(memory.bytes),
         memory.source,
         size(need.rows),
@@ -262,9 +271,11 @@ mod tests {
             return;
         }
         let s = quickstart();
-        assert!(check_merge(&s, 1_000).is_ok());
-        let e = check_merge(&s, 1_000_000_000_000).unwrap_err().to_string();
-        assert!(e.contains("Merge on a machine with more memory"), "{e}");
+        assert!(check_merge(&s, 1_000, None).is_ok());
+        let e = check_merge(&s, 1_000_000_000_000, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Merge with more memory"), "{e}");
     }
 
     #[test]

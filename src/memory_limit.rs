@@ -5,12 +5,14 @@
 //! by SLURM's own accounting, and a container gets the limit of its control group. Checked
 //! against the node's whole memory, a study that fits the node but not the job passes the
 //! check and is killed by the kernel or by SLURM minutes in, with nothing in its log but
-//! "Killed"; checked against the job's share, it is refused at once with the figures.
+//! "Killed"; checked against the job's share, it is refused at once with the figures. The
+//! share belongs to the job (or its step), not to one process: several studies started in
+//! one job each see all of it.
 
 use std::path::{Path, PathBuf};
 
-/// An amount of memory and what sets it, as an error names it ("more than the 4.3 GB this
-/// SLURM job was given").
+/// An amount of memory and what sets it, as an error names it ("more than the 4.0 GiB this
+/// SLURM job was given (SLURM_MEM_PER_NODE)").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemoryLimit {
     /// Bytes.
@@ -42,11 +44,10 @@ impl MemoryLimit {
                 bytes,
                 source: "this control group allows",
             });
-        let job = slurm_memory(|name| std::env::var(name).ok()).map(|bytes| MemoryLimit {
-            bytes,
-            source: "this SLURM job was given",
-        });
-        [machine, group, job]
+        let job = slurm_memory(|name| std::env::var(name).ok());
+        // On a tie the job names the limit: with SLURM's cgroups the group's limit is the
+        // job's --mem, and the job is what its user can change.
+        [job, group, machine]
             .into_iter()
             .flatten()
             .min_by(|a, b| a.bytes.total_cmp(&b.bytes))
@@ -54,24 +55,31 @@ impl MemoryLimit {
 }
 
 /// A size written as SLURM's `--mem` writes it, in bytes: a whole number of megabytes, or
-/// with a suffix K, M, G or T (binary multiples: `4G` is 4,096 MB). For clap's
-/// `value_parser`.
+/// with a suffix K, M, G or T and an optional B, in either case (binary multiples: `4G` and
+/// `4GB` are 4,096 MB). For clap's `value_parser`; 0 (SLURM's "all of the node") is refused,
+/// as it says nothing of how much that is.
 pub fn parse_size(text: &str) -> std::result::Result<f64, String> {
     let expected = || {
         "expected a size as SLURM's --mem writes it: a whole number of megabytes above 0, or \
          one with a suffix K, M, G or T (as 4G or 500M)"
             .to_string()
     };
-    let (digits, unit) = match text.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
-        _ => (text, 'M'),
-    };
-    let scale = match unit {
-        'K' => MB / 1024.0,
-        'M' => MB,
-        'G' => MB * 1024.0,
-        'T' => MB * 1024.0 * 1024.0,
-        _ => return Err(expected()),
+    let upper = text.to_ascii_uppercase();
+    let unit_b = upper
+        .strip_suffix('B')
+        .filter(|t| t.ends_with(['K', 'M', 'G', 'T']));
+    let text = unit_b.unwrap_or(&upper);
+    let (digits, scale) = match text.strip_suffix(['K', 'M', 'G', 'T']) {
+        Some(digits) => {
+            let scale = match text.as_bytes()[text.len() - 1] {
+                b'K' => MB / 1024.0,
+                b'M' => MB,
+                b'G' => MB * 1024.0,
+                _ => MB * 1024.0 * 1024.0,
+            };
+            (digits, scale)
+        }
+        None => (text, MB),
     };
     match digits.parse::<u64>() {
         Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(n as f64 * scale),
@@ -107,6 +115,9 @@ fn control_group_memory(groups: &str, read: impl Fn(&Path) -> Option<String>) ->
                 None
             }
         })
+        // A group outside this process's cgroup namespace shows as `/..`: not a path under
+        // the mount, and its limits are not this mount's to read.
+        .filter(|(_, _, path)| !path.split('/').any(|part| part == ".."))
         .flat_map(|(root, file, path)| {
             let group = root.join(path.trim_start_matches('/'));
             group
@@ -119,14 +130,31 @@ fn control_group_memory(groups: &str, read: impl Fn(&Path) -> Option<String>) ->
         .min_by(f64::total_cmp)
 }
 
-/// The memory a SLURM job was given on this node, from the variables `sbatch` and `srun` set:
-/// `SLURM_MEM_PER_NODE` (`--mem`), or `SLURM_MEM_PER_CPU` (`--mem-per-cpu`) times the CPUs
-/// allocated on the node, all in megabytes.
-fn slurm_memory(var: impl Fn(&str) -> Option<String>) -> Option<f64> {
+/// The memory a SLURM job was given on this node, from the variables `slurmd` sets for a
+/// batch script and for a step's tasks: `SLURM_MEM_PER_NODE` (`--mem`), or
+/// `SLURM_MEM_PER_CPU` (`--mem-per-cpu`) times the CPUs allocated on the node, all in
+/// megabytes. Only where `SLURMD_NODENAME` says a job runs here: `salloc` sets the memory
+/// variables in a shell on the login node, which (with whatever it starts, a `tmux` outliving
+/// the job) does not run in the allocation. A job submitted from inside another inherits the
+/// outer job's variable of the kind it does not set itself, so where both are set the less
+/// is taken.
+fn slurm_memory(var: impl Fn(&str) -> Option<String>) -> Option<MemoryLimit> {
+    var("SLURMD_NODENAME")?;
     let number = |name: &str| var(name)?.trim().parse::<f64>().ok().filter(|n| *n > 0.0);
-    let mb = number("SLURM_MEM_PER_NODE")
-        .or_else(|| Some(number("SLURM_MEM_PER_CPU")? * number("SLURM_CPUS_ON_NODE")?))?;
-    Some(mb * MB)
+    let per_node = number("SLURM_MEM_PER_NODE").map(|mb| MemoryLimit {
+        bytes: mb * MB,
+        source: "this SLURM job was given (SLURM_MEM_PER_NODE)",
+    });
+    let per_cpu = number("SLURM_MEM_PER_CPU")
+        .zip(number("SLURM_CPUS_ON_NODE"))
+        .map(|(mb, cpus)| MemoryLimit {
+            bytes: mb * cpus * MB,
+            source: "this SLURM job was given (SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE)",
+        });
+    [per_node, per_cpu]
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| a.bytes.total_cmp(&b.bytes))
 }
 
 #[cfg(test)]
@@ -184,6 +212,15 @@ mod tests {
     }
 
     #[test]
+    fn a_group_outside_the_namespace_is_not_read() {
+        let read = files(&[
+            ("/sys/fs/memory.max", "1048576"),
+            ("/sys/fs/cgroup/memory.max", "2"),
+        ]);
+        assert_eq!(control_group_memory("0::/../../other\n", read), None);
+    }
+
+    #[test]
     fn no_limit_anywhere_is_no_limit() {
         let read = files(&[("/sys/fs/cgroup/user.slice/memory.max", "max")]);
         assert_eq!(control_group_memory("0::/user.slice\n", read), None);
@@ -194,21 +231,33 @@ mod tests {
     fn a_slurm_job_has_the_memory_it_asked_for() {
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |name: &str| {
-                vars.iter()
+                [("SLURMD_NODENAME", "node1")]
+                    .iter()
+                    .chain(vars)
                     .find(|(k, _)| *k == name)
                     .map(|(_, v)| v.to_string())
             }
         };
-        assert_eq!(
-            slurm_memory(env(&[("SLURM_MEM_PER_NODE", "4096")])),
-            Some(4096.0 * MB)
-        );
+        let bytes = |m: Option<MemoryLimit>| m.map(|m| m.bytes);
+        let per_node = slurm_memory(env(&[("SLURM_MEM_PER_NODE", "4096")]));
+        assert_eq!(bytes(per_node), Some(4096.0 * MB));
+        assert!(per_node.unwrap().source.contains("SLURM_MEM_PER_NODE"));
         let per_cpu = env(&[("SLURM_MEM_PER_CPU", "1000"), ("SLURM_CPUS_ON_NODE", "3")]);
-        assert_eq!(slurm_memory(per_cpu), Some(3000.0 * MB));
+        assert_eq!(bytes(slurm_memory(per_cpu)), Some(3000.0 * MB));
+        // A --mem-per-cpu job submitted from a --mem job keeps the outer SLURM_MEM_PER_NODE.
+        let nested = env(&[
+            ("SLURM_MEM_PER_NODE", "102400"),
+            ("SLURM_MEM_PER_CPU", "100"),
+            ("SLURM_CPUS_ON_NODE", "1"),
+        ]);
+        assert_eq!(bytes(slurm_memory(nested)), Some(100.0 * MB));
         // SLURM_MEM_PER_CPU without the CPUs is not a job's total; `--mem=0` is "all of it".
         assert_eq!(slurm_memory(env(&[("SLURM_MEM_PER_CPU", "1000")])), None);
         assert_eq!(slurm_memory(env(&[("SLURM_MEM_PER_NODE", "0")])), None);
         assert_eq!(slurm_memory(env(&[])), None);
+        // salloc's shell on the login node: the variables, but no job running here.
+        let salloc = |name: &str| (name == "SLURM_MEM_PER_NODE").then(|| "100".to_string());
+        assert_eq!(slurm_memory(salloc), None);
     }
 
     #[test]
@@ -220,7 +269,12 @@ mod tests {
         assert_eq!(bytes("500M"), Some(500.0 * MB));
         assert_eq!(bytes("2048K"), Some(2.0 * MB));
         assert_eq!(bytes("1T"), Some(1024.0 * 1024.0 * MB));
-        for bad in ["", "G", "0", "0G", "-4G", "4GB", "4.5G", "4 G", "+4G", "4X"] {
+        // sbatch takes a B after the unit too, in either case.
+        assert_eq!(bytes("4GB"), Some(4.0 * 1024.0 * MB));
+        assert_eq!(bytes("500mb"), Some(500.0 * MB));
+        for bad in [
+            "", "G", "0", "0G", "-4G", "4B", "4GBB", "4.5G", "4 G", "+4G", "4X",
+        ] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains("as 4G or 500M"), "{bad}: {e}");
         }

@@ -454,7 +454,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         }
     }
     // Before the rows are reserved: shards too large together fail as bad input, not abort.
-    crate::footprint::check_merge(&scenario, paths)?;
+    crate::footprint::check_merge(&scenario, paths, None)?;
     let layout = RowLayout {
         venues: scenario.file().venues.len(),
     };

@@ -2524,8 +2524,16 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
     let s = scenario.to_str().unwrap();
     let run = ["run", s, "--paths", "500000", "--out", "r/x", "--quiet"];
     for vars in [
-        [("SLURM_MEM_PER_NODE", "64"), ("SLURM_CPUS_ON_NODE", "2")],
-        [("SLURM_MEM_PER_CPU", "32"), ("SLURM_CPUS_ON_NODE", "2")],
+        [
+            ("SLURMD_NODENAME", "node1"),
+            ("SLURM_MEM_PER_NODE", "64"),
+            ("SLURM_CPUS_ON_NODE", "2"),
+        ],
+        [
+            ("SLURMD_NODENAME", "node1"),
+            ("SLURM_MEM_PER_CPU", "32"),
+            ("SLURM_CPUS_ON_NODE", "2"),
+        ],
     ] {
         cascade_with(tmp.path(), &vars, &run)
             .expect_code(2)
@@ -2541,7 +2549,7 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
             out.expect_stderr(&["64 MiB given by --memory"]);
         }
     }
-    for bad in ["0", "4GB", "-1G", "1.5G"] {
+    for bad in ["0", "4X", "-1G", "1.5G"] {
         cascade(tmp.path(), &[&validate[..], &["--memory", bad]].concat())
             .expect_code(2)
             .expect_stderr(&["--memory", "as 4G or 500M"]);

@@ -242,7 +242,24 @@ fn submit_refuses_what_every_shard_would_refuse() {
             &["--paths", "3000000", "--mem", "100M"][..],
             "100 MiB given by --memory",
         ),
-        (&["--mem", "4GB"][..], "as 4G or 500M"),
+        (
+            &["--mem", "4XB"][..],
+            "--mem must be a size as sbatch takes it",
+        ),
+        (
+            &["--merge-mem", "1.5G"][..],
+            "--merge-mem must be a size as sbatch takes it",
+        ),
+        // The merge holds every path's results: 3M paths fit a task's 1G in three shards, but
+        // not a merge given the same (--merge-mem defaults to --mem).
+        (
+            &["--paths", "3000000", "--mem", "1G"][..],
+            "the merge job would not fit in --merge-mem 1G",
+        ),
+        (
+            &["--paths", "3000000", "--mem", "4G", "--merge-mem", "1GB"][..],
+            "Merge with more memory",
+        ),
         (
             &["--seed", "99999999999999999999"][..],
             "outside the integers a scenario can hold",
@@ -259,6 +276,10 @@ fn submit_refuses_what_every_shard_would_refuse() {
         assert!(stderr.contains(expect), "{extra:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{extra:?}: nothing submitted");
     }
+    let enough = ["--paths", "3000000", "--mem", "1G", "--merge-mem", "4G"];
+    let out = submit_dry_run(&tmp.path().join("study"), &enough, Path::new(SCENARIO));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{enough:?}: {stderr}");
 }
 
 /// An option given last without its value is bad input (exit 2) in every script, as

@@ -103,6 +103,11 @@ done
 [[ -z $max_running || $max_running =~ ^[1-9][0-9]*$ ]] ||
     die "--max-running must be a positive integer, got '$max_running'"
 merge_mem=${merge_mem:-$mem}
+# As sbatch takes a size: megabytes, or a unit K, M, G or T (and an optional B).
+for m in "--mem $mem" "--merge-mem $merge_mem"; do
+    [[ ${m#* } =~ ^[0-9]+([KkMmGgTt][Bb]?)?$ ]] ||
+        die "${m%% *} must be a size as sbatch takes it (4G, 500M), got '${m#* }'"
+done
 
 if [[ -z $bin ]]; then
     bin=$(command -v cascade) || die "no cascade on PATH; pass --bin /path/to/cascade (or set CASCADE_BIN)"
@@ -138,19 +143,24 @@ done
 
 # Catch a bad scenario, override, path count or seed now rather than after waiting in the
 # queue: validate what every shard will run. Its memory is checked for the largest shard (the
-# last: the blocks differ by one path at most) at the threads and memory a task gets; the
-# merge checks its own when it starts. (--mem=0 asks SLURM for all of a node's memory, which
-# only the node knows.)
-validate=("$bin" validate "$scenario" --shard "$shards/$shards" --threads "$cpus")
-[[ $mem == 0 ]] || validate+=(--memory "$mem")
+# last: the blocks differ by one path at most) at the threads and memory a task gets, and the
+# merge's (every path's results) against --merge-mem. (A size of 0 asks SLURM for all of a
+# node's memory, which only the node knows.)
+validate=("$bin" validate "$scenario")
 for s in "${sets[@]}"; do
     validate+=(--set "$s")
 done
 [[ -z $paths ]] || validate+=(--set "simulation.paths=$paths")
 [[ -z $seed ]] || validate+=(--set "simulation.seed=$seed")
+shard_check=(--shard "$shards/$shards" --threads "$cpus")
+[[ $mem =~ ^0+[^0-9]*$ ]] || shard_check+=(--memory "$mem")
 errors=$(mktemp)
-if ! resolved=$("${validate[@]}" 2>"$errors"); then
+if ! resolved=$("${validate[@]}" "${shard_check[@]}" 2>"$errors"); then
     die "the scenario does not validate:"$'\n'"$(cat "$errors"; rm -f "$errors")"
+fi
+if [[ ! $merge_mem =~ ^0+[^0-9]*$ ]] &&
+    ! "${validate[@]}" --merge --memory "$merge_mem" >/dev/null 2>"$errors"; then
+    die "the merge job would not fit in --merge-mem $merge_mem:"$'\n'"$(cat "$errors"; rm -f "$errors")"
 fi
 rm -f "$errors"
 # Every shard must draw from the same seed: without --seed (or a --set of it), pin the

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Parser, Subcommand};
 
 use cascade::error::{Error, Result};
+use cascade::footprint;
 use cascade::memory_limit::{self, MemoryLimit};
 use cascade::results::{Committed, Destination};
 use cascade::runner::RunOptions;
@@ -87,6 +88,10 @@ enum Command {
         #[arg(long, value_name = "SIZE", allow_hyphen_values = true,
               value_parser = memory_limit::parse_size)]
         memory: Option<f64>,
+        /// Check the memory of `cascade merge` of the whole study (every path's results, as
+        /// its merge job holds them) rather than of a run.
+        #[arg(long, conflicts_with_all = ["shard", "threads"])]
+        merge: bool,
     },
     /// Run a grid of overrides (--set KEY=V1,V2 or KEY=FROM..TO:N), one result per cell.
     Sweep(sweep::SweepArgs),
@@ -313,6 +318,7 @@ fn run_command(cli: Cli) -> Result<()> {
             threads,
             shard,
             memory,
+            merge,
         } => {
             let s = Scenario::load(&scenario, &overrides(&set)?)?;
             warn(&s, &scenario);
@@ -325,7 +331,11 @@ fn run_command(cli: Cli) -> Result<()> {
                 bytes,
                 source: "given by --memory",
             });
-            study::check_memory(&s, shard, &options, memory)?;
+            if merge {
+                footprint::check_merge(&s, s.file().simulation.paths, memory)?;
+            } else {
+                study::check_memory(&s, shard, &options, memory)?;
+            }
             say!("{}", s.to_toml());
             Ok(())
         }

@@ -357,6 +357,10 @@ fn a_circuit_breaker_pauses_its_venues_and_waits_as_long_again_before_it_rearms(
     assert_eq!(paused.first_intervention, Some(2));
     assert_eq!(row[Metric::Interventions.index()], 6.0);
     assert_eq!(liquidating_steps(&paused), [5]);
+    // Step 4, paused past the trigger, searched and liquidated nothing: not a step that
+    // cascaded.
+    assert_eq!(row[Metric::CascadeSteps.index()], 1.0);
+    assert_eq!(row[Metric::CascadeRounds.index()], 1.0);
 }
 
 #[test]

@@ -26,9 +26,9 @@ const MB: f64 = 1024.0 * 1024.0;
 impl MemoryLimit {
     /// The memory this process may use, where the system says: the least of the machine's
     /// (`MemTotal` of `/proc/meminfo`), its control groups' (cgroup v2 `memory.max` or v1
-    /// `memory.limit_in_bytes`, of its own group and every group above it) and its SLURM
-    /// job's (`SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` times `SLURM_CPUS_ON_NODE`).
-    /// `None` where none of them is known (not Linux).
+    /// `memory.limit_in_bytes`, of its own group and every group above it) and, inside a
+    /// SLURM job, the job's (`SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` times
+    /// `SLURM_CPUS_ON_NODE`). `None` where none of them is known (not Linux).
     pub fn of_process() -> Option<MemoryLimit> {
         let read = |path: &Path| std::fs::read_to_string(path).ok();
         let machine = read(Path::new("/proc/meminfo"))
@@ -65,21 +65,17 @@ pub fn parse_size(text: &str) -> std::result::Result<f64, String> {
             .to_string()
     };
     let upper = text.to_ascii_uppercase();
-    let unit_b = upper
+    let sized = upper
         .strip_suffix('B')
-        .filter(|t| t.ends_with(['K', 'M', 'G', 'T']));
-    let text = unit_b.unwrap_or(&upper);
-    let (digits, scale) = match text.strip_suffix(['K', 'M', 'G', 'T']) {
-        Some(digits) => {
-            let scale = match text.as_bytes()[text.len() - 1] {
-                b'K' => MB / 1024.0,
-                b'M' => MB,
-                b'G' => MB * 1024.0,
-                _ => MB * 1024.0 * 1024.0,
-            };
-            (digits, scale)
-        }
-        None => (text, MB),
+        .filter(|t| t.ends_with(['K', 'M', 'G', 'T']))
+        .unwrap_or(&upper);
+    let unit = |scale: f64| (&sized[..sized.len() - 1], scale);
+    let (digits, scale) = match sized.as_bytes().last() {
+        Some(b'K') => unit(MB / 1024.0),
+        Some(b'M') => unit(MB),
+        Some(b'G') => unit(MB * 1024.0),
+        Some(b'T') => unit(MB * 1024.0 * 1024.0),
+        _ => (sized, MB),
     };
     match digits.parse::<u64>() {
         Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(n as f64 * scale),

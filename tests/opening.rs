@@ -233,6 +233,53 @@ fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
 }
 
 #[test]
+fn each_cohort_that_opens_is_liquidated_at_its_own_triggers() {
+    // Cohorts at falls of 3% and 5% open at steps 3 (96.08) and 5 (94.18), each with 2e8 of
+    // notional at its level; their 20x longs are crossed at steps 8 (trigger 92.19) and 10
+    // (90.37). Each cohort keeps its own state: the second to open must not take the
+    // first's.
+    let tmp = TempDir::new().unwrap();
+    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
+    let text = SCENARIO.replace("levels = [0.05, 0.2]", "levels = [0.03, 0.05]");
+    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
+    let market = &policy::markets(&s, &s.books()).unwrap()[0];
+    let f = s.file();
+    let mut path = vec![0.0; f.simulation.steps as usize];
+    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    let prices: Vec<f64> = path
+        .iter()
+        .scan(100f64.ln(), |log, r| {
+            *log += r;
+            Some(log.exp())
+        })
+        .collect();
+    let margin = MarginSchedule::flat(0.02, 0.01);
+    let mut crossings = Vec::new();
+    let mut want = 0.0;
+    for level in [97.0, 95.0] {
+        let opened = prices.iter().position(|&p| p <= level).unwrap();
+        let long = Position {
+            side: Side::Long,
+            quantity: 2.0e8 / level,
+            entry: prices[opened],
+            leverage: 20.0,
+        };
+        let trigger = long.trigger(&margin).price;
+        let crossed = opened + prices[opened..].iter().position(|&p| p <= trigger).unwrap();
+        crossings.push(crossed);
+        want += long.quantity * prices[crossed];
+    }
+    assert_eq!(crossings, [8, 10]);
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(market, &path, &mut Scratch::default(), &mut row);
+    let got = row[Metric::LiquidatedLongValue.index()];
+    assert!(
+        (got - want).abs() <= 1e-6 * want,
+        "liquidated longs at {got}, want {want}"
+    );
+}
+
+#[test]
 fn a_cohorts_forced_sales_move_the_price() {
     // The 5% cohort's 20x longs (2e8 / 95 units, USD 210.5M at the start price) are crossed
     // at step 10; its 2x shorts and the 1x start book never are. With linear, permanent

@@ -520,11 +520,6 @@ impl Ladder {
         }
     }
 
-    /// Long or short.
-    pub fn side(&self) -> Side {
-        self.side
-    }
-
     /// Number of tranches.
     pub fn len(&self) -> usize {
         self.all.keys.len()
@@ -736,6 +731,88 @@ impl EntryIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tiered_ladder_books_each_positions_own_bankruptcy_price() {
+        // Two longs under two tiers of maintenance margin: 1 at 50x (notional 100, the base
+        // tier: bankrupt at 98) and 1,000 at 20x (notional 100,000, past the 50,000 bound:
+        // bankrupt at 95), both filled at 90 without a fee. Their rates differ, so each is a
+        // class of its own whose ratio is its member's exact one: bad debt 1 x 8 + 1,000 x 5
+        // = 5,008 and stake 1 x 2 + 1,000 x 5 = 5,002, exactly (a class's centre ratio is up
+        // to half a basis point off).
+        let margin = MarginSchedule::tiered(0.008, 0.004, &[(5e4, 0.01, 0.005)]);
+        let p = |quantity, leverage| Position {
+            side: Side::Long,
+            quantity,
+            entry: 100.0,
+            leverage,
+        };
+        let book = [p(1.0, 50.0), p(1000.0, 20.0)];
+        let ladder = Ladder::build(&book, Side::Long, &margin, 0.0, None, ImpactLaw::Linear);
+        let sweep = ladder.sweep(0, 2, Fill::at(90f64.ln()), 0.0, 1.0);
+        assert!((sweep.bad_debt - 5008.0).abs() < 1e-9, "{sweep:?}");
+        assert!((sweep.stake - 5002.0).abs() < 1e-9, "{sweep:?}");
+    }
+
+    #[test]
+    fn partial_liquidation_leaves_the_rest_its_margin_less_the_fee() {
+        // A long of 2 at 10x from 100 (bankrupt at 90) under a 5% maintenance margin, closed
+        // in halves: the first half at the trigger 90 / 0.95 = 94.7368; the fee (1%) on that
+        // half comes out of the margin the other half keeps, 0.05 x 2 x 94.7368 - 0.01 x
+        // 94.7368 = 8.5263, so the rest is bankrupt at 94.7368 - 8.5263 = 86.2105 and
+        // triggers at 86.2105 / 0.95 = 90.7479. Filled at 80, the halves' bad debt is 10 +
+        // 6.2105. A fee above the maintenance rate takes only that rate: the rest keeps its
+        // trigger.
+        let margin = MarginSchedule::flat(0.1, 0.05);
+        let long = Position {
+            side: Side::Long,
+            quantity: 2.0,
+            entry: 100.0,
+            leverage: 10.0,
+        };
+        let build = |fee| {
+            Ladder::build(
+                &[long],
+                Side::Long,
+                &margin,
+                fee,
+                Some(0.5),
+                ImpactLaw::Linear,
+            )
+        };
+        let ladder = build(0.01);
+        let trigger = |ladder: &Ladder, i| ladder.next_log_trigger(i).exp();
+        assert_eq!(ladder.len(), 2);
+        assert!((trigger(&ladder, 0) - 90.0 / 0.95).abs() < 1e-9);
+        let rest = 90.0 / 0.95 * (1.0 - 0.1 + 0.01);
+        assert!(
+            (trigger(&ladder, 1) - rest / 0.95).abs() < 1e-9,
+            "{}",
+            trigger(&ladder, 1)
+        );
+        let sweep = ladder.sweep(0, 2, Fill::at(80f64.ln()), 0.0, 1.0);
+        assert!(
+            (sweep.bad_debt - (10.0 + rest - 80.0)).abs() < 1e-9,
+            "{sweep:?}"
+        );
+        let capped = build(0.08);
+        assert!((trigger(&capped, 1) - trigger(&capped, 0)).abs() < 1e-9);
+        // Past the last tranche a side has no trigger left: never crossed.
+        assert_eq!(ladder.next_log_trigger(2), f64::NEG_INFINITY);
+        let short = Position {
+            side: Side::Short,
+            ..long
+        };
+        let shorts = Ladder::build(
+            &[short],
+            Side::Short,
+            &margin,
+            0.01,
+            None,
+            ImpactLaw::Linear,
+        );
+        assert_eq!(shorts.next_log_trigger(1), f64::INFINITY);
+    }
 
     #[test]
     fn a_stretch_the_prefix_sums_cannot_see_fills_at_finite_prices() {

@@ -159,6 +159,39 @@ mod tests {
     }
 
     #[test]
+    fn a_step_is_one_metaorder_split_into_permanent_and_transient_parts() {
+        let m = LiquidityModel::new(&Liquidity {
+            impact: ImpactLaw::Sqrt,
+            permanent_fraction: 0.3,
+            resilience_half_life_steps: 15.0,
+            arbitrage_half_life_steps: 5.0,
+            ..Liquidity::default()
+        });
+        // A half-life of n steps halves in n steps.
+        assert!((m.resilience_decay.powi(15) - 0.5).abs() < 1e-12);
+        assert!((m.arbitrage_decay.powi(5) - 0.5).abs() < 1e-12);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-15;
+        // Two sells of 3e8 into 1e8 of depth in one step move the square-root law's price as
+        // one sell of 6e8 (0.01 x sqrt 6), 30% of it permanent; the next step's 3e8 starts a
+        // new metaorder (0.01 x sqrt 3 more), and a purchase of 4e8 in a third takes back
+        // 0.01 x sqrt 4.
+        let mut pool = Pool::default();
+        pool.begin_step();
+        pool.absorb(&m, 3.0e8, 1.0e8);
+        pool.absorb(&m, 3.0e8, 1.0e8);
+        let one = 0.01 * 6f64.sqrt();
+        assert!(close(pool.permanent, -0.3 * one), "{pool:?}");
+        assert!(close(pool.transient, -0.7 * one), "{pool:?}");
+        pool.begin_step();
+        pool.absorb(&m, 3.0e8, 1.0e8);
+        let two = one + 0.01 * 3f64.sqrt();
+        assert!(close(pool.level(), -two), "{pool:?}");
+        pool.begin_step();
+        pool.absorb(&m, -4.0e8, 1.0e8);
+        assert!(close(pool.level(), 0.02 - two), "{pool:?}");
+    }
+
+    #[test]
     fn depth_withdrawn_to_nothing_keeps_prices_finite() {
         let m = LiquidityModel::new(&Liquidity {
             depth_withdrawal: f64::MAX,

@@ -364,6 +364,41 @@ fn a_circuit_breaker_pauses_its_venues_and_waits_as_long_again_before_it_rearms(
 }
 
 #[test]
+fn a_paused_step_trades_at_the_price_earlier_liquidations_left() {
+    // The path and breaker of the test above, with a 50x long (trigger 98.99) liquidated at
+    // step 1, before the breaker trips: its USD 1M sold into 1e8 of shared depth per 1%
+    // (routing everything to the shared pool, all of it permanent) leaves the price 1e-4
+    // below the fundamental (log) for good. At step 4 the 20x long is past its trigger but
+    // paused: the step searches and liquidates nothing, and must still trade at the
+    // fundamental less that impact.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 5), (0.0, 30)]);
+    let a = venue(
+        dir.path(),
+        "a",
+        "x",
+        "long,1000000,100,50\nlong,1000000,100,20\n",
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
+    );
+    let (s, markets) = replay(
+        dir.path(),
+        &path,
+        "impact = \"linear\"\nshared_depth_1pct = 1.0e8\nrouting = 1.0\npermanent_fraction = 1.0",
+        &a,
+        "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"circuit_breaker\", halt_steps = 3 }",
+    );
+    let (paused, _) = trace(&markets[1], &s, 0);
+    assert_eq!(paused.first_intervention, Some(2));
+    assert_eq!(liquidating_steps(&paused), [1, 5]);
+    let fundamental: f64 = path[..=4].iter().sum();
+    let traded = paused.log_price_path[4];
+    assert!(
+        (traded - (fundamental - 1e-4)).abs() < 1e-12,
+        "step 4 traded at {traded} (log), the fundamental at {fundamental}"
+    );
+}
+
+#[test]
 fn a_margin_add_on_moves_every_trigger_once() {
     // A 20x long (trigger 95.96) and a 20x short (trigger 103.96) on a path that falls 1% a
     // step for 10 steps and then rises 1% a step. The drawdown first reaches 2% at step 2,

@@ -243,3 +243,17 @@ impl RowLayout {
         cols
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::insolvent;
+
+    #[test]
+    fn a_venue_is_insolvent_when_it_leaves_more_than_rounding_unpaid() {
+        // No bad debt and nothing unpaid is solvent: a calm market has no insolvent venue.
+        assert!(!insolvent(0.0, 0.0));
+        assert!(insolvent(1.0, 0.0));
+        assert!(!insolvent(1e-10, 1.0));
+        assert!(insolvent(2e-9, 1.0));
+    }
+}

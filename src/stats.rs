@@ -227,6 +227,17 @@ mod tests {
         // 7 paths: 5% of 7 rounds up to one path.
         let d = Distribution::of(&ranks(7));
         assert_eq!((d.p95, d.es95), (7.0, 7.0));
+        // A tail that is not a whole number of paths is rounded up: 5% of 30 paths is 1.5, so
+        // the worst two (29 and 30); 1% of 150 is 1.5, the worst two (149 and 150).
+        assert_eq!(Distribution::of(&ranks(30)).es95, 29.5);
+        assert_eq!(Distribution::of(&ranks(150)).es99, 149.5);
+        // A quantile is the smallest value with at least its share of paths at or below it:
+        // 95% of 12 paths is 11.4, so the 12th (12); 90% of 7 is 6.3, the 7th; and of 1..=20
+        // the median is the 10th and p90 the 18th.
+        assert_eq!(Distribution::of(&ranks(12)).p95, 12.0);
+        assert_eq!(Distribution::of(&ranks(7)).p90, 7.0);
+        let d = Distribution::of(&ranks(20));
+        assert_eq!((d.p50, d.p90), (10.0, 18.0));
         // One path is its own tail.
         let d = Distribution::of(&[3.5]);
         assert_eq!((d.p50, d.es95, d.es99), (3.5, 3.5, 3.5));

@@ -649,6 +649,41 @@ mod tests {
         }
     }
 
+    /// With exactly a quantile's share of paths at zero, its band is zero (the smallest value
+    /// with at least that share at or below it), not the next bin's edge.
+    #[test]
+    fn a_band_with_exactly_its_share_of_paths_at_zero_is_zero() {
+        let scale = 2.0e9;
+        let mut recorder = Recorder::new(1, 1, scale);
+        for i in 0..20 {
+            let liquidated = if i < 10 { 0.0 } else { 0.01 * scale };
+            recorder.record(0, &[0.0], &[liquidated]);
+        }
+        let (_, bands) = recorder.finish().bands(0, 1.0);
+        let median = QUANTILES.iter().position(|&q| q == 0.5).unwrap();
+        assert_eq!(bands[[0, median]], 0.0, "{bands:?}");
+        assert!(bands[[0, median + 1]] > 0.0, "{bands:?}");
+    }
+
+    /// Bands never leave the range the paths' figures span: within one bin, the interpolated
+    /// quantiles are held to the lowest and highest figure recorded, and a figure every path
+    /// shares is reported exactly.
+    #[test]
+    fn bands_are_held_to_the_range_of_the_recorded_figures() {
+        // Ten paths at log prices 0.1021 and 0.1022, both in the bin from 0.100 to 0.105.
+        let mut recorder = Recorder::new(1, 2, 1.0);
+        for i in 0..10 {
+            let lp = if i < 5 { 0.1021 } else { 0.1022 };
+            recorder.record(0, &[lp, 0.0], &[0.0, 0.0]);
+        }
+        let (price, _) = recorder.finish().bands(0, 100.0);
+        let want = [0.1021, 0.1021, 0.1022, 0.1022, 0.1022].map(|lp: f64| 100.0 * lp.exp());
+        for (j, w) in want.iter().enumerate() {
+            assert!((price[[0, j]] - w).abs() < 1e-12 * w, "{price:?}");
+            assert_eq!(price[[1, j]], 100.0, "{price:?}");
+        }
+    }
+
     /// The stretches of price bins meet edge to edge, and binning inverts [`price_value`].
     #[test]
     fn price_bins_tile_the_log_price_line() {
@@ -657,6 +692,11 @@ mod tests {
         }
         for b in 0..PRICE_BINS {
             assert_eq!(price_bin(price_value((b, 0.5))), b);
+        }
+        // A price on a stretch's edge is binned in the stretch above it.
+        for pair in STRETCHES.windows(2) {
+            let edge = pair[0].1;
+            assert_eq!(price_bin(edge), price_bin(edge + 1e-9), "edge {edge}");
         }
         assert_eq!(price_bin(-1e300), 0);
         assert_eq!(price_bin(1e300), PRICE_BINS - 1);

@@ -556,6 +556,12 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
                 close(venue.liquidated_notional_mean, mean(&total)),
                 "{venue:?}"
             );
+            // The 99% quantile of the venue's total: the smallest path with at least 99% of
+            // the paths at or below it.
+            let mut sorted = total.clone();
+            sorted.sort_by(f64::total_cmp);
+            let rank = (0.99 * sorted.len() as f64).ceil() as usize;
+            assert_eq!(venue.liquidated_notional_p99, sorted[rank - 1], "{venue:?}");
             assert!(close(venue.liquidated_long_notional_mean, mean(&long)));
             for (got, m) in [
                 (

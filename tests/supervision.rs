@@ -399,6 +399,44 @@ fn a_paused_step_trades_at_the_price_earlier_liquidations_left() {
 }
 
 #[test]
+fn calm_steps_trade_at_the_shared_price_as_its_transient_part_decays() {
+    // A 50x long (trigger 98.99) is liquidated at step 1: USD 1M into 1e8 of shared depth per
+    // 1% moves the price 1e-4 (log), half of it permanent and half transient, which halves
+    // every 5 steps. No supervisor, nothing dislocated: the steps after are calm, and each
+    // trades at the fundamental less 0.5e-4 and less 0.5e-4 x 2^(-(t - 1) / 5).
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(-0.01, 5), (0.0, 30)]);
+    let a = venue(
+        dir.path(),
+        "a",
+        "x",
+        "long,1000000,100,50\n",
+        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
+    );
+    let liquidity = "impact = \"linear\"\nshared_depth_1pct = 1.0e8\nrouting = 1.0\npermanent_fraction = 0.5\nresilience_half_life_steps = 5.0";
+    // The second policy only satisfies `replay`; the baseline is traced.
+    let floor = "cooperating = [\"x\"]\nmargin_floor = { initial = 0.001, maintenance = 0.0005 }";
+    let (s, markets) = replay(dir.path(), &path, liquidity, &a, floor);
+    let (scratch, _) = trace(&markets[0], &s, 0);
+    assert_eq!(liquidating_steps(&scratch), [1]);
+    let mut fundamental = 0.0;
+    for (t, r) in path.iter().enumerate() {
+        fundamental += r;
+        let impact = if t == 0 {
+            0.0
+        } else {
+            0.5e-4 + 0.5e-4 * 2f64.powf(-((t - 1) as f64) / 5.0)
+        };
+        let traded = scratch.log_price_path[t];
+        assert!(
+            (traded - (fundamental - impact)).abs() < 1e-12,
+            "step {t}: traded at {traded} (log), want {}",
+            fundamental - impact
+        );
+    }
+}
+
+#[test]
 fn a_margin_add_on_moves_every_trigger_once() {
     // A 20x long (trigger 95.96) and a 20x short (trigger 103.96) on a path that falls 1% a
     // step for 10 steps and then rises 1% a step. The drawdown first reaches 2% at step 2,

@@ -9,6 +9,7 @@ use cascade::book::{Position, Side};
 use cascade::engine::{self, Scratch};
 use cascade::ladder::{Fill, Ladder};
 use cascade::margin::MarginSchedule;
+use cascade::market::Market;
 use cascade::metrics::{Metric, RowLayout};
 use cascade::policy;
 use cascade::scenario::Scenario;
@@ -91,6 +92,53 @@ fn mean(dir: &Path, p: usize, metric: &str) -> f64 {
         .unwrap()
 }
 
+/// An opening scenario `text` replayed through the library over [`returns`].
+struct Replay {
+    /// Holds the returns the scenario reads.
+    _dir: TempDir,
+    /// The drawn books, venue by venue.
+    books: Vec<Vec<Position>>,
+    /// The markets, one per policy.
+    markets: Vec<Market>,
+    /// Path 0's log returns.
+    path: Vec<f64>,
+}
+
+fn replay(text: &str) -> Replay {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("returns.csv"), returns()).unwrap();
+    let s = Scenario::from_toml(text, &dir.path().join("opening.toml"), &[]).unwrap();
+    let books = s.books();
+    let markets = policy::markets(&s, &books).unwrap();
+    let f = s.file();
+    let mut path = vec![0.0; f.simulation.steps as usize];
+    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    Replay {
+        _dir: dir,
+        books,
+        markets,
+        path,
+    }
+}
+
+/// The price after each step of `path`, from 100 (without impact).
+fn prices(path: &[f64]) -> Vec<f64> {
+    path.iter()
+        .scan(100f64.ln(), |log, r| {
+            *log += r;
+            Some(log.exp())
+        })
+        .collect()
+}
+
+/// One path of `market` over `path`: its row of metrics and its scratch.
+fn simulate(market: &Market, path: &[f64]) -> (Vec<f64>, Scratch) {
+    let mut scratch = Scratch::default();
+    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
+    engine::simulate(market, path, &mut scratch, &mut row);
+    (row, scratch)
+}
+
 #[test]
 fn a_rebound_liquidates_the_shorts_opened_near_the_lows() {
     let tmp = TempDir::new().unwrap();
@@ -147,21 +195,15 @@ fn a_cohorts_liquidated_traders_had_their_margin_at_the_price_it_opened_at() {
     // at stake is the cohort's, 1/20 of its notional at the price it opened at (100 e^-0.06,
     // not the level's 95 that its ladders were built at): 2 x (2e8 / 95) x 94.18 / 20. Under
     // the 10x cap only its shorts go, with a tenth of their notional at stake.
-    let tmp = TempDir::new().unwrap();
-    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
-    let s = Scenario::from_toml(SCENARIO, &tmp.path().join("opening.toml"), &[]).unwrap();
-    let markets = policy::markets(&s, &s.books()).unwrap();
-    let f = s.file();
-    let mut path = vec![0.0; f.simulation.steps as usize];
-    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
+    let r = replay(SCENARIO);
     let units = 2.0e8 / 95.0;
     let opened = 100.0 * (-0.06f64).exp();
     for (market, stake) in [
-        (&markets[0], 2.0 * units * opened / 20.0),
-        (&markets[1], units * opened / 10.0),
+        (&r.markets[0], 2.0 * units * opened / 20.0),
+        (&r.markets[1], units * opened / 10.0),
     ] {
         let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
-        let ledger = engine::simulate(market, &path, &mut Scratch::default(), &mut row);
+        let ledger = engine::simulate(market, &r.path, &mut Scratch::default(), &mut row);
         assert!(
             (ledger.stake - stake).abs() <= 1e-6 * stake,
             "stake {} vs {stake}",
@@ -178,27 +220,13 @@ fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
     // are crossed at steps 9 and 10: those steps search the venue's ladders, the cohort's
     // too, and must not take the cohort's longs, which a trigger shifted the wrong way (to
     // 91.96) would.
-    let tmp = TempDir::new().unwrap();
-    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
-    let text = SCENARIO.replacen(
+    let r = replay(&SCENARIO.replacen(
         "long_leverage = { median = 1.0, dispersion = 0.0 }",
         "long_leverage = { median = 11.0, dispersion = 0.0 }",
         1,
-    );
-    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
-    let books = s.books();
-    let market = &policy::markets(&s, &books).unwrap()[0];
-    let f = s.file();
-    let mut path = vec![0.0; f.simulation.steps as usize];
-    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
-    // The price after each step (no impact: the depth is far beyond any flow).
-    let prices: Vec<f64> = path
-        .iter()
-        .scan(100f64.ln(), |log, r| {
-            *log += r;
-            Some(log.exp())
-        })
-        .collect();
+    ));
+    // No impact: the depth is far beyond any flow.
+    let prices = prices(&r.path);
     // The step (from 0) whose price first reaches a long's trigger, if any does.
     let margin = MarginSchedule::flat(0.02, 0.01);
     let crossed_at = |p: &Position| {
@@ -212,7 +240,7 @@ fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
         leverage: 20.0,
     };
     assert_eq!(crossed_at(&cohort), Some(10));
-    let start: Vec<&Position> = books[0].iter().filter(|p| p.side == Side::Long).collect();
+    let start: Vec<&Position> = r.books[0].iter().filter(|p| p.side == Side::Long).collect();
     let searched = |step| start.iter().any(|p| crossed_at(p) == Some(step));
     assert!(
         searched(8) || searched(9),
@@ -223,9 +251,7 @@ fn a_cohort_opened_past_its_level_is_liquidated_at_its_own_triggers() {
         .filter_map(|p| Some(p.quantity * prices[crossed_at(p)?]))
         .sum::<f64>()
         + cohort.quantity * prices[10];
-    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
-    engine::simulate(market, &path, &mut Scratch::default(), &mut row);
-    let got = row[Metric::LiquidatedLongValue.index()];
+    let got = simulate(&r.markets[0], &r.path).0[Metric::LiquidatedLongValue.index()];
     assert!(
         (got - want).abs() <= 1e-6 * want,
         "liquidated longs at {got}, want {want}"
@@ -238,21 +264,8 @@ fn each_cohort_that_opens_is_liquidated_at_its_own_triggers() {
     // notional at its level; their 20x longs are crossed at steps 8 (trigger 92.19) and 10
     // (90.37). Each cohort keeps its own state: the second to open must not take the
     // first's.
-    let tmp = TempDir::new().unwrap();
-    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
-    let text = SCENARIO.replace("levels = [0.05, 0.2]", "levels = [0.03, 0.05]");
-    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
-    let market = &policy::markets(&s, &s.books()).unwrap()[0];
-    let f = s.file();
-    let mut path = vec![0.0; f.simulation.steps as usize];
-    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
-    let prices: Vec<f64> = path
-        .iter()
-        .scan(100f64.ln(), |log, r| {
-            *log += r;
-            Some(log.exp())
-        })
-        .collect();
+    let r = replay(&SCENARIO.replace("levels = [0.05, 0.2]", "levels = [0.03, 0.05]"));
+    let prices = prices(&r.path);
     let margin = MarginSchedule::flat(0.02, 0.01);
     let mut crossings = Vec::new();
     let mut want = 0.0;
@@ -270,9 +283,7 @@ fn each_cohort_that_opens_is_liquidated_at_its_own_triggers() {
         want += long.quantity * prices[crossed];
     }
     assert_eq!(crossings, [8, 10]);
-    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
-    engine::simulate(market, &path, &mut Scratch::default(), &mut row);
-    let got = row[Metric::LiquidatedLongValue.index()];
+    let got = simulate(&r.markets[0], &r.path).0[Metric::LiquidatedLongValue.index()];
     assert!(
         (got - want).abs() <= 1e-6 * want,
         "liquidated longs at {got}, want {want}"
@@ -286,24 +297,15 @@ fn a_cohorts_forced_sales_move_the_price() {
     // impact and USD 2.105e10 of depth per 1%, shared and local alike, their sale moves the
     // price down by 0.01 x 210.5M / 2.105e10 = 1e-4 in log at that step (after it, arbitrage
     // relaxes the venue's local part).
-    let tmp = TempDir::new().unwrap();
-    fs::write(tmp.path().join("returns.csv"), returns()).unwrap();
     let depth = 2.0e8 / 95.0 * 100.0 / 1e-2;
-    let text = SCENARIO.replace("1.0e15", &format!("{depth:e}")).replace(
+    let r = replay(&SCENARIO.replace("1.0e15", &format!("{depth:e}")).replace(
         "short_leverage = { median = 20.0",
         "short_leverage = { median = 2.0",
-    );
-    let s = Scenario::from_toml(&text, &tmp.path().join("opening.toml"), &[]).unwrap();
-    let market = &policy::markets(&s, &s.books()).unwrap()[0];
-    let f = s.file();
-    let mut path = vec![0.0; f.simulation.steps as usize];
-    ShockModel::new(&f.price, f.simulation.step_seconds).fill_path(s.seed(), 0, &mut path);
-    let mut scratch = Scratch::default();
-    let mut row = vec![0.0; RowLayout { venues: 1 }.len()];
-    engine::simulate(market, &path, &mut scratch, &mut row);
+    ));
+    let (row, scratch) = simulate(&r.markets[0], &r.path);
     assert_eq!(row[Metric::LiquidatedPositions.index()], 50.0);
     let mut exogenous = 0.0;
-    for (t, r) in path.iter().enumerate().take(11) {
+    for (t, r) in r.path.iter().enumerate().take(11) {
         exogenous += r;
         let impact = if t == 10 { -1e-4 } else { 0.0 };
         let moved = scratch.log_price_path[t] - exogenous;

@@ -84,6 +84,20 @@ fn replay_one_venue(
     rows: &str,
     supervision: &str,
 ) -> (Scenario, Vec<Market>) {
+    let watch = format!("cooperating = [\"x\"]\nsupervision = {supervision}");
+    replay_one_venue_in(dir, returns, rows, NO_IMPACT, &watch)
+}
+
+/// [`replay_one_venue`] with the `[liquidity]` body `liquidity` (the venue's own book still
+/// too deep to move, so `routing = 1.0` puts the impact in the shared pool) and the policy
+/// "watch" given by its keys `watch`.
+fn replay_one_venue_in(
+    dir: &Path,
+    returns: &[f64],
+    rows: &str,
+    liquidity: &str,
+    watch: &str,
+) -> (Scenario, Vec<Market>) {
     let a = venue(
         dir,
         "a",
@@ -91,8 +105,7 @@ fn replay_one_venue(
         rows,
         "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
     );
-    let watch = format!("cooperating = [\"x\"]\nsupervision = {supervision}");
-    replay(dir, returns, NO_IMPACT, &a, &watch)
+    replay(dir, returns, liquidity, &a, watch)
 }
 
 /// The steps at which a path's cumulative liquidated notional grows.
@@ -373,18 +386,11 @@ fn a_paused_step_trades_at_the_price_earlier_liquidations_left() {
     // fundamental less that impact.
     let dir = tempfile::TempDir::new().unwrap();
     let path = returns(&[(-0.01, 5), (0.0, 30)]);
-    let a = venue(
-        dir.path(),
-        "a",
-        "x",
-        "long,1000000,100,50\nlong,1000000,100,20\n",
-        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
-    );
-    let (s, markets) = replay(
+    let (s, markets) = replay_one_venue_in(
         dir.path(),
         &path,
+        "long,1000000,100,50\nlong,1000000,100,20\n",
         "impact = \"linear\"\nshared_depth_1pct = 1.0e8\nrouting = 1.0\npermanent_fraction = 1.0",
-        &a,
         "cooperating = [\"x\"]\nsupervision = { view = \"global\", metric = \"drawdown\", window_steps = 40, threshold = 0.02, action = \"circuit_breaker\", halt_steps = 3 }",
     );
     let (paused, _) = trace(&markets[1], &s, 0);
@@ -406,17 +412,11 @@ fn calm_steps_trade_at_the_shared_price_as_its_transient_part_decays() {
     // trades at the fundamental less 0.5e-4 and less 0.5e-4 x 2^(-(t - 1) / 5).
     let dir = tempfile::TempDir::new().unwrap();
     let path = returns(&[(-0.01, 5), (0.0, 30)]);
-    let a = venue(
-        dir.path(),
-        "a",
-        "x",
-        "long,1000000,100,50\n",
-        "insurance_fund = 1.0e9\ndepth_1pct = 1.0e21",
-    );
     let liquidity = "impact = \"linear\"\nshared_depth_1pct = 1.0e8\nrouting = 1.0\npermanent_fraction = 0.5\nresilience_half_life_steps = 5.0";
     // The second policy only satisfies `replay`; the baseline is traced.
     let floor = "cooperating = [\"x\"]\nmargin_floor = { initial = 0.001, maintenance = 0.0005 }";
-    let (s, markets) = replay(dir.path(), &path, liquidity, &a, floor);
+    let rows = "long,1000000,100,50\n";
+    let (s, markets) = replay_one_venue_in(dir.path(), &path, rows, liquidity, floor);
     let (scratch, _) = trace(&markets[0], &s, 0);
     assert_eq!(liquidating_steps(&scratch), [1]);
     let mut fundamental = 0.0;

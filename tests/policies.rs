@@ -605,6 +605,20 @@ fn the_summary_adds_venues_into_jurisdictions_and_funds_and_pairs_paths() {
                 .map(|&v| ps.venues[v].insurance_fund_drawn_mean)
                 .sum();
             assert!(close(fund.drawn_mean, of_members), "{fund:?}");
+            // Its 99% quantile is that of the members' draws summed path by path.
+            let mut sums = vec![0.0; out.range.len()];
+            for &v in &members {
+                for (sum, d) in sums
+                    .iter_mut()
+                    .zip(cell(p, v, VenueMetric::InsuranceFundDrawn))
+                {
+                    *sum += d;
+                }
+            }
+            sums.sort_by(f64::total_cmp);
+            let rank = (0.99 * sums.len() as f64).ceil() as usize;
+            assert!(sums[rank - 1] > 0.0, "a weak case: {fund:?}");
+            assert!(close(fund.drawn_p99, sums[rank - 1]), "{fund:?}");
             drawn += fund.drawn_mean;
         }
         let expected = if p == 0 { vec![1; 4] } else { vec![4] };

@@ -8,7 +8,7 @@
 use crate::book::{BookSpec, Position};
 use crate::error::{Error, Result};
 use crate::ladder::{BUILD_BYTES, ENTRY_BYTES, TRANCHE_BYTES, tranches_per_position};
-use crate::memory_limit::MemoryLimit;
+use crate::memory_limit::{MIB, MemoryLimit};
 use crate::metrics::RowLayout;
 use crate::policy;
 use crate::runner::BATCH;
@@ -171,8 +171,6 @@ pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>)
         memory,
     )
 }
-
-const MIB: f64 = 1024.0 * 1024.0;
 
 /// What the process holds besides the study (its code, allocator and threads), and, in a
 /// cluster job, the job's shell and SLURM's step daemon charged to the same limit (a run of a

@@ -21,7 +21,8 @@ pub struct MemoryLimit {
     pub source: &'static str,
 }
 
-const MB: f64 = 1024.0 * 1024.0;
+/// A mebibyte: what SLURM and the kernel call a megabyte of memory.
+pub const MIB: f64 = 1024.0 * 1024.0;
 
 impl MemoryLimit {
     /// The memory this process may use, where the system says: the least of the machine's
@@ -56,7 +57,7 @@ impl MemoryLimit {
 
 /// A size written as SLURM's `--mem` writes it, in bytes: a whole number of megabytes, or
 /// with a suffix K, M, G or T and an optional B, in either case (binary multiples: `4G` and
-/// `4GB` are 4,096 MB). For clap's `value_parser`; 0 (SLURM's "all of the node") is refused,
+/// `4GB` are 4,096 MiB). For clap's `value_parser`; 0 (SLURM's "all of the node") is refused,
 /// as it says nothing of how much that is.
 pub fn parse_size(text: &str) -> std::result::Result<f64, String> {
     let expected = || {
@@ -71,11 +72,11 @@ pub fn parse_size(text: &str) -> std::result::Result<f64, String> {
         .unwrap_or(&upper);
     let unit = |scale: f64| (&sized[..sized.len() - 1], scale);
     let (digits, scale) = match sized.as_bytes().last() {
-        Some(b'K') => unit(MB / 1024.0),
-        Some(b'M') => unit(MB),
-        Some(b'G') => unit(MB * 1024.0),
-        Some(b'T') => unit(MB * 1024.0 * 1024.0),
-        _ => (sized, MB),
+        Some(b'K') => unit(MIB / 1024.0),
+        Some(b'M') => unit(MIB),
+        Some(b'G') => unit(MIB * 1024.0),
+        Some(b'T') => unit(MIB * 1024.0 * 1024.0),
+        _ => (sized, MIB),
     };
     match digits.parse::<u64>() {
         Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(n as f64 * scale),
@@ -138,13 +139,13 @@ fn slurm_memory(var: impl Fn(&str) -> Option<String>) -> Option<MemoryLimit> {
     var("SLURMD_NODENAME")?;
     let number = |name: &str| var(name)?.trim().parse::<f64>().ok().filter(|n| *n > 0.0);
     let per_node = number("SLURM_MEM_PER_NODE").map(|mb| MemoryLimit {
-        bytes: mb * MB,
+        bytes: mb * MIB,
         source: "this SLURM job was given (SLURM_MEM_PER_NODE)",
     });
     let per_cpu = number("SLURM_MEM_PER_CPU")
         .zip(number("SLURM_CPUS_ON_NODE"))
         .map(|(mb, cpus)| MemoryLimit {
-            bytes: mb * cpus * MB,
+            bytes: mb * cpus * MIB,
             source: "this SLURM job was given (SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE)",
         });
     [per_node, per_cpu]
@@ -236,17 +237,17 @@ mod tests {
         };
         let bytes = |m: Option<MemoryLimit>| m.map(|m| m.bytes);
         let per_node = slurm_memory(env(&[("SLURM_MEM_PER_NODE", "4096")]));
-        assert_eq!(bytes(per_node), Some(4096.0 * MB));
+        assert_eq!(bytes(per_node), Some(4096.0 * MIB));
         assert!(per_node.unwrap().source.contains("SLURM_MEM_PER_NODE"));
         let per_cpu = env(&[("SLURM_MEM_PER_CPU", "1000"), ("SLURM_CPUS_ON_NODE", "3")]);
-        assert_eq!(bytes(slurm_memory(per_cpu)), Some(3000.0 * MB));
+        assert_eq!(bytes(slurm_memory(per_cpu)), Some(3000.0 * MIB));
         // A --mem-per-cpu job submitted from a --mem job keeps the outer SLURM_MEM_PER_NODE.
         let nested = env(&[
             ("SLURM_MEM_PER_NODE", "102400"),
             ("SLURM_MEM_PER_CPU", "100"),
             ("SLURM_CPUS_ON_NODE", "1"),
         ]);
-        assert_eq!(bytes(slurm_memory(nested)), Some(100.0 * MB));
+        assert_eq!(bytes(slurm_memory(nested)), Some(100.0 * MIB));
         // SLURM_MEM_PER_CPU without the CPUs is not a job's total; `--mem=0` is "all of it".
         assert_eq!(slurm_memory(env(&[("SLURM_MEM_PER_CPU", "1000")])), None);
         assert_eq!(slurm_memory(env(&[("SLURM_MEM_PER_NODE", "0")])), None);
@@ -259,15 +260,15 @@ mod tests {
     #[test]
     fn sizes_read_as_slurm_writes_them() {
         let bytes = |t| parse_size(t).ok();
-        assert_eq!(bytes("4G"), Some(4.0 * 1024.0 * MB));
-        assert_eq!(bytes("4g"), Some(4.0 * 1024.0 * MB));
-        assert_eq!(bytes("500"), Some(500.0 * MB));
-        assert_eq!(bytes("500M"), Some(500.0 * MB));
-        assert_eq!(bytes("2048K"), Some(2.0 * MB));
-        assert_eq!(bytes("1T"), Some(1024.0 * 1024.0 * MB));
+        assert_eq!(bytes("4G"), Some(4.0 * 1024.0 * MIB));
+        assert_eq!(bytes("4g"), Some(4.0 * 1024.0 * MIB));
+        assert_eq!(bytes("500"), Some(500.0 * MIB));
+        assert_eq!(bytes("500M"), Some(500.0 * MIB));
+        assert_eq!(bytes("2048K"), Some(2.0 * MIB));
+        assert_eq!(bytes("1T"), Some(1024.0 * 1024.0 * MIB));
         // sbatch takes a B after the unit too, in either case.
-        assert_eq!(bytes("4GB"), Some(4.0 * 1024.0 * MB));
-        assert_eq!(bytes("500mb"), Some(500.0 * MB));
+        assert_eq!(bytes("4GB"), Some(4.0 * 1024.0 * MIB));
+        assert_eq!(bytes("500mb"), Some(500.0 * MIB));
         for bad in [
             "", "G", "0", "0G", "-4G", "4B", "4GBB", "4.5G", "4 G", "+4G", "4X",
         ] {

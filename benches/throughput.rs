@@ -78,6 +78,7 @@ fn venue_steps(c: &mut Criterion) {
     let options = RunOptions {
         threads: Some(1),
         progress: false,
+        memory: None,
     };
 
     let mut group = c.benchmark_group("venue_steps");

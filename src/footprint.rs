@@ -189,6 +189,7 @@ pub fn check_books(
     books: &[Vec<Position>],
     paths: u64,
     threads: usize,
+    memory: Option<MemoryLimit>,
 ) -> Result<()> {
     let sides: Vec<Vec<(usize, usize)>> = scenario
         .file()
@@ -201,7 +202,7 @@ pub fn check_books(
         Footprint::of_books(scenario, &sides, paths, threads),
         paths,
         RUN_REMEDY,
-        None,
+        memory,
     )
 }
 

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::engine::{self, Scratch};
 use crate::error::{Error, Result};
 use crate::market::Market;
+use crate::memory_limit::MemoryLimit;
 use crate::metrics::RowLayout;
 use crate::progress::Progress;
 use crate::scenario::Scenario;
@@ -59,13 +60,16 @@ impl PathRange {
     }
 }
 
-/// How to run: threads and progress display.
+/// How to run: threads, progress display and the memory a study may hold.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Worker threads; `None` uses one per core.
     pub threads: Option<usize>,
     /// Whether to show a progress bar (it hides itself when stderr is not a terminal).
     pub progress: bool,
+    /// The memory a study may hold before it is refused ([`crate::footprint`]); `None`: what
+    /// this process may use ([`MemoryLimit::of_process`]).
+    pub memory: Option<MemoryLimit>,
 }
 
 /// Everything a run computed, before it is summarised and written.

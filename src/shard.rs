@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::csv_lines::ResultCsv;
 use crate::error::{self, Error, Result};
+use crate::memory_limit::MemoryLimit;
 use crate::metrics::RowLayout;
 use crate::result_dir::check_scenario_ran;
 use crate::runner::{PathRange, RunOutput};
@@ -342,8 +343,9 @@ fn differing_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<
 }
 
 /// Reads and checks shard results: same version, scenario and seed; every shard of one split
-/// present exactly once; together covering every path.
-pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
+/// present exactly once; together covering every path. Refuses, before reading any rows, a
+/// merge that would hold more than `memory` (`None`: what this process may use).
+pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
     if dirs.is_empty() {
         return Err(Error::BadInput(
             "merge needs at least one shard directory".into(),
@@ -454,7 +456,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged> {
         }
     }
     // Before the rows are reserved: shards too large together fail as bad input, not abort.
-    crate::footprint::check_merge(&scenario, paths, None)?;
+    crate::footprint::check_merge(&scenario, paths, memory)?;
     let layout = RowLayout {
         venues: scenario.file().venues.len(),
     };

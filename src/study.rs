@@ -8,7 +8,6 @@ use crate::columnar;
 use crate::error::Result;
 use crate::footprint;
 use crate::market::Market;
-use crate::memory_limit::MemoryLimit;
 use crate::policy;
 use crate::results::{self, Manifest};
 use crate::runner::{self, PathRange, RunOptions, RunOutput};
@@ -68,17 +67,12 @@ fn path_range(scenario: &Scenario, shard: Option<Shard>) -> PathRange {
     )
 }
 
-/// Refuses a run that would hold more than `memory` (`None`: what this process may use)
-/// ([`crate::footprint::check`]): for a command to call before it creates anything, as
-/// [`simulate`] does before drawing books.
-pub fn check_memory(
-    scenario: &Scenario,
-    shard: Option<Shard>,
-    options: &RunOptions,
-    memory: Option<MemoryLimit>,
-) -> Result<()> {
+/// Refuses a run that would hold more than `options.memory` ([`crate::footprint::check`]):
+/// for a command to call before it creates anything, as [`simulate`] does before drawing
+/// books.
+pub fn check_memory(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> Result<()> {
     let (paths, threads) = sizes(scenario, shard, options);
-    footprint::check(scenario, paths, threads, memory)
+    footprint::check(scenario, paths, threads, options.memory)
 }
 
 /// Paths and worker threads of a run, as its memory depends on them.
@@ -91,12 +85,12 @@ fn sizes(scenario: &Scenario, shard: Option<Shard>, options: &RunOptions) -> (u6
 pub fn simulate(scenario: Scenario, shard: Option<Shard>, options: RunOptions) -> Result<Study> {
     let range = path_range(&scenario, shard);
     // Before the books are drawn: an impossible size fails in the first second.
-    check_memory(&scenario, shard, &options, None)?;
+    check_memory(&scenario, shard, &options)?;
     let books = scenario.books();
     runner::check_interrupt()?;
     // Again with the positions migration moves, before any ladder is built.
     let (paths, threads) = sizes(&scenario, shard, &options);
-    footprint::check_books(&scenario, &books, paths, threads)?;
+    footprint::check_books(&scenario, &books, paths, threads, options.memory)?;
     // Venues are built in parallel (`Market::build`), on the run's threads up to the cores.
     let building = RunOptions {
         threads: Some(threads.min(runner::cores())),
@@ -122,6 +116,7 @@ pub fn from_rows(scenario: Scenario, out: RunOutput) -> Result<Study> {
     let one = RunOptions {
         threads: Some(1),
         progress: false,
+        memory: None,
     };
     let markets = runner::pool(&one)?.install(|| policy::markets(&scenario, &scenario.books()))?;
     let summary = Summary::build(&scenario, &markets, &out);

@@ -2557,6 +2557,73 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
 }
 
 #[test]
+fn every_command_that_simulates_or_merges_takes_the_memory_it_may_use() {
+    // `--memory` replaces what the process reads of its limits, for the commands that hold a
+    // study as for `validate`: a job whose control group is not where the check looks, or a
+    // shared machine where a study should leave room for others.
+    let tmp = TempDir::new().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");
+    let s = scenario.to_str().unwrap();
+    let small = ["--paths", "200", "--seed", "3", "--quiet"];
+    let refused = |args: &[&str]| {
+        cascade(
+            tmp.path(),
+            &[args, &small[..], &["--memory", "1M"]].concat(),
+        )
+        .expect_code(2)
+        .expect_stderr(&["1 MiB given by --memory"]);
+        assert!(!tmp.path().join("r").exists(), "{args:?} created r");
+    };
+    refused(&["run", s, "--out", "r/run"]);
+    refused(&[
+        "sweep",
+        s,
+        "--set",
+        "liquidity.routing=0,0.5",
+        "--out",
+        "r/sweep",
+    ]);
+    refused(&[
+        "calibrate",
+        s,
+        "--target",
+        "max_drawdown=0.1",
+        "--out",
+        "r/calibrated.toml",
+    ]);
+    // A job given 1 MiB refuses everything; a larger --memory overrides what it was given.
+    let starved = [("SLURMD_NODENAME", "node1"), ("SLURM_MEM_PER_NODE", "1")];
+    let shard = |k: &str, out: &str, extra: &[&str]| {
+        let args = [
+            &["run", s, "--shard", k, "--out", out, "--no-report"][..],
+            &small,
+            extra,
+        ];
+        cascade_with(tmp.path(), &starved, &args.concat())
+    };
+    shard("1/2", "a", &[])
+        .expect_code(2)
+        .expect_stderr(&["1 MiB this SLURM job was given"]);
+    shard("1/2", "a", &["--memory", "1G"]).expect_code(0);
+    shard("2/2", "b", &["--memory", "1G"]).expect_code(0);
+    let merge = ["merge", "a", "b", "--out", "r/merged", "--no-report"];
+    cascade(tmp.path(), &[&merge[..], &["--memory", "1M"]].concat())
+        .expect_code(2)
+        .expect_stderr(&["1 MiB given by --memory", "Merge with more memory"]);
+    assert!(!tmp.path().join("r").exists(), "a refused merge created r");
+    cascade_with(tmp.path(), &starved, &merge)
+        .expect_code(2)
+        .expect_stderr(&["1 MiB this SLURM job was given"]);
+    cascade_with(
+        tmp.path(),
+        &starved,
+        &[&merge[..], &["--memory", "1G"]].concat(),
+    )
+    .expect_code(0);
+    assert!(tmp.path().join("r/merged/summary.json").is_file());
+}
+
+#[test]
 fn override_and_type_errors_do_not_hide_the_other_problems() {
     // A --set into a list entry that does not exist, a value of the wrong type and a value out
     // of range: all three reported at once, each with its key path.

@@ -1194,6 +1194,7 @@ fn run_with_threads(s: &Scenario, threads: usize) -> runner::RunOutput {
         RunOptions {
             threads: Some(threads),
             progress: false,
+            memory: None,
         },
     )
     .unwrap()

@@ -62,6 +62,7 @@ pub(crate) fn run(s: &Scenario) -> (Vec<Market>, RunOutput) {
         RunOptions {
             threads: Some(2),
             progress: false,
+            memory: None,
         },
     )
     .unwrap();
@@ -122,6 +123,7 @@ fn a_policy_with_no_cooperating_jurisdiction_is_the_baseline_byte_for_byte() {
     let options = RunOptions {
         threads: Some(2),
         progress: false,
+        memory: None,
     };
     let alone = runner::run(&s, &[market], range, options).unwrap();
     assert_eq!(rows(&alone, 0), rows(&out, 0));
@@ -812,6 +814,7 @@ fn a_pooled_fund_short_of_its_claims_serves_members_whatever_their_order_in_the_
         let options = RunOptions {
             threads: Some(1),
             progress: false,
+            memory: None,
         };
         runner::run(s, &markets, range, options).unwrap()
     });

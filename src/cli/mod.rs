@@ -82,12 +82,8 @@ enum Command {
         /// whole study (what a job array's node must hold).
         #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
         shard: Option<Shard>,
-        /// Check the memory against SIZE, written as SLURM's --mem (4G, 500M), rather than
-        /// against what this process may use (the least of the machine's memory, its control
-        /// group's limit and its SLURM job's): what a job array's task will be given.
-        #[arg(long, value_name = "SIZE", allow_hyphen_values = true,
-              value_parser = memory_limit::parse_size)]
-        memory: Option<f64>,
+        #[command(flatten)]
+        memory: Memory,
         /// Check the memory of `cascade merge` of the whole study (every path's results, as
         /// its merge job holds them) rather than of a run.
         #[arg(long, conflicts_with_all = ["shard", "threads"])]
@@ -121,6 +117,8 @@ enum Command {
         /// Skip the charts and report.html.
         #[arg(long)]
         no_report: bool,
+        #[command(flatten)]
+        memory: Memory,
     },
     /// Print the JSON Schema of the scenario format (for editors).
     Schema,
@@ -133,6 +131,29 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// The memory a command's study may hold: every command that simulates or merges checks it
+/// before it draws or reads anything, and `validate` checks it alone.
+#[derive(Debug, Args)]
+struct Memory {
+    /// The memory to check the study against, written as SLURM's --mem (4G, 500M): what a
+    /// job array's task will be given, or less than this machine has, to leave room for other
+    /// work. Default: what this process may use (the least of the machine's memory, its
+    /// control group's limit and its SLURM job's).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true,
+          value_parser = memory_limit::parse_size)]
+    memory: Option<f64>,
+}
+
+impl Memory {
+    /// The limit given, if one was.
+    fn limit(&self) -> Option<MemoryLimit> {
+        self.memory.map(|bytes| MemoryLimit {
+            bytes,
+            source: "given by --memory",
+        })
+    }
 }
 
 /// Flags shared by `run` and `sweep`.
@@ -162,6 +183,8 @@ struct Common {
     /// where they were written, still print).
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    memory: Memory,
 }
 
 /// Flags of the commands that write result directories (`run`, `sweep`).
@@ -215,6 +238,7 @@ impl Common {
         RunOptions {
             threads: self.threads.map(|t| t as usize),
             progress: !self.quiet && std::io::stderr().is_terminal(),
+            memory: self.memory.limit(),
         }
     }
 }
@@ -326,15 +350,12 @@ fn run_command(cli: Cli) -> Result<()> {
             let options = RunOptions {
                 threads: threads.map(|t| t as usize),
                 progress: false,
+                memory: memory.limit(),
             };
-            let memory = memory.map(|bytes| MemoryLimit {
-                bytes,
-                source: "given by --memory",
-            });
             if merge {
-                footprint::check_merge(&s, s.file().simulation.paths, memory)?;
+                footprint::check_merge(&s, s.file().simulation.paths, options.memory)?;
             } else {
-                study::check_memory(&s, shard, &options, memory)?;
+                study::check_memory(&s, shard, &options)?;
             }
             say!("{}", s.to_toml());
             Ok(())
@@ -354,7 +375,8 @@ fn run_command(cli: Cli) -> Result<()> {
             force,
             parquet,
             no_report,
-        } => merge(&shards, &out, force, parquet, no_report),
+            memory,
+        } => merge(&shards, &out, force, parquet, no_report, memory.limit()),
         Command::Report { dir } => {
             let built = cascade::report::rebuild(&dir)?;
             if let Some(old) = &built.leftover {
@@ -536,7 +558,7 @@ fn run_scenario(args: RunArgs) -> Result<()> {
         warn(&scenario, scenario_path);
     }
     // Before the destination's folders are created: a refused run leaves nothing behind.
-    study::check_memory(&scenario, args.shard, &common.options(), None)?;
+    study::check_memory(&scenario, args.shard, &common.options())?;
     let tag = args
         .shard
         .map(|s| format!("shard-{}-of-{}", s.index, s.count));
@@ -597,7 +619,14 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bool) -> Result<()> {
+fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    force: bool,
+    parquet: bool,
+    no_report: bool,
+    memory: Option<MemoryLimit>,
+) -> Result<()> {
     let provenance = Provenance::now(Path::new("merge"), &[]);
     // Replacing a shard, or a directory holding one, with the merge would lose that shard's
     // data, --force or not.
@@ -613,7 +642,7 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, parquet: bool, no_report: bo
         )));
     }
     let destination = Destination::plan(Some(out), Path::new("output"), "merge", None, force)?;
-    let merged = shard::merge(dirs)?;
+    let merged = shard::merge(dirs, memory)?;
     // Shards run with --parquet merge into what the unsharded run would have written: with it.
     let with_parquet = dirs
         .iter()

@@ -130,7 +130,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 e @ Error::InvalidScenario { .. } => Error::BadInput(format!("{}: {e}", which())),
                 e => e,
             })?;
-        study::check_memory(&scenario, None, &common.options(), None).map_err(|e| match e {
+        study::check_memory(&scenario, None, &common.options()).map_err(|e| match e {
             Error::BadInput(why) => Error::BadInput(format!("{}: {why}", which())),
             e => e,
         })?;

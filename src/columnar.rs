@@ -17,10 +17,8 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 
 use crate::error::{Error, Result};
-use crate::metrics::Metric;
 use crate::runner::RunOutput;
 use crate::scenario::Scenario;
-use crate::units::{self, Unit};
 
 /// File name within a result directory.
 pub const FILE: &str = "paths.parquet";
@@ -48,14 +46,7 @@ pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<(
     let f = scenario.file();
     let names: Vec<String> = f.venues.iter().map(|v| v.name.clone()).collect();
     let figures = out.layout.columns(&names);
-    // The path's own metrics come first (per-venue figures are all in USD).
-    let counts: Vec<bool> = (0..figures.len())
-        .map(|k| {
-            Metric::ALL
-                .get(k)
-                .is_some_and(|m| units::metric(m.name()).1 == Unit::Count)
-        })
-        .collect();
+    let counts = out.layout.counts();
     let mut fields = vec![
         column("policy", Physical::BYTE_ARRAY).map_err(err)?,
         column("path", Physical::INT64).map_err(err)?,

@@ -232,6 +232,19 @@ impl RowLayout {
         )
     }
 
+    /// Which columns of a row are counts (`liquidated_positions`, `cascade_rounds`, ...),
+    /// written as integers; the others, USD and fractions, are doubles. Venue columns are
+    /// all in USD.
+    pub fn counts(&self) -> Vec<bool> {
+        (0..self.len())
+            .map(|k| {
+                Metric::ALL
+                    .get(k)
+                    .is_some_and(|m| crate::units::metric(m.name()).1 == crate::units::Unit::Count)
+            })
+            .collect()
+    }
+
     /// Column names of a row, venue columns as `<venue>.<metric>`.
     pub fn columns(&self, venue_names: &[String]) -> Vec<String> {
         let mut cols: Vec<String> = Metric::ALL.iter().map(|m| m.name().to_string()).collect();

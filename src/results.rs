@@ -838,10 +838,32 @@ pub fn write_scenario(dir: &Path, scenario: &Scenario) -> Result<()> {
         .map_err(io_at(dir, "scenario.toml"))
 }
 
-/// Writes `paths.csv`: one row per policy and path.
+/// A double as the result CSVs write it: always with a decimal point (`0.0`, `5.0`), so that
+/// pandas and polars, which type a CSV column by its values, read a column of USD or fractions
+/// as floating point whatever its values. Written as `0`, a column that was zero on every
+/// path (no ADL, no bad debt at one venue) was an integer column in one run and a float in
+/// the next, and polars refused a file whose first hundred rows were whole numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvDouble(pub f64);
+
+impl std::fmt::Display for CsvDouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `{}` writes a finite double without an exponent, and with a decimal point exactly
+        // when it has a fractional part.
+        if self.0.is_finite() && self.0.fract() == 0.0 {
+            write!(f, "{:.1}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// Writes `paths.csv`: one row per policy and path, counts as integers and every other
+/// figure as a [`CsvDouble`].
 pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<()> {
     let f = scenario.file();
     let names: Vec<String> = f.venues.iter().map(|v| v.name.clone()).collect();
+    let counts = out.layout.counts();
     let mut w = create(dir, "paths.csv")?;
     let err = io_at(dir, "paths.csv");
     write!(w, "policy,path").map_err(&err)?;
@@ -852,8 +874,12 @@ pub fn write_paths(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Result<(
     for (p, policy) in f.policies.iter().enumerate() {
         for path in out.range.start..out.range.end {
             write!(w, "{},{path}", policy.name).map_err(&err)?;
-            for v in out.row(path, p) {
-                write!(w, ",{v}").map_err(&err)?;
+            for (&v, &count) in out.row(path, p).iter().zip(&counts) {
+                if count {
+                    write!(w, ",{v}").map_err(&err)?;
+                } else {
+                    write!(w, ",{}", CsvDouble(v)).map_err(&err)?;
+                }
             }
             writeln!(w).map_err(&err)?;
         }
@@ -885,7 +911,7 @@ pub fn write_timeline(dir: &Path, scenario: &Scenario, out: &RunOutput) -> Resul
                 if empty {
                     write!(w, ",").map_err(&err)?;
                 } else {
-                    write!(w, ",{v}").map_err(&err)?;
+                    write!(w, ",{}", CsvDouble(*v)).map_err(&err)?;
                 }
             }
             writeln!(w).map_err(&err)?;
@@ -926,6 +952,23 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_csv_double_always_has_its_decimal_point_and_reads_back_exactly() {
+        for (v, text) in [
+            (0.0, "0.0"),
+            (5.0, "5.0"),
+            (-3.0, "-3.0"),
+            (1e20, "100000000000000000000.0"),
+            (0.25, "0.25"),
+            (1322485212.3320394, "1322485212.3320394"),
+            (1e-7, "0.0000001"),
+        ] {
+            let written = CsvDouble(v).to_string();
+            assert_eq!(written, text);
+            assert_eq!(written.parse::<f64>().unwrap(), v);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::metrics::Metric;
+use crate::results::CsvDouble;
 use crate::scenario::Override;
 use crate::scenario::load::{Clipped, check_integer_range, parse_key, parse_value};
 
@@ -319,7 +320,7 @@ pub fn grid_csv(axes: &[Axis], rows: &[GridRow]) -> String {
         out.push(',');
         out.push_str(&csv_field(&r.policy));
         for (_, v) in &r.figures {
-            out.push_str(&format!(",{v}"));
+            out.push_str(&format!(",{}", CsvDouble(*v)));
         }
         out.push('\n');
     }

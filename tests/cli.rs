@@ -1380,6 +1380,14 @@ fn the_readme_documents_every_key_a_result_holds() {
     ];
     cascade(tmp.path(), &sweep).expect_code(0);
     let grid = read(&tmp.path().join("s/grid.csv"));
+    // Its figures are doubles, written with their decimal point whatever their values (a
+    // probability of 0 was `0`, which pandas read as an integer column): past the cell, the
+    // swept value and the policy.
+    for line in grid.lines().skip(1) {
+        for figure in line.split(',').skip(3) {
+            assert!(figure.contains('.'), "{figure} in {line}");
+        }
+    }
     // Its statistics columns are documented as `<metric>_mean`, `_p50` and `_p99`.
     for column in grid.lines().next().unwrap().split(',') {
         match column.rsplit_once('_') {

@@ -1196,6 +1196,13 @@ fn parquet_holds_the_same_table_as_paths_csv() {
             "--no-report",
         ],
     );
+    // The timeline's bands are doubles, written as such (after the policy and the step).
+    let timeline = fs::read_to_string(d.join("r/timeline.csv")).unwrap();
+    for line in timeline.lines().skip(1) {
+        for band in line.split(',').skip(2) {
+            assert!(band.contains('.'), "{band} in {line}");
+        }
+    }
     let csv = fs::read_to_string(d.join("r/paths.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -1229,9 +1236,14 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         assert_eq!(row.get_long(1).unwrap().to_string(), cells[1]);
         for (k, cell) in cells.iter().enumerate().skip(2) {
             // Counts are integers, every other figure a double.
+            // In the CSV too, so that pandas and polars type a column alike whatever its
+            // values: a double always has its decimal point (a column of zeros was `0`, an
+            // integer column to pandas, and polars refused the file at its first fraction).
             let value = if COUNTS.contains(&header[k]) {
+                assert!(cell.parse::<i64>().is_ok(), "{}: {cell}", header[k]);
                 row.get_long(k).unwrap() as f64
             } else {
+                assert!(cell.contains('.'), "{}: {cell}", header[k]);
                 row.get_double(k).unwrap()
             };
             assert_eq!(value, cell.parse::<f64>().unwrap(), "column {}", header[k]);

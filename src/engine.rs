@@ -996,7 +996,10 @@ impl<'a> PathRun<'a> {
                 let paid = bad * share;
                 drawn += paid;
                 let mut rest = bad - paid;
-                if rest > 0.0 && v.adl {
+                // A shortfall of rounding (a fund sized to exactly the loss it meets, short
+                // by the last bits) is no call on the profitable side: it stays unpaid, which
+                // `metrics::insolvent` does not count either.
+                if rest > metrics::INSOLVENCY_ROUNDING * bad && v.adl {
                     let crossed = |h: &Holding| match opposite {
                         Side::Long => h.long_ptr,
                         Side::Short => h.short_ptr,

@@ -455,47 +455,63 @@ fn a_pool_sized_to_exactly_the_loss_it_meets_leaves_no_venue_insolvent() {
     // and 260,000. A cover-2 pool at the same 15% holds exactly their sum, but the path's
     // price reaches 85 by another road (exp of summed logs) than the stress (100 x 0.85):
     // the pool falls short by the last bits, a few 1e-5 USD. That is rounding, not two
-    // insolvent venues; the baseline's small funds leave both insolvent.
-    let dir = tempfile::TempDir::new().unwrap();
-    let venues = jump_venue(dir.path(), "a", "a", 1.0e6, 1000.0)
-        + &jump_venue(dir.path(), "c", "c", 2.0e6, 1000.0);
-    let pooled = "[[policies]]\nname = \"pooled\"\ncooperating = [\"a\", \"c\"]\npooled_default_fund = { sizing = \"cover2\", stress_move = 0.15 }\n";
-    let s = jump_scenario(dir.path(), &venues, pooled);
-    let (markets, out) = run(&s);
-    assert!(
-        (markets[1].funds[0] - 390_000.0).abs() < 1e-6,
-        "{:?}",
-        markets[1].funds
-    );
-    let (u, insolvent) = (
-        Metric::UnabsorbedLoss.index(),
-        Metric::InsolventVenues.index(),
-    );
-    for path in 0..2 {
-        let (base, pooled) = (out.row(path, 0), out.row(path, 1));
-        assert_eq!(base[insolvent], 2.0);
+    // insolvent venues; the baseline's small funds leave both insolvent. Nor is it a call on
+    // ADL where the venues have it: deleveraging profitable shorts for the last bits of a sum
+    // made every path an ADL event.
+    for adl in [false, true] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let venues = jump_venue(dir.path(), "a", "a", 1.0e6, 1000.0)
+            + &jump_venue(dir.path(), "c", "c", 2.0e6, 1000.0);
+        let venues = venues.replace("adl = false", &format!("adl = {adl}"));
+        let pooled = "[[policies]]\nname = \"pooled\"\ncooperating = [\"a\", \"c\"]\npooled_default_fund = { sizing = \"cover2\", stress_move = 0.15 }\n";
+        let s = jump_scenario(dir.path(), &venues, pooled);
+        let (markets, out) = run(&s);
         assert!(
-            pooled[u] > 0.0 && pooled[u] < 1e-3,
-            "the case this test is about: a shortfall of rounding, not {}",
-            pooled[u]
+            (markets[1].funds[0] - 390_000.0).abs() < 1e-6,
+            "{:?}",
+            markets[1].funds
         );
-        assert_eq!(pooled[insolvent], 0.0, "path {path}: {pooled:?}");
+        let (u, insolvent, deleveraged) = (
+            Metric::UnabsorbedLoss.index(),
+            Metric::InsolventVenues.index(),
+            Metric::AdlNotional.index(),
+        );
+        for path in 0..2 {
+            let (base, pooled) = (out.row(path, 0), out.row(path, 1));
+            // With ADL the shorts' profit (150,000 a venue) covers venue a's loss beyond its
+            // fund, not venue c's.
+            assert_eq!(base[insolvent], if adl { 1.0 } else { 2.0 }, "adl {adl}");
+            assert_eq!(base[deleveraged] > 0.0, adl);
+            assert!(
+                pooled[u] > 0.0 && pooled[u] < 1e-3,
+                "the case this test is about: a shortfall of rounding, not {}",
+                pooled[u]
+            );
+            assert_eq!(pooled[insolvent], 0.0, "path {path}: {pooled:?}");
+            assert_eq!(
+                pooled[deleveraged], 0.0,
+                "adl {adl}, path {path}: {pooled:?}"
+            );
+        }
+        let summary = Summary::build(&s, &markets, &out);
+        let pooled = &summary.policies[1];
+        assert_eq!(pooled.probabilities.any_insolvency, 0.0);
+        assert_eq!(pooled.probabilities.adl, 0.0);
+        assert!(
+            pooled
+                .venues
+                .iter()
+                .all(|v| v.insolvency_probability == 0.0)
+        );
+        if !adl {
+            assert!(
+                summary.policies[0]
+                    .venues
+                    .iter()
+                    .all(|v| v.insolvency_probability == 1.0)
+            );
+        }
     }
-    let summary = Summary::build(&s, &markets, &out);
-    let pooled = &summary.policies[1];
-    assert_eq!(pooled.probabilities.any_insolvency, 0.0);
-    assert!(
-        pooled
-            .venues
-            .iter()
-            .all(|v| v.insolvency_probability == 0.0)
-    );
-    assert!(
-        summary.policies[0]
-            .venues
-            .iter()
-            .all(|v| v.insolvency_probability == 1.0)
-    );
 }
 
 #[test]

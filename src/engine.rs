@@ -1032,9 +1032,11 @@ impl<'a> PathRun<'a> {
             let (path, venue) = self.layout.cells(self.row, i);
             path[Metric::InsuranceFundDrawn.index()] += drawn;
             path[Metric::AdlNotional.index()] += adl_notional;
+            path[Metric::AdlHaircut.index()] += adl_total;
             path[Metric::UnabsorbedLoss.index()] += unabsorbed;
             venue[VenueMetric::InsuranceFundDrawn.index()] += drawn;
             venue[VenueMetric::AdlNotional.index()] += adl_notional;
+            venue[VenueMetric::AdlHaircut.index()] += adl_total;
             venue[VenueMetric::UnabsorbedLoss.index()] += unabsorbed;
         }
     }

@@ -70,11 +70,15 @@ pub enum Metric {
     LiquidatedLongValue,
     /// `liquidated_value` of shorts.
     LiquidatedShortValue,
+    /// Bad debt ADL covered (USD): the profit taken from the profitable opposite side, the
+    /// loss the venues' rules socialise to traders who did not default. With
+    /// `insurance_fund_drawn` and `unabsorbed_loss` it adds up to `bad_debt`.
+    AdlHaircut,
 }
 
 impl Metric {
     /// Every metric, in row order.
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 22] = [
         Metric::LiquidatedNotional,
         Metric::LiquidatedPositions,
         Metric::MaxDrawdown,
@@ -96,6 +100,7 @@ impl Metric {
         Metric::LiquidatedValue,
         Metric::LiquidatedLongValue,
         Metric::LiquidatedShortValue,
+        Metric::AdlHaircut,
     ];
 
     /// Column name.
@@ -122,6 +127,7 @@ impl Metric {
             Metric::LiquidatedValue => "liquidated_value",
             Metric::LiquidatedLongValue => "liquidated_long_value",
             Metric::LiquidatedShortValue => "liquidated_short_value",
+            Metric::AdlHaircut => "adl_haircut",
         }
     }
 
@@ -151,11 +157,13 @@ pub enum VenueMetric {
     LiquidatedLongValue,
     /// Liquidated shorts at the prices they filled at (USD).
     LiquidatedShortValue,
+    /// Bad debt ADL covered (USD).
+    AdlHaircut,
 }
 
 impl VenueMetric {
     /// Every venue metric, in row order.
-    pub const ALL: [VenueMetric; 8] = [
+    pub const ALL: [VenueMetric; 9] = [
         VenueMetric::LiquidatedLongNotional,
         VenueMetric::LiquidatedShortNotional,
         VenueMetric::BadDebt,
@@ -164,6 +172,7 @@ impl VenueMetric {
         VenueMetric::UnabsorbedLoss,
         VenueMetric::LiquidatedLongValue,
         VenueMetric::LiquidatedShortValue,
+        VenueMetric::AdlHaircut,
     ];
 
     /// Position within a venue's cells.
@@ -183,6 +192,7 @@ impl VenueMetric {
             VenueMetric::UnabsorbedLoss => "unabsorbed_loss",
             VenueMetric::LiquidatedLongValue => "liquidated_long_value",
             VenueMetric::LiquidatedShortValue => "liquidated_short_value",
+            VenueMetric::AdlHaircut => "adl_haircut",
         }
     }
 }

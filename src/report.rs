@@ -26,7 +26,7 @@ use crate::units;
 
 /// The metrics the comparison table and the forest plot show, in this order.
 /// (`exogenous_drawdown` is left out: on common random numbers it never differs.)
-pub const COMPARED: [&str; 11] = [
+pub const COMPARED: [&str; 12] = [
     "liquidated_notional",
     "liquidated_positions",
     "max_drawdown",
@@ -34,6 +34,7 @@ pub const COMPARED: [&str; 11] = [
     "bad_debt",
     "insurance_fund_drawn",
     "adl_notional",
+    "adl_haircut",
     "unabsorbed_loss",
     "insolvent_venues",
     "max_venue_gap",
@@ -945,7 +946,7 @@ impl Figure {
 }
 
 /// The rows of the headline table.
-fn headline_rows() -> [(&'static str, Figure); 16] {
+fn headline_rows() -> [(&'static str, Figure); 17] {
     use Figure::{Probability, Stat};
     [
         (
@@ -980,6 +981,7 @@ fn headline_rows() -> [(&'static str, Figure); 16] {
             Stat("insurance_fund_drawn", |d| d.mean),
         ),
         ("ADL notional, mean", Stat("adl_notional", |d| d.mean)),
+        ("Loss covered by ADL, mean", Stat("adl_haircut", |d| d.mean)),
         ("Unabsorbed loss, mean", Stat("unabsorbed_loss", |d| d.mean)),
         (
             "Unabsorbed loss, worst path",

@@ -118,6 +118,8 @@ pub struct GroupSummary {
     pub insurance_fund_drawn_mean: f64,
     /// Mean ADL notional (USD).
     pub adl_notional_mean: f64,
+    /// Mean bad debt ADL covered (USD).
+    pub adl_haircut_mean: f64,
     /// Mean unabsorbed loss (USD).
     pub unabsorbed_loss_mean: f64,
     /// Share of paths with unabsorbed loss.
@@ -225,6 +227,7 @@ fn group(
         bad_debt_mean: stats::mean(&col(VenueMetric::BadDebt)),
         insurance_fund_drawn_mean: stats::mean(&col(VenueMetric::InsuranceFundDrawn)),
         adl_notional_mean: stats::mean(&col(VenueMetric::AdlNotional)),
+        adl_haircut_mean: stats::mean(&col(VenueMetric::AdlHaircut)),
         unabsorbed_loss_mean: stats::mean(&col(VenueMetric::UnabsorbedLoss)),
         // A group is insolvent on a path where any of its venues is: one venue's unpaid loss
         // is not rounding because a sister venue's bad debt is large.

@@ -75,6 +75,7 @@ pub fn metric(name: &str) -> (&str, Unit) {
         "liquidated_value" => ("liquidated value at fill prices", Unit::Usd),
         "liquidated_long_value" => ("liquidated longs at fill prices", Unit::Usd),
         "liquidated_short_value" => ("liquidated shorts at fill prices", Unit::Usd),
+        "adl_haircut" => ("loss covered by ADL", Unit::Usd),
         other => (other, Unit::Count),
     }
 }

@@ -381,24 +381,21 @@ proptest! {
 /// cells add up to the path's totals. Conservation in total alone would pass a draw or a fee
 /// booked at the wrong venue.
 fn venues_pay_their_own_debts(row: &[f64], venues: usize, scale: f64) -> Result<(), TestCaseError> {
-    use VenueMetric::{AdlNotional, BadDebt, InsuranceFundDrawn, UnabsorbedLoss};
+    use VenueMetric::{AdlHaircut, AdlNotional, BadDebt, InsuranceFundDrawn, UnabsorbedLoss};
     let layout = RowLayout { venues };
     let tol = 1e-9 * scale;
     for v in 0..venues {
         let cell = |m| row[layout.venue(v, m)];
-        let paid = cell(InsuranceFundDrawn) + cell(UnabsorbedLoss);
-        // ADL's share is not a cell (adl_notional is the notional it closed): without ADL the
-        // fund and the unpaid remainder are the whole debt, with it at most the debt.
-        if cell(AdlNotional) == 0.0 {
-            prop_assert!((cell(BadDebt) - paid).abs() <= tol, "venue {v}: {row:?}");
-        } else {
-            prop_assert!(paid <= cell(BadDebt) + tol, "venue {v}: {row:?}");
-        }
+        let paid = cell(InsuranceFundDrawn) + cell(AdlHaircut) + cell(UnabsorbedLoss);
+        prop_assert!((cell(BadDebt) - paid).abs() <= tol, "venue {v}: {row:?}");
+        // ADL closes something exactly when it covers something.
+        prop_assert_eq!(cell(AdlNotional) > 0.0, cell(AdlHaircut) > 0.0, "venue {}", v);
     }
     for (total, m) in [
         (Metric::BadDebt, BadDebt),
         (Metric::InsuranceFundDrawn, InsuranceFundDrawn),
         (Metric::AdlNotional, AdlNotional),
+        (Metric::AdlHaircut, AdlHaircut),
         (Metric::UnabsorbedLoss, UnabsorbedLoss),
     ] {
         let sum: f64 = (0..venues).map(|v| row[layout.venue(v, m)]).sum();
@@ -1333,6 +1330,7 @@ fn venue_figures_add_up_to_the_paths_figures() {
         (Metric::BadDebt, VenueMetric::BadDebt),
         (Metric::InsuranceFundDrawn, VenueMetric::InsuranceFundDrawn),
         (Metric::AdlNotional, VenueMetric::AdlNotional),
+        (Metric::AdlHaircut, VenueMetric::AdlHaircut),
         (Metric::UnabsorbedLoss, VenueMetric::UnabsorbedLoss),
     ];
     let mut venues_liquidating = 0;

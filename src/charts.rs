@@ -1182,10 +1182,82 @@ pub struct Grid<'a> {
     pub metric: &'a str,
     /// The metric's unit.
     pub unit: Unit,
+    /// Where the grid comes from (scenario, paths, seed), a line under the title; empty for
+    /// none.
+    pub caption: &'a str,
+    /// The colours' scale: shared by the heatmaps that will be set side by side (every
+    /// policy's grid of one metric), so that one colour is one value in all of them; `None`
+    /// spans this grid's own values.
+    pub scale: Option<ColourScale>,
+}
+
+/// How a heatmap's values map to colours: a range, linear, or logarithmic where USD figures
+/// span two decades or more (on a linear scale USD 87 and USD 240,000 of bad debt were the
+/// same colour beside USD 37M).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColourScale {
+    /// The value at the scale's bottom (on a log scale the least positive value: below it,
+    /// zero and less, a cell is grey).
+    pub lo: f64,
+    /// The value at its top.
+    pub hi: f64,
+    /// Whether colours follow the logarithm of the value.
+    pub log: bool,
+}
+
+impl ColourScale {
+    /// The scale spanning `values` (NaN skipped) of a metric in `unit`; `None` where there
+    /// is none.
+    pub fn spanning(values: impl IntoIterator<Item = f64>, unit: Unit) -> Option<ColourScale> {
+        let (mut lo, mut hi, mut least_positive) =
+            (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY);
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            lo = lo.min(v);
+            hi = hi.max(v);
+            if v > 0.0 {
+                least_positive = least_positive.min(v);
+            }
+        }
+        if lo > hi {
+            return None;
+        }
+        let log = unit == Unit::Usd && least_positive.is_finite() && hi >= 100.0 * least_positive;
+        Some(ColourScale {
+            lo: if log { least_positive } else { lo },
+            hi,
+            log,
+        })
+    }
+
+    /// Where `v` falls on the scale, from 0 (bottom) to 1 (top); `None` below a log scale's
+    /// bottom.
+    fn position(&self, v: f64) -> Option<f64> {
+        if self.log && v < self.lo {
+            return None;
+        }
+        if self.hi <= self.lo {
+            return Some(0.5);
+        }
+        let t = if self.log {
+            (v / self.lo).ln() / (self.hi / self.lo).ln()
+        } else {
+            (v - self.lo) / (self.hi - self.lo)
+        };
+        Some(t.clamp(0.0, 1.0))
+    }
+
+    /// The value at position `t` (0 to 1) of the scale.
+    fn value(&self, t: f64) -> f64 {
+        if self.log {
+            self.lo * (self.hi / self.lo).powf(t)
+        } else {
+            self.lo + (self.hi - self.lo) * t
+        }
+    }
 }
 
 /// A heatmap of a metric over two swept keys: a cell per combination, coloured on the
-/// viridis scale with its value written in it, and a colour bar.
+/// viridis scale ([`Grid::scale`]) with its value written in it, and a colour bar.
 pub fn heatmap(stem: &Path, title: &str, grid: &Grid<'_>) -> Result<Written> {
     let w = (grid.x_values.len() as u32 * 120).clamp(500, 1400) + 420;
     let h = (grid.y_values.len() as u32 * 70).clamp(280, 900) + 200;
@@ -1198,22 +1270,19 @@ fn draw_heatmap<DB: DrawingBackend>(
     grid: &Grid<'_>,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    let mut area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
+    if !grid.caption.is_empty() {
+        area = area.titled(grid.caption, label_font())?;
+    }
     let (nx, ny) = (grid.x_values.len(), grid.y_values.len());
-    let cells = || {
-        grid.values
-            .iter()
-            .flat_map(|r| r.iter())
-            .copied()
-            .filter(|v| v.is_finite())
-    };
-    if nx == 0 || ny == 0 || cells().next().is_none() {
+    let cells = grid.values.iter().flat_map(|r| r.iter().copied());
+    let scale = grid
+        .scale
+        .or_else(|| ColourScale::spanning(cells, grid.unit));
+    let Some(scale) = scale.filter(|_| nx > 0 && ny > 0) else {
         empty_note(&area, "No grid values: nothing to plot.")?;
         return root.present();
-    }
-    let lo = cells().fold(f64::INFINITY, f64::min);
-    let hi = cells().fold(f64::NEG_INFINITY, f64::max);
-    let norm = |v: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+    };
     let (w, _) = area.dim_in_pixel();
     let (main, bar) = area.split_horizontally(w.saturating_sub(210));
     let xs: Vec<f64> = (0..nx).map(|i| i as f64 + 0.5).collect();
@@ -1245,11 +1314,12 @@ fn draw_heatmap<DB: DrawingBackend>(
     for (r, row) in grid.values.iter().enumerate().take(ny) {
         for (c, &v) in row.iter().enumerate().take(nx) {
             let (x, y) = (c as f64, r as f64);
-            let fill = if v.is_finite() {
-                ViridisRGB::get_color_normalized(norm(v), 0.0, 1.0)
-            } else {
-                RGBColor(235, 235, 235)
-            };
+            let position = Some(v)
+                .filter(|v| v.is_finite())
+                .and_then(|v| scale.position(v));
+            let fill = position.map_or(RGBColor(235, 235, 235), |t| {
+                ViridisRGB::get_color_normalized(t, 0.0, 1.0)
+            });
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x, y), (x + 1.0, y + 1.0)],
                 fill.filled(),
@@ -1258,7 +1328,7 @@ fn draw_heatmap<DB: DrawingBackend>(
                 [(x, y), (x + 1.0, y + 1.0)],
                 WHITE.stroke_width(2),
             )))?;
-            let text_color = if v.is_finite() && norm(v) < 0.6 {
+            let text_color = if position.is_some_and(|t| t < 0.6) {
                 WHITE
             } else {
                 INK
@@ -1278,39 +1348,107 @@ fn draw_heatmap<DB: DrawingBackend>(
             )))?;
         }
     }
-    // Colour bar.
-    let mut scale = ChartBuilder::on(&bar)
+    if scale.log {
+        let label = format!("{} (log scale)", grid.metric);
+        colour_bar(
+            &bar,
+            LogAxis::new(scale.lo, scale.hi),
+            scale,
+            &label,
+            grid.unit,
+        )?;
+    } else {
+        let top = if scale.hi > scale.lo {
+            scale.hi
+        } else {
+            scale.lo + 1.0
+        };
+        let axis = RangedCoordf64::from(scale.lo..top);
+        colour_bar(&bar, axis, scale, grid.metric, grid.unit)?;
+    }
+    root.present()
+}
+
+/// A heatmap's colour bar on the axis `y` (linear or log, as `scale` is).
+fn colour_bar<DB, Y>(
+    bar: &DrawingArea<DB, Shift>,
+    y: Y,
+    scale: ColourScale,
+    label: &str,
+    unit: Unit,
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let top = y.range().end;
+    let mut chart = ChartBuilder::on(bar)
         .margin_top(16)
         .margin_bottom(76)
         .margin_right(40)
         .y_label_area_size(108)
-        .build_cartesian_2d(0.0..1.0, lo..(if hi > lo { hi } else { lo + 1.0 }))?;
-    scale
+        .build_cartesian_2d(0.0..1.0, y)?;
+    chart
         .configure_mesh()
         .disable_mesh()
         .disable_x_axis()
         .axis_desc_style(tick_font())
-        .y_desc(grid.metric)
+        .y_desc(label)
         .label_style(tick_font())
-        .y_label_formatter(&|v| grid.unit.tick(*v))
+        .y_label_formatter(&|v| unit.tick(*v))
         .y_labels(6)
         .draw()?;
     let steps = 100;
-    let top = if hi > lo { hi } else { lo + 1.0 };
-    scale.draw_series((0..steps).map(|k| {
-        let a = lo + (top - lo) * k as f64 / steps as f64;
-        let b = lo + (top - lo) * (k + 1) as f64 / steps as f64;
+    let at = |k: usize| {
+        if scale.hi > scale.lo {
+            scale.value(k as f64 / steps as f64)
+        } else {
+            scale.lo + (top - scale.lo) * k as f64 / steps as f64
+        }
+    };
+    chart.draw_series((0..steps).map(|k| {
         Rectangle::new(
-            [(0.0, a), (1.0, b)],
+            [(0.0, at(k)), (1.0, at(k + 1))],
             ViridisRGB::get_color_normalized(k as f64 / (steps - 1) as f64, 0.0, 1.0).filled(),
         )
     }))?;
-    root.present()
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_colour_scale_is_logarithmic_where_usd_spans_two_decades() {
+        // A sweep's bad debt from USD 87 to 36.9M: linear, 87, 147k and 240k were one colour.
+        let s =
+            ColourScale::spanning([87.0, 147e3, 240e3, 36.9e6, 0.0, f64::NAN], Unit::Usd).unwrap();
+        assert!(s.log);
+        assert_eq!((s.lo, s.hi), (87.0, 36.9e6));
+        assert_eq!(s.position(87.0), Some(0.0));
+        assert_eq!(s.position(36.9e6), Some(1.0));
+        let mid = s.position(240e3).unwrap();
+        assert!((mid - (240e3f64 / 87.0).ln() / (36.9e6f64 / 87.0).ln()).abs() < 1e-12);
+        assert!(s.position(147e3).unwrap() > 0.5);
+        // Zero is below a log scale: grey, not the colour of its least positive value.
+        assert_eq!(s.position(0.0), None);
+        assert!((s.value(mid) - 240e3).abs() < 1e-6);
+        // Within two decades, and for fractions whatever their range, the scale is linear.
+        let s = ColourScale::spanning([1e8, 5e9], Unit::Usd).unwrap();
+        assert!(!s.log);
+        assert_eq!(s.position(2.55e9), Some(0.5));
+        let s = ColourScale::spanning([0.001, 0.3], Unit::Fraction).unwrap();
+        assert!(!s.log);
+        // One value: the middle of the scale. None: no scale.
+        assert_eq!(
+            ColourScale::spanning([0.0, 0.0], Unit::Usd)
+                .unwrap()
+                .position(0.0),
+            Some(0.5)
+        );
+        assert_eq!(ColourScale::spanning([f64::NAN], Unit::Usd), None);
+    }
 
     #[test]
     fn log_ticks_always_show_some_ticks_and_never_too_many() {

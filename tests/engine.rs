@@ -389,7 +389,12 @@ fn venues_pay_their_own_debts(row: &[f64], venues: usize, scale: f64) -> Result<
         let paid = cell(InsuranceFundDrawn) + cell(AdlHaircut) + cell(UnabsorbedLoss);
         prop_assert!((cell(BadDebt) - paid).abs() <= tol, "venue {v}: {row:?}");
         // ADL closes something exactly when it covers something.
-        prop_assert_eq!(cell(AdlNotional) > 0.0, cell(AdlHaircut) > 0.0, "venue {}", v);
+        prop_assert_eq!(
+            cell(AdlNotional) > 0.0,
+            cell(AdlHaircut) > 0.0,
+            "venue {}",
+            v
+        );
     }
     for (total, m) in [
         (Metric::BadDebt, BadDebt),

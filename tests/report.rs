@@ -579,6 +579,8 @@ fn heatmap_renders_a_grid_of_two_swept_keys() {
         values: &values,
         metric: "mean liquidated notional",
         unit: Unit::Usd,
+        caption: "quickstart sweep, 200 paths a cell, seed 7",
+        scale: None,
     };
     let written = charts::heatmap(
         &tmp.path().join("heatmap"),
@@ -595,6 +597,7 @@ fn heatmap_renders_a_grid_of_two_swept_keys() {
         "0.05",
         "$600M",
         "n/a",
+        "quickstart sweep, 200 paths a cell, seed 7",
     ] {
         assert!(
             texts.iter().any(|t| t.contains(expected)),
@@ -641,6 +644,8 @@ fn charts_with_nothing_to_plot_say_so_instead_of_failing() {
             values: &empty,
             metric: "m",
             unit: Unit::Count,
+            caption: "",
+            scale: None,
         },
     )
     .unwrap();

@@ -395,7 +395,7 @@ impl Grid<'_> {
             return Ok(());
         }
         if !outputs.no_report {
-            heatmaps(root, axes, &rows)?;
+            heatmaps(root, axes, &rows, plan)?;
         }
         results::write_file_atomic(
             &root.join("grid.csv"),
@@ -552,7 +552,7 @@ fn remove_partials(root: &Path) -> Result<()> {
 
 /// With exactly two swept keys, a heatmap per policy of the headline figures over the grid,
 /// in `charts/` of the sweep directory.
-fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow]) -> Result<()> {
+fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Value) -> Result<()> {
     let swept: Vec<usize> = (0..axes.len())
         .filter(|&i| axes[i].values.len() > 1)
         .collect();
@@ -568,13 +568,24 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow]) -> Result<()> {
             policies.push(&r.policy);
         }
     }
-    for policy in policies {
-        for (figure, metric, stat) in [
-            ("liquidated_notional_mean", "liquidated_notional", "mean"),
-            ("bad_debt_mean", "bad_debt", "mean"),
-            ("max_drawdown_p50", "max_drawdown", "median"),
-        ] {
-            let values: Vec<Vec<f64>> = axes[y]
+    // What a chart taken out of the sweep directory would need to say where it came from.
+    let paths = plan["paths"]
+        .as_u64()
+        .map_or("paths as each cell sets them".to_string(), |p| {
+            format!("{p} paths a cell")
+        });
+    let from = format!(
+        "{} sweep, {paths}, seed {}",
+        plan["scenario"].as_str().unwrap_or_default(),
+        plan["seed"]
+    );
+    for (figure, metric, stat) in [
+        ("liquidated_notional_mean", "liquidated_notional", "mean"),
+        ("bad_debt_mean", "bad_debt", "mean"),
+        ("max_drawdown_p50", "max_drawdown", "median"),
+    ] {
+        let grid_of = |policy: &str| -> Vec<Vec<f64>> {
+            axes[y]
                 .values
                 .iter()
                 .map(|yv| {
@@ -591,17 +602,27 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow]) -> Result<()> {
                         })
                         .collect()
                 })
-                .collect();
-            let (label, unit) = cascade::units::metric(metric);
-            let cells = format!("{stat} {label}");
+                .collect()
+        };
+        let grids: Vec<Vec<Vec<f64>>> = policies.iter().map(|p| grid_of(p)).collect();
+        let (label, unit) = cascade::units::metric(metric);
+        // One scale for every policy's heatmap of the metric: side by side, one colour is
+        // one value (each drawn on its own range, a policy that liquidated nothing was
+        // coloured like another's billions).
+        let scale =
+            cascade::charts::ColourScale::spanning(grids.iter().flatten().flatten().copied(), unit);
+        let cells = format!("{stat} {label}");
+        for (policy, values) in policies.iter().zip(&grids) {
             let grid = cascade::charts::Grid {
                 x_key: &axes[x].key,
                 x_values: &axes[x].values,
                 y_key: &axes[y].key,
                 y_values: &axes[y].values,
-                values: &values,
+                values,
                 metric: &cells,
                 unit,
+                caption: &from,
+                scale,
             };
             let stem = charts.join(format!("heatmap-{policy}-{figure}"));
             cascade::charts::heatmap(&stem, &format!("{policy}: {cells}"), &grid)?;

@@ -472,6 +472,26 @@ fn page(result: &ResultDir, charts: &[Chart]) -> Result<String> {
     if !f.description.is_empty() {
         let _ = writeln!(w, "<p class=\"lead\">{}</p>", esc(&f.description));
     }
+    // The description is the scenario file's: a run that overrides its shock or its venues
+    // (a sweep's cell, `--set price.stress.drop=0.05`) is not what it describes.
+    if !result.manifest.overrides.is_empty() {
+        let _ = writeln!(
+            w,
+            "<p class=\"meta\"><strong>Run with overrides of the scenario file:</strong> {}{}</p>",
+            result
+                .manifest
+                .overrides
+                .iter()
+                .map(|o| format!("<code>{}</code>", esc(o)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if f.description.is_empty() {
+                ""
+            } else {
+                "; the description above is the file's"
+            }
+        );
+    }
     let _ = writeln!(
         w,
         "<p class=\"meta\">{} Monte Carlo paths &middot; {} {} &middot; seed {} &middot; cascade {}</p>",
@@ -1344,7 +1364,14 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
     let s = &result.summary;
     let mut rows: Vec<(&str, String)> = vec![
         ("scenario", esc(&s.scenario)),
-        ("cascade version (run)", esc(&m.version)),
+        (
+            "cascade version (run)",
+            if m.build.is_empty() {
+                esc(&m.version)
+            } else {
+                format!("{} ({})", esc(&m.version), esc(&m.build))
+            },
+        ),
         ("cascade version (report)", esc(crate::VERSION)),
         ("seed", m.seed.to_string()),
         ("paths", units::count(m.paths as f64)),

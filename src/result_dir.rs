@@ -148,6 +148,10 @@ pub struct PairedFile {
 pub struct ManifestFile {
     /// Version of `cascade` that ran.
     pub version: String,
+    /// Its build (`git <commit>`, `-dirty` with uncommitted changes); empty in results
+    /// written before it was recorded.
+    #[serde(default)]
+    pub build: String,
     /// Scenario file as given on the command line.
     #[serde(default)]
     pub scenario_path: String,

@@ -666,6 +666,34 @@ fn check_svg_texts(path: &Path) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn a_report_says_under_its_description_what_the_run_overrode_and_names_the_build() {
+    // A sweep cell's report, or one of `--set price.stress.drop=0.05`, was headed by the
+    // file's description of another shock, the overrides named only at the bottom.
+    let (_tmp, dir) = tiny_run(&["--set", "price.stress.drop=0.05"]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let header = &html[..html.find("</header>").unwrap()];
+    assert!(
+        header.contains("Run with overrides of the scenario file:")
+            && header.contains("<code>price.stress.drop=0.05</code>"),
+        "{header}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let build = manifest["build"].as_str().unwrap();
+    assert!(
+        build.starts_with("git ") || build.starts_with("unknown"),
+        "{build}"
+    );
+    assert!(
+        section(&html, "provenance").contains(&format!("({build})")),
+        "the provenance names the build {build}"
+    );
+    let (_tmp, plain) = tiny_run(&[]);
+    let html = fs::read_to_string(plain.join("report.html")).unwrap();
+    assert!(!html.contains("Run with overrides"));
+}
+
+#[test]
 fn report_is_one_self_contained_file() {
     let (_tmp, dir) = tiny_run(&[]);
     let html = fs::read_to_string(dir.join("report.html")).unwrap();

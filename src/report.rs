@@ -15,7 +15,9 @@ use std::sync::atomic::Ordering;
 
 use crate::charts::{self, Bands, Effect, Sample, TimeAxis, VenueFigures};
 use crate::error::{Error, Result};
-use crate::result_dir::{PairedFile, PolicyFile, ProbabilitiesFile, ResultDir, StatsFile};
+use crate::result_dir::{
+    FundFile, PairedFile, PolicyFile, ProbabilitiesFile, ResultDir, StatsFile,
+};
 use crate::results::{Staging, put_back, remove_aside, swap_in};
 use crate::runner::INTERRUPT;
 use crate::scenario::file::{
@@ -26,7 +28,7 @@ use crate::units;
 
 /// The metrics the comparison table and the forest plot show, in this order.
 /// (`exogenous_drawdown` is left out: on common random numbers it never differs.)
-pub const COMPARED: [&str; 12] = [
+pub const COMPARED: [&str; 14] = [
     "liquidated_notional",
     "liquidated_positions",
     "max_drawdown",
@@ -39,6 +41,8 @@ pub const COMPARED: [&str; 12] = [
     "insolvent_venues",
     "max_venue_gap",
     "cascade_rounds",
+    "cascade_steps",
+    "interventions",
 ];
 
 /// The metrics drawn as loss exceedance curves.
@@ -728,7 +732,7 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
             "<li><strong>{}</strong>{}: {}</li>",
             esc(&policy.name),
             if i == 0 { " (baseline)" } else { "" },
-            esc(&policy_words(policy))
+            esc(&policy_words(policy, &result.summary.policies[i].funds))
         );
     }
     let _ = writeln!(w, "</ul>\n</section>");
@@ -859,8 +863,8 @@ fn capitalise(s: &str) -> String {
     }
 }
 
-/// A policy's levers in words.
-fn policy_words(p: &Policy) -> String {
+/// A policy's levers in words; `funds` are its insurance funds as the run sized them.
+fn policy_words(p: &Policy, funds: &[FundFile]) -> String {
     if p.cooperating.is_empty() {
         return "every venue keeps its own rules".to_string();
     }
@@ -897,10 +901,17 @@ fn policy_words(p: &Policy) -> String {
         ));
     }
     if let Some(fund) = &p.pooled_default_fund {
+        // The pool's size as run: cover-2 is a floor under the members' own funds together,
+        // not their replacement, so the words alone could not say which set it.
+        let size = funds
+            .iter()
+            .find(|f| f.members.len() > 1)
+            .map_or(String::new(), |f| format!(" ({})", units::usd(f.start)));
         parts.push(match fund.sizing {
-            FundSizing::Sum => "insurance funds pooled into one default fund".to_string(),
+            FundSizing::Sum => format!("insurance funds pooled into one default fund{size}"),
             FundSizing::Cover2 => format!(
-                "a pooled default fund sized by cover-2 under a {} stress move",
+                "a pooled default fund{size} of the members' own funds together, or cover-2 \
+                 under a {} stress move where that is more",
                 fund.stress_move
                     .map(units::percent)
                     .unwrap_or_else(|| "?".into())

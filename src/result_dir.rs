@@ -60,6 +60,19 @@ pub struct PolicyFile {
     pub probabilities: ProbabilitiesFile,
     /// Per-venue figures, in scenario order.
     pub venues: Vec<VenueFile>,
+    /// The insurance funds as the run sized them (absent from results written before they
+    /// were recorded).
+    #[serde(default)]
+    pub funds: Vec<FundFile>,
+}
+
+/// One insurance fund of a policy: a venue's own, or a pool.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FundFile {
+    /// Venues whose losses it absorbs.
+    pub members: Vec<String>,
+    /// Balance at the start (USD).
+    pub start: f64,
 }
 
 impl PolicyFile {

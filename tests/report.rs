@@ -694,6 +694,25 @@ fn a_report_says_under_its_description_what_the_run_overrode_and_names_the_build
 }
 
 #[test]
+fn a_pooled_fund_is_described_at_the_size_it_was_run_with() {
+    // The pool is the members' own funds together where cover-2 is less: a 1% stress move
+    // costs these books nothing, so the pool is 1.0e6 + 1.0e5. The report said "sized by
+    // cover-2" of a pool that its own funds had sized.
+    let tiny = fs::read_to_string(fixture("tiny.toml")).unwrap();
+    let pooled = "\n[[policies]]\nname = \"pooled\"\ncooperating = [\"eu\", \"offshore\"]\n\
+                  pooled_default_fund = { sizing = \"cover2\", stress_move = 0.01 }\n";
+    let html = report_of(&format!("{tiny}{pooled}"), &[]);
+    has(
+        section(&html, "scenario"),
+        &[
+            "a pooled default fund ($1.1M) of the members&#39; own funds together, or cover-2 \
+             under a 1% stress move where that is more",
+        ],
+        &["sized by cover-2"],
+    );
+}
+
+#[test]
 fn report_is_one_self_contained_file() {
     let (_tmp, dir) = tiny_run(&[]);
     let html = fs::read_to_string(dir.join("report.html")).unwrap();

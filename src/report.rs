@@ -1081,9 +1081,11 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
          divides it by the baseline mean; <em>lower / higher</em> are the shares of paths on which \
          the policy's figure was below / above the baseline's. Lower is better for the losses \
          (liquidations, drawdown, bad debt, ADL, unabsorbed loss, insolvent venues); a fund \
-         drawn more may be a loss absorbed rather than left unabsorbed, and under partial \
-         liquidation each slice counts as a liquidated position. Rows in bold have an \
-         interval that excludes zero.</p>"
+         drawn more may be a loss absorbed rather than left unabsorbed. A liquidated position \
+         counts once however many slices of it partial liquidation closes, but once on each \
+         venue where it is liquidated when migration has spread it over the venues outside \
+         the cooperation, so the count can rise while liquidated notional falls. Rows in bold \
+         have an interval that excludes zero.</p>"
     );
     let _ = writeln!(
         w,

@@ -450,6 +450,26 @@ fn a_pooled_fund_books_each_members_draw_and_loss_at_that_member() {
 }
 
 #[test]
+fn a_position_counts_once_however_many_slices_close_it() {
+    // One 50x long in four slices of 25%, all past their triggers after the 15% jump: one
+    // liquidated position, its whole notional (the report and README said each slice
+    // counted).
+    let dir = tempfile::TempDir::new().unwrap();
+    let venue = jump_venue(dir.path(), "a", "a", 1.0e6, 1000.0).replace(
+        "liquidation_fee = 0.0",
+        "liquidation_fee = 0.0\nliquidation = \"partial\"\npartial_fraction = 0.25",
+    );
+    let s = jump_scenario(dir.path(), &venue, "");
+    let (markets, out) = run(&s);
+    assert_eq!(markets[0].venues[0].ladders().0.len(), 4, "four slices");
+    for path in 0..2 {
+        let row = out.row(path, 0);
+        assert_eq!(row[Metric::LiquidatedPositions.index()], 1.0);
+        assert!((row[Metric::LiquidatedLongNotional.index()] - 1.0e6).abs() < 1e-6);
+    }
+}
+
+#[test]
 fn a_pool_sized_to_exactly_the_loss_it_meets_leaves_no_venue_insolvent() {
     // Two venues' 50x longs (bankrupt at 98) fill at 85 after a 15% jump: bad debt 130,000
     // and 260,000. A cover-2 pool at the same 15% holds exactly their sum, but the path's

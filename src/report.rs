@@ -311,7 +311,11 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
             .collect();
         charts::forest(
             &charts_dir.join("forest"),
-            &format!("{scenario}: policy effects against {}", first.baseline),
+            &format!(
+                "{scenario}: policy effects against {} ({} paths)",
+                first.baseline,
+                units::count(s.paths as f64)
+            ),
             &first.baseline,
             &effects,
         )?;
@@ -340,11 +344,13 @@ fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
             if let Some((_, p @ PairedFile { ci95: Some(ci), .. })) = found {
                 let a = ci[0] / base_mean;
                 let b = ci[1] / base_mean;
+                // Every compared metric is at least zero, so no policy lowers its mean by
+                // more than all of it: a t-interval past -100% (a few paths) is cut there.
                 out.push((
                     units::metric(m).0.to_string(),
                     c.policy.clone(),
                     p.mean_difference / base_mean,
-                    [a.min(b), a.max(b)],
+                    [a.min(b).max(-1.0), a.max(b).max(-1.0)],
                 ));
             }
         }

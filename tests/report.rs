@@ -694,6 +694,14 @@ fn a_report_says_under_its_description_what_the_run_overrode_and_names_the_build
 }
 
 #[test]
+fn a_forest_plot_says_how_many_paths_its_intervals_rest_on() {
+    // On three paths t-intervals are wide, and the plot gave no n to read them by.
+    let (_tmp, dir) = tiny_run(&["--paths", "3"]);
+    let texts = check_svg(&dir.join("charts/forest.svg"), "policy effects");
+    assert!(texts.iter().any(|t| t.contains("(3 paths)")), "{texts:?}");
+}
+
+#[test]
 fn a_pooled_fund_is_described_at_the_size_it_was_run_with() {
     // The pool is the members' own funds together where cover-2 is less: a 1% stress move
     // costs these books nothing, so the pool is 1.0e6 + 1.0e5. The report said "sized by

@@ -833,6 +833,7 @@ fn draw_venues<DB: DrawingBackend>(
     let (left, right) = area.split_horizontally(w / 2);
     let notional: Vec<&[f64]> = policies.iter().map(|p| p.liquidated_notional).collect();
     let insolvency: Vec<&[f64]> = policies.iter().map(|p| p.insolvency_probability).collect();
+    let none_liquidated = notional.iter().all(|v| v.iter().all(|&x| x <= 0.0));
     venue_panel(
         &left,
         "Mean liquidated notional per path",
@@ -842,7 +843,7 @@ fn draw_venues<DB: DrawingBackend>(
         policies,
         &notional,
         true,
-        None,
+        none_liquidated.then_some("nothing was liquidated on any path"),
     )?;
     let none_insolvent = insolvency.iter().all(|v| v.iter().all(|&p| p <= 0.0));
     venue_panel(

@@ -990,6 +990,22 @@ fn a_stress_of_zero_is_described_and_drawn_as_no_stress() {
             .iter()
             .any(|t| t.trim() == "stress window")
     );
+    let calm = "nothing was liquidated on any path";
+    let said = |dir: &Path| {
+        check_svg_texts(&dir.join("charts/venues.svg"))
+            .iter()
+            .any(|t| t.trim() == calm)
+    };
+    assert!(!said(&dir), "the stressed run liquidates");
+    // Without stress or volatility nothing is liquidated: the venue chart's empty panel says
+    // why it is empty, as its insolvency panel does.
+    let (_tmp, calm_dir) = tiny_run(&[
+        "--set",
+        "price.stress.drop=0",
+        "--set",
+        "price.annual_volatility=0",
+    ]);
+    assert!(said(&calm_dir));
 }
 
 #[test]

@@ -504,8 +504,8 @@ fn page(result: &ResultDir, charts: &[Chart]) -> Result<String> {
     }
     let _ = writeln!(
         w,
-        "<p class=\"meta\">{} Monte Carlo paths &middot; {} {} &middot; seed {} &middot; cascade {}</p>",
-        units::count(s.paths as f64),
+        "<p class=\"meta\">{} &middot; {} {} &middot; seed {} &middot; cascade {}</p>",
+        monte_carlo_paths(s.paths),
         s.policies.len(),
         if s.policies.len() == 1 {
             "policy"
@@ -619,16 +619,16 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
     };
     // A shard's summary holds its own paths, a part of the scenario's.
     let paths = if s.paths == sim.paths {
-        units::count(s.paths as f64)
+        monte_carlo_paths(s.paths)
     } else {
         format!(
             "{} (of the scenario's {})",
-            units::count(s.paths as f64),
+            monte_carlo_paths(s.paths),
             units::count(sim.paths as f64)
         )
     };
     let mut text = format!(
-        "{paths} Monte Carlo paths of {} steps of {} seconds ({}), all from seed {}. \
+        "{paths} of {} steps of {} seconds ({}), all from seed {}. \
          The fundamental price starts at {} and follows {model}{volatility}.",
         units::count(f64::from(sim.steps)),
         trim(dt),
@@ -869,6 +869,15 @@ fn capitalise(s: &str) -> String {
     }
 }
 
+/// `n` Monte Carlo paths, in the singular for one.
+fn monte_carlo_paths(n: u64) -> String {
+    if n == 1 {
+        "1 Monte Carlo path".to_string()
+    } else {
+        format!("{} Monte Carlo paths", units::count(n as f64))
+    }
+}
+
 /// A policy's levers in words; `funds` are its insurance funds as the run sized them.
 fn policy_words(p: &Policy, funds: &[FundFile]) -> String {
     if p.cooperating.is_empty() {
@@ -1038,12 +1047,21 @@ fn headline_rows() -> [(&'static str, Figure); 17] {
 
 fn headline_section(w: &mut String, result: &ResultDir) {
     let s = &result.summary;
+    let over = if s.paths == 1 {
+        "Per policy, on the one path run: its quantiles and expected shortfalls are that \
+         path's figures, and say nothing of a tail."
+            .to_string()
+    } else {
+        format!(
+            "Per policy, over all {} paths.",
+            units::count(s.paths as f64)
+        )
+    };
     let _ = writeln!(
         w,
-        "<section id=\"headline\">\n<h2>Headline figures</h2>\n<p>Per policy, over all {} paths. \
+        "<section id=\"headline\">\n<h2>Headline figures</h2>\n<p>{over} \
          Quantiles and expected shortfall describe the bad tail: the 99% quantile is exceeded on \
-         1% of paths, and the expected shortfall is the mean of those worst 1%.</p>",
-        units::count(s.paths as f64)
+         1% of paths, and the expected shortfall is the mean of those worst 1%.</p>"
     );
     let _ = write!(
         w,

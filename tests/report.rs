@@ -702,6 +702,21 @@ fn a_forest_plot_says_how_many_paths_its_intervals_rest_on() {
 }
 
 #[test]
+fn a_report_of_one_path_says_its_tail_figures_are_that_path_s() {
+    let (_tmp, dir) = tiny_run(&["--paths", "1"]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    has(
+        &html,
+        &[
+            "1 Monte Carlo path &middot;",
+            "<p>1 Monte Carlo path of 240 steps",
+            "on the one path run: its quantiles and expected shortfalls are that path",
+        ],
+        &["1 Monte Carlo paths", "over all 1 paths"],
+    );
+}
+
+#[test]
 fn a_pooled_fund_is_described_at_the_size_it_was_run_with() {
     // The pool is the members' own funds together where cover-2 is less: a 1% stress move
     // costs these books nothing, so the pool is 1.0e6 + 1.0e5. The report said "sized by

@@ -195,7 +195,7 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     ok(d, &["run", s, "--paths", "60", "--out", "whole", "--quiet"]);
     // A shard's report counts its own paths (the scenario's whole count once stood there).
     let scenario_text = |dir: &str| fs::read_to_string(d.join(dir).join("report.html")).unwrap();
-    assert!(scenario_text("a1").contains("20 (of the scenario&#39;s 60) Monte Carlo paths"));
+    assert!(scenario_text("a1").contains("20 Monte Carlo paths (of the scenario&#39;s 60)"));
     assert!(scenario_text("whole").contains("<p>60 Monte Carlo paths"));
     let refused = |args: &[&str], expect: &str| {
         let mut all = vec!["merge"];

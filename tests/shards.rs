@@ -630,6 +630,30 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
             png.display()
         );
     }
+    // The policies' heatmaps of a metric share one colour scale, so one colour is one value
+    // side by side: the same colour bar (its ticks are the texts after its label) over
+    // different cells.
+    let texts = |policy: &str| -> Vec<String> {
+        let svg = fs::read_to_string(grid.join(format!(
+            "charts/heatmap-{policy}-liquidated_notional_mean.svg"
+        )))
+        .unwrap();
+        svg.split("<text")
+            .skip(1)
+            .map(|t| {
+                t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()]
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    let bar = |texts: &[String]| -> Vec<String> {
+        let label = texts.iter().rposition(|t| t == "mean liquidated notional");
+        texts[label.expect("the colour bar's label") + 1..].to_vec()
+    };
+    let (fragmented, harmonized) = (texts("fragmented"), texts("harmonized"));
+    assert_ne!(fragmented, harmonized, "the policies' cells differ");
+    assert_eq!(bar(&fragmented), bar(&harmonized));
 
     // The same grid again without --resume is refused.
     let (code, _) = cascade(d, &args);

@@ -342,20 +342,25 @@ fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
             let found = c.metrics.iter().find(|(n, _)| n == m);
             // A single path gives no interval, so no effect to plot.
             if let Some((_, p @ PairedFile { ci95: Some(ci), .. })) = found {
-                let a = ci[0] / base_mean;
-                let b = ci[1] / base_mean;
-                // Every compared metric is at least zero, so no policy lowers its mean by
-                // more than all of it: a t-interval past -100% (a few paths) is cut there.
                 out.push((
                     units::metric(m).0.to_string(),
                     c.policy.clone(),
                     p.mean_difference / base_mean,
-                    [a.min(b).max(-1.0), a.max(b).max(-1.0)],
+                    relative_interval(*ci, base_mean),
                 ));
             }
         }
     }
     out
+}
+
+/// A difference's confidence interval relative to the baseline mean `base_mean`, ordered.
+///
+/// Every compared metric is at least zero, so no policy lowers its mean by more than all of
+/// it: a t-interval past -100% (a few paths) is cut there.
+fn relative_interval([low, high]: [f64; 2], base_mean: f64) -> [f64; 2] {
+    let (a, b) = (low / base_mean, high / base_mean);
+    [a.min(b).max(-1.0), a.max(b).max(-1.0)]
 }
 
 /// Time of every step of every policy in the axis unit, and the axis.
@@ -1108,8 +1113,10 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
          drawn more may be a loss absorbed rather than left unabsorbed. A liquidated position \
          counts once however many slices of it partial liquidation closes, but once on each \
          venue where it is liquidated when migration has spread it over the venues outside \
-         the cooperation, so the count can rise while liquidated notional falls. Rows in bold \
-         have an interval that excludes zero.</p>"
+         the cooperation, so the count can rise while liquidated notional falls. Amplification \
+         is 1x where liquidations moved no price, so its relative change is also given against \
+         the baseline's excess over 1x: the share of the cascade's own amplification the policy \
+         removed. Rows in bold have an interval that excludes zero.</p>"
     );
     let _ = writeln!(
         w,
@@ -1141,15 +1148,32 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
                 esc(label),
                 signed(p.mean_difference),
                 esc(&ci),
-                p.relative
-                    .map(units::signed_percent)
-                    .unwrap_or_else(|| "n/a".into()),
+                relative_words(m, p, s.policies.first().and_then(|b| b.metric(m))),
                 units::percent(p.share_better),
                 units::percent(p.share_worse),
             );
         }
     }
     let _ = writeln!(w, "</tbody></table></div>\n</section>");
+}
+
+/// The relative column of the comparison table for metric `m`, whose baseline is `base`.
+///
+/// Amplification's floor is 1x, not zero: a policy that removes the whole cascade moves a
+/// baseline of 1.15x by -13%, which reads as a small effect, so its change is also given
+/// against the excess over 1x (-100%).
+fn relative_words(m: &str, p: &PairedFile, base: Option<&StatsFile>) -> String {
+    let Some(relative) = p.relative else {
+        return "n/a".into();
+    };
+    let whole = units::signed_percent(relative);
+    match base.map(|b| b.mean - 1.0) {
+        Some(excess) if m == "amplification" && excess > 0.0 => format!(
+            "{whole} ({} of the excess over 1x)",
+            units::signed_percent(p.mean_difference / excess)
+        ),
+        _ => whole,
+    }
 }
 
 /// An SVG file ready to sit inside HTML: no XML declaration and no namespace URL.
@@ -1474,4 +1498,18 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
         );
     }
     let _ = writeln!(w, "</tbody></table>\n</section>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_relative_interval_is_ordered_and_cut_at_minus_all_of_the_baseline() {
+        assert_eq!(relative_interval([-5.0, 1.0], 2.0), [-1.0, 0.5]);
+        assert_eq!(relative_interval([-1.0, 1.0], 2.0), [-0.5, 0.5]);
+        // A negative baseline mean (not a compared metric today) swaps the ends.
+        assert_eq!(relative_interval([-1.0, 4.0], -8.0), [-0.5, 0.125]);
+        assert_eq!(relative_interval([-30.0, -20.0], 10.0), [-1.0, -1.0]);
+    }
 }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cascade::charts::{self, Grid};
-use cascade::units::Unit;
+use cascade::units::{self, Unit};
 use tempfile::TempDir;
 
 /// Every chart a two-policy run gets, as (file stem, words its title contains).
@@ -555,6 +555,38 @@ fn a_single_policy_run_has_no_forest_plot_and_says_there_is_nothing_to_compare()
     }
     let html = fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("single policy"), "no note on comparisons");
+}
+
+#[test]
+fn amplification_changes_are_also_read_against_its_excess_over_one() {
+    let (_tmp, dir) = tiny_run(&[]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let base = summary["policies"][0]["metrics"]["amplification"]["mean"]
+        .as_f64()
+        .unwrap();
+    let paired = &summary["comparisons"][0]["metrics"]["amplification"];
+    let difference = paired["mean_difference"].as_f64().unwrap();
+    // The fixture's cascade amplifies, and the harmonized policy changes it.
+    assert!(base > 1.1 && difference != 0.0, "{base} {difference}");
+    let row = format!(
+        "<td>amplification</td><td>{}</td><td>{}</td><td>{} ({} of the excess over 1x)</td>",
+        units::difference(Unit::Ratio, difference),
+        summary_ci(paired),
+        units::signed_percent(paired["relative"].as_f64().unwrap()),
+        units::signed_percent(difference / (base - 1.0)),
+    );
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    has(section(&html, "comparison"), &[&row], &[]);
+    // Only amplification's floor is 1x.
+    assert_eq!(html.matches("of the excess over 1x)").count(), 1);
+}
+
+/// A paired comparison's 95% interval as the report's table writes a ratio's.
+fn summary_ci(paired: &serde_json::Value) -> String {
+    let ci = &paired["ci95"];
+    let end = |k: usize| units::difference(Unit::Ratio, ci[k].as_f64().unwrap());
+    format!("[{}, {}]", end(0), end(1))
 }
 
 // ---------------------------------------------------------------------------------------------

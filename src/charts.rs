@@ -391,6 +391,9 @@ fn survival_stairs(points: &[(f64, f64)], floor: f64) -> Vec<(f64, f64)> {
     stairs
 }
 
+/// Most ticks on an exceedance chart's horizontal axis.
+const X_LABELS: usize = 10;
+
 fn draw_exceedance<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -448,24 +451,31 @@ fn draw_exceedance<DB: DrawingBackend>(
             LogAxis::new(positive_min / 1.5, x_max * 1.5),
             y,
             &x_label,
-            unit,
+            &|v| unit.tick(v),
             &curves,
         )?;
     } else {
-        let span = (x_max - x_min).max(x_max.abs() * 0.05).max(1e-12);
-        let lo = if x_min >= 0.0 && x_min - span * 0.05 < 0.0 {
+        // At least 5% of the largest value either side, so that paths all at one value (one
+        // path, say) sit in a range whose ticks read apart.
+        let pad = ((x_max - x_min) * 0.05).max(x_max.abs() * 0.05).max(1e-12);
+        let lo = if x_min >= 0.0 && x_min - pad < 0.0 {
             0.0
         } else {
-            x_min - span * 0.05
+            x_min - pad
         };
-        let hi = x_max + span * 0.05;
+        let hi = x_max + pad;
         let x_label = format!("{label} on a path ({})", unit.axis());
+        let usd = units::usd_ticks(lo, hi, (hi - lo) / X_LABELS as f64);
+        let tick = |v: f64| match unit {
+            Unit::Usd => usd(v),
+            _ => unit.tick(v),
+        };
         exceedance_body(
             &area,
             RangedCoordf64::from(lo..hi),
             y,
             &x_label,
-            unit,
+            &tick,
             &curves,
         )?;
     }
@@ -477,7 +487,7 @@ fn exceedance_body<DB, X>(
     x: X,
     y: LogAxis,
     x_label: &str,
-    unit: Unit,
+    x_tick: &dyn Fn(f64) -> String,
     curves: &[Curve<'_>],
 ) -> DrawResult<DB>
 where
@@ -500,9 +510,9 @@ where
         .label_style(tick_font())
         .x_desc(x_label)
         .y_desc("probability of exceeding x (log scale)")
-        .x_label_formatter(&|v| unit.tick(*v))
+        .x_label_formatter(&|v| x_tick(*v))
         .y_label_formatter(&|v| Unit::Fraction.tick(*v))
-        .x_labels(10)
+        .x_labels(X_LABELS)
         .y_labels(8)
         .draw()?;
     for c in curves {
@@ -564,18 +574,20 @@ pub struct TimeAxis {
 
 /// A fan chart of the traded price: one panel per policy with the 5-95% and 25-75% bands
 /// and the median, the stress window shaded, and the baseline's median dashed for
-/// reference in every other panel. Panels share their scales.
+/// reference in every other panel. Panels share their scales. Of a run of one path
+/// (`paths` is 1) it draws that path alone: its bands are the path itself.
 pub fn price_fan(
     stem: &Path,
     title: &str,
     time: &TimeAxis,
     bands: &[Bands<'_>],
+    paths: u64,
 ) -> Result<Written> {
     let size = panels_size(bands.len());
     render!(
         stem,
         size,
-        draw_bands(title, time, "traded price (USD)", false, bands)
+        draw_bands(title, time, "traded price (USD)", false, bands, paths == 1)
     )
 }
 
@@ -586,6 +598,7 @@ pub fn liquidations(
     title: &str,
     time: &TimeAxis,
     bands: &[Bands<'_>],
+    paths: u64,
 ) -> Result<Written> {
     let size = panels_size(bands.len());
     render!(
@@ -596,7 +609,8 @@ pub fn liquidations(
             time,
             "cumulative liquidated notional (USD)",
             true,
-            bands
+            bands,
+            paths == 1
         )
     )
 }
@@ -627,6 +641,7 @@ fn draw_bands<DB: DrawingBackend>(
     y_label: &str,
     from_zero: bool,
     bands: &[Bands<'_>],
+    one_path: bool,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
@@ -705,14 +720,16 @@ fn draw_bands<DB: DrawingBackend>(
             let lower = b.time.iter().copied().zip(lo.iter().copied()).rev();
             upper.chain(lower).collect()
         };
-        chart.draw_series(std::iter::once(Polygon::new(
-            band(b.quantiles[0], b.quantiles[4]),
-            color.mix(0.18).filled(),
-        )))?;
-        chart.draw_series(std::iter::once(Polygon::new(
-            band(b.quantiles[1], b.quantiles[3]),
-            color.mix(0.38).filled(),
-        )))?;
+        if !one_path {
+            chart.draw_series(std::iter::once(Polygon::new(
+                band(b.quantiles[0], b.quantiles[4]),
+                color.mix(0.18).filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Polygon::new(
+                band(b.quantiles[1], b.quantiles[3]),
+                color.mix(0.38).filled(),
+            )))?;
+        }
         if let Some(base) = baseline.filter(|_| i > 0) {
             chart.draw_series(DashedLineSeries::new(
                 base.time
@@ -729,23 +746,40 @@ fn draw_bands<DB: DrawingBackend>(
             color.stroke_width(3),
         ))?;
     }
-    draw_band_legend(&legend_area, bands.len() > 1, time.stress.is_some())?;
+    draw_band_legend(
+        &legend_area,
+        one_path,
+        bands.len() > 1,
+        time.stress.is_some(),
+    )?;
     root.present()
 }
 
-/// The key under banded panels: what the shades, lines and dashes mean.
+/// The key under banded panels: what the shades, lines and dashes mean (of one path, the
+/// path's line, with no bands).
 fn draw_band_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    one_path: bool,
     with_baseline: bool,
     with_stress: bool,
 ) -> DrawResult<DB> {
     let blue = policy_color(0);
     let (w, h) = area.dim_in_pixel();
     let y = h as i32 / 2;
-    let mut items: Vec<(&str, u8)> =
-        vec![("median", 0), ("25-75% of paths", 1), ("5-95% of paths", 2)];
+    let mut items: Vec<(&str, u8)> = if one_path {
+        vec![("the one path", 0)]
+    } else {
+        vec![("median", 0), ("25-75% of paths", 1), ("5-95% of paths", 2)]
+    };
     if with_baseline {
-        items.push(("baseline median", 3));
+        items.push((
+            if one_path {
+                "baseline's path"
+            } else {
+                "baseline median"
+            },
+            3,
+        ));
     }
     if with_stress {
         items.push(("stress window", 4));

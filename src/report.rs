@@ -138,31 +138,45 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             format!("exceedance-{}", m.replace('_', "-")),
             format!("Loss exceedance: {label}"),
             format!(
-                "Share of the {} paths on which {label} exceeded the value on the horizontal axis, one curve per policy. \
+                "Share of the {} on which {label} exceeded the value on the horizontal axis, one curve per policy. \
                  The vertical axis is logarithmic, and so is the horizontal one where dollar amounts span more \
                  than a factor of {} (its label then says so): a curve further down and to the left is a safer \
                  policy; the right end of each curve is the worst path seen. A point at 1% reads as the 99% \
                  quantile (VaR 99).",
-                units::count(s.paths as f64),
+                units::counted(s.paths as usize, "path", "paths"),
                 charts::LOG_X_SPAN
             ),
         ));
     }
+    let one_path = s.paths == 1;
     list.push((
         "price-fan".to_string(),
         "Traded price over time".to_string(),
-        "The open-interest-weighted price across venues: the median path (line), the middle half of \
-         paths (dark band) and 90% of paths (light band) at every step, one panel per policy. The grey \
-         area is the stress window; the dashed line repeats the baseline's median for comparison."
-            .to_string(),
+        if one_path {
+            "The open-interest-weighted price across venues on the run's one path, one panel per \
+             policy. The grey area is the stress window; the dashed line repeats the baseline's \
+             path for comparison."
+        } else {
+            "The open-interest-weighted price across venues: the median path (line), the middle half \
+             of paths (dark band) and 90% of paths (light band) at every step, one panel per policy. \
+             The grey area is the stress window; the dashed line repeats the baseline's median for \
+             comparison."
+        }
+        .to_string(),
     ));
     list.push((
         "liquidations".to_string(),
         "Cumulative liquidations over time".to_string(),
-        "Notional liquidated since the start (USD at the start price), summed over venues: median and \
-         bands as in the price chart. A band that keeps rising after the stress window is a cascade \
-         that outlives its trigger."
-            .to_string(),
+        format!(
+            "Notional liquidated since the start (USD at the start price), summed over venues: {} \
+             A {} that keeps rising after the stress window is a cascade that outlives its trigger.",
+            if one_path {
+                "the one path, as in the price chart."
+            } else {
+                "median and bands as in the price chart."
+            },
+            if one_path { "line" } else { "band" }
+        ),
     ));
     list.push((
         "venues".to_string(),
@@ -248,17 +262,30 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
             })
             .collect()
     };
+    let (price_title, liquidations_title) = if s.paths == 1 {
+        (
+            "traded price on the one path",
+            "cumulative liquidated notional on the one path",
+        )
+    } else {
+        (
+            "traded price, median and 5-25-75-95% bands",
+            "cumulative liquidated notional, median and bands",
+        )
+    };
     charts::price_fan(
         &charts_dir.join("price-fan"),
-        &format!("{scenario}: traded price, median and 5-25-75-95% bands"),
+        &format!("{scenario}: {price_title}"),
         &axis,
         &bands(true),
+        s.paths,
     )?;
     charts::liquidations(
         &charts_dir.join("liquidations"),
-        &format!("{scenario}: cumulative liquidated notional, median and bands"),
+        &format!("{scenario}: {liquidations_title}"),
         &axis,
         &bands(false),
+        s.paths,
     )?;
 
     // Venues, from summary.json.
@@ -312,9 +339,9 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
         charts::forest(
             &charts_dir.join("forest"),
             &format!(
-                "{scenario}: policy effects against {} ({} paths)",
+                "{scenario}: policy effects against {} ({})",
                 first.baseline,
-                units::count(s.paths as f64)
+                units::counted(s.paths as usize, "path", "paths")
             ),
             &first.baseline,
             &effects,

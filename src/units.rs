@@ -276,9 +276,10 @@ pub fn difference(unit: Unit, v: f64) -> String {
     }
 }
 
-/// `n` things, in the singular or the plural as `n` asks: `1 policy`, `3 policies`.
+/// `n` things, in the singular or the plural as `n` asks, with thousands separators:
+/// `1 policy`, `3 policies`, `2,000 paths`.
 pub fn counted(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{} {}", count(n as f64), if n == 1 { one } else { many })
 }
 
 /// A count, with thousands separators for whole numbers and two decimals for means.
@@ -312,6 +313,7 @@ mod tests {
         assert_eq!(counted(1, "policy", "policies"), "1 policy");
         assert_eq!(counted(0, "policy", "policies"), "0 policies");
         assert_eq!(counted(3, "row", "rows"), "3 rows");
+        assert_eq!(counted(2000, "path", "paths"), "2,000 paths");
     }
 
     #[test]

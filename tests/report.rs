@@ -744,7 +744,27 @@ fn a_report_of_one_path_says_its_tail_figures_are_that_path_s() {
             "<p>1 Monte Carlo path of 240 steps",
             "on the one path run: its quantiles and expected shortfalls are that path",
         ],
-        &["1 Monte Carlo paths", "over all 1 paths"],
+        &["1 Monte Carlo paths", "over all 1 paths", "1 paths"],
+    );
+    // The band charts draw the path and say so: there are no bands of one path.
+    for chart in ["price-fan", "liquidations"] {
+        let texts = check_svg_texts(&dir.join(format!("charts/{chart}.svg")));
+        let has_text = |t: &str| texts.iter().any(|x| x.contains(t));
+        assert!(has_text("on the one path") && has_text("baseline's path"));
+        assert!(!has_text("of paths") && !has_text("median"), "{texts:?}");
+    }
+    // The path's single liquidated notional sits in a range whose ticks read apart (they
+    // all read $1.32B on a range 0.5% wide).
+    let texts = check_svg_texts(&dir.join("charts/exceedance-liquidated-notional.svg"));
+    let ticks: Vec<&str> = texts
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| t.starts_with('$'))
+        .collect();
+    let distinct: BTreeSet<&&str> = ticks.iter().collect();
+    assert!(
+        ticks.len() >= 3 && distinct.len() == ticks.len(),
+        "{ticks:?}"
     );
 }
 

@@ -125,9 +125,10 @@ impl Footprint {
         // Only workers that take a batch of paths allocate histograms.
         let batches = paths.div_ceil(BATCH as u64);
         let sets = (threads as u64).min(batches) as f64;
+        let histogram_set = policies * f64::from(f.simulation.steps) * timeline::BYTES_PER_STEP;
         Footprint {
             rows: paths as f64 * (policies * row + WORKING_COLUMNS) * 8.0,
-            histograms: sets * policies * f64::from(f.simulation.steps) * timeline::BYTES_PER_STEP,
+            histograms: sets * histogram_set,
             books: resident + snapshots,
             building: (drawn + copy) * POSITION_BYTES as f64 + largest,
         }
@@ -153,6 +154,7 @@ pub fn check(
         scenario,
         Footprint::of(scenario, paths, threads),
         paths,
+        &run_sets(),
         RUN_REMEDY,
         memory,
     )
@@ -162,10 +164,14 @@ pub fn check(
 /// results, two sets of histograms (the sum so far and the shard being read) and the ladders
 /// the summary needs.
 pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>) -> Result<()> {
+    // Two sets of histograms however few paths: one thread's set for a batch, doubled.
+    let mut need = Footprint::of(scenario, paths.max(1), 1);
+    need.histograms *= 2.0;
     refuse(
         scenario,
-        Footprint::of(scenario, paths, 2),
+        need,
         paths,
+        "the sum so far and the shard being read",
         "Merge with more memory (a SLURM merge job: a larger --mem, or --merge-mem of \
          cluster/slurm/submit.sh), or read the shards' paths.csv files as they are",
         memory,
@@ -176,6 +182,11 @@ pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>)
 /// cluster job, the job's shell and SLURM's step daemon charged to the same limit (a run of a
 /// small study peaks at about 9 MiB).
 const RESERVE: f64 = 64.0 * MIB;
+
+/// Which sets of histograms a run holds, as its refusal says.
+fn run_sets() -> String {
+    format!("a set per thread that takes a batch of {BATCH} paths")
+}
 
 const RUN_REMEDY: &str = "Use fewer paths (or split them: --shard K/N, then cascade merge), fewer \
     steps, fewer --threads, fewer book.positions or opening.positions, or a larger \
@@ -201,15 +212,19 @@ pub fn check_books(
         scenario,
         Footprint::of_books(scenario, &sides, paths, threads),
         paths,
+        &run_sets(),
         RUN_REMEDY,
         memory,
     )
 }
 
+/// Refuses `need` where it does not fit in `memory`, saying what holds it: `sets` names the
+/// sets of histograms counted, `remedy` what to change.
 fn refuse(
     scenario: &Scenario,
     need: Footprint,
     paths: u64,
+    sets: &str,
     remedy: &str,
     memory: Option<MemoryLimit>,
 ) -> Result<()> {
@@ -232,8 +247,8 @@ fn refuse(
     Err(Error::BadInput(format!(
         "this would hold about {} at once, plus {} kept for the process itself, more than \
          the {} {}: per-path results {} \
-         ({paths} paths x {} {}), step histograms {} ({} steps, a set per thread that takes a \
-         batch of {BATCH} paths), books {} ({} more while they are built). {remedy}",
+         ({paths} paths x {} {}), step histograms {} ({} steps, {sets}), books {} ({} more \
+         while they are built). {remedy}",
         size(need.total()),
         size(RESERVE),
         size(memory.bytes),

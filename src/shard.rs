@@ -120,24 +120,32 @@ pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
 
 /// Reads counts written by [`write_histograms`] for a scenario of `policies` policies and
 /// `steps` steps.
+///
+/// The values are decoded from the file a buffer at a time straight into the timeline's
+/// arrays: holding the file's bytes, then its decoded counts, then the arrays at once took
+/// three times the histograms, and a merge that `footprint::check_merge` had let through
+/// (it counts the timeline being merged and the one merged into) peaked at 1.6 times its
+/// estimate.
 pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Timeline> {
     let path = dir.join(HISTOGRAMS);
     let bad = |what: &str| Error::BadInput(format!("{}: {what}", path.display()));
-    let mut bytes = Vec::new();
-    fs::File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| bad(&format!("cannot read ({e}); is this a shard result?")))?;
-    if bytes.len() < 48 || &bytes[..8] != MAGIC {
+    let unreadable =
+        |e: std::io::Error| bad(&format!("cannot read ({e}); is this a shard result?"));
+    let file = fs::File::open(&path).map_err(unreadable)?;
+    let length = file.metadata().map_err(unreadable)?.len();
+    let mut r = std::io::BufReader::new(file);
+    let mut header = [0u8; 48];
+    if length < 48 || r.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
         return Err(bad("not a cascade histogram file"));
     }
-    let word = |i: usize| u64::from_le_bytes(bytes[8 + 8 * i..16 + 8 * i].try_into().unwrap());
+    let word = |i: usize| u64::from_le_bytes(header[8 + 8 * i..16 + 8 * i].try_into().unwrap());
     let (p, pb, lb, steps_read) = (
         word(0) as usize,
         word(1) as usize,
         word(2) as usize,
         word(3) as usize,
     );
-    let scale = f64::from_le_bytes(bytes[40..48].try_into().unwrap());
+    let scale = f64::from_le_bytes(header[40..48].try_into().unwrap());
     let want = (policies, PRICE_BINS, LIQ_BINS, steps);
     if (p, pb, lb, steps_read) != want {
         return Err(bad(&format!(
@@ -152,46 +160,65 @@ pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Time
         let n_price = p.checked_mul(pb)?.checked_mul(steps)?;
         let n_liq = p.checked_mul(lb)?.checked_mul(steps)?;
         let n_range = p.checked_mul(steps)?.checked_mul(2)?;
-        let counts_end = n_price
+        let expected = n_price
             .checked_add(n_liq)?
             .checked_mul(4)?
-            .checked_add(48)?;
-        let expected = n_range.checked_mul(16)?.checked_add(counts_end)?;
-        Some((n_price, n_range, counts_end, expected))
+            .checked_add(48)?
+            .checked_add(n_range.checked_mul(16)?)?;
+        Some((n_price, n_liq, n_range, u64::try_from(expected).ok()?))
     })();
-    let Some((n_price, n_range, counts_end, expected)) = sizes else {
+    let Some((n_price, n_liq, n_range, expected)) = sizes else {
         return Err(bad("histograms larger than this machine can address"));
     };
-    if bytes.len() != expected {
-        let what = if bytes.len() < expected {
+    if length != expected {
+        let what = if length < expected {
             "truncated"
         } else {
             "longer than its header says"
         };
         return Err(bad(&format!(
-            "{what} ({} bytes; its header describes {expected})",
-            bytes.len()
+            "{what} ({length} bytes; its header describes {expected})"
         )));
     }
-    let counts: Vec<u32> = bytes[48..counts_end]
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let ranges: Vec<f64> = bytes[counts_end..]
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let (price, liq) = counts.split_at(n_price);
-    let (price_range, liq_range) = ranges.split_at(n_range);
-    let shape = |e| bad(&format!("bad shape: {e}"));
+    let mut counts = |n: usize, shape: (usize, usize, usize)| -> Result<Array3<u32>> {
+        let v = read_values(&mut r, n, u32::from_le_bytes).map_err(unreadable)?;
+        Array3::from_shape_vec(shape, v).map_err(|e| bad(&format!("bad shape: {e}")))
+    };
+    let price = counts(n_price, (p, pb, steps))?;
+    let liquidated = counts(n_liq, (p, lb, steps))?;
+    let mut ranges = |shape: (usize, usize, usize)| -> Result<Array3<f64>> {
+        let v = read_values(&mut r, n_range, f64::from_le_bytes).map_err(unreadable)?;
+        Array3::from_shape_vec(shape, v).map_err(|e| bad(&format!("bad shape: {e}")))
+    };
+    let price_range = ranges((p, steps, 2))?;
+    let liquidated_range = ranges((p, steps, 2))?;
     Ok(Timeline {
-        price: Array3::from_shape_vec((p, pb, steps), price.to_vec()).map_err(shape)?,
-        liquidated: Array3::from_shape_vec((p, lb, steps), liq.to_vec()).map_err(shape)?,
-        price_range: Array3::from_shape_vec((p, steps, 2), price_range.to_vec()).map_err(shape)?,
-        liquidated_range: Array3::from_shape_vec((p, steps, 2), liq_range.to_vec())
-            .map_err(shape)?,
+        price,
+        liquidated,
+        price_range,
+        liquidated_range,
         scale,
     })
+}
+
+/// `n` little-endian values of `N` bytes each from `r`, decoded by `decode`.
+fn read_values<T, const N: usize>(
+    r: &mut impl Read,
+    n: usize,
+    decode: fn([u8; N]) -> T,
+) -> std::io::Result<Vec<T>> {
+    let mut values = Vec::with_capacity(n);
+    let mut buffer = vec![0u8; N * 8192];
+    while values.len() < n {
+        let chunk = &mut buffer[..N * (n - values.len()).min(8192)];
+        r.read_exact(chunk)?;
+        values.extend(
+            chunk
+                .chunks_exact(N)
+                .map(|c| decode(c.try_into().expect("chunks of N bytes"))),
+        );
+    }
+    Ok(values)
 }
 
 /// Where a shard's histograms do not count each of its `paths` paths once at every step,

@@ -532,6 +532,94 @@ fn merge_refuses_shards_too_large_for_memory_before_reading_their_rows() {
     assert!(!d.join("m").exists());
 }
 
+/// Runs `cascade args` in `dir`; returns its exit code and its peak resident memory in bytes,
+/// from the kernel's account of that child alone (`wait4`).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also reports its peak memory"
+)]
+fn peak_memory(dir: &Path, args: &[&str]) -> (i32, f64) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cascade"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that `wait4` fills in, and `pid` is our child, reaped
+    // here rather than by `Child::wait` (dropping a `Child` does not wait).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status), "cascade {args:?} did not exit");
+    // Linux counts `ru_maxrss` in KiB.
+    (libc::WEXITSTATUS(status), usage.ru_maxrss as f64 * 1024.0)
+}
+
+/// The figure in MiB between `before` and `after` in a memory refusal (`about 801 MiB at
+/// once`), in bytes.
+fn mib_in(stderr: &str, before: &str, after: &str) -> f64 {
+    let start = stderr
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before:?} in {stderr}"))
+        + before.len();
+    let figure = &stderr[start..];
+    let end = figure
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after:?} in {stderr}"));
+    let mib: f64 = figure[..end].parse().expect("MiB as a number");
+    mib * 1024.0 * 1024.0
+}
+
+#[test]
+fn a_merge_holds_no_more_memory_than_its_check_counts() {
+    // Reading a shard's histograms held the file's bytes, their decoded counts and the
+    // timeline's arrays at once: a merge the check let through peaked at 1.6 times its
+    // estimate, and a SLURM merge job sized by it was killed after every shard had run.
+    // Histograms dominate here: two policies of 10,000 steps, a few paths.
+    let tmp = TempDir::new().unwrap();
+    let d = tmp.path();
+    let scenario = fixture("tiny.toml");
+    let s = scenario.to_str().unwrap();
+    for k in ["1", "2"] {
+        ok(
+            d,
+            &[
+                "run",
+                s,
+                "--paths",
+                "4",
+                "--set",
+                "simulation.steps=10000",
+                "--shard",
+                &format!("{k}/2"),
+                "--threads",
+                "1",
+                "--out",
+                &format!("s{k}"),
+                "--quiet",
+                "--no-report",
+            ],
+        );
+    }
+    let (code, stderr) = cascade(d, &["merge", "s1", "s2", "--out", "m", "--memory", "1M"]);
+    assert_eq!(code, 2, "{stderr}");
+    let estimate = mib_in(&stderr, "about ", " MiB at once")
+        + mib_in(&stderr, "plus ", " MiB kept for the process");
+    let histograms = mib_in(&stderr, "step histograms ", " MiB (10000 steps");
+    assert!(histograms > 100.0 * 1024.0 * 1024.0, "{stderr}");
+    let (code, peak) = peak_memory(d, &["merge", "s1", "s2", "--out", "m", "--no-report"]);
+    assert_eq!(code, 0);
+    assert!(
+        peak <= estimate,
+        "the merge peaked at {:.0} MiB where its check counts {:.0} MiB",
+        peak / 1048576.0,
+        estimate / 1048576.0
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap() {

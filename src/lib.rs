@@ -37,6 +37,7 @@ pub mod result_dir;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod sha256;
 pub mod shard;
 pub mod shocks;
 pub mod stats;

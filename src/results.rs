@@ -5,6 +5,7 @@
 //! sees a half-written result. The target is checked before the simulation starts, so a bad
 //! `--out` fails in the first second, not after an hour.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Component, Path, PathBuf};
@@ -775,6 +776,10 @@ pub struct Manifest {
     pub path_range: [u64; 2],
     /// The shard this result is (`{ index, count }`), or null for a whole study.
     pub shard: Option<crate::shard::Shard>,
+    /// SHA-256 of each file a merge reads from this shard (`paths.csv`, `histograms.bin`),
+    /// by name, so that a merge refuses a file damaged or swapped since; null for a whole
+    /// study.
+    pub shard_files: Option<BTreeMap<String, String>>,
     /// The shard directories a merge combined, in path order, as given to `cascade merge`;
     /// null for a result a single run wrote.
     pub merged_from: Option<Vec<String>>,

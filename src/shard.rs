@@ -7,6 +7,7 @@
 //! and its raw histogram counts to `histograms.bin`; merging reads both back and summarises
 //! the whole, with the same code an unsharded run uses.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
@@ -23,6 +24,7 @@ use crate::metrics::RowLayout;
 use crate::result_dir::check_scenario_ran;
 use crate::runner::{PathRange, RunOutput};
 use crate::scenario::Scenario;
+use crate::sha256;
 use crate::timeline::{LIQ_BINS, PRICE_BINS, Timeline};
 
 /// Shard `index` (1-based) of `count`.
@@ -95,6 +97,43 @@ impl Shard {
 
 /// Name of the raw histogram file a shard result carries.
 pub const HISTOGRAMS: &str = "histograms.bin";
+
+/// The files of a shard result that a merge reads.
+const MERGE_READS: [&str; 2] = ["paths.csv", HISTOGRAMS];
+
+/// SHA-256 of each file of the shard result `dir` that a merge reads, by name, for its
+/// manifest.
+pub fn merged_files(dir: &Path) -> Result<BTreeMap<String, String>> {
+    MERGE_READS
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            let hash = sha256::of_file(&path)
+                .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            Ok((name.to_string(), hash))
+        })
+        .collect()
+}
+
+/// Refuses a shard whose files a merge reads no longer hash to what its manifest recorded
+/// (`recorded`; absent from shards of builds before it was recorded, which are not checked).
+fn check_files(dir: &Path, recorded: Option<&BTreeMap<String, String>>) -> Result<()> {
+    let Some(recorded) = recorded else {
+        return Ok(());
+    };
+    let now = merged_files(dir)?;
+    for (name, hash) in &now {
+        if recorded.get(name) != Some(hash) {
+            return Err(Error::BadInput(format!(
+                "{}: its SHA-256 differs from the one {} recorded when the shard was written; \
+                 the file was damaged, edited or replaced since (rerun this shard)",
+                dir.join(name).display(),
+                dir.join("manifest.json").display()
+            )));
+        }
+    }
+    Ok(())
+}
 const MAGIC: &[u8; 8] = b"CASCHST1";
 
 /// Writes a timeline's raw counts (little-endian, with a header of its shape).
@@ -251,6 +290,9 @@ struct ShardManifest {
     seed: u64,
     path_range: [u64; 2],
     shard: Option<Shard>,
+    /// Absent from results of builds before it was recorded.
+    #[serde(default)]
+    shard_files: Option<BTreeMap<String, String>>,
     scenario_path: String,
     scenario_file_sha256: String,
     overrides: Vec<String>,
@@ -524,6 +566,9 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
                 acc.merge(&t);
             }
         }
+        // After the checks of what the files hold, whose messages say what is wrong: this
+        // one finds what reads as valid, a figure edited or another seed's rows copied in.
+        check_files(dir, m.shard_files.as_ref())?;
     }
     let out = RunOutput {
         range: PathRange {

@@ -143,6 +143,8 @@ impl Study {
             paths: self.out.range.len() as u64,
             path_range: [self.out.range.start, self.out.range.end],
             shard: self.shard,
+            // Set when the files are written (see `write`).
+            shard_files: None,
             merged_from: None,
             threads: self.out.threads,
             overrides: p.overrides.clone(),
@@ -170,10 +172,15 @@ impl Study {
         if parquet {
             columnar::write_paths(dir, &self.scenario, &self.out)?;
         }
-        if self.shard.is_some() {
-            shard::write_histograms(dir, &self.out.timeline)?;
-        }
+        let shard_files = match self.shard {
+            Some(_) => {
+                shard::write_histograms(dir, &self.out.timeline)?;
+                Some(shard::merged_files(dir)?)
+            }
+            None => None,
+        };
         let manifest = Manifest {
+            shard_files,
             finished_at: chrono::Utc::now().to_rfc3339(),
             wall_seconds: p.started.elapsed().as_secs_f64(),
             ..manifest.clone()

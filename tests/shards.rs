@@ -349,6 +349,49 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         &["a1", "nan2", "a3"],
         "paths.csv: line 3: `NaN` is not a finite number",
     );
+    // Files that read as valid but are not what the shard wrote: a figure edited, another
+    // seed's rows of the same paths copied in, histograms of another seed.
+    copy_dir(&d.join("a2"), &d.join("edited2"));
+    let rows = d.join("edited2/paths.csv");
+    let text = fs::read_to_string(&rows).unwrap();
+    let (header, body) = text.split_once('\n').unwrap();
+    let (first, rest) = body.split_once('\n').unwrap();
+    let mut cells: Vec<String> = first.split(',').map(str::to_string).collect();
+    let value: f64 = cells[2].parse().unwrap();
+    cells[2] = format!("{:?}", value * 2.0 + 1.0);
+    fs::write(&rows, format!("{header}\n{}\n{rest}", cells.join(","))).unwrap();
+    let differs = "paths.csv: its SHA-256 differs from the one";
+    refused(&["a1", "edited2", "a3"], differs);
+    copy_dir(&d.join("a3"), &d.join("swapped3"));
+    fs::copy(d.join("seed3/paths.csv"), d.join("swapped3/paths.csv")).unwrap();
+    refused(&["a1", "a2", "swapped3"], differs);
+    // A path moved to the next price bin at step 1 still counts each path once.
+    copy_dir(&d.join("a3"), &d.join("moved3"));
+    let histograms = d.join("moved3/histograms.bin");
+    let mut bytes = fs::read(&histograms).unwrap();
+    let steps = u64::from_le_bytes(bytes[32..40].try_into().unwrap()) as usize;
+    let at = |bin: usize| 48 + 4 * bin * steps;
+    let count = |bytes: &[u8], bin: usize| {
+        u32::from_le_bytes(bytes[at(bin)..at(bin) + 4].try_into().unwrap())
+    };
+    let bin = (0..).find(|&b| count(&bytes, b) > 0).unwrap();
+    let (here, next) = (count(&bytes, bin), count(&bytes, bin + 1));
+    bytes[at(bin)..at(bin) + 4].copy_from_slice(&(here - 1).to_le_bytes());
+    bytes[at(bin + 1)..at(bin + 1) + 4].copy_from_slice(&(next + 1).to_le_bytes());
+    fs::write(&histograms, bytes).unwrap();
+    refused(
+        &["a1", "a2", "moved3"],
+        "histograms.bin: its SHA-256 differs from the one",
+    );
+    // Shards of builds that recorded no hashes still merge.
+    copy_dir(&d.join("a3"), &d.join("unhashed3"));
+    let manifest = d.join("unhashed3/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert!(m["shard_files"]["paths.csv"].is_string(), "{m}");
+    m.as_object_mut().unwrap().remove("shard_files");
+    fs::write(&manifest, m.to_string()).unwrap();
+    ok(d, &["merge", "a1", "a2", "unhashed3", "--out", "unhashed"]);
     // Nor are histograms that count a path more than once: the first count (policy 0, the
     // lowest price bin, step 1) is 48 bytes in, after the magic and the header's sizes.
     copy_dir(&d.join("a3"), &d.join("hist3"));

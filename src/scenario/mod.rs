@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::book::{self, BookSpec, Position, Side};
 use crate::error::{Error, Problem, Result};
+use crate::sha256;
 use file::ScenarioFile;
 pub use load::Override;
 
@@ -210,7 +211,7 @@ impl Scenario {
         Ok(Scenario {
             file,
             source: source.to_path_buf(),
-            source_sha256: hex_sha256(text.as_bytes()),
+            source_sha256: sha256::of_bytes(text.as_bytes()),
             seed_drawn,
             snapshots,
             inputs,
@@ -282,7 +283,7 @@ impl Scenario {
             hash.update(format!("\n{}\n", input.copy.display()).as_bytes());
             hash.update(Sha256::digest(&input.bytes));
         }
-        hex(&hash.finalize())
+        sha256::hex(&hash.finalize())
     }
 
     /// Keys ignored, and values valid but most likely not meant (a unit, a date): keys its
@@ -380,12 +381,4 @@ fn check_returns_length(file: &ScenarioFile, path: &Path, rows: usize) -> Option
         }),
         _ => None,
     }
-}
-
-fn hex_sha256(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

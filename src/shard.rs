@@ -23,9 +23,10 @@ use crate::memory_limit::MemoryLimit;
 use crate::metrics::RowLayout;
 use crate::result_dir::check_scenario_ran;
 use crate::runner::{PathRange, RunOutput};
-use crate::scenario::Scenario;
+use crate::scenario::{self, Scenario};
 use crate::sha256;
 use crate::timeline::{LIQ_BINS, PRICE_BINS, Timeline};
+use crate::units;
 
 /// Shard `index` (1-based) of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,22 +336,11 @@ pub struct Merged {
 /// shard only), or else the data file copied into `books/` that does (a snapshot refreshed
 /// between two shards).
 fn scenario_difference(a: &Path, b: &Path) -> String {
-    let read = |dir: &Path| {
-        fs::read_to_string(dir.join("scenario.toml"))
-            .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-    };
-    if let (Some(x), Some(y)) = (read(a), read(b)) {
-        let mut keys = Vec::new();
-        differing_keys(
-            "",
-            &toml::Value::Table(x),
-            &toml::Value::Table(y),
-            &mut keys,
-        );
-        if !keys.is_empty() {
-            return listed(&keys[..keys.len().min(3)], keys.len() as u64, "; ");
-        }
+    let read = |dir: &Path| fs::read_to_string(dir.join("scenario.toml")).ok();
+    if let (Some(x), Some(y)) = (read(a), read(b))
+        && let Some(keys) = scenario::differences(&x, &y)
+    {
+        return keys;
     }
     let files = |dir: &Path| -> Vec<PathBuf> {
         let mut names: Vec<PathBuf> = fs::read_dir(dir.join("books"))
@@ -366,49 +356,6 @@ fn scenario_difference(a: &Path, b: &Path) -> String {
         }
     }
     "their data files differ".to_string()
-}
-
-/// The first few of `total` items, joined by `separator`, then how many more there are
-/// (`a; b; c and 4 more`): a refusal names a few, however many there are.
-fn listed(shown: &[impl AsRef<str>], total: u64, separator: &str) -> String {
-    let joined: Vec<&str> = shown.iter().map(AsRef::as_ref).collect();
-    let more = total.saturating_sub(shown.len() as u64);
-    if more > 0 {
-        format!("{} and {more} more", joined.join(separator))
-    } else {
-        joined.join(separator)
-    }
-}
-
-/// Appends `key: a vs b` for every leaf where `a` and `b` differ, key paths under `prefix`.
-fn differing_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
-    let join = |key: &str| {
-        if prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{prefix}.{key}")
-        }
-    };
-    match (a, b) {
-        (toml::Value::Table(x), toml::Value::Table(y)) => {
-            for (key, va) in x {
-                match y.get(key) {
-                    Some(vb) => differing_keys(&join(key), va, vb, out),
-                    None => out.push(format!("{}: {va} vs absent", join(key))),
-                }
-            }
-            for (key, vb) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
-                out.push(format!("{}: absent vs {vb}", join(key)));
-            }
-        }
-        (toml::Value::Array(x), toml::Value::Array(y)) if x.len() == y.len() => {
-            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
-                differing_keys(&format!("{prefix}[{i}]"), va, vb, out);
-            }
-        }
-        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
-        _ => {}
-    }
 }
 
 /// Reads and checks shard results: same version, scenario and seed; every shard of one split
@@ -437,7 +384,9 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
         })?;
         let shard = m.shard.ok_or_else(|| {
             Error::BadInput(format!(
-                "{} is not a shard result (it was run without --shard)",
+                "{} is not a shard result: it was run without --shard (a sweep's cells are \
+                 whole runs even under `sweep --shard`, which splits a sweep by cells; finish \
+                 a sharded sweep with `sweep --resume`, not `merge`)",
                 dir.display()
             ))
         })?;
@@ -498,7 +447,7 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
             .collect();
         return Err(Error::BadInput(format!(
             "missing {absent} of {count} shards: {}",
-            listed(&named, absent, ", ")
+            units::listed(&named, absent, ", ")
         )));
     }
 

@@ -276,6 +276,18 @@ pub fn difference(unit: Unit, v: f64) -> String {
     }
 }
 
+/// The first few of `total` items, joined by `separator`, then how many more there are
+/// (`a; b; c and 4 more`): a refusal names a few, however many there are.
+pub fn listed(shown: &[impl AsRef<str>], total: u64, separator: &str) -> String {
+    let joined: Vec<&str> = shown.iter().map(AsRef::as_ref).collect();
+    let more = total.saturating_sub(shown.len() as u64);
+    if more > 0 {
+        format!("{} and {more} more", joined.join(separator))
+    } else {
+        joined.join(separator)
+    }
+}
+
 /// `n` things, in the singular or the plural as `n` asks, with thousands separators:
 /// `1 policy`, `3 policies`, `2,000 paths`.
 pub fn counted(n: usize, one: &str, many: &str) -> String {

@@ -879,7 +879,14 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
     changed[1] = edited.to_str().unwrap();
     let (code, stderr) = cascade(d, &changed);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("another resolved scenario"), "{stderr}");
+    // It names what changed, as the file ran and as it reads now.
+    assert!(
+        stderr.contains(
+            "another resolved scenario (venues[0].insurance_fund: 1000000.0 vs 2000000.0, as \
+             run vs now: "
+        ),
+        "{stderr}"
+    );
     // A finished cell that lost its summary failed only once the grid was written (exit 1),
     // and one that lost its manifest was run again and then refused: both are named before
     // anything runs, and left for the user to remove.

@@ -510,9 +510,16 @@ fn same_study(dir: &Path, scenario: &Scenario, flag: &str, instead: &str) -> Res
         .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?;
     let recorded = |key: &str| manifest[key].as_str().unwrap_or_default().to_string();
     let why = if recorded("scenario_sha256") != scenario.sha256() {
-        "another resolved scenario (other --set, --paths, --seed or scenario file)"
+        // Name what differs where the keys say it; else a data file it read differs.
+        let ran = fs::read_to_string(dir.join("scenario.toml")).unwrap_or_default();
+        let what = cascade::scenario::differences(&ran, &scenario.to_toml_for_results())
+            .map_or_else(
+                || "a data file it reads differs".to_string(),
+                |keys| format!("{keys}, as run vs now"),
+            );
+        format!("another resolved scenario ({what}: other --set, --paths, --seed or scenario file)")
     } else if recorded("version") != cascade::VERSION || recorded("build") != cascade::BUILD {
-        "another version or build of cascade"
+        "another version or build of cascade".to_string()
     } else {
         return Ok(());
     };

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::book::{self, BookSpec, Position, Side};
 use crate::error::{Error, Problem, Result};
 use crate::sha256;
+use crate::units;
 use file::ScenarioFile;
 pub use load::Override;
 
@@ -380,5 +381,55 @@ fn check_returns_length(file: &ScenarioFile, path: &Path, rows: usize) -> Option
             ),
         }),
         _ => None,
+    }
+}
+
+/// What differs between two resolved scenarios (the text of results' `scenario.toml`
+/// files): the first three key paths with both values and how many more there are
+/// (`liquidity.routing: 0.7 vs 0.2 and 2 more`); `None` where the texts are not TOML or
+/// differ in no key (in formatting or comments alone).
+pub fn differences(a: &str, b: &str) -> Option<String> {
+    let (x, y) = (
+        a.parse::<toml::Table>().ok()?,
+        b.parse::<toml::Table>().ok()?,
+    );
+    let mut keys = Vec::new();
+    differing_keys(
+        "",
+        &toml::Value::Table(x),
+        &toml::Value::Table(y),
+        &mut keys,
+    );
+    (!keys.is_empty()).then(|| units::listed(&keys[..keys.len().min(3)], keys.len() as u64, "; "))
+}
+
+/// Appends `key: a vs b` for every leaf where `a` and `b` differ, key paths under `prefix`.
+fn differing_keys(prefix: &str, a: &toml::Value, b: &toml::Value, out: &mut Vec<String>) {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            for (key, va) in x {
+                match y.get(key) {
+                    Some(vb) => differing_keys(&join(key), va, vb, out),
+                    None => out.push(format!("{}: {va} vs absent", join(key))),
+                }
+            }
+            for (key, vb) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
+                out.push(format!("{}: absent vs {vb}", join(key)));
+            }
+        }
+        (toml::Value::Array(x), toml::Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                differing_keys(&format!("{prefix}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
+        _ => {}
     }
 }

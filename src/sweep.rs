@@ -267,12 +267,21 @@ pub struct GridRow {
     pub values: Vec<String>,
     /// Policy name.
     pub policy: String,
+    /// SHA-256 of what the cell ran ([`crate::scenario::Scenario::sha256`]), as its
+    /// `manifest.json` records it.
+    pub scenario_sha256: String,
     /// `(column, value)`: mean, p50 and p99 of [`GRID_METRICS`], then probabilities.
     pub figures: Vec<(String, f64)>,
 }
 
-/// The grid rows of one cell, read from its `summary.json`.
-pub fn rows_of(cell: &str, values: &[String], summary: &Json) -> Vec<GridRow> {
+/// The grid rows of one cell, read from its `summary.json`; `scenario_sha256` is what the
+/// cell ran.
+pub fn rows_of(
+    cell: &str,
+    values: &[String],
+    scenario_sha256: &str,
+    summary: &Json,
+) -> Vec<GridRow> {
     let mut rows = Vec::new();
     for p in summary["policies"].as_array().into_iter().flatten() {
         let mut figures = Vec::new();
@@ -290,6 +299,7 @@ pub fn rows_of(cell: &str, values: &[String], summary: &Json) -> Vec<GridRow> {
             cell: cell.to_string(),
             values: values.to_vec(),
             policy: p["name"].as_str().unwrap_or_default().to_string(),
+            scenario_sha256: scenario_sha256.to_string(),
             figures,
         });
     }
@@ -357,8 +367,10 @@ fn axes_json(axes: &[Axis]) -> Vec<Json> {
         .collect()
 }
 
-/// `grid.json`: the axes and, per cell, its values and rows.
-pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
+/// `grid.json`: the sweep's plan (see [`plan_json`]: scenario, version and build, seed,
+/// paths, axes) and, per cell and policy, the cell's values, the SHA-256 of what it ran and
+/// its figures.
+pub fn grid_json(plan: &Json, axes: &[Axis], rows: &[GridRow]) -> Json {
     let cells: Vec<Json> = rows
         .iter()
         .map(|r| {
@@ -372,15 +384,18 @@ pub fn grid_json(scenario: &str, axes: &[Axis], rows: &[GridRow]) -> Json {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::json!(v)))
                 .collect();
-            serde_json::json!({ "cell": r.cell, "values": values, "policy": r.policy, "figures": figures })
+            serde_json::json!({
+                "cell": r.cell,
+                "values": values,
+                "policy": r.policy,
+                "scenario_sha256": r.scenario_sha256,
+                "figures": figures,
+            })
         })
         .collect();
-    serde_json::json!({
-        "schema_version": 1,
-        "scenario": scenario,
-        "axes": axes_json(axes),
-        "rows": cells,
-    })
+    let mut grid = plan.clone();
+    grid["rows"] = Json::Array(cells);
+    grid
 }
 
 #[cfg(test)]

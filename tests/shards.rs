@@ -1458,8 +1458,24 @@ fn assert_grid_is_the_cells(grid: &Path) -> usize {
     let text = fs::read_to_string(grid.join("grid.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut compared = 0;
+    // The grid records, as a result does, the version, the build, the seed and what each
+    // cell ran.
+    let plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(grid.join("sweep.json")).unwrap()).unwrap();
+    for key in ["version", "build", "seed", "paths", "axes", "scenario"] {
+        assert_eq!(json[key], plan[key], "{key}");
+    }
+    assert!(json["seed"].is_u64() && json["version"].is_string());
     for row in json["rows"].as_array().unwrap() {
         let cell = row["cell"].as_str().unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(grid.join(cell).join("manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            row["scenario_sha256"], manifest["scenario_sha256"],
+            "{cell}"
+        );
         let summary = fs::read_to_string(grid.join(cell).join("summary.json")).unwrap();
         let written = number_texts(&summary);
         let row_text = serde_json::to_string(&row["figures"]).unwrap();

@@ -342,6 +342,8 @@ impl Grid<'_> {
             let cell_name = cell.name(axes);
             let dir = root.join(&cell_name);
             let values: Vec<String> = cell.values.iter().map(|(_, v)| v.clone()).collect();
+            // What the cell runs, or ran (`same_study` checked a kept cell's manifest).
+            let sha256 = scenario.sha256();
             if dir.join("manifest.json").exists() {
                 if !common.quiet {
                     noteln!("cell {}/{total} {cell_name}: done earlier, skipped", i + 1);
@@ -382,7 +384,7 @@ impl Grid<'_> {
                 );
             }
             let summary = cell_summary(&dir).map_err(Error::BadInput)?;
-            rows.extend(sweep::rows_of(&cell_name, &values, &summary));
+            rows.extend(sweep::rows_of(&cell_name, &values, &sha256, &summary));
         }
         if let Some(s) = shard {
             // The grid needs every shard's cells: the final --resume writes it.
@@ -402,7 +404,7 @@ impl Grid<'_> {
             sweep::grid_csv(axes, &rows).as_bytes(),
         )?;
         let json =
-            serde_json::to_string_pretty(&sweep::grid_json(name, axes, &rows)).expect("json");
+            serde_json::to_string_pretty(&sweep::grid_json(plan, axes, &rows)).expect("json");
         results::write_file_atomic(&root.join("grid.json"), format!("{json}\n").as_bytes())?;
         say!("{}", super::table::grid(axes, &rows));
         sayln!(

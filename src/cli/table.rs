@@ -204,6 +204,7 @@ mod tests {
                 cell: format!("c{i}"),
                 values: vec![format!("0.{i}")],
                 policy: "fragmented".into(),
+                scenario_sha256: String::new(),
                 figures: vec![("liquidated_notional_mean".into(), 1e9)],
             })
             .collect();

@@ -188,9 +188,15 @@ fn run_sets() -> String {
     format!("a set per thread that takes a batch of {BATCH} paths")
 }
 
-const RUN_REMEDY: &str = "Use fewer paths (or split them: --shard K/N, then cascade merge), fewer \
-    steps, fewer --threads, fewer book.positions or opening.positions, or a larger \
-    partial_fraction";
+/// What to change when a run does not fit. Shards split only the per-path results (each
+/// holds its histograms and books whole), and a merge holds every path's results again, so
+/// they are offered for that part alone, with the merge's cost said; a sweep's `--shard`
+/// splits cells, not paths, hence `run --shard`.
+const RUN_REMEDY: &str = "Use fewer paths, fewer steps, fewer --threads, fewer book.positions or \
+    opening.positions, or a larger partial_fraction. Splitting a run's paths into shards \
+    (`run --shard K/N`) divides only the per-path results among them, and `cascade merge` \
+    holds them all again (merge on a machine with more memory, or read the shards' paths.csv \
+    as they are)";
 
 /// [`check`] again once the books are drawn, with the positions each policy's migration
 /// moves (a cap that moves most of a venue's book to three others can double the ladders),

@@ -215,6 +215,56 @@ fn submit_pins_one_seed_for_every_shard() {
     );
 }
 
+/// A resubmission with `--force` removes the study's old shards and result as it submits:
+/// kept, an old result stood at the path printed while the new shards failed. A stand-in
+/// `sbatch` that prints a job id is enough, so no SLURM is needed.
+#[test]
+fn a_forced_resubmission_leaves_no_old_result_behind() {
+    let tmp = TempDir::new().unwrap();
+    let bin = tmp.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let sbatch = bin.join("sbatch");
+    fs::write(&sbatch, "#!/bin/sh\necho 4242\n").unwrap();
+    fs::set_permissions(&sbatch, Permissions::from_mode(0o755)).unwrap();
+    let study = tmp.path().join("study");
+    for old in ["result", "shards/0"] {
+        fs::create_dir_all(study.join(old)).unwrap();
+        fs::write(study.join(old).join("summary.json"), "{}").unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let submit = |extra: &[&str]| {
+        Command::new("bash")
+            .arg(SUBMIT)
+            .args(["--shards", "2", "--bin", CASCADE, "--out"])
+            .arg(&study)
+            .args(extra)
+            .arg(SCENARIO)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let refused = submit(&[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(study.join("result/summary.json").exists());
+    let out = submit(&["--force"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("result={}/result", study.display())),
+        "{stdout}"
+    );
+    assert!(!study.join("result").exists() && !study.join("shards").exists());
+    assert!(study.join("logs").is_dir());
+}
+
 /// What `cascade run` would refuse in every array task is refused at submission, before the
 /// queue: a path count or seed given twice, or one out of range.
 #[test]

@@ -31,6 +31,7 @@ Submits a SLURM job array (one task per shard: cascade run --shard K/N) and a me
                     e.g. --sbatch --partition=short --sbatch --account=proj42
   --remove-shards   delete DIR/shards after a successful merge
   --force           reuse an --out directory that already has shards or a result
+                    (they are removed when the jobs are submitted)
   --dry-run         print the sbatch commands instead of submitting them
   -h, --help        this help
 USAGE
@@ -207,6 +208,11 @@ if ((dry_run)); then
     exit 0
 fi
 
+# A resubmission replaces the study: its old shards and result go now, so that a shard that
+# fails this time leaves no earlier result at the path printed below.
+if ((force)); then
+    rm -rf "$out/shards" "$out/result"
+fi
 array_id=$("${array_cmd[@]}") || die "sbatch refused the shard array"
 array_id=${array_id%%;*}
 merge_cmd "$array_id"

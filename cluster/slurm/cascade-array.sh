@@ -47,4 +47,7 @@ fi
 mkdir -p "$out/shards"
 echo "cascade shard $((task + 1))/$shards on $(hostname) (job ${SLURM_ARRAY_JOB_ID:-?}_$task)"
 # --force: a requeued task replaces what an earlier attempt left behind.
-exec "$bin" run "$@" --shard "$((task + 1))/$shards" --out "$out/shards/$task" --force --quiet "${threads[@]}"
+# No report per shard: the merge draws the study's (a shard's charts of its own paths cost
+# every task time and nobody reads them).
+exec "$bin" run "$@" --shard "$((task + 1))/$shards" --out "$out/shards/$task" --force --quiet \
+    --no-report "${threads[@]}"

@@ -961,6 +961,27 @@ mod tests {
     }
 
     #[test]
+    fn a_position_no_price_can_liquidate_has_no_tranche() {
+        // A long at 1x goes bankrupt at a price of zero, and one at 0.5x below it: neither
+        // trigger is a price the mark can reach, and their logarithms (-inf, NaN) would sort
+        // into the ladder as keys its searches cannot order.
+        let long = |leverage| Position {
+            side: Side::Long,
+            quantity: 1.0,
+            entry: 100.0,
+            leverage,
+        };
+        let margin = MarginSchedule::flat(0.1, 0.0);
+        for partial in [None, Some(0.5)] {
+            let book = [long(1.0), long(0.5), long(10.0)];
+            let l = Ladder::build(&book, Side::Long, &margin, 0.0, partial, ImpactLaw::Linear);
+            let reachable = tranches_per_position(partial);
+            assert_eq!(l.len(), reachable, "{partial:?}");
+            assert!((0..l.len()).all(|i| l.next_log_trigger(i).is_finite()));
+        }
+    }
+
+    #[test]
     fn a_position_of_a_few_subnormal_units_is_cut_into_no_more_tranches_than_its_fraction_makes() {
         // 5e-324 is the smallest positive quantity: half of it rounds to nothing.
         let margin = MarginSchedule::flat(0.01, 0.005);

@@ -605,6 +605,46 @@ fn set_inside_a_defaulted_table_keeps_its_other_defaults() {
 }
 
 #[test]
+fn set_of_a_whole_table_changes_only_the_keys_it_names() {
+    // An inline table merges into the file's table key by key: replaced whole, `liquidity`
+    // lost the file's `impact = "sqrt"` and depth to their defaults, and venue 0's book its
+    // leverage mix, without a word.
+    let tmp = scratch_with("tiny.toml");
+    let out = cascade(
+        tmp.path(),
+        &[
+            "validate",
+            "tiny.toml",
+            "--set",
+            "liquidity={routing=0.3}",
+            "--set",
+            "venues.0.book={positions=20}",
+            "--set",
+            "venues.1={insurance_fund=2e5, book={long_leverage={median=5.0}}}",
+        ],
+    );
+    out.expect_code(0);
+    let resolved: toml::Table = toml::from_str(&out.stdout).unwrap();
+    let liquidity = &resolved["liquidity"];
+    assert_eq!(liquidity["routing"].as_float(), Some(0.3));
+    assert_eq!(liquidity["impact"].as_str(), Some("sqrt"));
+    assert_eq!(liquidity["shared_depth_1pct"].as_float(), Some(5.0e7));
+    let venues = resolved["venues"].as_array().unwrap();
+    let book = &venues[0]["book"];
+    assert_eq!(book["positions"].as_integer(), Some(20));
+    assert_eq!(book["long_leverage"]["median"].as_float(), Some(20.0));
+    assert_eq!(book["long_leverage"]["dispersion"].as_float(), Some(0.6));
+    // A list entry merges too, and a table it lacks starts from its defaults, as `--set` of
+    // one of its keys does (long dispersion 0.8).
+    assert_eq!(venues[1]["name"].as_str(), Some("onshore"));
+    assert_eq!(venues[1]["insurance_fund"].as_float(), Some(2.0e5));
+    assert_eq!(venues[1]["book"]["positions"].as_integer(), Some(100));
+    let long = &venues[1]["book"]["long_leverage"];
+    assert_eq!(long["median"].as_float(), Some(5.0));
+    assert_eq!(long["dispersion"].as_float(), Some(0.8));
+}
+
+#[test]
 fn a_problem_names_the_override_that_caused_it_not_one_its_message_mentions() {
     let tmp = scratch_with("tiny.toml");
     // The unknown key's message lists the valid keys, `steps` and `paths` among them: neither

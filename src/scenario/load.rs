@@ -140,9 +140,10 @@ pub fn parse_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-/// Applies one override to a parsed document, creating missing tables on the way; one that
-/// cannot be applied leaves the document as it was (the tables it created on the way would
-/// only add problems of their own: `opening` missing every required key, say).
+/// Applies one override to a parsed document, creating missing tables on the way (an inline
+/// table merges into the table there, key by key); one that cannot be applied leaves the
+/// document as it was (the tables it created on the way would only add problems of their own:
+/// `opening` missing every required key, say).
 pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
     let mut edited = doc.clone();
     set_at(&mut edited, ov)?;
@@ -162,7 +163,10 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
         node = match node {
             toml::Value::Table(t) => {
                 if last {
-                    t.insert(part.to_string(), ov.value.clone());
+                    let slot = t
+                        .entry(part.to_string())
+                        .or_insert_with(|| toml::Value::Table(default_table(&parts)));
+                    merge(slot, ov.value.clone(), &parts);
                     return Ok(());
                 }
                 // A list the file leaves out has no entries to override; a map (venue
@@ -216,7 +220,7 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
                     ))
                 })?;
                 if last {
-                    *slot = ov.value.clone();
+                    merge(slot, ov.value.clone(), &parts);
                     return Ok(());
                 }
                 slot
@@ -230,6 +234,26 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
         };
     }
     Ok(())
+}
+
+/// Puts `value` in `slot`, the value at the dotted key `parts`: a table into a table key by
+/// key, recursively, so that `--set 'liquidity={routing=0.3}'` changes `routing` and keeps the
+/// file's `impact` and `depth_withdrawal` (replaced whole, the table silently fell back to
+/// their defaults). A key the table lacks starts from its [`default_table`], as it does for
+/// `--set` of a key inside it. Any other value, a list included, replaces what was there.
+fn merge(slot: &mut toml::Value, value: toml::Value, parts: &[&str]) {
+    match (slot, value) {
+        (toml::Value::Table(old), toml::Value::Table(new)) => {
+            for (key, v) in new {
+                let inner = [parts, &[key.as_str()]].concat();
+                let existing = old
+                    .entry(key.clone())
+                    .or_insert_with(|| toml::Value::Table(default_table(&inner)));
+                merge(existing, v, &inner);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
 }
 
 /// Whether the schema has a list at the dotted key `parts`.

@@ -613,10 +613,19 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                     }
                     continue;
                 }
-                let expected = schema_at(schema, &segments).map(|node| resolve(schema, node));
+                // A missing key is told with the kind of value it takes.
+                let message = match missing_key.as_deref().and_then(|key| {
+                    let parent = resolve(schema, schema_at(schema, &segments)?);
+                    let node = parent.get("properties")?.get(key)?;
+                    let at = [segments.clone(), vec![Segment::Map { key: key.into() }]].concat();
+                    value_to_write(schema, node, &at)
+                }) {
+                    Some(words) => format!("{message}: expected {words}"),
+                    None => in_plain_words(message, schema, &segments),
+                };
                 problems.push(Problem {
                     path: path.clone(),
-                    message: in_plain_words(message, expected),
+                    message,
                 });
                 if !worked_around || removed.len() >= MAX_TYPE_ERRORS {
                     return fail(problems);
@@ -629,14 +638,15 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
 }
 
 /// Serde's message for a value of the wrong type, with what it expected said as the file's
-/// reader would, from the schema of the value (`expected`): `expected u64` as `expected a
+/// reader would, from the schema of the value at `at`: `expected u64` as `expected a
 /// whole number, 0 or more` (`at least 1` where the schema's minimum is 1), `expected struct
 /// MarginFloor` as the table to write, `expected a sequence` as a list; and for a float
 /// where a whole number belongs, the integer to write instead.
-fn in_plain_words(message: String, expected: Option<&Json>) -> String {
+fn in_plain_words(message: String, root: &Json, at: &[Segment]) -> String {
     let Some((head, rust_type)) = message.rsplit_once("expected ") else {
         return message;
     };
+    let expected = schema_at(root, at).map(|node| resolve(root, node));
     // The smallest value the schema allows, so that `-5` and `0` are told the same bound
     // (validation says "at least 1" of a 0 that parses).
     let minimum = expected
@@ -648,6 +658,9 @@ fn in_plain_words(message: String, expected: Option<&Json>) -> String {
         ("u64" | "usize", 0) => ("a whole number, 0 or more".to_string(), true),
         ("u64" | "usize", m) => (format!("a whole number, at least {m}"), true),
         ("u32", m) => (format!("a whole number from {m} to {}", u32::MAX), true),
+        ("a sequence", _) if expected.is_some_and(|node| holds_tables(root, node)) => {
+            (list_of_tables(at), false)
+        }
         // A single string where a list of them belongs (`cooperating = "eu"`): that string
         // in brackets.
         ("a sequence", _) => match head
@@ -679,28 +692,96 @@ fn in_plain_words(message: String, expected: Option<&Json>) -> String {
 
 /// The table a schema `node` of an object describes, as an inline table of its required
 /// keys (`a table, { initial = ..., maintenance = ... }`), or with its keys named where
-/// there are many.
+/// there are many, or where none is required (then said so: a book's `positions` and
+/// `positions_csv` are alternatives, not keys to give together).
 fn table_to_write(node: &Json) -> Option<String> {
-    let keys: Vec<&str> = match node.get("required").and_then(Json::as_array) {
-        Some(required) => required.iter().filter_map(Json::as_str).collect(),
-        None => node
+    let required: Vec<&str> = node
+        .get("required")
+        .and_then(Json::as_array)
+        .map(|keys| keys.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    if required.is_empty() {
+        let keys: Vec<&str> = node
             .get("properties")?
             .as_object()?
             .keys()
             .map(String::as_str)
-            .collect(),
-    };
-    match keys.len() {
-        0 => None,
-        1..=3 => Some(format!(
+            .collect();
+        return (!keys.is_empty()).then(|| {
+            format!(
+                "a table (its keys, none of them required: {})",
+                keys.join(", ")
+            )
+        });
+    }
+    Some(match required.len() {
+        1..=3 => format!(
             "a table, {{ {} }}",
-            keys.iter()
+            required
+                .iter()
                 .map(|k| format!("{k} = ..."))
                 .collect::<Vec<_>>()
                 .join(", ")
-        )),
-        _ => Some(format!("a table (its required keys: {})", keys.join(", "))),
+        ),
+        _ => format!("a table (its required keys: {})", required.join(", ")),
+    })
+}
+
+/// Whether the schema `node` (resolved) is a list of tables (`venues`, `policies`).
+fn holds_tables(root: &Json, node: &Json) -> bool {
+    node.get("items")
+        .is_some_and(|items| resolve(root, items).get("properties").is_some())
+}
+
+/// How to write the list of tables at `at`: a `[[venues]]` section per entry. (A list in
+/// brackets, `["offshore-a"]`, is a list of strings, which no list of tables takes.)
+fn list_of_tables(at: &[Segment]) -> String {
+    let header: Vec<&str> = at
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    format!(
+        "a list of tables: one `[[{}]]` section per entry, its keys on the lines below the \
+         header",
+        header.join(".")
+    )
+}
+
+/// The kind of value the schema `node` of the value at `at` describes, in the file's words
+/// (`a number`, `text, in quotes`, `one of ...`, the table or list to write); `None` where the
+/// schema says nothing plainer.
+fn value_to_write(root: &Json, node: &Json, at: &[Segment]) -> Option<String> {
+    if let Some(choices) = choices(root, node) {
+        return Some(format!("one of {} (in quotes)", choice_list(&choices)));
     }
+    let node = resolve(root, node);
+    if holds_tables(root, node) {
+        return Some(list_of_tables(at));
+    }
+    if node.get("properties").is_some() {
+        return table_to_write(node);
+    }
+    let kind = match node.get("type")? {
+        Json::Array(types) => types
+            .iter()
+            .filter_map(Json::as_str)
+            .find(|t| *t != "null")?,
+        t => t.as_str()?,
+    };
+    Some(
+        match kind {
+            "number" => "a number",
+            "integer" => "a whole number",
+            "string" => "text, in quotes",
+            "boolean" => "true or false",
+            "array" => "a list in square brackets, [...]",
+            _ => return None,
+        }
+        .to_string(),
+    )
 }
 
 /// A value of the type a serde type error expected (`..., expected f64`), to stand in for a
@@ -767,11 +848,7 @@ fn choices(root: &Json, node: &Json) -> Option<Vec<String>> {
 /// What is wrong with `found` where one of `choices` belongs, and the choice that stands in
 /// for it: the nearest one, else the first.
 fn choice_problem(choices: &[String], found: &toml::Value) -> (String, toml::Value) {
-    let list = choices
-        .iter()
-        .map(|c| format!("`{c}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = choice_list(choices);
     let (message, near) = match found {
         toml::Value::String(text) => {
             let near = nearest(text, choices.iter().map(String::as_str));
@@ -788,6 +865,15 @@ fn choice_problem(choices: &[String], found: &toml::Value) -> (String, toml::Val
     };
     let stand_in = near.unwrap_or(&choices[0]).to_string();
     (message, toml::Value::String(stand_in))
+}
+
+/// The choices as a message lists them: `` `gbm`, `student_t`, ... ``.
+fn choice_list(choices: &[String]) -> String {
+    choices
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The one of `options` nearest to `word` (case aside), if any is near.

@@ -279,30 +279,53 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
     let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
+        // Row lengths are checked below, against the header: the reader's own check refuses a
+        // line of spaces as a row of one field, in words that name a record and line of its
+        // own beside the line the message names.
+        .flexible(true)
         .from_reader(bytes);
     let headers = reader.headers().map_err(|e| whole(&e))?.clone();
     let columns = ["side", "notional", "entry_price", "leverage"];
     if let Some(missing) = crate::csv_lines::missing_columns(&headers, &columns) {
         return Err(whole(&missing));
     }
-    let mut out = Vec::new();
     let mut bad = BadLines::new(path, bytes);
+    // Which of two columns of one name is read would be the reader's guess.
+    if let Some(twice) = columns
+        .iter()
+        .find(|c| headers.iter().filter(|h| h == *c).count() > 1)
+    {
+        let problem = format!("column `{twice}` appears more than once; keep one");
+        bad.add(headers.position(), 0, vec![problem]);
+        return Err(bad.finish());
+    }
+    let mut out = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let at = match &record {
             Ok(r) => r.position(),
             Err(e) => e.position(),
         }
         .cloned();
-        let found = match record.map(|r| (r.deserialize::<Row>(Some(&headers)), r)) {
-            Ok((Ok(row), _)) => match position(&row) {
-                Ok(p) => {
+        let found = match record {
+            // A line of spaces, trimmed: as blank as an empty line, which the reader skips.
+            Ok(r) if r.len() == 1 && r[0].is_empty() => continue,
+            Ok(r) if r.len() != headers.len() => vec![format!(
+                "{} fields, but the header has {}",
+                r.len(),
+                headers.len()
+            )],
+            Ok(r) => match r
+                .deserialize::<Row>(Some(&headers))
+                .map(|row| position(&row))
+            {
+                Ok(Ok(p)) => {
                     out.push(p);
                     continue;
                 }
-                Err(found) => found,
+                Ok(Err(found)) => found,
+                Err(e) => vec![unreadable(&e, &headers, Some(&r))],
             },
-            Ok((Err(e), record)) => vec![unreadable(&e, &headers, &record)],
-            Err(e) => vec![e.to_string()],
+            Err(e) => vec![unreadable(&e, &headers, None)],
         };
         bad.add(at.as_ref(), i, found);
     }
@@ -316,17 +339,27 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
     Ok(out)
 }
 
-/// Why a row could not be read, naming the column and quoting its value.
-fn unreadable(e: &csv::Error, headers: &csv::StringRecord, record: &csv::StringRecord) -> String {
-    let csv::ErrorKind::Deserialize { err, .. } = e.kind() else {
-        return e.to_string();
-    };
-    let Some(i) = err.field().and_then(|i| usize::try_from(i).ok()) else {
-        return err.kind().to_string();
-    };
-    let column = headers.get(i).unwrap_or("?");
-    let value = record.get(i).unwrap_or_default();
-    format!("{column} `{}`: {}", value.escape_debug(), err.kind())
+/// Why a row could not be read (the `record` read, if it was), naming the column and quoting
+/// its value. Without the reader's own record and line numbers: the message names the line.
+fn unreadable(
+    e: &csv::Error,
+    headers: &csv::StringRecord,
+    record: Option<&csv::StringRecord>,
+) -> String {
+    let column = |i: usize| headers.get(i).unwrap_or("?");
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("{} is not UTF-8 text", column(err.field()))
+        }
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let Some(i) = err.field().and_then(|i| usize::try_from(i).ok()) else {
+                return err.kind().to_string();
+            };
+            let value = record.and_then(|r| r.get(i)).unwrap_or_default();
+            format!("{} `{}`: {}", column(i), value.escape_debug(), err.kind())
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// The position on one row of a positions CSV, or every problem with the row.
@@ -622,6 +655,37 @@ mod tests {
                 problems[1].starts_with("book.csv line 6: leverage (0.5)"),
                 "{problems:#?}"
             );
+        }
+    }
+
+    /// A line of spaces is skipped like an empty one; a short row, a column named twice, bytes
+    /// that are not text and an empty file are each told with one line number, the file's.
+    #[test]
+    fn blank_lines_are_skipped_and_bad_ones_named_by_one_line() {
+        let read = |text: &[u8]| read_csv(Path::new("book.csv"), text);
+        let header = "side,notional,entry_price,leverage";
+        let spaces = format!("{header}\nlong,1000,100,5\n   \n\t\nshort,1000,100,5\n");
+        assert_eq!(read(spaces.as_bytes()).map(|p| p.len()), Ok(2));
+        for (text, problem) in [
+            (
+                format!("{header}\nlong,1000,100,5\n\nshort,1000,100,5\nlong,1\n").into_bytes(),
+                "book.csv line 5: 2 fields, but the header has 4",
+            ),
+            (
+                format!("\n{header},side\nlong,1000,100,5,long\n").into_bytes(),
+                "book.csv line 2: column `side` appears more than once; keep one",
+            ),
+            (
+                [format!("{header}\nlong,1").as_bytes(), b"\xff0,100,5\n"].concat(),
+                "book.csv line 2: notional is not UTF-8 text",
+            ),
+            (
+                Vec::new(),
+                "book.csv: is empty; its first line must be the header, naming \
+                 side,notional,entry_price,leverage",
+            ),
+        ] {
+            assert_eq!(read(&text), Err(vec![problem.to_string()]));
         }
     }
 }

@@ -15,7 +15,7 @@ pub const MAX_BAD_LINES: usize = 20;
 
 /// What is wrong with an input's header that lacks some of the `expected` columns: the ones
 /// missing, the ones it has, and the likely cause (a spreadsheet's export separated by `;`,
-/// names in capitals). `None` when every expected column is there.
+/// names in capitals), or that the file is empty. `None` when every expected column is there.
 pub fn missing_columns(headers: &csv::StringRecord, expected: &[&str]) -> Option<String> {
     /// Columns of the header named at most: a file of thousands stays one line.
     const SHOWN: usize = 8;
@@ -26,6 +26,12 @@ pub fn missing_columns(headers: &csv::StringRecord, expected: &[&str]) -> Option
         .collect();
     if missing.is_empty() {
         return None;
+    }
+    if headers.is_empty() {
+        return Some(format!(
+            "is empty; its first line must be the header, naming {}",
+            expected.join(",")
+        ));
     }
     let list = |names: &mut dyn Iterator<Item = &str>| -> String {
         names

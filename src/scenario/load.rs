@@ -876,14 +876,21 @@ fn choice_list(choices: &[String]) -> String {
         .join(", ")
 }
 
-/// The one of `options` nearest to `word` (case aside), if any is near.
+/// The one of `options` nearest to `word` (case aside), if any is near: one typing slip away
+/// (a letter added, left out, changed, or two swapped), else alike by Jaro-Winkler. Jaro-Winkler
+/// alone misses a swap in a short word (`ald` for `adl`, `gmb` for `gbm`): it matches letters
+/// only within a window that three letters shrink to nothing.
 pub fn nearest<'a>(word: &str, options: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let word = word.to_lowercase();
     options
-        .map(|o| (strsim::jaro_winkler(&word, &o.to_lowercase()), o))
-        .filter(|(score, _)| *score > 0.75)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, o)| o)
+        .map(|o| {
+            let o_lower = o.to_lowercase();
+            let slip = strsim::osa_distance(&word, &o_lower) <= 1;
+            (slip, strsim::jaro_winkler(&word, &o_lower), o)
+        })
+        .filter(|&(slip, score, _)| slip || score > 0.75)
+        .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, o)| o)
 }
 
 /// Inserts `key = value` into the table at `path` in `doc`; returns whether there is one.

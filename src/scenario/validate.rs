@@ -943,6 +943,25 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             ),
         );
     }
+    // A volatility of 0 is a deterministic stress test under gbm, as the README documents,
+    // so it is not warned about there: that use runs often and means it. A Student-t or a
+    // GARCH model (without omega) is chosen for its randomness, tails or clustering, which a
+    // volatility of 0 scales to nothing without a word. Merton's jumps stay random.
+    let disabled = match s.price.model {
+        PriceModel::StudentT => Some("its Student-t tails (degrees_of_freedom)"),
+        PriceModel::Garch if s.price.omega.is_none() => Some("its clustering (alpha, beta)"),
+        _ => None,
+    };
+    if let Some(disabled) = disabled.filter(|_| vol == 0.0) {
+        w.fail(
+            "price.annual_volatility",
+            format!(
+                "is 0, which scales {disabled} to nothing: every path is the same; set \
+                 price.annual_volatility, or write model = \"gbm\" for a deterministic \
+                 stress test"
+            ),
+        );
+    }
     let steps = s.simulation.steps;
     // A stress starting after the horizon is an error already.
     if let Some(stress) = s.price.stress.as_ref().filter(|st| st.start_step < steps)
@@ -1362,6 +1381,46 @@ mod tests {
         assert!(garch(most * 0.999).is_empty());
         assert_eq!(garch(most * 1.001), ["price.omega"]);
         assert_eq!(garch(0.0), ["price.omega"]);
+    }
+
+    #[test]
+    fn a_random_model_without_volatility_is_warned_about_but_gbm_is_not() {
+        let mut s = tiny("");
+        for (model, disabled) in [
+            (PriceModel::StudentT, Some("Student-t tails")),
+            (PriceModel::Garch, Some("clustering")),
+            (PriceModel::Gbm, None),
+            (PriceModel::Merton, None),
+        ] {
+            s.price.model = model;
+            s.price.annual_volatility = 0.0;
+            let found: Vec<String> = warnings(&s)
+                .into_iter()
+                .filter(|w| w.path == "price.annual_volatility")
+                .map(|w| w.message)
+                .collect();
+            match disabled {
+                Some(words) => assert!(
+                    found.len() == 1
+                        && found[0].contains(words)
+                        && found[0].contains("every path is the same"),
+                    "{model:?}: {found:?}"
+                ),
+                None => assert!(found.is_empty(), "{model:?}: {found:?}"),
+            }
+            s.price.annual_volatility = 0.5;
+            assert!(
+                !warnings(&s)
+                    .iter()
+                    .any(|w| w.path == "price.annual_volatility"),
+                "{model:?} at 0.5"
+            );
+        }
+        // GARCH with omega takes its variance from omega: no volatility is right there.
+        s.price.model = PriceModel::Garch;
+        s.price.omega = Some(1e-6);
+        s.price.annual_volatility = 0.0;
+        assert!(warnings(&s).is_empty(), "{:?}", warnings(&s));
     }
 
     #[test]

@@ -148,6 +148,8 @@ trait Unused {
     fn given(&self) -> bool;
     /// Takes it out, as if the file had left it out.
     fn clear(&mut self);
+    /// What the resolved scenario holds once it is taken out, as the warning says it.
+    fn cleared(&self) -> &'static str;
 }
 
 impl<T> Unused for Option<T> {
@@ -158,9 +160,13 @@ impl<T> Unused for Option<T> {
     fn clear(&mut self) {
         *self = None;
     }
+
+    fn cleared(&self) -> &'static str {
+        "left out of the resolved scenario"
+    }
 }
 
-/// A volatility: 0 is leaving it out.
+/// A volatility: 0 is leaving it out, and the resolved scenario prints the 0.
 impl Unused for f64 {
     fn given(&self) -> bool {
         *self != 0.0
@@ -168,6 +174,10 @@ impl Unused for f64 {
 
     fn clear(&mut self) {
         *self = 0.0;
+    }
+
+    fn cleared(&self) -> &'static str {
+        "set to 0 in the resolved scenario"
     }
 }
 
@@ -184,9 +194,7 @@ pub fn clear_unused(s: &mut ScenarioFile) -> Vec<Problem> {
             key.clear();
             warnings.push(Problem {
                 path,
-                message: format!(
-                    "is only used with {when}: ignored, and left out of the resolved scenario"
-                ),
+                message: format!("is only used with {when}: ignored, and {}", key.cleared()),
             });
         }
     };
@@ -1421,6 +1429,27 @@ mod tests {
         s.price.omega = Some(1e-6);
         s.price.annual_volatility = 0.0;
         assert!(warnings(&s).is_empty(), "{:?}", warnings(&s));
+    }
+
+    /// Historical returns carry their own volatility: one given is warned about and ignored,
+    /// and the warning says what the resolved scenario then shows (a 0, not no key).
+    #[test]
+    fn a_volatility_under_historical_is_ignored_and_shown_as_zero() {
+        let mut s = tiny("");
+        s.price.model = PriceModel::Historical;
+        s.price.returns_csv = Some("returns.csv".into());
+        let warned = clear_unused(&mut s);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert_eq!(warned[0].path, "price.annual_volatility");
+        assert!(
+            warned[0]
+                .message
+                .ends_with("ignored, and set to 0 in the resolved scenario"),
+            "{}",
+            warned[0].message
+        );
+        let resolved = toml::to_string(&s).expect("a scenario serializes");
+        assert!(resolved.contains("annual_volatility = 0.0"), "{resolved}");
     }
 
     #[test]

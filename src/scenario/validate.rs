@@ -835,8 +835,19 @@ fn check_book(c: &mut Checker, i: usize, v: &super::file::Venue) {
         c.fail(at("book.positions"), "must be at least 1");
     }
     check_mixes(c, &at("book."), b.long_leverage, b.short_leverage);
+    // Entries are start * exp(dispersion * z): past this bound a draw's exponent overflows
+    // to an entry of 0 or infinity, where within it no normal draw comes near (71 standard
+    // deviations). Values far below it are already unusual, and warned about ([`warnings`]).
     if let Some(d) = b.entry_dispersion {
-        c.non_negative(&at("book.entry_dispersion"), d);
+        c.number(
+            &at("book.entry_dispersion"),
+            d,
+            (0.0..=MAX_LOG_RETURN).contains(&d),
+            &format!(
+                "zero or more and at most {MAX_LOG_RETURN} (the standard deviation of \
+                 log(entry / start), so 0.05 spreads entries about 5% around the start)"
+            ),
+        );
     }
     if let Some(t) = b.size_tail {
         c.number(
@@ -1005,6 +1016,20 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
     );
     for (i, v) in s.venues.iter().enumerate() {
         thin(&mut w, format!("venues[{i}].depth_1pct"), v.depth_1pct);
+        if let Some(d) = v
+            .book
+            .entry_dispersion
+            .filter(|&d| d > MAX_PLAUSIBLE_ENTRY_DISPERSION)
+        {
+            w.fail(
+                format!("venues[{i}].book.entry_dispersion"),
+                format!(
+                    "{d} spreads entries by a factor of {} either way of the start at one \
+                     standard deviation; is it a percentage? (a share: 0.05 is 5%)",
+                    format_args!("{:.0}", d.exp())
+                ),
+            );
+        }
         if let Some(oi) = v.open_interest
             && oi < MIN_PLAUSIBLE_USD
         {
@@ -1089,6 +1114,10 @@ pub fn snapshot_warnings(
 /// Above this share of a snapshot's notional, positions its venue's margin rules could not
 /// hold at the start price are more likely a mismatch of dates or units than meant.
 const MAX_PLAUSIBLE_SNAPSHOT_SHARE: f64 = 0.01;
+
+/// Above this standard deviation of log(entry / start) (entries a factor of 2.7 from the start
+/// at one standard deviation) a value is more likely a percentage than a share.
+const MAX_PLAUSIBLE_ENTRY_DISPERSION: f64 = 1.0;
 
 /// Above this annual volatility (300%) a value is more likely a percentage than a share.
 const MAX_PLAUSIBLE_VOLATILITY: f64 = 3.0;
@@ -1429,6 +1458,28 @@ mod tests {
         s.price.omega = Some(1e-6);
         s.price.annual_volatility = 0.0;
         assert!(warnings(&s).is_empty(), "{:?}", warnings(&s));
+    }
+
+    /// An entry dispersion is refused where entries would overflow, and warned about where it
+    /// is more likely a percentage than a share.
+    #[test]
+    fn an_entry_dispersion_is_bounded_and_a_percentage_warned_about() {
+        let mut s = tiny("");
+        let mut with = |d: f64| {
+            s.venues[0].book.entry_dispersion = Some(d);
+            let warned = warnings(&s)
+                .iter()
+                .any(|w| w.path == "venues[0].book.entry_dispersion");
+            (refused(&s), warned)
+        };
+        let none: Vec<String> = Vec::new();
+        for (d, warned) in [(0.0, false), (0.05, false), (1.0, false), (5.0, true)] {
+            assert_eq!(with(d), (none.clone(), warned), "{d}");
+        }
+        assert_eq!(with(MAX_LOG_RETURN).0, none);
+        for d in [MAX_LOG_RETURN * 1.001, -0.01, f64::NAN, f64::INFINITY] {
+            assert_eq!(with(d).0, ["venues[0].book.entry_dispersion"], "{d}");
+        }
     }
 
     /// Historical returns carry their own volatility: one given is warned about and ignored,

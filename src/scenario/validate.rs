@@ -888,7 +888,9 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
                          jurisdiction once"
                     ),
                 );
-            } else if !jurisdictions.contains(name.as_str()) {
+            } else if !jurisdictions.contains(name.as_str()) && !jurisdictions.contains("") {
+                // (A venue without a jurisdiction, a missing key's stand-in or an empty
+                // name, is reported itself: the one named here may well be its.)
                 let known: Vec<&str> = jurisdictions.iter().copied().collect();
                 c.fail(
                     format!("policies[{i}].cooperating[{j}]"),

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Pareto, StandardNormal};
 use serde::Deserialize;
 
-use crate::csv_lines::BadLines;
+use crate::csv_lines::{self, BadLines};
 use crate::margin::{MarginSchedule, Trigger};
 use crate::scenario::file::{Book, LeverageMix, Opening};
 use crate::units::quoted;
@@ -277,16 +277,10 @@ struct Row {
 /// are.
 pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>> {
     let whole = |e: &dyn std::fmt::Display| vec![format!("{}: {e}", path.display())];
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        // Row lengths are checked below, against the header: the reader's own check refuses a
-        // line of spaces as a row of one field, in words that name a record and line of its
-        // own beside the line the message names.
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv_lines::input_reader(bytes);
     let headers = reader.headers().map_err(|e| whole(&e))?.clone();
     let columns = ["side", "notional", "entry_price", "leverage"];
-    if let Some(missing) = crate::csv_lines::missing_columns(&headers, &columns) {
+    if let Some(missing) = csv_lines::missing_columns(&headers, &columns) {
         return Err(whole(&missing));
     }
     let mut bad = BadLines::new(path, bytes);
@@ -307,25 +301,22 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         }
         .cloned();
         let found = match record {
-            // A line of spaces, trimmed: as blank as an empty line, which the reader skips.
-            Ok(r) if r.len() == 1 && r[0].is_empty() => continue,
-            Ok(r) if r.len() != headers.len() => vec![format!(
-                "{} fields, but the header has {}",
-                r.len(),
-                headers.len()
-            )],
-            Ok(r) => match r
-                .deserialize::<Row>(Some(&headers))
-                .map(|row| position(&row))
-            {
-                Ok(Ok(p)) => {
-                    out.push(p);
-                    continue;
-                }
-                Ok(Err(found)) => found,
-                Err(e) => vec![unreadable(&e, &headers, Some(&r))],
+            Ok(r) if csv_lines::is_blank(&r) => continue,
+            Ok(r) => match csv_lines::wrong_length(&r, &headers) {
+                Some(problem) => vec![problem],
+                None => match r
+                    .deserialize::<Row>(Some(&headers))
+                    .map(|row| position(&row))
+                {
+                    Ok(Ok(p)) => {
+                        out.push(p);
+                        continue;
+                    }
+                    Ok(Err(found)) => found,
+                    Err(e) => vec![csv_lines::unreadable(&e, &headers, Some(&r))],
+                },
             },
-            Err(e) => vec![unreadable(&e, &headers, None)],
+            Err(e) => vec![csv_lines::unreadable(&e, &headers, None)],
         };
         bad.add(at.as_ref(), i, found);
     }
@@ -337,29 +328,6 @@ pub fn read_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Position>, Vec<String>>
         return Err(whole(&"no positions"));
     }
     Ok(out)
-}
-
-/// Why a row could not be read (the `record` read, if it was), naming the column and quoting
-/// its value. Without the reader's own record and line numbers: the message names the line.
-fn unreadable(
-    e: &csv::Error,
-    headers: &csv::StringRecord,
-    record: Option<&csv::StringRecord>,
-) -> String {
-    let column = |i: usize| headers.get(i).unwrap_or("?");
-    match e.kind() {
-        csv::ErrorKind::Utf8 { err, .. } => {
-            format!("{} is not UTF-8 text", column(err.field()))
-        }
-        csv::ErrorKind::Deserialize { err, .. } => {
-            let Some(i) = err.field().and_then(|i| usize::try_from(i).ok()) else {
-                return err.kind().to_string();
-            };
-            let value = record.and_then(|r| r.get(i)).unwrap_or_default();
-            format!("{} `{}`: {}", column(i), value.escape_debug(), err.kind())
-        }
-        _ => e.to_string(),
-    }
 }
 
 /// The position on one row of a positions CSV, or every problem with the row.

@@ -13,6 +13,58 @@ use crate::scenario::load::Clipped;
 /// Bad lines reported at most: past this, the rest are counted and wait for a fix.
 pub const MAX_BAD_LINES: usize = 20;
 
+/// A reader of an input CSV (a positions snapshot, a series of returns) in `bytes`: fields
+/// trimmed, and rows of any length, which [`wrong_length`] checks against the header. The
+/// reader's own check refused a line of spaces as a row of one field, in words that named a
+/// record and a line of its own beside the line the message names.
+pub fn input_reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(bytes)
+}
+
+/// Whether a record of an [`input_reader`] is a line of spaces (trimmed to one empty field):
+/// as blank as an empty line, which the reader skips.
+pub fn is_blank(record: &csv::StringRecord) -> bool {
+    record.len() == 1 && record[0].is_empty()
+}
+
+/// What is wrong with a `record` whose fields are not the `headers`' many, if it is.
+pub fn wrong_length(record: &csv::StringRecord, headers: &csv::StringRecord) -> Option<String> {
+    (record.len() != headers.len()).then(|| {
+        format!(
+            "{}, but the header has {}",
+            crate::units::counted(record.len(), "field", "fields"),
+            headers.len()
+        )
+    })
+}
+
+/// Why a row of an input could not be read (the `record` read, if it was), naming the column
+/// and quoting its value; without the reader's own record and line numbers, as the message
+/// names the line.
+pub fn unreadable(
+    e: &csv::Error,
+    headers: &csv::StringRecord,
+    record: Option<&csv::StringRecord>,
+) -> String {
+    let column = |i: usize| headers.get(i).unwrap_or("?");
+    match e.kind() {
+        csv::ErrorKind::Utf8 { err, .. } => {
+            format!("{} is not UTF-8 text", column(err.field()))
+        }
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let Some(i) = err.field().and_then(|i| usize::try_from(i).ok()) else {
+                return err.kind().to_string();
+            };
+            let value = record.and_then(|r| r.get(i)).unwrap_or_default();
+            format!("{} `{}`: {}", column(i), value.escape_debug(), err.kind())
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// What is wrong with an input's header that lacks some of the `expected` columns: the ones
 /// missing, the ones it has, and the likely cause (a spreadsheet's export separated by `;`,
 /// names in capitals), or that the file is empty. `None` when every expected column is there.

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp1, StandardNormal, StudentT, Uniform};
 
-use crate::csv_lines::BadLines;
+use crate::csv_lines::{self, BadLines};
 use crate::scenario::file::{Price, PriceModel};
 
 /// Seconds in a year, for annualised volatility (crypto trades every day).
@@ -220,10 +220,8 @@ pub const MAX_LOG_RETURN: f64 = 10.0;
 /// the file and the line.
 pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>, Vec<String>> {
     let whole = |message: String| vec![format!("{}: {message}", path.display())];
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers = reader.headers().map_err(|e| whole(e.to_string()))?;
+    let mut reader = csv_lines::input_reader(bytes);
+    let headers = reader.headers().map_err(|e| whole(e.to_string()))?.clone();
     // Two would leave which one is replayed to the reader's guess.
     if headers.iter().filter(|h| *h == "log_return").count() > 1 {
         return Err(whole(
@@ -231,7 +229,7 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
         ));
     }
     let Some(column) = headers.iter().position(|h| h == "log_return") else {
-        let missing = crate::csv_lines::missing_columns(headers, &["log_return"]);
+        let missing = csv_lines::missing_columns(&headers, &["log_return"]);
         return Err(whole(format!(
             "{}; one per-step log return per row",
             missing.unwrap_or_default()
@@ -241,12 +239,21 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
     let mut bad = BadLines::new(path, bytes);
     for (i, record) in reader.records().enumerate() {
         let record = match record {
+            Ok(record) if csv_lines::is_blank(&record) => continue,
             Ok(record) => record,
             Err(e) => {
-                bad.add(e.position(), i, vec![e.to_string()]);
+                bad.add(
+                    e.position(),
+                    i,
+                    vec![csv_lines::unreadable(&e, &headers, None)],
+                );
                 continue;
             }
         };
+        if let Some(problem) = csv_lines::wrong_length(&record, &headers) {
+            bad.add(record.position(), i, vec![problem]);
+            continue;
+        }
         let field = record.get(column).unwrap_or("");
         let problem = match field.parse::<f64>() {
             Ok(v) if v.abs() <= MAX_LOG_RETURN => {
@@ -279,4 +286,38 @@ pub fn read_returns_csv(path: &std::path::Path, bytes: &[u8]) -> Result<Vec<f64>
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As in a positions snapshot: a line of spaces is skipped like an empty one, and a short
+    /// row, bytes that are not text and an empty file are each told with one line number, the
+    /// file's (a short row carried the csv crate's own record and line beside it).
+    #[test]
+    fn blank_lines_are_skipped_and_bad_ones_named_by_one_line() {
+        let read = |text: &[u8]| read_returns_csv(std::path::Path::new("r.csv"), text);
+        assert_eq!(
+            read(b"step,log_return\n1,0.01\n   \n\t\n2,-0.02\n"),
+            Ok(vec![0.01, -0.02])
+        );
+        for (text, problem) in [
+            (
+                b"step,log_return\n1,0.01\n\n3\n".to_vec(),
+                "r.csv line 4: 1 field, but the header has 2",
+            ),
+            (
+                [b"step,log_return\n1,0.0".as_slice(), b"\xff1\n"].concat(),
+                "r.csv line 2: log_return is not UTF-8 text",
+            ),
+            (
+                Vec::new(),
+                "r.csv: is empty; its first line must be the header, naming log_return; one \
+                 per-step log return per row",
+            ),
+        ] {
+            assert_eq!(read(&text), Err(vec![problem.to_string()]));
+        }
+    }
 }

@@ -1261,6 +1261,20 @@ fn sweep_values_are_validated_before_anything_runs() {
             "liquidity.routing=0.5,1.5",
             "cell 2/2 liquidity.routing=1.5: ",
         ),
+        // Every refused cell is named, the first few of them, and the rest counted.
+        (
+            "liquidity.routing=1.5,0.5,2,3,4,5",
+            "cell 1/6 liquidity.routing=1.5: ",
+        ),
+        (
+            "liquidity.routing=1.5,0.5,2,3,4,5",
+            "cell 3/6 liquidity.routing=2: ",
+        ),
+        (
+            "liquidity.routing=1.5,0.5,2,3,4,5",
+            "cell 4/6 liquidity.routing=3: ",
+        ),
+        ("liquidity.routing=1.5,0.5,2,3,4,5", "\n(and 2 more cells)"),
         ("liquidity.routing=0.1..0.9", "FROM..TO:N"),
         // An integer TOML cannot hold is refused as such, not as a string of the wrong type.
         (

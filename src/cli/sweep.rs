@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use cascade::error::{Error, Result};
 use cascade::results::{self, Destination};
+use cascade::runner::RunOptions;
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::Shard;
 use cascade::study::{self, Provenance};
@@ -65,10 +66,18 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     distinct_cell_names(&cells, &axes)?;
     // The first cell names the study and says whether the scenario fixes a seed.
     let mut base = common.overrides_without_set()?;
-    let first = Scenario::load(
+    let first = match Scenario::load(
         scenario_path,
         &[cells[0].overrides(), base.clone()].concat(),
-    )?;
+    ) {
+        Ok(first) => first,
+        // Refused with the other cells that are, each named.
+        Err(e @ (Error::InvalidScenario { .. } | Error::BadInput(_))) => {
+            load_cells(scenario_path, &cells, &axes, &base, &common.options())?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     let name = first.file().name.clone();
     // A default directory is claimed (created) only once every cell has been validated, under
     // a name no concurrent sweep took meanwhile: this one is where it will most likely be.
@@ -122,33 +131,7 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     // Validate every cell before running any, so a bad value fails in the first second, and
     // before anything is created or (with --force) moved aside: its memory too, as `run`
     // checks it.
-    let mut scenarios: Vec<Scenario> = Vec::with_capacity(cells.len());
-    for (i, cell) in cells.iter().enumerate() {
-        let which = || format!("cell {}/{} {}", i + 1, cells.len(), cell.name(&axes));
-        let scenario = Scenario::load(scenario_path, &[cell.overrides(), base.clone()].concat())
-            .map_err(|e| match e {
-                e @ Error::InvalidScenario { .. } => Error::BadInput(format!("{}: {e}", which())),
-                e => e,
-            })?;
-        study::check_memory(&scenario, None, &common.options()).map_err(|e| match e {
-            Error::BadInput(why) => Error::BadInput(format!("{}: {why}", which())),
-            e => e,
-        })?;
-        // However an axis reaches the seed (`simulation.seed`, or the whole `simulation`
-        // table), the cells must share it.
-        if let Some(one) = scenarios.first()
-            && scenario.seed() != one.seed()
-        {
-            return Err(Error::BadInput(format!(
-                "{} would draw from seed {} and cell 1 from seed {}: {}",
-                which(),
-                scenario.seed(),
-                one.seed(),
-                sweep::ONE_SEED
-            )));
-        }
-        scenarios.push(scenario);
-    }
+    let scenarios = load_cells(scenario_path, &cells, &axes, &base, &common.options())?;
     if !common.quiet {
         let named: Vec<(String, &Scenario)> = cells
             .iter()
@@ -485,6 +468,73 @@ fn recorded_plan(
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| Error::BadInput(format!("{flag}: {}: {e}", path.display())))
+}
+
+/// Every cell's scenario (the file under the cell's values and `base`), each checked as
+/// `run` checks one, memory included. Every refused cell is counted and the first few named,
+/// as validation names every problem of one file: a grid with two bad values was refused
+/// for the first alone.
+fn load_cells(
+    scenario_path: &Path,
+    cells: &[sweep::Cell],
+    axes: &[Axis],
+    base: &[Override],
+    options: &RunOptions,
+) -> Result<Vec<Scenario>> {
+    const CELLS_SHOWN: usize = 3;
+    let (mut refused, mut refused_count) = (Vec::new(), 0usize);
+    let mut scenarios: Vec<Scenario> = Vec::with_capacity(cells.len());
+    for (i, cell) in cells.iter().enumerate() {
+        let which = || format!("cell {}/{} {}", i + 1, cells.len(), cell.name(axes));
+        let checked = Scenario::load(scenario_path, &[cell.overrides(), base.to_vec()].concat())
+            .and_then(|scenario| {
+                study::check_memory(&scenario, None, options)?;
+                Ok(scenario)
+            });
+        let scenario = match checked {
+            Ok(scenario) => scenario,
+            Err(e @ (Error::InvalidScenario { .. } | Error::BadInput(_))) => {
+                refused_count += 1;
+                if refused.len() < CELLS_SHOWN {
+                    let why = match e {
+                        Error::BadInput(why) => why,
+                        e => e.to_string(),
+                    };
+                    refused.push(format!("{}: {why}", which()));
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        // However an axis reaches the seed (`simulation.seed`, or the whole `simulation`
+        // table), the cells must share it. (Compared while every cell so far loaded, so that
+        // the first one kept is cell 1.)
+        if let Some(one) = scenarios.first().filter(|_| refused_count == 0)
+            && scenario.seed() != one.seed()
+        {
+            return Err(Error::BadInput(format!(
+                "{} would draw from seed {} and cell 1 from seed {}: {}",
+                which(),
+                scenario.seed(),
+                one.seed(),
+                sweep::ONE_SEED
+            )));
+        }
+        scenarios.push(scenario);
+    }
+    if refused_count == 0 {
+        return Ok(scenarios);
+    }
+    let more = refused_count - refused.len();
+    let rest = if more > 0 {
+        format!(
+            "\n(and {more} more {})",
+            if more == 1 { "cell" } else { "cells" }
+        )
+    } else {
+        String::new()
+    };
+    Err(Error::BadInput(format!("{}{rest}", refused.join("\n"))))
 }
 
 /// Whether `root` is a sweep no shard has got further with than writing its plan: absent,

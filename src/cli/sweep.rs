@@ -527,10 +527,7 @@ fn load_cells(
     }
     let more = refused_count - refused.len();
     let rest = if more > 0 {
-        format!(
-            "\n(and {more} more {})",
-            if more == 1 { "cell" } else { "cells" }
-        )
+        format!("\n(and {})", counted(more, "more cell", "more cells"))
     } else {
         String::new()
     };

@@ -531,7 +531,8 @@ fn episode_section(w: &mut String, e: &Episode) {
                 w,
                 "| {} | {} | {median} | {interval} | {} |",
                 r.label,
-                show(r.observed),
+                // As the source reported it: 79% is not 79.0%.
+                r.unit.tick(r.observed),
                 verdict_text(r)
             );
         }

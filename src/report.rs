@@ -24,7 +24,7 @@ use crate::scenario::file::{
     FundSizing, ImpactLaw, LiquidationMode, MarkPrice, Policy, Price, PriceModel, ScenarioFile,
     Stress, SupervisionMetric, SupervisoryAction, View,
 };
-use crate::units;
+use crate::units::{self, Unit};
 
 /// The metrics the comparison table and the forest plot show, in this order.
 /// (`exogenous_drawdown` is left out: on common random numbers it never differs.)
@@ -1018,7 +1018,7 @@ impl Figure {
                 let unit = units::metric(metric).1;
                 p.metric(metric).map(|d| unit.format(pick(d)))
             }
-            Figure::Probability(pick) => Some(units::percent(pick(&p.probabilities))),
+            Figure::Probability(pick) => Some(Unit::Fraction.format(pick(&p.probabilities))),
         }
     }
 }
@@ -1162,22 +1162,24 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
                 continue;
             };
             let (label, unit) = units::metric(m);
-            let signed = |v: f64| units::difference(unit, v);
             let sig = p.ci95.is_some_and(|[a, b]| a > 0.0 || b < 0.0);
-            let ci = p.ci95.map_or_else(
-                || "n/a (one path)".to_string(),
-                |[a, b]| format!("[{}, {}]", signed(a), signed(b)),
-            );
+            let [low, high] = p.ci95.unwrap_or([f64::NAN; 2]);
+            let [mean, low, high] = units::differences(unit, [p.mean_difference, low, high]);
+            let ci = if p.ci95.is_some() {
+                format!("[{low}, {high}]")
+            } else {
+                "n/a (one path)".to_string()
+            };
             let _ = writeln!(
                 w,
                 "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if sig { " class=\"sig\"" } else { "" },
                 esc(label),
-                signed(p.mean_difference),
+                mean,
                 esc(&ci),
                 relative_words(m, p, s.policies.first().and_then(|b| b.metric(m))),
-                units::percent(p.share_better),
-                units::percent(p.share_worse),
+                Unit::Fraction.format(p.share_better),
+                Unit::Fraction.format(p.share_worse),
             );
         }
     }

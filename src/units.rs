@@ -34,11 +34,13 @@ impl Unit {
         trim_zeros(&self.format(v))
     }
 
-    /// Formats a value in this unit, compactly (`$1.2B`, `12.3%`, `1.30x`, `1,234`).
+    /// Formats a value in this unit for a table cell or a label: three significant figures,
+    /// trailing zeros kept so that a column reads alike (`$1.40B` beside `$1.42B`, `23.0%`
+    /// beside `22.9%`, `1.30x`, `1,234`); zero is `$0` and `0%`.
     pub fn format(self, v: f64) -> String {
         match self {
-            Unit::Usd => usd(v),
-            Unit::Fraction => percent(v),
+            Unit::Usd => usd_figures(v),
+            Unit::Fraction => percent_figures(v),
             Unit::Ratio => {
                 if v.is_finite() {
                     format!("{v:.2}x")
@@ -80,10 +82,20 @@ pub fn metric(name: &str) -> (&str, Unit) {
     }
 }
 
-/// US dollars with a magnitude suffix: `$950`, `$12.3k`, `$4.56M`, `$1.2B`, `-$3M`.
+/// US dollars with a magnitude suffix, as prose writes them: `$950`, `$12.3k`, `$4.56M`,
+/// `$1.2B`, `-$3M`.
 pub fn usd(v: f64) -> String {
+    trim_zeros(&usd_figures(v))
+}
+
+/// US dollars to three significant figures with a magnitude suffix, trailing zeros kept:
+/// `$1.20B`, `$870M`, `-$3.00M`, `$0`.
+fn usd_figures(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
+    }
+    if v == 0.0 {
+        return "$0".to_string();
     }
     let sign = if v < 0.0 { "-" } else { "" };
     format!("{sign}${}", magnitude(v.abs()))
@@ -175,8 +187,8 @@ pub fn usd_ticks(low: f64, high: f64, step: f64) -> impl Fn(f64) -> String {
     }
 }
 
-/// A non-negative number with a magnitude suffix and three significant figures, without
-/// trailing zeros (`950`, `12.3k`, `4.5M`, `1B`).
+/// A non-negative number with a magnitude suffix and three significant figures (`950`,
+/// `12.3k`, `4.50M`, `1.00B`).
 fn magnitude(a: f64) -> String {
     // Pick the suffix after rounding, so 999,999,999.9 reads 1B, not 1000M.
     for (k, &(scale, suffix)) in SUFFIXES.iter().enumerate() {
@@ -192,13 +204,9 @@ fn magnitude(a: f64) -> String {
         let rounded: f64 = text.parse().unwrap_or(scaled);
         if rounded >= 1.0 || k == SUFFIXES.len() - 1 {
             if rounded >= 1000.0 && k > 0 {
-                return format!(
-                    "{}{}",
-                    trim_zeros(&format!("{:.2}", rounded / 1000.0)),
-                    SUFFIXES[k - 1].1
-                );
+                return format!("{:.2}{}", rounded / 1000.0, SUFFIXES[k - 1].1);
             }
-            return format!("{}{suffix}", trim_zeros(&text));
+            return format!("{text}{suffix}");
         }
     }
     unreachable!("the last suffix always matches")
@@ -222,58 +230,95 @@ pub fn trim_zeros(s: &str) -> String {
     out
 }
 
-/// A fraction as a percentage, with more decimals for small values and no trailing zeros:
-/// `12.3%`, `0.42%`, `50%`, `0%`.
+/// A fraction as a percentage, as prose writes it: more decimals for small values and no
+/// trailing zeros (`12.3%`, `0.42%`, `50%`, `0%`).
 pub fn percent(v: f64) -> String {
+    trim_zeros(&percent_figures(v))
+}
+
+/// A fraction as a percentage to three significant figures (two below 1%), trailing zeros
+/// kept: `12.3%`, `23.0%`, `0.50%`, `100%`, `0%`.
+fn percent_figures(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
     }
-    let p = if v.abs() < 1e-14 { 0.0 } else { v * 100.0 };
-    let a = p.abs();
-    let text = if a == 0.0 {
-        "0".to_string()
-    } else if a >= 10.0 {
-        format!("{p:.1}")
-    } else if a >= 0.1 {
-        format!("{p:.2}")
-    } else {
-        format!("{p:.3}")
-    };
-    format!("{}%", trim_zeros(&text))
+    if v.abs() < 1e-14 {
+        return "0%".to_string();
+    }
+    let p = 100.0 * v;
+    format!("{p:.*}%", decimals(p.abs()))
 }
 
-/// A signed percentage for relative changes: `+12.3%`, `-4.56%`.
+/// A signed percentage for relative changes, trailing zeros kept: `+12.3%`, `-4.50%`, `0%`.
 pub fn signed_percent(v: f64) -> String {
     // Ticks computed as sums can land a hair off zero: never show `-0%`.
     let v = if v.abs() < 1e-12 { 0.0 } else { v };
-    let s = percent(v);
-    if v > 0.0 { format!("+{s}") } else { s }
+    signed(percent_figures(v))
 }
 
-/// A signed difference of two values in `unit`: dollars and counts as such, fractions in
-/// percentage points (`-2.5 pp`), ratios to three decimals (`-0.012`).
-pub fn difference(unit: Unit, v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".to_string();
+/// Decimals that show `a` (not negative) to three significant figures, two below 1 and at most
+/// three: `123`, `12.3`, `1.23`, `0.12`, `0.012`.
+fn decimals(a: f64) -> usize {
+    const LEVELS: [(f64, usize); 4] = [(100.0, 0), (10.0, 1), (0.1, 2), (0.0, 3)];
+    let k = LEVELS
+        .iter()
+        .position(|&(floor, _)| a >= floor)
+        .unwrap_or(LEVELS.len() - 1);
+    let d = LEVELS[k].1;
+    // Rounding can carry into the level above: 99.96 reads 100, not 100.0.
+    match k.checked_sub(1).map(|up| LEVELS[up]) {
+        Some((floor, up)) if format!("{a:.d$}").parse::<f64>().is_ok_and(|r| r >= floor) => up,
+        _ => d,
     }
-    let v = if v.abs() < 1e-15 { 0.0 } else { v };
-    let sign = if v > 0.0 { "+" } else { "" };
-    match unit {
-        Unit::Usd => format!("{sign}{}", usd(v)),
-        Unit::Fraction => {
-            let pp = v * 100.0;
-            let text = if pp.abs() >= 10.0 {
-                format!("{pp:.1}")
-            } else if pp.abs() >= 0.1 || pp == 0.0 {
-                format!("{pp:.2}")
-            } else {
-                format!("{pp:.3}")
-            };
-            format!("{sign}{} pp", trim_zeros(&text))
+}
+
+/// `text` with a `+` in front if it is positive, and without a `-` if it rounded to zero.
+fn signed(text: String) -> String {
+    let rounded_to_zero = !text.chars().any(|c| ('1'..='9').contains(&c));
+    match text.strip_prefix('-') {
+        Some(rest) if rounded_to_zero => rest.to_string(),
+        Some(_) => text,
+        None if rounded_to_zero => text,
+        None => format!("+{text}"),
+    }
+}
+
+/// Signed differences in `unit` that are read together, such as a mean difference and the
+/// ends of its interval, all to the precision the largest needs, so that they line up and
+/// compare at a glance: dollars in one magnitude (`+$27.8k`, `-$1.4k`, `+$57.1k`), fractions
+/// in percentage points (`-0.13 pp`, `-0.17 pp`, `-0.09 pp`), ratios to three decimals,
+/// counts with thousands separators (`+1,447`). A value that rounds to zero has no sign.
+pub fn differences<const N: usize>(unit: Unit, values: [f64; N]) -> [String; N] {
+    let largest = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    values.map(|v| {
+        if !v.is_finite() {
+            return "n/a".to_string();
         }
-        Unit::Ratio => format!("{sign}{}", trim_zeros(&format!("{v:.3}"))),
-        Unit::Count => format!("{sign}{}", count(v)),
-    }
+        signed(match unit {
+            Unit::Usd if largest == 0.0 => "$0".to_string(),
+            Unit::Usd => {
+                let mut scale = magnitude_of(largest);
+                let mut d = decimals(largest / scale.0);
+                // $999.96k in thousands would read $1000.0k: one magnitude up.
+                if format!("{:.d$}", largest / scale.0).parse::<f64>() == Ok(1000.0)
+                    && let Some(&up) = SUFFIXES.iter().rev().find(|&&(k, _)| k > scale.0)
+                {
+                    scale = up;
+                    d = decimals(largest / scale.0);
+                }
+                usd_scaled(v, scale, d)
+            }
+            Unit::Fraction => format!("{:.*} pp", decimals(100.0 * largest), 100.0 * v),
+            Unit::Ratio => format!("{v:.3}"),
+            Unit::Count => {
+                let whole = values.iter().all(|v| *v == v.round());
+                grouped(v, if whole || largest >= 100.0 { 0 } else { 2 })
+            }
+        })
+    })
 }
 
 /// The first few of `total` items, joined by `separator`, then how many more there are
@@ -294,26 +339,39 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{} {}", count(n as f64), if n == 1 { one } else { many })
 }
 
-/// A count, with thousands separators for whole numbers and two decimals for means.
+/// A count, with thousands separators, as a whole number where it is one or is at least a
+/// hundred, else to two decimals (a mean): `1,234,567`, `1,447`, `2.50`.
 pub fn count(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
     }
-    if v == v.round() && v.abs() < 1e15 {
-        let digits = format!("{}", v.abs() as u64);
-        let mut out = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
+    grouped(
+        v,
+        if v == v.round() || v.abs() >= 100.0 {
+            0
+        } else {
+            2
+        },
+    )
+}
+
+/// `v` to `decimals` decimals with thousands separators in its whole part: `-12,345.68`.
+fn grouped(v: f64, decimals: usize) -> String {
+    let text = format!("{:.decimals$}", v.abs());
+    let (whole, fraction) = text.split_at(text.find('.').unwrap_or(text.len()));
+    let mut out = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
         }
-        if v < 0.0 { format!("-{out}") } else { out }
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
+        out.push(c);
     }
+    let sign = if v < 0.0 && text.chars().any(|c| ('1'..='9').contains(&c)) {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{out}{fraction}")
 }
 
 #[cfg(test)]
@@ -370,21 +428,94 @@ mod tests {
         assert_eq!(quoted(-0.25), "-0.25");
         assert_eq!(quoted(0.0), "0");
         assert_eq!(percent(0.5), "50%");
-        assert_eq!(difference(Unit::Fraction, -0.0253), "-2.53 pp");
-        assert_eq!(difference(Unit::Usd, 4.0e4), "+$40k");
-        assert_eq!(difference(Unit::Ratio, -0.0071), "-0.007");
         assert_eq!(percent(0.123), "12.3%");
         assert_eq!(percent(0.0042), "0.42%");
         assert_eq!(percent(0.0), "0%");
-        assert_eq!(signed_percent(0.05), "+5%");
+        assert_eq!(signed_percent(0.05), "+5.00%");
         assert_eq!(signed_percent(-1e-17), "0%");
+        assert_eq!(signed_percent(-1.0), "-100%");
         assert_eq!(count(1234567.0), "1,234,567");
         assert_eq!(count(2.5), "2.50");
+        assert_eq!(count(-1447.3), "-1,447");
+        assert_eq!(count(-0.001), "0.00");
         assert_eq!(Unit::Ratio.format(1.3), "1.30x");
         assert_eq!(Unit::Usd.tick(2.0e6), "$2M");
         assert_eq!(Unit::Usd.tick(2.5e9), "$2.5B");
         assert_eq!(Unit::Fraction.tick(1.0), "100%");
         assert_eq!(Unit::Fraction.tick(0.001), "0.1%");
         assert_eq!(Unit::Usd.tick(0.0), "$0");
+    }
+
+    #[test]
+    fn a_column_of_figures_keeps_its_trailing_zeros() {
+        // One row of a table: each figure to three significant figures, zeros kept, so that
+        // $1.4B does not stand beside $1.42B as if it were less precise.
+        assert_eq!(Unit::Usd.format(1.4e9), "$1.40B");
+        assert_eq!(Unit::Usd.format(1.42e9), "$1.42B");
+        assert_eq!(Unit::Usd.format(-3e6), "-$3.00M");
+        assert_eq!(Unit::Usd.format(999_999_999.9), "$1.00B");
+        assert_eq!(Unit::Usd.format(0.0), "$0");
+        assert_eq!(Unit::Fraction.format(0.23), "23.0%");
+        assert_eq!(Unit::Fraction.format(0.229), "22.9%");
+        assert_eq!(Unit::Fraction.format(0.005), "0.50%");
+        assert_eq!(Unit::Fraction.format(1.0), "100%");
+        // Rounded before its decimals are chosen: not 10.00%, and 99.8% stays 99.8%.
+        assert_eq!(Unit::Fraction.format(0.099_999), "10.0%");
+        assert_eq!(Unit::Fraction.format(0.998), "99.8%");
+        assert_eq!(Unit::Fraction.format(0.999_6), "100%");
+        assert_eq!(Unit::Fraction.format(0.000_999_9), "0.10%");
+        assert_eq!(Unit::Fraction.format(0.0), "0%");
+        // Ticks and prose drop them.
+        assert_eq!(Unit::Usd.tick(1.4e9), "$1.4B");
+        assert_eq!(usd(1.4e9), "$1.4B");
+        assert_eq!(percent(0.23), "23%");
+    }
+
+    #[test]
+    fn differences_read_together_share_one_precision() {
+        // A mean difference and its interval: one magnitude and the decimals the largest needs.
+        assert_eq!(
+            differences(Unit::Usd, [27_833.0, -1_442.0, 57_108.0]),
+            ["+$27.8k", "-$1.4k", "+$57.1k"]
+        );
+        assert_eq!(
+            differences(Unit::Usd, [-20.272e6, -26.522e6, -14.023e6]),
+            ["-$20.3M", "-$26.5M", "-$14.0M"]
+        );
+        // $999.96k would read $1000.0k in thousands.
+        assert_eq!(
+            differences(Unit::Usd, [999_960.0, 500.0]),
+            ["+$1.00M", "$0.00M"]
+        );
+        assert_eq!(
+            differences(Unit::Fraction, [-0.0013, -0.0017, -0.000_87]),
+            ["-0.13 pp", "-0.17 pp", "-0.09 pp"]
+        );
+        assert_eq!(differences(Unit::Fraction, [-0.0253]), ["-2.53 pp"]);
+        assert_eq!(
+            differences(Unit::Ratio, [-0.0071, -0.01, 0.0]),
+            ["-0.007", "-0.010", "0.000"]
+        );
+        // Counts: whole numbers with separators; means to two decimals below a hundred, and
+        // as whole numbers where the largest is a hundred or more.
+        assert_eq!(
+            differences(Unit::Count, [1447.0, 1413.0, 1481.0]),
+            ["+1,447", "+1,413", "+1,481"]
+        );
+        assert_eq!(
+            differences(Unit::Count, [-92.8, -120.01, -65.94]),
+            ["-93", "-120", "-66"]
+        );
+        assert_eq!(
+            differences(Unit::Count, [-0.89, -0.98, -0.8]),
+            ["-0.89", "-0.98", "-0.80"]
+        );
+        // Nothing changed, or a change that rounds away: no sign.
+        assert_eq!(differences(Unit::Usd, [0.0, 0.0]), ["$0", "$0"]);
+        assert_eq!(
+            differences(Unit::Fraction, [-1e-9, 0.02]),
+            ["0.00 pp", "+2.00 pp"]
+        );
+        assert_eq!(differences(Unit::Usd, [1e6, f64::NAN]), ["+$1.00M", "n/a"]);
     }
 }

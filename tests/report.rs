@@ -569,10 +569,13 @@ fn amplification_changes_are_also_read_against_its_excess_over_one() {
     let difference = paired["mean_difference"].as_f64().unwrap();
     // The fixture's cascade amplifies, and the harmonized policy changes it.
     assert!(base > 1.1 && difference != 0.0, "{base} {difference}");
+    let ci = &paired["ci95"];
+    let [mean, low, high] = units::differences(
+        Unit::Ratio,
+        [difference, ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap()],
+    );
     let row = format!(
-        "<td>amplification</td><td>{}</td><td>{}</td><td>{} ({} of the excess over 1x)</td>",
-        units::difference(Unit::Ratio, difference),
-        summary_ci(paired),
+        "<td>amplification</td><td>{mean}</td><td>[{low}, {high}]</td><td>{} ({} of the excess over 1x)</td>",
         units::signed_percent(paired["relative"].as_f64().unwrap()),
         units::signed_percent(difference / (base - 1.0)),
     );
@@ -582,11 +585,51 @@ fn amplification_changes_are_also_read_against_its_excess_over_one() {
     assert_eq!(html.matches("of the excess over 1x)").count(), 1);
 }
 
-/// A paired comparison's 95% interval as the report's table writes a ratio's.
-fn summary_ci(paired: &serde_json::Value) -> String {
-    let ci = &paired["ci95"];
-    let end = |k: usize| units::difference(Unit::Ratio, ci[k].as_f64().unwrap());
-    format!("[{}, {}]", end(0), end(1))
+#[test]
+fn the_terminal_and_the_report_print_a_comparison_alike() {
+    let tmp = TempDir::new().unwrap();
+    let scenario = fixture("tiny.toml");
+    let args = [
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        "result",
+        "--quiet",
+    ];
+    let (stdout, _) = cascade(tmp.path(), &args, 0);
+    let html = fs::read_to_string(tmp.path().join("result/report.html")).unwrap();
+    let table = section(&html, "comparison");
+    for (report, terminal) in [
+        ("liquidated notional", "liquidated"),
+        ("bad debt", "bad debt"),
+        ("max drawdown", "max drawdown"),
+    ] {
+        // The report's cells for the metric: mean difference, interval, relative change.
+        let row = &table[table
+            .find(&format!("<td>{report}</td>"))
+            .unwrap_or_else(|| panic!("no row {report:?}"))..];
+        let cells: Vec<&str> = row
+            .split("<td>")
+            .skip(2)
+            .take(3)
+            .map(|c| c.split("</td>").next().unwrap())
+            .collect();
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(terminal))
+            .unwrap_or_else(|| panic!("no line {terminal:?} in:\n{stdout}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let relative = words[terminal.split(' ').count()];
+        assert_eq!(relative, cells[2], "{line}");
+        has(
+            &words.join(" "),
+            &[
+                &format!("mean {}", cells[0]),
+                &format!("95% CI {}", cells[1]),
+            ],
+            &[],
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
 use cascade::sweep::{Axis, GridRow};
-use cascade::units::{counted, usd_column as usd};
+use cascade::units::{self, counted, signed_percent, usd_column as usd};
 
 fn pct(v: f64) -> String {
     if v.is_finite() {
@@ -128,34 +128,14 @@ pub fn grid(axes: &[Axis], rows: &[GridRow]) -> String {
     out
 }
 
-/// Formats a difference for display.
-type Format = fn(f64) -> String;
-
-/// The metrics the comparison summary shows, with how to print their differences.
-const COMPARED: [(Metric, &str, Format); 5] = [
-    (Metric::LiquidatedNotional, "liquidated", signed_usd),
-    (Metric::BadDebt, "bad debt", signed_usd),
-    (Metric::UnabsorbedLoss, "unabsorbed", signed_usd),
-    (Metric::MaxDrawdown, "max drawdown", pct_points),
-    (Metric::InsolventVenues, "insolvent venues", plain),
+/// The metrics the comparison summary shows, with their labels.
+const COMPARED: [(Metric, &str); 5] = [
+    (Metric::LiquidatedNotional, "liquidated"),
+    (Metric::BadDebt, "bad debt"),
+    (Metric::UnabsorbedLoss, "unabsorbed"),
+    (Metric::MaxDrawdown, "max drawdown"),
+    (Metric::InsolventVenues, "insolvent venues"),
 ];
-
-/// A difference in dollars, signed like the others: `+$182.299M`, `-$874.451M`.
-fn signed_usd(v: f64) -> String {
-    if v > 0.0 {
-        format!("+{}", usd(v))
-    } else {
-        usd(v)
-    }
-}
-
-fn pct_points(v: f64) -> String {
-    format!("{:+.2} pp", 100.0 * v)
-}
-
-fn plain(v: f64) -> String {
-    format!("{v:+.3}")
-}
 
 /// For each policy against the baseline: the paired mean difference of the headline metrics
 /// with its 95% interval, the relative change, and how often the policy did better.
@@ -166,21 +146,22 @@ pub fn comparisons(s: &Summary) -> String {
             "\n{} vs {} (paired over {} paths):\n",
             c.policy, c.baseline, s.paths
         ));
-        for (metric, label, fmt) in COMPARED {
+        for (metric, label) in COMPARED {
             let Some((_, d)) = c.metrics.0.iter().find(|(k, _)| k == metric.name()) else {
                 continue;
             };
-            let relative = d.relative.map_or_else(
-                || "      n/a".to_string(),
-                |r| format!("{:+8.1}%", 100.0 * r),
-            );
-            let ci = d.ci95.map_or_else(
-                || "n/a (one path)".to_string(),
-                |[a, b]| format!("[{}, {}]", fmt(a), fmt(b)),
-            );
+            // The report's formats, so that a figure reads the same in both.
+            let relative = d.relative.map_or_else(|| "n/a".to_string(), signed_percent);
+            let [low, high] = d.ci95.unwrap_or([f64::NAN; 2]);
+            let unit = units::metric(metric.name()).1;
+            let [mean, low, high] = units::differences(unit, [d.mean_difference, low, high]);
+            let ci = if d.ci95.is_some() {
+                format!("[{low}, {high}]")
+            } else {
+                "n/a (one path)".to_string()
+            };
             out.push_str(&format!(
-                "  {label:<17}{relative}  mean {:>11}  95% CI {ci}  better on {:.0}% of paths, worse on {:.0}%\n",
-                fmt(d.mean_difference),
+                "  {label:<17}{relative:>8}  mean {mean:>9}  95% CI {ci}  better on {:.0}% of paths, worse on {:.0}%\n",
                 100.0 * d.share_better,
                 100.0 * d.share_worse,
             ));

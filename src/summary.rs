@@ -19,6 +19,11 @@ pub struct Summary {
     pub schema_version: u32,
     /// Scenario name.
     pub scenario: String,
+    /// SHA-256 of the resolved scenario and its data files, as in `manifest.json`: a summary
+    /// copied away from its result directory still says what produced it.
+    pub scenario_sha256: String,
+    /// Version of `cascade` that ran.
+    pub cascade_version: String,
     /// Seed of every random number.
     pub seed: u64,
     /// Number of paths summarised. With none (a shard of a study split into more shards than
@@ -361,6 +366,8 @@ impl Summary {
         Summary {
             schema_version: 1,
             scenario: f.name.clone(),
+            scenario_sha256: scenario.sha256(),
+            cascade_version: crate::VERSION.to_string(),
             seed: scenario.seed(),
             paths: out.range.len() as u64,
             policies,

@@ -2209,6 +2209,9 @@ fn result_files_follow_the_interface() {
     for key in ["started_at", "finished_at", "wall_seconds", "threads"] {
         assert!(!m[key].is_null(), "manifest lacks {key}");
     }
+    // A summary copied away from its directory still says what produced it.
+    assert_eq!(s["scenario_sha256"], m["scenario_sha256"]);
+    assert_eq!(s["cascade_version"], m["version"]);
 }
 
 // ---------------------------------------------------------------------------------------------

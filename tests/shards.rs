@@ -1461,6 +1461,20 @@ fn parquet_holds_the_same_table_as_paths_csv() {
         "{stderr}"
     );
     assert!(!d.join("mixed/paths.parquet").exists());
+    // --quiet, as a batch script passes it to every step, keeps the warning back.
+    let args = [
+        "merge",
+        "s1",
+        "s2",
+        "--out",
+        "still",
+        "--no-report",
+        "--quiet",
+    ];
+    let (code, stderr) = cascade(d, &args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(d.join("still/summary.json").is_file());
 }
 
 /// Every figure of `grid/grid.json` is the one in its cell's `summary.json`, written the same

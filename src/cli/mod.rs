@@ -117,6 +117,10 @@ enum Command {
         /// Skip the charts and report.html.
         #[arg(long)]
         no_report: bool,
+        /// No warnings (results, and where they were written, still print), as for `run`, so
+        /// that a batch script can pass it to every step.
+        #[arg(long)]
+        quiet: bool,
         #[command(flatten)]
         memory: Memory,
     },
@@ -375,8 +379,19 @@ fn run_command(cli: Cli) -> Result<()> {
             force,
             parquet,
             no_report,
+            quiet,
             memory,
-        } => merge(&shards, &out, force, parquet, no_report, memory.limit()),
+        } => merge(
+            &shards,
+            &out,
+            force,
+            MergeOutputs {
+                parquet,
+                no_report,
+                quiet,
+            },
+            memory.limit(),
+        ),
         Command::Report { dir } => {
             let built = cascade::report::rebuild(&dir)?;
             if let Some(old) = &built.leftover {
@@ -619,14 +634,25 @@ fn run_scenario(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// What `merge` writes and prints, beside the merged result.
+struct MergeOutputs {
+    parquet: bool,
+    no_report: bool,
+    quiet: bool,
+}
+
 fn merge(
     dirs: &[PathBuf],
     out: &Path,
     force: bool,
-    parquet: bool,
-    no_report: bool,
+    outputs: MergeOutputs,
     memory: Option<MemoryLimit>,
 ) -> Result<()> {
+    let MergeOutputs {
+        parquet,
+        no_report,
+        quiet,
+    } = outputs;
     let provenance = Provenance::now(Path::new("merge"), &[]);
     // Replacing a shard, or a directory holding one, with the merge would lose that shard's
     // data, --force or not.
@@ -649,7 +675,7 @@ fn merge(
         .filter(|d| d.join("paths.parquet").is_file())
         .count();
     let parquet = parquet || with_parquet == dirs.len();
-    if !parquet && with_parquet > 0 {
+    if !parquet && with_parquet > 0 && !quiet {
         noteln!(
             "warning: {with_parquet} of {} shards were run with --parquet, the others without; \
              the merge writes no paths.parquet unless given --parquet",

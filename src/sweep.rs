@@ -181,6 +181,21 @@ fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
     }
 }
 
+/// `text` with every character a file name on another system may not hold (`:` on Windows,
+/// spaces in scripts, anything beyond ASCII on some shares) replaced by `_`: letters, digits,
+/// `.`, `_`, `-` and `+` stay.
+pub fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// One cell of the grid: a value for every axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
@@ -208,19 +223,7 @@ impl Cell {
             .iter()
             .zip(axes)
             .filter(|(_, a)| a.values.len() > 1)
-            .map(|((k, v), _)| {
-                let v: String = v
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || "._-+".contains(c) {
-                            c
-                        } else {
-                            '_'
-                        }
-                    })
-                    .collect();
-                format!("{k}={v}")
-            })
+            .map(|((k, v), _)| format!("{k}={}", file_safe(v)))
             .collect();
         if parts.is_empty() {
             "single".to_string()

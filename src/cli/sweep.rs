@@ -624,6 +624,7 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Val
             policies.push(&r.policy);
         }
     }
+    let stems = chart_stems(&policies);
     // What a chart taken out of the sweep directory would need to say where it came from.
     let paths = plan["paths"]
         .as_u64()
@@ -668,7 +669,7 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Val
         let scale =
             cascade::charts::ColourScale::spanning(grids.iter().flatten().flatten().copied(), unit);
         let cells = format!("{stat} {label}");
-        for (policy, values) in policies.iter().zip(&grids) {
+        for ((policy, stem), values) in policies.iter().zip(&stems).zip(&grids) {
             let grid = cascade::charts::Grid {
                 x_key: &axes[x].key,
                 x_values: &axes[x].values,
@@ -680,11 +681,27 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Val
                 caption: &from,
                 scale,
             };
-            let stem = charts.join(format!("heatmap-{policy}-{figure}"));
+            let stem = charts.join(format!("heatmap-{stem}-{figure}"));
             cascade::charts::heatmap(&stem, &format!("{policy}: {cells}"), &grid)?;
         }
     }
     Ok(())
+}
+
+/// The part of each policy's chart file names that names it: the name with the characters
+/// other systems' file names may not hold replaced, or, if that would give two policies one
+/// file, its number before it as well (`1-a_b`, `2-a_b`).
+fn chart_stems(policies: &[&str]) -> Vec<String> {
+    let safe: Vec<String> = policies.iter().map(|p| sweep::file_safe(p)).collect();
+    let clash = safe.iter().enumerate().any(|(i, s)| safe[..i].contains(s));
+    if clash {
+        safe.iter()
+            .enumerate()
+            .map(|(i, s)| format!("{}-{s}", i + 1))
+            .collect()
+    } else {
+        safe
+    }
 }
 
 /// Refuses a grid whose cells would share a directory (values that differ only in characters
@@ -713,4 +730,20 @@ fn distinct_cell_names(cells: &[sweep::Cell], axes: &[Axis]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chart_stems;
+
+    #[test]
+    fn chart_file_names_hold_only_portable_characters_and_never_clash() {
+        // `:`, `&`, spaces and accents do not belong in a file copied to another system.
+        assert_eq!(
+            chart_stems(&["fragmented", "cap 5x: EU&US (50%) ü"]),
+            ["fragmented", "cap_5x__EU_US__50____"]
+        );
+        // Two names that become one: each numbered, so neither chart replaces the other.
+        assert_eq!(chart_stems(&["a b", "a_b", "c"]), ["1-a_b", "2-a_b", "3-c"]);
+    }
 }

@@ -1289,6 +1289,127 @@ fn large_seeds_run_and_are_recorded_reproducibly() {
     }
 }
 
+/// Every number the schema bounds, as `(dotted key, [bound keyword, value])`: the key takes
+/// index 0 in lists of tables, so it reaches the fixture's first venue or policy.
+fn schema_bounds(root: &Json, node: &Json, key: &str, out: &mut Vec<(String, String, f64)>) {
+    let mut node = node;
+    while let Some(r) = node.get("$ref").and_then(Json::as_str) {
+        node = &root["$defs"][r.trim_start_matches("#/$defs/")];
+    }
+    let numeric = match &node["type"] {
+        Json::String(t) => t == "number",
+        Json::Array(ts) => ts.iter().any(|t| t == "number"),
+        _ => false,
+    };
+    if numeric {
+        for bound in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+            if let Some(v) = node[bound].as_f64() {
+                out.push((key.to_string(), bound.to_string(), v));
+            }
+        }
+    }
+    let join = |k: &str| {
+        if key.is_empty() {
+            k.to_string()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
+    if let Some(props) = node["properties"].as_object() {
+        for (k, child) in props {
+            schema_bounds(root, child, &join(k), out);
+        }
+    }
+    if node["items"].is_object() {
+        schema_bounds(root, &node["items"], &join("0"), out);
+    }
+    for option in node["anyOf"].as_array().into_iter().flatten() {
+        schema_bounds(root, option, key, out);
+    }
+}
+
+#[test]
+fn schema_bounds_are_the_validations() {
+    use cascade::error::Error;
+    use cascade::scenario::{Override, Scenario};
+    let schema = cascade::scenario::load::schema_json();
+    let mut bounds = Vec::new();
+    schema_bounds(&schema, &schema, "", &mut bounds);
+    // The fixture holds every table with bounded keys; keys a model alone reads are probed
+    // under that model (elsewhere they are ignored, with a warning).
+    let base = fixtures().join("every-bound.toml");
+    Scenario::load(&base, &[]).expect("the fixture is valid");
+    let problems_at = |key: &str, value: f64| -> Vec<String> {
+        // The second policy: the first, the baseline, takes no levers.
+        let key = key.replace("policies.0.", "policies.1.");
+        let key = key.as_str();
+        let mut sets = vec![format!("{key}={value:?}")];
+        if ["price.omega", "price.alpha", "price.beta"].contains(&key) {
+            sets.push("price.model=\"garch\"".into());
+        }
+        let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+        // As problems write it: `venues[0].initial_margin`.
+        let path = key
+            .split('.')
+            .map(|p| {
+                if p.parse::<u32>().is_ok() {
+                    format!("[{p}]")
+                } else {
+                    format!(".{p}")
+                }
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_string();
+        match Scenario::load(&base, &overrides) {
+            Ok(_) => Vec::new(),
+            Err(Error::InvalidScenario { problems, .. }) => problems
+                .into_iter()
+                .filter(|p| p.path == path)
+                .map(|p| p.message)
+                .collect(),
+            Err(e) => panic!("{key}={value}: {e}"),
+        }
+    };
+    let mut wrong = Vec::new();
+    for (key, bound, b) in &bounds {
+        let step = 1e-6 * b.abs().max(1.0);
+        let (inside, outside) = match bound.as_str() {
+            "minimum" => (*b, b - step),
+            "exclusiveMinimum" => (b + step, *b),
+            "maximum" => (*b, b + step),
+            _ => (b - step, *b),
+        };
+        // What the schema allows the validation takes, and what it refuses is refused.
+        let (at_inside, at_outside) = (problems_at(key, inside), problems_at(key, outside));
+        if !at_inside.is_empty() || at_outside.is_empty() {
+            wrong.push(format!(
+                "{key} ({bound} {b}): at {inside:?} {at_inside:?}; at {outside:?} {at_outside:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // The bounds reach every kind of table: simulation, price, stress, liquidity, a venue,
+    // its book and cohorts, a policy and its levers, and the observed episode.
+    let keys: BTreeSet<&str> = bounds.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert!(bounds.len() >= 50, "{} bounds: {keys:?}", bounds.len());
+    for key in [
+        "simulation.step_seconds",
+        "price.stress.drop",
+        "liquidity.routing",
+        "venues.0.initial_margin",
+        "venues.0.book.entry_dispersion",
+        "venues.0.book.long_leverage.median",
+        "venues.0.opening.notional",
+        "policies.0.margin_floor.initial",
+        "policies.0.pooled_default_fund.stress_move",
+        "policies.0.supervision.add_on",
+        "observed.price_drop",
+    ] {
+        assert!(keys.contains(key), "no bound on {key}: {keys:?}");
+    }
+}
+
 #[test]
 fn schema_is_json_with_the_scenario_properties() {
     let tmp = TempDir::new().unwrap();

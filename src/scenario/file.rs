@@ -3,7 +3,9 @@
 //! These types are barely checked (serde only enforces types and required keys); the checks
 //! that need more than one field live in [`super::validate`], which turns a [`ScenarioFile`]
 //! into a [`super::Scenario`]. Every field carries a doc comment because the JSON Schema that
-//! `cascade schema` prints (and editors show as hover help) is generated from them.
+//! `cascade schema` prints (and editors show as hover help) is generated from them; a field's
+//! own bounds (`drop` below 1, a margin above 0) are stated here too, from the constants the
+//! validation uses, so that an editor flags `drop = 15` as the CLI does.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +13,10 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::validate::{MAX_STEP_SECONDS, MIN_PARTIAL_FRACTION};
+use crate::book::{MAX_USD, PRICE_LIMITS};
 use crate::margin::MarginSchedule;
+use crate::shocks::MAX_LOG_RETURN;
 
 /// A whole scenario: the market, the shock, and the policies to compare.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -50,24 +55,30 @@ pub struct ScenarioFile {
 pub struct Observed {
     /// Fall of the traded price from the start (the pre-event price) to the trough, as a
     /// share: the calibration target for the median of `max_drawdown`.
+    #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
     pub price_drop: f64,
     /// Liquidated notional (USD at the prices the liquidations filled at, as exchanges and
     /// aggregators report it), in the same scope as the scenario's venues: compared with the
     /// model's `liquidated_value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub liquidated_notional: Option<f64>,
     /// Share of the liquidated notional (at fill prices) that was long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub long_share: Option<f64>,
     /// Share of the starting open interest (in contracts) gone by the end of the episode,
     /// compared with `open_interest_lost`, which is net at the end of the horizon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub open_interest_lost: Option<f64>,
     /// Insurance funds drawn (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub insurance_fund_drawn: Option<f64>,
     /// Notional closed by auto-deleveraging (USD).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub adl_notional: Option<f64>,
     /// Liquidated notional (USD at fill prices) by venue name, for the venues where it is
     /// known.
@@ -98,6 +109,7 @@ pub struct Simulation {
     #[schemars(range(min = 1))]
     pub steps: u32,
     /// Length of one step in seconds (60 = one-minute steps; at most a year, 31536000).
+    #[schemars(range(max = MAX_STEP_SECONDS), extend("exclusiveMinimum" = 0))]
     pub step_seconds: f64,
     /// Seed of every random number; drawn and recorded in the results when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +153,7 @@ pub enum PriceModel {
 #[schemars(deny_unknown_fields)]
 pub struct Price {
     /// Price at step 0 (USD).
+    #[schemars(range(min = PRICE_LIMITS.0, max = PRICE_LIMITS.1))]
     pub start: f64,
     /// Shock process.
     #[serde(default)]
@@ -150,9 +163,11 @@ pub struct Price {
     /// (leave it out when `omega` is given); model `historical` does not use it (the
     /// volatility is the series') and ignores it, with a warning.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub annual_volatility: f64,
     /// Degrees of freedom of the Student-t innovations (model `student_t`, must exceed 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 2))]
     pub degrees_of_freedom: Option<f64>,
     /// Expected number of jumps per day (model `merton`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,14 +182,17 @@ pub struct Price {
     /// out to target the variance: omega = (1 - alpha - beta) x the per-step variance that
     /// `annual_volatility` implies, so the unconditional volatility is `annual_volatility`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub omega: Option<f64>,
     /// GARCH(1,1) reaction to the last squared shock (model `garch`, at least 0):
     /// sigma2_t = omega + alpha x eps_(t-1)^2 + beta x sigma2_(t-1), with alpha + beta below 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub alpha: Option<f64>,
     /// GARCH(1,1) persistence of the conditional variance (model `garch`, at least 0;
     /// alpha + beta must be below 1 so the variance is stationary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub beta: Option<f64>,
     /// CSV of per-step log returns to replay (model `historical`), relative to the scenario
     /// file: a header row, then one row per step with the natural log of the price ratio over
@@ -212,6 +230,7 @@ impl Price {
 #[schemars(deny_unknown_fields)]
 pub struct Stress {
     /// Total drop as a fraction of the price (0.15 = 15%).
+    #[schemars(range(min = 0), extend("exclusiveMaximum" = 1))]
     pub drop: f64,
     /// Step at which the drop starts.
     #[serde(default)]
@@ -223,6 +242,7 @@ pub struct Stress {
     /// Share of the drop (in log price) that the fundamental recovers after it, as crashes
     /// rebound from their low; 0 (the default) keeps the drop.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 1))]
     pub recovery: f64,
     /// Number of steps the recovery is spread over, from the step after the drop ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,17 +289,23 @@ pub struct Liquidity {
     /// Impact law.
     pub impact: ImpactLaw,
     /// USD of net flow that moves the shared (cross-venue) price by 1%.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub shared_depth_1pct: f64,
     /// Share of each venue's net forced flow that reaches shared liquidity (alpha).
+    #[schemars(range(min = 0, max = 1))]
     pub routing: f64,
     /// Share of impact that is permanent; the rest decays with the resilience half-life.
+    #[schemars(range(min = 0, max = 1))]
     pub permanent_fraction: f64,
     /// Half-life, in steps, of the transient part of impact (book resilience).
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub resilience_half_life_steps: f64,
     /// Half-life, in steps, of a venue's local dislocation from the shared price (arbitrage).
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub arbitrage_half_life_steps: f64,
     /// Depth thinning with realised moves: depth is divided by `1 + depth_withdrawal * m`,
     /// where `m` is the recent average absolute move of the traded price, in % per step.
+    #[schemars(range(min = 0))]
     pub depth_withdrawal: f64,
 }
 
@@ -328,8 +354,10 @@ pub struct Venue {
     /// Jurisdiction the venue is regulated in (policies name these).
     pub jurisdiction: String,
     /// Initial margin rate; maximum leverage is its inverse.
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
     pub initial_margin: f64,
     /// Maintenance margin rate; must be below the initial margin.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub maintenance_margin: f64,
     /// Higher rates for larger positions (Binance-style brackets), above the base rates;
     /// maintenance amounts that keep the requirement continuous are derived.
@@ -337,26 +365,31 @@ pub struct Venue {
     pub margin_tiers: Vec<MarginTier>,
     /// Liquidation fee as a share of liquidated notional, paid to the insurance fund.
     #[serde(default)]
+    #[schemars(range(min = 0), extend("exclusiveMaximum" = 0.5))]
     pub liquidation_fee: f64,
     /// `full` or `partial` liquidation.
     #[serde(default)]
     pub liquidation: LiquidationMode,
     /// Share of the original position closed per partial liquidation (with `partial`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_PARTIAL_FRACTION, max = 1))]
     pub partial_fraction: Option<f64>,
     /// Insurance fund at the start (USD).
     #[serde(default)]
+    #[schemars(range(min = 0, max = MAX_USD))]
     pub insurance_fund: f64,
     /// Whether auto-deleveraging covers losses once the fund is exhausted.
     #[serde(default = "yes")]
     pub adl: bool,
     /// USD of net flow that moves this venue's local price by 1%.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub depth_1pct: f64,
     /// Mark price used for liquidation triggers.
     #[serde(default)]
     pub mark_price: MarkPrice,
     /// Open interest, USD per side at the start price (generated books only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = MAX_USD), extend("exclusiveMinimum" = 0))]
     pub open_interest: Option<f64>,
     /// The book of leveraged positions: generated, or read from a CSV snapshot.
     #[serde(default)]
@@ -376,6 +409,7 @@ pub struct Opening {
     #[schemars(length(min = 1))]
     pub levels: Vec<f64>,
     /// Notional per side per cohort (USD at the level's price).
+    #[schemars(range(max = MAX_USD), extend("exclusiveMinimum" = 0))]
     pub notional: f64,
     /// Positions per side per cohort (default 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,6 +421,7 @@ pub struct Opening {
     pub short_leverage: LeverageMix,
     /// Pareto tail index of sizes (default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 1))]
     pub size_tail: Option<f64>,
 }
 
@@ -435,9 +470,11 @@ pub struct Book {
     pub short_leverage: Option<LeverageMix>,
     /// Standard deviation of log(entry / start) (default 0.05).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_LOG_RETURN))]
     pub entry_dispersion: Option<f64>,
     /// Pareto tail index of position sizes (smaller = more concentrated; default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 1))]
     pub size_tail: Option<f64>,
     /// CSV snapshot of positions instead of a generated book, relative to the scenario file.
     /// Columns: `side,notional,entry_price,leverage` (notional = quantity x entry price).
@@ -450,8 +487,10 @@ pub struct Book {
 #[schemars(deny_unknown_fields)]
 pub struct LeverageMix {
     /// Median leverage.
+    #[schemars(range(min = 1))]
     pub median: f64,
     /// Standard deviation of log leverage.
+    #[schemars(range(min = 0))]
     pub dispersion: f64,
 }
 
@@ -460,8 +499,10 @@ pub struct LeverageMix {
 #[schemars(deny_unknown_fields)]
 pub struct MarginFloor {
     /// Floor on the initial margin rate.
+    #[schemars(range(max = 1), extend("exclusiveMinimum" = 0))]
     pub initial: f64,
     /// Floor on the maintenance margin rate.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub maintenance: f64,
 }
 
@@ -480,15 +521,18 @@ pub struct Policy {
     pub margin_floor: Option<MarginFloor>,
     /// Cap on leverage in the cooperating jurisdictions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub leverage_cap: Option<f64>,
     /// Share of displaced leverage that moves to venues outside the cooperating set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub migration: Option<f64>,
     /// Mark price override for the cooperating venues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark_price: Option<MarkPrice>,
     /// Routing (alpha) override for the cooperating venues (liquidity interoperability).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
     pub routing: Option<f64>,
     /// Pool the cooperating venues' insurance funds into one default fund.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -520,6 +564,7 @@ pub struct PooledFund {
     /// With `cover2`: the instantaneous price move (fraction, down for longs, up for shorts)
     /// under which each member's loss beyond bankruptcy prices is measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
     pub stress_move: Option<f64>,
 }
 
@@ -567,11 +612,13 @@ pub struct Supervision {
     /// `near_liquidation` or `drawdown`.
     pub metric: SupervisionMetric,
     /// Level at which the supervisor acts (USD or fraction, by metric).
+    #[schemars(range(min = 0))]
     pub threshold: f64,
     /// With `near_liquidation`: how close to its trigger a position counts (0.02 = 2%): the
     /// trigger within a factor `1 + distance` of the mark, so the same distance in log price
     /// for longs and shorts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 1))]
     pub distance: Option<f64>,
     /// With `drawdown`: the look-back window in steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -587,5 +634,6 @@ pub struct Supervision {
     /// bankruptcy price (moves triggers by the factor `1 - add_on` for longs, `1 + add_on`
     /// for shorts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0), extend("exclusiveMaximum" = 0.5))]
     pub add_on: Option<f64>,
 }

@@ -543,7 +543,7 @@ fn check_garch(c: &mut Checker, p: &Price) {
 
 /// Longest step (seconds): a year. Cascades play out over minutes to days; a longer step
 /// only scales the volatility past anything a price model holds.
-const MAX_STEP_SECONDS: f64 = 31_536_000.0;
+pub(super) const MAX_STEP_SECONDS: f64 = 31_536_000.0;
 
 fn step_seconds_valid(seconds: f64) -> bool {
     seconds > 0.0 && seconds <= MAX_STEP_SECONDS
@@ -680,7 +680,7 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
 
 /// The smallest `partial_fraction`: a position is cut at build time into one tranche per
 /// slice, so a share of 1e-6 would make a million of them per position.
-const MIN_PARTIAL_FRACTION: f64 = 0.01;
+pub(super) const MIN_PARTIAL_FRACTION: f64 = 0.01;
 
 /// Levels are falls within (0, 1), ascending; sizes and distributions as in a book.
 fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {

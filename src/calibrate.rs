@@ -387,16 +387,20 @@ impl Plan {
         );
         let (low, high) = (f_lo.min(f_hi), f_lo.max(f_hi));
         if !(low - tolerance..=high + tolerance).contains(&target) {
-            // The default bracket is every drop a scenario allows: only a bracket given can be
-            // widened.
+            // The search needs the target between the medians at the bracket's ends. A metric
+            // need not be monotone in the key (amplification rises with a drop, then falls
+            // once a drop is so large that liquidations add little to it), so a target beyond
+            // both ends may still be reached inside: a narrower bracket can find it.
             let remedy = if search.bracket.is_some() {
-                "widen the bracket (--bracket LO,HI) or choose a target in reach"
+                "give a bracket whose ends straddle the target (--bracket LO,HI: wider, or \
+                 narrower where the metric is not monotone in the key), or choose another target"
             } else {
-                "choose a target in reach"
+                "give a bracket whose ends straddle the target (--bracket LO,HI: where the metric \
+                 is not monotone in the key, a narrower one can), or choose another target"
             };
             return Err(Error::BadInput(format!(
-                "the target median {} = {target} is outside what the bracket reaches: {f_lo} at \
-                 {} = {lo} and {f_hi} at {hi}; {remedy}",
+                "the target median {} = {target} is not between the medians at the bracket's \
+                 ends: {f_lo} at {} = {lo} and {f_hi} at {hi}; {remedy}",
                 search.metric.name(),
                 search.key
             )));
@@ -602,7 +606,7 @@ pub fn calibrated_text(
     let scenario = &found.scenario;
     let header = format!(
         "# Calibrated by cascade {}: {} = {}\n# gives a median {} of {} (target {}; {} \
-         evaluations of {} paths, seed {}),\n# from {}{}.\n# The rest is that file as written: the values changed say so, but a comment\n# elsewhere (a table's, the description) may still describe the value before.\n\n",
+         evaluations of {} paths, seed {}),\n# from {}{}.\n",
         crate::VERSION,
         search.key,
         found.value,
@@ -642,7 +646,11 @@ pub fn calibrated_text(
             for o in absolute_inputs(scenario, out) {
                 set_in_place(doc.as_item_mut(), &o, "made absolute")?;
             }
-            Some(format!("{header}{doc}"))
+            Some(format!(
+                "{header}# The rest is that file as written: the values changed say so, but a \
+                 comment\n# elsewhere (a table's, the description) may still describe the value \
+                 before.\n\n{doc}"
+            ))
         });
     // Kept only if it loads (from where it will be written) to the scenario calibrated.
     let parse = |t: &str| toml::from_str::<toml::Value>(t).ok();
@@ -655,7 +663,10 @@ pub fn calibrated_text(
     };
     match edited {
         Some(text) if same(&text) => text,
-        _ => resolved,
+        _ => format!(
+            "{header}# The rest is the resolved scenario: the file as written could not be \
+             edited in place,\n# so its comments are not kept.\n\n{resolved}"
+        ),
     }
 }
 
@@ -663,16 +674,33 @@ pub fn calibrated_text(
 /// value it replaces; `None` if the key leads through something not a table or an array.
 /// A comment beside a value describes that value (a citation, an assumption): when the value
 /// changes, the comment says `why` and what the value was before its old text, so that no
-/// source is left vouching for a figure it did not give.
+/// source is left vouching for a figure it did not give. A value inside an inline table or
+/// array (`long_leverage = { median = 3.0, ... }`) cannot carry a comment of its own, so the
+/// note goes after the whole value of its line, naming the part that changed.
 fn set_in_place(root: &mut toml_edit::Item, o: &Override, why: &str) -> Option<()> {
-    let mut item = root;
-    for part in o.key.split('.') {
-        item = match part.parse::<usize>() {
-            Ok(i) => item.get_mut(i)?,
-            Err(_) => item.get_mut(part)?,
-        };
+    // The item at `parts`, and how many of them lead to the value a table holds on a line of
+    // its own (fewer than all where the key reaches inside it).
+    fn walk<'a>(
+        root: &'a mut toml_edit::Item,
+        parts: &[&str],
+    ) -> Option<(&'a mut toml_edit::Item, usize)> {
+        let mut item = root;
+        let mut line = parts.len();
+        for (k, part) in parts.iter().enumerate() {
+            item = match part.parse::<usize>() {
+                Ok(i) => item.get_mut(i)?,
+                Err(_) => item.get_mut(*part)?,
+            };
+            if item.is_value() {
+                line = line.min(k + 1);
+            }
+        }
+        Some((item, line))
     }
+    let parts: Vec<&str> = o.key.split('.').collect();
+    let (item, line) = walk(root, &parts)?;
     let mut value: toml_edit::Value = o.value.to_string().parse().ok()?;
+    let mut note = None;
     if let Some(old) = item.as_value() {
         *value.decor_mut() = old.decor().clone();
         let mut bare = old.clone();
@@ -680,17 +708,32 @@ fn set_in_place(root: &mut toml_edit::Item, o: &Override, why: &str) -> Option<(
         let was = bare.to_string();
         let parse = |v: &str| toml::from_str::<toml::Table>(&format!("v = {v}")).ok();
         if parse(&was) != parse(&o.value.to_string()) {
-            let suffix = old.decor().suffix().and_then(|s| s.as_str()).unwrap_or("");
-            let (space, comment) = match suffix.split_once('#') {
-                Some((space, text)) => (space, format!(": {}", text.trim())),
-                None => ("  ", String::new()),
-            };
-            value
-                .decor_mut()
-                .set_suffix(format!("{space}# {why}; was {was}{comment}"));
+            note = Some(format!("{why}; was {was}"));
         }
     }
     *item = toml_edit::Item::Value(value);
+    let Some(note) = note else {
+        return Some(());
+    };
+    let inside = parts[line..].join(".");
+    let annotated = walk(root, &parts[..line])?.0.as_value_mut()?;
+    let suffix = annotated
+        .decor()
+        .suffix()
+        .and_then(|s| s.as_str())
+        .unwrap_or("");
+    let (space, comment) = match suffix.split_once('#') {
+        Some((space, text)) => (space.to_string(), format!(": {}", text.trim())),
+        None => ("  ".to_string(), String::new()),
+    };
+    let what = if inside.is_empty() {
+        note
+    } else {
+        format!("{inside} {note}")
+    };
+    annotated
+        .decor_mut()
+        .set_suffix(format!("{space}# {what}{comment}"));
     Some(())
 }
 
@@ -765,6 +808,31 @@ mod tests {
             doc.to_string(),
             "[a]\nx = 0.5   # set; was 0.7: cited: 70%\ny = 1000 # a count\nz = 4  # set; was 3\n"
         );
+    }
+
+    #[test]
+    fn a_value_inside_an_inline_table_is_noted_after_its_line() {
+        // A comment cannot follow a value inside `{ ... }`: the note goes after the table.
+        let mut doc: toml_edit::DocumentMut = "[b]\nmix = { median = 3.0, dispersion = 0.5 }  # cited\ntiers = [{ above = 1, rate = 2 }]\n"
+            .parse()
+            .unwrap();
+        for (key, value) in [
+            ("b.mix.median", toml::Value::Float(4.0)),
+            ("b.mix.dispersion", toml::Value::Float(0.5)),
+            ("b.tiers.0.rate", toml::Value::Integer(3)),
+        ] {
+            let o = Override {
+                key: key.into(),
+                value,
+            };
+            set_in_place(doc.as_item_mut(), &o, "set").expect("the key is there");
+        }
+        let text = doc.to_string();
+        assert_eq!(
+            text,
+            "[b]\nmix = { median = 4.0, dispersion = 0.5 }  # median set; was 3.0: cited\ntiers = [{ above = 1, rate = 3 }]  # 0.rate set; was 2\n"
+        );
+        assert!(text.parse::<toml::Table>().is_ok(), "{text}");
     }
 
     /// The points `narrow` evaluates for `f(x) - target` on `[lo, hi]`.

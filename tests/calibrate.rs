@@ -195,10 +195,11 @@ fn calibration_refuses_what_it_cannot_do() {
          mean max_drawdown=0.13?",
     );
     // Beyond what the bracket reaches (a 95% drop gives about 95%): the range is named, and
-    // the default bracket, every drop there is, is not offered for widening.
+    // the default bracket, every drop there is, is not offered for widening (a narrower one
+    // can still help a metric that is not monotone in the key).
     fails(
         &["--target", "max_drawdown=0.99"],
-        "outside what the bracket reaches",
+        "is not between the medians at the bracket's ends",
     );
     let (_, _, err) = cascade(
         d,
@@ -209,8 +210,9 @@ fn calibration_refuses_what_it_cannot_do() {
             "max_drawdown=0.99",
         ],
     );
-    assert!(err.contains("choose a target in reach"), "{err}");
-    assert!(!err.contains("--bracket"), "{err}");
+    assert!(err.contains("choose another target"), "{err}");
+    assert!(err.contains("a narrower one can"), "{err}");
+    assert!(!err.contains("wider"), "{err}");
     fails(
         &[
             "--target",
@@ -220,7 +222,7 @@ fn calibration_refuses_what_it_cannot_do() {
             "--paths",
             "5",
         ],
-        "widen the bracket (--bracket LO,HI)",
+        "(--bracket LO,HI: wider, or narrower where the metric is not monotone in the key)",
     );
     // A stress the scenario does not have would be invented, with timing nobody chose.
     let calm = SYNTHETIC.replace(
@@ -891,5 +893,49 @@ fn a_calibrated_scenario_written_elsewhere_still_finds_its_data_files() {
             "--no-report",
         ],
     );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_calibrated_file_keeps_the_source_when_a_set_names_a_key_it_lacks_or_one_inline() {
+    let tmp = setup();
+    let d = tmp.path();
+    // A key the file does not hold is added to its table, and one inside an inline table
+    // is noted after that table's line (a comment inside `{ ... }` is not TOML): either way
+    // the source stays as written, under the header that says how the value was found.
+    let source = SYNTHETIC.replace(
+        "positions = 200",
+        "positions = 200\nlong_leverage = { median = 3.0, dispersion = 0.5 }  # cited",
+    );
+    fs::write(d.join("synthetic.toml"), source).unwrap();
+    let (code, out, err) = cascade(
+        d,
+        &[
+            "calibrate",
+            "synthetic.toml",
+            "--target",
+            "max_drawdown=0.1",
+            "--set",
+            "venues.0.liquidation_fee=0.001",
+            "--set",
+            "venues.0.book.long_leverage.median=4.0",
+            "--out",
+            "kept.toml",
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let text = fs::read_to_string(d.join("kept.toml")).unwrap();
+    assert!(text.starts_with("# Calibrated by cascade "), "{text}");
+    assert!(text.contains("(source: this test)"), "{text}");
+    assert!(text.contains("\nliquidation_fee = 0.001\n"), "{text}");
+    assert!(
+        text.contains(
+            "long_leverage = { median = 4.0, dispersion = 0.5 }  # median set for this \
+             calibration; was 3.0: cited\n"
+        ),
+        "{text}"
+    );
+    let (code, _, err) = cascade(d, &["validate", "kept.toml"]);
     assert_eq!(code, 0, "{err}");
 }

@@ -188,7 +188,10 @@ impl Holding {
         )
     }
 
-    /// Quantity not yet crossed whose trigger lies within `log_distance` of the mark.
+    /// Quantity still open whose trigger lies within `log_distance` of the mark, or that the
+    /// mark has already passed: a supervisor looks at a step's move before its liquidations,
+    /// and a move that gaps past the triggers (the cascade a breaker exists to hold) carries
+    /// them beyond "near" without liquidating them yet.
     fn near(
         &self,
         (longs, shorts): (&Ladder, &Ladder),
@@ -197,13 +200,10 @@ impl Holding {
         log_distance: f64,
     ) -> f64 {
         let (ml, ms) = (mark - add_on.0 - self.shift, mark - add_on.1 - self.shift);
-        // Positions past their trigger (held by a pause) are pending, not near.
-        let crossed_long = longs.crossed_until(self.long_ptr, ml);
-        let near_long = longs.crossed_until(crossed_long, ml - log_distance);
-        let crossed_short = shorts.crossed_until(self.short_ptr, ms);
-        let near_short = shorts.crossed_until(crossed_short, ms + log_distance);
-        longs.quantity_between(crossed_long, near_long)
-            + shorts.quantity_between(crossed_short, near_short)
+        let near_long = longs.crossed_until(self.long_ptr, ml - log_distance);
+        let near_short = shorts.crossed_until(self.short_ptr, ms + log_distance);
+        longs.quantity_between(self.long_ptr, near_long)
+            + shorts.quantity_between(self.short_ptr, near_short)
     }
 }
 

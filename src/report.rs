@@ -972,7 +972,7 @@ fn policy_words(p: &Policy, funds: &[FundFile]) -> String {
         };
         let metric = match sup.metric {
             SupervisionMetric::NearLiquidation => format!(
-                "notional within {} of liquidation above {}",
+                "notional within {} of liquidation, or past it, above {}",
                 sup.distance
                     .map(units::percent)
                     .unwrap_or_else(|| "?".into()),

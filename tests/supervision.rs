@@ -591,6 +591,30 @@ fn near_liquidation_is_within_a_factor_one_plus_distance_of_the_mark_on_both_sid
 }
 
 #[test]
+fn a_gap_past_the_triggers_counts_as_near_liquidation_and_the_breaker_holds_it() {
+    // Two 20x longs of USD 1M (trigger 95.96) and a flat price that gaps 6% at step 1, to 94:
+    // the move carries both through their near zone (marks from 95.96 x 1.02 = 97.88 down to
+    // the trigger) and past their triggers before anything is liquidated. Watched at
+    // distance 0.02 with a threshold of USD 1.5M, the supervisor sees USD 2M at or past
+    // liquidation and halts at step 1 for 3 steps: they are liquidated at step 4. Counting
+    // only positions not yet past their trigger, it saw nothing and the breaker held nothing.
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = returns(&[(0.0, 1), ((0.94f64).ln(), 1), (0.0, 10)]);
+    let (s, markets) = replay_one_venue(
+        dir.path(),
+        &path,
+        "long,1000000,100,20\nlong,1000000,100,20\n",
+        "{ view = \"global\", metric = \"near_liquidation\", distance = 0.02, threshold = 1.5e6, action = \"circuit_breaker\", halt_steps = 3 }",
+    );
+    let (base, _) = trace(&markets[0], &s, 0);
+    assert_eq!(liquidating_steps(&base), [1]);
+    let (held, row) = trace(&markets[1], &s, 0);
+    assert_eq!(held.first_intervention, Some(1));
+    assert_eq!(row[Metric::Interventions.index()], 1.0);
+    assert_eq!(liquidating_steps(&held), [4]);
+}
+
+#[test]
 fn notional_near_liquidation_counts_the_cohorts_that_opened() {
     // The opening scenario's 1x start book is never near liquidation; its 5% cohort opens
     // at step 5 with 2e8 / 95 units a side at 20x, its longs 4.04% above their trigger and

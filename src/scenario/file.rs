@@ -582,8 +582,9 @@ pub enum View {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SupervisionMetric {
-    /// Notional (USD, at the start price) of positions within `distance` above (longs) or
-    /// below (shorts) their liquidation price, not yet past it; `threshold` is in USD.
+    /// Notional (USD, at the start price) of open positions within `distance` above (longs)
+    /// or below (shorts) their liquidation price, or already past it and not yet liquidated
+    /// (a move that gaps through the triggers); `threshold` is in USD.
     NearLiquidation,
     /// Fall of the watched venues' price (their open-interest-weighted index, as the traded
     /// price is every venue's) over the last `window_steps` steps; `threshold` is a fraction.

@@ -604,6 +604,16 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                     }),
                     None => match choice.or_else(|| stand_in(&message)) {
                         Some(value) => replace_at(&mut doc, &segments, value),
+                        // A list element where a table belongs (`venues = ["a", "b"]`): left
+                        // out, it would shift the next one into its index, whose error would
+                        // then end the search. An empty table stands in, filled as a missing
+                        // table is, so the next element and the rest of the file are checked.
+                        None if matches!(segments.last(), Some(Segment::Seq { .. }))
+                            && message.contains("expected struct ") =>
+                        {
+                            tables.push(path.clone());
+                            replace_at(&mut doc, &segments, toml::Value::Table(toml::Table::new()))
+                        }
                         None => remove_at(&mut doc, &segments),
                     },
                 };

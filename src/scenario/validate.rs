@@ -344,7 +344,9 @@ fn check_observed(c: &mut Checker, s: &ScenarioFile) {
         let at = format!("observed.venue_liquidated.{name}");
         if venues.contains(&name.as_str()) {
             c.non_negative(&at, v);
-        } else {
+        } else if !venues.is_empty() && !venues.contains(&"") {
+            // (Without venues, or with one whose name is missing or stands in for a table of
+            // the wrong type, that is reported itself, and may be the venue named here.)
             c.fail(
                 at,
                 format!(
@@ -888,9 +890,13 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
                          jurisdiction once"
                     ),
                 );
-            } else if !jurisdictions.contains(name.as_str()) && !jurisdictions.contains("") {
+            } else if !jurisdictions.contains(name.as_str())
+                && !jurisdictions.contains("")
+                && !s.venues.is_empty()
+            {
                 // (A venue without a jurisdiction, a missing key's stand-in or an empty
-                // name, is reported itself: the one named here may well be its.)
+                // name, is reported itself: the one named here may well be its. So is a
+                // scenario without venues, where every jurisdiction would be unknown.)
                 let known: Vec<&str> = jurisdictions.iter().copied().collect();
                 c.fail(
                     format!("policies[{i}].cooperating[{j}]"),

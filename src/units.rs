@@ -272,9 +272,14 @@ fn decimals(a: f64) -> usize {
     }
 }
 
+/// Whether a formatted number shows zero (`0.00`, `-$0.0k`): no digit but zeros.
+fn shows_zero(text: &str) -> bool {
+    !text.chars().any(|c| ('1'..='9').contains(&c))
+}
+
 /// `text` with a `+` in front if it is positive, and without a `-` if it rounded to zero.
 fn signed(text: String) -> String {
-    let rounded_to_zero = !text.chars().any(|c| ('1'..='9').contains(&c));
+    let rounded_to_zero = shows_zero(&text);
     match text.strip_prefix('-') {
         Some(rest) if rounded_to_zero => rest.to_string(),
         Some(_) => text,
@@ -298,7 +303,11 @@ pub fn differences<const N: usize>(unit: Unit, values: [f64; N]) -> [String; N] 
             return "n/a".to_string();
         }
         signed(match unit {
+            // Nothing changed: zero in the unit, without decimals that measure nothing.
             Unit::Usd if largest == 0.0 => "$0".to_string(),
+            Unit::Fraction | Unit::Ratio | Unit::Count if largest == 0.0 => {
+                format!("0{}", if unit == Unit::Fraction { " pp" } else { "" })
+            }
             Unit::Usd => {
                 let mut scale = magnitude_of(largest);
                 let mut d = decimals(largest / scale.0);
@@ -366,7 +375,7 @@ fn grouped(v: f64, decimals: usize) -> String {
         }
         out.push(c);
     }
-    let sign = if v < 0.0 && text.chars().any(|c| ('1'..='9').contains(&c)) {
+    let sign = if v < 0.0 && !shows_zero(&text) {
         "-"
     } else {
         ""
@@ -512,6 +521,9 @@ mod tests {
         );
         // Nothing changed, or a change that rounds away: no sign.
         assert_eq!(differences(Unit::Usd, [0.0, 0.0]), ["$0", "$0"]);
+        assert_eq!(differences(Unit::Fraction, [0.0, 0.0]), ["0 pp", "0 pp"]);
+        assert_eq!(differences(Unit::Ratio, [0.0]), ["0"]);
+        assert_eq!(differences(Unit::Count, [0.0]), ["0"]);
         assert_eq!(
             differences(Unit::Fraction, [-1e-9, 0.02]),
             ["0.00 pp", "+2.00 pp"]

@@ -1410,6 +1410,117 @@ fn schema_bounds_are_the_validations() {
     }
 }
 
+/// Where each table of the schema (`$defs` name) sits in the fixture `every-bound.toml`, as
+/// dotted keys (index 0 in lists of tables; a policy's levers at index 1, the baseline having
+/// none).
+fn table_keys(root: &Json, node: &Json, key: &str, out: &mut Vec<(String, String)>) {
+    let mut node = node;
+    while let Some(r) = node.get("$ref").and_then(Json::as_str) {
+        let name = r.trim_start_matches("#/$defs/");
+        out.push((name.to_string(), key.replace("policies.0", "policies.1")));
+        node = &root["$defs"][name];
+    }
+    let join = |k: &str| {
+        if key.is_empty() {
+            k.to_string()
+        } else {
+            format!("{key}.{k}")
+        }
+    };
+    for (k, child) in node["properties"].as_object().into_iter().flatten() {
+        table_keys(root, child, &join(k), out);
+    }
+    if node["items"].is_object() {
+        table_keys(root, &node["items"], &join("0"), out);
+    }
+    for option in node["anyOf"].as_array().into_iter().flatten() {
+        table_keys(root, option, key, out);
+    }
+}
+
+#[test]
+fn schema_requirements_are_the_validations() {
+    use cascade::error::Error;
+    use cascade::scenario::Scenario;
+    let schema = cascade::scenario::load::schema_json();
+    let mut tables = Vec::new();
+    table_keys(&schema, &schema, "", &mut tables);
+    let text = fs::read_to_string(fixtures().join("every-bound.toml")).unwrap();
+    let tmp = TempDir::new().unwrap();
+    let mut checked = Vec::new();
+    for (name, def) in schema["$defs"].as_object().unwrap() {
+        let Some((_, at)) = tables.iter().find(|(n, _)| n == name) else {
+            continue;
+        };
+        for rule in def["allOf"].as_array().into_iter().flatten() {
+            // The setting the rule names, given as the schema states it, and each key it
+            // requires left out: the validation must say that key is required.
+            let (condition, value) = rule["if"]["properties"]
+                .as_object()
+                .and_then(|p| p.iter().next())
+                .unwrap();
+            let value = match (&value["const"], &value["exclusiveMinimum"]) {
+                (Json::String(c), _) => toml_edit::value(c.as_str()),
+                (_, Json::Number(m)) => toml_edit::value(m.as_f64().unwrap() + 0.5),
+                _ => panic!("{name}: a rule of another kind: {rule}"),
+            };
+            for required in rule["then"]["required"].as_array().unwrap() {
+                let required = required.as_str().unwrap();
+                let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+                let mut item = doc.as_item_mut();
+                for part in at.split('.').filter(|p| !p.is_empty()) {
+                    item = match part.parse::<usize>() {
+                        Ok(i) => item.get_mut(i),
+                        Err(_) => item.get_mut(part),
+                    }
+                    .unwrap_or_else(|| panic!("the fixture has no {at}"));
+                }
+                let table = item.as_table_like_mut().unwrap();
+                table.insert(condition, value.clone());
+                table.remove(required);
+                let file = tmp.path().join("rule.toml");
+                fs::write(&file, doc.to_string()).unwrap();
+                let key = format!("{at}.{required}")
+                    .split('.')
+                    .map(|p| match p.parse::<u32>() {
+                        Ok(_) => format!("[{p}]"),
+                        Err(_) => format!(".{p}"),
+                    })
+                    .collect::<String>();
+                let key = key.trim_start_matches('.');
+                let told = match Scenario::load(&file, &[]) {
+                    Err(Error::InvalidScenario { problems, .. }) => problems
+                        .iter()
+                        .any(|p| p.path == key && p.message.contains("required")),
+                    _ => false,
+                };
+                assert!(
+                    told,
+                    "{key} left out with {condition} = {value}: not refused"
+                );
+                checked.push(key.to_string());
+            }
+        }
+    }
+    // Every kind of rule: a model's parameters, a stress recovery's length, a partial
+    // liquidation's slice, a cover-2 pool's stress and a supervisor's settings.
+    for key in [
+        "price.degrees_of_freedom",
+        "price.jump_stdev",
+        "price.returns_csv",
+        "price.stress.recovery_steps",
+        "venues[0].partial_fraction",
+        "policies[1].pooled_default_fund.stress_move",
+        "policies[1].supervision.window_steps",
+        "policies[1].supervision.halt_steps",
+    ] {
+        assert!(
+            checked.iter().any(|k| k == key),
+            "no rule for {key}: {checked:?}"
+        );
+    }
+}
+
 #[test]
 fn schema_is_json_with_the_scenario_properties() {
     let tmp = TempDir::new().unwrap();

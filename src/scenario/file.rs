@@ -150,7 +150,13 @@ pub enum PriceModel {
 
 /// The fundamental price process.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+// Keys a setting requires (`is required with ...` in the validation), for editors.
+#[schemars(deny_unknown_fields, extend("allOf" = [
+    { "if": { "properties": { "model": { "const": "student_t" } }, "required": ["model"] }, "then": { "required": ["degrees_of_freedom"] } },
+    { "if": { "properties": { "model": { "const": "merton" } }, "required": ["model"] }, "then": { "required": ["jump_intensity_per_day", "jump_mean", "jump_stdev"] } },
+    { "if": { "properties": { "model": { "const": "garch" } }, "required": ["model"] }, "then": { "required": ["alpha", "beta"] } },
+    { "if": { "properties": { "model": { "const": "historical" } }, "required": ["model"] }, "then": { "required": ["returns_csv"] } }
+]))]
 pub struct Price {
     /// Price at step 0 (USD).
     #[schemars(range(min = PRICE_LIMITS.0, max = PRICE_LIMITS.1))]
@@ -227,7 +233,10 @@ impl Price {
 
 /// A deterministic drop of the fundamental, the way supervisors write stress scenarios.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+// Keys a setting requires (`is required with ...` in the validation), for editors.
+#[schemars(deny_unknown_fields, extend("allOf" = [
+    { "if": { "properties": { "recovery": { "exclusiveMinimum": 0 } }, "required": ["recovery"] }, "then": { "required": ["recovery_steps"] } }
+]))]
 pub struct Stress {
     /// Total drop as a fraction of the price (0.15 = 15%).
     #[schemars(range(min = 0), extend("exclusiveMaximum" = 1))]
@@ -347,7 +356,10 @@ pub enum MarkPrice {
 
 /// One derivatives venue and its margin regime.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+// Keys a setting requires (`is required with ...` in the validation), for editors.
+#[schemars(deny_unknown_fields, extend("allOf" = [
+    { "if": { "properties": { "liquidation": { "const": "partial" } }, "required": ["liquidation"] }, "then": { "required": ["partial_fraction"] } }
+]))]
 pub struct Venue {
     /// Venue name, unique within the scenario (at most 80 bytes; no commas, quotes or slashes).
     pub name: String,
@@ -556,7 +568,10 @@ pub enum FundSizing {
 
 /// A default fund shared by the cooperating venues.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+// Keys a setting requires (`is required with ...` in the validation), for editors.
+#[schemars(deny_unknown_fields, extend("allOf" = [
+    { "if": { "properties": { "sizing": { "const": "cover2" } }, "required": ["sizing"] }, "then": { "required": ["stress_move"] } }
+]))]
 pub struct PooledFund {
     /// `sum` of the members' funds, or `cover2`.
     #[serde(default)]
@@ -606,7 +621,13 @@ pub enum SupervisoryAction {
 
 /// Algorithmic supervision of the cooperating venues.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[schemars(deny_unknown_fields)]
+// Keys a setting requires (`is required with ...` in the validation), for editors.
+#[schemars(deny_unknown_fields, extend("allOf" = [
+    { "if": { "properties": { "metric": { "const": "near_liquidation" } }, "required": ["metric"] }, "then": { "required": ["distance"] } },
+    { "if": { "properties": { "metric": { "const": "drawdown" } }, "required": ["metric"] }, "then": { "required": ["window_steps"] } },
+    { "if": { "properties": { "action": { "const": "circuit_breaker" } }, "required": ["action"] }, "then": { "required": ["halt_steps"] } },
+    { "if": { "properties": { "action": { "const": "margin_add_on" } }, "required": ["action"] }, "then": { "required": ["add_on"] } }
+]))]
 pub struct Supervision {
     /// `local` or `global`.
     pub view: View,

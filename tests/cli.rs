@@ -1289,25 +1289,23 @@ fn large_seeds_run_and_are_recorded_reproducibly() {
     }
 }
 
-/// Every number the schema bounds, as `(dotted key, [bound keyword, value])`: the key takes
-/// index 0 in lists of tables, so it reaches the fixture's first venue or policy.
-fn schema_bounds(root: &Json, node: &Json, key: &str, out: &mut Vec<(String, String, f64)>) {
+/// Visits every node of the scenario's JSON Schema under `node` with its dotted key in a
+/// scenario (index 0 in lists of tables, so that it reaches the first venue or policy) and
+/// the `$defs` table it was reached through, if any.
+fn walk_schema(
+    root: &Json,
+    node: &Json,
+    key: &str,
+    visit: &mut dyn FnMut(&str, Option<&str>, &Json),
+) {
     let mut node = node;
+    let mut table = None;
     while let Some(r) = node.get("$ref").and_then(Json::as_str) {
-        node = &root["$defs"][r.trim_start_matches("#/$defs/")];
+        let name = r.trim_start_matches("#/$defs/");
+        table = Some(name);
+        node = &root["$defs"][name];
     }
-    let numeric = match &node["type"] {
-        Json::String(t) => t == "number",
-        Json::Array(ts) => ts.iter().any(|t| t == "number"),
-        _ => false,
-    };
-    if numeric {
-        for bound in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
-            if let Some(v) = node[bound].as_f64() {
-                out.push((key.to_string(), bound.to_string(), v));
-            }
-        }
-    }
+    visit(key, table, node);
     let join = |k: &str| {
         if key.is_empty() {
             k.to_string()
@@ -1315,17 +1313,33 @@ fn schema_bounds(root: &Json, node: &Json, key: &str, out: &mut Vec<(String, Str
             format!("{key}.{k}")
         }
     };
-    if let Some(props) = node["properties"].as_object() {
-        for (k, child) in props {
-            schema_bounds(root, child, &join(k), out);
-        }
+    for (k, child) in node["properties"].as_object().into_iter().flatten() {
+        walk_schema(root, child, &join(k), visit);
     }
     if node["items"].is_object() {
-        schema_bounds(root, &node["items"], &join("0"), out);
+        walk_schema(root, &node["items"], &join("0"), visit);
     }
     for option in node["anyOf"].as_array().into_iter().flatten() {
-        schema_bounds(root, option, key, out);
+        walk_schema(root, option, key, visit);
     }
+}
+
+/// Every number the schema bounds, as `(dotted key, bound keyword, value)`.
+fn schema_bounds(schema: &Json) -> Vec<(String, String, f64)> {
+    let mut out = Vec::new();
+    walk_schema(schema, schema, "", &mut |key, _, node| {
+        let numeric = match &node["type"] {
+            Json::String(t) => t == "number",
+            Json::Array(ts) => ts.iter().any(|t| t == "number"),
+            _ => false,
+        };
+        for bound in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+            if let Some(v) = node[bound].as_f64().filter(|_| numeric) {
+                out.push((key.to_string(), bound.to_string(), v));
+            }
+        }
+    });
+    out
 }
 
 #[test]
@@ -1333,8 +1347,7 @@ fn schema_bounds_are_the_validations() {
     use cascade::error::Error;
     use cascade::scenario::{Override, Scenario};
     let schema = cascade::scenario::load::schema_json();
-    let mut bounds = Vec::new();
-    schema_bounds(&schema, &schema, "", &mut bounds);
+    let bounds = schema_bounds(&schema);
     // The fixture holds every table with bounded keys; keys a model alone reads are probed
     // under that model (elsewhere they are ignored, with a warning).
     let base = fixtures().join("every-bound.toml");
@@ -1410,41 +1423,19 @@ fn schema_bounds_are_the_validations() {
     }
 }
 
-/// Where each table of the schema (`$defs` name) sits in the fixture `every-bound.toml`, as
-/// dotted keys (index 0 in lists of tables; a policy's levers at index 1, the baseline having
-/// none).
-fn table_keys(root: &Json, node: &Json, key: &str, out: &mut Vec<(String, String)>) {
-    let mut node = node;
-    while let Some(r) = node.get("$ref").and_then(Json::as_str) {
-        let name = r.trim_start_matches("#/$defs/");
-        out.push((name.to_string(), key.replace("policies.0", "policies.1")));
-        node = &root["$defs"][name];
-    }
-    let join = |k: &str| {
-        if key.is_empty() {
-            k.to_string()
-        } else {
-            format!("{key}.{k}")
-        }
-    };
-    for (k, child) in node["properties"].as_object().into_iter().flatten() {
-        table_keys(root, child, &join(k), out);
-    }
-    if node["items"].is_object() {
-        table_keys(root, &node["items"], &join("0"), out);
-    }
-    for option in node["anyOf"].as_array().into_iter().flatten() {
-        table_keys(root, option, key, out);
-    }
-}
-
 #[test]
 fn schema_requirements_are_the_validations() {
     use cascade::error::Error;
     use cascade::scenario::Scenario;
     let schema = cascade::scenario::load::schema_json();
-    let mut tables = Vec::new();
-    table_keys(&schema, &schema, "", &mut tables);
+    // Where each table sits in the fixture (a policy's levers at index 1: the baseline, at
+    // 0, has none).
+    let mut tables: Vec<(String, String)> = Vec::new();
+    walk_schema(&schema, &schema, "", &mut |key, table, _| {
+        if let Some(name) = table {
+            tables.push((name.to_string(), key.replace("policies.0", "policies.1")));
+        }
+    });
     let text = fs::read_to_string(fixtures().join("every-bound.toml")).unwrap();
     let tmp = TempDir::new().unwrap();
     let mut checked = Vec::new();

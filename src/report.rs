@@ -1163,13 +1163,7 @@ fn comparison_section(w: &mut String, result: &ResultDir) {
             };
             let (label, unit) = units::metric(m);
             let sig = p.ci95.is_some_and(|[a, b]| a > 0.0 || b < 0.0);
-            let [low, high] = p.ci95.unwrap_or([f64::NAN; 2]);
-            let [mean, low, high] = units::differences(unit, [p.mean_difference, low, high]);
-            let ci = if p.ci95.is_some() {
-                format!("[{low}, {high}]")
-            } else {
-                "n/a (one path)".to_string()
-            };
+            let (mean, ci) = units::paired(unit, p.mean_difference, p.ci95);
             let _ = writeln!(
                 w,
                 "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

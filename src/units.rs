@@ -107,17 +107,24 @@ pub fn usd_column(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
     }
-    let mut magnitude = magnitude_of(v.abs());
-    // Pick the suffix after rounding, so 999,999,999 reads $1.000B, not $1000.000M.
-    if (v.abs() / magnitude.0 * 1e3).round() >= 1e6
-        && let Some(&larger) = SUFFIXES
-            .iter()
-            .rev()
-            .find(|&&(scale, _)| scale > magnitude.0)
+    let (magnitude, decimals) = rounded_magnitude(v.abs(), |_| 3);
+    usd_scaled(v, magnitude, decimals)
+}
+
+/// The magnitude suffix of `a` and the decimals `decimals` asks there, picked after rounding:
+/// 999,999,999 to three decimals reads 1.000B, not 1000.000M.
+fn rounded_magnitude(a: f64, decimals: impl Fn(f64) -> usize) -> ((f64, &'static str), usize) {
+    let mut magnitude = magnitude_of(a);
+    let mut d = decimals(a / magnitude.0);
+    if format!("{:.d$}", a / magnitude.0)
+        .parse::<f64>()
+        .is_ok_and(|r| r >= 1000.0)
+        && let Some(&larger) = SUFFIXES.iter().rev().find(|&&(k, _)| k > magnitude.0)
     {
         magnitude = larger;
+        d = decimals(a / magnitude.0);
     }
-    usd_scaled(v, magnitude, 3)
+    (magnitude, d)
 }
 
 /// A number as an error message quotes it: as written for everyday magnitudes, in scientific
@@ -309,16 +316,8 @@ pub fn differences<const N: usize>(unit: Unit, values: [f64; N]) -> [String; N] 
                 format!("0{}", if unit == Unit::Fraction { " pp" } else { "" })
             }
             Unit::Usd => {
-                let mut scale = magnitude_of(largest);
-                let mut d = decimals(largest / scale.0);
-                // $999.96k in thousands would read $1000.0k: one magnitude up.
-                if format!("{:.d$}", largest / scale.0).parse::<f64>() == Ok(1000.0)
-                    && let Some(&up) = SUFFIXES.iter().rev().find(|&&(k, _)| k > scale.0)
-                {
-                    scale = up;
-                    d = decimals(largest / scale.0);
-                }
-                usd_scaled(v, scale, d)
+                let (magnitude, d) = rounded_magnitude(largest, decimals);
+                usd_scaled(v, magnitude, d)
             }
             Unit::Fraction => format!("{:.*} pp", decimals(100.0 * largest), 100.0 * v),
             Unit::Ratio => format!("{v:.3}"),
@@ -328,6 +327,20 @@ pub fn differences<const N: usize>(unit: Unit, values: [f64; N]) -> [String; N] 
             }
         })
     })
+}
+
+/// A paired comparison's mean difference and its 95% interval as the report and the terminal
+/// print them, in one precision ([`differences`]): `-$64.9M` and `[-$70.3M, -$59.5M]`. A study
+/// of one path has no interval.
+pub fn paired(unit: Unit, mean: f64, ci95: Option<[f64; 2]>) -> (String, String) {
+    let [low, high] = ci95.unwrap_or([f64::NAN; 2]);
+    let [mean, low, high] = differences(unit, [mean, low, high]);
+    let interval = if ci95.is_some() {
+        format!("[{low}, {high}]")
+    } else {
+        "n/a (one path)".to_string()
+    };
+    (mean, interval)
 }
 
 /// The first few of `total` items, joined by `separator`, then how many more there are

@@ -152,14 +152,8 @@ pub fn comparisons(s: &Summary) -> String {
             };
             // The report's formats, so that a figure reads the same in both.
             let relative = d.relative.map_or_else(|| "n/a".to_string(), signed_percent);
-            let [low, high] = d.ci95.unwrap_or([f64::NAN; 2]);
             let unit = units::metric(metric.name()).1;
-            let [mean, low, high] = units::differences(unit, [d.mean_difference, low, high]);
-            let ci = if d.ci95.is_some() {
-                format!("[{low}, {high}]")
-            } else {
-                "n/a (one path)".to_string()
-            };
+            let (mean, ci) = units::paired(unit, d.mean_difference, d.ci95);
             out.push_str(&format!(
                 "  {label:<17}{relative:>8}  mean {mean:>9}  95% CI {ci}  better on {:.0}% of paths, worse on {:.0}%\n",
                 100.0 * d.share_better,

@@ -604,13 +604,11 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                     }),
                     None => match choice.or_else(|| stand_in(&message)) {
                         Some(value) => replace_at(&mut doc, &segments, value),
-                        // A list element where a table belongs (`venues = ["a", "b"]`): left
-                        // out, it would shift the next one into its index, whose error would
-                        // then end the search. An empty table stands in, filled as a missing
-                        // table is, so the next element and the rest of the file are checked.
-                        None if matches!(segments.last(), Some(Segment::Seq { .. }))
-                            && message.contains("expected struct ") =>
-                        {
+                        // Where a table belongs (`price = 5`, `venues = ["a", "b"]`) an empty
+                        // one stands in, filled as a missing table is. Left out, a required
+                        // table came back missing, and a list element shifted the next one into
+                        // its index; either ended the search and hid the rest of the file.
+                        None if message.contains("expected struct ") => {
                             tables.push(path.clone());
                             replace_at(&mut doc, &segments, toml::Value::Table(toml::Table::new()))
                         }

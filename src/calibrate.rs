@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::metrics::Metric;
 use crate::runner::RunOptions;
-use crate::scenario::load::{apply_override, nearest, parse_key};
+use crate::scenario::load::{apply_override, key_within, nearest, parse_key};
 use crate::scenario::{Override, Scenario};
 use crate::study;
 use crate::units::{self, Unit};
@@ -214,11 +214,7 @@ fn check_searchable(key: &str) -> Result<()> {
 /// file's header would still list it.
 /// `instead` says what the user can do about it with the command at hand.
 pub fn refuse_overridden_key(overrides: &[Override], key: &str, instead: &str) -> Result<()> {
-    let within = |ov: &Override| {
-        key.strip_prefix(ov.key.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    };
-    match overrides.iter().find(|ov| within(ov)) {
+    match overrides.iter().find(|ov| key_within(key, &ov.key)) {
         Some(ov) => Err(Error::BadInput(format!(
             "--set {}: the search sets `{key}` itself; leave the --set out{instead}",
             ov.key

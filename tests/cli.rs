@@ -1023,12 +1023,40 @@ fn set_values_are_validated_like_file_values() {
     observed("observed.venue_liquidated.007=1e6")
         .expect_code(2)
         .expect_stderr(&["observed.venue_liquidated.007: names no venue of this scenario"]);
-    // A table made where a figure belongs is the override's doing, and says so.
+    // A table made where a figure belongs is the override's doing, and says so, and how to
+    // name an entry holding a dot.
     observed("observed.venue_liquidated.onshore.x=1e6")
         .expect_code(2)
         .expect_stderr(&[
             "observed.venue_liquidated.onshore: invalid type: map, expected a number (command-line \
-         override `observed.venue_liquidated.onshore.x = 1000000.0`)",
+         override `observed.venue_liquidated.onshore.x = 1000000.0`); if `onshore.x` is one \
+         name, put it in double quotes: --set 'observed.venue_liquidated.\"onshore.x\"=...'",
+        ]);
+    // Quoted, as TOML quotes it, a name holding a dot is one key: reached, and named so in
+    // problems.
+    let dotted = |entry: &str| {
+        let set = [
+            "venues.1.name=\"on.shore\"",
+            "observed.price_drop=0.1",
+            entry,
+        ];
+        let mut args = vec!["validate", "tiny.toml"];
+        args.extend(set.iter().flat_map(|s| ["--set", s]));
+        cascade(tmp.path(), &args)
+    };
+    let out = dotted("observed.venue_liquidated.\"on.shore\"=2e6");
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .contains("[observed.venue_liquidated]\n\"on.shore\" = 2000000.0"),
+        "{}",
+        out.stdout
+    );
+    dotted("observed.venue_liquidated.\"on.shore\"=-1")
+        .expect_code(2)
+        .expect_stderr(&[
+            "observed.venue_liquidated.\"on.shore\": -1 must be zero or more (command-line \
+             override `observed.venue_liquidated.\"on.shore\" = -1`)",
         ]);
     // Nor do the tables such an override would have created on the way (an `opening` with
     // none of its required keys) add problems of their own.
@@ -1095,10 +1123,23 @@ fn set_values_are_validated_like_file_values() {
         ],
         "--paths and --set simulation both set simulation.paths",
     );
-    // Brackets must close around an index: `venues[0.x` is not `venues.0.x`.
+    // Brackets must close around an index: `venues[0.x` is not `venues.0.x`; quotes close too.
+    for key in [
+        "venues[0.initial_margin=0.05",
+        "observed.venue_liquidated.\"on.shore=1",
+        "observed.venue_liquidated.\"on\"shore=1",
+    ] {
+        refused(&["--set", key], "the key must be a dotted path");
+    }
+    // A quoted part is the same key as the part bare.
     refused(
-        &["--set", "venues[0.initial_margin=0.05"],
-        "the key must be a dotted path",
+        &[
+            "--set",
+            "liquidity.routing=0.3",
+            "--set",
+            "\"liquidity\".\"routing\"=0.9",
+        ],
+        "--set liquidity.routing is given twice",
     );
     // Keys as the problems print them: `venues[1]` is `venues.1`.
     let out = cascade(

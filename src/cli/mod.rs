@@ -45,7 +45,7 @@ use cascade::footprint;
 use cascade::memory_limit::{self, MemoryLimit};
 use cascade::results::{Committed, Destination};
 use cascade::runner::RunOptions;
-use cascade::scenario::load::parse_key;
+use cascade::scenario::load::{key_within, parse_key};
 use cascade::scenario::{Override, Scenario};
 use cascade::shard::{self, Shard};
 use cascade::study::{self, Provenance};
@@ -508,11 +508,7 @@ fn unique_keys<'a>(keys: impl Iterator<Item = &'a str>) -> Result<()> {
 
 /// Whether two dotted keys set the same value: equal, or one a table holding the other.
 fn overlap(a: &str, b: &str) -> bool {
-    let holds = |table: &str, key: &str| {
-        key.strip_prefix(table)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-    };
-    holds(a, b) || holds(b, a)
+    key_within(a, b) || key_within(b, a)
 }
 
 /// The starter scenario `init` writes: the quickstart, which CI runs on every change.

@@ -59,40 +59,89 @@ impl std::fmt::Display for Clipped<'_> {
 }
 
 /// The dotted key path of `--set text` from its key part: list indices may also be written
-/// as the problems print them (`venues[1].initial_margin` is `venues.1.initial_margin`).
+/// as the problems print them (`venues[1].initial_margin` is `venues.1.initial_margin`), and a
+/// name holding a dot or a bracket is quoted (`observed.venue_liquidated."Binance.US"`). The
+/// path comes back in one spelling, the one [`key_parts`] splits, so a key given twice in two
+/// spellings is still one key.
 pub fn parse_key(text: &str, key: &str) -> Result<String, String> {
     let flag = Clipped(text);
-    let bad = || {
+    let parts = split_key(key.trim()).ok_or_else(|| {
         format!(
             "--set {flag}: the key must be a dotted path like liquidity.routing or \
-             venues.0.depth_1pct (or venues[0].depth_1pct)"
+             venues.0.depth_1pct (or venues[0].depth_1pct), with a name holding a dot in \
+             double quotes (observed.venue_liquidated.\"Binance.US\")"
         )
-    };
-    // Every `[` closes with `]` around a list index, and no `]` stands alone.
-    let mut rest = key.trim();
-    while let Some(open) = rest.find(['[', ']']) {
-        let index = rest[open..]
-            .strip_prefix('[')
-            .and_then(|r| r.split_once(']'))
-            .map(|(index, _)| index)
-            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(bad)?;
-        rest = &rest[open + index.len() + 2..];
-    }
-    let key = key.trim().replace('[', ".").replace(']', "");
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(bad());
-    }
+    })?;
     // Each part is a level of tables the override creates and every later step recurses
     // through: thousands of them overflowed the stack.
-    let parts = key.split('.').count();
-    if parts > MAX_KEY_PARTS {
+    if parts.len() > MAX_KEY_PARTS {
         return Err(format!(
-            "--set {flag}: the key has {parts} parts; a scenario's keys have at most \
-             {MAX_KEY_PARTS}"
+            "--set {flag}: the key has {} parts; a scenario's keys have at most \
+             {MAX_KEY_PARTS}",
+            parts.len()
         ));
     }
-    Ok(key)
+    Ok(join_key(&parts))
+}
+
+/// Key parts joined into a dotted key path in the spelling [`key_parts`] splits.
+fn join_key<S: AsRef<str>>(parts: &[S]) -> String {
+    let parts: Vec<_> = parts.iter().map(|p| key_part(p.as_ref())).collect();
+    parts.join(".")
+}
+
+/// The parts of a key path in the spelling [`parse_key`] returns (`venues.0."a.b".x` is
+/// `venues`, `0`, `a.b`, `x`); text in no spelling is split at every dot, for the checks
+/// that then report it.
+pub fn key_parts(key: &str) -> Vec<String> {
+    split_key(key).unwrap_or_else(|| key.split('.').map(str::to_string).collect())
+}
+
+/// Whether the key path `key` is `table` or a key inside it (`venues.0.depth_1pct` is inside
+/// `venues.0` and `venues`, not inside `venue`).
+pub fn key_within(key: &str, table: &str) -> bool {
+    key_parts(key).starts_with(&key_parts(table))
+}
+
+/// A key path's parts: each a bare name up to the next `.` or `[`, or a name in double quotes,
+/// followed by any `[N]` list indices; `None` if the text is not such a path.
+fn split_key(key: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut rest = key;
+    loop {
+        let (part, after) = match rest.strip_prefix('"') {
+            Some(inner) => inner.split_once('"')?,
+            None => rest.split_at(rest.find(['.', '[', ']', '"']).unwrap_or(rest.len())),
+        };
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part.to_string());
+        rest = after;
+        while let Some(inner) = rest.strip_prefix('[') {
+            let (index, after) = inner.split_once(']')?;
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            parts.push(index.to_string());
+            rest = after;
+        }
+        match rest.strip_prefix('.') {
+            Some(after) => rest = after,
+            None if rest.is_empty() => return Some(parts),
+            None => return None,
+        }
+    }
+}
+
+/// A part of a key path as a path writes it: in double quotes where it holds a character
+/// that would otherwise end it.
+pub fn key_part(part: &str) -> std::borrow::Cow<'_, str> {
+    if part.contains(['.', '[', ']']) {
+        format!("\"{part}\"").into()
+    } else {
+        part.into()
+    }
 }
 
 /// Parts a `--set` key may have: the deepest key of a scenario has five
@@ -152,7 +201,8 @@ pub fn apply_override(doc: &mut toml::Value, ov: &Override) -> Result<(), Proble
 }
 
 fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
-    let parts: Vec<&str> = ov.key.split('.').collect();
+    let parts = key_parts(&ov.key);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let problem = |msg: String| Problem {
         path: display_path(&parts),
         message: msg,
@@ -204,7 +254,7 @@ fn set_at(doc: &mut toml::Value, ov: &Override) -> Result<(), Problem> {
                             format!(
                                 "{why}: the entry named `{part}` is at index {k}, so write \
                                  `{}`",
-                                key.join(".")
+                                join_key(&key)
                             )
                         }
                         None => format!(
@@ -301,7 +351,7 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
     };
     let keys: Vec<String> = overrides
         .iter()
-        .map(|ov| display_path(&ov.key.split('.').collect::<Vec<_>>()))
+        .map(|ov| display_path(&key_parts(&ov.key)))
         .collect();
     for p in problems {
         let last = |test: &dyn Fn(&str, bool) -> bool| {
@@ -329,7 +379,7 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
                 toml::Value::Float(x) => format!("{x:?}"),
                 ref v => v.to_string(),
             };
-            let hint = type_hint(ov, &p.message).map(|h| format!("; {h}"));
+            let hint = type_hint(ov, p).map(|h| format!("; {h}"));
             p.message.push_str(&format!(
                 " (command-line override `{} = {value}`){}",
                 ov.key,
@@ -342,10 +392,32 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
 /// What to write instead of an override's value whose type TOML reads otherwise than the
 /// field needs, where the problem ("invalid type: ...") does not say why: a number as people
 /// write it but TOML does not (`.5`, `5.`, `NaN`), which [`parse_value`] takes as text, or
-/// text that reads as a number or a boolean (a name `2024`).
-fn type_hint(ov: &Override, message: &str) -> Option<String> {
+/// text that reads as a number or a boolean (a name `2024`), or a name holding a dot that was
+/// not quoted, whose parts made tables where a figure belongs.
+fn type_hint(ov: &Override, problem: &Problem) -> Option<String> {
+    let message = &problem.message;
     if !message.starts_with("invalid type:") {
         return None;
+    }
+    let (at, parts) = (key_parts(&problem.path).len(), key_parts(&ov.key));
+    // An entry of a map of names (`observed.venue_liquidated`).
+    let in_map = || {
+        let parent: Vec<&str> = parts[..at - 1].iter().map(String::as_str).collect();
+        schema_walk(schema(), &parent)
+            .is_ok_and(|n| n.get("additionalProperties").is_some_and(Json::is_object))
+    };
+    if message.starts_with("invalid type: map")
+        && !ov.value.is_table()
+        && at < parts.len()
+        && in_map()
+    {
+        let mut named = parts[..at - 1].to_vec();
+        named.push(parts[at - 1..].join("."));
+        return Some(format!(
+            "if `{}` is one name, put it in double quotes: --set '{}=...'",
+            named[at - 1],
+            join_key(&named)
+        ));
     }
     // The type expected comes last, in the words of [`in_plain_words`]: `expected a whole
     // number, 0 or more`, `expected a number`, `expected a string`.
@@ -458,12 +530,12 @@ const UNKNOWN_KEY: &str = "unknown key `";
 
 /// Formats dotted key parts as a key path, with the parts that index a list as indices
 /// (`venues[1].name`; a map's entry keeps its name: `observed.venue_liquidated.007`).
-pub fn display_path(parts: &[&str]) -> String {
+pub fn display_path<S: AsRef<str>>(parts: &[S]) -> String {
     let schema = schema();
     // Where the schema has no such key, a number is taken as an index.
     let mut node = Some(resolve(schema, schema));
     let mut out = String::new();
-    for p in parts {
+    for p in parts.iter().map(AsRef::as_ref) {
         let list = node.is_none_or(|n| n.get("items").is_some());
         node = node.and_then(|n| schema_step(schema, n, p));
         if list && p.parse::<usize>().is_ok() {
@@ -472,7 +544,7 @@ pub fn display_path(parts: &[&str]) -> String {
             if !out.is_empty() {
                 out.push('.');
             }
-            out.push_str(p);
+            out.push_str(&key_part(p));
         }
     }
     out
@@ -545,9 +617,18 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 };
             }
             Err(e) => {
-                let path = e.path().to_string();
-                let path = if path == "." { String::new() } else { path };
                 let segments: Vec<Segment> = e.path().iter().cloned().collect();
+                // Written as every other problem's path, a name holding a dot in quotes.
+                let parts: Vec<String> = segments
+                    .iter()
+                    .map(|segment| match segment {
+                        Segment::Seq { index } => index.to_string(),
+                        Segment::Map { key } => key.clone(),
+                        Segment::Enum { variant } => variant.clone(),
+                        Segment::Unknown => "?".to_string(),
+                    })
+                    .collect();
+                let path = display_path(&parts);
                 // toml appends "in `table`" context lines; the key path already says where.
                 let message = e.into_inner().to_string();
                 let message = message.lines().next().unwrap_or_default().to_string();
@@ -1028,7 +1109,8 @@ fn unknown_keys(
 /// past a value that is not a table, is left to the scenario's own checks.
 pub fn unknown_key(key: &str) -> Option<Problem> {
     let schema = schema();
-    let parts: Vec<&str> = key.split('.').collect();
+    let parts = key_parts(key);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match schema_walk(schema, &parts) {
         Err((depth, table)) if table.get("properties").is_some() => {
             Some(unknown_key_problem(schema, &parts[..=depth]))
@@ -1041,7 +1123,8 @@ pub fn unknown_key(key: &str) -> Option<Problem> {
 /// integer`, `a table`, `text`, ... (`None` for a real number, or a key the format does not
 /// have, which [`unknown_key`] reports).
 pub fn not_real(key: &str) -> Option<&'static str> {
-    let parts: Vec<&str> = key.split('.').collect();
+    let parts = key_parts(key);
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let node = schema_walk(schema(), &parts).ok()?;
     let types: Vec<&str> = match node.get("type") {
         Some(Json::Array(types)) => types.iter().filter_map(Json::as_str).collect(),

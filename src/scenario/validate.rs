@@ -9,6 +9,7 @@ use super::file::{
     FundSizing, LiquidationMode, Policy, Price, PriceModel, ScenarioFile, Supervision,
     SupervisionMetric, SupervisoryAction,
 };
+use super::load::key_part;
 use crate::book::{MAX_USD, PRICE_LIMITS, Position};
 use crate::error::Problem;
 use crate::shocks::{self, MAX_JUMPS_PER_STEP, MAX_LOG_RETURN};
@@ -341,7 +342,7 @@ fn check_observed(c: &mut Checker, s: &ScenarioFile) {
     }
     let venues: Vec<&str> = s.venues.iter().map(|v| v.name.as_str()).collect();
     for (name, &v) in &o.venue_liquidated {
-        let at = format!("observed.venue_liquidated.{name}");
+        let at = format!("observed.venue_liquidated.{}", key_part(name));
         if venues.contains(&name.as_str()) {
             c.non_negative(&at, v);
         } else if !venues.is_empty() && !venues.contains(&"") {

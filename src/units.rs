@@ -102,12 +102,17 @@ fn usd_figures(v: f64) -> String {
 }
 
 /// US dollars with three decimals in the value's own magnitude, so that a column of them lines
-/// up: `$1.230B`, `$456.000M`, `-$7.800k`, `$12.500`.
+/// up: `$1.230B`, `$456.000M`, `-$7.800k`; below a thousand in dollars and cents (`$12.50`:
+/// `$12.500` read as twelve thousand), and zero as `$0`.
 pub fn usd_column(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
     }
+    if v == 0.0 {
+        return "$0".to_string();
+    }
     let (magnitude, decimals) = rounded_magnitude(v.abs(), |_| 3);
+    let decimals = if magnitude.0 == 1.0 { 2 } else { decimals };
     usd_scaled(v, magnitude, decimals)
 }
 
@@ -323,7 +328,14 @@ pub fn differences<const N: usize>(unit: Unit, values: [f64; N]) -> [String; N] 
             Unit::Ratio => format!("{v:.3}"),
             Unit::Count => {
                 let whole = values.iter().all(|v| *v == v.round());
-                grouped(v, if whole || largest >= 100.0 { 0 } else { 2 })
+                grouped(
+                    v,
+                    if whole || largest >= 100.0 {
+                        0
+                    } else {
+                        mean_decimals(largest)
+                    },
+                )
             }
         })
     })
@@ -362,7 +374,7 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
 }
 
 /// A count, with thousands separators, as a whole number where it is one or is at least a
-/// hundred, else to two decimals (a mean): `1,234,567`, `1,447`, `2.50`.
+/// hundred, else as a mean ([`mean_decimals`]): `1,234,567`, `1,447`, `2.50`, `0.001`.
 pub fn count(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();
@@ -372,9 +384,17 @@ pub fn count(v: f64) -> String {
         if v == v.round() || v.abs() >= 100.0 {
             0
         } else {
-            2
+            mean_decimals(v.abs())
         },
     )
+}
+
+/// Decimals for a mean count `a` (below a hundred): two, or more where `a` is small enough to
+/// need them for a digit that is not zero (`0.001` insolvent venues per path, which two
+/// decimals showed as `0.00`, as if none), up to six.
+fn mean_decimals(a: f64) -> usize {
+    let leading_zeros = if a > 0.0 { -a.log10() } else { 0.0 };
+    decimals(a).max(leading_zeros.ceil().clamp(2.0, 6.0) as usize)
 }
 
 /// `v` to `decimals` decimals with thousands separators in its whole part: `-12,345.68`.
@@ -438,7 +458,9 @@ mod tests {
         assert_eq!(usd_column(1.23e9), "$1.230B");
         assert_eq!(usd_column(456e6), "$456.000M");
         assert_eq!(usd_column(-7_800.0), "-$7.800k");
-        assert_eq!(usd_column(12.5), "$12.500");
+        assert_eq!(usd_column(12.5), "$12.50");
+        assert_eq!(usd_column(87.379), "$87.38");
+        assert_eq!(usd_column(0.0), "$0");
         assert_eq!(usd_column(f64::NAN), "n/a");
         assert_eq!(usd_column(999_999_999.0), "$1.000B");
         assert_eq!(usd_column(-999_999.999_6), "-$1.000M");
@@ -459,7 +481,9 @@ mod tests {
         assert_eq!(count(1234567.0), "1,234,567");
         assert_eq!(count(2.5), "2.50");
         assert_eq!(count(-1447.3), "-1,447");
-        assert_eq!(count(-0.001), "0.00");
+        assert_eq!(count(-0.001), "-0.001");
+        assert_eq!(count(0.000_123), "0.0001");
+        assert_eq!(count(1e-9), "0.000000");
         assert_eq!(Unit::Ratio.format(1.3), "1.30x");
         assert_eq!(Unit::Usd.tick(2.0e6), "$2M");
         assert_eq!(Unit::Usd.tick(2.5e9), "$2.5B");
@@ -531,6 +555,11 @@ mod tests {
         assert_eq!(
             differences(Unit::Count, [-0.89, -0.98, -0.8]),
             ["-0.89", "-0.98", "-0.80"]
+        );
+        // A small mean to its first digit that is not zero: not `0.00 [0.00, 0.00]`.
+        assert_eq!(
+            differences(Unit::Count, [-0.001, -0.0032, 0.0011]),
+            ["-0.001", "-0.003", "+0.001"]
         );
         // Nothing changed, or a change that rounds away: no sign.
         assert_eq!(differences(Unit::Usd, [0.0, 0.0]), ["$0", "$0"]);

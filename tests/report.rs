@@ -604,14 +604,15 @@ fn the_terminal_and_the_report_print_a_comparison_alike() {
         ("bad debt", "bad debt"),
         ("max drawdown", "max drawdown"),
     ] {
-        // The report's cells for the metric: mean difference, interval, relative change.
+        // The report's cells for the metric: mean difference, interval, relative change,
+        // shares of paths lower and higher.
         let row = &table[table
             .find(&format!("<td>{report}</td>"))
             .unwrap_or_else(|| panic!("no row {report:?}"))..];
         let cells: Vec<&str> = row
             .split("<td>")
             .skip(2)
-            .take(3)
+            .take(5)
             .map(|c| c.split("</td>").next().unwrap())
             .collect();
         let line = stdout
@@ -626,6 +627,7 @@ fn the_terminal_and_the_report_print_a_comparison_alike() {
             &[
                 &format!("mean {}", cells[0]),
                 &format!("95% CI {}", cells[1]),
+                &format!("lower on {} of paths, higher on {}", cells[3], cells[4]),
             ],
             &[],
         );

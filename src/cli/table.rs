@@ -3,7 +3,7 @@
 use cascade::metrics::Metric;
 use cascade::summary::Summary;
 use cascade::sweep::{Axis, GridRow};
-use cascade::units::{self, counted, signed_percent, usd_column as usd};
+use cascade::units::{self, Unit, counted, signed_percent, usd_column as usd};
 
 fn pct(v: f64) -> String {
     if v.is_finite() {
@@ -143,8 +143,11 @@ pub fn comparisons(s: &Summary) -> String {
     let mut out = String::new();
     for c in &s.comparisons {
         out.push_str(&format!(
-            "\n{} vs {} (paired over {} paths):\n",
-            c.policy, c.baseline, s.paths
+            "\n{} vs {} (paired over {}; change relative to the baseline mean, mean \
+             difference, shares of paths lower and higher):\n",
+            c.policy,
+            c.baseline,
+            counted(s.paths as usize, "path", "paths")
         ));
         for (metric, label) in COMPARED {
             let Some((_, d)) = c.metrics.0.iter().find(|(k, _)| k == metric.name()) else {
@@ -155,9 +158,10 @@ pub fn comparisons(s: &Summary) -> String {
             let unit = units::metric(metric.name()).1;
             let (mean, ci) = units::paired(unit, d.mean_difference, d.ci95);
             out.push_str(&format!(
-                "  {label:<17}{relative:>8}  mean {mean:>9}  95% CI {ci}  better on {:.0}% of paths, worse on {:.0}%\n",
-                100.0 * d.share_better,
-                100.0 * d.share_worse,
+                "  {label:<17}{relative:>8}  mean {mean:>9}  95% CI {ci}  lower on {} of paths, \
+                 higher on {}\n",
+                Unit::Fraction.format(d.share_better),
+                Unit::Fraction.format(d.share_worse),
             ));
         }
     }

@@ -596,15 +596,25 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
         .filter_map(|ov| apply_override(&mut doc, ov).err())
         .collect();
     let schema = schema();
-    unknown_keys(schema, schema, &doc, &mut Vec::new(), &mut problems);
+    // Lists where a table belongs, given an empty stand-in ...
+    let mut tables: Vec<String> = Vec::new();
+    check_keys(
+        schema,
+        schema,
+        &mut doc,
+        &mut Vec::new(),
+        &mut problems,
+        &mut tables,
+    );
     // Serde stops at its first type error. To report them all, and the range checks of the
     // values that are fine, a value of the wrong type is replaced by a stand-in of the
     // expected type (or left out, for types without an obvious one) and the document
     // deserialized again, until it deserializes or the error is not one to work around (a
     // list element of a type without a stand-in, say).
-    let mut removed: Vec<String> = Vec::new();
-    // Missing tables given an empty stand-in (a subset of `removed`).
-    let mut tables: Vec<String> = Vec::new();
+    let mut removed: Vec<String> = tables.clone();
+    // ... and missing tables and values of other types where one belongs (a subset of
+    // `removed`).
+
     // Bounded although every attempt fills or replaces a value, in case a stand-in ever fails
     // to satisfy serde: the problems found so far are then reported.
     for _ in 0..MAX_ATTEMPTS {
@@ -1064,24 +1074,43 @@ pub fn schema_json() -> Json {
     schema
 }
 
-/// Reports every key of `value` (at `path`) that `node` of the schema does not allow.
-fn unknown_keys(
+/// Reports every key of `value` (at `path`) that `node` of the schema does not allow, and
+/// every list where it has a table, which it replaces by an empty table (its path pushed on
+/// `replaced`).
+fn check_keys(
     root: &Json,
     node: &Json,
-    value: &toml::Value,
+    value: &mut toml::Value,
     path: &mut Vec<String>,
     problems: &mut Vec<Problem>,
+    replaced: &mut Vec<String>,
 ) {
     let node = resolve(root, node);
+    // Serde reads a list where a table belongs as the table's fields in order: `simulation =
+    // [100, 10]` ran 100 paths of 10 steps, silently. An empty table stands in, filled as a
+    // missing table is, so that the rest of the file is still checked.
+    if value.is_array() && node.get("properties").is_some() {
+        let at = display_path(path);
+        problems.push(Problem {
+            path: at.clone(),
+            message: format!(
+                "invalid type: a list, expected {}",
+                table_to_write(node).unwrap_or_else(|| "a table".to_string())
+            ),
+        });
+        *value = toml::Value::Table(toml::Table::new());
+        replaced.push(at);
+        return;
+    }
     match value {
         toml::Value::Table(t) => {
             let Some(props) = node.get("properties").and_then(Json::as_object) else {
                 return;
             };
-            for (key, v) in t {
+            for (key, v) in t.iter_mut() {
                 path.push(key.clone());
                 match props.get(key) {
-                    Some(child) => unknown_keys(root, child, v, path, problems),
+                    Some(child) => check_keys(root, child, v, path, problems, replaced),
                     None => {
                         let refs: Vec<&str> = path.iter().map(String::as_str).collect();
                         problems.push(unknown_key_problem(root, &refs));
@@ -1092,9 +1121,9 @@ fn unknown_keys(
         }
         toml::Value::Array(items) => {
             if let Some(child) = node.get("items") {
-                for (i, v) in items.iter().enumerate() {
+                for (i, v) in items.iter_mut().enumerate() {
                     path.push(i.to_string());
-                    unknown_keys(root, child, v, path, problems);
+                    check_keys(root, child, v, path, problems, replaced);
                     path.pop();
                 }
             }

@@ -45,6 +45,17 @@ pub const COMPARED: [&str; 14] = [
     "interventions",
 ];
 
+/// The metrics the findings state for each policy, and the terminal prints after a run: what
+/// a cascade costs (liquidations, the price's fall, losses left to funds, counterparties and
+/// nobody, venues failing).
+pub const HEADLINE: [&str; 5] = [
+    "liquidated_notional",
+    "max_drawdown",
+    "bad_debt",
+    "unabsorbed_loss",
+    "insolvent_venues",
+];
+
 /// The metrics drawn as loss exceedance curves.
 pub const EXCEEDANCE: [&str; 3] = ["liquidated_notional", "bad_debt", "max_drawdown"];
 
@@ -534,6 +545,18 @@ fn page(result: &ResultDir, charts: &[Chart]) -> Result<String> {
             }
         );
     }
+    // A shard's figures are a part of a study's, and read as the whole unless it says so.
+    if let Some(shard) = result.manifest.shard {
+        let _ = writeln!(
+            w,
+            "<p class=\"meta\"><strong>Shard {} of {}</strong> of a study of {}: these figures \
+             are this shard's paths alone; <code>cascade merge</code> of every shard gives the \
+             study's.</p>",
+            shard.index,
+            shard.count,
+            monte_carlo_paths(f.simulation.paths),
+        );
+    }
     let _ = writeln!(
         w,
         "<p class=\"meta\">{} &middot; {} {} &middot; seed {} &middot; cascade {}</p>",
@@ -549,11 +572,13 @@ fn page(result: &ResultDir, charts: &[Chart]) -> Result<String> {
     );
     let _ = writeln!(
         w,
-        "<nav><a href=\"#scenario\">Scenario</a><a href=\"#headline\">Headline figures</a>\
+        "<nav><a href=\"#findings\">Findings</a><a href=\"#scenario\">Scenario</a>\
+         <a href=\"#headline\">Headline figures</a>\
          <a href=\"#comparison\">Policy comparison</a><a href=\"#charts\">Charts</a>\
          <a href=\"#methodology\">Methodology</a><a href=\"#provenance\">Provenance</a></nav>\n</header>"
     );
 
+    findings_section(w, result);
     scenario_section(w, result);
     headline_section(w, result);
     comparison_section(w, result);
@@ -580,6 +605,11 @@ fn horizon_words(seconds: f64) -> String {
     } else {
         format!("{} seconds", trim(seconds))
     }
+}
+
+/// A number of steps: `1 step`, `2.5 steps`.
+fn steps(n: f64) -> String {
+    format!("{} {}", trim(n), if n == 1.0 { "step" } else { "steps" })
 }
 
 /// A number without trailing zeros: 1.5, 24, 0.25.
@@ -684,8 +714,8 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         "{} venues in {} jurisdictions ({}) hold {} of open interest per side. Forced liquidations \
          move prices by the {law}: {} of each venue's net forced flow reaches liquidity shared \
          across venues ({} moves the shared price by 1%), the rest hits the venue's own book. {} of \
-         the impact is permanent; the rest fades with a half-life of {} steps, and venue prices \
-         converge to the shared price with a half-life of {} steps. {}",
+         the impact is permanent; the rest fades with a half-life of {}, and venue prices \
+         converge to the shared price with a half-life of {}. {}",
         f.venues.len(),
         jurisdictions.len(),
         jurisdictions.join(", "),
@@ -693,8 +723,8 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
         units::percent(l.routing),
         units::usd(l.shared_depth_1pct),
         capitalise(&units::percent(l.permanent_fraction)),
-        trim(l.resilience_half_life_steps),
-        trim(l.arbitrage_half_life_steps),
+        steps(l.resilience_half_life_steps),
+        steps(l.arbitrage_half_life_steps),
         if l.depth_withdrawal > 0.0 {
             format!(
                 "Order books thin as prices move fast (depth withdrawal {}).",
@@ -763,6 +793,18 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
     }
     let _ = writeln!(w, "</tbody></table></div>");
 
+    // What happened is compared elsewhere: against a simulation whose drop is calibrated to
+    // the observed one, which this run's need not be.
+    if let Some(o) = &f.observed {
+        let _ = writeln!(
+            w,
+            "<p class=\"note\">The scenario records what was observed in this episode (a price \
+             drop of {}). <code>cascade backtest</code> compares those outcomes with the \
+             simulation once the stress is calibrated to that drop; this report shows the \
+             scenario as run.</p>",
+            units::percent(o.price_drop)
+        );
+    }
     let _ = writeln!(w, "<h3>Policies</h3>\n<ul>");
     for (i, policy) in f.policies.iter().enumerate() {
         let _ = writeln!(
@@ -929,11 +971,17 @@ fn policy_words(p: &Policy, funds: &[FundFile]) -> String {
     if let Some(c) = p.leverage_cap {
         parts.push(format!("leverage capped at {}x", trim(c)));
     }
-    if let Some(m) = p.migration {
-        parts.push(format!(
-            "{} of displaced leverage migrates to venues outside the cooperating set",
-            units::percent(m)
-        ));
+    if tightens_margins(p) {
+        parts.push(match p.migration {
+            Some(m) if m > 0.0 => format!(
+                "{} of the positions above the new limits migrate to venues outside the \
+                 cooperating set; the rest post collateral up to the limits and keep their size",
+                units::percent(m)
+            ),
+            _ => "positions above the new limits post collateral up to them and keep their \
+                  size (none leaves the market)"
+                .to_string(),
+        });
     }
     if let Some(m) = p.mark_price {
         parts.push(match m {
@@ -979,19 +1027,17 @@ fn policy_words(p: &Policy, funds: &[FundFile]) -> String {
                 units::usd(sup.threshold)
             ),
             SupervisionMetric::Drawdown => format!(
-                "a fall of more than {} over {} steps",
+                "a fall of more than {} over {}",
                 units::percent(sup.threshold),
                 sup.window_steps
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "?".into())
+                    .map_or_else(|| "?".into(), |v| steps(f64::from(v)))
             ),
         };
         let action = match sup.action {
             SupervisoryAction::CircuitBreaker => format!(
-                "halts liquidations for {} steps",
+                "halts liquidations for {}",
                 sup.halt_steps
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "?".into())
+                    .map_or_else(|| "?".into(), |v| steps(f64::from(v)))
             ),
             SupervisoryAction::MarginAddOn => format!(
                 "adds {} of margin",
@@ -1114,7 +1160,159 @@ fn headline_section(w: &mut String, result: &ResultDir) {
         }
         let _ = writeln!(w, "</tr>");
     }
-    let _ = writeln!(w, "</tbody></table></div>\n</section>");
+    let _ = writeln!(w, "</tbody></table></div>");
+    funds_table(w, result);
+    let _ = writeln!(w, "</section>");
+}
+
+/// Each policy's insurance funds: their size and how much of it paths drew, which says
+/// whether pooling funds could have mattered (it cannot where no fund comes near empty).
+fn funds_table(w: &mut String, result: &ResultDir) {
+    let s = &result.summary;
+    // A fund that held nothing at the start has no share to compare.
+    let share = |f: &FundFile| (f.start > 0.0).then(|| f.drawn_p99 / f.start);
+    let most = s
+        .policies
+        .iter()
+        .flat_map(|p| p.funds.iter().map(move |f| (p, f)))
+        .filter_map(|(p, f)| Some((p, f, share(f)?)))
+        .max_by(|a, b| a.2.total_cmp(&b.2));
+    if s.policies.iter().all(|p| p.funds.is_empty()) {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "<h3>Insurance funds</h3>\n<p>What each fund held at the start and what paths drew \
+         from it (payouts less the fees paid in).{}</p>",
+        most.map_or(String::new(), |(policy, fund, most)| format!(
+            " The largest draw against a fund's size at the 99% quantile is {} of {} ({}, \
+             under {}).",
+            units::percent(most),
+            units::usd(fund.start),
+            esc(&fund.members.join(", ")),
+            esc(&policy.name),
+        ))
+    );
+    let _ = writeln!(
+        w,
+        "<div class=\"scroll\"><table>\n<thead><tr><th>fund of</th><th>at the start</th>\
+         <th>drawn, mean</th><th>drawn, 99% quantile</th><th>99% quantile / start</th></tr>\
+         </thead>\n<tbody>"
+    );
+    for p in &s.policies {
+        let _ = writeln!(
+            w,
+            "<tr class=\"group\"><th colspan=\"5\">{}</th></tr>",
+            esc(&p.name)
+        );
+        for f in &p.funds {
+            let _ = writeln!(
+                w,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&f.members.join(", ")),
+                Unit::Usd.format(f.start),
+                Unit::Usd.format(f.drawn_mean),
+                Unit::Usd.format(f.drawn_p99),
+                share(f).map_or_else(|| "n/a".to_string(), |x| Unit::Fraction.format(x)),
+            );
+        }
+    }
+    let _ = writeln!(w, "</tbody></table></div>");
+}
+
+/// The answer first: for each policy, which headline figures it moved, by how much and with
+/// what uncertainty, in words, before the tables the numbers come from.
+fn findings_section(w: &mut String, result: &ResultDir) {
+    let s = &result.summary;
+    if s.comparisons.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "<section id=\"findings\">\n<h2>Findings</h2>");
+    if s.paths < 2 {
+        let _ = writeln!(
+            w,
+            "<p>One path was run, so no change can be told from chance; the policy comparison \
+             below gives that path's differences.</p>\n</section>"
+        );
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "<p>Each policy against the baseline, {}, on the same {} paths. A figure is called \
+         lower or higher where the 95% confidence interval of its mean difference excludes \
+         zero; each figure is tested on its own, so with many figures an interval now and then \
+         excludes zero by chance. The change relative to the baseline's mean comes first, then \
+         the mean difference and its interval.</p>\n<ul>",
+        esc(&s.comparisons[0].baseline),
+        units::count(s.paths as f64)
+    );
+    for c in &s.comparisons {
+        let [mut lower, mut higher, mut unclear, mut same, mut zero]: [Vec<String>; 5] =
+            Default::default();
+        for m in HEADLINE {
+            let Some((_, p)) = c.metrics.iter().find(|(n, _)| n == m) else {
+                continue;
+            };
+            let (label, unit) = units::metric(m);
+            let base = s.policies.first().and_then(|b| b.metric(m));
+            let unchanged = p.share_better == 0.0 && p.share_worse == 0.0;
+            match p.ci95 {
+                _ if unchanged && base.is_some_and(|b| b.max == 0.0 && b.mean == 0.0) => {
+                    zero.push(esc(label))
+                }
+                _ if unchanged => same.push(esc(label)),
+                Some([low, high]) if low > 0.0 || high < 0.0 => {
+                    let (mean, ci) = units::paired(unit, p.mean_difference, p.ci95);
+                    let change = match p.relative {
+                        Some(_) => format!("{} ({mean} {ci})", relative_words(m, p, base)),
+                        None => format!("{mean} {ci}, from zero"),
+                    };
+                    let item = format!("{} {}", esc(label), esc(&change));
+                    if high < 0.0 {
+                        lower.push(item)
+                    } else {
+                        higher.push(item)
+                    }
+                }
+                _ => unclear.push(esc(label)),
+            }
+        }
+        let said: Vec<String> = [
+            ("Lower", lower),
+            ("Higher", higher),
+            ("No change told from chance", unclear),
+            ("The same on every path", same),
+            ("Zero under both", zero),
+        ]
+        .into_iter()
+        .filter(|(_, items)| !items.is_empty())
+        .map(|(words, items)| format!("{words}: {}.", items.join("; ")))
+        .collect();
+        let _ = writeln!(
+            w,
+            "<li><strong>{}</strong>: {}</li>",
+            esc(&c.policy),
+            said.join(" ")
+        );
+    }
+    let _ = writeln!(w, "</ul>");
+    if result.scenario.file().policies.iter().any(tightens_margins) {
+        let _ = writeln!(
+            w,
+            "<p class=\"note\">A policy that raises margins or caps leverage has positions above \
+             its new limits post collateral up to them and keep their size, unless they \
+             migrate: no position leaves the market, and those traders' extra collateral is \
+             what their lower liquidations cost. What each policy changes is listed under \
+             <a href=\"#scenario\">Scenario</a>.</p>"
+        );
+    }
+    let _ = writeln!(w, "</section>");
+}
+
+/// Whether a policy raises margins or caps leverage, which tops up the positions above its
+/// new limits.
+fn tightens_margins(p: &Policy) -> bool {
+    !p.cooperating.is_empty() && (p.margin_floor.is_some() || p.leverage_cap.is_some())
 }
 
 fn comparison_section(w: &mut String, result: &ResultDir) {
@@ -1456,7 +1654,10 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
                 format!("{} ({})", esc(&m.version), esc(&m.build))
             },
         ),
-        ("cascade version (report)", esc(crate::VERSION)),
+        (
+            "cascade version (report)",
+            format!("{} ({})", esc(crate::VERSION), esc(crate::BUILD)),
+        ),
         ("seed", m.seed.to_string()),
         ("paths", units::count(m.paths as f64)),
     ];
@@ -1498,21 +1699,51 @@ fn provenance_section(w: &mut String, result: &ResultDir) {
     if let Some(t) = m.threads {
         rows.push(("threads", t.to_string()));
     }
+    if let Some(from) = &m.merged_from {
+        rows.push((
+            "merged from",
+            from.iter()
+                .map(|d| format!("<code>{}</code>", esc(d)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
+    }
+    // To the second: the manifest keeps the nanoseconds.
+    let second = |t: &str| t.get(..19).unwrap_or(t).replacen('T', " ", 1);
     if !m.started_at.is_empty() {
-        rows.push(("started (UTC)", esc(&m.started_at)));
+        rows.push(("started (UTC)", esc(&second(&m.started_at))));
     }
     if !m.finished_at.is_empty() {
-        rows.push(("finished (UTC)", esc(&m.finished_at)));
+        rows.push(("finished (UTC)", esc(&second(&m.finished_at))));
     }
     if let Some(sec) = m.wall_seconds {
-        rows.push(("wall time", format!("{sec:.2} s")));
+        rows.push((
+            if m.merged_from.is_some() {
+                "wall time of the merge"
+            } else {
+                "wall time"
+            },
+            format!("{sec:.2} s"),
+        ));
     }
+    let reproduce = match m.shard {
+        Some(shard) => format!(
+            "This is shard {} of {} of a study: <code>cascade merge</code> of its {} shards \
+             gives the study's <code>summary.json</code>, <code>paths.csv</code> and \
+             <code>timeline.csv</code>, which <code>cascade run scenario.toml</code> in this \
+             directory gives too, byte for byte, whatever the number of threads.",
+            shard.index, shard.count, shard.count
+        ),
+        None => "Everything needed to reproduce these figures: <code>cascade run \
+                 scenario.toml</code> in this directory gives the same <code>summary.json</code>, \
+                 <code>paths.csv</code> and <code>timeline.csv</code>, byte for byte, whatever \
+                 the number of threads or shards."
+            .to_string(),
+    };
     let _ = writeln!(
         w,
-        "<section id=\"provenance\">\n<h2>Provenance</h2>\n<p>Everything needed to reproduce these \
-         figures: <code>cascade run scenario.toml</code> in this directory gives the same \
-         <code>summary.json</code>, <code>paths.csv</code> and <code>timeline.csv</code>, byte for \
-         byte, whatever the number of threads.</p>\n<table class=\"keep\">\n<tbody>"
+        "<section id=\"provenance\">\n<h2>Provenance</h2>\n<p>{reproduce}</p>\n\
+         <table class=\"keep\">\n<tbody>"
     );
     for (k, v) in rows {
         let _ = writeln!(

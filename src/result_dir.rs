@@ -73,6 +73,10 @@ pub struct FundFile {
     pub members: Vec<String>,
     /// Balance at the start (USD).
     pub start: f64,
+    /// Mean over paths of what the fund paid out, net of the fees paid in (USD).
+    pub drawn_mean: f64,
+    /// 99% quantile of the same.
+    pub drawn_p99: f64,
 }
 
 impl PolicyFile {
@@ -193,9 +197,24 @@ pub struct ManifestFile {
     /// UTC end time.
     #[serde(default)]
     pub finished_at: String,
-    /// Wall-clock seconds of the whole run.
+    /// Wall-clock seconds of the whole run (of the merge, for a merged result).
     #[serde(default)]
     pub wall_seconds: Option<f64>,
+    /// Which shard of a study this result is, if it is one.
+    #[serde(default)]
+    pub shard: Option<ShardOf>,
+    /// The shard directories a merged result was merged from.
+    #[serde(default)]
+    pub merged_from: Option<Vec<String>>,
+}
+
+/// Shard `index` (from 1) of `count`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ShardOf {
+    /// This shard, from 1.
+    pub index: u64,
+    /// Shards the study was split into.
+    pub count: u64,
 }
 
 /// Per-step quantile bands of one policy, from `timeline.csv`.

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cascade::charts::{self, Grid};
+use cascade::report::HEADLINE;
 use cascade::units::{self, Unit};
 use tempfile::TempDir;
 
@@ -32,7 +33,8 @@ const CHARTS: [(&str, &str); 7] = [
 ];
 
 /// The report's section headings, in order.
-const HEADINGS: [&str; 8] = [
+const HEADINGS: [&str; 10] = [
+    "Findings",
     "Scenario",
     "Venues",
     "Headline figures",
@@ -41,6 +43,7 @@ const HEADINGS: [&str; 8] = [
     "Methodology",
     "Provenance",
     "Policies",
+    "Insurance funds",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -599,16 +602,13 @@ fn the_terminal_and_the_report_print_a_comparison_alike() {
     let (stdout, _) = cascade(tmp.path(), &args, 0);
     let html = fs::read_to_string(tmp.path().join("result/report.html")).unwrap();
     let table = section(&html, "comparison");
-    for (report, terminal) in [
-        ("liquidated notional", "liquidated"),
-        ("bad debt", "bad debt"),
-        ("max drawdown", "max drawdown"),
-    ] {
+    for name in HEADLINE {
+        let label = units::metric(name).0;
         // The report's cells for the metric: mean difference, interval, relative change,
         // shares of paths lower and higher.
         let row = &table[table
-            .find(&format!("<td>{report}</td>"))
-            .unwrap_or_else(|| panic!("no row {report:?}"))..];
+            .find(&format!("<td>{label}</td>"))
+            .unwrap_or_else(|| panic!("no row {label:?}"))..];
         let cells: Vec<&str> = row
             .split("<td>")
             .skip(2)
@@ -617,10 +617,10 @@ fn the_terminal_and_the_report_print_a_comparison_alike() {
             .collect();
         let line = stdout
             .lines()
-            .find(|l| l.trim_start().starts_with(terminal))
-            .unwrap_or_else(|| panic!("no line {terminal:?} in:\n{stdout}"));
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no line {label:?} in:\n{stdout}"));
         let words: Vec<&str> = line.split_whitespace().collect();
-        let relative = words[terminal.split(' ').count()];
+        let relative = words[label.split(' ').count()];
         assert_eq!(relative, cells[2], "{line}");
         has(
             &words.join(" "),
@@ -632,6 +632,146 @@ fn the_terminal_and_the_report_print_a_comparison_alike() {
             &[],
         );
     }
+}
+
+/// The findings put each headline figure of each policy in the class its interval gives it:
+/// lower or higher where the 95% interval excludes zero, and the biggest draw on a fund is the
+/// largest share in summary.json.
+#[test]
+fn the_findings_say_what_each_interval_excludes() {
+    let (_tmp, dir) = tiny_run(&[]);
+    let html = fs::read_to_string(dir.join("report.html")).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let findings = section(&html, "findings");
+    const CLASSES: [&str; 5] = [
+        "Lower:",
+        "Higher:",
+        "No change told from chance:",
+        "The same on every path:",
+        "Zero under both:",
+    ];
+    let mut told = 0;
+    for c in summary["comparisons"].as_array().unwrap() {
+        let policy = c["policy"].as_str().unwrap();
+        let item = findings
+            .split("<li>")
+            .find(|li| li.starts_with(&format!("<strong>{policy}</strong>")))
+            .unwrap_or_else(|| panic!("no finding for {policy}:\n{findings}"));
+        // The text of each class up to the next one.
+        let class_of = |label: &str| -> &str {
+            let mut found = "";
+            for class in CLASSES {
+                if let Some(at) = item.find(class) {
+                    let rest = &item[at + class.len()..];
+                    let end = CLASSES
+                        .iter()
+                        .filter_map(|c| rest.find(c))
+                        .min()
+                        .unwrap_or(rest.len());
+                    if rest[..end].contains(label) {
+                        found = class;
+                    }
+                }
+            }
+            found
+        };
+        for name in HEADLINE {
+            let m = &c["metrics"][name];
+            let label = units::metric(name).0;
+            let [low, high] = [0, 1].map(|i| m["ci95"][i].as_f64().unwrap());
+            let expected = if high < 0.0 {
+                "Lower:"
+            } else if low > 0.0 {
+                "Higher:"
+            } else if m["share_better"].as_f64() == Some(0.0)
+                && m["share_worse"].as_f64() == Some(0.0)
+            {
+                // The same on every path, or zero under both: either says no change.
+                let class = class_of(label);
+                assert!(
+                    class == "The same on every path:" || class == "Zero under both:",
+                    "{policy} {name}: {class:?} in {item}"
+                );
+                continue;
+            } else {
+                "No change told from chance:"
+            };
+            told += usize::from(expected == "Lower:" || expected == "Higher:");
+            assert_eq!(class_of(label), expected, "{policy} {name} in {item}");
+        }
+    }
+    assert!(
+        told > 0,
+        "no figure the tiny fixture's policy moves: {findings}"
+    );
+    // The largest draw on a fund against its size.
+    let (share, start) = summary["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["funds"].as_array().unwrap())
+        .map(|f| {
+            (
+                f["start"].as_f64().unwrap(),
+                f["drawn_p99"].as_f64().unwrap(),
+            )
+        })
+        .filter(|(start, _)| *start > 0.0)
+        .map(|(start, drawn)| (drawn / start, start))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .unwrap();
+    has(
+        &html,
+        &[&format!(
+            "at the 99% quantile is {} of {}",
+            units::percent(share),
+            units::usd(start)
+        )],
+        &[],
+    );
+}
+
+/// A shard's report says it is one, and does not promise that its scenario reproduces its
+/// figures; a merged one names its shards.
+#[test]
+fn a_shard_report_says_it_is_a_part_of_a_study() {
+    let tmp = TempDir::new().unwrap();
+    let scenario = fixture("tiny.toml");
+    let scenario = scenario.to_str().unwrap();
+    for k in ["1/2", "2/2"] {
+        let out = format!("s{}", &k[..1]);
+        cascade(
+            tmp.path(),
+            &["run", scenario, "--shard", k, "--out", &out, "--quiet"],
+            0,
+        );
+    }
+    cascade(
+        tmp.path(),
+        &["merge", "s1", "s2", "--out", "merged", "--quiet"],
+        0,
+    );
+    let shard = fs::read_to_string(tmp.path().join("s1/report.html")).unwrap();
+    has(
+        &shard,
+        &[
+            "<strong>Shard 1 of 2</strong> of a study of",
+            "This is shard 1 of 2",
+        ],
+        &["Everything needed to reproduce these figures"],
+    );
+    let merged = fs::read_to_string(tmp.path().join("merged/report.html")).unwrap();
+    has(
+        section(&merged, "provenance"),
+        &[
+            "merged from",
+            "<code>s1</code> <code>s2</code>",
+            "wall time of the merge",
+            "Everything needed to reproduce these figures",
+        ],
+        &["Shard 1"],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The short tables of headline figures printed after a run or a sweep.
 
 use cascade::metrics::Metric;
+use cascade::report::HEADLINE;
 use cascade::summary::Summary;
 use cascade::sweep::{Axis, GridRow};
 use cascade::units::{self, Unit, counted, signed_percent, usd_column as usd};
@@ -128,15 +129,6 @@ pub fn grid(axes: &[Axis], rows: &[GridRow]) -> String {
     out
 }
 
-/// The metrics the comparison summary shows, with their labels.
-const COMPARED: [(Metric, &str); 5] = [
-    (Metric::LiquidatedNotional, "liquidated"),
-    (Metric::BadDebt, "bad debt"),
-    (Metric::UnabsorbedLoss, "unabsorbed"),
-    (Metric::MaxDrawdown, "max drawdown"),
-    (Metric::InsolventVenues, "insolvent venues"),
-];
-
 /// For each policy against the baseline: the paired mean difference of the headline metrics
 /// with its 95% interval, the relative change, and how often the policy did better.
 pub fn comparisons(s: &Summary) -> String {
@@ -149,16 +141,16 @@ pub fn comparisons(s: &Summary) -> String {
             c.baseline,
             counted(s.paths as usize, "path", "paths")
         ));
-        for (metric, label) in COMPARED {
-            let Some((_, d)) = c.metrics.0.iter().find(|(k, _)| k == metric.name()) else {
+        // The report's findings' metrics, labels and formats, so that they read alike.
+        for metric in HEADLINE {
+            let Some((_, d)) = c.metrics.0.iter().find(|(k, _)| k == metric) else {
                 continue;
             };
-            // The report's formats, so that a figure reads the same in both.
             let relative = d.relative.map_or_else(|| "n/a".to_string(), signed_percent);
-            let unit = units::metric(metric.name()).1;
+            let (label, unit) = units::metric(metric);
             let (mean, ci) = units::paired(unit, d.mean_difference, d.ci95);
             out.push_str(&format!(
-                "  {label:<17}{relative:>8}  mean {mean:>9}  95% CI {ci}  lower on {} of paths, \
+                "  {label:<20}{relative:>8}  mean {mean:>9}  95% CI {ci}  lower on {} of paths, \
                  higher on {}\n",
                 Unit::Fraction.format(d.share_better),
                 Unit::Fraction.format(d.share_worse),

@@ -294,6 +294,39 @@ fn empty_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, note: &str) -> 
     ))
 }
 
+/// How a policy is marked in a [`policy_key`].
+#[derive(Clone, Copy)]
+enum Mark {
+    /// A dot, as a forest plot's.
+    Dot,
+}
+
+/// A row of policy names, each after its colour's mark, centred at height `y` of `area`:
+/// under the plot, a key covers no value and takes no room from the axis.
+fn policy_key<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    y: i32,
+    names: &[(&str, RGBColor)],
+    mark: Mark,
+) -> DrawResult<DB> {
+    // Tick-font text is about 9.5 pixels a character; the mark and gaps take 50.
+    let width = |name: &str| name.chars().count() as i32 * 19 / 2 + 50;
+    let (w, _) = area.dim_in_pixel();
+    let mut x = (w as i32 - names.iter().map(|(n, _)| width(n)).sum::<i32>()) / 2;
+    for &(name, color) in names {
+        match mark {
+            Mark::Dot => area.draw(&Circle::new((x + 8, y), DOT, color.filled()))?,
+        }
+        area.draw(&Text::new(
+            name.to_string(),
+            (x + 26, y),
+            tick_font().pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+        x += width(name);
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loss exceedance curves
 // ---------------------------------------------------------------------------------------------
@@ -1026,16 +1059,126 @@ pub struct Effect<'a> {
     pub ci95: [f64; 2],
 }
 
-/// Effects beyond this relative change (+500%) are clipped, with an arrow.
-const FOREST_CLIP: f64 = 5.0;
+/// Beyond this relative change (+200%) the forest plot's axis turns symmetric-logarithmic: on a linear axis one huge effect (an
+/// unabsorbed loss twenty times the baseline's) squashed every other onto 0%, and clipping it
+/// drew it where the axis read another value.
+pub const FOREST_LINEAR_LIMIT: f64 = 2.0;
+
+/// Within this relative change (10%) a symmetric-log forest axis stays nearly linear.
+pub const FOREST_KNEE: f64 = 0.1;
+
+/// Radius in pixels of a forest plot's dot: an interval narrower than twice this is hidden.
+const DOT: i32 = 6;
+
+/// The forest plot's horizontal axis: linear, or symmetric-logarithmic (`sign(v) ln(1 +
+/// |v| / knee)`, linear near zero and logarithmic beyond the knee, so that +5% and +1,900%
+/// both read), every value drawn where the axis says it is.
+struct EffectAxis {
+    lo: f64,
+    hi: f64,
+    knee: Option<f64>,
+}
+
+impl EffectAxis {
+    /// The axis for effects within `lo..hi` (a range that includes zero), symmetric-log
+    /// where they reach past [`FOREST_LINEAR_LIMIT`], padded.
+    fn new(lo: f64, hi: f64) -> EffectAxis {
+        let knee = (lo.abs().max(hi.abs()) > FOREST_LINEAR_LIMIT).then_some(FOREST_KNEE);
+        let axis = EffectAxis { lo, hi, knee };
+        let (a, b) = (axis.position(lo), axis.position(hi));
+        let pad = ((b - a) * 0.05).max(0.01);
+        EffectAxis {
+            lo: axis.value_at(a - pad),
+            hi: axis.value_at(b + pad),
+            knee,
+        }
+    }
+
+    fn position(&self, v: f64) -> f64 {
+        match self.knee {
+            Some(k) => v.signum() * (v.abs() / k).ln_1p(),
+            None => v,
+        }
+    }
+
+    fn value_at(&self, t: f64) -> f64 {
+        match self.knee {
+            Some(k) => t.signum() * k * t.abs().exp_m1(),
+            None => t,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self.knee {
+            Some(k) => format!(
+                ", symmetric log scale: linear within {}",
+                units::trim_zeros(&format!("±{}", units::percent(k)))
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// Ticks of a symmetric-log axis over `lo..hi` whose positions `at` (on the axis) are at
+/// least `(at(hi) - at(lo)) / max` apart: zero, then powers of ten (-100% among them), then
+/// 5 and 2 times them, each kept where it clears every tick kept before it.
+fn symlog_ticks(lo: f64, hi: f64, max: usize, at: impl Fn(f64) -> f64) -> Vec<f64> {
+    let gap = (at(hi) - at(lo)) / max.max(2) as f64;
+    let mut ticks = vec![0.0];
+    for m in [1.0, 5.0, 2.0] {
+        for e in -3..=6 {
+            for v in [m * 10f64.powi(e), -m * 10f64.powi(e)] {
+                if (lo..=hi).contains(&v) && ticks.iter().all(|&t| (at(v) - at(t)).abs() >= gap) {
+                    ticks.push(v);
+                }
+            }
+        }
+    }
+    ticks.retain(|v| (lo..=hi).contains(v));
+    ticks.sort_by(f64::total_cmp);
+    ticks
+}
+
+impl Ranged for EffectAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let (a, b) = (self.position(self.lo), self.position(self.hi));
+        RangedCoordf64::from(a..b).map(&self.position(*value), limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        match self.knee {
+            None => RangedCoordf64::from(self.lo..self.hi).key_points(hint),
+            // Light lines between uneven ticks would read as even steps.
+            Some(_) if hint.weight().allow_light_points() => Vec::new(),
+            Some(_) => symlog_ticks(self.lo, self.hi, hint.max_num_points(), |v| {
+                self.position(v)
+            }),
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+impl ValueFormatter<f64> for EffectAxis {
+    fn format(value: &f64) -> String {
+        format!("{value}")
+    }
+}
 
 /// A forest plot: for every metric (one row group) and policy (one colour), the mean paired
 /// difference against the baseline as a share of the baseline mean, with its 95% confidence
-/// interval. A filled dot marks an interval that excludes zero.
+/// interval. A filled dot marks an interval that excludes zero. Every value is drawn where
+/// the axis reads it: the axis turns symmetric-log where an effect passes
+/// [`FOREST_LINEAR_LIMIT`], and a line under it counts the intervals hidden behind their dot.
 pub fn forest(stem: &Path, title: &str, baseline: &str, effects: &[Effect<'_>]) -> Result<Written> {
     let (metrics, policies) = forest_keys(effects);
     let rows = metrics.len() * (policies.len() + 1);
-    let size = (1200, 190 + rows.max(3) as u32 * 22);
+    let size = (1200, 260 + rows.max(3) as u32 * 22);
     render!(stem, size, draw_forest(title, baseline, effects))
 }
 
@@ -1070,32 +1213,33 @@ fn draw_forest<DB: DrawingBackend>(
         )?;
         return root.present();
     }
+    let (_, h) = area.dim_in_pixel();
+    let (area, foot) = area.split_vertically(h.saturating_sub(70));
     let slot = policies.len() + 1;
     let rows = (metrics.len() * slot) as f64;
     let row_y = |m: usize, p: usize| rows - (m * slot + p) as f64 - 1.0;
     let centres: Vec<f64> = (0..metrics.len())
         .map(|m| row_y(m, 0) - (policies.len() as f64 - 1.0) / 2.0)
         .collect();
-    let clip = |v: f64| v.clamp(-FOREST_CLIP, FOREST_CLIP);
-    let finite = effects
+    let drawn: Vec<&Effect> = effects.iter().filter(|e| e.estimate.is_finite()).collect();
+    let finite = drawn
         .iter()
-        .flat_map(|e| [e.ci95[0], e.ci95[1], e.estimate]);
-    let lo = finite.clone().filter(|v| v.is_finite()).fold(0.0, f64::min);
-    let hi = finite.filter(|v| v.is_finite()).fold(0.0, f64::max);
-    let (lo, hi) = (clip(lo), clip(hi));
-    let pad = ((hi - lo) * 0.08).max(0.01);
-    let plot = area
-        .dim_in_pixel()
-        .0
-        .saturating_sub(label_area(&metrics) + 16 + 40);
-    let (x_lo, x_hi) = (lo - pad, hi + pad);
-    let x_hi = clear_of_legend(x_lo, x_hi, plot, legend_width(&policies));
+        .flat_map(|e| [e.ci95[0], e.ci95[1], e.estimate])
+        .filter(|v| v.is_finite());
+    let lo = finite.clone().fold(0.0, f64::min);
+    let hi = finite.fold(0.0, f64::max);
+    let x = EffectAxis::new(lo, hi);
+    let (x_lo, x_hi) = (x.lo, x.hi);
+    let x_label = format!(
+        "mean paired difference, % of the {baseline} mean (95% CI{})",
+        x.label()
+    );
     let mut chart = ChartBuilder::on(&area)
         .margin(16)
         .margin_right(40)
         .x_label_area_size(60)
         .y_label_area_size(label_area(&metrics))
-        .build_cartesian_2d(x_lo..x_hi, Keyed::new(-0.8..rows - 0.2, centres))?;
+        .build_cartesian_2d(x, Keyed::new(-0.8..rows - 0.2, centres))?;
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -1104,9 +1248,7 @@ fn draw_forest<DB: DrawingBackend>(
         .bold_line_style(GRID)
         .axis_desc_style(label_font())
         .label_style(tick_font())
-        .x_desc(format!(
-            "mean paired difference, % of the {baseline} mean (95% CI)"
-        ))
+        .x_desc(x_label)
         .x_label_formatter(&|v| units::trim_zeros(&units::signed_percent(*v)))
         .y_label_formatter(&|y| {
             (0..metrics.len())
@@ -1130,27 +1272,35 @@ fn draw_forest<DB: DrawingBackend>(
         [(0.0, -0.8), (0.0, rows - 0.2)],
         INK.stroke_width(2),
     )))?;
+    let mut hidden = 0;
     for (p, policy) in policies.iter().enumerate() {
         let color = policy_color(p + 1);
-        let mine: Vec<(usize, &Effect)> = effects
+        let mine: Vec<(usize, &Effect)> = drawn
             .iter()
             .filter(|e| e.policy == *policy)
-            .map(|e| (metrics.iter().position(|m| *m == e.metric).unwrap_or(0), e))
-            .filter(|(_, e)| e.estimate.is_finite())
+            .map(|&e| (metrics.iter().position(|m| *m == e.metric).unwrap_or(0), e))
             .collect();
-        chart
-            .draw_series(mine.iter().map(|&(m, e)| {
-                ErrorBar::new_horizontal(
-                    row_y(m, p),
-                    clip(e.ci95[0]),
-                    clip(e.estimate),
-                    clip(e.ci95[1]),
-                    color.stroke_width(2),
-                    10,
-                )
-            }))?
-            .label(*policy)
-            .legend(move |(x, y)| Circle::new((x + 9, y), 6, color.filled()));
+        hidden += mine
+            .iter()
+            .filter(|(m, e)| {
+                let y = row_y(*m, p);
+                let (a, b) = (
+                    chart.backend_coord(&(e.ci95[0], y)).0,
+                    chart.backend_coord(&(e.ci95[1], y)).0,
+                );
+                (b - a).abs() <= 2 * DOT
+            })
+            .count();
+        chart.draw_series(mine.iter().map(|&(m, e)| {
+            ErrorBar::new_horizontal(
+                row_y(m, p),
+                e.ci95[0],
+                e.estimate,
+                e.ci95[1],
+                color.stroke_width(2),
+                10,
+            )
+        }))?;
         chart.draw_series(mine.iter().map(|&(m, e)| {
             let significant = e.ci95[0] > 0.0 || e.ci95[1] < 0.0;
             let style = if significant {
@@ -1158,40 +1308,29 @@ fn draw_forest<DB: DrawingBackend>(
             } else {
                 WHITE.filled()
             };
-            EmptyElement::at((clip(e.estimate), row_y(m, p)))
-                + Circle::new((0, 0), 6, style)
-                + Circle::new((0, 0), 6, color.stroke_width(2))
+            EmptyElement::at((e.estimate, row_y(m, p)))
+                + Circle::new((0, 0), DOT, style)
+                + Circle::new((0, 0), DOT, color.stroke_width(2))
         }))?;
-        // Arrows where an interval runs off the axis.
-        chart.draw_series(
-            mine.iter()
-                .filter(|(_, e)| e.ci95[1] > FOREST_CLIP || e.ci95[0] < -FOREST_CLIP)
-                .map(|&(m, e)| {
-                    let right = e.ci95[1] > FOREST_CLIP;
-                    let x = if right {
-                        clip(e.ci95[1])
-                    } else {
-                        clip(e.ci95[0])
-                    };
-                    Text::new(
-                        if right { ">>" } else { "<<" }.to_string(),
-                        (x, row_y(m, p)),
-                        (FONT, 16).into_font().color(&color).pos(Pos::new(
-                            if right { HPos::Left } else { HPos::Right },
-                            VPos::Center,
-                        )),
-                    )
-                }),
-        )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.92))
-        .border_style(GRID)
-        .label_font(tick_font())
-        .margin(12)
-        .draw()?;
+    let key: Vec<(&str, RGBColor)> = policies
+        .iter()
+        .enumerate()
+        .map(|(p, name)| (*name, policy_color(p + 1)))
+        .collect();
+    policy_key(&foot, 16, &key, Mark::Dot)?;
+    if hidden > 0 {
+        let (fw, fh) = foot.dim_in_pixel();
+        foot.draw(&Text::new(
+            format!(
+                "{} of {} intervals are narrower than their dot and hidden behind it.",
+                hidden,
+                drawn.len()
+            ),
+            (fw as i32 / 2, fh as i32 - 16),
+            note_font().pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+    }
     root.present()
 }
 

@@ -198,15 +198,38 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             .to_string(),
     ));
     if let Some(c) = s.comparisons.first() {
+        // Migration splits a position over venues, and each piece is counted.
+        let split = result
+            .scenario
+            .file()
+            .policies
+            .iter()
+            .any(|p| p.migration.is_some_and(|m| m > 0.0));
         list.push((
             "forest".to_string(),
             format!("Policy effects against {}", c.baseline),
             format!(
                 "Each dot is a policy's mean paired difference from {} on the same paths (common random \
-                 numbers), as a share of the baseline mean; whiskers are 95% confidence intervals. A filled \
-                 dot's interval excludes zero. Left of the vertical line is lower than the baseline (better, for the losses). \
-                 Metrics whose baseline mean is zero have no relative change and are left out.",
-                c.baseline
+                 numbers), as a share of the baseline mean; whiskers are 95% confidence intervals, and \
+                 an interval narrower than its dot is hidden behind it (a line under the chart counts \
+                 them). A filled dot's interval excludes zero. Left of the vertical line is lower than \
+                 the baseline (better, for the losses). Where an effect or interval passes {}, the \
+                 horizontal axis is symmetric-logarithmic: linear within {} and logarithmic beyond, so \
+                 that large and small effects both read at their true values (its label then says so). \
+                 Amplification too is against its whole mean, which includes the 1x that no policy \
+                 removes: a policy that removes the whole cascade of a 1.15x baseline shows as -13%, \
+                 not -100% (the comparison table also gives it against the excess over 1x).{} Metrics whose \
+                 baseline mean is zero have no relative change and are left out.",
+                c.baseline,
+                units::signed_percent(charts::FOREST_LINEAR_LIMIT),
+                units::trim_zeros(&format!("±{}", units::percent(charts::FOREST_KNEE))),
+                if split {
+                    " Liquidated positions are counted once on each venue a position is liquidated \
+                     on, so a policy whose migration spreads positions over venues counts them more \
+                     often: a rise there is partly counting, not more positions liquidated."
+                } else {
+                    ""
+                }
             ),
         ));
     }

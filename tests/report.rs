@@ -918,6 +918,78 @@ fn a_forest_plot_says_how_many_paths_its_intervals_rest_on() {
     assert!(texts.iter().any(|t| t.contains("(3 paths)")), "{texts:?}");
 }
 
+/// A chart SVG's texts that read as a signed percentage (axis ticks), as (value, x), and the
+/// x of every outlined circle (the forest plot's dots).
+fn percent_ticks_and_dots(path: &Path) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let text = fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let x = |n: roxmltree::Node, a: &str| n.attribute(a).and_then(|v| v.parse::<f64>().ok());
+    let ticks = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| {
+            let t = n.text()?.trim().strip_suffix('%')?.replace([',', '+'], "");
+            Some((t.parse::<f64>().ok()? / 100.0, x(n, "x")?))
+        })
+        .collect();
+    let dots = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("circle") && n.attribute("fill") == Some("none"))
+        .filter_map(|n| x(n, "cx"))
+        .collect();
+    (ticks, dots)
+}
+
+#[test]
+fn a_forest_plot_draws_every_effect_where_its_axis_reads_it() {
+    // An unabsorbed loss twenty times the baseline's was drawn on the +500% gridline of an
+    // axis running to +750%, and every other effect squashed onto 0%.
+    let tmp = TempDir::new().unwrap();
+    let effects = [
+        ("unabsorbed loss", "a", 19.2, [-1.0, 45.0]),
+        ("insolvent venues", "a", 7.0, [1.1, 13.0]),
+        ("liquidated notional", "a", -0.077, [-0.081, -0.073]),
+        ("liquidated notional", "b", 0.35, [0.34, 0.36]),
+        ("bad debt", "b", -1.0, [-1.0, -1.0]),
+    ];
+    let effects: Vec<charts::Effect> = effects
+        .iter()
+        .map(|&(metric, policy, estimate, ci95)| charts::Effect {
+            metric,
+            policy,
+            estimate,
+            ci95,
+        })
+        .collect();
+    let w = charts::forest(&tmp.path().join("forest"), "effects", "base", &effects).unwrap();
+    let (ticks, dots) = percent_ticks_and_dots(&w.svg);
+    for e in &effects {
+        // Some dot lies between the ticks either side of the estimate.
+        let left = ticks.iter().filter(|(v, _)| *v <= e.estimate);
+        let right = ticks.iter().filter(|(v, _)| *v >= e.estimate);
+        let (lx, rx) = (
+            left.max_by(|a, b| a.0.total_cmp(&b.0)).map(|t| t.1),
+            right.min_by(|a, b| a.0.total_cmp(&b.0)).map(|t| t.1),
+        );
+        let (Some(lx), Some(rx)) = (lx, rx) else {
+            panic!("no ticks either side of {}: {ticks:?}", e.estimate);
+        };
+        assert!(
+            dots.iter().any(|&x| lx - 1.0 <= x && x <= rx + 1.0),
+            "no dot for {} between x {lx} and {rx}: {dots:?}",
+            e.estimate
+        );
+    }
+    // At 3,000 paths an interval is narrower than its dot: the chart says how many are.
+    let texts = check_svg_texts(&w.svg);
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("3 of 5 intervals are narrower than their dot")),
+        "{texts:?}"
+    );
+}
+
 #[test]
 fn a_report_of_one_path_says_its_tail_figures_are_that_path_s() {
     let (_tmp, dir) = tiny_run(&["--paths", "1"]);

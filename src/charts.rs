@@ -270,20 +270,6 @@ fn label_area(labels: &[&str]) -> u32 {
     (longest * 19 / 2 + 24).clamp(70, 320)
 }
 
-/// Width in pixels of a series legend naming `names` (swatch, text in the tick font, margins).
-fn legend_width(names: &[&str]) -> u32 {
-    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) as u32;
-    longest * 9 + 70
-}
-
-/// The top of an axis from `lo` that keeps the values up to `hi` clear of the right `reserve`
-/// pixels of a plot `width` pixels wide, where the legend then sits without covering a bar
-/// or a point (at most half the plot is given up).
-fn clear_of_legend(lo: f64, hi: f64, width: u32, reserve: u32) -> f64 {
-    let share = (f64::from(reserve) / f64::from(width.max(1))).min(0.5);
-    lo + (hi - lo) / (1.0 - share)
-}
-
 /// Writes a centred note where a chart would be, for data with nothing to plot.
 fn empty_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, note: &str) -> DrawResult<DB> {
     let (w, h) = area.dim_in_pixel();
@@ -294,11 +280,11 @@ fn empty_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, note: &str) -> 
     ))
 }
 
-/// How a policy is marked in a [`policy_key`].
+/// How a policy is marked in a [`policy_key`]: as its dots or its bars are drawn.
 #[derive(Clone, Copy)]
 enum Mark {
-    /// A dot, as a forest plot's.
     Dot,
+    Bar,
 }
 
 /// A row of policy names, each after its colour's mark, centred at height `y` of `area`:
@@ -316,6 +302,10 @@ fn policy_key<DB: DrawingBackend>(
     for &(name, color) in names {
         match mark {
             Mark::Dot => area.draw(&Circle::new((x + 8, y), DOT, color.filled()))?,
+            Mark::Bar => area.draw(&Rectangle::new(
+                [(x, y - 7), (x + 18, y + 7)],
+                color.filled(),
+            ))?,
         }
         area.draw(&Text::new(
             name.to_string(),
@@ -871,8 +861,15 @@ pub struct VenueFigures<'a> {
     pub insolvency_probability: &'a [f64],
 }
 
-/// Per-venue liquidated notional (mean over paths) and insolvency probability, as
-/// horizontal bars grouped by venue, one bar per policy, side by side.
+/// Whether any of `probabilities` (of a venue being left insolvent) is above zero: the
+/// venue chart has an insolvency panel only then.
+pub fn any_insolvent(probabilities: impl IntoIterator<Item = f64>) -> bool {
+    probabilities.into_iter().any(|p| p > 0.0)
+}
+
+/// Per-venue liquidated notional (mean over paths) and, where any venue was left insolvent
+/// ([`any_insolvent`]), insolvency probability, as horizontal bars grouped by venue, one bar
+/// per policy, side by side; a bar at zero is a stub marked with its value, not a gap.
 pub fn venues(
     stem: &Path,
     title: &str,
@@ -880,7 +877,7 @@ pub fn venues(
     policies: &[VenueFigures<'_>],
 ) -> Result<Written> {
     let per_venue = (policies.len() as u32 * 16 + 14).max(52);
-    let size = (1400, 150 + venues.len() as u32 * per_venue);
+    let size = (1400, 190 + venues.len() as u32 * per_venue);
     render!(stem, size, draw_venues(title, venues, policies))
 }
 
@@ -896,47 +893,63 @@ fn draw_venues<DB: DrawingBackend>(
         empty_note(&area, "No venues: nothing to plot.")?;
         return root.present();
     }
-    let (w, _) = area.dim_in_pixel();
-    let (left, right) = area.split_horizontally(w / 2);
+    let (w, h) = area.dim_in_pixel();
+    let (panels, foot) = area.split_vertically(h.saturating_sub(70));
     let notional: Vec<&[f64]> = policies.iter().map(|p| p.liquidated_notional).collect();
     let insolvency: Vec<&[f64]> = policies.iter().map(|p| p.insolvency_probability).collect();
     let none_liquidated = notional.iter().all(|v| v.iter().all(|&x| x <= 0.0));
+    let insolvent = any_insolvent(insolvency.iter().flat_map(|v| v.iter().copied()));
+    // An insolvency panel of no bars was half a chart of nothing: a line says it instead.
+    let (left, right) = if insolvent {
+        let (l, r) = panels.split_horizontally(w / 2);
+        (l, Some(r))
+    } else {
+        (panels, None)
+    };
     venue_panel(
         &left,
         "Mean liquidated notional per path",
         "USD",
         Unit::Usd,
         venues,
-        policies,
         &notional,
-        true,
         none_liquidated.then_some("nothing was liquidated on any path"),
     )?;
-    let none_insolvent = insolvency.iter().all(|v| v.iter().all(|&p| p <= 0.0));
-    venue_panel(
-        &right,
-        "Probability the venue is left insolvent",
-        "% of paths",
-        Unit::Fraction,
-        venues,
-        policies,
-        &insolvency,
-        false,
-        none_insolvent.then_some("no venue was left insolvent on any path"),
-    )?;
+    if let Some(right) = right {
+        venue_panel(
+            &right,
+            "Probability the venue is left insolvent",
+            "% of paths",
+            Unit::Fraction,
+            venues,
+            &insolvency,
+            None,
+        )?;
+    }
+    let key: Vec<(&str, RGBColor)> = policies
+        .iter()
+        .enumerate()
+        .map(|(k, p)| (p.policy, policy_color(k)))
+        .collect();
+    policy_key(&foot, 16, &key, Mark::Bar)?;
+    if !insolvent {
+        let (fw, fh) = foot.dim_in_pixel();
+        foot.draw(&Text::new(
+            "No venue was left insolvent on any path under any policy.",
+            (fw as i32 / 2, fh as i32 - 16),
+            note_font().pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+    }
     root.present()
 }
 
-#[allow(clippy::too_many_arguments)]
 fn venue_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     caption: &str,
     x_label: &str,
     unit: Unit,
     venues: &[&str],
-    policies: &[VenueFigures<'_>],
     values: &[&[f64]],
-    legend: bool,
     note: Option<&str>,
 ) -> DrawResult<DB> {
     let n = venues.len();
@@ -946,22 +959,13 @@ fn venue_panel<DB: DrawingBackend>(
         .copied()
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
+    // Room past the longest bar for its value, and no more.
     let x_hi = if max > 0.0 {
         max * 1.18
     } else if unit == Unit::Fraction {
         0.01
     } else {
         1.0
-    };
-    let x_hi = if legend {
-        let names: Vec<&str> = policies.iter().map(|p| p.policy).collect();
-        let plot = area
-            .dim_in_pixel()
-            .0
-            .saturating_sub(label_area(venues) + 14 + 30);
-        clear_of_legend(0.0, x_hi, plot, legend_width(&names))
-    } else {
-        x_hi
     };
     let centres: Vec<f64> = (0..n).map(|i| (n - 1 - i) as f64 + 0.5).collect();
     let mut chart = ChartBuilder::on(area)
@@ -990,45 +994,43 @@ fn venue_panel<DB: DrawingBackend>(
         })
         .x_labels(6)
         .draw()?;
-    let p = policies.len() as f64;
+    let p = values.len() as f64;
     let group = 0.8;
     let bar = group / p;
-    for (k, (policy, vals)) in policies.iter().zip(values).enumerate() {
+    for (k, vals) in values.iter().enumerate() {
         let color = policy_color(k);
-        let rects = vals.iter().enumerate().map(move |(i, &v)| {
-            let top = (n - 1 - i) as f64 + 0.5 + group / 2.0 - k as f64 * bar;
-            Rectangle::new([(0.0, top - bar * 0.92), (v.max(0.0), top)], color.filled())
-        });
-        let series = chart.draw_series(rects)?;
-        if legend {
-            series.label(policy.policy).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 7), (x + 18, y + 7)], color.filled())
-            });
-        }
-        // Values at the bar ends, where there is room.
-        if policies.len() * n <= 40 {
-            chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
-                let top = (n - 1 - i) as f64 + 0.5 + group / 2.0 - k as f64 * bar;
-                Text::new(
+        let top = |i: usize| (n - 1 - i) as f64 + 0.5 + group / 2.0 - k as f64 * bar;
+        chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
+            Rectangle::new(
+                [(0.0, top(i) - bar * 0.92), (v.max(0.0), top(i))],
+                color.filled(),
+            )
+        }))?;
+        // A zero bar has no length: a stub keeps it from reading as a missing value.
+        chart.draw_series(
+            vals.iter()
+                .enumerate()
+                .filter(|(_, v)| **v <= 0.0)
+                .map(|(i, _)| {
+                    Rectangle::new(
+                        [(0.0, top(i) - bar * 0.92), (x_hi * 0.004, top(i))],
+                        color.filled(),
+                    )
+                }),
+        )?;
+        // Values at the bar ends: the chart is as tall as its bars, so each has a row for its
+        // label, and a bar too short to see reads by its value.
+        chart.draw_series(vals.iter().enumerate().map(|(i, &v)| {
+            EmptyElement::at((v.max(0.0), top(i) - bar * 0.46))
+                + Text::new(
                     unit.format(v),
-                    (v.max(0.0), top - bar * 0.46),
+                    (6, 0),
                     (FONT, 13)
                         .into_font()
                         .color(&MUTED)
                         .pos(Pos::new(HPos::Left, VPos::Center)),
                 )
-            }))?;
-        }
-    }
-    if legend {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GRID)
-            .label_font(tick_font())
-            .margin(12)
-            .draw()?;
+        }))?;
     }
     if let Some(note) = note {
         let (x, y) = chart.backend_coord(&(x_hi / 2.0, n as f64 / 2.0));
@@ -1649,17 +1651,6 @@ mod tests {
         assert_eq!(pts[0], (1.0, 1.0));
         assert_eq!(*pts.last().unwrap(), (100_000.0, 1e-5));
         assert!(pts.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 > w[1].1));
-    }
-
-    #[test]
-    fn a_legend_keeps_clear_of_every_value() {
-        // 200 of 1,000 pixels for the legend: values up to 100 take the left 80%.
-        let top = clear_of_legend(0.0, 100.0, 1000, 200);
-        assert!((top - 125.0).abs() < 1e-9);
-        let top = clear_of_legend(-10.0, 30.0, 500, 100);
-        assert!(((30.0 - -10.0) / (top - -10.0) - 0.8).abs() < 1e-12);
-        // Never more than half the plot.
-        assert_eq!(clear_of_legend(0.0, 1.0, 100, 900), 2.0);
     }
 
     #[test]

@@ -189,13 +189,25 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             if one_path { "line" } else { "band" }
         ),
     ));
+    let insolvent = charts::any_insolvent(
+        s.policies
+            .iter()
+            .flat_map(|p| p.venues.iter().map(|v| v.insolvency_probability)),
+    );
     list.push((
         "venues".to_string(),
         "Where the losses land: venues".to_string(),
-        "Left: mean liquidated notional per path on each venue. Right: share of paths on which the \
-         venue is left with a loss that neither its insurance fund nor auto-deleveraging absorbed \
-         (insolvent). One bar per policy."
-            .to_string(),
+        if insolvent {
+            "Left: mean liquidated notional per path on each venue. Right: share of paths on which \
+             the venue is left with a loss that neither its insurance fund nor auto-deleveraging \
+             absorbed (insolvent). One bar per policy; a bar at zero is a stub with its value."
+        } else {
+            "Mean liquidated notional per path on each venue, one bar per policy; a bar at zero is \
+             a stub with its value. No venue was left with a loss that neither its insurance fund \
+             nor auto-deleveraging absorbed (insolvent) on any path, so there is no insolvency \
+             panel."
+        }
+        .to_string(),
     ));
     if let Some(c) = s.comparisons.first() {
         // Migration splits a position over venues, and each piece is counted.

@@ -991,6 +991,58 @@ fn a_forest_plot_draws_every_effect_where_its_axis_reads_it() {
 }
 
 #[test]
+fn a_venue_chart_spans_its_bars_marks_zeros_and_drops_an_empty_insolvency_panel() {
+    // The axis ran to twice the longest bar (room for a legend beside the bars), zero bars
+    // were simply absent, and with no venue insolvent the right half was an empty panel.
+    let tmp = TempDir::new().unwrap();
+    let w = charts::venues(
+        &tmp.path().join("venues"),
+        "venues",
+        &["binance", "eu-venue"],
+        &[
+            charts::VenueFigures {
+                policy: "fragmented",
+                liquidated_notional: &[270e6, 5e6],
+                insolvency_probability: &[0.0, 0.0],
+            },
+            charts::VenueFigures {
+                policy: "harmonized-full",
+                liquidated_notional: &[0.0, 0.0],
+                insolvency_probability: &[0.0, 0.0],
+            },
+        ],
+    )
+    .unwrap();
+    let texts = check_svg(&w.svg, "venues");
+    let usd = |t: &str| -> Option<f64> {
+        let t = t.trim().strip_prefix('$')?;
+        let (digits, scale) = match t.chars().last()? {
+            'k' => (&t[..t.len() - 1], 1e3),
+            'M' => (&t[..t.len() - 1], 1e6),
+            'B' => (&t[..t.len() - 1], 1e9),
+            _ => (t, 1.0),
+        };
+        digits.parse::<f64>().ok().map(|v| v * scale)
+    };
+    let top = texts.iter().filter_map(|t| usd(t)).fold(0.0, f64::max);
+    assert!(top <= 1.25 * 270e6, "axis ticks run to {top}: {texts:?}");
+    assert!(
+        texts.iter().filter(|t| t.trim() == "$0").count() >= 2,
+        "zero bars are marked: {texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("Probability the venue")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("No venue was left insolvent on any path")),
+        "{texts:?}"
+    );
+}
+
+#[test]
 fn a_report_of_one_path_says_its_tail_figures_are_that_path_s() {
     let (_tmp, dir) = tiny_run(&["--paths", "1"]);
     let html = fs::read_to_string(dir.join("report.html")).unwrap();

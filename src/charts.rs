@@ -444,7 +444,7 @@ fn draw_exceedance<DB: DrawingBackend>(
             Curve {
                 index,
                 policy: s.policy,
-                points: exceedance_points(s.values, log_x),
+                points: exceedance_points(s.values, log_x || s.values.iter().all(|&v| v <= 0.0)),
                 above: s.values.iter().filter(|&&v| v > 0.0).count() as f64 / n,
             }
         })
@@ -456,7 +456,14 @@ fn draw_exceedance<DB: DrawingBackend>(
         .unwrap_or(1)
         .max(1);
     let y_low = 0.5 / n_max as f64;
-    let x_min = finite().fold(f64::INFINITY, f64::min);
+    // A policy with every path at zero would be a vertical line at zero that pulls the axis
+    // down to it and squeezes the others: its legend entry says so instead.
+    let x_min = samples
+        .iter()
+        .filter(|s| s.values.iter().any(|&v| v > 0.0))
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(f64::INFINITY, f64::min);
     let (label, _) = units::metric(metric);
     let area = root.margin(10, 0, 0, 0).titled(title, title_font())?;
     if !(x_max.is_finite() && x_max > 0.0) {
@@ -543,7 +550,7 @@ where
         let color = policy_color(c.index);
         let stairs = survival_stairs(pts, y_floor);
         let label = if above == 0.0 {
-            format!("{policy}  (no path above zero)")
+            format!("{policy}  (no path above zero: no curve)")
         } else if above < 1.0 {
             format!("{policy}  (paths above zero: {})", units::percent(above))
         } else {
@@ -562,6 +569,8 @@ where
     }
     chart
         .configure_series_labels()
+        // Room for the 28-pixel swatch and a gap before its label (the default, 30, touched).
+        .legend_area_size(40)
         .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(GRID)

@@ -144,18 +144,25 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
     let s = &result.summary;
     let mut list = Vec::new();
     for m in EXCEEDANCE {
-        let (label, _) = units::metric(m);
+        let (label, unit) = units::metric(m);
+        let x_axis = if unit == Unit::Usd {
+            format!(
+                "and so is the horizontal one where the dollar amounts span more than a factor of {} \
+                 (its label then says so)",
+                charts::LOG_X_SPAN
+            )
+        } else {
+            "the horizontal one linear".to_string()
+        };
         list.push((
             format!("exceedance-{}", m.replace('_', "-")),
             format!("Loss exceedance: {label}"),
             format!(
                 "Share of the {} on which {label} exceeded the value on the horizontal axis, one curve per policy. \
-                 The vertical axis is logarithmic, and so is the horizontal one where dollar amounts span more \
-                 than a factor of {} (its label then says so): a curve further down and to the left is a safer \
+                 The vertical axis is logarithmic, {x_axis}: a curve further down and to the left is a safer \
                  policy; the right end of each curve is the worst path seen. A point at 1% reads as the 99% \
-                 quantile (VaR 99).",
+                 quantile (VaR 99). A policy with no path above zero has no curve; its legend entry says so.",
                 units::counted(s.paths as usize, "path", "paths"),
-                charts::LOG_X_SPAN
             ),
         ));
     }
@@ -171,7 +178,8 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             "The open-interest-weighted price across venues: the median path (line), the middle half \
              of paths (dark band) and 90% of paths (light band) at every step, one panel per policy. \
              The grey area is the stress window; the dashed line repeats the baseline's median for \
-             comparison."
+             comparison. The bands are read from histograms with fixed bins (0.5% of the log price \
+             wide, wider far from the start price), so they move in steps of one bin."
         }
         .to_string(),
     ));
@@ -180,13 +188,20 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
         "Cumulative liquidations over time".to_string(),
         format!(
             "Notional liquidated since the start (USD at the start price), summed over venues: {} \
-             A {} that keeps rising after the stress window is a cascade that outlives its trigger.",
+             A {} that keeps rising after the stress window is a cascade that outlives its trigger.{}",
             if one_path {
                 "the one path, as in the price chart."
             } else {
                 "median and bands as in the price chart."
             },
-            if one_path { "line" } else { "band" }
+            if one_path { "line" } else { "band" },
+            if one_path {
+                ""
+            } else {
+                " The bands are read from histograms with fixed bins, 40 to a tenfold of open \
+                 interest (about 6% of the value wide), so a median or band edge moves in steps of \
+                 one bin: a jump of about 6% is the quantile crossing into the next bin, not an event."
+            }
         ),
     ));
     let insolvent = charts::any_insolvent(

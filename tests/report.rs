@@ -1043,6 +1043,43 @@ fn a_venue_chart_spans_its_bars_marks_zeros_and_drops_an_empty_insolvency_panel(
 }
 
 #[test]
+fn an_exceedance_chart_draws_no_vertical_line_for_a_policy_all_at_zero() {
+    // A policy with no liquidation on any path was a line at $0 that pulled the axis down to
+    // it and squeezed the others into the right four fifths.
+    let tmp = TempDir::new().unwrap();
+    let some: Vec<f64> = (0..100).map(|i| 5e8 + 2e7 * f64::from(i)).collect();
+    let zeros = vec![0.0; 100];
+    let w = charts::exceedance(
+        &tmp.path().join("exceedance"),
+        "liquidated notional exceeds x",
+        "liquidated_notional",
+        Unit::Usd,
+        &[
+            charts::Sample {
+                policy: "fragmented",
+                values: &some,
+            },
+            charts::Sample {
+                policy: "harmonized-full",
+                values: &zeros,
+            },
+        ],
+    )
+    .unwrap();
+    let texts = check_svg(&w.svg, "exceeds");
+    assert!(
+        !texts.iter().any(|t| t.trim() == "$0"),
+        "the axis starts at $0: {texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("harmonized-full") && t.contains("no curve")),
+        "{texts:?}"
+    );
+}
+
+#[test]
 fn a_report_of_one_path_says_its_tail_figures_are_that_path_s() {
     let (_tmp, dir) = tiny_run(&["--paths", "1"]);
     let html = fs::read_to_string(dir.join("report.html")).unwrap();

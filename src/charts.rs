@@ -206,8 +206,11 @@ fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
             .filter(|v| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9))
             .collect()
     };
-    let sets: [&[f64]; 3] = [
+    // 1-3 between decades and 1-2-5: a range of a little over two decades has too many
+    // 1-2-5 ticks and too few decades, and was left with two ticks.
+    let sets: [&[f64]; 4] = [
         &[1.0],
+        &[1.0, 3.0],
         &[1.0, 2.0, 5.0],
         &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
     ];
@@ -225,7 +228,7 @@ fn log_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
             break;
         }
         let t = within(m, 1);
-        if t.len() <= max {
+        if t.len() <= max && t.len() > best.len() {
             best = t;
         }
     }
@@ -1441,6 +1444,9 @@ impl ColourScale {
     }
 }
 
+/// The fill of a heatmap cell off its colour scale (no value, or zero on a log scale).
+const GREY_CELL: RGBColor = RGBColor(235, 235, 235);
+
 /// A heatmap of a metric over two swept keys: a cell per combination, coloured on the
 /// viridis scale ([`Grid::scale`]) with its value written in it, and a colour bar.
 pub fn heatmap(stem: &Path, title: &str, grid: &Grid<'_>) -> Result<Written> {
@@ -1502,9 +1508,8 @@ fn draw_heatmap<DB: DrawingBackend>(
             let position = Some(v)
                 .filter(|v| v.is_finite())
                 .and_then(|v| scale.position(v));
-            let fill = position.map_or(RGBColor(235, 235, 235), |t| {
-                ViridisRGB::get_color_normalized(t, 0.0, 1.0)
-            });
+            let fill =
+                position.map_or(GREY_CELL, |t| ViridisRGB::get_color_normalized(t, 0.0, 1.0));
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x, y), (x + 1.0, y + 1.0)],
                 fill.filled(),
@@ -1533,8 +1538,27 @@ fn draw_heatmap<DB: DrawingBackend>(
             )))?;
         }
     }
+    let grey = grid
+        .values
+        .iter()
+        .flat_map(|r| r.iter())
+        .any(|&v| v.is_finite() && scale.position(v).is_none());
+    if grey {
+        // Below a log scale's bottom (zero, on a USD figure) a cell is grey, off the bar.
+        let (_, bh) = bar.dim_in_pixel();
+        let y = bh as i32 - 40;
+        bar.draw(&Rectangle::new(
+            [(20, y - 10), (44, y + 10)],
+            GREY_CELL.filled(),
+        ))?;
+        bar.draw(&Text::new(
+            format!("{} or less", grid.unit.format(0.0)),
+            (52, y),
+            tick_font().pos(Pos::new(HPos::Left, VPos::Center)),
+        ))?;
+    }
     if scale.log {
-        let label = format!("{} (log scale)", grid.metric);
+        let label = format!("{} ({}, log scale)", grid.metric, grid.unit.axis());
         colour_bar(
             &bar,
             LogAxis::new(scale.lo, scale.hi),
@@ -1549,7 +1573,8 @@ fn draw_heatmap<DB: DrawingBackend>(
             scale.lo + 1.0
         };
         let axis = RangedCoordf64::from(scale.lo..top);
-        colour_bar(&bar, axis, scale, grid.metric, grid.unit)?;
+        let label = format!("{} ({})", grid.metric, grid.unit.axis());
+        colour_bar(&bar, axis, scale, &label, grid.unit)?;
     }
     root.present()
 }
@@ -1643,6 +1668,9 @@ mod tests {
         assert!(t.iter().all(|v| (1.3e9..=8.5e9).contains(v)));
         // Several decades: powers of ten.
         assert_eq!(log_ticks(5e-4, 1.0, 8), vec![1e-3, 1e-2, 1e-1, 1.0]);
+        // A sweep's bad debt from $367k to $58.6M: two decades, seven 1-2-5 ticks for six.
+        let t = log_ticks(366_737.0, 58.6e6, 6);
+        assert!(t.len() >= 3 && t.len() <= 6, "{t:?}");
         // Very wide: every n-th decade, at most `max`.
         assert!(log_ticks(1e-12, 1e12, 6).len() <= 6);
     }

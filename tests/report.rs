@@ -824,6 +824,37 @@ fn heatmap_renders_a_grid_of_two_swept_keys() {
 }
 
 #[test]
+fn a_log_heatmap_names_its_unit_and_says_what_a_grey_cell_is() {
+    // The colour bar's title had no unit and grey zero cells had no legend entry.
+    let tmp = TempDir::new().unwrap();
+    let xs: Vec<String> = ["0.1", "0.2"].map(String::from).to_vec();
+    let ys: Vec<String> = ["0.3", "0.7"].map(String::from).to_vec();
+    let values = vec![vec![0.0, 40e6], vec![366_737.0, 58.6e6]];
+    let grid = Grid {
+        x_key: "price.stress.drop",
+        x_values: &xs,
+        y_key: "liquidity.routing",
+        y_values: &ys,
+        values: &values,
+        metric: "mean bad debt",
+        unit: Unit::Usd,
+        caption: "",
+        scale: None,
+    };
+    let w = charts::heatmap(&tmp.path().join("heat"), "bad debt", &grid).unwrap();
+    let texts = check_svg_texts(&w.svg);
+    for expected in ["mean bad debt (USD, log scale)", "$0 or less"] {
+        assert!(
+            texts.iter().any(|t| t.contains(expected)),
+            "{expected}: {texts:?}"
+        );
+    }
+    // Two decades and a half: more ticks than its two powers of ten (four cells are in $).
+    let dollars = texts.iter().filter(|t| t.trim().starts_with('$')).count();
+    assert!(dollars >= 4 + 3, "{texts:?}");
+}
+
+#[test]
 fn charts_with_nothing_to_plot_say_so_instead_of_failing() {
     let tmp = TempDir::new().unwrap();
     let zeros = vec![0.0; 50];

@@ -243,10 +243,10 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
                  the baseline (better, for the losses). Where an effect or interval passes {}, the \
                  horizontal axis is symmetric-logarithmic: linear within {} and logarithmic beyond, so \
                  that large and small effects both read at their true values (its label then says so). \
-                 Amplification too is against its whole mean, which includes the 1x that no policy \
-                 removes: a policy that removes the whole cascade of a 1.15x baseline shows as -13%, \
-                 not -100% (the comparison table also gives it against the excess over 1x).{} Metrics whose \
-                 baseline mean is zero have no relative change and are left out.",
+                 Amplification is against the baseline's excess over 1x, the part of it the cascade \
+                 adds, as the comparison table also gives it: a policy that removes the whole cascade \
+                 shows as -100%.{} Metrics whose baseline mean (or excess) is zero have no relative \
+                 change and are left out.",
                 c.baseline,
                 units::signed_percent(charts::FOREST_LINEAR_LIMIT),
                 units::trim_zeros(&format!("±{}", units::percent(charts::FOREST_KNEE))),
@@ -423,7 +423,15 @@ fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
         let Some(base_mean) = base.metric(m).map(|d| d.mean) else {
             continue;
         };
-        if base_mean == 0.0 || !base_mean.is_finite() {
+        // Amplification against the part of it the cascade adds: its floor is 1x, which no
+        // policy removes, so against its whole mean a policy that removes the whole cascade
+        // read as -13% (see `relative_words`).
+        let (label, base_mean) = if m == "amplification" {
+            ("amplification above 1x", base_mean - 1.0)
+        } else {
+            (units::metric(m).0, base_mean)
+        };
+        if base_mean <= 0.0 || !base_mean.is_finite() {
             continue;
         }
         for c in &s.comparisons {
@@ -431,7 +439,7 @@ fn effects(result: &ResultDir) -> Vec<(String, String, f64, [f64; 2])> {
             // A single path gives no interval, so no effect to plot.
             if let Some((_, p @ PairedFile { ci95: Some(ci), .. })) = found {
                 out.push((
-                    units::metric(m).0.to_string(),
+                    label.to_string(),
                     c.policy.clone(),
                     p.mean_difference / base_mean,
                     relative_interval(*ci, base_mean),

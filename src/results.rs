@@ -487,28 +487,71 @@ const RESULT_ENTRIES: &[&str] = &[
     "timeline.csv",
     crate::shard::HISTOGRAMS,
     "report.html",
-    "charts",
-    "books",
+    CHARTS,
+    crate::scenario::COPIES,
 ];
 
-/// Refuses to let `--force` delete `dir` while it holds entries `cascade` did not write (a
-/// notebook beside the results, say): naming them, so the user can move them out. `ours`
-/// tells this kind of directory's own entries by name and path; a temporary file or folder
-/// of cascade (`.cascade-...`, left by an interrupted write) is always ours.
-pub fn refuse_foreign_entries(dir: &Path, ours: impl Fn(&str, &Path) -> bool) -> Result<()> {
-    let entries =
-        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
-    let mut foreign: Vec<String> = entries
-        .flatten()
-        .map(|entry| {
-            (
-                entry.file_name().to_string_lossy().to_string(),
-                entry.path(),
-            )
-        })
-        .filter(|(name, path)| !name.starts_with(".cascade-") && !ours(name, path))
-        .map(|(name, _)| name)
-        .collect();
+/// The folder of a result directory (or a sweep's) that holds its charts.
+pub const CHARTS: &str = "charts";
+
+/// The charts `cascade report` draws into a result's [`CHARTS`], each as a PNG and an SVG
+/// (`report::plan` names them).
+const CHART_STEMS: &[&str] = &[
+    "exceedance-liquidated-notional",
+    "exceedance-bad-debt",
+    "exceedance-max-drawdown",
+    "price-fan",
+    "liquidations",
+    "venues",
+    "forest",
+];
+
+/// Whether `name` is a chart's file, `stem.png` or `stem.svg`, of a stem `is_stem` accepts.
+pub fn is_chart_file(name: &str, is_stem: impl Fn(&str) -> bool) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(stem, ext)| matches!(ext, "png" | "svg") && is_stem(stem))
+}
+
+/// What a kind of directory makes of one of its entries, for [`refuse_foreign_entries`].
+pub enum Entry {
+    /// Not written by cascade.
+    Foreign,
+    /// Written by cascade, whatever it holds.
+    Ours,
+    /// A folder cascade writes, holding its files of the names the function accepts: a
+    /// folder's contents go with it, so someone's own plot put among the charts would too.
+    Folder(fn(&str) -> bool),
+}
+
+/// Refuses to let `deleter` (`--force`, say) delete `dir` or some of its folders while they
+/// hold entries `cascade` did not write (a notebook beside the results, say): naming them, so
+/// the user can move them out. `ours` tells this kind of directory's own entries by name and
+/// path; a temporary file or folder of cascade (`.cascade-...`, left by an interrupted write)
+/// is always ours.
+pub fn refuse_foreign_entries(
+    dir: &Path,
+    ours: impl Fn(&str, &Path) -> Entry,
+    deleter: &str,
+) -> Result<()> {
+    let mut foreign = Vec::new();
+    for (name, path) in listed(dir)? {
+        match ours(&name, &path) {
+            Entry::Ours => {}
+            Entry::Foreign => foreign.push(name),
+            // A link or a file where cascade writes a folder is not the folder.
+            Entry::Folder(_) if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) => {
+                foreign.push(name);
+            }
+            Entry::Folder(is_ours) => {
+                for (inner, inner_path) in listed(&path)? {
+                    let file = fs::symlink_metadata(&inner_path).is_ok_and(|m| m.is_file());
+                    if !(file && is_ours(&inner)) {
+                        foreign.push(format!("{name}/{inner}"));
+                    }
+                }
+            }
+        }
+    }
     if foreign.is_empty() {
         return Ok(());
     }
@@ -519,16 +562,52 @@ pub fn refuse_foreign_entries(dir: &Path, ours: impl Fn(&str, &Path) -> bool) ->
         n => format!(" and {n} more"),
     };
     Err(Error::BadInput(format!(
-        "{} holds what cascade did not write ({}{more}), which --force would delete; move it \
+        "{} holds what cascade did not write ({}{more}), which {deleter} would delete; move it \
          out first, or remove the directory yourself",
         dir.display(),
         foreign[..shown].join(", ")
     )))
 }
 
-/// [`refuse_foreign_entries`] for a result directory `run` or `merge` writes.
+/// The entries of `dir` but cascade's temporary ones, by name and path.
+fn listed(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    Ok(entries
+        .flatten()
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().to_string(),
+                entry.path(),
+            )
+        })
+        .filter(|(name, _)| !name.starts_with(".cascade-"))
+        .collect())
+}
+
+/// What a result directory `run` or `merge` writes makes of its entry `name`.
+fn result_entry(name: &str) -> Entry {
+    match name {
+        CHARTS => Entry::Folder(|name| is_chart_file(name, |stem| CHART_STEMS.contains(&stem))),
+        crate::scenario::COPIES => Entry::Folder(crate::scenario::is_copy_name),
+        _ if RESULT_ENTRIES.contains(&name) => Entry::Ours,
+        _ => Entry::Foreign,
+    }
+}
+
+/// [`refuse_foreign_entries`] for a result directory `run` or `merge` writes, which `--force`
+/// replaces whole.
 pub fn refuse_foreign_in_result(dir: &Path) -> Result<()> {
-    refuse_foreign_entries(dir, |name, _| RESULT_ENTRIES.contains(&name))
+    refuse_foreign_entries(dir, |name, _| result_entry(name), "--force")
+}
+
+/// [`refuse_foreign_entries`] for a result directory whose charts `cascade report` replaces.
+pub fn refuse_foreign_charts(dir: &Path) -> Result<()> {
+    let charts_only = |name: &str, _: &Path| match name {
+        CHARTS => result_entry(name),
+        _ => Entry::Ours,
+    };
+    refuse_foreign_entries(dir, charts_only, "`cascade report`")
 }
 
 /// What every temporary result directory's name starts with.
@@ -828,7 +907,8 @@ pub fn write_json(dir: &Path, name: &str, value: &impl Serialize) -> Result<()> 
 pub fn write_scenario(dir: &Path, scenario: &Scenario) -> Result<()> {
     let inputs = scenario.inputs();
     if !inputs.is_empty() {
-        fs::create_dir_all(dir.join("books")).map_err(io_at(dir, "books"))?;
+        fs::create_dir_all(dir.join(crate::scenario::COPIES))
+            .map_err(io_at(dir, crate::scenario::COPIES))?;
     }
     // The bytes the run read, not the file as it is now: it may have changed since.
     for input in inputs {

@@ -1835,6 +1835,59 @@ fn run_with_out_writes_every_file_and_refuses_to_overwrite_without_force() {
     }
 }
 
+/// `--force` replaces a result with its `charts/` and `books/`, and `cascade report` rebuilds
+/// `charts/` whole: a file cascade did not write in them is refused like one beside the
+/// results, named, and nothing changes. Only the top level was checked, and a plot of the
+/// user's kept among the charts was deleted without a word.
+#[test]
+fn force_and_report_refuse_what_cascade_did_not_write_in_charts_and_books() {
+    let tmp = TempDir::new().unwrap();
+    let scenario = fixture("snapshot.toml");
+    run_ok(tmp.path(), &scenario, &["--out", "res"]);
+    let dir = tmp.path().join("res");
+    // What cascade wrote there is its own: replaced and rebuilt without a word.
+    assert!(dir.join("books/venue-0.csv").is_file());
+    assert!(dir.join("charts/price-fan.svg").is_file());
+    run_ok(tmp.path(), &scenario, &["--out", "res", "--force"]);
+    cascade(tmp.path(), &["report", "res"]).expect_code(0);
+    // (file written, what the refusal names, whether `report` would delete it)
+    for (file, named, in_charts) in [
+        ("charts/my-own-plot.png", "charts/my-own-plot.png", true),
+        ("charts/drafts/v2.svg", "charts/drafts", true),
+        ("charts/price-fan.svg.bak", "charts/price-fan.svg.bak", true),
+        ("books/notes.txt", "books/notes.txt", false),
+        ("books/venue-00.csv", "books/venue-00.csv", false),
+    ] {
+        let path = dir.join(file);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, "mine").unwrap();
+        let before = snapshot(&dir.join("charts"));
+        cascade(
+            tmp.path(),
+            &["run", &scenario, "--quiet", "--out", "res", "--force"],
+        )
+        .expect_code(2)
+        .expect_stderr(&[&format!(
+            "res holds what cascade did not write ({named}), which --force would delete"
+        )]);
+        let report = cascade(tmp.path(), &["report", "res"]);
+        if in_charts {
+            report.expect_code(2).expect_stderr(&[&format!(
+                "res holds what cascade did not write ({named}), which `cascade report` would \
+                 delete"
+            )]);
+            assert_eq!(snapshot(&dir.join("charts")), before, "{file}");
+        } else {
+            report.expect_code(0);
+        }
+        assert_eq!(read(&path), "mine", "{file}");
+        fs::remove_file(&path).unwrap();
+        if named.ends_with("drafts") {
+            fs::remove_dir(path.parent().unwrap()).unwrap();
+        }
+    }
+}
+
 /// `--out res/.` is `res` and `--force` replaces it whole; `.` (from inside a result) and a link
 /// name no directory that can be replaced, so they are refused and change nothing: replacing
 /// `res/.` literally removed `res`'s files and then failed, and replacing a link (`latest`)

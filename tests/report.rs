@@ -347,7 +347,8 @@ fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning()
     // be removed. The rebuild has put the new charts and report in place by then: a
     // warning, not a failure (which left the new charts beside the old report).
     let (tmp, dir) = tiny_run(&[]);
-    let stuck = dir.join("charts").join("stuck.txt");
+    // One of cascade's own: a file it did not write there would be refused.
+    let stuck = dir.join("charts").join("venues.png");
     fs::write(&stuck, "old").unwrap();
     fs::remove_file(dir.join("report.html")).unwrap();
     let Some(_guard) = Immutable::set(tmp.path(), &stuck) else {
@@ -362,7 +363,7 @@ fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning()
     assert!(stdout.contains("report.html"), "{stdout}");
     assert!(stderr.contains("could not be removed"), "{stderr}");
     assert!(dir.join("report.html").is_file());
-    assert!(!dir.join("charts").join("stuck.txt").exists());
+    assert_ne!(fs::read(&stuck).unwrap(), b"old");
     for (stem, title) in CHARTS {
         check_svg(&dir.join("charts").join(format!("{stem}.svg")), title);
     }
@@ -377,7 +378,7 @@ fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning()
         "{stderr}"
     );
     assert_eq!(
-        fs::read_to_string(aside[0].join("old").join("stuck.txt")).unwrap(),
+        fs::read_to_string(aside[0].join("old").join("venues.png")).unwrap(),
         "old"
     );
 }
@@ -390,7 +391,9 @@ fn a_report_that_cannot_be_moved_in_puts_the_old_charts_back() {
     let (tmp, dir) = tiny_run(&[]);
     let svg = |d: &Path| fs::read(d.join("charts").join("price-fan.svg")).unwrap();
     let before = svg(&dir);
-    fs::write(dir.join("charts").join("marker"), "old").unwrap();
+    // One of cascade's own: a file it did not write there would be refused.
+    let marker = dir.join("charts").join("venues.png");
+    fs::write(&marker, "old").unwrap();
     fs::remove_file(dir.join("report.html")).unwrap();
     fs::create_dir_all(dir.join("report.html").join("x")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cascade"))
@@ -401,8 +404,9 @@ fn a_report_that_cannot_be_moved_in_puts_the_old_charts_back() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("report.html"), "{stderr}");
-    assert!(
-        dir.join("charts").join("marker").is_file(),
+    assert_eq!(
+        fs::read(&marker).unwrap(),
+        b"old",
         "the old charts are back"
     );
     assert_eq!(svg(&dir), before);

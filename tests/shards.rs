@@ -1223,20 +1223,35 @@ fn a_forced_sweep_keeps_the_old_sweep_until_the_new_one_is_complete() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     unchanged("interrupted");
-    // A notebook put beside the results, at the top or in a cell: --force would delete it,
-    // so the sweep is refused and the notebook named.
-    for notebook in ["g/notes.ipynb", "g/liquidity.routing=0.8/notes.ipynb"] {
+    // A notebook put beside the results, at the top or in a cell, or a plot among the charts
+    // or the data copies: --force would delete it, so the sweep is refused and the file named.
+    for notebook in [
+        "g/notes.ipynb",
+        "g/liquidity.routing=0.8/notes.ipynb",
+        "g/charts/notes.png",
+        "g/liquidity.routing=0.8/charts/notes.png",
+        "g/liquidity.routing=0.8/books/notes.csv",
+    ] {
+        let made = !d.join(notebook).parent().unwrap().exists();
+        fs::create_dir_all(d.join(notebook).parent().unwrap()).unwrap();
         fs::write(d.join(notebook), "analysis").unwrap();
         let args = sweep(&["--force", "--paths", "5"]);
         let (code, stderr) = cascade(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(code, 2, "{stderr}");
         assert!(
-            stderr.contains("notes.ipynb") && stderr.contains("cascade did not write"),
+            stderr.contains(
+                notebook
+                    .rsplit_once("=0.8/")
+                    .map_or(&notebook[2..], |(_, n)| n)
+            ) && stderr.contains("cascade did not write"),
             "{stderr}"
         );
         assert_eq!(fs::read_to_string(d.join(notebook)).unwrap(), "analysis");
         unchanged(notebook);
         fs::remove_file(d.join(notebook)).unwrap();
+        if made {
+            fs::remove_dir(d.join(notebook).parent().unwrap()).unwrap();
+        }
     }
     // Finished: the new sweep alone.
     ok(sweep(&[

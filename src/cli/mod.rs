@@ -393,6 +393,10 @@ fn run_command(cli: Cli) -> Result<()> {
             memory.limit(),
         ),
         Command::Report { dir } => {
+            // The rebuild replaces charts/ whole: someone's own plot kept there would go.
+            if cascade::results::is_result_dir(&dir) {
+                cascade::results::refuse_foreign_charts(&dir)?;
+            }
             let built = cascade::report::rebuild(&dir)?;
             if let Some(old) = &built.leftover {
                 noteln!(

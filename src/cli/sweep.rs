@@ -412,10 +412,24 @@ fn is_sweep_written_by_cascade(root: &Path) -> bool {
 /// Refuses to let `--force` delete the sweep `root` while it, or one of its cells, holds
 /// what the sweep did not write (see [`results::refuse_foreign_entries`]).
 fn refuse_foreign_in_sweep(root: &Path) -> Result<()> {
-    const SWEEP_ENTRIES: &[&str] = &["sweep.json", "grid.csv", "grid.json", "charts"];
-    results::refuse_foreign_entries(root, |name, path| {
-        SWEEP_ENTRIES.contains(&name) || results::is_result_dir(path)
-    })?;
+    const SWEEP_ENTRIES: &[&str] = &["sweep.json", "grid.csv", "grid.json"];
+    results::refuse_foreign_entries(
+        root,
+        |name, path| {
+            if name == results::CHARTS {
+                // Every heatmap's name starts so (what follows is a policy's name, which may
+                // hold anything a file name may).
+                results::Entry::Folder(|name| {
+                    results::is_chart_file(name, |stem| stem.starts_with(HEATMAP))
+                })
+            } else if SWEEP_ENTRIES.contains(&name) || results::is_result_dir(path) {
+                results::Entry::Ours
+            } else {
+                results::Entry::Foreign
+            }
+        },
+        "--force",
+    )?;
     let entries =
         fs::read_dir(root).map_err(|e| Error::io(format!("cannot read {}", root.display()), e))?;
     for cell in entries.flatten().map(|e| e.path()) {
@@ -606,6 +620,9 @@ fn remove_partials(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What the name of every heatmap file starts with.
+const HEATMAP: &str = "heatmap-";
+
 /// With exactly two swept keys, a heatmap per policy of the headline figures over the grid,
 /// in `charts/` of the sweep directory.
 fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Value) -> Result<()> {
@@ -615,7 +632,7 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Val
     let [x, y] = swept[..] else {
         return Ok(());
     };
-    let charts = root.join("charts");
+    let charts = root.join(results::CHARTS);
     fs::create_dir_all(&charts)
         .map_err(|e| Error::io(format!("cannot create {}", charts.display()), e))?;
     let mut policies: Vec<&str> = Vec::new();
@@ -681,7 +698,7 @@ fn heatmaps(root: &Path, axes: &[Axis], rows: &[GridRow], plan: &serde_json::Val
                 caption: &from,
                 scale,
             };
-            let stem = charts.join(format!("heatmap-{stem}-{figure}"));
+            let stem = charts.join(format!("{HEATMAP}{stem}-{figure}"));
             cascade::charts::heatmap(&stem, &format!("{policy}: {cells}"), &grid)?;
         }
     }

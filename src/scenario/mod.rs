@@ -149,7 +149,7 @@ impl Scenario {
                     snapshots.push(Some(positions));
                     inputs.push(Input {
                         source: path,
-                        copy: PathBuf::from(format!("books/venue-{i}.csv")),
+                        copy: copy_path(&positions_copy(i)),
                         bytes,
                     });
                 }
@@ -175,7 +175,7 @@ impl Scenario {
                     file.price.returns = returns;
                     inputs.push(Input {
                         source: path,
-                        copy: PathBuf::from(RETURNS_COPY),
+                        copy: copy_path(RETURNS_COPY),
                         bytes,
                     });
                 }
@@ -358,8 +358,35 @@ impl Scenario {
     }
 }
 
-/// Where a result directory keeps its copy of the historical returns.
-const RETURNS_COPY: &str = "books/price-returns.csv";
+/// The folder of a result directory that keeps its copies of the scenario's data files.
+pub const COPIES: &str = "books";
+
+/// Where a result directory keeps the copy named `name`: written with `/` on every system,
+/// since the path is hashed into [`Scenario::sha256`].
+fn copy_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("{COPIES}/{name}"))
+}
+
+/// The name, in [`COPIES`], of the copy of venue `i`'s positions.
+fn positions_copy(i: usize) -> String {
+    format!("venue-{i}.csv")
+}
+
+/// The name, in [`COPIES`], of the copy of the historical returns.
+const RETURNS_COPY: &str = "price-returns.csv";
+
+/// Whether `name` is one a run gives a copy in [`COPIES`]: anything else there was put by
+/// someone else.
+pub fn is_copy_name(name: &str) -> bool {
+    let venue = name
+        .strip_prefix("venue-")
+        .and_then(|n| n.strip_suffix(".csv"));
+    // Through the one format, so that `venue-01.csv` (never written) is not taken for `venue-1.csv`.
+    name == RETURNS_COPY
+        || venue
+            .and_then(|i| i.parse().ok())
+            .is_some_and(|i| positions_copy(i) == name)
+}
 
 /// A replay without bootstrap needs a return per step; a bootstrap block must fit the series.
 fn check_returns_length(file: &ScenarioFile, path: &Path, rows: usize) -> Option<Problem> {

@@ -430,19 +430,19 @@ pub fn out_directory(out: &Path) -> Result<PathBuf> {
             out.display()
         )));
     }
-    refuse_link(out, &normal, "directory")?;
+    refuse_link(&format!("--out {}", out.display()), &normal, "directory")?;
     Ok(normal)
 }
 
-/// Refuses `--out` (given as `out`, checked at `path`) when it is a symbolic link, dangling or
-/// not: writing renames the new `what` over the link, which would leave what it points at as it
-/// was, and a dangling one would be replaced although something of that name exists.
-fn refuse_link(out: &Path, path: &Path, what: &str) -> Result<()> {
+/// Refuses to write `path` (given as `named`: `--out res`, say) when it is a symbolic link,
+/// dangling or not: writing renames the new `what` over the link, which would leave what it
+/// points at as it was, and a dangling one would be replaced although something of that name
+/// exists.
+pub fn refuse_link(named: &str, path: &Path, what: &str) -> Result<()> {
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         let to = fs::read_link(path).unwrap_or_default();
         return Err(Error::BadInput(format!(
-            "--out {} is a symbolic link (to {}); give the {what} it points to",
-            out.display(),
+            "{named} is a symbolic link (to {}); give the {what} it points to",
             to.display()
         )));
     }
@@ -736,7 +736,7 @@ pub fn check_file_target(path: &Path) -> Result<MadeFolders> {
             path.display()
         )));
     }
-    refuse_link(path, path, "file")?;
+    refuse_link(&format!("--out {}", path.display()), path, "file")?;
     refuse_special_file(path)?;
     ensure_parent(path)
 }

@@ -1777,6 +1777,24 @@ fn init_writes_a_valid_scenario_and_refuses_to_overwrite() {
             .expect_stderr(&["dir is a directory", "dir/scenario.toml"]);
     }
     assert_eq!(fs::read_dir(tmp.path().join("dir")).unwrap().count(), 0);
+
+    // A symbolic link is refused, as for --out: written through, --force replaced the file it
+    // points to, and a dangling one created its target.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("mine.toml", tmp.path().join("lnk.toml")).unwrap();
+        std::os::unix::fs::symlink("nowhere.toml", tmp.path().join("dangling.toml")).unwrap();
+        fs::write(tmp.path().join("mine.toml"), "# my own work\n").unwrap();
+        for (link, to) in [("lnk.toml", "mine.toml"), ("dangling.toml", "nowhere.toml")] {
+            cascade(tmp.path(), &["init", link, "--force"])
+                .expect_code(2)
+                .expect_stderr(&[&format!(
+                    "{link} is a symbolic link (to {to}); give the file it points to"
+                )]);
+        }
+        assert_eq!(read(&tmp.path().join("mine.toml")), "# my own work\n");
+        assert!(!tmp.path().join("nowhere.toml").exists());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

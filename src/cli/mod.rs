@@ -528,6 +528,9 @@ fn init(path: &Path, force: bool) -> Result<()> {
             path.join("scenario.toml").display()
         )));
     }
+    // Written through, a link would replace the file it points to, which --force never
+    // named (another scenario, say).
+    cascade::results::refuse_link(&path.display().to_string(), path, "file")?;
     cascade::results::refuse_special_file(path)?;
     if path.exists() && !force {
         return Err(Error::BadInput(format!(

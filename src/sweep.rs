@@ -89,11 +89,14 @@ impl Axis {
         let bad = || {
             format!("--set {flag}: a range is FROM..TO:N with numbers and N >= 2, e.g. 0.1..0.9:5")
         };
-        // Two numbers around `..` are a range whose count was forgotten (a path such as
-        // ../books/a.csv is a value).
+        // Numbers around `..` are a range whose count (or an end: `1..`) was forgotten (a
+        // path such as ../books/a.csv is a value).
+        let number_or_nothing = |s: &str| s.trim().is_empty() || s.trim().parse::<f64>().is_ok();
         if !raw.contains(':')
             && raw.split_once("..").is_some_and(|(a, b)| {
-                a.trim().parse::<f64>().is_ok() && b.trim().parse::<f64>().is_ok()
+                number_or_nothing(a)
+                    && number_or_nothing(b)
+                    && !(a.trim().is_empty() && b.trim().is_empty())
             })
         {
             return Err(bad());
@@ -449,6 +452,16 @@ mod tests {
         // (this one then refused as an integer a scenario cannot hold), never made infinite.
         let e = Axis::parse("x=1e9..1e300:2").unwrap_err();
         assert!(e.contains("outside the integers"), "{e}");
+    }
+
+    #[test]
+    fn a_range_missing_an_end_is_refused_as_a_range() {
+        // `1..` was taken for the text "1.." and then offered to `cascade sweep --set` again.
+        for text in ["x=1..", "x=..2", "x=1..2", "x=..2:3"] {
+            let e = Axis::parse(text).unwrap_err();
+            assert!(e.contains("a range is FROM..TO:N"), "{text}: {e}");
+        }
+        assert_eq!(values("x=../books/a.csv"), ["../books/a.csv"]);
     }
 
     #[test]

@@ -226,13 +226,26 @@ impl Cell {
             .iter()
             .zip(axes)
             .filter(|(_, a)| a.values.len() > 1)
-            .map(|((k, v), _)| format!("{k}={}", file_safe(v)))
+            .map(|((k, v), _)| format!("{k}={}", file_safe(&short(v))))
             .collect();
         if parts.is_empty() {
             "single".to_string()
         } else {
             parts.join("__")
         }
+    }
+}
+
+/// A value as a cell's directory names it: a number written longer than any double needs
+/// (a range writes 1e-320 out in 322 characters, too long for a directory name) as an error
+/// message quotes it; any other value as written, so that cells keep the names earlier
+/// versions gave them.
+fn short(value: &str) -> std::borrow::Cow<'_, str> {
+    // The longest a double takes in scientific notation: -1.2345678901234567e-308.
+    const LONGEST: usize = 24;
+    match parse_value(value) {
+        toml::Value::Float(x) if value.len() > LONGEST => crate::units::quoted(x).into(),
+        _ => value.into(),
     }
 }
 
@@ -462,6 +475,18 @@ mod tests {
             assert!(e.contains("a range is FROM..TO:N"), "{text}: {e}");
         }
         assert_eq!(values("x=../books/a.csv"), ["../books/a.csv"]);
+    }
+
+    #[test]
+    fn a_cell_of_a_tiny_range_value_has_a_name_a_file_system_holds() {
+        // Written out, 1e-320 is 322 characters: the sweep was refused for a name too long.
+        let axes = [Axis::parse("x=1e-320..1e-310:3").unwrap()];
+        let names: Vec<String> = cells(&axes).iter().map(|c| c.name(&axes)).collect();
+        assert_eq!(names, ["x=1e-320", "x=5.0000000005e-311", "x=1e-310"]);
+        // Any other value keeps its name, as written.
+        let axes = [Axis::parse("x=0.50,1e8,0.000000001").unwrap()];
+        let names: Vec<String> = cells(&axes).iter().map(|c| c.name(&axes)).collect();
+        assert_eq!(names, ["x=0.50", "x=1e8", "x=0.000000001"]);
     }
 
     #[test]

@@ -513,7 +513,7 @@ fn check_garch(c: &mut Checker, p: &Price) {
             format!(
                 "alpha + beta = {} must be below 1, or the variance is not stationary \
                  (it has no finite long-run level)",
-                a + b
+                quoted(a + b)
             ),
         );
     }
@@ -649,7 +649,8 @@ fn check_venues(c: &mut Checker, s: &ScenarioFile) {
                 at("maintenance_margin"),
                 format!(
                     "({}) must be below initial_margin ({})",
-                    v.maintenance_margin, v.initial_margin
+                    quoted(v.maintenance_margin),
+                    quoted(v.initial_margin)
                 ),
             );
         }
@@ -715,7 +716,7 @@ fn check_opening(c: &mut Checker, i: usize, v: &super::file::Venue) {
                 &key,
                 l,
                 false,
-                &format!("above {before} ({p}): levels ascend"),
+                &format!("above {before} ({}): levels ascend", quoted(*p)),
             );
         }
         previous = Some((key, l));
@@ -773,14 +774,15 @@ fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
             &at("above"),
             t.above,
             t.above > above,
-            &format!("above {above} (tiers ascend in notional, USD)"),
+            &format!("above {} (tiers ascend in notional, USD)", quoted(above)),
         );
         c.number(
             &at("initial_margin"),
             t.initial_margin,
             t.initial_margin >= initial && t.initial_margin <= 1.0,
             &format!(
-                "at least {initial} ({}) and at most 1",
+                "at least {} ({}) and at most 1",
+                quoted(initial),
                 below("initial_margin")
             ),
         );
@@ -789,9 +791,10 @@ fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
             t.maintenance_margin,
             t.maintenance_margin >= maintenance && t.maintenance_margin < t.initial_margin,
             &format!(
-                "at least {maintenance} ({}) and below the tier's initial_margin ({})",
+                "at least {} ({}) and below the tier's initial_margin ({})",
+                quoted(maintenance),
                 below("maintenance_margin"),
-                t.initial_margin
+                quoted(t.initial_margin)
             ),
         );
         above = t.above;
@@ -921,7 +924,8 @@ fn check_policies(c: &mut Checker, s: &ScenarioFile) {
                     at("margin_floor.maintenance"),
                     format!(
                         "({}) must be below margin_floor.initial ({})",
-                        f.maintenance, f.initial
+                        quoted(f.maintenance),
+                        quoted(f.initial)
                     ),
                 );
             }
@@ -966,7 +970,8 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
         w.fail(
             "price.annual_volatility",
             format!(
-                "{vol} is an annual volatility of {:.0}%; is it a percentage? (a share: 0.5 is 50%)",
+                "{} is an annual volatility of {:.0}%; is it a percentage? (a share: 0.5 is 50%)",
+                quoted(vol),
                 vol * 100.0
             ),
         );
@@ -1033,8 +1038,9 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
             w.fail(
                 format!("venues[{i}].book.entry_dispersion"),
                 format!(
-                    "{d} spreads entries by a factor of {} either way of the start at one \
+                    "{} spreads entries by a factor of {} either way of the start at one \
                      standard deviation; is it a percentage? (a share: 0.05 is 5%)",
+                    quoted(d),
                     format_args!("{:.0}", d.exp())
                 ),
             );
@@ -1044,7 +1050,11 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
         {
             w.fail(
                 format!("venues[{i}].open_interest"),
-                format!("USD {oi} per side is tiny; is it in millions or billions? (write 5.0e9 for USD 5B)"),
+                format!(
+                    "USD {} per side is tiny; is it in millions or billions? (write 5.0e9 for \
+                     USD 5B)",
+                    quoted(oi)
+                ),
             );
         }
     }
@@ -1058,7 +1068,7 @@ pub fn warnings(s: &ScenarioFile) -> Vec<Problem> {
                 format!(
                     "{} USD of notional near liquidation sets the supervisor off at once; the \
                      threshold is in USD, not a share",
-                    sup.threshold
+                    quoted(sup.threshold)
                 ),
             );
         }
@@ -1110,10 +1120,11 @@ pub fn snapshot_warnings(
             path,
             format!(
                 "{n} of {} positions ({:.0}% of the notional) are already past their \
-                 liquidation price at price.start ({start}) and liquidate in the first step; \
+                 liquidation price at price.start ({}) and liquidate in the first step; \
                  is price.start the price the snapshot was taken at?",
                 positions.len(),
-                100.0 * s
+                100.0 * s,
+                quoted(start)
             ),
         );
     }
@@ -1310,6 +1321,26 @@ mod tests {
         );
         s.venues[0].insurance_fund = -1.0;
         assert!(refused(&s).contains(&"venues[0].insurance_fund".to_string()));
+    }
+
+    #[test]
+    fn a_comparison_quotes_the_other_key_s_value_short() {
+        // `{}` wrote 1e-300 out in 302 characters.
+        let mut s = tiny("");
+        s.venues[0].initial_margin = 1e-300;
+        s.policies[1]
+            .margin_floor
+            .as_mut()
+            .expect("tiny's floor")
+            .initial = 1e-300;
+        let messages: Vec<String> = check(&s).into_iter().map(|p| p.message).collect();
+        for expected in [
+            "(0.005) must be below initial_margin (1e-300)",
+            "(0.025) must be below margin_floor.initial (1e-300)",
+        ] {
+            assert!(messages.iter().any(|m| m == expected), "{messages:?}");
+        }
+        assert!(messages.iter().all(|m| m.len() < 200), "{messages:?}");
     }
 
     #[test]

@@ -241,12 +241,17 @@ fn refuse(
         return Ok(());
     }
     // In binary units, as SLURM's --mem and the kernel count memory (a job given 100M sees
-    // "100 MiB", not "105 MB"), and in MiB below a GiB, where "0.1 GiB" says too little.
+    // "100 MiB", not "105 MB"), and in MiB below a GiB, where "0.1 GiB" says too little
+    // (so too KiB below a MiB: `--memory 1K` read "0 MiB").
     let size = |bytes: f64| {
         if bytes >= 1024.0 * MIB {
             format!("{:.1} GiB", bytes / (1024.0 * MIB))
-        } else {
+        } else if bytes >= MIB {
             format!("{:.0} MiB", bytes / MIB)
+        } else if bytes >= 1024.0 {
+            format!("{:.0} KiB", bytes / 1024.0)
+        } else {
+            format!("{bytes:.0} bytes")
         }
     };
     let f = scenario.file();

@@ -2935,6 +2935,10 @@ fn a_study_is_checked_against_the_memory_its_job_was_given() {
             out.expect_stderr(&["64 MiB given by --memory"]);
         }
     }
+    // Below a MiB the limit is said in KiB: "the 0 MiB given by --memory" said nothing.
+    cascade(tmp.path(), &[&validate[..], &["--memory", "1K"]].concat())
+        .expect_code(2)
+        .expect_stderr(&["more than the 1 KiB given by --memory"]);
     for bad in ["0", "4X", "-1G", "1.5G"] {
         cascade(tmp.path(), &[&validate[..], &["--memory", bad]].concat())
             .expect_code(2)

@@ -255,11 +255,14 @@ fn refuse(
         }
     };
     let f = scenario.file();
+    // The file and the keys that set each part, so the user knows what to change where.
     Err(Error::BadInput(format!(
-        "this would hold about {} at once, plus {} kept for the process itself, more than \
+        "{}: this would hold about {} at once, plus {} kept for the process itself, more than \
          the {} {}: per-path results {} \
-         ({paths} paths x {} {}), step histograms {} ({} steps, {sets}), books {} ({} more \
-         while they are built). {remedy}",
+         ({paths} paths x {} {}; simulation.paths), step histograms {} ({} steps, {sets}; \
+         simulation.steps), books {} ({} more while they are built; venues[i].book.positions \
+         or positions_csv, opening.positions and partial_fraction). {remedy}",
+        scenario.source().display(),
         size(need.total()),
         size(RESERVE),
         size(memory.bytes),

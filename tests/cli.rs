@@ -2890,9 +2890,13 @@ fn sizes_no_machine_can_hold_are_bad_input_before_anything_runs() {
     // (cluster/slurm/submit.sh): its per-path results are refused whole, and one of a million
     // shards passes.
     let split = ["validate", s, "--set", "simulation.paths=1000000000000"];
-    cascade(tmp.path(), &split)
-        .expect_code(2)
-        .expect_stderr(&["per-path results"]);
+    // Naming the file and the key that sets each part: the message named neither.
+    cascade(tmp.path(), &split).expect_code(2).expect_stderr(&[
+        "quickstart.toml: this would hold about",
+        "(1000000000000 paths x 1 policy; simulation.paths)",
+        "; simulation.steps)",
+        "; venues[i].book.positions or positions_csv, opening.positions and partial_fraction)",
+    ]);
     cascade(
         tmp.path(),
         &[&split[..], &["--shard", "1000000/1000000"]].concat(),

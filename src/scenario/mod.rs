@@ -121,7 +121,8 @@ impl Scenario {
         let mut snapshots = Vec::with_capacity(file.venues.len());
         let mut inputs = Vec::new();
         for (i, venue) in file.venues.iter().enumerate() {
-            let Some(rel) = &venue.book.positions_csv else {
+            let given = venue.book.positions_csv.as_deref();
+            let Some(rel) = given.filter(|p| !validate::is_empty_path(p)) else {
                 snapshots.push(None);
                 continue;
             };
@@ -163,7 +164,11 @@ impl Scenario {
             }
         }
         let returns_path = (file.price.model == file::PriceModel::Historical)
-            .then(|| file.price.returns_csv.as_ref().map(|rel| base.join(rel)))
+            .then(|| {
+                let given = file.price.returns_csv.as_deref();
+                let given = given.filter(|p| !validate::is_empty_path(p));
+                given.map(|rel| base.join(rel))
+            })
             .flatten();
         if let Some(path) = returns_path {
             let read = read_input(&path).map_err(|m| vec![m]).and_then(|bytes| {

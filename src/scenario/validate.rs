@@ -440,6 +440,12 @@ fn check_price(c: &mut Checker, s: &ScenarioFile) {
     }
     check_garch(c, p);
     if p.model == PriceModel::Historical {
+        if p.returns_csv.as_deref().is_some_and(is_empty_path) {
+            c.fail(
+                "price.returns_csv",
+                "is empty; expected the path of a CSV with a `log_return` column",
+            );
+        }
         if p.returns_csv.is_none() {
             c.fail(
                 "price.returns_csv",
@@ -803,9 +809,21 @@ fn check_tiers(c: &mut Checker, i: usize, v: &super::file::Venue) {
     }
 }
 
+/// Whether a data file's path is empty (`positions_csv = ""`): refused here, and not read,
+/// since reading it said only "cannot read : No such file or directory".
+pub(crate) fn is_empty_path(path: &std::path::Path) -> bool {
+    path.as_os_str().is_empty()
+}
+
 fn check_book(c: &mut Checker, i: usize, v: &super::file::Venue) {
     let at = |key: &str| format!("venues[{i}].{key}");
     let b = &v.book;
+    if b.positions_csv.as_deref().is_some_and(is_empty_path) {
+        c.fail(
+            at("book.positions_csv"),
+            "is empty; expected the path of a CSV of positions",
+        );
+    }
     if b.positions_csv.is_some() {
         let generated = [
             ("positions", b.positions.is_some()),

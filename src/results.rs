@@ -68,8 +68,10 @@ impl Staging {
         let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(parent)
+            // `parent` is a directory the user named (--out's, the result `cascade report`
+            // rebuilds): one they cannot write in is bad input, as for `run`'s own check.
             .map_err(|e| {
-                Error::io(
+                Error::at_path(
                     format!("cannot create a directory in {}", parent.display()),
                     e,
                 )

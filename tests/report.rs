@@ -384,6 +384,26 @@ fn old_charts_that_cannot_be_removed_leave_a_complete_new_report_and_a_warning()
 }
 
 #[test]
+fn a_result_that_cannot_be_written_in_is_bad_input_to_report_as_to_run() {
+    // A directory the user named that no one may write in: `run` exited 2 (bad input, the
+    // path), `report` 1 (anything else).
+    let (tmp, dir) = tiny_run(&[]);
+    let Some(_guard) = Immutable::set(tmp.path(), &dir) else {
+        assert!(
+            !in_ci(),
+            "CI must be able to make a directory immutable (chattr +i)"
+        );
+        eprintln!("SKIPPED: chattr +i is not available here");
+        return;
+    };
+    let (_, stderr) = cascade(tmp.path(), &["report", "result"], 2);
+    assert!(
+        stderr.contains("cannot create a directory in result"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_report_that_cannot_be_moved_in_puts_the_old_charts_back() {
     // `report.html` a non-empty folder, which no file can replace: the rebuild fails after
     // the new charts moved in, and puts the old ones back rather than leave new charts beside

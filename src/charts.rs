@@ -97,10 +97,18 @@ pub struct Written {
     pub svg: PathBuf,
 }
 
+/// The files of the chart at `stem`, its extensions added to the whole stem: a policy named
+/// `floor-0.05` gave `heatmap-floor-0.png` by replacing `.05`, the same file as `floor-0.06`.
 fn targets(stem: &Path) -> Written {
+    let with = |extension: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(".");
+        name.push(extension);
+        PathBuf::from(name)
+    };
     Written {
-        png: stem.with_extension("png"),
-        svg: stem.with_extension("svg"),
+        png: with("png"),
+        svg: with("svg"),
     }
 }
 
@@ -1628,6 +1636,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stem_with_a_dot_keeps_it_in_its_file_names() {
+        let w = targets(Path::new("charts/heatmap-floor-0.05"));
+        assert_eq!(w.png, Path::new("charts/heatmap-floor-0.05.png"));
+        assert_eq!(w.svg, Path::new("charts/heatmap-floor-0.05.svg"));
+    }
 
     #[test]
     fn a_colour_scale_is_logarithmic_where_usd_spans_two_decades() {

@@ -56,6 +56,25 @@ pub const HEADLINE: [&str; 5] = [
     "insolvent_venues",
 ];
 
+/// The file stems (in `charts/`, as `.png` and `.svg`) of the charts other than the
+/// exceedance curves, whose stems [`exceedance_stem`] gives.
+const PRICE_FAN: &str = "price-fan";
+const LIQUIDATIONS: &str = "liquidations";
+const VENUES: &str = "venues";
+const FOREST: &str = "forest";
+
+/// The file stem of metric `m`'s exceedance chart.
+fn exceedance_stem(m: &str) -> String {
+    format!("exceedance-{}", m.replace('_', "-"))
+}
+
+/// Whether `stem` names one of a result's charts: `--force` and `cascade report` replace
+/// those files, and refuse to touch any other in `charts/`.
+pub fn is_chart_stem(stem: &str) -> bool {
+    [PRICE_FAN, LIQUIDATIONS, VENUES, FOREST].contains(&stem)
+        || EXCEEDANCE.iter().any(|m| exceedance_stem(m) == stem)
+}
+
 /// The metrics drawn as loss exceedance curves.
 pub const EXCEEDANCE: [&str; 3] = ["liquidated_notional", "bad_debt", "max_drawdown"];
 
@@ -155,7 +174,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             "the horizontal one linear".to_string()
         };
         list.push((
-            format!("exceedance-{}", m.replace('_', "-")),
+            exceedance_stem(m),
             format!("Loss exceedance: {label}"),
             format!(
                 "Share of the {} on which {label} exceeded the value on the horizontal axis, one curve per policy. \
@@ -168,7 +187,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
     }
     let one_path = s.paths == 1;
     list.push((
-        "price-fan".to_string(),
+        PRICE_FAN.to_string(),
         "Traded price over time".to_string(),
         if one_path {
             "The open-interest-weighted price across venues on the run's one path, one panel per \
@@ -184,7 +203,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
         .to_string(),
     ));
     list.push((
-        "liquidations".to_string(),
+        LIQUIDATIONS.to_string(),
         "Cumulative liquidations over time".to_string(),
         format!(
             "Notional liquidated since the start (USD at the start price), summed over venues: {} \
@@ -210,7 +229,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             .flat_map(|p| p.venues.iter().map(|v| v.insolvency_probability)),
     );
     list.push((
-        "venues".to_string(),
+        VENUES.to_string(),
         "Where the losses land: venues".to_string(),
         if insolvent {
             "Left: mean liquidated notional per path on each venue. Right: share of paths on which \
@@ -233,7 +252,7 @@ fn plan(result: &ResultDir) -> Vec<(String, String, String)> {
             .iter()
             .any(|p| p.migration.is_some_and(|m| m > 0.0));
         list.push((
-            "forest".to_string(),
+            FOREST.to_string(),
             format!("Policy effects against {}", c.baseline),
             format!(
                 "Each dot is a policy's mean paired difference from {} on the same paths (common random \
@@ -298,7 +317,7 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
             })
             .collect();
         charts::exceedance(
-            &charts_dir.join(format!("exceedance-{}", m.replace('_', "-"))),
+            &charts_dir.join(exceedance_stem(m)),
             &format!("{scenario}: probability that {label} exceeds x"),
             m,
             unit,
@@ -335,14 +354,14 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
         )
     };
     charts::price_fan(
-        &charts_dir.join("price-fan"),
+        &charts_dir.join(PRICE_FAN),
         &format!("{scenario}: {price_title}"),
         &axis,
         &bands(true),
         s.paths,
     )?;
     charts::liquidations(
-        &charts_dir.join("liquidations"),
+        &charts_dir.join(LIQUIDATIONS),
         &format!("{scenario}: {liquidations_title}"),
         &axis,
         &bands(false),
@@ -379,7 +398,7 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
         })
         .collect();
     charts::venues(
-        &charts_dir.join("venues"),
+        &charts_dir.join(VENUES),
         &format!("{scenario}: liquidations and insolvency by venue"),
         &names,
         &venue_figures,
@@ -398,7 +417,7 @@ fn draw_all(result: &ResultDir, charts_dir: &Path) -> Result<()> {
             })
             .collect();
         charts::forest(
-            &charts_dir.join("forest"),
+            &charts_dir.join(FOREST),
             &format!(
                 "{scenario}: policy effects against {} ({})",
                 first.baseline,

@@ -496,18 +496,6 @@ const RESULT_ENTRIES: &[&str] = &[
 /// The folder of a result directory (or a sweep's) that holds its charts.
 pub const CHARTS: &str = "charts";
 
-/// The charts `cascade report` draws into a result's [`CHARTS`], each as a PNG and an SVG
-/// (`report::plan` names them).
-const CHART_STEMS: &[&str] = &[
-    "exceedance-liquidated-notional",
-    "exceedance-bad-debt",
-    "exceedance-max-drawdown",
-    "price-fan",
-    "liquidations",
-    "venues",
-    "forest",
-];
-
 /// Whether `name` is a chart's file, `stem.png` or `stem.svg`, of a stem `is_stem` accepts.
 pub fn is_chart_file(name: &str, is_stem: impl Fn(&str) -> bool) -> bool {
     name.rsplit_once('.')
@@ -590,7 +578,7 @@ fn listed(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 /// What a result directory `run` or `merge` writes makes of its entry `name`.
 fn result_entry(name: &str) -> Entry {
     match name {
-        CHARTS => Entry::Folder(|name| is_chart_file(name, |stem| CHART_STEMS.contains(&stem))),
+        CHARTS => Entry::Folder(|name| is_chart_file(name, crate::report::is_chart_stem)),
         crate::scenario::COPIES => Entry::Folder(crate::scenario::is_copy_name),
         _ if RESULT_ENTRIES.contains(&name) => Entry::Ours,
         _ => Entry::Foreign,

@@ -296,6 +296,7 @@ impl ResultDir {
             check_scenario_ran(dir, &scenario, &manifest.scenario_sha256, "was run")?;
         }
         let summary: SummaryFile = json(dir, "summary.json")?;
+        summary.of_policies(dir, &scenario)?;
         let timeline = timeline(dir)?;
         let steps = u64::from(scenario.file().simulation.steps);
         let counts = timeline
@@ -346,6 +347,38 @@ impl ResultDir {
 }
 
 impl SummaryFile {
+    /// Checks that this summary is of the policies of `scenario` (the `scenario.toml` of the
+    /// result directory `dir`), in its order: the report pairs each of the scenario's policies
+    /// with the summary's entry at the same place, so a summary of other or fewer policies
+    /// would describe one policy with another's figures, or have none to show.
+    fn of_policies(&self, dir: &Path, scenario: &Scenario) -> Result<()> {
+        let ran: Vec<&str> = scenario
+            .file()
+            .policies
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let summarised: Vec<&str> = self.policies.iter().map(|p| p.name.as_str()).collect();
+        if ran == summarised {
+            return Ok(());
+        }
+        let listed = |names: &[&str]| {
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        Err(Error::BadInput(format!(
+            "{} does not match {}: it summarises the policies {} where the scenario has {} (in \
+             this order); the files are not one result (filtered or copied from another run)",
+            dir.join("summary.json").display(),
+            dir.join("scenario.toml").display(),
+            listed(&summarised),
+            listed(&ran),
+        )))
+    }
+
     /// Checks that `file` holds `rows` rows of every policy of this summary, in its order,
     /// given `(policy, rows)` in file order: a file cut short, or filtered to some policies,
     /// would otherwise be drawn as if it were the whole result.

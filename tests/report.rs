@@ -559,6 +559,38 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
 }
 
 #[test]
+fn report_refuses_a_summary_of_other_policies_than_the_scenario_s() {
+    // The report pairs the scenario's policies with the summary's by place: a result whose
+    // summary.json (and its CSV files, which agree with it) had lost a policy panicked.
+    let (tmp, dir) = tiny_run(&["--no-report"]);
+    let path = dir.join("summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    let second = summary["policies"][1]["name"].as_str().unwrap().to_string();
+    summary["policies"].as_array_mut().unwrap().truncate(1);
+    summary["comparisons"] = serde_json::json!([]);
+    fs::write(&path, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
+    for file in ["paths.csv", "timeline.csv"] {
+        let text = fs::read_to_string(dir.join(file)).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{second},")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(kept, text);
+        fs::write(dir.join(file), kept).unwrap();
+    }
+    let (_, stderr) = cascade(tmp.path(), &["report", "result"], 2);
+    assert!(
+        stderr.contains("summary.json")
+            && stderr.contains("scenario.toml")
+            && stderr.contains(&format!("where the scenario has fragmented, {second}")),
+        "{stderr}"
+    );
+    assert!(!dir.join("report.html").exists());
+}
+
+#[test]
 fn a_single_policy_run_has_no_forest_plot_and_says_there_is_nothing_to_compare() {
     let tmp = TempDir::new().unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.toml");

@@ -262,6 +262,26 @@ impl ResultCsv {
         })
     }
 
+    /// Column `c` of `record` as a step number: the files write it as a whole number, so a
+    /// sign, a fraction, `NaN` or a value past `u32` is a file edited or damaged, which a cast
+    /// of [`ResultCsv::number`] would have drawn at some other step.
+    pub fn step(&self, record: &csv::ByteRecord, c: usize) -> Result<u32> {
+        let field = record.get(c).unwrap_or_default();
+        let parsed = std::str::from_utf8(field)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        parsed.ok_or_else(|| {
+            let shown = String::from_utf8_lossy(field);
+            self.bad_row(
+                record,
+                format!(
+                    "`{shown}` is not a step (a whole number from 0 to {})",
+                    u32::MAX
+                ),
+            )
+        })
+    }
+
     /// The file's line where the row the reader began at byte `start` is ([`line_of`]). Only
     /// for a message: it reads the file again, up to 64 KiB past `start` (a row starts within
     /// that of where the reader began unless that many blank lines come first).

@@ -452,7 +452,7 @@ fn timeline(dir: &Path) -> Result<Vec<PolicyTimeline>> {
             });
         }
         let t = out.last_mut().expect("pushed above");
-        t.steps.push(csv.number(&record, step_col)? as u32);
+        t.steps.push(csv.step(&record, step_col)?);
         for (j, (&pc, &lc)) in price.iter().zip(&liq).enumerate() {
             t.price[j].push(csv.number(&record, pc)?);
             t.liquidated[j].push(csv.number(&record, lc)?);

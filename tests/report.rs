@@ -493,10 +493,25 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
             })
             .collect()
     };
+    // A step that is not a whole number: cast, `-1` and `NaN` were read as step 0 and `1.5`
+    // as step 1, drawn at another step than the row's.
+    let bad_step = |bad: &str| -> String {
+        timeline
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                if i == 2 {
+                    cells[1] = bad;
+                }
+                format!("{}\n", cells.join(","))
+            })
+            .collect()
+    };
     assert!(paths.starts_with("policy,path,liquidated_notional,"));
     assert!(timeline.starts_with("policy,step,price_"));
     let mismatch = "does not match summary.json";
-    let cases: [(&str, String, &str); 9] = [
+    let cases: [(&str, String, &str); 12] = [
         ("paths.csv", keep_lines(&paths, &|i, _| i == 0), mismatch),
         (
             "paths.csv",
@@ -529,6 +544,17 @@ fn report_refuses_files_that_are_not_the_summary_s_or_the_scenario_run() {
             "timeline.csv",
             keep_lines(&timeline, &|i, l| i == 0 || !l.starts_with(&second)),
             mismatch,
+        ),
+        ("timeline.csv", bad_step("-1"), "line 3: `-1` is not a step"),
+        (
+            "timeline.csv",
+            bad_step("1.5"),
+            "line 3: `1.5` is not a step",
+        ),
+        (
+            "timeline.csv",
+            bad_step("NaN"),
+            "line 3: `NaN` is not a step",
         ),
     ];
     for (file, text, expected) in cases {

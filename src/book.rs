@@ -205,7 +205,13 @@ pub fn generate(
     rng.set_stream(stream.index());
     let sizes = Pareto::new(1.0, spec.size_tail).expect("validated: size_tail > 1");
     let entries = Normal::new(0.0, spec.entry_dispersion).expect("validated: dispersion >= 0");
-    let mut book = Vec::with_capacity(2 * spec.positions as usize);
+    // No overflow: the memory check refuses, before any book is drawn, books of more bytes
+    // than a process can address.
+    let both = usize::try_from(spec.positions)
+        .ok()
+        .and_then(|n| n.checked_mul(2))
+        .expect("footprint::check refuses books past what a process can address");
+    let mut book = Vec::with_capacity(both);
     for (side, mix) in [
         (Side::Long, spec.long_leverage),
         (Side::Short, spec.short_leverage),

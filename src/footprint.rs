@@ -156,7 +156,7 @@ pub fn check(
         paths,
         &run_sets(),
         RUN_REMEDY,
-        memory,
+        memory.or_else(MemoryLimit::of_process),
     )
 }
 
@@ -174,7 +174,7 @@ pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>)
         "the sum so far and the shard being read",
         "Merge with more memory (a SLURM merge job: a larger --mem, or --merge-mem of \
          cluster/slurm/submit.sh), or read the shards' paths.csv files as they are",
-        memory,
+        memory.or_else(MemoryLimit::of_process),
     )
 }
 
@@ -220,12 +220,21 @@ pub fn check_books(
         paths,
         &run_sets(),
         RUN_REMEDY,
-        memory,
+        memory.or_else(MemoryLimit::of_process),
     )
 }
 
-/// Refuses `need` where it does not fit in `memory`, saying what holds it: `sets` names the
-/// sets of histograms counted, `remedy` what to change.
+/// The most one allocation may hold, whatever the memory: the bound where the system says
+/// nothing of its memory (not Linux). Past it the length of the rows' vector overflows or its
+/// allocation aborts, where refused here the figures say what to change.
+const ADDRESSABLE: MemoryLimit = MemoryLimit {
+    bytes: isize::MAX as f64,
+    source: "one process can address",
+};
+
+/// Refuses `need` where it does not fit in `memory` (`None`: the system does not say how much
+/// there is) nor in what one process can address, saying what holds it: `sets` names the sets
+/// of histograms counted, `remedy` what to change.
 fn refuse(
     scenario: &Scenario,
     need: Footprint,
@@ -234,9 +243,9 @@ fn refuse(
     remedy: &str,
     memory: Option<MemoryLimit>,
 ) -> Result<()> {
-    let Some(memory) = memory.or_else(MemoryLimit::of_process) else {
-        return Ok(());
-    };
+    let memory = memory
+        .filter(|m| m.bytes < ADDRESSABLE.bytes)
+        .unwrap_or(ADDRESSABLE);
     if need.total() + RESERVE <= memory.bytes {
         return Ok(());
     }
@@ -304,6 +313,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("Merge with more memory"), "{e}");
+    }
+
+    #[test]
+    fn a_study_past_what_a_process_can_address_is_refused_where_no_limit_is_known() {
+        // Where the system says nothing of its memory (not Linux) every study passed, and one
+        // of a billion billion paths overflowed the length of its rows or aborted reserving it.
+        let s = quickstart();
+        let refused = |paths: u64| {
+            refuse(&s, Footprint::of(&s, paths, 1), paths, "", "", None)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(refused(1_000), None);
+        let e = refused(1_000_000_000_000_000_000).expect("refused");
+        assert!(e.contains("one process can address"), "{e}");
     }
 
     #[test]

@@ -163,6 +163,32 @@ pub fn pool(options: &RunOptions) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::BadInput(format!("cannot start {:?} threads: {e}", options.threads)))
 }
 
+/// An empty vector with room for exactly the rows of `paths` paths of `policies` policies,
+/// `row_len` figures each. The memory check lets through any size a process can address where
+/// the system says nothing of its memory (not Linux): one the allocator cannot give then
+/// fails as bad input, not as an abort, and one whose length overflows is not wrapped round
+/// to a short buffer.
+pub fn reserve_rows(paths: u64, policies: usize, row_len: usize) -> Result<Vec<f64>> {
+    let mut rows = Vec::new();
+    match rows_len(paths, policies, row_len).map(|n| rows.try_reserve_exact(n)) {
+        Some(Ok(())) => Ok(rows),
+        _ => Err(Error::BadInput(format!(
+            "cannot hold the results of {paths} paths x {policies} policies x {row_len} \
+             figures in memory; use fewer paths, or split them into shards (`run --shard K/N`) \
+             and read the shards' paths.csv files as they are"
+        ))),
+    }
+}
+
+/// Figures in the rows of `paths` paths of `policies` policies, `row_len` each; `None` past
+/// `usize`.
+fn rows_len(paths: u64, policies: usize, row_len: usize) -> Option<usize> {
+    usize::try_from(paths)
+        .ok()
+        .and_then(|p| p.checked_mul(policies))
+        .and_then(|n| n.checked_mul(row_len))
+}
+
 /// Simulates paths `range` of `scenario` under each of `markets` (one per policy).
 pub fn run(
     scenario: &Scenario,
@@ -184,7 +210,9 @@ pub fn run(
         .first()
         .map_or(1.0, |m| m.total_open_interest)
         .max(1.0);
-    let mut rows = vec![0.0; range.len() * policies * row_len];
+    let paths = range.end - range.start;
+    let mut rows = reserve_rows(paths, policies, row_len)?;
+    rows.resize(rows_len(paths, policies, row_len).expect("reserved"), 0.0);
     let recorders: Vec<Mutex<Option<Recorder>>> = (0..threads).map(|_| Mutex::new(None)).collect();
     let progress = Progress::paths(range.len() as u64, options.progress);
     let seed = scenario.seed();

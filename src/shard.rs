@@ -479,7 +479,7 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
         venues: scenario.file().venues.len(),
     };
     let policies = scenario.file().policies.len();
-    let mut rows = Vec::with_capacity(paths as usize * policies * layout.len());
+    let mut rows = crate::runner::reserve_rows(paths, policies, layout.len())?;
     let mut timeline: Option<Timeline> = None;
     for (dir, m, _) in &shards {
         read_rows(

@@ -1203,6 +1203,27 @@ fn run_with_threads(s: &Scenario, threads: usize) -> runner::RunOutput {
 }
 
 #[test]
+fn rows_too_many_to_count_are_bad_input_not_a_wrapped_buffer() {
+    // Where the memory check knows no limit (not Linux), it passes any size a process can
+    // address; the rows' length was multiplied unchecked, and past usize it wrapped round to
+    // a short buffer in a release build (an overflow panic in a debug one).
+    let s = quickstart(1);
+    let markets = cascade::policy::markets(&s, &s.books()).unwrap();
+    let range = PathRange {
+        start: 0,
+        end: u64::MAX,
+    };
+    let options = RunOptions {
+        threads: Some(1),
+        progress: false,
+        memory: None,
+    };
+    let e = runner::run(&s, &markets, range, options).unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("use fewer paths"), "{e}");
+}
+
+#[test]
 fn positions_no_path_reaches_change_nothing_a_path_liquidates() {
     // MODEL.md section 4: a path costs nothing per position it does not liquidate. Its cost
     // is the benchmark's (`book_size`); here, its results: 20,000 positions per side per

@@ -31,8 +31,6 @@ pub struct VenueModel {
     pub long_entries: EntryIndex,
     /// Shorts by entry price, for auto-deleveraging against profitable shorts.
     pub short_entries: EntryIndex,
-    /// Liquidation fee rate.
-    pub fee: f64,
     /// Index into [`Market::funds`] of the fund that absorbs this venue's losses.
     pub fund: usize,
     /// Whether auto-deleveraging covers what the fund cannot.
@@ -363,7 +361,6 @@ impl Market {
                     shorts,
                     long_entries: EntryIndex::build(&t.positions, Side::Long),
                     short_entries: EntryIndex::build(&t.positions, Side::Short),
-                    fee: v.liquidation_fee,
                     fund: t.fund,
                     adl: v.adl,
                     depth: v.depth_1pct,

@@ -157,6 +157,10 @@ pub fn check(
         &run_sets(),
         RUN_REMEDY,
         memory.or_else(MemoryLimit::of_process),
+    )?;
+    countable(
+        paths,
+        "split its paths into shards of at most that many (`run --shard K/N`)",
     )
 }
 
@@ -175,7 +179,25 @@ pub fn check_merge(scenario: &Scenario, paths: u64, memory: Option<MemoryLimit>)
         "Merge with more memory (a SLURM merge job: a larger --mem, or --merge-mem of \
          cluster/slurm/submit.sh), or read the shards' paths.csv files as they are",
         memory.or_else(MemoryLimit::of_process),
+    )?;
+    countable(
+        paths,
+        "read the shards' paths.csv and timeline.csv files as they are",
     )
+}
+
+/// Refuses a study of more than `u32::MAX` paths, for which `remedy` says what to do: the
+/// step histograms count paths in `u32`, and the sums of the threads' or the shards'
+/// histograms would wrap round, drawing bands from counts short by 2^32.
+fn countable(paths: u64, remedy: &str) -> Result<()> {
+    if paths <= u64::from(u32::MAX) {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "{paths} paths are more than the step histograms (timeline.csv) can count, {} at \
+         most; {remedy}",
+        u32::MAX
+    )))
 }
 
 /// What the process holds besides the study (its code, allocator and threads), and, in a
@@ -328,6 +350,27 @@ mod tests {
         assert_eq!(refused(1_000), None);
         let e = refused(1_000_000_000_000_000_000).expect("refused");
         assert!(e.contains("one process can address"), "{e}");
+    }
+
+    #[test]
+    fn a_study_of_more_paths_than_its_histograms_can_count_is_refused() {
+        // Histograms count paths in u32, and a merge (or a run's threads) added them with
+        // wrapping: a study of more paths than that drew bands from counts short by 2^32.
+        let s = quickstart();
+        let plenty = Some(MemoryLimit {
+            bytes: 1e18,
+            source: "this test allows",
+        });
+        let most = u64::from(u32::MAX);
+        assert!(check(&s, most, 1, plenty).is_ok());
+        assert!(check_merge(&s, most, plenty).is_ok());
+        let run = check(&s, most + 1, 1, plenty).unwrap_err().to_string();
+        assert!(run.contains("`run --shard K/N`"), "{run}");
+        let merge = check_merge(&s, most + 1, plenty).unwrap_err().to_string();
+        assert!(
+            merge.contains("histograms (timeline.csv) can count"),
+            "{merge}"
+        );
     }
 
     #[test]

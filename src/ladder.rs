@@ -49,6 +49,9 @@ pub struct Ladder {
     /// Classes of a ladder with several rates, in ascending rate; empty when every tranche
     /// has the same rate (then `all` carries it).
     classes: Vec<Run>,
+    /// The first and last key of each class, in the order of `classes`, side by side: a sweep
+    /// reads them for every class, and skips the classes with no tranche in its stretch.
+    class_keys: Vec<[f64; 2]>,
     /// Liquidation fee rate, and `ln(1 - sign x fee)`: where equity just pays the fee.
     fee: f64,
     log_fee_factor: f64,
@@ -509,10 +512,15 @@ impl Ladder {
         } else {
             classes(in_order())
         };
+        let class_keys = classes
+            .iter()
+            .map(|c| [c.keys[0], c.keys[c.keys.len() - 1]])
+            .collect();
         Ladder {
             side,
             all,
             classes,
+            class_keys,
             fee,
             log_fee_factor: (1.0 - s * fee).ln(),
             total_quantity,
@@ -596,7 +604,15 @@ impl Ladder {
             return self.all.sweep(self, (a, b), fill, log_scale, entry_scale);
         }
         let mut total = Sweep::default();
-        for class in &self.classes {
+        let (first, last) = (self.all.keys[a], self.all.keys[b - 1]);
+        for (class, &[low, high]) in self.classes.iter().zip(&self.class_keys) {
+            // A tiered schedule makes hundreds of classes, and most steps' stretches meet few
+            // of them: searched, every class cost two searches a settle. Skipped, it adds
+            // nothing, as its empty share would (a sweep of nothing is +0.0, and adding +0.0
+            // changes no sum that starts at +0.0).
+            if high < first || low > last {
+                continue;
+            }
             // The class's tranches before pointer `i`, counted from `from` on (a search, as
             // the ends of a step's stretch lie close together).
             let local = |from: usize, i: usize| {

@@ -10,7 +10,7 @@
 use crate::book::Side;
 use crate::ladder::{Fill, Ladder, Sweep};
 use crate::liquidity::{LiquidityModel, Pool};
-use crate::market::{Cohort, Market};
+use crate::market::{Cohort, Market, VenueModel};
 use crate::metrics::{self, Metric, RowLayout, VenueMetric};
 use crate::scenario::file::{MarkPrice, SupervisionMetric, SupervisoryAction};
 use crate::window_max::WindowMax;
@@ -436,7 +436,7 @@ impl<'a> PathRun<'a> {
                 st.band_stale = false;
                 let (mut vl, mut vh) = st.start.band(v.ladders(), st.add_on());
                 if !v.cohorts.is_empty() {
-                    let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                    let open = open_cohorts(&self.s.cohorts, v, st.cohorts_open);
                     for (c, h) in v.cohorts.iter().zip(open) {
                         let (l, hi) = h.band(c.ladders(), st.add_on());
                         vl = vl.max(l);
@@ -698,7 +698,7 @@ impl<'a> PathRun<'a> {
             st.crossing = st.start.find(v.ladders(), mark, add_on, sides);
             // Most venues have no cohort open: keep their rounds off the cohorts' state.
             if st.cohorts_open > 0 {
-                let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                let open = open_cohorts_mut(&mut self.s.cohorts, v, st.cohorts_open);
                 st.crossing |= find_in_cohorts(&v.cohorts, open, mark, add_on, sides);
             }
             any |= st.crossing;
@@ -719,8 +719,7 @@ impl<'a> PathRun<'a> {
                         let m = mark(v.mark, st.log_price, index);
                         let (add_on, d) = (st.add_on(), sup.log_distance);
                         quantity += st.start.near(v.ladders(), m, add_on, d);
-                        let open =
-                            &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                        let open = open_cohorts(&self.s.cohorts, v, st.cohorts_open);
                         for (c, h) in v.cohorts.iter().zip(open) {
                             quantity += h.near(c.ladders(), m, add_on, d);
                         }
@@ -831,8 +830,7 @@ impl<'a> PathRun<'a> {
                 }
                 let mut q = st.start.advance(v.ladders());
                 if st.cohorts_open > 0 {
-                    let open =
-                        &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+                    let open = open_cohorts_mut(&mut self.s.cohorts, v, st.cohorts_open);
                     for (c, h) in v.cohorts.iter().zip(open) {
                         q += h.advance(c.ladders());
                     }
@@ -895,7 +893,7 @@ impl<'a> PathRun<'a> {
     fn settle(&mut self, i: usize) {
         let v = &self.m.venues[i];
         let st = &mut self.s.venues[i];
-        let open = &mut self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+        let open = open_cohorts_mut(&mut self.s.cohorts, v, st.cohorts_open);
         if !st.start.unsettled() && (st.cohorts_open == 0 || !open.iter().any(Holding::unsettled)) {
             return;
         }
@@ -979,7 +977,7 @@ impl<'a> PathRun<'a> {
                 continue;
             }
             let share = self.s.claims[v.fund];
-            let open = &self.s.cohorts[v.first_cohort..v.first_cohort + st.cohorts_open];
+            let open = open_cohorts(&self.s.cohorts, v, st.cohorts_open);
             let mut drawn = 0.0;
             let mut adl_total = 0.0;
             let mut adl_notional = 0.0;
@@ -1186,6 +1184,24 @@ impl Track {
 #[inline]
 fn log_index(base: f64, weighted_dislocation: f64) -> f64 {
     base + ln_1p(weighted_dislocation)
+}
+
+/// The cohorts venue `v` has opened so far (`open` of them), out of every venue's `cohorts`.
+/// A function of the fields it reads, not a method: its callers hold the venues' state
+/// borrowed beside it.
+#[inline]
+fn open_cohorts<'a>(cohorts: &'a [Holding], v: &VenueModel, open: usize) -> &'a [Holding] {
+    &cohorts[v.first_cohort..v.first_cohort + open]
+}
+
+/// [`open_cohorts`], to change.
+#[inline]
+fn open_cohorts_mut<'a>(
+    cohorts: &'a mut [Holding],
+    v: &VenueModel,
+    open: usize,
+) -> &'a mut [Holding] {
+    &mut cohorts[v.first_cohort..v.first_cohort + open]
 }
 
 /// [`Holding::find`] on each open cohort `open` of `cohorts`; whether any found a new crossing.

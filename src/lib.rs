@@ -5,15 +5,18 @@
 //! The pipeline, one module per concept:
 //! [`scenario`] (file, overrides, validation) -> [`book`] (positions) -> [`policy`] (overlays)
 //! -> [`market`] (ladders and constants, per policy, with [`margin`] for tiered rates) ->
-//! [`runner`] (parallel paths, with [`shocks`] for the exogenous price and [`engine`] for one
-//! path, using [`ladder`] and [`liquidity`]) -> [`summary`] (statistics, with [`stats`] and
-//! [`timeline`]) -> [`results`] (the result directory). [`study`] strings these together for the commands,
-//! refusing beforehand a study larger than [`memory_limit`] allows ([`footprint`]), and
-//! [`shard`] splits a study across machines and merges it back exactly.
+//! [`runner`] (parallel paths, with [`shocks`] for the exogenous price, [`engine`] for one
+//! path, using [`ladder`] and [`liquidity`], [`metrics`] for the row each path writes, and
+//! [`progress`] for the bar) -> [`summary`] (statistics, with [`stats`] and [`timeline`]) ->
+//! [`results`] (the result directory, with [`columnar`] for `paths.parquet` and [`sha256`]
+//! for the digests it records). [`study`] strings these together for the commands, refusing beforehand a study larger than [`memory_limit`] allows
+//! ([`footprint`]); [`sweep`] runs one study per cell of a grid of overrides, and [`shard`]
+//! splits a study across machines and merges it back exactly.
 //! [`report`] draws the [`charts`] and writes `report.html` from a result directory's files
-//! ([`result_dir`]), with [`units`] for how figures are shown. [`calibrate`] solves for the
-//! shock behind an observed outcome, and [`backtest`] runs the validation protocol against
-//! historical episodes.
+//! ([`result_dir`], reading its CSV files with [`csv_lines`], which also reads the input CSV
+//! files naming their bad lines), with [`units`] for how figures are shown. [`calibrate`]
+//! solves for the shock behind an observed outcome, and [`backtest`] runs the validation
+//! protocol against historical episodes. Every module fails with [`error`]'s type.
 
 pub mod backtest;
 pub mod book;

@@ -313,7 +313,9 @@ pub struct Liquidity {
     #[schemars(extend("exclusiveMinimum" = 0))]
     pub arbitrage_half_life_steps: f64,
     /// Depth thinning with realised moves: depth is divided by `1 + depth_withdrawal * m`,
-    /// where `m` is the recent average absolute move of the traded price, in % per step.
+    /// where `m` is the recent average absolute move of the traded price, in % per step,
+    /// averaged (exponentially) over the resilience half-life: depth comes back as books
+    /// refill.
     #[schemars(range(min = 0))]
     pub depth_withdrawal: f64,
 }

@@ -255,12 +255,7 @@ impl Summary {
     /// Summarises a run of all `markets` (one per policy) over the paths in `out`.
     pub fn build(scenario: &Scenario, markets: &[Market], out: &RunOutput) -> Summary {
         let f = scenario.file();
-        let mut jurisdictions: Vec<&str> = Vec::new();
-        for v in &f.venues {
-            if !jurisdictions.contains(&v.jurisdiction.as_str()) {
-                jurisdictions.push(&v.jurisdiction);
-            }
-        }
+        let jurisdictions = f.jurisdictions();
         let policies: Vec<PolicySummary> = f
             .policies
             .iter()

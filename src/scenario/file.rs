@@ -48,6 +48,20 @@ pub struct ScenarioFile {
     pub observed: Option<Observed>,
 }
 
+impl ScenarioFile {
+    /// The venues' jurisdictions, each once, in the order they first appear: the order the
+    /// summary and the report list them in.
+    pub fn jurisdictions(&self) -> Vec<&str> {
+        let mut jurisdictions: Vec<&str> = Vec::new();
+        for v in &self.venues {
+            if !jurisdictions.contains(&v.jurisdiction.as_str()) {
+                jurisdictions.push(&v.jurisdiction);
+            }
+        }
+        jurisdictions
+    }
+}
+
 /// Observed outcomes of a historical episode. Only `price_drop` is fitted (the stress drop is
 /// calibrated to it); everything else is compared, never tuned.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

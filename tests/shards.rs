@@ -335,6 +335,19 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     assert!(text.contains("routing = 0.7"), "{text}");
     fs::write(&toml, text.replace("routing = 0.7", "routing = 0.1")).unwrap();
     refused(&["edited1", "a2", "a3"], "is not what the shard ran");
+    // Shard 1's copy by index, whatever the order the shards are given in ("in any order"):
+    // the first argument's was checked, and shard 1's used.
+    refused(&["a2", "edited1", "a3"], "is not what the shard ran");
+    copy_dir(&d.join("a2"), &d.join("toml2"));
+    let toml = d.join("toml2/scenario.toml");
+    fs::write(&toml, text.replace("routing = 0.7", "routing = 0.1")).unwrap();
+    for order in [["toml2", "a1", "a3"], ["a1", "toml2", "a3"]] {
+        ok(
+            d,
+            &[&["merge"], &order[..], &["--out", "any-order", "--force"]].concat(),
+        );
+        same_files(&d.join("whole"), &d.join("any-order"));
+    }
     // A figure that is not finite never comes from a run: NaN merged into null statistics.
     // The message names the file's line, past a blank one.
     copy_dir(&d.join("a2"), &d.join("nan2"));

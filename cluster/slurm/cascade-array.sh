@@ -11,6 +11,7 @@
 #SBATCH --job-name=cascade-shard
 #SBATCH --output=cascade-shard-%A_%a.out
 set -euo pipefail
+# ${a[@]+"${a[@]}"} for an array that may be empty: see submit.sh.
 
 die() {
     echo "cascade-array.sh: $*" >&2
@@ -50,4 +51,4 @@ echo "cascade shard $((task + 1))/$shards on $(hostname) (job ${SLURM_ARRAY_JOB_
 # No report per shard: the merge draws the study's (a shard's charts of its own paths cost
 # every task time and nobody reads them).
 exec "$bin" run "$@" --shard "$((task + 1))/$shards" --out "$out/shards/$task" --force --quiet \
-    --no-report "${threads[@]}"
+    --no-report ${threads[@]+"${threads[@]}"}

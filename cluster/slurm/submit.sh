@@ -5,6 +5,8 @@
 #
 #   cluster/slurm/submit.sh [options] SCENARIO
 set -euo pipefail
+# An array that may be empty is expanded as ${a[@]+"${a[@]}"}: under set -u, bash before 4.4
+# (RHEL 7's login nodes have 4.2) takes "${a[@]}" of an empty array for an unbound variable.
 
 usage() {
     cat <<'USAGE'
@@ -126,7 +128,7 @@ out=$(abs "${out:-cascade-runs/$name-$(date -u +%Y%m%dT%H%M%SZ)}")
 # --paths and --seed are overrides of the scenario too: one of each.
 paths_set=0
 seed_set=0
-for s in "${sets[@]}"; do
+for s in ${sets[@]+"${sets[@]}"}; do
     case ${s%%=*} in
         simulation.paths) paths_set=1 ;;
         simulation.seed) seed_set=1 ;;
@@ -148,7 +150,7 @@ done
 # merge's (every path's results) against --merge-mem. (A size of 0 asks SLURM for all of a
 # node's memory, which only the node knows.)
 validate=("$bin" validate "$scenario")
-for s in "${sets[@]}"; do
+for s in ${sets[@]+"${sets[@]}"}; do
     validate+=(--set "$s")
 done
 [[ -z $paths ]] || validate+=(--set "simulation.paths=$paths")
@@ -175,7 +177,7 @@ fi
 run_args=("$scenario")
 [[ -z $paths ]] || run_args+=(--paths "$paths")
 [[ -z $seed ]] || run_args+=(--seed "$seed")
-for s in "${sets[@]}"; do
+for s in ${sets[@]+"${sets[@]}"}; do
     run_args+=(--set "$s")
 done
 
@@ -184,19 +186,20 @@ if ((!force)) && [[ -e $out/shards || -e $out/result ]]; then
 fi
 ((dry_run)) || mkdir -p "$out/logs"
 
-common=("${sbatch_extra[@]}")
-array_cmd=(sbatch --parsable --job-name="cascade-$name" "${common[@]}"
+common=(${sbatch_extra[@]+"${sbatch_extra[@]}"})
+array_cmd=(sbatch --parsable --job-name="cascade-$name" ${common[@]+"${common[@]}"}
     --array="0-$((shards - 1))${max_running:+%$max_running}"
     --time="$time_limit" --mem="$mem" --cpus-per-task="$cpus" --ntasks=1
     --output="$out/logs/shard-%a.out"
     "$here/cascade-array.sh" --shards "$shards" --out "$out" --bin "$bin" -- "${run_args[@]}")
 # The merge command, given the array it waits for.
 merge_cmd() {
-    merge=(sbatch --parsable --job-name="cascade-$name-merge" "${common[@]}"
+    merge=(sbatch --parsable --job-name="cascade-$name-merge" ${common[@]+"${common[@]}"}
         --dependency="afterok:$1" --kill-on-invalid-dep=yes
         --time="$merge_time" --mem="$merge_mem" --cpus-per-task=1 --ntasks=1
         --output="$out/logs/merge.out"
-        "$here/cascade-merge.sh" --shards "$shards" --out "$out" --bin "$bin" "${remove_shards[@]}")
+        "$here/cascade-merge.sh" --shards "$shards" --out "$out" --bin "$bin"
+        ${remove_shards[@]+"${remove_shards[@]}"})
 }
 
 if ((dry_run)); then

@@ -332,6 +332,33 @@ fn submit_refuses_what_every_shard_would_refuse() {
     assert!(out.status.success(), "{enough:?}: {stderr}");
 }
 
+/// `--paths` and `--seed` are written as in a scenario file, as `cascade run` takes them:
+/// `1_000` was refused as not a positive integer.
+#[test]
+fn submit_reads_paths_and_seed_as_a_scenario_file_writes_them() {
+    let tmp = TempDir::new().unwrap();
+    let given = ["--paths", "1_000", "--seed", "0_1_007"];
+    let out = submit_dry_run(&tmp.path().join("study"), &given, Path::new(SCENARIO));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let array = stdout.lines().next().unwrap_or_default();
+    assert!(array.contains(" --paths 1000 --seed 1007"), "{array}");
+    for (flag, refused) in [("--paths", "1__000"), ("--paths", "_1"), ("--seed", "7_")] {
+        let out = submit_dry_run(
+            &tmp.path().join("study"),
+            &[flag, refused],
+            Path::new(SCENARIO),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {refused}: {stderr}");
+        assert!(stderr.contains("(as "), "{flag} {refused}: {stderr}");
+    }
+}
+
 /// An option given last without its value is bad input (exit 2) in every script, as
 /// everything else they refuse.
 #[test]

@@ -98,9 +98,15 @@ done
 [[ -n $scenario ]] || { usage >&2; die "missing SCENARIO"; }
 [[ -f $scenario ]] || die "scenario file '$scenario' not found"
 [[ $shards =~ ^[1-9][0-9]*$ ]] || die "--shards must be a positive integer, got '$shards'"
-[[ -z $paths || $paths =~ ^[1-9][0-9]*$ ]] || die "--paths must be a positive integer, got '$paths'"
-[[ -z $seed || $seed =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer, got '$seed'"
-# Without leading zeros, which a TOML integer may not have (cascade run reads 007 as 7).
+# Written as in a scenario file, as cascade run takes them: 10000 or 10_000 (an underscore only
+# between two digits). Passed on without the underscores, and the seed without leading zeros,
+# which a TOML integer may not have (cascade run reads 007 as 7).
+[[ -z $paths || $paths =~ ^[1-9][0-9]*(_[0-9]+)*$ ]] ||
+    die "--paths must be a positive integer (as 10000 or 10_000), got '$paths'"
+[[ -z $seed || $seed =~ ^[0-9]+(_[0-9]+)*$ ]] ||
+    die "--seed must be a non-negative integer (as 42 or 10_000), got '$seed'"
+paths=${paths//_/}
+seed=${seed//_/}
 [[ $seed =~ ^0*([0-9]+)$ ]] && seed=${BASH_REMATCH[1]}
 [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "--cpus must be a positive integer, got '$cpus'"
 [[ -z $max_running || $max_running =~ ^[1-9][0-9]*$ ]] ||

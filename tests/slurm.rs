@@ -326,6 +326,22 @@ fn submit_refuses_what_every_shard_would_refuse() {
         assert!(stderr.contains(expect), "{extra:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{extra:?}: nothing submitted");
     }
+    // A task's memory is not the scenario's fault: the refusal said "the scenario does not
+    // validate" of a valid one.
+    let out = submit_dry_run(
+        &tmp.path().join("study"),
+        &["--mem", "10M"],
+        Path::new(SCENARIO),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "submit.sh: the shard tasks would be refused (cascade validate of shard 3/3, on \
+             --cpus 4 threads within --mem 10M):\nerror: this would hold about"
+        ),
+        "{stderr}"
+    );
     let enough = ["--paths", "3000000", "--mem", "1G", "--merge-mem", "4G"];
     let out = submit_dry_run(&tmp.path().join("study"), &enough, Path::new(SCENARIO));
     let stderr = String::from_utf8_lossy(&out.stderr);

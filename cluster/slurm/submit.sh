@@ -162,10 +162,15 @@ done
 [[ -z $paths ]] || validate+=(--set "simulation.paths=$paths")
 [[ -z $seed ]] || validate+=(--set "simulation.seed=$seed")
 shard_check=(--shard "$shards/$shards" --threads "$cpus")
-[[ $mem =~ ^0+[^0-9]*$ ]] || shard_check+=(--memory "$mem")
+# One check of the scenario and of a task's memory: the refusal says which, the prefix both.
+checked="cascade validate of shard $shards/$shards, on --cpus $cpus threads"
+if [[ ! $mem =~ ^0+[^0-9]*$ ]]; then
+    shard_check+=(--memory "$mem")
+    checked+=" within --mem $mem"
+fi
 errors=$(mktemp)
 if ! resolved=$("${validate[@]}" "${shard_check[@]}" 2>"$errors"); then
-    die "the scenario does not validate:"$'\n'"$(cat "$errors"; rm -f "$errors")"
+    die "the shard tasks would be refused ($checked):"$'\n'"$(cat "$errors"; rm -f "$errors")"
 fi
 if [[ ! $merge_mem =~ ^0+[^0-9]*$ ]] &&
     ! "${validate[@]}" --merge --memory "$merge_mem" >/dev/null 2>"$errors"; then

@@ -169,7 +169,7 @@ pub struct ManifestFile {
     /// written before it was recorded.
     #[serde(default)]
     pub build: String,
-    /// Scenario file as given on the command line.
+    /// Scenario file (absolute; as given on the command line in results written before).
     #[serde(default)]
     pub scenario_path: String,
     /// SHA-256 of the scenario file as read.

@@ -859,7 +859,7 @@ pub struct Manifest {
     pub version: &'static str,
     /// The code it was built from ([`crate::BUILD`]).
     pub build: &'static str,
-    /// Scenario file as given.
+    /// Scenario file, as an absolute path ([`crate::study::absolute`]).
     pub scenario_path: String,
     /// SHA-256 of the scenario file as read.
     pub scenario_file_sha256: String,
@@ -877,8 +877,8 @@ pub struct Manifest {
     /// by name, so that a merge refuses a file damaged or swapped since; null for a whole
     /// study.
     pub shard_files: Option<BTreeMap<String, String>>,
-    /// The shard directories a merge combined, in path order, as given to `cascade merge`;
-    /// null for a result a single run wrote.
+    /// The shard directories a merge combined, in path order, as absolute paths
+    /// ([`crate::study::absolute`]); null for a result a single run wrote.
     pub merged_from: Option<Vec<String>>,
     /// Worker threads.
     pub threads: usize,

@@ -306,7 +306,7 @@ struct ShardManifest {
 /// simulation time of all shards together.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    /// The scenario file as shard 1's command named it.
+    /// The scenario file as shard 1's manifest recorded it.
     pub scenario_path: String,
     /// SHA-256 of that file as read.
     pub scenario_file_sha256: String,

@@ -33,7 +33,7 @@ pub struct Study {
 /// How the study came about, for the manifest.
 #[derive(Debug, Clone)]
 pub struct Provenance {
-    /// The scenario file as the user named it.
+    /// The scenario file, absolute ([`absolute`]).
     pub scenario_path: String,
     /// `--set` overrides as given.
     pub overrides: Vec<String>,
@@ -47,12 +47,22 @@ impl Provenance {
     /// Provenance starting now.
     pub fn now(scenario_path: &Path, overrides: &[String]) -> Provenance {
         Provenance {
-            scenario_path: scenario_path.display().to_string(),
+            scenario_path: absolute(scenario_path),
             overrides: overrides.to_vec(),
             started_at: chrono::Utc::now(),
             started: Instant::now(),
         }
     }
+}
+
+/// `path` as a manifest records it: absolute, with symbolic links resolved where it exists,
+/// so that it still names the file read outside the directory the command ran in.
+pub fn absolute(path: &Path) -> String {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// The paths of the scenario a run simulates: all, or one shard's.

@@ -2534,6 +2534,9 @@ fn result_files_follow_the_interface() {
     assert_eq!(m["seed"], 11);
     assert_eq!(m["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(m["paths"], paths);
+    // Run as `tiny.toml`: recorded as typed, it named nothing outside this directory.
+    let scenario = tmp.path().join("tiny.toml").canonicalize().unwrap();
+    assert_eq!(m["scenario_path"], scenario.to_str().unwrap());
     assert!(
         m["scenario_sha256"]
             .as_str()

@@ -445,8 +445,8 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     assert_eq!(fs::read(d.join("holder/a1/paths.csv")).unwrap(), a1);
     ok(d, &["merge", "a1", "a2", "a3", "--out", "m"]);
     same_files(&d.join("whole"), &d.join("m"));
-    // The merge's manifest keeps the shards' provenance: the scenario file as named and as
-    // read, the overrides, and the compute all shards took together.
+    // The merge's manifest keeps the shards' provenance: the scenario file's path and hash,
+    // the overrides, and the compute all shards took together.
     let manifest = |dir: &str| -> serde_json::Value {
         serde_json::from_str(&fs::read_to_string(d.join(dir).join("manifest.json")).unwrap())
             .unwrap()
@@ -460,7 +460,9 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     ] {
         assert_eq!(m[key], a[key], "{key}");
     }
-    assert_eq!(m["scenario_path"], s);
+    // Absolute: as given, it named nothing outside the directory the command ran in.
+    let absolute = |path: &Path| path.canonicalize().unwrap().to_str().unwrap().to_string();
+    assert_eq!(m["scenario_path"], absolute(Path::new(s)));
     let seconds: f64 = ["a1", "a2", "a3"]
         .iter()
         .map(|dir| manifest(dir)["simulation_seconds"].as_f64().unwrap())
@@ -474,7 +476,8 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
     assert!(m["threads"].as_u64().unwrap() >= 1);
     assert!(m["shard"].is_null());
     // A merged result says so, naming its shards in path order; a run's manifest does not.
-    assert_eq!(m["merged_from"], serde_json::json!(["a1", "a2", "a3"]));
+    let shards: Vec<String> = ["a1", "a2", "a3"].map(|a| absolute(&d.join(a))).into();
+    assert_eq!(m["merged_from"], serde_json::json!(shards));
     assert!(a["merged_from"].is_null() && manifest("whole")["merged_from"].is_null());
 }
 

@@ -696,13 +696,7 @@ fn merge(
     manifest.overrides = origin.overrides;
     manifest.threads = origin.threads;
     manifest.simulation_seconds = origin.simulation_seconds;
-    manifest.merged_from = Some(
-        merged
-            .shards
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect(),
-    );
+    manifest.merged_from = Some(merged.shards.iter().map(|d| study::absolute(d)).collect());
     let dir = placed(destination.commit(|dir| {
         study.write(dir, &manifest, &provenance, parquet)?;
         if !no_report {

@@ -200,8 +200,16 @@ pub struct ResultCsv {
 impl ResultCsv {
     /// Opens `file`, refusing it if it is empty; `header` says how its header begins.
     pub fn open(file: PathBuf, header: &str) -> Result<ResultCsv> {
+        let opened = fs::File::open(&file)
+            .map_err(|e| Error::BadInput(format!("{}: {e}", file.display())))?;
+        ResultCsv::read(file, opened, header)
+    }
+
+    /// [`ResultCsv::open`] of `file` opened as `opened`, for a caller that words a file it
+    /// cannot open in its own terms.
+    pub fn read(file: PathBuf, opened: fs::File, header: &str) -> Result<ResultCsv> {
         let bad = |msg: String| Error::BadInput(format!("{}: {msg}", file.display()));
-        let mut reader = csv::Reader::from_path(&file).map_err(|e| bad(e.to_string()))?;
+        let mut reader = csv::Reader::from_reader(opened);
         let headers = reader
             .byte_headers()
             .map_err(|e| bad(e.to_string()))?

@@ -158,6 +158,15 @@ pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
     w.flush().map_err(err)
 }
 
+/// The refusal of a file of a shard result that cannot be read (`e`): most often a directory
+/// that is not one.
+fn unreadable(path: &Path, e: std::io::Error) -> Error {
+    Error::BadInput(format!(
+        "{}: cannot read ({e}); is this a shard result?",
+        path.display()
+    ))
+}
+
 /// Reads counts written by [`write_histograms`] for a scenario of `policies` policies and
 /// `steps` steps.
 ///
@@ -169,10 +178,9 @@ pub fn write_histograms(dir: &Path, t: &Timeline) -> Result<()> {
 pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Timeline> {
     let path = dir.join(HISTOGRAMS);
     let bad = |what: &str| Error::BadInput(format!("{}: {what}", path.display()));
-    let unreadable =
-        |e: std::io::Error| bad(&format!("cannot read ({e}); is this a shard result?"));
-    let file = fs::File::open(&path).map_err(unreadable)?;
-    let length = file.metadata().map_err(unreadable)?.len();
+    let cannot_read = |e: std::io::Error| unreadable(&path, e);
+    let file = fs::File::open(&path).map_err(cannot_read)?;
+    let length = file.metadata().map_err(cannot_read)?.len();
     let mut r = std::io::BufReader::new(file);
     let mut header = [0u8; 48];
     if length < 48 || r.read_exact(&mut header).is_err() || &header[..8] != MAGIC {
@@ -221,13 +229,13 @@ pub fn read_histograms(dir: &Path, policies: usize, steps: usize) -> Result<Time
         )));
     }
     let mut counts = |n: usize, shape: (usize, usize, usize)| -> Result<Array3<u32>> {
-        let v = read_values(&mut r, n, u32::from_le_bytes).map_err(unreadable)?;
+        let v = read_values(&mut r, n, u32::from_le_bytes).map_err(cannot_read)?;
         Array3::from_shape_vec(shape, v).map_err(|e| bad(&format!("bad shape: {e}")))
     };
     let price = counts(n_price, (p, pb, steps))?;
     let liquidated = counts(n_liq, (p, lb, steps))?;
     let mut ranges = |shape: (usize, usize, usize)| -> Result<Array3<f64>> {
-        let v = read_values(&mut r, n_range, f64::from_le_bytes).map_err(unreadable)?;
+        let v = read_values(&mut r, n_range, f64::from_le_bytes).map_err(cannot_read)?;
         Array3::from_shape_vec(shape, v).map_err(|e| bad(&format!("bad shape: {e}")))
     };
     let price_range = ranges((p, steps, 2))?;
@@ -552,7 +560,9 @@ fn read_rows(
     range: [u64; 2],
     rows: &mut Vec<f64>,
 ) -> Result<()> {
-    let mut csv = ResultCsv::open(dir.join("paths.csv"), "policy,path,...")?;
+    let path = dir.join("paths.csv");
+    let opened = fs::File::open(&path).map_err(|e| unreadable(&path, e))?;
+    let mut csv = ResultCsv::read(path, opened, "policy,path,...")?;
     let policies = &scenario.file().policies;
     let n = (range[1] - range[0]) as usize;
     let width = layout.len();

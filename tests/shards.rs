@@ -295,6 +295,15 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         fs::write(d.join(dir).join("histograms.bin"), bytes).unwrap();
         refused(&["a1", "a2", dir], expect);
     }
+    // A file missing from a shard: both files a merge reads say so in the same words.
+    for file in ["paths.csv", "histograms.bin"] {
+        copy_dir(&d.join("a3"), &d.join("without3"));
+        fs::remove_file(d.join("without3").join(file)).unwrap();
+        let expect = format!("without3/{file}: cannot read (");
+        refused(&["a1", "a2", "without3"], &expect);
+        refused(&["a1", "a2", "without3"], "); is this a shard result?");
+        fs::remove_dir_all(d.join("without3")).unwrap();
+    }
     refused(&["a1", "a2", "nowhere"], "nowhere");
     // An edited manifest's shard count of 0 is refused, not divided by.
     copy_dir(&d.join("a3"), &d.join("zero3"));

@@ -88,7 +88,17 @@ fn shards_merge_into_exactly_the_unsharded_result() {
         let mut args = vec!["merge"];
         args.extend(dirs.iter().map(String::as_str));
         args.extend(["--out", &merged]);
-        ok(d, &args);
+        let (code, stdout, stderr) = support::cascade(d, &args);
+        assert_eq!(code, 0, "{stderr}");
+        let shards = if n == 1 {
+            "1 shard".to_string()
+        } else {
+            format!("{n} shards")
+        };
+        assert!(
+            stdout.contains(&format!("merged {shards} into")),
+            "{stdout}"
+        );
         same_files(&d.join("whole"), &d.join(&merged));
         assert!(
             !d.join(&merged).join("histograms.bin").exists(),

@@ -706,8 +706,8 @@ fn merge(
     })?);
     say!("{}", table::headline(&study.summary));
     sayln!(
-        "merged {} shards into {}",
-        merged.shards.len(),
+        "merged {} into {}",
+        counted(merged.shards.len(), "shard", "shards"),
         dir.display()
     );
     Ok(())

@@ -888,10 +888,18 @@ pub struct Manifest {
     pub started_at: String,
     /// UTC end time (RFC 3339).
     pub finished_at: String,
-    /// Wall-clock seconds of the whole run.
+    /// Wall-clock seconds of the whole run, to the microsecond.
+    #[serde(serialize_with = "microseconds")]
     pub wall_seconds: f64,
-    /// Wall-clock seconds of the simulation alone.
+    /// Wall-clock seconds of the simulation alone, to the microsecond.
+    #[serde(serialize_with = "microseconds")]
     pub simulation_seconds: f64,
+}
+
+/// Seconds rounded to the microsecond: a clock's nanoseconds (and a float's last bits, as in
+/// `0.09030588800000001`) are noise in a record read by people.
+fn microseconds<S: serde::Serializer>(seconds: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64((seconds * 1e6).round() / 1e6)
 }
 
 fn create(dir: &Path, name: &str) -> Result<BufWriter<fs::File>> {

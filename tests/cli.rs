@@ -2547,6 +2547,11 @@ fn result_files_follow_the_interface() {
     for key in ["started_at", "finished_at", "wall_seconds", "threads"] {
         assert!(!m[key].is_null(), "manifest lacks {key}");
     }
+    // To the microsecond: `0.09030588800000001` was written.
+    for key in ["wall_seconds", "simulation_seconds"] {
+        let seconds = m[key].as_f64().unwrap();
+        assert_eq!((seconds * 1e6).round() / 1e6, seconds, "{key}");
+    }
     // A summary copied away from its directory still says what produced it.
     assert_eq!(s["scenario_sha256"], m["scenario_sha256"]);
     assert_eq!(s["cascade_version"], m["version"]);

@@ -486,12 +486,9 @@ fn merge_refuses_shards_that_do_not_form_one_study() {
         .iter()
         .map(|dir| manifest(dir)["simulation_seconds"].as_f64().unwrap())
         .sum();
-    // Equal up to the last bit that serde_json's float parsing may round differently.
+    // Each written to the microsecond, so their sum is one too, up to a float's last bits.
     let merged = m["simulation_seconds"].as_f64().unwrap();
-    assert!(
-        (merged - seconds).abs() <= 1e-12 * seconds,
-        "{merged} vs {seconds}"
-    );
+    assert!((merged - seconds).abs() <= 1e-9, "{merged} vs {seconds}");
     assert!(m["threads"].as_u64().unwrap() >= 1);
     assert!(m["shard"].is_null());
     // A merged result says so, naming its shards in path order; a run's manifest does not.

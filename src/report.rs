@@ -702,12 +702,7 @@ fn scenario_section(w: &mut String, result: &ResultDir) {
     let dt = sim.step_seconds;
     let _ = writeln!(w, "<section id=\"scenario\">\n<h2>Scenario</h2>");
 
-    let mut jurisdictions: Vec<&str> = Vec::new();
-    for v in &f.venues {
-        if !jurisdictions.contains(&v.jurisdiction.as_str()) {
-            jurisdictions.push(&v.jurisdiction);
-        }
-    }
+    let jurisdictions = f.jurisdictions();
     let base = s.policies.first();
     let oi = |i: usize| -> f64 {
         base.and_then(|p| p.venues.get(i))

@@ -774,6 +774,25 @@ fn set_with_an_index_out_of_range_is_bad_input() {
     );
 }
 
+/// A syntax error quotes its line around the error: a 5 MB line was echoed whole, 10 MB of
+/// stderr.
+#[test]
+fn a_syntax_error_on_a_long_line_quotes_the_part_around_it() {
+    let tmp = scratch_with("tiny.toml");
+    let long = format!(
+        "name = \"long\"\nnotes = \"{}\" junk\n",
+        "a".repeat(100_000)
+    );
+    fs::write(tmp.path().join("long.toml"), long).unwrap();
+    let out = cascade(tmp.path(), &["validate", "long.toml"]);
+    out.expect_code(2).expect_stderr(&[
+        "not valid TOML",
+        "at line 2, column 100012: ...aaa",
+        "aaa\" junk... (a line of 100015 characters)",
+    ]);
+    assert!(out.stderr.len() < 400, "{}", out.stderr);
+}
+
 #[test]
 fn set_that_is_not_key_equals_value_is_bad_input() {
     let tmp = scratch_with("tiny.toml");

@@ -568,6 +568,41 @@ const MAX_TYPE_ERRORS: usize = 50;
 /// Deserialization attempts at most (each works around one type error or missing key).
 const MAX_ATTEMPTS: usize = 1_000;
 
+/// A TOML syntax error as the parser words it, but with the line it echoes (and the run of
+/// spaces under it to the caret) cut to the part around the error where the line is longer
+/// than [`Clipped`] shows: a 5 MB line was echoed whole, 10 MB of stderr.
+fn syntax_error(text: &str, e: &toml::de::Error) -> String {
+    const AROUND: usize = 40;
+    let whole = e.to_string().trim_end().to_string();
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
+        return whole;
+    };
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[line_start..line_end];
+    if line.chars().count() <= 2 * AROUND + 20 {
+        return whole;
+    }
+    let before = &text[line_start..at];
+    let from = before
+        .char_indices()
+        .rev()
+        .nth(AROUND - 1)
+        .map_or(line_start, |(i, _)| line_start + i);
+    let to = text[at..line_end]
+        .char_indices()
+        .nth(AROUND)
+        .map_or(line_end, |(i, _)| at + i);
+    format!(
+        "{} at line {}, column {}: ...{}... (a line of {} characters)",
+        e.message().trim_end(),
+        text[..at].matches('\n').count() + 1,
+        before.chars().count() + 1,
+        &text[from..to],
+        line.chars().count()
+    )
+}
+
 /// Parses scenario text, applies overrides, checks every key against the schema and
 /// deserializes.
 ///
@@ -585,7 +620,7 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
         Err(e) => {
             return fail(vec![Problem {
                 path: String::new(),
-                message: format!("not valid TOML: {}", e.to_string().trim_end()),
+                message: format!("not valid TOML: {}", syntax_error(text, &e)),
             }]);
         }
     };

@@ -374,7 +374,8 @@ pub fn counted(n: usize, one: &str, many: &str) -> String {
 }
 
 /// A count, with thousands separators, as a whole number where it is one or is at least a
-/// hundred, else as a mean ([`mean_decimals`]): `1,234,567`, `1,447`, `2.50`, `0.001`.
+/// hundred, else as a mean, to its first digit that is not zero: `1,234,567`, `1,447`,
+/// `2.50`, `0.001`.
 pub fn count(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".to_string();

@@ -848,12 +848,14 @@ fn a_shard_report_says_it_is_a_part_of_a_study() {
         section(&merged, "provenance"),
         &[
             "merged from",
-            "<code>s1</code> <code>s2</code>",
+            // Absolute, as the manifest records them.
+            "/s1</code> <code>/",
             "wall time of the merge",
             "Everything needed to reproduce these figures",
         ],
         &["Shard 1"],
     );
+    assert!(section(&merged, "provenance").contains("/s2</code>"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -811,7 +811,10 @@ fn a_sweep_runs_every_cell_names_it_and_resumes() {
             .collect()
     };
     let bar = |texts: &[String]| -> Vec<String> {
-        let label = texts.iter().rposition(|t| t == "mean liquidated notional");
+        // The label names the unit after the figure: `mean liquidated notional (USD, ...)`.
+        let label = texts
+            .iter()
+            .rposition(|t| t.starts_with("mean liquidated notional"));
         texts[label.expect("the colour bar's label") + 1..].to_vec()
     };
     let (fragmented, harmonized) = (texts("fragmented"), texts("harmonized"));

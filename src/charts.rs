@@ -131,12 +131,43 @@ macro_rules! render {
     ($stem:expr, $size:expr, $draw:ident($($arg:expr),* $(,)?)) => {{
         register_fonts();
         let files = targets($stem);
-        $draw(BitMapBackend::new(&files.png, $size).into_drawing_area(), $($arg),*)
-            .map_err(failed(&files.png))?;
-        $draw(SVGBackend::new(&files.svg, $size).into_drawing_area(), $($arg),*)
-            .map_err(failed(&files.svg))?;
+        let size: (u32, u32) = $size;
+        if u64::from(size.0) * u64::from(size.1) > MAX_PIXELS {
+            too_large(&files, size)?;
+        } else {
+            $draw(BitMapBackend::new(&files.png, size).into_drawing_area(), $($arg),*)
+                .map_err(failed(&files.png))?;
+            $draw(SVGBackend::new(&files.svg, size).into_drawing_area(), $($arg),*)
+                .map_err(failed(&files.svg))?;
+        }
         Ok(files)
     }};
+}
+
+/// Pixels a chart may have. Charts grow with their rows (venues, policies, metrics): the venue
+/// chart of 3,000 venues and 501 policies asked for a bitmap of gigabytes and plotters
+/// panicked, losing the whole run; past this a chart says what it would have been instead.
+const MAX_PIXELS: u64 = 1500 * 30_000;
+
+/// Writes `files` as a note that the chart of `size` pixels is too large to draw.
+fn too_large(files: &Written, size: (u32, u32)) -> Result<()> {
+    let note = format!(
+        "Too many rows to draw: this chart would be {} x {} pixels. Its figures are in \
+         summary.json.",
+        size.0, size.1
+    );
+    fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, note: &str) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        empty_note(&root, note)?;
+        root.present()
+    }
+    const NOTE: (u32, u32) = (1200, 200);
+    draw(
+        BitMapBackend::new(&files.png, NOTE).into_drawing_area(),
+        &note,
+    )
+    .map_err(failed(&files.png))?;
+    draw(SVGBackend::new(&files.svg, NOTE).into_drawing_area(), &note).map_err(failed(&files.svg))
 }
 
 /// A linear axis with ticks only at the given points (category centres), labelled by the
@@ -671,7 +702,8 @@ fn panels_size(n: usize) -> (u32, u32) {
     let (rows, cols) = panel_grid(n);
     let width = if cols == 3 { 1500 } else { 1200 };
     let panel_h = if cols == 1 { 600 } else { 420 };
-    (width, 70 + 50 + rows as u32 * panel_h)
+    let rows = u32::try_from(rows).unwrap_or(u32::MAX);
+    (width, rows.saturating_mul(panel_h).saturating_add(70 + 50))
 }
 
 /// Most ticks on a band chart's dollar axis.
@@ -896,8 +928,17 @@ pub fn venues(
     venues: &[&str],
     policies: &[VenueFigures<'_>],
 ) -> Result<Written> {
-    let per_venue = (policies.len() as u32 * 16 + 14).max(52);
-    let size = (1400, 190 + venues.len() as u32 * per_venue);
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let per_venue = count(policies.len())
+        .saturating_mul(16)
+        .saturating_add(14)
+        .max(52);
+    let size = (
+        1400,
+        count(venues.len())
+            .saturating_mul(per_venue)
+            .saturating_add(190),
+    );
     render!(stem, size, draw_venues(title, venues, policies))
 }
 
@@ -1200,7 +1241,8 @@ impl ValueFormatter<f64> for EffectAxis {
 pub fn forest(stem: &Path, title: &str, baseline: &str, effects: &[Effect<'_>]) -> Result<Written> {
     let (metrics, policies) = forest_keys(effects);
     let rows = metrics.len() * (policies.len() + 1);
-    let size = (1200, 260 + rows.max(3) as u32 * 22);
+    let rows = u32::try_from(rows.max(3)).unwrap_or(u32::MAX);
+    let size = (1200, rows.saturating_mul(22).saturating_add(260));
     render!(stem, size, draw_forest(title, baseline, effects))
 }
 
@@ -1636,6 +1678,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chart_too_large_to_draw_says_so_instead_of_failing() {
+        // 3,000 venues of 501 policies: plotters panicked on a bitmap of gigabytes.
+        let tmp = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..3_000).map(|v| format!("v{v}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let zeros = vec![0.0; names.len()];
+        let policies: Vec<VenueFigures> = (0..501)
+            .map(|_| VenueFigures {
+                policy: "p",
+                liquidated_notional: &zeros,
+                insolvency_probability: &zeros,
+            })
+            .collect();
+        let w = venues(&tmp.path().join("venues"), "many", &names, &policies).unwrap();
+        let svg = std::fs::read_to_string(&w.svg).unwrap();
+        assert!(svg.contains("Too many rows to draw"), "{svg}");
+        assert!(std::fs::metadata(&w.png).unwrap().len() < 100_000);
+    }
 
     #[test]
     fn a_stem_with_a_dot_keeps_it_in_its_file_names() {

@@ -27,9 +27,10 @@ pub const MIB: f64 = 1024.0 * 1024.0;
 impl MemoryLimit {
     /// The memory this process may use, where the system says: the least of the machine's
     /// (`MemTotal` of `/proc/meminfo`), its control groups' (cgroup v2 `memory.max` or v1
-    /// `memory.limit_in_bytes`, of its own group and every group above it) and, inside a
-    /// SLURM job, the job's (`SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` times
-    /// `SLURM_CPUS_ON_NODE`). `None` where none of them is known (not Linux).
+    /// `memory.limit_in_bytes`, of its own group and every group above it), its address
+    /// space limit (`ulimit -v`, from `/proc/self/limits`) and, inside a SLURM job, the
+    /// job's (`SLURM_MEM_PER_NODE`, or `SLURM_MEM_PER_CPU` times `SLURM_CPUS_ON_NODE`).
+    /// `None` where none of them is known (not Linux).
     pub fn of_process() -> Option<MemoryLimit> {
         let read = |path: &Path| std::fs::read_to_string(path).ok();
         let machine = read(Path::new("/proc/meminfo"))
@@ -46,13 +47,35 @@ impl MemoryLimit {
                 source: "this control group allows",
             });
         let job = slurm_memory(|name| std::env::var(name).ok());
+        // Address space is more than memory (code, thread stacks, the allocator's reserves),
+        // so a study just under it may still fail; far over it, it failed with an abort
+        // after validate had passed it.
+        let address = read(Path::new("/proc/self/limits"))
+            .as_deref()
+            .and_then(address_space_limit)
+            .map(|bytes| MemoryLimit {
+                bytes,
+                source: "this process may address (ulimit -v)",
+            });
         // On a tie the job names the limit: with SLURM's cgroups the group's limit is the
         // job's --mem, and the job is what its user can change.
-        [job, group, machine]
+        [job, group, address, machine]
             .into_iter()
             .flatten()
             .min_by(|a, b| a.bytes.total_cmp(&b.bytes))
     }
+}
+
+/// The soft limit on the process's address space (`ulimit -v`) in bytes, from the text of
+/// `/proc/self/limits`; `None` where it is unlimited.
+fn address_space_limit(limits: &str) -> Option<f64> {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let soft = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?;
+    soft.parse::<u64>().ok().map(|bytes| bytes as f64)
 }
 
 /// A size written as SLURM's `--mem` writes it, in bytes: a whole number of megabytes, or
@@ -165,6 +188,23 @@ mod tests {
             .map(|(p, v)| (PathBuf::from(p), v.to_string()))
             .collect();
         move |path| map.get(path).cloned()
+    }
+
+    #[test]
+    fn the_address_space_limit_is_the_soft_one_and_none_when_unlimited() {
+        let limits = |soft: &str| {
+            format!(
+                "Limit                     Soft Limit           Hard Limit           Units     \n\
+                 Max stack size            8388608              unlimited            bytes     \n\
+                 Max address space         {soft:<20} unlimited            bytes     \n"
+            )
+        };
+        assert_eq!(
+            address_space_limit(&limits("1024000000")),
+            Some(1024000000.0)
+        );
+        assert_eq!(address_space_limit(&limits("unlimited")), None);
+        assert_eq!(address_space_limit("no such line"), None);
     }
 
     #[test]

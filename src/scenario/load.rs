@@ -98,7 +98,8 @@ pub fn key_parts(key: &str) -> Vec<String> {
 }
 
 /// Whether the key path `key` is `table` or a key inside it (`venues.0.depth_1pct` is inside
-/// `venues.0` and `venues`, not inside `venue`).
+/// `venues.0`, `venues[0]` and `venues`, not inside `venue`), in either spelling: as `--set`
+/// takes keys or as problems print paths.
 pub fn key_within(key: &str, table: &str) -> bool {
     key_parts(key).starts_with(&key_parts(table))
 }
@@ -364,7 +365,7 @@ pub fn attribute(problems: &mut [Problem], overrides: &[Override], text: &str) {
         };
         let created = || !in_file(&p.path);
         let set_here = last(&|key, applied| {
-            within(&p.path, key) || (applied && completes(p, key) && created())
+            key_within(&p.path, key) || (applied && completes(p, key) && created())
         })
         .or_else(|| {
             if p.message.starts_with(UNKNOWN_KEY) {
@@ -482,20 +483,14 @@ pub fn concerns(problem: &Problem, key: &str) -> bool {
                 && !message[i + word.len()..].starts_with(part_of_word)
         })
     };
-    if within(&problem.path, key) {
+    if key_within(&problem.path, key) {
         return true;
     }
     let Some(split) = key.rfind(['.', '[']) else {
         return false;
     };
     let (parent, last) = (&key[..split], key[split..].trim_start_matches('.'));
-    names(key) || (within(&problem.path, parent) && names(last))
-}
-
-/// Whether the key path `path` is `at` or inside it.
-fn within(path: &str, at: &str) -> bool {
-    path.strip_prefix(at)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+    names(key) || (key_within(&problem.path, parent) && names(last))
 }
 
 /// Whether `problem` is at a table that holds the key at `key`: the table an override of one
@@ -503,7 +498,7 @@ fn within(path: &str, at: &str) -> bool {
 /// missing from it (`--set venues.1.opening.notional=1e8` for a venue without cohorts), or a
 /// table where a value belongs (`--set observed.venue_liquidated.binance.x=5`).
 fn completes(problem: &Problem, key: &str) -> bool {
-    within(key, &problem.path) && key != problem.path
+    key_within(key, &problem.path) && key != problem.path
 }
 
 /// Whether `doc` has a value at the key path `path` (as problems print it: `venues[1].opening`).
@@ -690,11 +685,8 @@ pub fn parse_scenario(text: &str, overrides: &[Override]) -> Parsed {
                 });
                 // Inside a table that stands in for a missing one, what is missing follows
                 // from the table's absence: fill it in silently.
-                let inside_stand_in = missing.is_some()
-                    && tables.iter().any(|r| {
-                        path.strip_prefix(r.as_str())
-                            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-                    });
+                let inside_stand_in =
+                    missing.is_some() && tables.iter().any(|r| key_within(&path, r));
                 // A key left out or replaced already: nothing more to learn here. (A required
                 // key left out for its type is reported already, not as missing.)
                 if !inside_stand_in
